@@ -1,0 +1,82 @@
+# mediafs - plain Makefile; every library through pkg-config.
+#   make            build mediafs
+#   make check      install test deps, build, run every test (unit,
+#                   integration, mounted, and the ASan+UBSan build)
+#   make demo       mount a local S3 server and copy an image tree in
+#   make bench      benchmarks (docs/BENCHMARKS.md)
+#   make SAN=1      sanitizer build into build-san/
+
+VERSION := 0.1.0
+PREFIX ?= /usr/local
+DESTDIR ?=
+BUILD ?= build
+ifeq ($(SAN),1)
+BUILD := build-san
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+PKGS := fuse3 libcurl openssl sqlite3 libxml-2.0
+CC ?= cc
+WARN := -Wall -Wextra -Wshadow -Wmissing-declarations -Wwrite-strings -Werror
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -DMFS_VERSION=\"$(VERSION)\" $(WARN) \
+	  -Iinclude $(shell pkg-config --cflags $(PKGS)) $(SANFLAGS) -pthread
+LDLIBS += $(shell pkg-config --libs $(PKGS)) -pthread
+LDFLAGS += $(SANFLAGS)
+
+LIB_SRC := $(wildcard src/common/*.c src/net/*.c src/backend/*.c \
+		      src/meta/*.c src/core/*.c src/fuse/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+all: $(BUILD)/mediafs mediafs
+
+mediafs: $(BUILD)/mediafs
+	@[ "$(BUILD)" = build ] && ln -sf $(BUILD)/mediafs mediafs || true
+
+$(BUILD)/libmediafs.a: $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/mediafs: $(BUILD)/src/daemon/main.o $(BUILD)/libmediafs.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libmediafs.a
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libmediafs.a $(LDLIBS)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
+
+-include $(LIB_OBJ:.o=.d) $(BUILD)/src/daemon/main.d
+
+unit: $(UNIT_BIN)
+
+deps:
+	scripts/install-deps.sh
+
+check: deps
+	tests/run-all.sh
+
+demo: deps all
+	scripts/demo.sh
+
+bench: deps all
+	scripts/bench.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+		$(DESTDIR)$(PREFIX)/share/man/man5
+	install -m 755 $(BUILD)/mediafs $(DESTDIR)$(PREFIX)/bin/mediafs
+	install -m 644 man/mediafs.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	install -m 644 man/mediafs.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
+
+format:
+	clang-format -i $$(find src include tests/unit -name '*.[ch]')
+
+clean:
+	rm -rf build build-san mediafs
+
+.PHONY: all unit deps check demo bench install format clean

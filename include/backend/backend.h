@@ -1,0 +1,99 @@
+/* backend.h - the boundary every storage provider implements.
+ * Owns: struct backend_ops (a const vtable with capability bits), struct
+ * obj_meta (our metadata model: no provider header leaks past backend/), the
+ * registry that creates a backend from its config section.
+ * Calls: net, common. Never meta/ or core/. Each backend parses its own
+ * section. All ops are thread-safe unless a backend says otherwise.
+ * Keys are full object keys inside the remote's namespace (bucket), without
+ * a leading '/'; directories are named without their trailing '/'; "" is the
+ * root.
+ */
+#ifndef MFS_BACKEND_BACKEND_H
+#define MFS_BACKEND_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+#include "common/ini.h"
+
+enum obj_kind { OBJ_NONE = 0, OBJ_FILE = 1, OBJ_DIR = 2 };
+
+/* Capability bits: what a backend can do natively or safely emulate. */
+enum backend_cap {
+	BE_CAP_RANGE_READ = 1 << 0,	/* ranged GET honoured */
+	BE_CAP_WRITE = 1 << 1,		/* put/delete */
+	BE_CAP_SERVER_COPY = 1 << 2,	/* server-side copy */
+	BE_CAP_USER_MTIME = 1 << 3,	/* mtime/mode kept in user metadata */
+	BE_CAP_DIR_MARKERS = 1 << 4,	/* empty dirs as marker objects */
+};
+
+struct obj_meta {
+	enum obj_kind kind;
+	uint64_t size;		/* bytes */
+	int64_t mtime_ns;	/* user mtime if stored, else server time */
+	int64_t server_mtime_ns; /* server's Last-Modified */
+	uint32_t mode;		/* permission bits from user metadata, 0 = none */
+	int full;		/* 1 when from HEAD (user metadata and content
+				 * type known), 0 when from a listing */
+	char etag[80];		/* without quotes, "" when unknown */
+	char content_type[128];	/* "" when unknown */
+};
+
+struct backend;
+
+/* Called once per listing entry; name is one path component, borrowed for
+ * the call. A non-zero return stops the listing and is returned. */
+typedef enum mfs_err (*backend_list_cb)(void *ud, const char *name,
+					const struct obj_meta *m);
+
+struct backend_ops {
+	const char *type;	/* "s3" */
+	unsigned caps;		/* enum backend_cap */
+	/* List the direct children of directory dir, every page. */
+	enum mfs_err (*list)(struct backend *be, const char *dir,
+			     backend_list_cb cb, void *ud, struct errbuf *eb);
+	/* Metadata of one object; MFS_ENOTFOUND when absent. */
+	enum mfs_err (*head)(struct backend *be, const char *key,
+			     struct obj_meta *out, struct errbuf *eb);
+	/* Read up to len bytes at off into dst; *got says how many (short
+	 * only at the end of the object). With etag non-NULL and non-empty,
+	 * MFS_ECONFLICT when the object changed since. */
+	enum mfs_err (*get)(struct backend *be, const char *key, uint64_t off,
+			    size_t len, const char *etag, char *dst,
+			    size_t *got, struct errbuf *eb);
+	/* The object's URL, malloc'd. */
+	enum mfs_err (*url)(struct backend *be, const char *key, char **out);
+	void (*free)(struct backend *be);
+};
+
+/* Request counters, for tests and `-o debug`; updated atomically. */
+struct backend_stats {
+	unsigned long list, head, get, put, other, retries;
+};
+
+struct backend {
+	const struct backend_ops *ops;
+	char *name;		/* the remote's name (config section) */
+	char *ident;		/* where it points ("s3 https://host bucket");
+				 * a cache made for another ident is dropped */
+	void *priv;		/* the backend's own state */
+	struct backend_stats stats;
+};
+
+/* Create the backend named by sec's "type" key. Every key of sec must be
+ * understood by it: an unknown key is an error naming its line. */
+enum mfs_err backend_create(struct ini *ini, struct ini_section *sec,
+			    struct backend **out, struct errbuf *eb);
+void backend_free(struct backend *be);
+
+/* Each provider's constructor (registry entries). */
+enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
+			       struct backend **out, struct errbuf *eb);
+
+/* Report keys of sec nobody asked for; used by constructors. */
+enum mfs_err backend_check_unused(const struct ini *ini,
+				  const struct ini_section *sec,
+				  struct errbuf *eb);
+
+#endif

@@ -1,0 +1,91 @@
+/* fs.h - filesystem semantics, free of libfuse types: lookup, getattr,
+ * readdir, open, read, xattrs, statfs over the remotes of one mount.
+ * Owns: struct fs (remotes, cache handle, in-flight listing table), open
+ * file and directory handles. Calls: backend, meta, core/prefetch, common.
+ * All functions are thread-safe; see fs.c for the locking.
+ * Consistency policy: a directory listing is trusted for ttl seconds (kept
+ * across remounts in the metadata cache); lookups in a directory whose
+ * listing is stale list the whole directory (one LIST per 1,000 entries)
+ * rather than HEAD the name, because the callers that matter (ls -l, find,
+ * rsync) go on to look at its siblings.
+ */
+#ifndef MFS_CORE_FS_H
+#define MFS_CORE_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "backend/backend.h"
+#include "common/err.h"
+#include "meta/mcache.h"
+
+struct fs_remote {
+	char *name;		/* borrowed from the backend */
+	struct backend *be;	/* owned by the caller of fs_new */
+	char *prefix;		/* key prefix inside the bucket, no '/' ends */
+	int rid;		/* set by fs_new */
+};
+
+struct fs_config {
+	struct fs_remote *remotes;
+	int nremotes;
+	int single;		/* 1: the root is remotes[0] at its prefix */
+	int64_t ttl_s;		/* listing lifetime, seconds */
+	uid_t uid;
+	gid_t gid;
+	uint32_t file_mode;	/* default permission bits, 0644 */
+	uint32_t dir_mode;	/* 0755 */
+	size_t readahead_max;	/* bytes, largest read-ahead window */
+};
+
+struct fs_attr {
+	uint64_t ino;
+	uint32_t mode;		/* type and permission bits (S_IFREG|0644) */
+	uint32_t nlink;
+	uint64_t size;
+	int64_t mtime_ns;
+	uid_t uid;
+	gid_t gid;
+};
+
+struct fs;
+struct fs_dir;
+struct fs_file;
+
+/* cfg is copied (the arrays too, not the backends); mc is borrowed. */
+enum mfs_err fs_new(const struct fs_config *cfg, struct mcache *mc,
+		    struct fs **out, struct errbuf *eb);
+void fs_free(struct fs *fs);
+/* Seconds the kernel may cache entries and attributes. */
+double fs_ttl(const struct fs *fs);
+
+enum mfs_err fs_lookup(struct fs *fs, uint64_t parent, const char *name,
+		       struct fs_attr *out, struct errbuf *eb);
+enum mfs_err fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out,
+			struct errbuf *eb);
+
+/* A snapshot of a directory taken at open, so offsets stay stable. */
+enum mfs_err fs_opendir(struct fs *fs, uint64_t ino, struct fs_dir **out,
+			struct errbuf *eb);
+/* Entry idx (0-based; "." and ".." first) or MFS_ENOTFOUND past the end. */
+enum mfs_err fs_readdir(struct fs_dir *d, size_t idx, const char **name,
+			struct fs_attr *attr);
+void fs_releasedir(struct fs_dir *d);
+
+/* flags are open(2) flags; writing is refused with MFS_EROFS for now. */
+enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
+		     struct fs_file **out, struct errbuf *eb);
+enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
+		     size_t *got, struct errbuf *eb);
+void fs_release(struct fs_file *f);
+
+/* Extended attributes. With cap == 0, *len gets the size only.
+ * MFS_ENODATA for an unknown name, MFS_ERANGE when cap is too small. */
+enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
+			 char *dst, size_t cap, size_t *len,
+			 struct errbuf *eb);
+enum mfs_err fs_listxattr(struct fs *fs, uint64_t ino, char *dst, size_t cap,
+			  size_t *len);
+
+#endif

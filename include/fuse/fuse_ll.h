@@ -1,0 +1,28 @@
+/* fuse_ll.h - the libfuse3 low-level adapter: fuse_req -> fs_* ->
+ * fuse_reply_*. Owns: the operation table and the one errno mapping.
+ * Calls: core/fs, common. Makes no decisions of its own.
+ */
+#ifndef MFS_FUSE_FUSE_LL_H
+#define MFS_FUSE_FUSE_LL_H
+
+#include "common/err.h"
+#include "core/fs.h"
+
+struct fuse_args;
+
+struct fuse_mount_opts {
+	int foreground;
+	int single_thread;
+	unsigned max_idle_threads;
+};
+
+/* Mount fs at mountpoint with the FUSE options in args (allow_other, ...),
+ * daemonise unless foreground, and serve until unmounted or signalled.
+ * Returns 0 on a clean unmount. */
+int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
+		const struct fuse_mount_opts *o);
+
+/* The errno for an error code (the only place this conversion happens). */
+int fuse_ll_errno(enum mfs_err rc);
+
+#endif

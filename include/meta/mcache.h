@@ -1,0 +1,100 @@
+/* mcache.h - the metadata cache: one SQLite file (WAL) per mount id holding
+ * inodes, directory listings and attributes, kept across remounts.
+ * Owns: struct mcache and its connection. Calls: sqlite3, common.
+ * Thread-safe: one connection, every call takes mc->lock.
+ * Disposable by design: deleting the file costs speed, never data.
+ *
+ * Inode numbers are row ids (AUTOINCREMENT, never reused), so an inode the
+ * kernel still holds can never name a different object; ino 1 is the mount
+ * root. A directory's children are authoritative while listed_at + ttl is in
+ * the future: a name absent from such a listing is a negative entry,
+ * answered without a request.
+ */
+#ifndef MFS_META_MCACHE_H
+#define MFS_META_MCACHE_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define MC_ROOT_INO 1
+
+enum mc_kind { MC_FILE = 1, MC_DIR = 2 };
+
+struct mc_node {
+	uint64_t ino;
+	uint64_t parent;
+	int kind;		/* enum mc_kind */
+	int rid;		/* remote id (mcache_remote), 0 = none */
+	uint64_t size;		/* bytes */
+	int64_t mtime_ns;
+	uint32_t mode;		/* permission bits from the store, 0 = unknown */
+	int full;		/* HEAD-level metadata known */
+	int64_t listed_at;	/* dirs: seconds since epoch, 0 = never */
+	char name[256];
+	char etag[80];
+	char ctype[128];
+	char *key;		/* malloc'd object key; mc_node_cleanup() */
+};
+
+/* A child as a listing reports it (input to mcache_dir_replace). */
+struct mc_entry {
+	const char *name;
+	int kind;
+	uint64_t size;
+	int64_t mtime_ns;
+	const char *etag;	/* "" when unknown */
+};
+
+struct mcache;
+
+/* Open or create the cache at path. */
+enum mfs_err mcache_open(const char *path, struct mcache **out,
+			 struct errbuf *eb);
+void mcache_close(struct mcache *mc);
+void mc_node_cleanup(struct mc_node *n);
+
+/* Stable id of a remote by name; ident describes where it points (type,
+ * endpoint, bucket). When ident changed since the last mount, every node of
+ * that remote is dropped. */
+enum mfs_err mcache_remote(struct mcache *mc, const char *name,
+			   const char *ident, int *rid, struct errbuf *eb);
+
+/* Make ino 1 describe the mount root: a directory of remote rid at key
+ * (rid 0 and key "" for the all-remotes root). Drops the old tree when the
+ * root changed meaning. */
+enum mfs_err mcache_set_root(struct mcache *mc, int rid, const char *key,
+			     struct errbuf *eb);
+/* Ensure a synthetic directory child (a remote under the all-remotes
+ * root); keeps an existing row. */
+enum mfs_err mcache_ensure_dir(struct mcache *mc, uint64_t parent,
+			       const char *name, int rid, const char *key,
+			       uint64_t *ino, struct errbuf *eb);
+
+/* Node by inode / by (parent, name). MFS_ENOTFOUND when absent. The caller
+ * cleans up *out with mc_node_cleanup. */
+enum mfs_err mcache_get(struct mcache *mc, uint64_t ino, struct mc_node *out);
+enum mfs_err mcache_lookup(struct mcache *mc, uint64_t parent,
+			   const char *name, struct mc_node *out);
+
+/* Replace the children of dir with a fresh listing of n entries, in one
+ * transaction: existing names keep their inode (and HEAD-level metadata
+ * while the etag is unchanged), vanished ones are dropped with their
+ * subtrees, a changed kind gets a new inode. Sets listed_at = now_s. */
+enum mfs_err mcache_dir_replace(struct mcache *mc, uint64_t dir,
+				const struct mc_entry *e, int n, int64_t now_s,
+				struct errbuf *eb);
+
+/* Call cb for every child of dir in name order; a non-zero return stops. */
+typedef int (*mcache_child_cb)(void *ud, const struct mc_node *n);
+enum mfs_err mcache_children(struct mcache *mc, uint64_t dir,
+			     mcache_child_cb cb, void *ud);
+
+/* Store HEAD-level metadata for ino (full = 1). */
+enum mfs_err mcache_set_full(struct mcache *mc, uint64_t ino, uint64_t size,
+			     int64_t mtime_ns, uint32_t mode, const char *etag,
+			     const char *ctype);
+/* Mark dir's listing stale (listed_at = 0). */
+enum mfs_err mcache_invalidate_dir(struct mcache *mc, uint64_t dir);
+
+#endif

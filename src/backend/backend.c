@@ -1,0 +1,50 @@
+/* backend.c - registry of providers. Calls: common. */
+#include "backend/backend.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const struct {
+	const char *type;
+	enum mfs_err (*create)(struct ini *, struct ini_section *,
+			       struct backend **, struct errbuf *);
+} registry[] = {
+	{ "s3", s3_backend_create },
+};
+
+enum mfs_err backend_create(struct ini *ini, struct ini_section *sec,
+			    struct backend **out, struct errbuf *eb)
+{
+	const char *type = ini_get(sec, "type");
+	size_t i;
+
+	*out = NULL;
+	if (!type)
+		return eb_set(eb, MFS_EINVAL,
+			      "%s:%d: remote [%s] has no 'type' (one of: s3)",
+			      ini->path, sec->line, sec->name);
+	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
+		if (!strcmp(registry[i].type, type))
+			return registry[i].create(ini, sec, out, eb);
+	return eb_set(eb, MFS_EINVAL,
+		      "%s:%d: remote [%s] has unknown type '%s' (known: s3)",
+		      ini->path, sec->line, sec->name, type);
+}
+
+void backend_free(struct backend *be)
+{
+	if (be)
+		be->ops->free(be);
+}
+
+enum mfs_err backend_check_unused(const struct ini *ini,
+				  const struct ini_section *sec,
+				  struct errbuf *eb)
+{
+	const struct ini_kv *kv = ini_unused(sec);
+
+	if (!kv)
+		return MFS_OK;
+	return eb_set(eb, MFS_EINVAL, "%s:%d: unknown key '%s' in [%s]",
+		      ini->path, kv->line, kv->key, sec->name);
+}

@@ -1,0 +1,681 @@
+/* fs.c - filesystem semantics over remotes and the metadata cache.
+ * lock guards listing[] (the directories being listed right now), so two
+ * threads never list the same directory at once: the second waits on
+ * listed and then reads the first one's result from the cache. Everything
+ * else lives in the cache (its own lock) or in per-handle structs owned by
+ * one caller. Calls: backend, meta/mcache, core/prefetch, common.
+ */
+#include "core/fs.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "core/prefetch.h"
+
+#define MAX_LISTING 64
+
+static const char *const xattr_names[] = {
+	"user.mediafs.etag",
+	"user.mediafs.content_type",
+	"user.mediafs.url",
+};
+#define NXATTR (sizeof(xattr_names) / sizeof(xattr_names[0]))
+
+struct fs {
+	struct fs_config cfg;	/* read-only after fs_new */
+	struct mcache *mc;
+	int64_t start_ns;	/* mtime of directories with none */
+
+	pthread_mutex_t lock;
+	pthread_cond_t listed;
+	uint64_t listing[MAX_LISTING];	/* guarded by lock */
+	int nlisting;			/* guarded by lock */
+};
+
+struct dirent_snap {
+	char *name;
+	struct fs_attr attr;
+};
+
+struct fs_dir {
+	struct dirent_snap *e;
+	size_t n;
+};
+
+struct fs_file {
+	struct fs *fs;
+	uint64_t ino;
+	struct prefetch *pf;
+};
+
+static int64_t now_s(void)
+{
+	return (int64_t)time(NULL);
+}
+
+static struct fs_remote *remote_of(struct fs *fs, int rid)
+{
+	int i;
+
+	for (i = 0; i < fs->cfg.nremotes; i++)
+		if (fs->cfg.remotes[i].rid == rid)
+			return &fs->cfg.remotes[i];
+	return NULL;
+}
+
+static int is_multi_root(const struct fs *fs, uint64_t ino)
+{
+	return !fs->cfg.single && ino == MC_ROOT_INO;
+}
+
+static void to_attr(const struct fs *fs, const struct mc_node *n,
+		    struct fs_attr *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->ino = n->ino;
+	if (n->kind == MC_DIR) {
+		a->mode = S_IFDIR | (n->mode ? n->mode & 07777
+				     : fs->cfg.dir_mode);
+		a->mtime_ns = n->mtime_ns ? n->mtime_ns : fs->start_ns;
+	} else {
+		a->mode = S_IFREG | (n->mode ? n->mode & 07777
+				     : fs->cfg.file_mode);
+		a->size = n->size;
+		a->mtime_ns = n->mtime_ns;
+	}
+	/* 1 = "unknown" for directories, so find(1) does not infer the
+	 * number of subdirectories from it. */
+	a->nlink = 1;
+	a->uid = fs->cfg.uid;
+	a->gid = fs->cfg.gid;
+}
+
+enum mfs_err fs_new(const struct fs_config *cfg, struct mcache *mc,
+		    struct fs **out, struct errbuf *eb)
+{
+	struct fs *fs = calloc(1, sizeof(*fs));
+	struct timespec ts;
+	enum mfs_err rc = MFS_OK;
+	int i;
+
+	*out = NULL;
+	if (!fs)
+		return MFS_ENOMEM;
+	fs->cfg = *cfg;
+	fs->mc = mc;
+	fs->cfg.remotes = calloc((size_t)cfg->nremotes, sizeof(*cfg->remotes));
+	if (!fs->cfg.remotes) {
+		free(fs);
+		return MFS_ENOMEM;
+	}
+	pthread_mutex_init(&fs->lock, NULL);
+	pthread_cond_init(&fs->listed, NULL);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	fs->start_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	for (i = 0; i < cfg->nremotes && !rc; i++) {
+		struct fs_remote *r = &fs->cfg.remotes[i];
+
+		*r = cfg->remotes[i];
+		r->prefix = strdup(cfg->remotes[i].prefix ?
+				   cfg->remotes[i].prefix : "");
+		if (!r->prefix) {
+			rc = MFS_ENOMEM;
+			break;
+		}
+		rc = mcache_remote(mc, r->name, r->be->ident, &r->rid, eb);
+	}
+	if (!rc) {
+		if (cfg->single)
+			rc = mcache_set_root(mc, fs->cfg.remotes[0].rid,
+					     fs->cfg.remotes[0].prefix, eb);
+		else
+			rc = mcache_set_root(mc, 0, "", eb);
+	}
+	if (rc) {
+		fs_free(fs);
+		return rc;
+	}
+	*out = fs;
+	return MFS_OK;
+}
+
+void fs_free(struct fs *fs)
+{
+	int i;
+
+	if (!fs)
+		return;
+	for (i = 0; i < fs->cfg.nremotes; i++)
+		free(fs->cfg.remotes[i].prefix);
+	free(fs->cfg.remotes);
+	pthread_mutex_destroy(&fs->lock);
+	pthread_cond_destroy(&fs->listed);
+	free(fs);
+}
+
+double fs_ttl(const struct fs *fs)
+{
+	return (double)fs->cfg.ttl_s;
+}
+
+/* ---- listing ---- */
+
+struct centry {
+	char *name;
+	int kind;
+	uint64_t size;
+	int64_t mtime_ns;
+	char etag[80];
+};
+
+struct collect {
+	struct centry *e;
+	int n, cap;
+};
+
+static enum mfs_err collect_cb(void *ud, const char *name,
+			       const struct obj_meta *m)
+{
+	struct collect *c = ud;
+	struct centry *e;
+
+	if (c->n == c->cap) {
+		int ncap = c->cap ? c->cap * 2 : 256;
+
+		e = realloc(c->e, sizeof(*e) * (size_t)ncap);
+		if (!e)
+			return MFS_ENOMEM;
+		c->e = e;
+		c->cap = ncap;
+	}
+	e = &c->e[c->n];
+	e->name = strdup(name);
+	if (!e->name)
+		return MFS_ENOMEM;
+	e->kind = m->kind == OBJ_DIR ? MC_DIR : MC_FILE;
+	e->size = m->size;
+	e->mtime_ns = m->mtime_ns;
+	memcpy(e->etag, m->etag, sizeof(e->etag));
+	c->n++;
+	return MFS_OK;
+}
+
+static int cmp_centry(const void *a, const void *b)
+{
+	const struct centry *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	/* same name: the directory first, so it wins */
+	return c ? c : y->kind - x->kind;
+}
+
+/* List directory d on its remote and store the result in the cache. */
+static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
+				    struct errbuf *eb)
+{
+	struct fs_remote *r = remote_of(fs, d->rid);
+	struct collect c = { 0 };
+	struct mc_entry *me = NULL;
+	enum mfs_err rc;
+	int i, n = 0;
+
+	if (!r)
+		return eb_set(eb, MFS_EIO, "directory '%s' has no remote",
+			      d->key);
+	rc = r->be->ops->list(r->be, d->key, collect_cb, &c, eb);
+	if (!rc && c.n) {
+		me = calloc((size_t)c.n, sizeof(*me));
+		if (!me)
+			rc = MFS_ENOMEM;
+	}
+	if (!rc && c.n) {
+		qsort(c.e, (size_t)c.n, sizeof(*c.e), cmp_centry);
+		for (i = 0; i < c.n; i++) {
+			if (n && !strcmp(c.e[i].name, me[n - 1].name)) {
+				log_warn("remote [%s]: '%s/%s' is both a file and a directory; showing the directory",
+					 r->name, d->key, c.e[i].name);
+				continue;
+			}
+			me[n].name = c.e[i].name;
+			me[n].kind = c.e[i].kind;
+			me[n].size = c.e[i].size;
+			me[n].mtime_ns = c.e[i].mtime_ns;
+			me[n].etag = c.e[i].etag;
+			n++;
+		}
+	}
+	if (!rc)
+		rc = mcache_dir_replace(fs->mc, d->ino, me, n, now_s(), eb);
+	for (i = 0; i < c.n; i++)
+		free(c.e[i].name);
+	free(c.e);
+	free(me);
+	return rc;
+}
+
+static int fresh(const struct fs *fs, const struct mc_node *d)
+{
+	int64_t t = now_s();
+
+	return d->listed_at && t >= d->listed_at &&
+	       t - d->listed_at < fs->cfg.ttl_s;
+}
+
+/* Make sure dir's listing in the cache is fresh; *d is refreshed from the
+ * cache when another thread did the listing. */
+static enum mfs_err ensure_listed(struct fs *fs, struct mc_node *d,
+				  struct errbuf *eb)
+{
+	enum mfs_err rc;
+	int i, busy;
+
+	if (is_multi_root(fs, d->ino) || fresh(fs, d))
+		return MFS_OK;
+	pthread_mutex_lock(&fs->lock);
+	for (;;) {
+		for (i = 0, busy = 0; i < fs->nlisting; i++)
+			busy |= fs->listing[i] == d->ino;
+		if (!busy)
+			break;
+		pthread_cond_wait(&fs->listed, &fs->lock);
+	}
+	/* someone may have listed it while we waited */
+	{
+		struct mc_node again;
+
+		if (!mcache_get(fs->mc, d->ino, &again)) {
+			mc_node_cleanup(d);
+			*d = again;
+		}
+	}
+	if (fresh(fs, d) || fs->nlisting == MAX_LISTING) {
+		pthread_mutex_unlock(&fs->lock);
+		if (fresh(fs, d))
+			return MFS_OK;
+		return list_into_cache(fs, d, eb);	/* table full */
+	}
+	fs->listing[fs->nlisting++] = d->ino;
+	pthread_mutex_unlock(&fs->lock);
+
+	rc = list_into_cache(fs, d, eb);
+
+	pthread_mutex_lock(&fs->lock);
+	for (i = 0; i < fs->nlisting; i++)
+		if (fs->listing[i] == d->ino) {
+			fs->listing[i] = fs->listing[--fs->nlisting];
+			break;
+		}
+	pthread_cond_broadcast(&fs->listed);
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
+/* ---- lookup and attributes ---- */
+
+static enum mfs_err remote_dir(struct fs *fs, struct fs_remote *r,
+			       struct mc_node *out, struct errbuf *eb)
+{
+	uint64_t ino;
+	enum mfs_err rc;
+
+	rc = mcache_ensure_dir(fs->mc, MC_ROOT_INO, r->name, r->rid, r->prefix,
+			       &ino, eb);
+	if (!rc)
+		rc = mcache_get(fs->mc, ino, out);
+	return rc;
+}
+
+static enum mfs_err get_dir(struct fs *fs, uint64_t ino, struct mc_node *d)
+{
+	enum mfs_err rc = mcache_get(fs->mc, ino, d);
+
+	if (rc)
+		return rc;
+	if (d->kind != MC_DIR) {
+		mc_node_cleanup(d);
+		return MFS_ENOTDIR;
+	}
+	return MFS_OK;
+}
+
+enum mfs_err fs_lookup(struct fs *fs, uint64_t parent, const char *name,
+		       struct fs_attr *out, struct errbuf *eb)
+{
+	struct mc_node d, n;
+	enum mfs_err rc;
+	size_t len = strlen(name);
+
+	if (len > 255)
+		return MFS_ENAMETOOLONG;
+	if (is_multi_root(fs, parent)) {
+		int i;
+
+		for (i = 0; i < fs->cfg.nremotes; i++)
+			if (!strcmp(fs->cfg.remotes[i].name, name))
+				break;
+		if (i == fs->cfg.nremotes)
+			return MFS_ENOTFOUND;
+		rc = remote_dir(fs, &fs->cfg.remotes[i], &n, eb);
+		if (!rc)
+			to_attr(fs, &n, out);
+		mc_node_cleanup(&n);
+		return rc;
+	}
+	rc = get_dir(fs, parent, &d);
+	if (rc)
+		return rc;
+	rc = ensure_listed(fs, &d, eb);
+	mc_node_cleanup(&d);
+	if (rc)
+		return rc;
+	rc = mcache_lookup(fs->mc, parent, name, &n);
+	if (rc)
+		return rc;
+	to_attr(fs, &n, out);
+	mc_node_cleanup(&n);
+	return MFS_OK;
+}
+
+enum mfs_err fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out,
+			struct errbuf *eb)
+{
+	struct mc_node n;
+	enum mfs_err rc = mcache_get(fs->mc, ino, &n);
+
+	(void)eb;
+	if (rc)
+		return rc;
+	to_attr(fs, &n, out);
+	mc_node_cleanup(&n);
+	return MFS_OK;
+}
+
+/* ---- directories ---- */
+
+struct snap_build {
+	struct fs *fs;
+	struct fs_dir *d;
+	enum mfs_err rc;
+};
+
+static enum mfs_err snap_add(struct fs_dir *d, const char *name,
+			     const struct fs_attr *a)
+{
+	struct dirent_snap *e = realloc(d->e, sizeof(*e) * (d->n + 1));
+
+	if (!e)
+		return MFS_ENOMEM;
+	d->e = e;
+	e[d->n].name = strdup(name);
+	if (!e[d->n].name)
+		return MFS_ENOMEM;
+	e[d->n].attr = *a;
+	d->n++;
+	return MFS_OK;
+}
+
+static int snap_cb(void *ud, const struct mc_node *n)
+{
+	struct snap_build *b = ud;
+	struct fs_attr a;
+
+	to_attr(b->fs, n, &a);
+	b->rc = snap_add(b->d, n->name, &a);
+	return b->rc != MFS_OK;
+}
+
+enum mfs_err fs_opendir(struct fs *fs, uint64_t ino, struct fs_dir **out,
+			struct errbuf *eb)
+{
+	struct fs_dir *dir = calloc(1, sizeof(*dir));
+	struct snap_build b = { fs, dir, MFS_OK };
+	struct fs_attr self;
+	struct mc_node d;
+	enum mfs_err rc;
+	int i;
+
+	*out = NULL;
+	if (!dir)
+		return MFS_ENOMEM;
+	rc = get_dir(fs, ino, &d);
+	if (rc) {
+		free(dir);
+		return rc;
+	}
+	to_attr(fs, &d, &self);
+	rc = snap_add(dir, ".", &self);
+	if (!rc)
+		rc = snap_add(dir, "..", &self);	/* the kernel fixes it */
+	if (!rc && is_multi_root(fs, ino)) {
+		for (i = 0; i < fs->cfg.nremotes && !rc; i++) {
+			struct mc_node r;
+			struct fs_attr a;
+
+			rc = remote_dir(fs, &fs->cfg.remotes[i], &r, eb);
+			if (!rc) {
+				to_attr(fs, &r, &a);
+				rc = snap_add(dir, r.name, &a);
+			}
+			mc_node_cleanup(&r);
+		}
+	} else if (!rc) {
+		rc = ensure_listed(fs, &d, eb);
+		if (!rc)
+			rc = mcache_children(fs->mc, ino, snap_cb, &b);
+		if (!rc)
+			rc = b.rc;
+	}
+	mc_node_cleanup(&d);
+	if (rc) {
+		fs_releasedir(dir);
+		return rc;
+	}
+	*out = dir;
+	return MFS_OK;
+}
+
+enum mfs_err fs_readdir(struct fs_dir *d, size_t idx, const char **name,
+			struct fs_attr *attr)
+{
+	if (idx >= d->n)
+		return MFS_ENOTFOUND;
+	*name = d->e[idx].name;
+	*attr = d->e[idx].attr;
+	return MFS_OK;
+}
+
+void fs_releasedir(struct fs_dir *d)
+{
+	size_t i;
+
+	if (!d)
+		return;
+	for (i = 0; i < d->n; i++)
+		free(d->e[i].name);
+	free(d->e);
+	free(d);
+}
+
+/* ---- files ---- */
+
+enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
+		     struct fs_file **out, struct errbuf *eb)
+{
+	struct fs_remote *r;
+	struct fs_file *f;
+	struct mc_node n;
+	enum mfs_err rc;
+
+	*out = NULL;
+	rc = mcache_get(fs->mc, ino, &n);
+	if (rc)
+		return rc;
+	if (n.kind == MC_DIR)
+		rc = MFS_EISDIR;
+	else if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
+		rc = eb_set(eb, MFS_EROFS,
+			    "writing is not supported yet ('%s')", n.key);
+	r = rc ? NULL : remote_of(fs, n.rid);
+	if (!rc && !r)
+		rc = MFS_EIO;
+	if (rc) {
+		mc_node_cleanup(&n);
+		return rc;
+	}
+	f = calloc(1, sizeof(*f));
+	if (f) {
+		f->fs = fs;
+		f->ino = ino;
+		f->pf = prefetch_new(r->be, n.key, n.etag, n.size,
+				     fs->cfg.readahead_max);
+	}
+	mc_node_cleanup(&n);
+	if (!f || !f->pf) {
+		free(f);
+		return MFS_ENOMEM;
+	}
+	*out = f;
+	return MFS_OK;
+}
+
+enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
+		     size_t *got, struct errbuf *eb)
+{
+	enum mfs_err rc = prefetch_read(f->pf, off, len, dst, got, eb);
+
+	if (rc == MFS_ECONFLICT) {
+		/* replaced on the server since we listed it: the next
+		 * lookup lists the directory again */
+		struct mc_node n;
+
+		if (!mcache_get(f->fs->mc, f->ino, &n)) {
+			mcache_invalidate_dir(f->fs->mc, n.parent);
+			log_warn("'%s' changed on the server while open; reopen it to read the new version",
+				 n.key);
+			mc_node_cleanup(&n);
+		}
+	}
+	return rc;
+}
+
+void fs_release(struct fs_file *f)
+{
+	if (!f)
+		return;
+	prefetch_free(f->pf);
+	free(f);
+}
+
+/* ---- extended attributes ---- */
+
+static enum mfs_err put_value(const char *v, char *dst, size_t cap,
+			      size_t *len)
+{
+	size_t n = strlen(v);
+
+	*len = n;
+	if (!cap)
+		return MFS_OK;
+	if (n > cap)
+		return MFS_ERANGE;
+	memcpy(dst, v, n);
+	return MFS_OK;
+}
+
+/* HEAD the object once and keep user metadata and content type. */
+static enum mfs_err ensure_full(struct fs *fs, struct mc_node *n,
+				struct errbuf *eb)
+{
+	struct fs_remote *r = remote_of(fs, n->rid);
+	struct obj_meta m;
+	enum mfs_err rc;
+
+	if (n->full)
+		return MFS_OK;
+	if (!r)
+		return MFS_EIO;
+	rc = r->be->ops->head(r->be, n->key, &m, eb);
+	if (rc)
+		return rc;
+	rc = mcache_set_full(fs->mc, n->ino, m.size, m.mtime_ns, m.mode,
+			     m.etag, m.content_type);
+	if (!rc) {
+		n->full = 1;
+		n->size = m.size;
+		n->mtime_ns = m.mtime_ns;
+		snprintf(n->etag, sizeof(n->etag), "%s", m.etag);
+		snprintf(n->ctype, sizeof(n->ctype), "%s", m.content_type);
+	}
+	return rc;
+}
+
+enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
+			 char *dst, size_t cap, size_t *len,
+			 struct errbuf *eb)
+{
+	struct fs_remote *r;
+	struct mc_node n;
+	enum mfs_err rc;
+	char *url = NULL;
+
+	rc = mcache_get(fs->mc, ino, &n);
+	if (rc)
+		return rc;
+	r = remote_of(fs, n.rid);
+	if (n.kind != MC_FILE || !r) {
+		rc = MFS_ENODATA;
+	} else if (!strcmp(name, "user.mediafs.etag")) {
+		rc = n.etag[0] ? put_value(n.etag, dst, cap, len)
+			       : MFS_ENODATA;
+	} else if (!strcmp(name, "user.mediafs.content_type")) {
+		rc = ensure_full(fs, &n, eb);
+		if (!rc)
+			rc = put_value(n.ctype[0] ? n.ctype
+				       : "application/octet-stream",
+				       dst, cap, len);
+	} else if (!strcmp(name, "user.mediafs.url")) {
+		rc = r->be->ops->url(r->be, n.key, &url);
+		if (!rc)
+			rc = put_value(url, dst, cap, len);
+	} else {
+		rc = MFS_ENODATA;
+	}
+	free(url);
+	mc_node_cleanup(&n);
+	return rc;
+}
+
+enum mfs_err fs_listxattr(struct fs *fs, uint64_t ino, char *dst, size_t cap,
+			  size_t *len)
+{
+	struct mc_node n;
+	enum mfs_err rc;
+	size_t i, total = 0;
+
+	rc = mcache_get(fs->mc, ino, &n);
+	if (rc)
+		return rc;
+	if (n.kind == MC_FILE)
+		for (i = 0; i < NXATTR; i++)
+			total += strlen(xattr_names[i]) + 1;
+	mc_node_cleanup(&n);
+	*len = total;
+	if (!cap || !total)
+		return MFS_OK;
+	if (total > cap)
+		return MFS_ERANGE;
+	for (i = 0; i < NXATTR; i++) {
+		size_t l = strlen(xattr_names[i]) + 1;
+
+		memcpy(dst, xattr_names[i], l);
+		dst += l;
+	}
+	return MFS_OK;
+}

@@ -1,0 +1,444 @@
+/* main.c - mediafs: command line and wiring. Options are a fuse_opt table;
+ * each remote's own section is parsed by its backend. Builds the remotes,
+ * opens the metadata cache under cache_dir/<mount-id>/ (locked, so two
+ * daemons never share one), creates core/fs and hands it to the FUSE
+ * adapter. Calls: every layer.
+ */
+#define FUSE_USE_VERSION 34
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+#include <openssl/sha.h>
+
+#include "backend/backend.h"
+#include "common/ini.h"
+#include "common/log.h"
+#include "common/str.h"
+#include "core/fs.h"
+#include "fuse/fuse_ll.h"
+#include "meta/mcache.h"
+
+#ifndef MFS_VERSION
+#define MFS_VERSION "0.1.0"
+#endif
+
+#define DEFAULT_TTL 300
+
+struct options {
+	char *config;
+	char *cache_dir;
+	char *cache_ttl;
+	char *debug;
+	char *readahead;
+	char *spec;		/* REMOTE:[PREFIX], or NULL for all remotes */
+	char *mountpoint;
+	int foreground;
+	int single_thread;
+	int help;
+	int version;
+	int npositional;
+};
+
+#define OPT(t, p) { t, offsetof(struct options, p), 1 }
+
+static const struct fuse_opt opt_spec[] = {
+	OPT("config=%s", config),
+	OPT("--config=%s", config),
+	OPT("cache_dir=%s", cache_dir),
+	OPT("cache_ttl=%s", cache_ttl),
+	OPT("debug=%s", debug),
+	OPT("readahead=%s", readahead),
+	OPT("-f", foreground),
+	OPT("-s", single_thread),
+	OPT("-h", help),
+	OPT("--help", help),
+	OPT("-V", version),
+	OPT("--version", version),
+	FUSE_OPT_END
+};
+
+static const char usage_text[] =
+"usage: mediafs [-f] [-o config=FILE,opt,...] REMOTE:[PREFIX] MOUNTPOINT\n"
+"       mediafs [-f] [-o config=FILE,opt,...] MOUNTPOINT\n"
+"\n"
+"Mount one remote (REMOTE:PREFIX) or every remote of the config file, each\n"
+"as a top-level directory. Unmount with 'fusermount3 -u MOUNTPOINT'.\n"
+"\n"
+"options:\n"
+"  -f                     stay in the foreground, log to stderr\n"
+"  -s                     single-threaded (debugging)\n"
+"  -h, --help             this text\n"
+"  -V, --version          print the version\n"
+"  --config FILE          same as -o config=FILE\n"
+"  -o config=FILE         config file (default\n"
+"                         $XDG_CONFIG_HOME/mediafs/mediafs.conf)\n"
+"  -o cache_dir=DIR       metadata cache (default\n"
+"                         $XDG_CACHE_HOME/mediafs); one sub-directory per\n"
+"                         mount, kept across remounts\n"
+"  -o cache_ttl=SECONDS   how long a directory listing is trusted, also\n"
+"                         across remounts (default 300)\n"
+"  -o readahead=BYTES     largest sequential read-ahead window (default\n"
+"                         8388608)\n"
+"  -o debug=LIST          debug log for subsystems: http,cache,fuse,upq,all\n"
+"  -o allow_other, -o ro, ...  passed to FUSE (see mount.fuse3(8))\n"
+"\n"
+"config file (INI, one section per remote; see mediafs.conf(5)):\n"
+"  [backup]\n"
+"  type = s3\n"
+"  endpoint = https://s3.eu-west-1.amazonaws.com\n"
+"  region = eu-west-1\n"
+"  bucket = my-backup\n"
+"  path_style = false\n"
+"  access_key_id = AKIA...\n"
+"  secret_access_key = env:BACKUP_SECRET   (or file:PATH, or a literal in a\n"
+"                                           chmod 600 config)\n";
+
+static int opt_proc(void *data, const char *arg, int key,
+		    struct fuse_args *outargs)
+{
+	struct options *o = data;
+
+	(void)outargs;
+	if (key == FUSE_OPT_KEY_NONOPT) {
+		o->npositional++;
+		if (o->npositional == 1) {
+			o->mountpoint = strdup(arg);
+			return 0;
+		}
+		if (o->npositional == 2) {
+			/* first positional was REMOTE:PREFIX */
+			o->spec = o->mountpoint;
+			o->mountpoint = strdup(arg);
+			return 0;
+		}
+		fprintf(stderr, "mediafs: unexpected argument '%s'\n", arg);
+		return -1;
+	}
+	return 1;
+}
+
+/* "--config FILE" (two words) into "--config=FILE" for fuse_opt. */
+static int fix_config_arg(int argc, char **argv, struct fuse_args *args)
+{
+	int i;
+
+	for (i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--config") && i + 1 < argc) {
+			char *s = str_fmt("--config=%s", argv[++i]);
+
+			if (!s || fuse_opt_add_arg(args, s)) {
+				free(s);
+				return -1;
+			}
+			free(s);
+			continue;
+		}
+		if (fuse_opt_add_arg(args, argv[i]))
+			return -1;
+	}
+	return 0;
+}
+
+static char *xdg_path(const char *var, const char *fallback, const char *tail)
+{
+	const char *base = getenv(var), *home = getenv("HOME");
+
+	if (base && *base)
+		return str_fmt("%s/mediafs%s", base, tail);
+	return str_fmt("%s/%s/mediafs%s", home ? home : "/", fallback, tail);
+}
+
+static int mkdirs(const char *path, mode_t mode)
+{
+	char *p = strdup(path), *s;
+	int rc = 0;
+
+	if (!p)
+		return -1;
+	for (s = p + 1; *s && !rc; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, mode) && errno != EEXIST)
+			rc = -1;
+		*s = '/';
+	}
+	if (!rc && mkdir(p, mode) && errno != EEXIST)
+		rc = -1;
+	free(p);
+	return rc;
+}
+
+/* Mount id: what is mounted, readable, plus a hash of the config path. */
+static char *mount_id(const char *config, const char *spec)
+{
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	char hex[2 * SHA256_DIGEST_LENGTH + 1], name[64], *p;
+	char *abs = realpath(config, NULL);
+	const char *what = spec ? spec : "all";
+
+	SHA256((const unsigned char *)(abs ? abs : config),
+	       strlen(abs ? abs : config), md);
+	free(abs);
+	str_hex(md, 6, hex);
+	snprintf(name, sizeof(name), "%.40s", what);
+	for (p = name; *p; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
+			*p = '_';
+	return str_fmt("%s-%s", name, hex);
+}
+
+static char *clean_prefix(const char *p)
+{
+	size_t n;
+
+	while (*p == '/')
+		p++;
+	n = strlen(p);
+	while (n && p[n - 1] == '/')
+		n--;
+	return str_ndup(p, n);
+}
+
+struct daemon {
+	struct ini *ini;
+	struct fs_remote *remotes;
+	int nremotes;
+	struct mcache *mc;
+	struct fs *fs;
+	int lock_fd;
+};
+
+static void daemon_cleanup(struct daemon *d)
+{
+	int i;
+
+	fs_free(d->fs);
+	mcache_close(d->mc);
+	for (i = 0; i < d->nremotes; i++) {
+		backend_free(d->remotes[i].be);
+		free(d->remotes[i].prefix);
+	}
+	free(d->remotes);
+	ini_free(d->ini);
+	if (d->lock_fd >= 0)
+		close(d->lock_fd);
+}
+
+static enum mfs_err add_remote(struct daemon *d, struct ini_section *sec,
+			       const char *prefix, struct errbuf *eb)
+{
+	struct fs_remote *r;
+	enum mfs_err rc;
+
+	r = realloc(d->remotes, sizeof(*r) * (size_t)(d->nremotes + 1));
+	if (!r)
+		return MFS_ENOMEM;
+	d->remotes = r;
+	r = &d->remotes[d->nremotes];
+	memset(r, 0, sizeof(*r));
+	rc = backend_create(d->ini, sec, &r->be, eb);
+	if (rc)
+		return rc;
+	r->name = r->be->name;
+	r->prefix = clean_prefix(prefix);
+	if (!r->prefix) {
+		backend_free(r->be);
+		return MFS_ENOMEM;
+	}
+	d->nremotes++;
+	return MFS_OK;
+}
+
+static int fail(const char *what, const struct errbuf *eb, enum mfs_err rc)
+{
+	char msg[sizeof(eb->msg)];
+
+	snprintf(msg, sizeof(msg), "%s", eb->msg[0] ? eb->msg
+						      : mfs_strerror(rc));
+	log_redact(msg);
+	fprintf(stderr, "mediafs: %s%s%s\n", what, *what ? ": " : "", msg);
+	return 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct options o = { 0 };
+	struct daemon d = { 0 };
+	struct fs_config cfg = { 0 };
+	struct fuse_mount_opts mo = { 0 };
+	struct errbuf eb = { 0 };
+	char *cache_root = NULL, *id = NULL, *dir = NULL, *db = NULL;
+	char *lockpath = NULL;
+	enum mfs_err rc;
+	uint64_t v;
+	int ret = 1, i;
+
+	d.lock_fd = -1;
+	if (fix_config_arg(argc, argv, &args) ||
+	    fuse_opt_parse(&args, &o, opt_spec, opt_proc)) {
+		fprintf(stderr, "Try 'mediafs --help'.\n");
+		goto out;
+	}
+	if (o.help) {
+		fputs(usage_text, stdout);
+		ret = 0;
+		goto out;
+	}
+	if (o.version) {
+		printf("mediafs %s (libfuse %s)\n", MFS_VERSION,
+		       fuse_pkgversion());
+		ret = 0;
+		goto out;
+	}
+	if (!o.mountpoint) {
+		fprintf(stderr, "mediafs: no mount point given\nTry 'mediafs --help'.\n");
+		goto out;
+	}
+	if (o.debug) {
+		unsigned mask;
+
+		if (log_parse_subsystems(o.debug, &mask)) {
+			fprintf(stderr, "mediafs: unknown debug subsystem in '%s' (use http,cache,fuse,upq,all)\n",
+				o.debug);
+			goto out;
+		}
+		log_set_debug(mask);
+	}
+	if (!o.config)
+		o.config = xdg_path("XDG_CONFIG_HOME", ".config",
+				    "/mediafs.conf");
+	rc = ini_load(o.config, &d.ini, &eb);
+	if (rc) {
+		ret = fail("", &eb, rc);
+		goto out;
+	}
+
+	cfg.ttl_s = DEFAULT_TTL;
+	if (o.cache_ttl) {
+		if (str_parse_u64(o.cache_ttl, &v) || v > 10 * 365 * 86400) {
+			fprintf(stderr, "mediafs: cache_ttl must be a number of seconds, not '%s'\n",
+				o.cache_ttl);
+			goto out;
+		}
+		cfg.ttl_s = (int64_t)v;
+	}
+	cfg.readahead_max = 8 * 1024 * 1024;
+	if (o.readahead) {
+		if (str_parse_u64(o.readahead, &v) || v > (1u << 30)) {
+			fprintf(stderr, "mediafs: readahead must be a number of bytes up to 1 GiB\n");
+			goto out;
+		}
+		cfg.readahead_max = (size_t)v;
+	}
+
+	if (o.spec) {
+		char *colon = strchr(o.spec, ':');
+		struct ini_section *sec;
+
+		if (!colon) {
+			fprintf(stderr, "mediafs: '%s' is not REMOTE:[PREFIX] (did you forget the ':'?)\n",
+				o.spec);
+			goto out;
+		}
+		*colon = '\0';
+		sec = ini_section(d.ini, o.spec);
+		if (!sec) {
+			fprintf(stderr, "mediafs: no remote [%s] in %s\n",
+				o.spec, o.config);
+			goto out;
+		}
+		rc = add_remote(&d, sec, colon + 1, &eb);
+		*colon = ':';
+		if (rc) {
+			ret = fail("", &eb, rc);
+			goto out;
+		}
+		cfg.single = 1;
+	} else {
+		if (!d.ini->nsec) {
+			fprintf(stderr, "mediafs: %s defines no remotes\n",
+				o.config);
+			goto out;
+		}
+		for (i = 0; i < d.ini->nsec; i++) {
+			rc = add_remote(&d, &d.ini->sec[i], "", &eb);
+			if (rc) {
+				ret = fail("", &eb, rc);
+				goto out;
+			}
+		}
+	}
+
+	cache_root = o.cache_dir ? strdup(o.cache_dir)
+				 : xdg_path("XDG_CACHE_HOME", ".cache", "");
+	id = mount_id(o.config, o.spec);
+	dir = cache_root && id ? str_fmt("%s/%s", cache_root, id) : NULL;
+	db = dir ? str_fmt("%s/meta.db", dir) : NULL;
+	lockpath = dir ? str_fmt("%s/lock", dir) : NULL;
+	if (!db || !lockpath) {
+		fprintf(stderr, "mediafs: out of memory\n");
+		goto out;
+	}
+	if (mkdirs(dir, 0700)) {
+		fprintf(stderr, "mediafs: cannot create cache directory %s: %s\n",
+			dir, strerror(errno));
+		goto out;
+	}
+	d.lock_fd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (d.lock_fd < 0 || flock(d.lock_fd, LOCK_EX | LOCK_NB)) {
+		fprintf(stderr, "mediafs: cache %s is in use by another mediafs (same config and remote mounted twice?)\n",
+			dir);
+		goto out;
+	}
+	rc = mcache_open(db, &d.mc, &eb);
+	if (rc) {
+		ret = fail("", &eb, rc);
+		goto out;
+	}
+
+	cfg.remotes = d.remotes;
+	cfg.nremotes = d.nremotes;
+	cfg.uid = getuid();
+	cfg.gid = getgid();
+	cfg.file_mode = 0644;
+	cfg.dir_mode = 0755;
+	rc = fs_new(&cfg, d.mc, &d.fs, &eb);
+	if (rc) {
+		ret = fail("", &eb, rc);
+		goto out;
+	}
+	mo.foreground = o.foreground;
+	mo.single_thread = o.single_thread;
+	if (fuse_opt_add_arg(&args, "-osubtype=mediafs") ||
+	    fuse_opt_add_arg(&args, "-odefault_permissions"))
+		goto out;
+	ret = fuse_ll_run(d.fs, &args, o.mountpoint, &mo);
+out:
+	daemon_cleanup(&d);
+	fuse_opt_free_args(&args);
+	free(o.config);
+	free(o.cache_dir);
+	free(o.cache_ttl);
+	free(o.debug);
+	free(o.readahead);
+	free(o.spec);
+	free(o.mountpoint);
+	free(cache_root);
+	free(id);
+	free(dir);
+	free(db);
+	free(lockpath);
+	return ret;
+}

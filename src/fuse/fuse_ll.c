@@ -1,0 +1,389 @@
+/* fuse_ll.c - libfuse3 low-level adapter. Each handler asks core/fs and
+ * answers; no state of its own beyond the fs pointer in the session's
+ * userdata. Handlers run on libfuse's worker threads. Calls: core/fs,
+ * common.
+ */
+#define FUSE_USE_VERSION 34
+#include "fuse/fuse_ll.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <fuse_lowlevel.h>
+
+#include "common/log.h"
+
+static const int errnos[MFS_ERR_COUNT] = {
+	[MFS_OK] = 0,
+	[MFS_ENOTFOUND] = ENOENT,
+	[MFS_EEXIST] = EEXIST,
+	[MFS_EACCES] = EACCES,
+	[MFS_ETRANSIENT] = EAGAIN,
+	[MFS_ECONFLICT] = ESTALE,
+	[MFS_EUNSUPP] = EOPNOTSUPP,
+	[MFS_EINVAL] = EINVAL,
+	[MFS_EPROTO] = EIO,
+	[MFS_ENOMEM] = ENOMEM,
+	[MFS_EIO] = EIO,
+	[MFS_ENOTDIR] = ENOTDIR,
+	[MFS_EISDIR] = EISDIR,
+	[MFS_ENOTEMPTY] = ENOTEMPTY,
+	[MFS_ENOSPC] = ENOSPC,
+	[MFS_EROFS] = EROFS,
+	[MFS_ENAMETOOLONG] = ENAMETOOLONG,
+	[MFS_ERANGE] = ERANGE,
+	[MFS_ENODATA] = ENODATA,
+	[MFS_ECONFIG] = EIO,
+};
+
+int fuse_ll_errno(enum mfs_err rc)
+{
+	if ((unsigned)rc >= MFS_ERR_COUNT || !errnos[rc])
+		return EIO;
+	return errnos[rc];
+}
+
+static struct fs *fs_of(fuse_req_t req)
+{
+	return fuse_req_userdata(req);
+}
+
+/* Errors a user did not cause are logged with their detail. */
+static void reply_err(fuse_req_t req, enum mfs_err rc,
+		      const struct errbuf *eb, const char *op)
+{
+	if (rc != MFS_ENOTFOUND && rc != MFS_ENODATA && rc != MFS_ERANGE &&
+	    rc != MFS_ENOTDIR && rc != MFS_EISDIR && rc != MFS_ENAMETOOLONG)
+		log_warn("%s: %s%s%s", op, mfs_strerror(rc),
+			 eb && eb->msg[0] ? ": " : "",
+			 eb && eb->msg[0] ? eb->msg : "");
+	fuse_reply_err(req, fuse_ll_errno(rc));
+}
+
+static void to_stat(const struct fs_attr *a, struct stat *st)
+{
+	memset(st, 0, sizeof(*st));
+	st->st_ino = a->ino;
+	st->st_mode = a->mode;
+	st->st_nlink = a->nlink;
+	st->st_uid = a->uid;
+	st->st_gid = a->gid;
+	st->st_size = (off_t)a->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((a->size + 511) / 512);
+	st->st_mtim.tv_sec = a->mtime_ns / 1000000000;
+	st->st_mtim.tv_nsec = a->mtime_ns % 1000000000;
+	st->st_atim = st->st_mtim;
+	st->st_ctim = st->st_mtim;
+}
+
+static void to_entry(struct fs *fs, const struct fs_attr *a,
+		     struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->ino = a->ino;
+	e->generation = 1;
+	to_stat(a, &e->attr);
+	e->attr_timeout = fs_ttl(fs);
+	e->entry_timeout = fs_ttl(fs);
+}
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	(void)userdata;
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	/* always plus: ls -l and find then need no per-entry lookup */
+	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	conn->max_readahead = 1024 * 1024;
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fuse_entry_param e;
+	struct errbuf eb = { 0 };
+	struct fs_attr a;
+	enum mfs_err rc = fs_lookup(fs_of(req), parent, name, &a, &eb);
+
+	if (rc == MFS_ENOTFOUND) {
+		/* a negative entry the kernel may keep for the TTL */
+		memset(&e, 0, sizeof(e));
+		e.entry_timeout = fs_ttl(fs_of(req));
+		fuse_reply_entry(req, &e);
+		return;
+	}
+	if (rc) {
+		reply_err(req, rc, &eb, "lookup");
+		return;
+	}
+	to_entry(fs_of(req), &a, &e);
+	fuse_reply_entry(req, &e);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	(void)ino;
+	(void)nlookup;
+	fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct errbuf eb = { 0 };
+	struct fs_attr a;
+	struct stat st;
+	enum mfs_err rc = fs_getattr(fs_of(req), ino, &a, &eb);
+
+	(void)fi;
+	if (rc) {
+		reply_err(req, rc, &eb, "getattr");
+		return;
+	}
+	to_stat(&a, &st);
+	fuse_reply_attr(req, &st, fs_ttl(fs_of(req)));
+}
+
+static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	struct errbuf eb = { 0 };
+	struct fs_dir *d;
+	enum mfs_err rc = fs_opendir(fs_of(req), ino, &d, &eb);
+
+	if (rc) {
+		reply_err(req, rc, &eb, "opendir");
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)d;
+	fi->cache_readdir = 0;
+	fuse_reply_open(req, fi);
+}
+
+static void do_readdir(fuse_req_t req, size_t size, off_t off,
+		       struct fuse_file_info *fi, int plus)
+{
+	struct fs_dir *d = (struct fs_dir *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_of(req);
+	char *buf = malloc(size), *p = buf;
+	size_t left = size, idx;
+	const char *name;
+	struct fs_attr a;
+
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	for (idx = (size_t)off; !fs_readdir(d, idx, &name, &a); idx++) {
+		size_t n;
+
+		if (plus) {
+			struct fuse_entry_param e;
+
+			to_entry(fs, &a, &e);
+			n = fuse_add_direntry_plus(req, p, left, name, &e,
+						   (off_t)idx + 1);
+		} else {
+			struct stat st;
+
+			to_stat(&a, &st);
+			n = fuse_add_direntry(req, p, left, name, &st,
+					      (off_t)idx + 1);
+		}
+		if (n > left)
+			break;
+		p += n;
+		left -= n;
+	}
+	fuse_reply_buf(req, buf, size - left);
+	free(buf);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, 0);
+}
+
+static void ll_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size,
+			   off_t off, struct fuse_file_info *fi)
+{
+	(void)ino;
+	do_readdir(req, size, off, fi, 1);
+}
+
+static void ll_releasedir(fuse_req_t req, fuse_ino_t ino,
+			  struct fuse_file_info *fi)
+{
+	(void)ino;
+	fs_releasedir((struct fs_dir *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct errbuf eb = { 0 };
+	struct fs_file *f;
+	enum mfs_err rc = fs_open(fs_of(req), ino, fi->flags, &f, &eb);
+
+	if (rc) {
+		reply_err(req, rc, &eb, "open");
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)f;
+	fuse_reply_open(req, fi);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs_file *f = (struct fs_file *)(uintptr_t)fi->fh;
+	struct errbuf eb = { 0 };
+	char *buf = malloc(size ? size : 1);
+	size_t got = 0;
+	enum mfs_err rc;
+
+	(void)ino;
+	if (!buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_read(f, (uint64_t)off, size, buf, &got, &eb);
+	if (rc)
+		reply_err(req, rc, &eb, "read");
+	else
+		fuse_reply_buf(req, buf, got);
+	free(buf);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino,
+		       struct fuse_file_info *fi)
+{
+	(void)ino;
+	fs_release((struct fs_file *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void reply_sized(fuse_req_t req, enum mfs_err rc, const char *buf,
+			size_t size, size_t len, const struct errbuf *eb,
+			const char *op)
+{
+	if (rc)
+		reply_err(req, rc, eb, op);
+	else if (!size)
+		fuse_reply_xattr(req, len);
+	else
+		fuse_reply_buf(req, buf, len);
+}
+
+static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			size_t size)
+{
+	struct errbuf eb = { 0 };
+	char *buf = size ? malloc(size) : NULL;
+	size_t len = 0;
+	enum mfs_err rc;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_getxattr(fs_of(req), ino, name, buf, size, &len, &eb);
+	reply_sized(req, rc, buf, size, len, &eb, "getxattr");
+	free(buf);
+}
+
+static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+	char *buf = size ? malloc(size) : NULL;
+	size_t len = 0;
+	enum mfs_err rc;
+
+	if (size && !buf) {
+		fuse_reply_err(req, ENOMEM);
+		return;
+	}
+	rc = fs_listxattr(fs_of(req), ino, buf, size, &len);
+	reply_sized(req, rc, buf, size, len, NULL, "listxattr");
+	free(buf);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+
+	(void)ino;
+	/* Object stores have no fixed size: report a large, mostly free
+	 * filesystem so df and copy tools do not refuse to write. */
+	memset(&sv, 0, sizeof(sv));
+	sv.f_bsize = 4096;
+	sv.f_frsize = 4096;
+	sv.f_blocks = 1ULL << 40;
+	sv.f_bfree = 1ULL << 40;
+	sv.f_bavail = 1ULL << 40;
+	sv.f_files = 1ULL << 32;
+	sv.f_ffree = 1ULL << 32;
+	sv.f_favail = 1ULL << 32;
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+static const struct fuse_lowlevel_ops ll_ops = {
+	.init = ll_init,
+	.lookup = ll_lookup,
+	.forget = ll_forget,
+	.getattr = ll_getattr,
+	.opendir = ll_opendir,
+	.readdir = ll_readdir,
+	.readdirplus = ll_readdirplus,
+	.releasedir = ll_releasedir,
+	.open = ll_open,
+	.read = ll_read,
+	.release = ll_release,
+	.getxattr = ll_getxattr,
+	.listxattr = ll_listxattr,
+	.statfs = ll_statfs,
+};
+
+int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
+		const struct fuse_mount_opts *o)
+{
+	struct fuse_session *se;
+	struct fuse_loop_config lc = { 0 };
+	int ret = 1;
+
+	se = fuse_session_new(args, &ll_ops, sizeof(ll_ops), fs);
+	if (!se)
+		return 1;
+	if (fuse_set_signal_handlers(se))
+		goto out_destroy;
+	if (fuse_session_mount(se, mountpoint))
+		goto out_handlers;
+	if (fuse_daemonize(o->foreground))
+		goto out_unmount;
+	if (!o->foreground)
+		log_use_syslog("mediafs");
+	log_info("mounted at %s", mountpoint);
+	if (o->single_thread) {
+		ret = fuse_session_loop(se);
+	} else {
+		lc.clone_fd = 0;
+		lc.max_idle_threads = o->max_idle_threads ? o->max_idle_threads
+							  : 16;
+		ret = fuse_session_loop_mt(se, &lc);
+	}
+	log_info("unmounting %s", mountpoint);
+out_unmount:
+	fuse_session_unmount(se);
+out_handlers:
+	fuse_remove_signal_handlers(se);
+out_destroy:
+	fuse_session_destroy(se);
+	return ret ? 1 : 0;
+}

@@ -1,0 +1,622 @@
+/* mcache.c - metadata cache on SQLite. lock guards db and every prepared
+ * statement; each public function holds it for its whole duration, so a
+ * listing replacement is atomic with respect to lookups. Calls: sqlite3,
+ * common.
+ */
+#include "meta/mcache.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "common/log.h"
+#include "common/str.h"
+
+#define SCHEMA_VERSION 1
+
+enum stmt_id {
+	S_GET, S_LOOKUP, S_CHILDREN, S_INSERT, S_UPDATE_LISTED,
+	S_UPDATE_KEEP, S_SET_LISTED, S_MARK, S_SWEEP_SEL, S_DELETE_TREE,
+	S_SET_FULL, S_COUNT
+};
+
+static const char *const sql[S_COUNT] = {
+	[S_GET] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,full,"
+		  "listed_at,etag,ctype,key FROM node WHERE ino=?1",
+	[S_LOOKUP] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,full,"
+		     "listed_at,etag,ctype,key FROM node "
+		     "WHERE parent=?1 AND name=?2",
+	[S_CHILDREN] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,"
+		       "full,listed_at,etag,ctype,key FROM node "
+		       "WHERE parent=?1 ORDER BY name",
+	[S_INSERT] = "INSERT INTO node(parent,name,kind,rid,size,mtime_ns,"
+		     "etag,key,seen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+	/* etag changed or unknown: listing values win, HEAD data is stale */
+	[S_UPDATE_LISTED] = "UPDATE node SET size=?2,mtime_ns=?3,etag=?4,"
+			    "full=0,mode=0,ctype=NULL,seen=?5 WHERE ino=?1",
+	[S_UPDATE_KEEP] = "UPDATE node SET seen=?2 WHERE ino=?1",
+	[S_SET_LISTED] = "UPDATE node SET listed_at=?2 WHERE ino=?1",
+	[S_MARK] = "UPDATE node SET seen=?2 WHERE ino=?1",
+	[S_SWEEP_SEL] = "SELECT ino FROM node WHERE parent=?1 AND seen<>?2",
+	[S_DELETE_TREE] = "WITH RECURSIVE t(i) AS (SELECT ?1 UNION ALL "
+			  "SELECT n.ino FROM node n JOIN t ON n.parent=t.i) "
+			  "DELETE FROM node WHERE ino IN (SELECT i FROM t)",
+	[S_SET_FULL] = "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,etag=?5,"
+		       "ctype=?6,full=1 WHERE ino=?1",
+};
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(k TEXT PRIMARY KEY, v);"
+	"CREATE TABLE IF NOT EXISTS remote(rid INTEGER PRIMARY KEY,"
+	" name TEXT UNIQUE NOT NULL, ident TEXT NOT NULL);"
+	"CREATE TABLE IF NOT EXISTS node("
+	" ino INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" parent INTEGER NOT NULL,"
+	" name TEXT NOT NULL,"
+	" kind INTEGER NOT NULL,"
+	" rid INTEGER NOT NULL DEFAULT 0,"
+	" size INTEGER NOT NULL DEFAULT 0,"
+	" mtime_ns INTEGER NOT NULL DEFAULT 0,"
+	" mode INTEGER NOT NULL DEFAULT 0,"
+	" full INTEGER NOT NULL DEFAULT 0,"
+	" listed_at INTEGER NOT NULL DEFAULT 0,"
+	" etag TEXT, ctype TEXT,"
+	" key TEXT NOT NULL,"
+	" seen INTEGER NOT NULL DEFAULT 0,"
+	" UNIQUE(parent, name));";
+
+struct mcache {
+	pthread_mutex_t lock;
+	sqlite3 *db;			/* guarded by lock */
+	sqlite3_stmt *st[S_COUNT];	/* guarded by lock */
+	int64_t gen;			/* guarded by lock: listing generation */
+};
+
+static enum mfs_err db_err(struct mcache *mc, struct errbuf *eb,
+			   const char *what)
+{
+	return eb_set(eb, MFS_EIO, "metadata cache: %s: %s", what,
+		      sqlite3_errmsg(mc->db));
+}
+
+static int exec(struct mcache *mc, const char *s)
+{
+	return sqlite3_exec(mc->db, s, NULL, NULL, NULL);
+}
+
+enum mfs_err mcache_open(const char *path, struct mcache **out,
+			 struct errbuf *eb)
+{
+	struct mcache *mc = calloc(1, sizeof(*mc));
+	sqlite3_stmt *st = NULL;
+	enum mfs_err rc = MFS_OK;
+	int i, ver = 0;
+
+	*out = NULL;
+	if (!mc)
+		return MFS_ENOMEM;
+	pthread_mutex_init(&mc->lock, NULL);
+	if (sqlite3_open_v2(path, &mc->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		rc = eb_set(eb, MFS_EIO, "cannot open metadata cache %s: %s",
+			    path, mc->db ? sqlite3_errmsg(mc->db) : "no memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(mc->db, 5000);
+	/* The cache is disposable: WAL without fsync per commit. */
+	if (exec(mc, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+		     "PRAGMA foreign_keys=OFF;") ||
+	    exec(mc, schema)) {
+		rc = db_err(mc, eb, path);
+		goto out;
+	}
+	if (sqlite3_prepare_v2(mc->db, "SELECT v FROM meta WHERE k='schema'",
+			       -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
+		ver = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	if (ver && ver != SCHEMA_VERSION) {
+		rc = eb_set(eb, MFS_EIO,
+			    "metadata cache %s has schema %d, this mediafs uses %d: delete the file (it is only a cache)",
+			    path, ver, SCHEMA_VERSION);
+		goto out;
+	}
+	if (!ver) {
+		char q[128];
+
+		snprintf(q, sizeof(q),
+			 "INSERT OR REPLACE INTO meta VALUES('schema',%d)",
+			 SCHEMA_VERSION);
+		if (exec(mc, q)) {
+			rc = db_err(mc, eb, path);
+			goto out;
+		}
+	}
+	for (i = 0; i < S_COUNT; i++)
+		if (sqlite3_prepare_v3(mc->db, sql[i], -1,
+				       SQLITE_PREPARE_PERSISTENT, &mc->st[i],
+				       NULL) != SQLITE_OK) {
+			rc = db_err(mc, eb, "preparing statements");
+			goto out;
+		}
+	if (exec(mc, "INSERT OR IGNORE INTO node(ino,parent,name,kind,key) "
+		     "VALUES(1,0,'',2,'')")) {
+		rc = db_err(mc, eb, "creating the root");
+		goto out;
+	}
+	mc->gen = 1;
+out:
+	if (rc) {
+		mcache_close(mc);
+		return rc;
+	}
+	*out = mc;
+	return MFS_OK;
+}
+
+void mcache_close(struct mcache *mc)
+{
+	int i;
+
+	if (!mc)
+		return;
+	for (i = 0; i < S_COUNT; i++)
+		sqlite3_finalize(mc->st[i]);
+	if (mc->db)
+		sqlite3_close(mc->db);
+	pthread_mutex_destroy(&mc->lock);
+	free(mc);
+}
+
+void mc_node_cleanup(struct mc_node *n)
+{
+	free(n->key);
+	n->key = NULL;
+}
+
+static sqlite3_stmt *stmt(struct mcache *mc, enum stmt_id id)
+{
+	sqlite3_stmt *st = mc->st[id];
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return st;
+}
+
+static void copy_col(sqlite3_stmt *st, int col, char *dst, size_t cap)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+	size_t n = (size_t)sqlite3_column_bytes(st, col);
+
+	if (!t)
+		n = 0;
+	if (n >= cap)
+		n = cap - 1;
+	if (n)
+		memcpy(dst, t, n);
+	dst[n] = '\0';
+}
+
+static enum mfs_err row_to_node(sqlite3_stmt *st, struct mc_node *n)
+{
+	const unsigned char *k;
+
+	memset(n, 0, sizeof(*n));
+	n->ino = (uint64_t)sqlite3_column_int64(st, 0);
+	n->parent = (uint64_t)sqlite3_column_int64(st, 1);
+	copy_col(st, 2, n->name, sizeof(n->name));
+	n->kind = sqlite3_column_int(st, 3);
+	n->rid = sqlite3_column_int(st, 4);
+	n->size = (uint64_t)sqlite3_column_int64(st, 5);
+	n->mtime_ns = sqlite3_column_int64(st, 6);
+	n->mode = (uint32_t)sqlite3_column_int(st, 7);
+	n->full = sqlite3_column_int(st, 8);
+	n->listed_at = sqlite3_column_int64(st, 9);
+	copy_col(st, 10, n->etag, sizeof(n->etag));
+	copy_col(st, 11, n->ctype, sizeof(n->ctype));
+	k = sqlite3_column_text(st, 12);
+	n->key = str_ndup(k ? (const char *)k : "",
+			  k ? (size_t)sqlite3_column_bytes(st, 12) : 0);
+	return n->key ? MFS_OK : MFS_ENOMEM;
+}
+
+static enum mfs_err one_row(sqlite3_stmt *st, struct mc_node *out)
+{
+	int r = sqlite3_step(st);
+	enum mfs_err rc;
+
+	if (r == SQLITE_DONE)
+		rc = MFS_ENOTFOUND;
+	else if (r == SQLITE_ROW)
+		rc = row_to_node(st, out);
+	else
+		rc = MFS_EIO;
+	sqlite3_reset(st);
+	return rc;
+}
+
+enum mfs_err mcache_get(struct mcache *mc, uint64_t ino, struct mc_node *out)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_GET);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+	rc = one_row(st, out);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
+enum mfs_err mcache_lookup(struct mcache *mc, uint64_t parent,
+			   const char *name, struct mc_node *out)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_LOOKUP);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = one_row(st, out);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
+static int step_done(sqlite3_stmt *st)
+{
+	int r = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	return r == SQLITE_DONE || r == SQLITE_ROW;
+}
+
+/* Caller holds lock. */
+static int delete_tree(struct mcache *mc, uint64_t ino)
+{
+	sqlite3_stmt *st = stmt(mc, S_DELETE_TREE);
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+	return step_done(st);
+}
+
+static char *child_key(const char *dirkey, const char *name)
+{
+	return *dirkey ? str_fmt("%s/%s", dirkey, name) : strdup(name);
+}
+
+/* Caller holds lock. Insert one child; *ino gets its number. */
+static int insert_child(struct mcache *mc, const struct mc_node *dir,
+			const struct mc_entry *e, uint64_t *ino)
+{
+	sqlite3_stmt *st = stmt(mc, S_INSERT);
+	char *key = child_key(dir->key, e->name);
+	int ok;
+
+	if (!key)
+		return 0;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)dir->ino);
+	sqlite3_bind_text(st, 2, e->name, -1, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, e->kind);
+	sqlite3_bind_int(st, 4, dir->rid);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)e->size);
+	sqlite3_bind_int64(st, 6, e->mtime_ns);
+	sqlite3_bind_text(st, 7, e->etag ? e->etag : "", -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 8, key, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 9, mc->gen);
+	ok = step_done(st);
+	free(key);
+	if (ok && ino)
+		*ino = (uint64_t)sqlite3_last_insert_rowid(mc->db);
+	return ok;
+}
+
+/* Caller holds lock: merge one listed entry into dir's children. */
+static int merge_entry(struct mcache *mc, const struct mc_node *dir,
+		       const struct mc_entry *e)
+{
+	sqlite3_stmt *st = stmt(mc, S_LOOKUP);
+	struct mc_node old;
+	enum mfs_err rc;
+
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)dir->ino);
+	sqlite3_bind_text(st, 2, e->name, -1, SQLITE_STATIC);
+	rc = one_row(st, &old);
+	if (rc == MFS_ENOTFOUND)
+		return insert_child(mc, dir, e, NULL);
+	if (rc)
+		return 0;
+	if (old.kind != e->kind) {
+		mc_node_cleanup(&old);
+		return delete_tree(mc, old.ino) &&
+		       insert_child(mc, dir, e, NULL);
+	}
+	if (e->kind == MC_DIR ||
+	    (old.full && e->etag && *e->etag && !strcmp(old.etag, e->etag))) {
+		st = stmt(mc, S_UPDATE_KEEP);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)old.ino);
+		sqlite3_bind_int64(st, 2, mc->gen);
+	} else {
+		st = stmt(mc, S_UPDATE_LISTED);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)old.ino);
+		sqlite3_bind_int64(st, 2, (sqlite3_int64)e->size);
+		sqlite3_bind_int64(st, 3, e->mtime_ns);
+		sqlite3_bind_text(st, 4, e->etag ? e->etag : "", -1,
+				  SQLITE_STATIC);
+		sqlite3_bind_int64(st, 5, mc->gen);
+	}
+	mc_node_cleanup(&old);
+	return step_done(st);
+}
+
+enum mfs_err mcache_dir_replace(struct mcache *mc, uint64_t dir,
+				const struct mc_entry *e, int n, int64_t now_s,
+				struct errbuf *eb)
+{
+	struct mc_node d = { 0 };
+	sqlite3_stmt *st;
+	uint64_t *gone = NULL;
+	int i, ngone = 0, ok = 1;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_GET);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+	rc = one_row(st, &d);
+	if (rc) {
+		pthread_mutex_unlock(&mc->lock);
+		return rc;
+	}
+	mc->gen++;
+	if (exec(mc, "BEGIN IMMEDIATE")) {
+		rc = db_err(mc, eb, "begin");
+		goto out;
+	}
+	for (i = 0; i < n && ok; i++)
+		ok = merge_entry(mc, &d, &e[i]);
+	/* sweep children the listing no longer has */
+	st = stmt(mc, S_SWEEP_SEL);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+	sqlite3_bind_int64(st, 2, mc->gen);
+	while (ok && sqlite3_step(st) == SQLITE_ROW) {
+		uint64_t *g = realloc(gone, sizeof(*g) * (size_t)(ngone + 1));
+
+		if (!g) {
+			ok = 0;
+			break;
+		}
+		gone = g;
+		gone[ngone++] = (uint64_t)sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	for (i = 0; i < ngone && ok; i++)
+		ok = delete_tree(mc, gone[i]);
+	if (ok) {
+		st = stmt(mc, S_SET_LISTED);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+		sqlite3_bind_int64(st, 2, now_s);
+		ok = step_done(st);
+	}
+	if (!ok || exec(mc, "COMMIT")) {
+		rc = db_err(mc, eb, "storing a listing");
+		exec(mc, "ROLLBACK");
+	}
+	log_dbg(LOG_SUB_CACHE, "stored listing of '%s': %d entries, %d gone",
+		d.key, n, ngone);
+out:
+	free(gone);
+	mc_node_cleanup(&d);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
+enum mfs_err mcache_children(struct mcache *mc, uint64_t dir,
+			     mcache_child_cb cb, void *ud)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc = MFS_OK;
+	int r;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_CHILDREN);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct mc_node n;
+		int stop;
+
+		rc = row_to_node(st, &n);
+		if (rc)
+			break;
+		stop = cb(ud, &n);
+		mc_node_cleanup(&n);
+		if (stop)
+			break;
+	}
+	if (r != SQLITE_ROW && r != SQLITE_DONE)
+		rc = MFS_EIO;
+	sqlite3_reset(st);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
+enum mfs_err mcache_set_full(struct mcache *mc, uint64_t ino, uint64_t size,
+			     int64_t mtime_ns, uint32_t mode, const char *etag,
+			     const char *ctype)
+{
+	sqlite3_stmt *st;
+	int ok;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_SET_FULL);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	sqlite3_bind_int64(st, 3, mtime_ns);
+	sqlite3_bind_int(st, 4, (int)mode);
+	sqlite3_bind_text(st, 5, etag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 6, ctype, -1, SQLITE_STATIC);
+	ok = step_done(st);
+	pthread_mutex_unlock(&mc->lock);
+	return ok ? MFS_OK : MFS_EIO;
+}
+
+enum mfs_err mcache_invalidate_dir(struct mcache *mc, uint64_t dir)
+{
+	sqlite3_stmt *st;
+	int ok;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_SET_LISTED);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
+	sqlite3_bind_int64(st, 2, 0);
+	ok = step_done(st);
+	pthread_mutex_unlock(&mc->lock);
+	return ok ? MFS_OK : MFS_EIO;
+}
+
+enum mfs_err mcache_remote(struct mcache *mc, const char *name,
+			   const char *ident, int *rid, struct errbuf *eb)
+{
+	sqlite3_stmt *st = NULL;
+	enum mfs_err rc = MFS_OK;
+	int found = 0, same = 0;
+
+	pthread_mutex_lock(&mc->lock);
+	if (sqlite3_prepare_v2(mc->db,
+			       "SELECT rid, ident FROM remote WHERE name=?1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(mc, eb, "remote");
+		goto out;
+	}
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		found = 1;
+		*rid = sqlite3_column_int(st, 0);
+		same = !strcmp((const char *)sqlite3_column_text(st, 1), ident);
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (found && same)
+		goto out;
+	if (found) {
+		log_info("remote [%s] now points elsewhere (%s); dropping its cached metadata",
+			 name, ident);
+		sqlite3_prepare_v2(mc->db,
+				   "DELETE FROM node WHERE rid=?1 AND ino<>1",
+				   -1, &st, NULL);
+		sqlite3_bind_int(st, 1, *rid);
+		sqlite3_step(st);
+		sqlite3_finalize(st);
+		sqlite3_prepare_v2(mc->db,
+				   "UPDATE remote SET ident=?2 WHERE rid=?1",
+				   -1, &st, NULL);
+		sqlite3_bind_int(st, 1, *rid);
+	} else {
+		sqlite3_prepare_v2(mc->db,
+				   "INSERT INTO remote(name, ident) VALUES(?1, ?2)",
+				   -1, &st, NULL);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	}
+	sqlite3_bind_text(st, 2, ident, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(mc, eb, "remote");
+	else if (!found)
+		*rid = (int)sqlite3_last_insert_rowid(mc->db);
+	sqlite3_finalize(st);
+	st = NULL;
+	/* root listing may name the dropped tree: list it again */
+	if (!rc && found)
+		exec(mc, "UPDATE node SET listed_at=0 WHERE ino=1");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
+enum mfs_err mcache_set_root(struct mcache *mc, int rid, const char *key,
+			     struct errbuf *eb)
+{
+	sqlite3_stmt *st = NULL;
+	enum mfs_err rc = MFS_OK;
+	int same = 0;
+
+	pthread_mutex_lock(&mc->lock);
+	if (sqlite3_prepare_v2(mc->db,
+			       "SELECT rid=?1 AND key=?2 FROM node WHERE ino=1",
+			       -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(mc, eb, "root");
+		goto out;
+	}
+	sqlite3_bind_int(st, 1, rid);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		same = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	st = NULL;
+	if (same)
+		goto out;
+	if (exec(mc, "DELETE FROM node WHERE ino<>1") ||
+	    sqlite3_prepare_v2(mc->db,
+			       "UPDATE node SET rid=?1, key=?2, listed_at=0 "
+			       "WHERE ino=1", -1, &st, NULL) != SQLITE_OK) {
+		rc = db_err(mc, eb, "root");
+		goto out;
+	}
+	sqlite3_bind_int(st, 1, rid);
+	sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		rc = db_err(mc, eb, "root");
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
+enum mfs_err mcache_ensure_dir(struct mcache *mc, uint64_t parent,
+			       const char *name, int rid, const char *key,
+			       uint64_t *ino, struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	struct mc_node old = { 0 };
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_LOOKUP);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = one_row(st, &old);
+	if (!rc && (old.kind != MC_DIR || old.rid != rid ||
+		    strcmp(old.key, key))) {
+		delete_tree(mc, old.ino);
+		rc = MFS_ENOTFOUND;
+	}
+	if (!rc) {
+		*ino = old.ino;
+	} else if (rc == MFS_ENOTFOUND) {
+		sqlite3_stmt *ins = NULL;
+
+		rc = MFS_OK;
+		if (sqlite3_prepare_v2(mc->db,
+				       "INSERT INTO node(parent,name,kind,rid,key)"
+				       " VALUES(?1,?2,2,?3,?4)", -1, &ins,
+				       NULL) != SQLITE_OK)
+			rc = db_err(mc, eb, "ensure dir");
+		if (!rc) {
+			sqlite3_bind_int64(ins, 1, (sqlite3_int64)parent);
+			sqlite3_bind_text(ins, 2, name, -1, SQLITE_STATIC);
+			sqlite3_bind_int(ins, 3, rid);
+			sqlite3_bind_text(ins, 4, key, -1, SQLITE_STATIC);
+			if (sqlite3_step(ins) != SQLITE_DONE)
+				rc = db_err(mc, eb, "ensure dir");
+			else
+				*ino = (uint64_t)sqlite3_last_insert_rowid(mc->db);
+		}
+		sqlite3_finalize(ins);
+	}
+	mc_node_cleanup(&old);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
