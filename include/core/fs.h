@@ -57,6 +57,11 @@ struct fs_file;
 enum mfs_err fs_new(const struct fs_config *cfg, struct mcache *mc,
 		    struct fs **out, struct errbuf *eb);
 void fs_free(struct fs *fs);
+/* Make sure the top of every remote is listed (from the cache when still
+ * fresh, so a warm remount sends nothing). Configuration and credential
+ * errors are returned, so the mount command can fail with the message;
+ * transient errors are only logged. */
+enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb);
 /* Seconds the kernel may cache entries and attributes. */
 double fs_ttl(const struct fs *fs);
 

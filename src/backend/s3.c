@@ -1009,6 +1009,16 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 			s3->retries = (int)n;
 	}
 	s3->backoff_ms = 200;
+	v = ini_get(sec, "retry_base_ms");
+	if (!rc && v) {
+		uint64_t n;
+
+		if (str_parse_u64(v, &n) || n > 60000)
+			rc = eb_set(eb, MFS_EINVAL,
+				    "%s: retry_base_ms must be 0..60000", where);
+		else
+			s3->backoff_ms = (long)n;
+	}
 	ho.ca_file = ini_get(sec, "ca_file");
 	if (!rc)
 		rc = credentials(s3, ini, sec, eb);

@@ -320,11 +320,39 @@ static enum mfs_err ensure_listed(struct fs *fs, struct mc_node *d,
 /* ---- lookup and attributes ---- */
 
 static enum mfs_err remote_dir(struct fs *fs, struct fs_remote *r,
+			       struct mc_node *out, struct errbuf *eb);
+
+enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+	int i;
+
+	for (i = 0; i < (fs->cfg.single ? 1 : fs->cfg.nremotes); i++) {
+		struct mc_node d = { 0 };
+
+		rc = fs->cfg.single ? mcache_get(fs->mc, MC_ROOT_INO, &d)
+				    : remote_dir(fs, &fs->cfg.remotes[i], &d,
+						 eb);
+		if (!rc)
+			rc = ensure_listed(fs, &d, eb);
+		mc_node_cleanup(&d);
+		if (rc == MFS_ECONFIG || rc == MFS_EACCES || rc == MFS_EINVAL)
+			return rc;
+		if (rc)
+			log_warn("remote [%s] is not reachable now (%s); will retry on access",
+				 fs->cfg.remotes[i].name, eb ? eb->msg : "");
+		rc = MFS_OK;
+	}
+	return rc;
+}
+
+static enum mfs_err remote_dir(struct fs *fs, struct fs_remote *r,
 			       struct mc_node *out, struct errbuf *eb)
 {
 	uint64_t ino;
 	enum mfs_err rc;
 
+	memset(out, 0, sizeof(*out));
 	rc = mcache_ensure_dir(fs->mc, MC_ROOT_INO, r->name, r->rid, r->prefix,
 			       &ino, eb);
 	if (!rc)

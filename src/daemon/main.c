@@ -419,6 +419,11 @@ int main(int argc, char **argv)
 		ret = fail("", &eb, rc);
 		goto out;
 	}
+	rc = fs_prime(d.fs, &eb);
+	if (rc) {
+		ret = fail("cannot mount", &eb, rc);
+		goto out;
+	}
 	mo.foreground = o.foreground;
 	mo.single_thread = o.single_thread;
 	if (fuse_opt_add_arg(&args, "-osubtype=mediafs") ||

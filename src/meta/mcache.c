@@ -73,6 +73,7 @@ struct mcache {
 	sqlite3 *db;			/* guarded by lock */
 	sqlite3_stmt *st[S_COUNT];	/* guarded by lock */
 	int64_t gen;			/* guarded by lock: listing generation */
+	int64_t now_ns;			/* guarded by lock: time of this listing */
 };
 
 static enum mfs_err db_err(struct mcache *mc, struct errbuf *eb,
@@ -304,7 +305,10 @@ static int insert_child(struct mcache *mc, const struct mc_node *dir,
 	sqlite3_bind_int(st, 3, e->kind);
 	sqlite3_bind_int(st, 4, dir->rid);
 	sqlite3_bind_int64(st, 5, (sqlite3_int64)e->size);
-	sqlite3_bind_int64(st, 6, e->mtime_ns);
+	/* A directory's mtime is when mediafs first saw it: stable across
+	 * remounts, and known as soon as its parent is listed. */
+	sqlite3_bind_int64(st, 6, e->kind == MC_DIR && !e->mtime_ns ?
+			   mc->now_ns : e->mtime_ns);
 	sqlite3_bind_text(st, 7, e->etag ? e->etag : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 9, mc->gen);
@@ -372,6 +376,7 @@ enum mfs_err mcache_dir_replace(struct mcache *mc, uint64_t dir,
 		return rc;
 	}
 	mc->gen++;
+	mc->now_ns = now_s * 1000000000;
 	if (exec(mc, "BEGIN IMMEDIATE")) {
 		rc = db_err(mc, eb, "begin");
 		goto out;
@@ -560,8 +565,10 @@ enum mfs_err mcache_set_root(struct mcache *mc, int rid, const char *key,
 		goto out;
 	if (exec(mc, "DELETE FROM node WHERE ino<>1") ||
 	    sqlite3_prepare_v2(mc->db,
-			       "UPDATE node SET rid=?1, key=?2, listed_at=0 "
-			       "WHERE ino=1", -1, &st, NULL) != SQLITE_OK) {
+			       "UPDATE node SET rid=?1, key=?2, listed_at=0, "
+			       "mtime_ns=CAST(strftime('%s','now') AS INTEGER)"
+			       "*1000000000 WHERE ino=1", -1, &st, NULL) !=
+		    SQLITE_OK) {
 		rc = db_err(mc, eb, "root");
 		goto out;
 	}
@@ -600,8 +607,10 @@ enum mfs_err mcache_ensure_dir(struct mcache *mc, uint64_t parent,
 
 		rc = MFS_OK;
 		if (sqlite3_prepare_v2(mc->db,
-				       "INSERT INTO node(parent,name,kind,rid,key)"
-				       " VALUES(?1,?2,2,?3,?4)", -1, &ins,
+				       "INSERT INTO node(parent,name,kind,rid,key,"
+				       "mtime_ns) VALUES(?1,?2,2,?3,?4,"
+				       "CAST(strftime('%s','now') AS INTEGER)"
+				       "*1000000000)", -1, &ins,
 				       NULL) != SQLITE_OK)
 			rc = db_err(mc, eb, "ensure dir");
 		if (!rc) {

@@ -460,6 +460,8 @@ long http_backoff_ms(int attempt, long base_ms, long cap_ms)
 		span *= 2;
 	if (span > cap_ms)
 		span = cap_ms;
+	if (span <= 0)
+		return 0;
 	return span / 4 + (long)(rand_r(&seed) % (unsigned long)(span - span / 4 + 1));
 }
 

@@ -1,0 +1,40 @@
+#!/bin/sh
+# Install what mediafs needs to build, test and demo on Debian 12, once:
+# a package already present is not touched, so re-runs take a second.
+# Used by 'make check', 'make demo' and 'make bench'.
+set -eu
+
+# Build: compiler, libraries (through pkg-config).
+BUILD_PKGS="gcc make pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
+libssl-dev libsqlite3-dev libxml2-dev"
+# Tests: the S3 test server (OpenStack Swift + s3api, Debian's
+# python3-swift 2.30), an independent S3 client to upload fixtures
+# (python3-boto3), and the tools the mounted tests drive.
+TEST_PKGS="python3 python3-swift python3-boto3 attr rsync sqlite3 procps
+psmisc"
+
+missing=""
+for p in $BUILD_PKGS $TEST_PKGS; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
+		missing="$missing $p"
+done
+
+if [ -n "$missing" ]; then
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+	echo "install-deps: installing:$missing"
+	export DEBIAN_FRONTEND=noninteractive
+	$SUDO apt-get update -qq
+	# shellcheck disable=SC2086
+	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+
+# The test tier is pinned to what Debian 12 ships; say so if it moved.
+v=$(dpkg-query -W -f='${Version}' python3-swift 2>/dev/null || true)
+case "$v" in
+2.30.*) ;;
+*) echo "install-deps: warning: python3-swift is '$v', tests were written against 2.30.x (tests/README.md)" >&2 ;;
+esac
+
+[ -e /dev/fuse ] || echo "install-deps: warning: /dev/fuse is missing; mounted tests and the demo need FUSE" >&2
+exit 0

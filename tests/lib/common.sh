@@ -1,0 +1,98 @@
+# tests/lib/common.sh - shared helpers for the integration tests (sourced).
+# Every test prints "PASS: name", "FAIL: name: why" or "SKIP: name: why";
+# tests/run-all.sh counts those lines.
+#
+# Environment from run-all.sh:
+#   MEDIAFS     the daemon binary under test
+#   T           a scratch directory for this test file
+#   S3_PORT     the Swift s3api endpoint on 127.0.0.1
+#   S3_REQLOG   Swift's request log (one line per S3 request)
+
+: "${MEDIAFS:?}" "${T:?}"
+SYS_PY=/usr/bin/python3
+LIB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+TESTS_DIR=$(dirname "$LIB_DIR")
+
+pass() { echo "PASS: $1"; }
+fail() { echo "FAIL: $1: $2"; }
+skip() { echo "SKIP: $1: $2"; }
+
+# check NAME COMMAND...: PASS when the command succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then pass "$name"; else fail "$name" "command failed: $*"; fi
+}
+
+# A config for the Swift server. Usage: write_conf FILE [BUCKET [EXTRA]]
+write_conf() {
+	local f=$1 bucket=${2:-tree}
+	cat >"$f" <<EOC
+[s3t]
+type = s3
+endpoint = http://127.0.0.1:$S3_PORT
+region = us-east-1
+bucket = $bucket
+access_key_id = test:tester
+secret_access_key = testing
+retry_base_ms = 50
+${3:-}
+EOC
+	chmod 600 "$f"
+}
+
+# mount_fs LOG MOUNTPOINT ARGS...: start mediafs in the foreground (so we
+# keep its stderr and pid) and wait until the mount is there.
+MFS_PID=
+mount_fs() {
+	local log=$1 mnt=$2 i
+	shift 2
+	mkdir -p "$mnt"
+	"$MEDIAFS" -f "$@" "$mnt" >>"$log" 2>&1 &
+	MFS_PID=$!
+	for i in $(seq 1 100); do
+		mountpoint -q "$mnt" && return 0
+		kill -0 "$MFS_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "mount of $mnt failed; log:" >&2
+	tail -20 "$log" >&2
+	return 1
+}
+
+# umount_fs LOG MOUNTPOINT: unmount, wait for the daemon, and fail if it
+# crashed or a sanitizer complained.
+umount_fs() {
+	local log=$1 mnt=$2 rc=0
+	fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
+	if [ -n "$MFS_PID" ]; then
+		wait "$MFS_PID" || rc=$?
+		MFS_PID=
+	fi
+	if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$log"; then
+		echo "sanitizer report in $log:" >&2
+		grep -E -A20 "AddressSanitizer|LeakSanitizer|runtime error:" "$log" | head -40 >&2
+		return 1
+	fi
+	[ "$rc" -eq 0 ] || { echo "mediafs exited with $rc" >&2; return 1; }
+}
+
+cleanup_mounts() {
+	local m
+	for m in $(awk -v t="$T" '$2 ~ "^"t {print $2}' /proc/mounts); do
+		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
+	done
+	[ -n "$MFS_PID" ] && kill "$MFS_PID" 2>/dev/null
+	true
+}
+trap cleanup_mounts EXIT
+
+# Request counting from Swift's request log.
+req_mark() { wc -l <"$S3_REQLOG"; }
+# req_since MARK [REGEX]: requests after MARK (matching REGEX).
+req_since() {
+	tail -n +"$(($1 + 1))" "$S3_REQLOG" | grep -cE "${2:-.}" || true
+}
+
+# s3 ARGS...: the independent S3 client (boto3) used to make fixtures.
+s3() { "$SYS_PY" "$LIB_DIR/s3tool.py" --port "$S3_PORT" "$@"; }

@@ -1,0 +1,32 @@
+# tests/lib/swift.sh - start/stop the Swift s3api server (sourced).
+# swift_start DIR [PORT]: a free port unless given; exports S3_PORT,
+# S3_REQLOG, SWIFT_PID. Restarting on the same DIR keeps the data.
+swift_start() {
+	local dir=$1 i
+	S3_PORT=${2:-$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')}
+	mkdir -p "$dir"
+	S3_REQLOG=$dir/requests.log
+	touch "$S3_REQLOG"
+	rm -f "$dir/swift.out"
+	PYTHONPATH=$(dirname "${BASH_SOURCE[0]}")/../servers \
+		setsid /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../servers/swift_s3.py" \
+		"$dir" "$S3_PORT" --reqlog "$S3_REQLOG" >"$dir/swift.out" 2>&1 &
+	SWIFT_PID=$!
+	for i in $(seq 1 150); do
+		grep -q ready "$dir/swift.out" 2>/dev/null && break
+		kill -0 "$SWIFT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	export S3_PORT S3_REQLOG SWIFT_PID
+	grep -q ready "$dir/swift.out" 2>/dev/null || {
+		echo "Swift did not start:" >&2
+		cat "$dir/swift.out" >&2
+		return 1
+	}
+}
+
+swift_stop() {
+	[ -n "${SWIFT_PID:-}" ] && kill "$SWIFT_PID" 2>/dev/null
+	wait "$SWIFT_PID" 2>/dev/null
+	SWIFT_PID=
+}

@@ -1,0 +1,102 @@
+#!/bin/bash
+# Run every test: unit tests, then the integration and mounted tests against
+# a real S3 server (OpenStack Swift + s3api on 127.0.0.1), first with the
+# normal build, then with the ASan+UBSan build. Ends with "N passed, N failed"
+# and exits non-zero on any failure.
+#   tests/run-all.sh [PATTERN]   only integration tests whose name matches
+#   NO_SAN=1 tests/run-all.sh    skip the sanitizer pass (local iteration)
+set -u
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PATTERN=${1:-}
+TMP=$ROOT/tests/tmp	# on the repo's disk: Swift needs user xattrs (not tmpfs)
+passed=0 failed=0 skipped=0
+failures=()
+
+note_fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL: $1"; }
+
+echo "== build"
+make -s -j2 all unit >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+if [ -z "${NO_SAN:-}" ]; then
+	make -s -j2 SAN=1 build-san/mediafs unit >/dev/null ||
+		{ echo "sanitizer build failed"; echo "0 passed, 1 failed"; exit 1; }
+fi
+
+if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
+	echo "SKIP: mounted tests need /dev/fuse and fusermount3"
+fi
+
+run_unit() {	# run_unit DIR LABEL
+	local t out
+	for t in "$1"/tests/test_*; do
+		out=$(ASAN_OPTIONS=detect_leaks=1 timeout 300 "$t" 2>&1)
+		local rc=$?
+		echo "$out" | grep -E "^(FAIL|test_)" | sed "s/^/  [$2] /"
+		if [ $rc -eq 0 ]; then
+			passed=$((passed + 1))
+		else
+			note_fail "[$2] $(basename "$t") (exit $rc)"
+			echo "$out" | tail -20
+		fi
+	done
+}
+
+run_integration() {	# run_integration BINARY LABEL
+	local t name out rc
+	for t in tests/integration/test_*.sh; do
+		name=$(basename "$t" .sh)
+		[ -n "$PATTERN" ] && [[ $name != *$PATTERN* ]] && continue
+		export T=$TMP/$2/$name
+		rm -rf "$T"
+		mkdir -p "$T"
+		echo "-- [$2] $name"
+		out=$(MEDIAFS=$1 FIXTURES=$TMP/fixtures timeout 600 bash "$t" 2>"$T/stderr")
+		rc=$?
+		echo "$out" | sed 's/^/  /'
+		passed=$((passed + $(echo "$out" | grep -c '^PASS:')))
+		skipped=$((skipped + $(echo "$out" | grep -c '^SKIP:')))
+		while IFS= read -r l; do
+			[ -n "$l" ] && { failed=$((failed + 1)); failures+=("[$2] $name: ${l#FAIL: }"); }
+		done < <(echo "$out" | grep '^FAIL:')
+		if [ $rc -ne 0 ] && ! echo "$out" | grep -q '^FAIL:'; then
+			note_fail "[$2] $name exited $rc"
+			tail -5 "$T/stderr"
+		fi
+	done
+}
+
+echo "== unit tests"
+run_unit build unit
+[ -z "${NO_SAN:-}" ] && run_unit build-san unit-asan
+
+echo "== S3 test server (Swift s3api) and fixtures"
+. tests/lib/swift.sh
+rm -rf "$TMP"
+mkdir -p "$TMP/fixtures"
+if swift_start "$TMP/swift"; then
+	trap swift_stop EXIT
+	export S3_PORT S3_REQLOG
+	t0=$(date +%s)
+	/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" mkbucket tree &&
+	/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" tree tree \
+		"$TMP/fixtures/tree.manifest" 2100 ||
+		note_fail "uploading the fixture tree"
+	echo "  2,100 objects uploaded by boto3 in $(( $(date +%s) - t0 )) s"
+	echo "== integration and mounted tests"
+	run_integration "$ROOT/build/mediafs" mount
+	[ -z "${NO_SAN:-}" ] && run_integration "$ROOT/build-san/mediafs" mount-asan
+else
+	note_fail "the S3 test server did not start"
+fi
+
+echo
+if [ ${#failures[@]} -gt 0 ]; then
+	echo "failures:"
+	printf '  %s\n' "${failures[@]}"
+fi
+if [ $skipped -gt 0 ]; then
+	echo "$passed passed, $failed failed, $skipped skipped"
+else
+	echo "$passed passed, $failed failed"
+fi
+[ $failed -eq 0 ]

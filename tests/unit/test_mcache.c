@@ -1,0 +1,192 @@
+/* meta/mcache: listings replace children atomically, inodes are stable
+ * and never reused, HEAD-level metadata survives an unchanged etag,
+ * vanished entries go with their subtrees, everything survives reopen. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "meta/mcache.h"
+#include "unit.h"
+
+TEST_MAIN("test_mcache")
+
+static int count_cb(void *ud, const struct mc_node *n)
+{
+	(void)n;
+	(*(int *)ud)++;
+	return 0;
+}
+
+static int children(struct mcache *mc, uint64_t dir)
+{
+	int n = 0;
+
+	mcache_children(mc, dir, count_cb, &n);
+	return n;
+}
+
+int main(void)
+{
+	char dir[] = "/tmp/mfs-mc-XXXXXX", path[256];
+	struct errbuf eb = { 0 };
+	struct mcache *mc = NULL;
+	struct mc_node n, root;
+	uint64_t a_ino, sub_ino, deep_ino, x_ino;
+	int rid = 0, rid2 = 0;
+
+	if (!mkdtemp(dir))
+		return 1;
+	snprintf(path, sizeof(path), "%s/meta.db", dir);
+
+	CASE("open, root, remote ids");
+	CHECK(mcache_open(path, &mc, &eb) == MFS_OK);
+	CHECK(mcache_remote(mc, "backup", "s3 http://h bkt", &rid, &eb) ==
+	      MFS_OK);
+	CHECK(rid > 0);
+	CHECK(mcache_set_root(mc, rid, "pre", &eb) == MFS_OK);
+	CHECK(mcache_get(mc, MC_ROOT_INO, &root) == MFS_OK);
+	CHECK(root.kind == MC_DIR && root.rid == rid && root.listed_at == 0);
+	CHECK_STR(root.key, "pre");
+	mc_node_cleanup(&root);
+
+	CASE("listing stores children with keys under the directory's key");
+	{
+		struct mc_entry e[] = {
+			{ "a.jpg", MC_FILE, 10, 1000, "e1" },
+			{ "sub", MC_DIR, 0, 0, "" },
+			{ "x", MC_FILE, 5, 5, "e2" },
+		};
+
+		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 3, 100, &eb) ==
+		      MFS_OK);
+	}
+	CHECK(children(mc, MC_ROOT_INO) == 3);
+	CHECK(mcache_lookup(mc, MC_ROOT_INO, "a.jpg", &n) == MFS_OK);
+	CHECK_STR(n.key, "pre/a.jpg");
+	CHECK(n.size == 10 && n.kind == MC_FILE && n.rid == rid);
+	a_ino = n.ino;
+	mc_node_cleanup(&n);
+	CHECK(mcache_lookup(mc, MC_ROOT_INO, "sub", &n) == MFS_OK);
+	sub_ino = n.ino;
+	mc_node_cleanup(&n);
+	CHECK(mcache_lookup(mc, MC_ROOT_INO, "x", &n) == MFS_OK);
+	x_ino = n.ino;
+	mc_node_cleanup(&n);
+	CHECK(mcache_get(mc, MC_ROOT_INO, &root) == MFS_OK);
+	CHECK(root.listed_at == 100);
+	mc_node_cleanup(&root);
+	CHECK(mcache_lookup(mc, MC_ROOT_INO, "absent", &n) == MFS_ENOTFOUND);
+	{
+		struct mc_entry e[] = { { "deep.png", MC_FILE, 1, 1, "e3" } };
+
+		CHECK(mcache_dir_replace(mc, sub_ino, e, 1, 100, &eb) == MFS_OK);
+	}
+	CHECK(mcache_lookup(mc, sub_ino, "deep.png", &n) == MFS_OK);
+	CHECK_STR(n.key, "pre/sub/deep.png");
+	deep_ino = n.ino;
+	mc_node_cleanup(&n);
+
+	CASE("HEAD data is kept while the etag is unchanged");
+	CHECK(mcache_set_full(mc, a_ino, 10, 777, 0600, "e1", "image/jpeg") ==
+	      MFS_OK);
+	{
+		struct mc_entry e[] = {
+			{ "a.jpg", MC_FILE, 10, 1000, "e1" },
+			{ "x", MC_FILE, 6, 9, "e2-changed" },
+		};
+
+		CHECK(mcache_set_full(mc, x_ino, 5, 55, 0, "e2", "text/plain") ==
+		      MFS_OK);
+		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 2, 200, &eb) ==
+		      MFS_OK);
+	}
+	CHECK(mcache_get(mc, a_ino, &n) == MFS_OK);
+	CHECK(n.full && n.mtime_ns == 777 && n.mode == 0600);
+	CHECK_STR(n.ctype, "image/jpeg");
+	mc_node_cleanup(&n);
+
+	CASE("a changed etag drops HEAD data, keeps the inode");
+	CHECK(mcache_get(mc, x_ino, &n) == MFS_OK);
+	CHECK(!n.full && n.size == 6 && n.mtime_ns == 9);
+	CHECK_STR(n.ctype, "");
+	mc_node_cleanup(&n);
+
+	CASE("vanished directory goes with its subtree");
+	CHECK(mcache_get(mc, sub_ino, &n) == MFS_ENOTFOUND);
+	CHECK(mcache_get(mc, deep_ino, &n) == MFS_ENOTFOUND);
+
+	CASE("a name that changes kind gets a new inode; inodes not reused");
+	{
+		struct mc_entry e[] = {
+			{ "a.jpg", MC_DIR, 0, 0, "" },
+			{ "x", MC_FILE, 6, 9, "e2-changed" },
+		};
+
+		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 2, 300, &eb) ==
+		      MFS_OK);
+	}
+	CHECK(mcache_lookup(mc, MC_ROOT_INO, "a.jpg", &n) == MFS_OK);
+	CHECK(n.kind == MC_DIR && n.ino != a_ino && n.ino > deep_ino);
+	mc_node_cleanup(&n);
+	CHECK(mcache_get(mc, a_ino, &n) == MFS_ENOTFOUND);
+
+	CASE("invalidate marks a listing stale");
+	CHECK(mcache_invalidate_dir(mc, MC_ROOT_INO) == MFS_OK);
+	CHECK(mcache_get(mc, MC_ROOT_INO, &root) == MFS_OK);
+	CHECK(root.listed_at == 0);
+	mc_node_cleanup(&root);
+	CHECK(mcache_dir_replace(mc, MC_ROOT_INO, NULL, 0, 400, &eb) ==
+	      MFS_OK);
+	CHECK(children(mc, MC_ROOT_INO) == 0);
+	{
+		struct mc_entry e[] = { { "keep", MC_FILE, 3, 3, "k" } };
+
+		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 1, 500, &eb) ==
+		      MFS_OK);
+	}
+	mcache_close(mc);
+	mc = NULL;
+
+	CASE("everything survives close and reopen");
+	CHECK(mcache_open(path, &mc, &eb) == MFS_OK);
+	CHECK(mcache_remote(mc, "backup", "s3 http://h bkt", &rid2, &eb) ==
+	      MFS_OK);
+	CHECK(rid2 == rid);
+	CHECK(mcache_set_root(mc, rid, "pre", &eb) == MFS_OK);
+	CHECK(mcache_get(mc, MC_ROOT_INO, &root) == MFS_OK);
+	CHECK(root.listed_at == 500);
+	mc_node_cleanup(&root);
+	CHECK(mcache_lookup(mc, MC_ROOT_INO, "keep", &n) == MFS_OK);
+	mc_node_cleanup(&n);
+
+	CASE("a remote pointing elsewhere drops its cached tree");
+	CHECK(mcache_remote(mc, "backup", "s3 http://other bkt", &rid2, &eb) ==
+	      MFS_OK);
+	CHECK(rid2 == rid);
+	CHECK(mcache_lookup(mc, MC_ROOT_INO, "keep", &n) == MFS_ENOTFOUND);
+	CHECK(mcache_get(mc, MC_ROOT_INO, &root) == MFS_OK);
+	CHECK(root.listed_at == 0);
+	mc_node_cleanup(&root);
+
+	CASE("a different root prefix starts afresh");
+	{
+		struct mc_entry e[] = { { "k2", MC_FILE, 3, 3, "k" } };
+
+		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 1, 600, &eb) ==
+		      MFS_OK);
+	}
+	CHECK(mcache_set_root(mc, rid, "other-prefix", &eb) == MFS_OK);
+	CHECK(children(mc, MC_ROOT_INO) == 0);
+	mcache_close(mc);
+
+	unlink(path);
+	{
+		char p2[300];
+
+		snprintf(p2, sizeof(p2), "%s-wal", path);
+		unlink(p2);
+		snprintf(p2, sizeof(p2), "%s-shm", path);
+		unlink(p2);
+	}
+	rmdir(dir);
+	return unit_report();
+}
