@@ -29,7 +29,7 @@ mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache",cache_ttl=600 s3t:
 	{ fail mount "mediafs did not mount"; exit 1; }
 # the mount itself lists the root once (so bad credentials fail the mount)
 m=$(req_mark)
-ls -lR "$MNT" >"$T/lslR.cold" 2>"$T/lslR.err"
+ls -lR --time-style=full-iso "$MNT" >"$T/lslR.cold" 2>"$T/lslR.err"
 lists=$(req_since "$m" '^GET /tree\?.*list-type=2')
 heads=$(req_since "$m" '^HEAD ')
 total=$(req_since "$m")
@@ -77,7 +77,7 @@ nonempty=$(awk -F'\t' '$2 > 0' "$MAN" | wc -l)
 
 # warm: everything from the kernel or the metadata cache
 m=$(req_mark)
-ls -lR "$MNT" >"$T/lslR.warm"
+ls -lR --time-style=full-iso "$MNT" >"$T/lslR.warm"
 (cd "$MNT" && find . >/dev/null && du -s . >/dev/null)
 n=$(req_since "$m")
 [ "$n" -eq 0 ] && pass "warm ls -lR, find, du: 0 requests" || fail "warm listing" "$n requests"
@@ -90,7 +90,7 @@ umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail "unmount" "see $LOG"
 m=$(req_mark)
 mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache",cache_ttl=600 s3t: ||
 	{ fail remount "mediafs did not mount"; exit 1; }
-ls -lR "$MNT" >"$T/lslR.remount"
+ls -lR --time-style=full-iso "$MNT" >"$T/lslR.remount"
 (cd "$MNT" && find . -type f | wc -l >/dev/null && du -sb . >/dev/null)
 stat "$MNT/$key" >/dev/null
 n=$(req_since "$m")

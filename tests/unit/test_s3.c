@@ -35,14 +35,20 @@ static struct {
 	int nreq;				/* guarded by lock */
 } srv = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
+/* The server keeps its own copies of the replies, so a connection thread
+ * never reads a buffer the test has freed. */
 static void play(const struct reply *r)
 {
 	int i;
 
 	pthread_mutex_lock(&srv.lock);
+	for (i = 0; i < MAX_REPLIES; i++)
+		free((char *)srv.script[i].raw);
 	memset(srv.script, 0, sizeof(srv.script));
-	for (i = 0; r[i].raw && i < MAX_REPLIES - 1; i++)
+	for (i = 0; r[i].raw && i < MAX_REPLIES - 1; i++) {
 		srv.script[i] = r[i];
+		srv.script[i].raw = strdup(r[i].raw);
+	}
 	srv.next = 0;
 	srv.nreq = 0;
 	pthread_mutex_unlock(&srv.lock);
@@ -77,6 +83,8 @@ static void *serve_conn(void *arg)
 			if (n >= 4 && !memcmp(head + n - 4, "\r\n\r\n", 4))
 				break;
 		}
+		char *copy;
+
 		pthread_mutex_lock(&srv.lock);
 		if (srv.nreq < MAX_REPLIES) {
 			size_t k = n < sizeof(srv.reqs[0]) - 1 ? n :
@@ -88,17 +96,23 @@ static void *serve_conn(void *arg)
 		r = srv.script[srv.next];
 		if (r.raw)
 			srv.next++;
+		copy = strdup(r.raw ? r.raw :
+			      "HTTP/1.1 500 Internal Server Error\r\n"
+			      "Content-Length: 0\r\n\r\n");
 		pthread_mutex_unlock(&srv.lock);
-		if (!r.raw)
-			r.raw = "HTTP/1.1 500 Internal Server Error\r\n"
-				"Content-Length: 0\r\n\r\n";
+		if (!copy)
+			break;
 		if (r.mode == CLOSE_MID) {
-			if (write(c, r.raw, strlen(r.raw) / 2) < 0)
-				break;
+			if (write(c, copy, strlen(copy) / 2) < 0)
+				perror("write");
+			free(copy);
 			break;
 		}
-		if (write(c, r.raw, strlen(r.raw)) < 0)
+		if (write(c, copy, strlen(copy)) < 0) {
+			free(copy);
 			break;
+		}
+		free(copy);
 	}
 done:
 	close(c);
@@ -518,6 +532,7 @@ int main(void)
 		test_head_get(be);
 		backend_free(be);
 	}
+	play((struct reply[]){ { NULL, 0 } });
 	test_config();
 	return unit_report();
 }
