@@ -85,6 +85,11 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 		     size_t *got, struct errbuf *eb);
 void fs_release(struct fs_file *f);
 
+/* Whether anything may be created, changed or removed under ino. Writing
+ * lands with the write path; until then every modifying operation answers
+ * MFS_EROFS. */
+enum mfs_err fs_check_writable(struct fs *fs, uint64_t ino);
+
 /* Extended attributes. With cap == 0, *len gets the size only.
  * MFS_ENODATA for an unknown name, MFS_ERANGE when cap is too small. */
 enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,

@@ -601,6 +601,13 @@ void fs_release(struct fs_file *f)
 	free(f);
 }
 
+enum mfs_err fs_check_writable(struct fs *fs, uint64_t ino)
+{
+	(void)fs;
+	(void)ino;
+	return MFS_EROFS;
+}
+
 /* ---- extended attributes ---- */
 
 static enum mfs_err put_value(const char *v, char *dst, size_t cap,

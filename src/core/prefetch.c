@@ -35,12 +35,15 @@ struct prefetch {
 
 	pthread_mutex_t lock;
 	pthread_cond_t done;	/* next.state left W_FETCHING */
+	/* The kernel sends async reads slightly out of order, so the window
+	 * just passed (prev) is kept as well as the current one. */
+	struct window prev;	/* guarded by lock */
 	struct window cur;	/* guarded by lock */
 	struct window next;	/* guarded by lock, owned by the fetcher
 				 * while W_FETCHING */
 	pthread_t thread;	/* valid while thread_live */
 	int thread_live;	/* guarded by lock */
-	uint64_t last_end;	/* guarded by lock: where the last read ended */
+	uint64_t hi;		/* guarded by lock: highest end read so far */
 	size_t window;		/* guarded by lock: current window size */
 };
 
@@ -58,7 +61,6 @@ struct prefetch *prefetch_new(struct backend *be, const char *key,
 	p->size = size;
 	p->max_window = max_window < MIN_WINDOW ? MIN_WINDOW : max_window;
 	p->window = MIN_WINDOW;
-	p->last_end = UINT64_MAX;
 	pthread_mutex_init(&p->lock, NULL);
 	pthread_cond_init(&p->done, NULL);
 	if (!p->key || !p->etag) {
@@ -148,10 +150,31 @@ static int covers(const struct window *w, uint64_t off)
 	       off < w->off + w->len;
 }
 
+/* Caller holds lock: the ready window holding off, or NULL. */
+static struct window *find(struct prefetch *p, uint64_t off)
+{
+	if (covers(&p->cur, off))
+		return &p->cur;
+	if (covers(&p->prev, off))
+		return &p->prev;
+	if (p->next.state == W_FETCHING && off >= p->next.off &&
+	    off < p->next.off + p->next.want)
+		settle(p);
+	if (covers(&p->next, off)) {
+		/* advance: prev <- cur <- next, next reuses prev's buffer */
+		swap(&p->prev, &p->cur);
+		swap(&p->cur, &p->next);
+		p->next.state = W_EMPTY;
+		return &p->cur;
+	}
+	return NULL;
+}
+
 enum mfs_err prefetch_read(struct prefetch *p, uint64_t off, size_t len,
 			   char *dst, size_t *got, struct errbuf *eb)
 {
 	enum mfs_err rc = MFS_OK;
+	uint64_t slack;
 	int sequential;
 	size_t done = 0;
 
@@ -160,57 +183,53 @@ enum mfs_err prefetch_read(struct prefetch *p, uint64_t off, size_t len,
 	if (!len)
 		return MFS_OK;
 	pthread_mutex_lock(&p->lock);
-	sequential = off == p->last_end;
+	/* near the furthest point read so far counts as sequential */
+	slack = p->window > 2 * 1024 * 1024 ? p->window : 2 * 1024 * 1024;
+	sequential = off == 0 || (off + slack >= p->hi && off <= p->hi + slack);
 	while (done < len && !rc) {
 		uint64_t o = off + done;
+		struct window *w = find(p, o);
 		size_t n;
 
-		if (!covers(&p->cur, o)) {
-			if (p->next.state == W_FETCHING &&
-			    o >= p->next.off && o < p->next.off + p->next.want)
-				settle(p);
-			if (covers(&p->next, o)) {
-				swap(&p->cur, &p->next);
-				p->next.state = W_EMPTY;
-			} else {
-				/* miss: fetch synchronously */
-				settle(p);
-				p->next.state = W_EMPTY;
-				if (!sequential)
-					p->window = MIN_WINDOW;
-				p->cur.off = o;
-				p->cur.want = clip(p, o, p->window > len - done
-						   ? p->window : len - done);
-				p->cur.state = W_FETCHING;
-				rc = fill(p, &p->cur);
-				p->cur.state = W_READY;
-				p->cur.rc = rc;
-				if (rc) {
-					if (eb)
-						*eb = p->cur.eb;
-					break;
-				}
-				if (!p->cur.len)
-					break;	/* object shorter than cached */
+		if (!w) {
+			/* miss: fetch synchronously into cur */
+			settle(p);
+			p->next.state = W_EMPTY;
+			if (!sequential)
+				p->window = MIN_WINDOW;
+			swap(&p->prev, &p->cur);
+			p->cur.off = o;
+			p->cur.want = clip(p, o, p->window > len - done ?
+					   p->window : len - done);
+			p->cur.state = W_FETCHING;
+			rc = fill(p, &p->cur);
+			p->cur.state = W_READY;
+			p->cur.rc = rc;
+			if (rc) {
+				if (eb)
+					*eb = p->cur.eb;
+				break;
 			}
+			if (!p->cur.len)
+				break;	/* object shorter than cached */
+			w = &p->cur;
 		}
-		n = (size_t)(p->cur.off + p->cur.len - o);
+		n = (size_t)(w->off + w->len - o);
 		if (n > len - done)
 			n = len - done;
-		memcpy(dst + done, p->cur.data + (o - p->cur.off), n);
+		memcpy(dst + done, w->data + (o - w->off), n);
 		done += n;
 	}
-	if (!rc && p->cur.state == W_READY && p->next.state == W_EMPTY &&
-	    (sequential || off == 0)) {
-		if (p->window < p->max_window && sequential)
+	if (!rc && sequential && p->cur.state == W_READY &&
+	    p->next.state == W_EMPTY) {
+		if (p->window < p->max_window)
 			p->window *= 2;
 		start_next(p);
 	}
-	if (p->next.state == W_READY && p->next.rc) {
-		/* a failed read-ahead is retried synchronously if needed */
-		p->next.state = W_EMPTY;
-	}
-	p->last_end = off + done;
+	if (p->next.state == W_READY && p->next.rc)
+		p->next.state = W_EMPTY;  /* retried synchronously if needed */
+	if (off + done > p->hi)
+		p->hi = off + done;
 	*got = done;
 	pthread_mutex_unlock(&p->lock);
 	return rc;
@@ -223,6 +242,7 @@ void prefetch_free(struct prefetch *p)
 	pthread_mutex_lock(&p->lock);
 	settle(p);
 	pthread_mutex_unlock(&p->lock);
+	free(p->prev.data);
 	free(p->cur.data);
 	free(p->next.data);
 	free(p->key);

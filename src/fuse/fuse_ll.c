@@ -334,7 +334,93 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
+/* Modifying operations: core decides whether they are allowed. */
+static void refuse(fuse_req_t req, fuse_ino_t ino)
+{
+	fuse_reply_err(req, fuse_ll_errno(fs_check_writable(fs_of(req), ino)));
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode, dev_t rdev)
+{
+	(void)name, (void)mode, (void)rdev;
+	refuse(req, parent);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
+		     mode_t mode)
+{
+	(void)name, (void)mode;
+	refuse(req, parent);
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	(void)name;
+	refuse(req, parent);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      fuse_ino_t newparent, const char *newname,
+		      unsigned int flags)
+{
+	(void)name, (void)newparent, (void)newname, (void)flags;
+	refuse(req, parent);
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
+		       int to_set, struct fuse_file_info *fi)
+{
+	(void)attr, (void)to_set, (void)fi;
+	refuse(req, ino);
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
+		      mode_t mode, struct fuse_file_info *fi)
+{
+	(void)name, (void)mode, (void)fi;
+	refuse(req, parent);
+}
+
+static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
+			const char *value, size_t size, int flags)
+{
+	(void)name, (void)value, (void)size, (void)flags;
+	refuse(req, ino);
+}
+
+static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+	(void)name;
+	refuse(req, ino);
+}
+
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent,
+		       const char *name)
+{
+	(void)link, (void)name;
+	refuse(req, parent);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent,
+		    const char *newname)
+{
+	(void)newparent, (void)newname;
+	refuse(req, ino);
+}
+
 static const struct fuse_lowlevel_ops ll_ops = {
+	.mknod = ll_mknod,
+	.mkdir = ll_mkdir,
+	.unlink = ll_unlink,
+	.rmdir = ll_unlink,
+	.rename = ll_rename,
+	.setattr = ll_setattr,
+	.create = ll_create,
+	.setxattr = ll_setxattr,
+	.removexattr = ll_removexattr,
+	.symlink = ll_symlink,
+	.link = ll_link,
 	.init = ll_init,
 	.lookup = ll_lookup,
 	.forget = ll_forget,

@@ -1,0 +1,95 @@
+#!/bin/bash
+# Odd keys: names with spaces, +, %, #, ?, unicode and 255 bytes are shown
+# and read; keys with '..' or '//' segments or 256-byte segments cannot be
+# path names: they are skipped with a warning naming the key, and
+# everything else in the directory still shows. Marker objects (dir/) are
+# directories, empty ones included; a name that is both a file and a
+# directory shows the directory.
+. "$(dirname "$0")/../lib/common.sh"
+
+CONF=$T/mediafs.conf
+MNT=$T/mnt
+LOG=$T/mediafs.log
+write_conf "$CONF" names
+s3 mkbucket names
+
+long=$(printf 'L%.0s' $(seq 1 255))
+toolong=$(printf 'T%.0s' $(seq 1 256))
+good=("sp ace" "plus+sign" "per%25cent" "hash#tag" "quest?ion" "café ☕" "$long" "semi;colon" "tab	tab" "new
+line" "'quote'" '"dq"' "back\\slash" "  lead")
+i=0
+for k in "${good[@]}"; do
+	echo "body $i" | s3 put names "odd/$k" -
+	i=$((i + 1))
+done
+for k in "odd/../escape" "odd//double" "odd/./dot" "odd/$toolong"; do
+	echo bad | s3 put names "$k" -
+done
+: | s3 put names "emptydir/" -
+: | s3 put names "marked/" -
+echo x | s3 put names "marked/inside" -
+echo clash | s3 put names "clash" -
+echo child | s3 put names "clash/child" -
+
+mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache" s3t: ||
+	{ fail mount "mediafs did not mount"; exit 1; }
+
+ok=1
+i=0
+for k in "${good[@]}"; do
+	[ "$(cat "$MNT/odd/$k" 2>/dev/null)" = "body $i" ] || { ok=0; echo "bad: $k" >&2; }
+	i=$((i + 1))
+done
+[ $ok = 1 ] && pass "${#good[@]} odd names (space + % # ? unicode 255-byte tab newline quotes) read back" ||
+	fail "odd names" "some did not read back"
+n=$(find "$MNT/odd" -mindepth 1 -printf . | wc -c)
+[ "$n" -eq "${#good[@]}" ] && pass "only showable names are listed ($n)" ||
+	fail "listing of odd/" "$n entries, expected ${#good[@]}"
+for what in "odd/../" "odd//" "odd/./" "256 bytes"; do
+	case $what in
+	"256 bytes") grep -q "longer than 255 bytes" "$LOG" ;;
+	*) grep -qF "key '$what" "$LOG" ;;
+	esac && pass "skipped key '$what' named in the log" || fail "skip log" "no line for $what"
+done
+[ -d "$MNT/emptydir" ] && [ -z "$(ls -A "$MNT/emptydir")" ] &&
+	pass "empty marker object dir/ is an empty directory" || fail "emptydir" "not an empty dir"
+[ "$(ls "$MNT/marked")" = inside ] && pass "marker dir with content" || fail "marked" "$(ls "$MNT/marked")"
+[ -d "$MNT/clash" ] && [ "$(cat "$MNT/clash/child")" = child ] &&
+	grep -q "both a file and a directory" "$LOG" &&
+	pass "file and directory with one name: directory shown, warning logged" ||
+	fail "clash" "not handled"
+stat "$MNT/odd/nope" >/dev/null 2>&1 && fail "missing name" "stat succeeded" ||
+	pass "missing name: ENOENT"
+m=$(req_mark)
+for i in 1 2 3; do stat "$MNT/odd/missing-$i" >/dev/null 2>&1; done
+[ "$(req_since "$m")" -eq 0 ] && pass "negative lookups in a listed directory cost 0 requests" ||
+	fail "negative lookups" "$(req_since "$m") requests"
+
+# extended attributes
+f="$MNT/odd/sp ace"
+et=$(getfattr --only-values -n user.mediafs.etag "$f" 2>/dev/null)
+want=$(echo "body 0" | md5sum | cut -d' ' -f1)
+[ "$et" = "$want" ] && pass "user.mediafs.etag" || fail "etag xattr" "'$et' != '$want'"
+url=$(getfattr --only-values -n user.mediafs.url "$f" 2>/dev/null)
+[ "$url" = "http://127.0.0.1:$S3_PORT/names/odd/sp%20ace" ] && pass "user.mediafs.url is the encoded object URL" ||
+	fail "url xattr" "'$url'"
+m=$(req_mark)
+ct=$(getfattr --only-values -n user.mediafs.content_type "$f" 2>/dev/null)
+ct2=$(getfattr --only-values -n user.mediafs.content_type "$f" 2>/dev/null)
+[ -n "$ct" ] && [ "$ct" = "$ct2" ] && [ "$(req_since "$m" '^HEAD')" -eq 1 ] &&
+	pass "user.mediafs.content_type ('$ct'): one HEAD, then cached" ||
+	fail "content_type xattr" "'$ct', $(req_since "$m" '^HEAD') HEAD"
+getfattr -d "$f" 2>/dev/null | grep -c '^user.mediafs' | grep -q 3 && pass "getfattr -d lists 3 attributes" ||
+	fail "getfattr -d" "$(getfattr -d "$f" 2>&1)"
+getfattr -n user.other "$f" >/dev/null 2>&1 && fail "unknown xattr" "succeeded" ||
+	pass "unknown xattr: ENODATA"
+
+touch "$MNT/newfile" 2>"$T/err" && fail "read-only" "touch succeeded" ||
+	{ grep -q "Read-only file system" "$T/err" && pass "creating a file: EROFS" ||
+		fail "create" "$(cat "$T/err")"; }
+for op in "mkdir $MNT/d" "rm $MNT/small" "mv $MNT/odd/plus+sign $MNT/odd/p2" "chmod 600 $MNT/odd/plus+sign" "touch $MNT/odd/plus+sign"; do
+	$op 2>"$T/err" && fail "read-only: $op" "succeeded" ||
+		{ grep -q "Read-only file system\|No such file" "$T/err" && pass "refused: ${op%% *}" ||
+			fail "read-only: $op" "$(cat "$T/err")"; }
+done
+umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail "unmount" "see $LOG"
