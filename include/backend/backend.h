@@ -91,9 +91,10 @@ void backend_free(struct backend *be);
 enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 			       struct backend **out, struct errbuf *eb);
 
-/* Report keys of sec nobody asked for; used by constructors. */
-enum mfs_err backend_check_unused(const struct ini *ini,
-				  const struct ini_section *sec,
-				  struct errbuf *eb);
+/* Refuse a key of sec that is not in known (NULL-terminated), naming its
+ * line; constructors call it first, so a typo is reported as a typo. */
+enum mfs_err backend_check_keys(const struct ini *ini,
+				const struct ini_section *sec,
+				const char *const *known, struct errbuf *eb);
 
 #endif

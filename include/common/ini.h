@@ -13,7 +13,6 @@ struct ini_kv {
 	char *key;
 	char *value;
 	int line;	/* 1-based line in the file */
-	int used;	/* set by ini_get; unused keys are reported */
 };
 
 struct ini_section {
@@ -37,10 +36,8 @@ enum mfs_err ini_parse(const char *text, const char *path, struct ini **out,
 		       struct errbuf *eb);
 void ini_free(struct ini *ini);
 struct ini_section *ini_section(struct ini *ini, const char *name);
-/* Value of key in sec, or NULL. Marks the key as used. Borrowed pointer. */
+/* Value of key in sec, or NULL. Borrowed pointer. */
 const char *ini_get(struct ini_section *sec, const char *key);
-/* First key of sec that no ini_get asked for, or NULL. */
-const struct ini_kv *ini_unused(const struct ini_section *sec);
 
 /* Resolve a secret value as written in the config:
  *   env:VAR    the environment variable VAR (must be set and non-empty)

@@ -37,14 +37,21 @@ void backend_free(struct backend *be)
 		be->ops->free(be);
 }
 
-enum mfs_err backend_check_unused(const struct ini *ini,
-				  const struct ini_section *sec,
-				  struct errbuf *eb)
+enum mfs_err backend_check_keys(const struct ini *ini,
+				const struct ini_section *sec,
+				const char *const *known, struct errbuf *eb)
 {
-	const struct ini_kv *kv = ini_unused(sec);
+	int i, j;
 
-	if (!kv)
-		return MFS_OK;
-	return eb_set(eb, MFS_EINVAL, "%s:%d: unknown key '%s' in [%s]",
-		      ini->path, kv->line, kv->key, sec->name);
+	for (i = 0; i < sec->nkv; i++) {
+		for (j = 0; known[j]; j++)
+			if (!strcmp(known[j], sec->kv[i].key))
+				break;
+		if (!known[j])
+			return eb_set(eb, MFS_EINVAL,
+				      "%s:%d: unknown key '%s' in [%s]",
+				      ini->path, sec->kv[i].line,
+				      sec->kv[i].key, sec->name);
+	}
+	return MFS_OK;
 }

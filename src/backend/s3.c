@@ -801,6 +801,13 @@ static const struct backend_ops s3_ops = {
 
 /* ---- configuration ---- */
 
+/* Every key an s3 section may hold (mediafs.conf(5)). */
+static const char *const s3_keys[] = {
+	"type", "endpoint", "region", "bucket", "path_style",
+	"access_key_id", "secret_access_key", "session_token",
+	"retries", "retry_base_ms", "ca_file", NULL
+};
+
 static enum mfs_err parse_endpoint(struct s3 *s3, const char *ep,
 				   const char *where, struct errbuf *eb)
 {
@@ -965,8 +972,11 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 	snprintf(where, sizeof(where), "%s:%d: [%s]", ini->path, sec->line,
 		 sec->name);
 
+	rc = backend_check_keys(ini, sec, s3_keys, eb);
 	v = ini_get(sec, "bucket");
-	if (!v || !*v)
+	if (rc)
+		;
+	else if (!v || !*v)
 		rc = eb_set(eb, MFS_EINVAL, "%s needs 'bucket = NAME'", where);
 	else
 		s3->bucket = strdup(v);
@@ -1022,8 +1032,6 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 	ho.ca_file = ini_get(sec, "ca_file");
 	if (!rc)
 		rc = credentials(s3, ini, sec, eb);
-	if (!rc)
-		rc = backend_check_unused(ini, sec, eb);
 	if (!rc) {
 		be->ident = str_fmt("s3 %s://%s%s %s", s3->scheme,
 				    s3->hostport, s3->base_path, s3->bucket);

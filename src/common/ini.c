@@ -66,7 +66,6 @@ static enum mfs_err add_kv(struct ini_section *sec, const char *k,
 	p->key = strdup(k);
 	p->value = strdup(v);
 	p->line = line;
-	p->used = 0;
 	if (!p->key || !p->value) {
 		free(p->key);
 		free(p->value);
@@ -242,20 +241,8 @@ const char *ini_get(struct ini_section *sec, const char *key)
 	int i;
 
 	for (i = 0; i < sec->nkv; i++)
-		if (!strcmp(sec->kv[i].key, key)) {
-			sec->kv[i].used = 1;
+		if (!strcmp(sec->kv[i].key, key))
 			return sec->kv[i].value;
-		}
-	return NULL;
-}
-
-const struct ini_kv *ini_unused(const struct ini_section *sec)
-{
-	int i;
-
-	for (i = 0; i < sec->nkv; i++)
-		if (!sec->kv[i].used)
-			return &sec->kv[i];
 	return NULL;
 }
 
