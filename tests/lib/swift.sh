@@ -17,7 +17,8 @@ swift_start() {
 		kill -0 "$SWIFT_PID" 2>/dev/null || break
 		sleep 0.1
 	done
-	export S3_PORT S3_REQLOG SWIFT_PID
+	SWIFT_DIR=$dir
+	export S3_PORT S3_REQLOG SWIFT_PID SWIFT_DIR
 	grep -q ready "$dir/swift.out" 2>/dev/null || {
 		echo "Swift did not start:" >&2
 		cat "$dir/swift.out" >&2
@@ -25,8 +26,14 @@ swift_start() {
 	}
 }
 
+# swift_stop: stop the server of $SWIFT_DIR, whoever started it (a test may
+# have restarted it under another pid).
 swift_stop() {
+	local pid
+	pid=$(cat "$SWIFT_DIR/pid" 2>/dev/null)
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null
 	[ -n "${SWIFT_PID:-}" ] && kill "$SWIFT_PID" 2>/dev/null
-	wait "$SWIFT_PID" 2>/dev/null
+	while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+	rm -f "$SWIFT_DIR/pid"
 	SWIFT_PID=
 }

@@ -282,16 +282,22 @@ def main():
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
 
+    # ready = all four servers accept connections (the proxy alone would
+    # answer NoSuchBucket/503 while its backends start)
     deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            socket.create_connection(('127.0.0.1', port), 0.2).close()
-            break
-        except OSError:
-            time.sleep(0.1)
-    else:
-        sys.stderr.write('swift_s3: proxy did not start on %d\n' % port)
-        stop()
+    for p in [port] + list(ports.values()):
+        while True:
+            try:
+                socket.create_connection(('127.0.0.1', p), 0.2).close()
+                break
+            except OSError:
+                if time.time() > deadline:
+                    sys.stderr.write('swift_s3: a server did not start '
+                                     '(port %d)\n' % p)
+                    stop()
+                time.sleep(0.05)
+    with open(os.path.join(d, 'pid'), 'w') as f:
+        f.write('%d\n' % os.getpid())
     print('ready', flush=True)
     while True:
         pid, st = os.wait()
