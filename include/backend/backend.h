@@ -26,7 +26,12 @@ enum backend_cap {
 	BE_CAP_SERVER_COPY = 1 << 2,	/* server-side copy */
 	BE_CAP_USER_MTIME = 1 << 3,	/* mtime/mode kept in user metadata */
 	BE_CAP_DIR_MARKERS = 1 << 4,	/* empty dirs as marker objects */
+	BE_CAP_MULTIPART = 1 << 5,	/* mp_* operations */
 };
+
+/* Part size for a multipart upload of size bytes: equal parts of
+ * max(8 MiB, ceil(size / 10000) rounded up to 1 MiB) (API-NOTES A9). */
+uint64_t backend_part_size(uint64_t size);
 
 struct obj_meta {
 	enum obj_kind kind;
@@ -38,6 +43,26 @@ struct obj_meta {
 				 * type known), 0 when from a listing */
 	char etag[80];		/* without quotes, "" when unknown */
 	char content_type[128];	/* "" when unknown */
+	char cache_control[128];	/* "" when none or unknown */
+};
+
+/* Metadata sent with an upload or a metadata-replacing copy. */
+struct put_meta {
+	const char *content_type;	/* NULL: application/octet-stream */
+	const char *cache_control;	/* NULL: none */
+	int64_t mtime_ns;		/* 0: none */
+	uint32_t mode;			/* full st_mode, 0: none */
+	int has_owner;
+	uint32_t uid, gid;
+};
+
+/* A request body: len bytes of fd at off. sha256 is the hex SHA-256 of
+ * exactly those bytes, or NULL to send it unsigned. */
+struct put_body {
+	int fd;
+	uint64_t off;
+	uint64_t len;
+	const char *sha256;
 };
 
 struct backend;
@@ -64,12 +89,53 @@ struct backend_ops {
 			    size_t *got, struct errbuf *eb);
 	/* The object's URL, malloc'd. */
 	enum mfs_err (*url)(struct backend *be, const char *key, char **out);
+
+	/* Writes (BE_CAP_WRITE). put stores body at key atomically; out gets
+	 * at least the etag. */
+	enum mfs_err (*put)(struct backend *be, const char *key,
+			    const struct put_body *body,
+			    const struct put_meta *meta, struct obj_meta *out,
+			    struct errbuf *eb);
+	/* Server-side copy src -> dst; with meta, the metadata is replaced
+	 * (src == dst updates metadata in place), else copied. */
+	enum mfs_err (*copy)(struct backend *be, const char *src,
+			     const char *dst, const struct put_meta *meta,
+			     struct obj_meta *out, struct errbuf *eb);
+	/* Delete one object; deleting a missing one succeeds. */
+	enum mfs_err (*del)(struct backend *be, const char *key,
+			    struct errbuf *eb);
+	/* Delete up to 1000 objects in one request; *failed counts keys the
+	 * server refused (eb names the first). */
+	enum mfs_err (*del_many)(struct backend *be, const char *const *keys,
+				 int n, int *failed, struct errbuf *eb);
+	/* Directory markers: mkdir stores dir as an empty directory, rmdir
+	 * removes the marker (emptiness is checked by the caller). */
+	enum mfs_err (*mkdir)(struct backend *be, const char *dir,
+			      const struct put_meta *meta, struct errbuf *eb);
+	enum mfs_err (*rmdir)(struct backend *be, const char *dir,
+			      struct errbuf *eb);
+
+	/* Multipart upload (BE_CAP_MULTIPART): parts of part_size bytes
+	 * except the last, numbered from 1, any order and in parallel. */
+	enum mfs_err (*mp_begin)(struct backend *be, const char *key,
+				 const struct put_meta *meta, char **upload_id,
+				 struct errbuf *eb);
+	enum mfs_err (*mp_part)(struct backend *be, const char *key,
+				const char *upload_id, int part,
+				const struct put_body *body, char etag[80],
+				struct errbuf *eb);
+	enum mfs_err (*mp_complete)(struct backend *be, const char *key,
+				    const char *upload_id,
+				    char (*etags)[80], int nparts,
+				    struct obj_meta *out, struct errbuf *eb);
+	enum mfs_err (*mp_abort)(struct backend *be, const char *key,
+				 const char *upload_id, struct errbuf *eb);
 	void (*free)(struct backend *be);
 };
 
 /* Request counters, for tests and `-o debug`; updated atomically. */
 struct backend_stats {
-	unsigned long list, head, get, put, other, retries;
+	unsigned long list, head, get, put, copy, del, other, retries;
 };
 
 struct backend {

@@ -29,6 +29,7 @@ enum mfs_err {
 	MFS_ERANGE,	/* value does not fit the caller's buffer */
 	MFS_ENODATA,	/* no such attribute */
 	MFS_ECONFIG,	/* the remote is misconfigured (region, bucket) */
+	MFS_EXDEV,	/* across remotes */
 	MFS_ERR_COUNT
 };
 

@@ -18,7 +18,11 @@
 
 #include "backend/backend.h"
 #include "common/err.h"
+#include "meta/journal.h"
 #include "meta/mcache.h"
+
+struct upq;
+struct stage;
 
 struct fs_remote {
 	char *name;		/* borrowed from the backend */
@@ -37,6 +41,11 @@ struct fs_config {
 	uint32_t file_mode;	/* default permission bits, 0644 */
 	uint32_t dir_mode;	/* 0755 */
 	size_t readahead_max;	/* bytes, largest read-ahead window */
+	/* Writing: all three set, or none (read-only mount). Borrowed. */
+	struct upq *upq;
+	struct stage *stage;
+	struct journal *journal;
+	const char *mount_id;	/* copied */
 };
 
 struct fs_attr {
@@ -62,6 +71,11 @@ void fs_free(struct fs *fs);
  * errors are returned, so the mount command can fail with the message;
  * transient errors are only logged. */
 enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb);
+/* After a crash: queue again every upload the journal holds as pending for
+ * this mount, and make the files visible in the cache. Sets *resumed and
+ * *lost (rows whose staged file is gone; marked failed). */
+enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
+			       struct errbuf *eb);
 /* Seconds the kernel may cache entries and attributes. */
 double fs_ttl(const struct fs *fs);
 
@@ -78,16 +92,61 @@ enum mfs_err fs_readdir(struct fs_dir *d, size_t idx, const char **name,
 			struct fs_attr *attr);
 void fs_releasedir(struct fs_dir *d);
 
-/* flags are open(2) flags; writing is refused with MFS_EROFS for now. */
+/* flags are open(2) flags. A file opened for writing is staged locally;
+ * its upload is queued when the last handle is flushed or released. */
 enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 		     struct fs_file **out, struct errbuf *eb);
+enum mfs_err fs_create(struct fs *fs, uint64_t parent, const char *name,
+		       uint32_t mode, int flags, struct fs_attr *attr,
+		       struct fs_file **out, struct errbuf *eb);
 enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 		     size_t *got, struct errbuf *eb);
+enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
+		      size_t len, size_t *done, struct errbuf *eb);
+/* close(2) of one descriptor: queues the upload when it is the last
+ * writer, so a journal failure is reported to close(). */
+enum mfs_err fs_flush(struct fs_file *f, struct errbuf *eb);
+/* Waits for the file's upload and returns its result. */
+enum mfs_err fs_fsync(struct fs_file *f, struct errbuf *eb);
 void fs_release(struct fs_file *f);
 
-/* Whether anything may be created, changed or removed under ino. Writing
- * lands with the write path; until then every modifying operation answers
- * MFS_EROFS. */
+enum fs_set_bits {
+	FS_SET_MODE = 1, FS_SET_UID = 2, FS_SET_GID = 4, FS_SET_SIZE = 8,
+	FS_SET_MTIME = 16, FS_SET_MTIME_NOW = 32,
+};
+
+struct fs_setattr {
+	unsigned mask;		/* enum fs_set_bits */
+	uint32_t mode;
+	uid_t uid;
+	gid_t gid;
+	uint64_t size;
+	int64_t mtime_ns;
+};
+
+/* utimens, chmod, chown, truncate (of an open file: through its staging
+ * file, the upload follows its last close). */
+enum mfs_err fs_setattr(struct fs *fs, uint64_t ino,
+			const struct fs_setattr *sa, struct fs_attr *out,
+			struct errbuf *eb);
+enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
+		       struct errbuf *eb);
+enum mfs_err fs_mkdir(struct fs *fs, uint64_t parent, const char *name,
+		      uint32_t mode, struct fs_attr *out, struct errbuf *eb);
+enum mfs_err fs_rmdir(struct fs *fs, uint64_t parent, const char *name,
+		      struct errbuf *eb);
+/* flags: 0 or FS_RENAME_NOREPLACE; exchange is not supported. Renaming a
+ * directory copies and deletes every object below it: O(n). */
+#define FS_RENAME_NOREPLACE 1
+#define FS_RENAME_EXCHANGE 2
+enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
+		       uint64_t newparent, const char *newname,
+		       unsigned flags, struct errbuf *eb);
+enum mfs_err fs_setxattr(struct fs *fs, uint64_t ino, const char *name,
+			 const char *value, size_t size, struct errbuf *eb);
+
+/* Whether things may be created, changed or removed at ino: MFS_EROFS on
+ * a read-only mount or remote, for the all-remotes root. */
 enum mfs_err fs_check_writable(struct fs *fs, uint64_t ino);
 
 /* Extended attributes. With cap == 0, *len gets the size only.

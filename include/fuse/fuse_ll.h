@@ -14,6 +14,10 @@ struct fuse_mount_opts {
 	int foreground;
 	int single_thread;
 	unsigned max_idle_threads;
+	/* called once mounted and daemonised, before serving: start threads
+	 * here (they would not survive the fork) */
+	void (*started)(void *ud);
+	void *ud;
 };
 
 /* Mount fs at mountpoint with the FUSE options in args (allow_other, ...),

@@ -31,9 +31,13 @@ struct mc_node {
 	uint32_t mode;		/* permission bits from the store, 0 = unknown */
 	int full;		/* HEAD-level metadata known */
 	int64_t listed_at;	/* dirs: seconds since epoch, 0 = never */
+	int pending;		/* local changes not yet on the server: kept
+				 * through listings, local attributes win */
 	char name[256];
-	char etag[80];
+	char etag[80];		/* of the object on the server at key, "" if
+				 * none is known there (new, never uploaded) */
 	char ctype[128];
+	char cc[128];		/* Cache-Control, "" when none/unknown */
 	char *key;		/* malloc'd object key; mc_node_cleanup() */
 };
 
@@ -93,8 +97,43 @@ enum mfs_err mcache_children(struct mcache *mc, uint64_t dir,
 /* Store HEAD-level metadata for ino (full = 1). */
 enum mfs_err mcache_set_full(struct mcache *mc, uint64_t ino, uint64_t size,
 			     int64_t mtime_ns, uint32_t mode, const char *etag,
-			     const char *ctype);
+			     const char *ctype, const char *cc);
 /* Mark dir's listing stale (listed_at = 0). */
 enum mfs_err mcache_invalidate_dir(struct mcache *mc, uint64_t dir);
+
+/* A child made here (create, mkdir): inserted, or an existing one of the
+ * same kind updated in place (same inode). A new directory counts as
+ * listed (it is empty). *ino gets the inode. */
+enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
+			int kind, uint64_t size, int64_t mtime_ns,
+			uint32_t mode, int pending, uint64_t *ino,
+			struct errbuf *eb);
+
+enum mc_set_bits {
+	MC_SET_SIZE = 1 << 0, MC_SET_MTIME = 1 << 1, MC_SET_MODE = 1 << 2,
+	MC_SET_ETAG = 1 << 3, MC_SET_CTYPE = 1 << 4, MC_SET_FULL = 1 << 5,
+	MC_SET_PENDING = 1 << 6, MC_SET_CC = 1 << 7,
+};
+
+/* Fields to change on one node; mask says which (enum mc_set_bits). */
+struct mc_set {
+	unsigned mask;
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t mode;
+	const char *etag;
+	const char *ctype;
+	int full;
+	int pending;
+	const char *cc;
+};
+enum mfs_err mcache_set(struct mcache *mc, uint64_t ino,
+			const struct mc_set *s);
+/* Forget ino and its subtree. */
+enum mfs_err mcache_remove(struct mcache *mc, uint64_t ino);
+/* Rename: ino becomes newparent/newname (an existing node there is
+ * dropped); a directory's descendants get their new keys. */
+enum mfs_err mcache_move(struct mcache *mc, uint64_t ino, uint64_t newparent,
+			 const char *newname, struct errbuf *eb);
 
 #endif

@@ -59,6 +59,8 @@ void sigv4_signing_key(const char *secret, const char *date,
 		       unsigned char key[32]);
 /* Hex SHA-256 of n bytes into out[65]. */
 void sigv4_sha256_hex(const void *p, size_t n, char out[65]);
+/* Content-MD5 header value (base64 of the raw MD5) of n bytes. */
+void sigv4_content_md5(const void *p, size_t n, char out[25]);
 /* Sign; fills res. With a precomputed signing key (key != NULL) the secret
  * is not used. */
 enum mfs_err sigv4_sign(const struct sigv4_input *in,

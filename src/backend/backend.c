@@ -55,3 +55,12 @@ enum mfs_err backend_check_keys(const struct ini *ini,
 	}
 	return MFS_OK;
 }
+
+uint64_t backend_part_size(uint64_t size)
+{
+	const uint64_t mib = 1024 * 1024;
+	uint64_t p = (size + 9999) / 10000;
+
+	p = (p + mib - 1) / mib * mib;
+	return p < 8 * mib ? 8 * mib : p;
+}

@@ -26,6 +26,7 @@ static const char *const names[MFS_ERR_COUNT] = {
 	[MFS_ERANGE] = "result too large",
 	[MFS_ENODATA] = "no such attribute",
 	[MFS_ECONFIG] = "configuration error",
+	[MFS_EXDEV] = "not on the same remote",
 };
 
 const char *mfs_strerror(enum mfs_err rc)

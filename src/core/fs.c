@@ -14,12 +14,12 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/log.h"
 #include "common/str.h"
+#include "fs_int.h"
 #include "core/prefetch.h"
-
-#define MAX_LISTING 64
 
 static const char *const xattr_names[] = {
 	"user.mediafs.etag",
@@ -27,17 +27,6 @@ static const char *const xattr_names[] = {
 	"user.mediafs.url",
 };
 #define NXATTR (sizeof(xattr_names) / sizeof(xattr_names[0]))
-
-struct fs {
-	struct fs_config cfg;	/* read-only after fs_new */
-	struct mcache *mc;
-	int64_t start_ns;	/* mtime of directories with none */
-
-	pthread_mutex_t lock;
-	pthread_cond_t listed;
-	uint64_t listing[MAX_LISTING];	/* guarded by lock */
-	int nlisting;			/* guarded by lock */
-};
 
 struct dirent_snap {
 	char *name;
@@ -49,18 +38,20 @@ struct fs_dir {
 	size_t n;
 };
 
-struct fs_file {
-	struct fs *fs;
-	uint64_t ino;
-	struct prefetch *pf;
-};
-
 static int64_t now_s(void)
 {
 	return (int64_t)time(NULL);
 }
 
-static struct fs_remote *remote_of(struct fs *fs, int rid)
+int64_t fsi_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+struct fs_remote *fsi_remote(struct fs *fs, int rid)
 {
 	int i;
 
@@ -70,7 +61,7 @@ static struct fs_remote *remote_of(struct fs *fs, int rid)
 	return NULL;
 }
 
-static int is_multi_root(const struct fs *fs, uint64_t ino)
+int fsi_multi_root(const struct fs *fs, uint64_t ino)
 {
 	return !fs->cfg.single && ino == MC_ROOT_INO;
 }
@@ -110,6 +101,8 @@ enum mfs_err fs_new(const struct fs_config *cfg, struct mcache *mc,
 		return MFS_ENOMEM;
 	fs->cfg = *cfg;
 	fs->mc = mc;
+	fs->mount_id = strdup(cfg->mount_id ? cfg->mount_id : "");
+	fs->cfg.mount_id = fs->mount_id;
 	fs->cfg.remotes = calloc((size_t)cfg->nremotes, sizeof(*cfg->remotes));
 	if (!fs->cfg.remotes) {
 		free(fs);
@@ -155,6 +148,7 @@ void fs_free(struct fs *fs)
 	for (i = 0; i < fs->cfg.nremotes; i++)
 		free(fs->cfg.remotes[i].prefix);
 	free(fs->cfg.remotes);
+	free(fs->mount_id);
 	pthread_mutex_destroy(&fs->lock);
 	pthread_cond_destroy(&fs->listed);
 	free(fs);
@@ -163,6 +157,82 @@ void fs_free(struct fs *fs)
 double fs_ttl(const struct fs *fs)
 {
 	return (double)fs->cfg.ttl_s;
+}
+
+void fsi_attr(struct fs *fs, const struct mc_node *n, struct fs_attr *a)
+{
+	struct wfile *w;
+	struct stat st;
+
+	to_attr(fs, n, a);
+	if (n->kind != MC_FILE)
+		return;
+	pthread_mutex_lock(&fs->lock);
+	w = fsi_wfile(fs, n->ino);
+	if (w) {
+		/* not yet fetched: the server's size still holds */
+		if (__atomic_load_n(&w->loaded, __ATOMIC_ACQUIRE) &&
+		    !fstat(w->fd, &st))
+			a->size = (uint64_t)st.st_size;
+		if (w->meta_set & UQ_META_MTIME)
+			a->mtime_ns = w->meta.mtime_ns;
+		if (w->meta_set & UQ_META_MODE)
+			a->mode = S_IFREG | (w->meta.mode & 07777);
+	}
+	pthread_mutex_unlock(&fs->lock);
+}
+
+struct wfile *fsi_wfile(struct fs *fs, uint64_t ino)
+{
+	struct wfile *w;
+
+	for (w = fs->wfiles; w; w = w->next)
+		if (w->ino == ino)
+			return w;
+	return NULL;
+}
+
+enum mfs_err fsi_child(struct fs *fs, uint64_t parent, const char *name,
+		       struct mc_node *out, struct errbuf *eb)
+{
+	struct mc_node d = { 0 };
+	enum mfs_err rc;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(name) > 255)
+		return MFS_ENAMETOOLONG;
+	rc = fsi_get_dir(fs, parent, &d);
+	if (!rc)
+		rc = fsi_listed(fs, &d, eb);
+	mc_node_cleanup(&d);
+	if (!rc)
+		rc = mcache_lookup(fs->mc, parent, name, out);
+	return rc;
+}
+
+enum mfs_err fsi_writable(struct fs *fs, const struct mc_node *n,
+			  struct fs_remote **r)
+{
+	*r = NULL;
+	if (!fs->cfg.upq || fsi_multi_root(fs, n->ino))
+		return MFS_EROFS;
+	*r = fsi_remote(fs, n->rid);
+	if (!*r || !((*r)->be->ops->caps & BE_CAP_WRITE))
+		return MFS_EROFS;
+	return MFS_OK;
+}
+
+enum mfs_err fs_check_writable(struct fs *fs, uint64_t ino)
+{
+	struct fs_remote *r;
+	struct mc_node n;
+	enum mfs_err rc = mcache_get(fs->mc, ino, &n);
+
+	if (rc)
+		return rc;
+	rc = fsi_writable(fs, &n, &r);
+	mc_node_cleanup(&n);
+	return rc;
 }
 
 /* ---- listing ---- */
@@ -220,7 +290,7 @@ static int cmp_centry(const void *a, const void *b)
 static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
 				    struct errbuf *eb)
 {
-	struct fs_remote *r = remote_of(fs, d->rid);
+	struct fs_remote *r = fsi_remote(fs, d->rid);
 	struct collect c = { 0 };
 	struct mc_entry *me = NULL;
 	enum mfs_err rc;
@@ -270,13 +340,12 @@ static int fresh(const struct fs *fs, const struct mc_node *d)
 
 /* Make sure dir's listing in the cache is fresh; *d is refreshed from the
  * cache when another thread did the listing. */
-static enum mfs_err ensure_listed(struct fs *fs, struct mc_node *d,
-				  struct errbuf *eb)
+enum mfs_err fsi_listed(struct fs *fs, struct mc_node *d, struct errbuf *eb)
 {
 	enum mfs_err rc;
 	int i, busy;
 
-	if (is_multi_root(fs, d->ino) || fresh(fs, d))
+	if (fsi_multi_root(fs, d->ino) || fresh(fs, d))
 		return MFS_OK;
 	pthread_mutex_lock(&fs->lock);
 	for (;;) {
@@ -322,6 +391,14 @@ static enum mfs_err ensure_listed(struct fs *fs, struct mc_node *d,
 static enum mfs_err remote_dir(struct fs *fs, struct fs_remote *r,
 			       struct mc_node *out, struct errbuf *eb);
 
+enum mfs_err fsi_remote_top(struct fs *fs, struct fs_remote *r,
+			    struct mc_node *out, struct errbuf *eb)
+{
+	if (fs->cfg.single)
+		return mcache_get(fs->mc, MC_ROOT_INO, out);
+	return remote_dir(fs, r, out, eb);
+}
+
 enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb)
 {
 	enum mfs_err rc = MFS_OK;
@@ -334,7 +411,7 @@ enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb)
 				    : remote_dir(fs, &fs->cfg.remotes[i], &d,
 						 eb);
 		if (!rc)
-			rc = ensure_listed(fs, &d, eb);
+			rc = fsi_listed(fs, &d, eb);
 		mc_node_cleanup(&d);
 		if (rc == MFS_ECONFIG || rc == MFS_EACCES || rc == MFS_EINVAL)
 			return rc;
@@ -360,7 +437,7 @@ static enum mfs_err remote_dir(struct fs *fs, struct fs_remote *r,
 	return rc;
 }
 
-static enum mfs_err get_dir(struct fs *fs, uint64_t ino, struct mc_node *d)
+enum mfs_err fsi_get_dir(struct fs *fs, uint64_t ino, struct mc_node *d)
 {
 	enum mfs_err rc = mcache_get(fs->mc, ino, d);
 
@@ -382,7 +459,7 @@ enum mfs_err fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 
 	if (len > 255)
 		return MFS_ENAMETOOLONG;
-	if (is_multi_root(fs, parent)) {
+	if (fsi_multi_root(fs, parent)) {
 		int i;
 
 		for (i = 0; i < fs->cfg.nremotes; i++)
@@ -396,17 +473,17 @@ enum mfs_err fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 		mc_node_cleanup(&n);
 		return rc;
 	}
-	rc = get_dir(fs, parent, &d);
+	rc = fsi_get_dir(fs, parent, &d);
 	if (rc)
 		return rc;
-	rc = ensure_listed(fs, &d, eb);
+	rc = fsi_listed(fs, &d, eb);
 	mc_node_cleanup(&d);
 	if (rc)
 		return rc;
 	rc = mcache_lookup(fs->mc, parent, name, &n);
 	if (rc)
 		return rc;
-	to_attr(fs, &n, out);
+	fsi_attr(fs, &n, out);
 	mc_node_cleanup(&n);
 	return MFS_OK;
 }
@@ -420,7 +497,7 @@ enum mfs_err fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out,
 	(void)eb;
 	if (rc)
 		return rc;
-	to_attr(fs, &n, out);
+	fsi_attr(fs, &n, out);
 	mc_node_cleanup(&n);
 	return MFS_OK;
 }
@@ -454,7 +531,7 @@ static int snap_cb(void *ud, const struct mc_node *n)
 	struct snap_build *b = ud;
 	struct fs_attr a;
 
-	to_attr(b->fs, n, &a);
+	fsi_attr(b->fs, n, &a);
 	b->rc = snap_add(b->d, n->name, &a);
 	return b->rc != MFS_OK;
 }
@@ -472,7 +549,7 @@ enum mfs_err fs_opendir(struct fs *fs, uint64_t ino, struct fs_dir **out,
 	*out = NULL;
 	if (!dir)
 		return MFS_ENOMEM;
-	rc = get_dir(fs, ino, &d);
+	rc = fsi_get_dir(fs, ino, &d);
 	if (rc) {
 		free(dir);
 		return rc;
@@ -481,7 +558,7 @@ enum mfs_err fs_opendir(struct fs *fs, uint64_t ino, struct fs_dir **out,
 	rc = snap_add(dir, ".", &self);
 	if (!rc)
 		rc = snap_add(dir, "..", &self);	/* the kernel fixes it */
-	if (!rc && is_multi_root(fs, ino)) {
+	if (!rc && fsi_multi_root(fs, ino)) {
 		for (i = 0; i < fs->cfg.nremotes && !rc; i++) {
 			struct mc_node r;
 			struct fs_attr a;
@@ -494,7 +571,7 @@ enum mfs_err fs_opendir(struct fs *fs, uint64_t ino, struct fs_dir **out,
 			mc_node_cleanup(&r);
 		}
 	} else if (!rc) {
-		rc = ensure_listed(fs, &d, eb);
+		rc = fsi_listed(fs, &d, eb);
 		if (!rc)
 			rc = mcache_children(fs->mc, ino, snap_cb, &b);
 		if (!rc)
@@ -531,83 +608,6 @@ void fs_releasedir(struct fs_dir *d)
 	free(d);
 }
 
-/* ---- files ---- */
-
-enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
-		     struct fs_file **out, struct errbuf *eb)
-{
-	struct fs_remote *r;
-	struct fs_file *f;
-	struct mc_node n;
-	enum mfs_err rc;
-
-	*out = NULL;
-	rc = mcache_get(fs->mc, ino, &n);
-	if (rc)
-		return rc;
-	if (n.kind == MC_DIR)
-		rc = MFS_EISDIR;
-	else if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC))
-		rc = eb_set(eb, MFS_EROFS,
-			    "writing is not supported yet ('%s')", n.key);
-	r = rc ? NULL : remote_of(fs, n.rid);
-	if (!rc && !r)
-		rc = MFS_EIO;
-	if (rc) {
-		mc_node_cleanup(&n);
-		return rc;
-	}
-	f = calloc(1, sizeof(*f));
-	if (f) {
-		f->fs = fs;
-		f->ino = ino;
-		f->pf = prefetch_new(r->be, n.key, n.etag, n.size,
-				     fs->cfg.readahead_max);
-	}
-	mc_node_cleanup(&n);
-	if (!f || !f->pf) {
-		free(f);
-		return MFS_ENOMEM;
-	}
-	*out = f;
-	return MFS_OK;
-}
-
-enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
-		     size_t *got, struct errbuf *eb)
-{
-	enum mfs_err rc = prefetch_read(f->pf, off, len, dst, got, eb);
-
-	if (rc == MFS_ECONFLICT) {
-		/* replaced on the server since we listed it: the next
-		 * lookup lists the directory again */
-		struct mc_node n;
-
-		if (!mcache_get(f->fs->mc, f->ino, &n)) {
-			mcache_invalidate_dir(f->fs->mc, n.parent);
-			log_warn("'%s' changed on the server while open; reopen it to read the new version",
-				 n.key);
-			mc_node_cleanup(&n);
-		}
-	}
-	return rc;
-}
-
-void fs_release(struct fs_file *f)
-{
-	if (!f)
-		return;
-	prefetch_free(f->pf);
-	free(f);
-}
-
-enum mfs_err fs_check_writable(struct fs *fs, uint64_t ino)
-{
-	(void)fs;
-	(void)ino;
-	return MFS_EROFS;
-}
-
 /* ---- extended attributes ---- */
 
 static enum mfs_err put_value(const char *v, char *dst, size_t cap,
@@ -625,10 +625,9 @@ static enum mfs_err put_value(const char *v, char *dst, size_t cap,
 }
 
 /* HEAD the object once and keep user metadata and content type. */
-static enum mfs_err ensure_full(struct fs *fs, struct mc_node *n,
-				struct errbuf *eb)
+enum mfs_err fsi_full(struct fs *fs, struct mc_node *n, struct errbuf *eb)
 {
-	struct fs_remote *r = remote_of(fs, n->rid);
+	struct fs_remote *r = fsi_remote(fs, n->rid);
 	struct obj_meta m;
 	enum mfs_err rc;
 
@@ -640,13 +639,15 @@ static enum mfs_err ensure_full(struct fs *fs, struct mc_node *n,
 	if (rc)
 		return rc;
 	rc = mcache_set_full(fs->mc, n->ino, m.size, m.mtime_ns, m.mode,
-			     m.etag, m.content_type);
+			     m.etag, m.content_type, m.cache_control);
 	if (!rc) {
 		n->full = 1;
 		n->size = m.size;
 		n->mtime_ns = m.mtime_ns;
 		snprintf(n->etag, sizeof(n->etag), "%s", m.etag);
 		snprintf(n->ctype, sizeof(n->ctype), "%s", m.content_type);
+		snprintf(n->cc, sizeof(n->cc), "%s", m.cache_control);
+		n->mode = m.mode;
 	}
 	return rc;
 }
@@ -663,14 +664,14 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 	rc = mcache_get(fs->mc, ino, &n);
 	if (rc)
 		return rc;
-	r = remote_of(fs, n.rid);
+	r = fsi_remote(fs, n.rid);
 	if (n.kind != MC_FILE || !r) {
 		rc = MFS_ENODATA;
 	} else if (!strcmp(name, "user.mediafs.etag")) {
 		rc = n.etag[0] ? put_value(n.etag, dst, cap, len)
 			       : MFS_ENODATA;
 	} else if (!strcmp(name, "user.mediafs.content_type")) {
-		rc = ensure_full(fs, &n, eb);
+		rc = fsi_full(fs, &n, eb);
 		if (!rc)
 			rc = put_value(n.ctype[0] ? n.ctype
 				       : "application/octet-stream",

@@ -24,7 +24,10 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "core/fs.h"
+#include "core/stage.h"
+#include "core/upq.h"
 #include "fuse/fuse_ll.h"
+#include "meta/journal.h"
 #include "meta/mcache.h"
 
 #ifndef MFS_VERSION
@@ -39,6 +42,11 @@ struct options {
 	char *cache_ttl;
 	char *debug;
 	char *readahead;
+	char *journal;
+	char *journal_sync;
+	char *workers;
+	char *mp_threshold;
+	char *label;
 	char *spec;		/* REMOTE:[PREFIX], or NULL for all remotes */
 	char *mountpoint;
 	int foreground;
@@ -57,6 +65,11 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("cache_ttl=%s", cache_ttl),
 	OPT("debug=%s", debug),
 	OPT("readahead=%s", readahead),
+	OPT("journal=%s", journal),
+	OPT("journal_sync=%s", journal_sync),
+	OPT("upload_workers=%s", workers),
+	OPT("multipart_threshold=%s", mp_threshold),
+	OPT("label=%s", label),
 	OPT("-f", foreground),
 	OPT("-s", single_thread),
 	OPT("-h", help),
@@ -88,6 +101,14 @@ static const char usage_text[] =
 "                         across remounts (default 300)\n"
 "  -o readahead=BYTES     largest sequential read-ahead window (default\n"
 "                         8388608)\n"
+"  -o journal=PATH        the journal of uploads (default\n"
+"                         $XDG_STATE_HOME/mediafs/journal.db)\n"
+"  -o journal_sync=full   fsync the journal at every commit (survives power\n"
+"                         loss; default: survives a daemon crash)\n"
+"  -o upload_workers=N    parallel uploads (default 16)\n"
+"  -o multipart_threshold=BYTES  multipart upload from this size (default\n"
+"                         67108864); equal parts, 4 in parallel\n"
+"  -o label=NAME          tag this mount's journal rows (a migration batch)\n"
 "  -o debug=LIST          debug log for subsystems: http,cache,fuse,upq,all\n"
 "  -o allow_other, -o ro, ...  passed to FUSE (see mount.fuse3(8))\n"
 "\n"
@@ -215,6 +236,9 @@ struct daemon {
 	struct fs_remote *remotes;
 	int nremotes;
 	struct mcache *mc;
+	struct journal *journal;
+	struct stage *stage;
+	struct upq *upq;
 	struct fs *fs;
 	int lock_fd;
 };
@@ -223,7 +247,10 @@ static void daemon_cleanup(struct daemon *d)
 {
 	int i;
 
+	upq_free(d->upq);
 	fs_free(d->fs);
+	stage_free(d->stage);
+	journal_close(d->journal);
 	mcache_close(d->mc);
 	for (i = 0; i < d->nremotes; i++) {
 		backend_free(d->remotes[i].be);
@@ -258,6 +285,15 @@ static enum mfs_err add_remote(struct daemon *d, struct ini_section *sec,
 	}
 	d->nremotes++;
 	return MFS_OK;
+}
+
+static void start_workers(void *ud)
+{
+	struct errbuf eb = { 0 };
+
+	if (upq_start(ud, &eb))
+		log_err("%s: uploads stay pending in the journal until the next mount",
+			eb.msg);
 }
 
 static int fail(const char *what, const struct errbuf *eb, enum mfs_err rc)
@@ -408,8 +444,65 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	{
+		struct upq_config uc = { 0 };
+		char *jpath = o.journal ? strdup(o.journal)
+				: xdg_path("XDG_STATE_HOME", ".local/state",
+					   "/journal.db");
+		char *jdir = jpath ? strdup(jpath) : NULL;
+		char *sdir = str_fmt("%s/staging", dir);
+		int full = 0;
+
+		if (o.journal_sync && strcmp(o.journal_sync, "full") &&
+		    strcmp(o.journal_sync, "normal")) {
+			fprintf(stderr, "mediafs: journal_sync is 'full' or 'normal'\n");
+			goto out;
+		}
+		full = o.journal_sync && !strcmp(o.journal_sync, "full");
+		if (jdir && strrchr(jdir, '/')) {
+			*strrchr(jdir, '/') = '\0';
+			if (*jdir && mkdirs(jdir, 0700))
+				fprintf(stderr, "mediafs: cannot create %s: %s\n",
+					jdir, strerror(errno));
+		}
+		rc = jpath && sdir ? journal_open(jpath, full, &d.journal, &eb)
+				   : MFS_ENOMEM;
+		if (!rc)
+			rc = stage_new(sdir, &d.stage, &eb);
+		free(jpath);
+		free(jdir);
+		free(sdir);
+		if (rc) {
+			ret = fail("", &eb, rc);
+			goto out;
+		}
+		uc.mount_id = id;
+		uc.label = o.label;
+		if (o.workers && (str_parse_u64(o.workers, &v) || !v ||
+				  v > 256)) {
+			fprintf(stderr, "mediafs: upload_workers must be 1..256\n");
+			goto out;
+		}
+		uc.workers = o.workers ? (int)v : 16;
+		if (o.mp_threshold &&
+		    (str_parse_u64(o.mp_threshold, &v) || v < (5u << 20))) {
+			fprintf(stderr, "mediafs: multipart_threshold must be at least 5242880 bytes\n");
+			goto out;
+		}
+		uc.multipart_threshold = o.mp_threshold ? v : 0;
+		rc = upq_new(&uc, d.mc, d.journal, &d.upq, &eb);
+		if (rc) {
+			ret = fail("", &eb, rc);
+			goto out;
+		}
+	}
+
 	cfg.remotes = d.remotes;
 	cfg.nremotes = d.nremotes;
+	cfg.upq = d.upq;
+	cfg.stage = d.stage;
+	cfg.journal = d.journal;
+	cfg.mount_id = id;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
 	cfg.file_mode = 0644;
@@ -424,12 +517,38 @@ int main(int argc, char **argv)
 		ret = fail("cannot mount", &eb, rc);
 		goto out;
 	}
+	{
+		int resumed = 0, lost = 0;
+
+		rc = fs_resume_uploads(d.fs, &resumed, &lost, &eb);
+		if (rc) {
+			ret = fail("resuming uploads", &eb, rc);
+			goto out;
+		}
+		if (resumed || lost)
+			log_info("resuming %d uploads left pending by the last run%s",
+				 resumed, lost ? " (some could not be resumed: see above)" : "");
+	}
+	mo.started = start_workers;
+	mo.ud = d.upq;
 	mo.foreground = o.foreground;
 	mo.single_thread = o.single_thread;
 	if (fuse_opt_add_arg(&args, "-osubtype=mediafs") ||
 	    fuse_opt_add_arg(&args, "-odefault_permissions"))
 		goto out;
 	ret = fuse_ll_run(d.fs, &args, o.mountpoint, &mo);
+	/* unmounted: finish what was written before exiting */
+	upq_drain(d.upq);
+	{
+		struct upq_stats st;
+
+		upq_stats(d.upq, &st);
+		if (st.done || st.failed)
+			log_info("%lu uploads done, %lu failed", st.done,
+				 st.failed);
+		if (st.failed)
+			ret = 1;
+	}
 out:
 	daemon_cleanup(&d);
 	fuse_opt_free_args(&args);
@@ -438,6 +557,11 @@ out:
 	free(o.cache_ttl);
 	free(o.debug);
 	free(o.readahead);
+	free(o.journal);
+	free(o.journal_sync);
+	free(o.workers);
+	free(o.mp_threshold);
+	free(o.label);
 	free(o.spec);
 	free(o.mountpoint);
 	free(cache_root);

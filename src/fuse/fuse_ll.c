@@ -7,6 +7,7 @@
 #include "fuse/fuse_ll.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -37,6 +38,7 @@ static const int errnos[MFS_ERR_COUNT] = {
 	[MFS_ERANGE] = ERANGE,
 	[MFS_ENODATA] = ENODATA,
 	[MFS_ECONFIG] = EIO,
+	[MFS_EXDEV] = EXDEV,
 };
 
 int fuse_ll_errno(enum mfs_err rc)
@@ -100,6 +102,10 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~FUSE_CAP_READDIRPLUS_AUTO;
 	if (conn->capable & FUSE_CAP_ASYNC_READ)
 		conn->want |= FUSE_CAP_ASYNC_READ;
+	/* O_TRUNC arrives with open, not as a separate truncate that would
+	 * queue an upload of an empty file first */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_readahead = 1024 * 1024;
 }
 
@@ -334,59 +340,201 @@ static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_statfs(req, &sv);
 }
 
-/* Modifying operations: core decides whether they are allowed. */
+/* Modifying operations that mediafs does not do at all. */
 static void refuse(fuse_req_t req, fuse_ino_t ino)
 {
-	fuse_reply_err(req, fuse_ll_errno(fs_check_writable(fs_of(req), ino)));
+	enum mfs_err rc = fs_check_writable(fs_of(req), ino);
+
+	fuse_reply_err(req, rc ? fuse_ll_errno(rc) : EPERM);
+}
+
+static void reply_entry_or_err(fuse_req_t req, enum mfs_err rc,
+			       const struct fs_attr *a,
+			       const struct errbuf *eb, const char *op)
+{
+	struct fuse_entry_param e;
+
+	if (rc) {
+		reply_err(req, rc, eb, op);
+		return;
+	}
+	to_entry(fs_of(req), a, &e);
+	fuse_reply_entry(req, &e);
 }
 
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
-	(void)name, (void)mode, (void)rdev;
-	refuse(req, parent);
+	(void)name, (void)rdev;
+	if (!S_ISREG(mode)) {
+		refuse(req, parent);
+		return;
+	}
+	fuse_reply_err(req, ENOSYS);	/* the kernel falls back to create */
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode)
 {
-	(void)name, (void)mode;
-	refuse(req, parent);
+	struct errbuf eb = { 0 };
+	struct fs_attr a;
+	enum mfs_err rc = fs_mkdir(fs_of(req), parent, name, mode, &a, &eb);
+
+	reply_entry_or_err(req, rc, &a, &eb, "mkdir");
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-	(void)name;
-	refuse(req, parent);
+	struct errbuf eb = { 0 };
+	enum mfs_err rc = fs_unlink(fs_of(req), parent, name, &eb);
+
+	if (rc)
+		reply_err(req, rc, &eb, "unlink");
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct errbuf eb = { 0 };
+	enum mfs_err rc = fs_rmdir(fs_of(req), parent, name, &eb);
+
+	if (rc)
+		reply_err(req, rc, &eb, "rmdir");
+	else
+		fuse_reply_err(req, 0);
 }
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      fuse_ino_t newparent, const char *newname,
 		      unsigned int flags)
 {
-	(void)name, (void)newparent, (void)newname, (void)flags;
-	refuse(req, parent);
+	struct errbuf eb = { 0 };
+	unsigned f = (flags & RENAME_NOREPLACE ? FS_RENAME_NOREPLACE : 0) |
+		     (flags & RENAME_EXCHANGE ? FS_RENAME_EXCHANGE : 0);
+	enum mfs_err rc = fs_rename(fs_of(req), parent, name, newparent,
+				    newname, f, &eb);
+
+	if (rc)
+		reply_err(req, rc, &eb, "rename");
+	else
+		fuse_reply_err(req, 0);
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		       int to_set, struct fuse_file_info *fi)
 {
-	(void)attr, (void)to_set, (void)fi;
-	refuse(req, ino);
+	struct fs_setattr sa = { 0 };
+	struct errbuf eb = { 0 };
+	struct fs_attr a;
+	struct stat st;
+	enum mfs_err rc;
+
+	(void)fi;
+	if (to_set & FUSE_SET_ATTR_MODE) {
+		sa.mask |= FS_SET_MODE;
+		sa.mode = attr->st_mode;
+	}
+	if (to_set & FUSE_SET_ATTR_UID) {
+		sa.mask |= FS_SET_UID;
+		sa.uid = attr->st_uid;
+	}
+	if (to_set & FUSE_SET_ATTR_GID) {
+		sa.mask |= FS_SET_GID;
+		sa.gid = attr->st_gid;
+	}
+	if (to_set & FUSE_SET_ATTR_SIZE) {
+		sa.mask |= FS_SET_SIZE;
+		sa.size = (uint64_t)attr->st_size;
+	}
+	if (to_set & FUSE_SET_ATTR_MTIME_NOW) {
+		sa.mask |= FS_SET_MTIME_NOW;
+	} else if (to_set & FUSE_SET_ATTR_MTIME) {
+		sa.mask |= FS_SET_MTIME;
+		sa.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
+			      attr->st_mtim.tv_nsec;
+	}
+	rc = fs_setattr(fs_of(req), ino, &sa, &a, &eb);
+	if (rc) {
+		reply_err(req, rc, &eb, "setattr");
+		return;
+	}
+	to_stat(&a, &st);
+	fuse_reply_attr(req, &st, fs_ttl(fs_of(req)));
 }
 
 static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 		      mode_t mode, struct fuse_file_info *fi)
 {
-	(void)name, (void)mode, (void)fi;
-	refuse(req, parent);
+	struct fuse_entry_param e;
+	struct errbuf eb = { 0 };
+	struct fs_file *f;
+	struct fs_attr a;
+	enum mfs_err rc = fs_create(fs_of(req), parent, name, mode, fi->flags,
+				    &a, &f, &eb);
+
+	if (rc) {
+		reply_err(req, rc, &eb, "create");
+		return;
+	}
+	fi->fh = (uint64_t)(uintptr_t)f;
+	to_entry(fs_of(req), &a, &e);
+	if (fuse_reply_create(req, &e, fi))
+		fs_release(f);	/* interrupted */
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
+		     size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct errbuf eb = { 0 };
+	size_t done = 0;
+	enum mfs_err rc = fs_write((struct fs_file *)(uintptr_t)fi->fh,
+				   (uint64_t)off, buf, size, &done, &eb);
+
+	(void)ino;
+	if (rc)
+		reply_err(req, rc, &eb, "write");
+	else
+		fuse_reply_write(req, done);
+}
+
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct errbuf eb = { 0 };
+	enum mfs_err rc = fs_flush((struct fs_file *)(uintptr_t)fi->fh, &eb);
+
+	(void)ino;
+	if (rc)
+		reply_err(req, rc, &eb, "close");
+	else
+		fuse_reply_err(req, 0);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
+		     struct fuse_file_info *fi)
+{
+	struct errbuf eb = { 0 };
+	enum mfs_err rc = fs_fsync((struct fs_file *)(uintptr_t)fi->fh, &eb);
+
+	(void)ino;
+	(void)datasync;
+	if (rc)
+		reply_err(req, rc, &eb, "fsync");
+	else
+		fuse_reply_err(req, 0);
 }
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
-	(void)name, (void)value, (void)size, (void)flags;
-	refuse(req, ino);
+	struct errbuf eb = { 0 };
+	enum mfs_err rc = fs_setxattr(fs_of(req), ino, name, value, size, &eb);
+
+	(void)flags;
+	if (rc)
+		reply_err(req, rc, &eb, "setxattr");
+	else
+		fuse_reply_err(req, 0);
 }
 
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -413,7 +561,10 @@ static const struct fuse_lowlevel_ops ll_ops = {
 	.mknod = ll_mknod,
 	.mkdir = ll_mkdir,
 	.unlink = ll_unlink,
-	.rmdir = ll_unlink,
+	.rmdir = ll_rmdir,
+	.write = ll_write,
+	.flush = ll_flush,
+	.fsync = ll_fsync,
 	.rename = ll_rename,
 	.setattr = ll_setattr,
 	.create = ll_create,
@@ -455,6 +606,8 @@ int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 		goto out_unmount;
 	if (!o->foreground)
 		log_use_syslog("mediafs");
+	if (o->started)
+		o->started(o->ud);
 	log_info("mounted at %s", mountpoint);
 	if (o->single_thread) {
 		ret = fuse_session_loop(se);

@@ -15,7 +15,7 @@
 #include "common/log.h"
 #include "common/str.h"
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 
 enum stmt_id {
 	S_GET, S_LOOKUP, S_CHILDREN, S_INSERT, S_UPDATE_LISTED,
@@ -25,12 +25,12 @@ enum stmt_id {
 
 static const char *const sql[S_COUNT] = {
 	[S_GET] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,full,"
-		  "listed_at,etag,ctype,key FROM node WHERE ino=?1",
+		  "listed_at,etag,ctype,key,pending,cc FROM node WHERE ino=?1",
 	[S_LOOKUP] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,full,"
-		     "listed_at,etag,ctype,key FROM node "
+		     "listed_at,etag,ctype,key,pending,cc FROM node "
 		     "WHERE parent=?1 AND name=?2",
 	[S_CHILDREN] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,"
-		       "full,listed_at,etag,ctype,key FROM node "
+		       "full,listed_at,etag,ctype,key,pending,cc FROM node "
 		       "WHERE parent=?1 ORDER BY name",
 	[S_INSERT] = "INSERT INTO node(parent,name,kind,rid,size,mtime_ns,"
 		     "etag,key,seen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
@@ -40,12 +40,14 @@ static const char *const sql[S_COUNT] = {
 	[S_UPDATE_KEEP] = "UPDATE node SET seen=?2 WHERE ino=?1",
 	[S_SET_LISTED] = "UPDATE node SET listed_at=?2 WHERE ino=?1",
 	[S_MARK] = "UPDATE node SET seen=?2 WHERE ino=?1",
-	[S_SWEEP_SEL] = "SELECT ino FROM node WHERE parent=?1 AND seen<>?2",
+	/* nodes with local changes not yet on the server stay */
+	[S_SWEEP_SEL] = "SELECT ino FROM node WHERE parent=?1 AND seen<>?2 "
+			"AND pending=0",
 	[S_DELETE_TREE] = "WITH RECURSIVE t(i) AS (SELECT ?1 UNION ALL "
 			  "SELECT n.ino FROM node n JOIN t ON n.parent=t.i) "
 			  "DELETE FROM node WHERE ino IN (SELECT i FROM t)",
 	[S_SET_FULL] = "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,etag=?5,"
-		       "ctype=?6,full=1 WHERE ino=?1",
+		       "ctype=?6,cc=?7,full=1 WHERE ino=?1",
 };
 
 static const char schema[] =
@@ -66,7 +68,10 @@ static const char schema[] =
 	" etag TEXT, ctype TEXT,"
 	" key TEXT NOT NULL,"
 	" seen INTEGER NOT NULL DEFAULT 0,"
-	" UNIQUE(parent, name));";
+	" pending INTEGER NOT NULL DEFAULT 0,"
+	" cc TEXT,"
+	" UNIQUE(parent, name));"
+	"CREATE INDEX IF NOT EXISTS node_key ON node(rid, key);";
 
 struct mcache {
 	pthread_mutex_t lock;
@@ -121,10 +126,15 @@ enum mfs_err mcache_open(const char *path, struct mcache **out,
 		ver = sqlite3_column_int(st, 0);
 	sqlite3_finalize(st);
 	if (ver && ver != SCHEMA_VERSION) {
-		rc = eb_set(eb, MFS_EIO,
-			    "metadata cache %s has schema %d, this mediafs uses %d: delete the file (it is only a cache)",
-			    path, ver, SCHEMA_VERSION);
-		goto out;
+		/* only a cache: start afresh */
+		log_info("metadata cache %s has schema %d, this mediafs uses %d: rebuilding it",
+			 path, ver, SCHEMA_VERSION);
+		if (exec(mc, "DROP TABLE IF EXISTS node; DROP TABLE IF EXISTS remote;"
+			     "DELETE FROM meta;") || exec(mc, schema)) {
+			rc = db_err(mc, eb, path);
+			goto out;
+		}
+		ver = 0;
 	}
 	if (!ver) {
 		char q[128];
@@ -222,6 +232,8 @@ static enum mfs_err row_to_node(sqlite3_stmt *st, struct mc_node *n)
 	k = sqlite3_column_text(st, 12);
 	n->key = str_ndup(k ? (const char *)k : "",
 			  k ? (size_t)sqlite3_column_bytes(st, 12) : 0);
+	n->pending = sqlite3_column_int(st, 13);
+	copy_col(st, 14, n->cc, sizeof(n->cc));
 	return n->key ? MFS_OK : MFS_ENOMEM;
 }
 
@@ -339,7 +351,7 @@ static int merge_entry(struct mcache *mc, const struct mc_node *dir,
 		return delete_tree(mc, old.ino) &&
 		       insert_child(mc, dir, e, NULL);
 	}
-	if (e->kind == MC_DIR ||
+	if (e->kind == MC_DIR || old.pending ||
 	    (old.full && e->etag && *e->etag && !strcmp(old.etag, e->etag))) {
 		st = stmt(mc, S_UPDATE_KEEP);
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)old.ino);
@@ -450,7 +462,7 @@ enum mfs_err mcache_children(struct mcache *mc, uint64_t dir,
 
 enum mfs_err mcache_set_full(struct mcache *mc, uint64_t ino, uint64_t size,
 			     int64_t mtime_ns, uint32_t mode, const char *etag,
-			     const char *ctype)
+			     const char *ctype, const char *cc)
 {
 	sqlite3_stmt *st;
 	int ok;
@@ -463,6 +475,7 @@ enum mfs_err mcache_set_full(struct mcache *mc, uint64_t ino, uint64_t size,
 	sqlite3_bind_int(st, 4, (int)mode);
 	sqlite3_bind_text(st, 5, etag, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, ctype, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 7, cc, -1, SQLITE_STATIC);
 	ok = step_done(st);
 	pthread_mutex_unlock(&mc->lock);
 	return ok ? MFS_OK : MFS_EIO;
@@ -625,6 +638,228 @@ enum mfs_err mcache_ensure_dir(struct mcache *mc, uint64_t parent,
 		}
 		sqlite3_finalize(ins);
 	}
+	mc_node_cleanup(&old);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
+/* ---- local changes ---- */
+
+enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
+			int kind, uint64_t size, int64_t mtime_ns,
+			uint32_t mode, int pending, uint64_t *ino,
+			struct errbuf *eb)
+{
+	struct mc_node d = { 0 }, old = { 0 };
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+	char *key = NULL;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_GET);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+	rc = one_row(st, &d);
+	if (rc)
+		goto out;
+	st = stmt(mc, S_LOOKUP);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)parent);
+	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+	rc = one_row(st, &old);
+	if (!rc && old.kind == kind) {
+		sqlite3_stmt *up = NULL;
+
+		*ino = old.ino;
+		rc = MFS_OK;
+		if (sqlite3_prepare_v2(mc->db,
+				       "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,"
+				       "pending=?5,full=0 WHERE ino=?1",
+				       -1, &up, NULL) != SQLITE_OK) {
+			rc = db_err(mc, eb, "add");
+			goto out;
+		}
+		sqlite3_bind_int64(up, 1, (sqlite3_int64)old.ino);
+		sqlite3_bind_int64(up, 2, (sqlite3_int64)size);
+		sqlite3_bind_int64(up, 3, mtime_ns);
+		sqlite3_bind_int(up, 4, (int)mode);
+		sqlite3_bind_int(up, 5, pending);
+		if (sqlite3_step(up) != SQLITE_DONE)
+			rc = db_err(mc, eb, "add");
+		sqlite3_finalize(up);
+		goto out;
+	}
+	if (!rc)
+		delete_tree(mc, old.ino);	/* kind changed */
+	key = child_key(d.key, name);
+	rc = key ? MFS_OK : MFS_ENOMEM;
+	if (!rc) {
+		sqlite3_stmt *ins = NULL;
+
+		if (sqlite3_prepare_v2(mc->db,
+				       "INSERT INTO node(parent,name,kind,rid,size,"
+				       "mtime_ns,mode,key,pending,etag,listed_at) "
+				       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'',?10)",
+				       -1, &ins, NULL) != SQLITE_OK) {
+			rc = db_err(mc, eb, "add");
+			goto out;
+		}
+		sqlite3_bind_int64(ins, 1, (sqlite3_int64)parent);
+		sqlite3_bind_text(ins, 2, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int(ins, 3, kind);
+		sqlite3_bind_int(ins, 4, d.rid);
+		sqlite3_bind_int64(ins, 5, (sqlite3_int64)size);
+		sqlite3_bind_int64(ins, 6, mtime_ns);
+		sqlite3_bind_int(ins, 7, (int)mode);
+		sqlite3_bind_text(ins, 8, key, -1, SQLITE_STATIC);
+		sqlite3_bind_int(ins, 9, pending);
+		/* a directory made here is empty: its listing is complete */
+		sqlite3_bind_int64(ins, 10, kind == MC_DIR ?
+				   (sqlite3_int64)(mtime_ns / 1000000000) : 0);
+		if (sqlite3_step(ins) != SQLITE_DONE)
+			rc = db_err(mc, eb, "add");
+		else
+			*ino = (uint64_t)sqlite3_last_insert_rowid(mc->db);
+		sqlite3_finalize(ins);
+	}
+out:
+	free(key);
+	mc_node_cleanup(&d);
+	mc_node_cleanup(&old);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
+enum mfs_err mcache_set(struct mcache *mc, uint64_t ino,
+			const struct mc_set *s)
+{
+	static const char *const col[] = {
+		"size", "mtime_ns", "mode", "etag", "ctype", "full", "pending",
+		"cc",
+	};
+	sqlite3_stmt *st = NULL;
+	char q[512];
+	size_t n;
+	int i, b = 2, ok;
+
+	n = (size_t)snprintf(q, sizeof(sql), "UPDATE node SET ino=ino");
+	for (i = 0; i < 8; i++)
+		if (s->mask & (1u << i))
+			n += (size_t)snprintf(q + n, sizeof(q) - n,
+					      ",%s=?%d", col[i], b++);
+	snprintf(q + n, sizeof(q) - n, " WHERE ino=?1");
+	pthread_mutex_lock(&mc->lock);
+	if (sqlite3_prepare_v2(mc->db, q, -1, &st, NULL) != SQLITE_OK) {
+		pthread_mutex_unlock(&mc->lock);
+		return MFS_EIO;
+	}
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+	b = 2;
+	if (s->mask & MC_SET_SIZE)
+		sqlite3_bind_int64(st, b++, (sqlite3_int64)s->size);
+	if (s->mask & MC_SET_MTIME)
+		sqlite3_bind_int64(st, b++, s->mtime_ns);
+	if (s->mask & MC_SET_MODE)
+		sqlite3_bind_int(st, b++, (int)s->mode);
+	if (s->mask & MC_SET_ETAG)
+		sqlite3_bind_text(st, b++, s->etag ? s->etag : "", -1,
+				  SQLITE_STATIC);
+	if (s->mask & MC_SET_CTYPE)
+		sqlite3_bind_text(st, b++, s->ctype ? s->ctype : "", -1,
+				  SQLITE_STATIC);
+	if (s->mask & MC_SET_FULL)
+		sqlite3_bind_int(st, b++, s->full);
+	if (s->mask & MC_SET_PENDING)
+		sqlite3_bind_int(st, b++, s->pending);
+	if (s->mask & MC_SET_CC)
+		sqlite3_bind_text(st, b++, s->cc ? s->cc : "", -1,
+				  SQLITE_STATIC);
+	ok = sqlite3_step(st) == SQLITE_DONE;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&mc->lock);
+	return ok ? MFS_OK : MFS_EIO;
+}
+
+enum mfs_err mcache_remove(struct mcache *mc, uint64_t ino)
+{
+	int ok;
+
+	pthread_mutex_lock(&mc->lock);
+	ok = delete_tree(mc, ino);
+	pthread_mutex_unlock(&mc->lock);
+	return ok ? MFS_OK : MFS_EIO;
+}
+
+enum mfs_err mcache_move(struct mcache *mc, uint64_t ino, uint64_t newparent,
+			 const char *newname, struct errbuf *eb)
+{
+	struct mc_node n = { 0 }, np = { 0 }, old = { 0 };
+	sqlite3_stmt *st = NULL;
+	char *newkey = NULL;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_GET);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+	rc = one_row(st, &n);
+	if (!rc) {
+		st = stmt(mc, S_GET);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)newparent);
+		rc = one_row(st, &np);
+	}
+	if (rc)
+		goto out;
+	newkey = child_key(np.key, newname);
+	if (!newkey) {
+		rc = MFS_ENOMEM;
+		goto out;
+	}
+	if (exec(mc, "BEGIN IMMEDIATE")) {
+		rc = db_err(mc, eb, "move");
+		goto out;
+	}
+	st = stmt(mc, S_LOOKUP);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)newparent);
+	sqlite3_bind_text(st, 2, newname, -1, SQLITE_STATIC);
+	if (!one_row(st, &old) && old.ino != ino)
+		delete_tree(mc, old.ino);	/* replaced by the move */
+	st = NULL;
+	if (sqlite3_prepare_v2(mc->db,
+			       "UPDATE node SET parent=?2,name=?3,key=?4 "
+			       "WHERE ino=?1", -1, &st, NULL) != SQLITE_OK)
+		goto fail;
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)newparent);
+	sqlite3_bind_text(st, 3, newname, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, newkey, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		goto fail;
+	sqlite3_finalize(st);
+	st = NULL;
+	if (n.kind == MC_DIR) {
+		/* every descendant's key: old prefix -> new prefix */
+		if (sqlite3_prepare_v2(mc->db,
+				       "UPDATE node SET key=?3||substr(key,length(?2)+1) "
+				       "WHERE rid=?1 AND substr(key,1,length(?2)+1)=?2||'/'",
+				       -1, &st, NULL) != SQLITE_OK)
+			goto fail;
+		sqlite3_bind_int(st, 1, n.rid);
+		sqlite3_bind_text(st, 2, n.key, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, newkey, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE)
+			goto fail;
+		sqlite3_finalize(st);
+		st = NULL;
+	}
+	if (exec(mc, "COMMIT"))
+		goto fail;
+	goto out;
+fail:
+	rc = db_err(mc, eb, "move");
+	sqlite3_finalize(st);
+	exec(mc, "ROLLBACK");
+out:
+	free(newkey);
+	mc_node_cleanup(&n);
+	mc_node_cleanup(&np);
 	mc_node_cleanup(&old);
 	pthread_mutex_unlock(&mc->lock);
 	return rc;

@@ -278,3 +278,12 @@ void sigv4_amz_date(long long t, char out[17])
 	gmtime_r(&tt, &tm);
 	strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
+
+void sigv4_content_md5(const void *p, size_t n, char out[25])
+{
+	unsigned char md[16];
+	unsigned int len = sizeof(md);
+
+	EVP_Digest(p, n, md, &len, EVP_md5(), NULL);
+	EVP_EncodeBlock((unsigned char *)out, md, 16);
+}

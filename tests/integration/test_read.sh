@@ -29,9 +29,11 @@ want=$(md5sum <"$T/big" | cut -d' ' -f1)
 	fail "big read" "md5 $got != $want"
 gets=$(req_since "$m" '^GET /reads/big')
 mbs=$(echo "48 / ($t1 - $t0)" | bc -l 2>/dev/null | cut -c1-6)
-# windows double from 256 KiB to 8 MiB: about 10 GETs for 48 MiB
-[ "$gets" -ge 2 ] && [ "$gets" -le 16 ] &&
-	pass "sequential read-ahead: $gets ranged GETs for 48 MiB (${mbs:-?} MB/s)" ||
+# windows double from 256 KiB to 8 MiB: 10-20 GETs for 48 MiB (async
+# kernel reads sometimes jump past the window in flight); one GET per
+# 128 KiB kernel read would be 384
+[ "$gets" -ge 2 ] && [ "$gets" -le 24 ] &&
+	pass "sequential read-ahead: $gets ranged GETs for 48 MiB, not 384 (${mbs:-?} MB/s)" ||
 	fail "read-ahead" "$gets GETs for 48 MiB"
 
 ok=1

@@ -86,7 +86,7 @@ int main(void)
 	mc_node_cleanup(&n);
 
 	CASE("HEAD data is kept while the etag is unchanged");
-	CHECK(mcache_set_full(mc, a_ino, 10, 777, 0600, "e1", "image/jpeg") ==
+	CHECK(mcache_set_full(mc, a_ino, 10, 777, 0600, "e1", "image/jpeg", "max-age=60") ==
 	      MFS_OK);
 	{
 		struct mc_entry e[] = {
@@ -94,7 +94,7 @@ int main(void)
 			{ "x", MC_FILE, 6, 9, "e2-changed" },
 		};
 
-		CHECK(mcache_set_full(mc, x_ino, 5, 55, 0, "e2", "text/plain") ==
+		CHECK(mcache_set_full(mc, x_ino, 5, 55, 0, "e2", "text/plain", NULL) ==
 		      MFS_OK);
 		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 2, 200, &eb) ==
 		      MFS_OK);

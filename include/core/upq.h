@@ -1,0 +1,113 @@
+/* upq.h - the upload queue: uploads start after release() on a pool of
+ * workers, so a sequential cp -r is limited by the server, not by round
+ * trips. Owns: the queued items and their staging files, the workers.
+ * Calls: backend, meta (journal, mcache), common.
+ *
+ * Every item is recorded as pending in the journal by upq_submit, before it
+ * returns. Until a worker starts it, an item absorbs what happens to its
+ * file: a rename changes its key, utimens/chmod/chown/setxattr change its
+ * metadata, an unlink cancels it, a reopen for writing takes its staging
+ * file back. rsync's temporary files (".name.XXXXXX") are held until they
+ * are renamed (at most hold_ms), so rsync's write-close-utimens-chmod-rename
+ * costs one upload under the final name with the final metadata. A change
+ * that arrives while the upload runs is applied after it (copy in place, or
+ * copy + delete for a rename).
+ */
+#ifndef MFS_CORE_UPQ_H
+#define MFS_CORE_UPQ_H
+
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "common/err.h"
+#include "meta/journal.h"
+#include "meta/mcache.h"
+
+struct upq;
+
+struct upq_config {
+	int workers;			/* default 16 */
+	uint64_t multipart_threshold;	/* bytes; default 64 MiB */
+	int part_threads;		/* parallel parts per upload, 4 */
+	long hold_ms;			/* rsync temp files, default 5000 */
+	long settle_ms;			/* others wait this long before they
+					 * start, so a write through a dup'd
+					 * descriptor right after close() can
+					 * take them back; default 100 */
+	const char *mount_id;		/* copied */
+	const char *label;		/* copied; NULL = none */
+};
+
+/* Metadata an upload will carry. */
+struct upq_meta {
+	int64_t mtime_ns;
+	uint32_t mode;		/* full st_mode */
+	int has_owner;
+	uint32_t uid, gid;
+	char content_type[128];	/* "" = application/octet-stream */
+	char cache_control[128];
+};
+
+enum upq_meta_bits {
+	UQ_META_MTIME = 1, UQ_META_MODE = 2, UQ_META_OWNER = 4,
+	UQ_META_CTYPE = 8, UQ_META_CACHE = 16,
+};
+
+/* What happened to an operation aimed at a queued item. */
+enum upq_hit {
+	UQ_NONE = 0,		/* no upload for this inode */
+	UQ_ABSORBED,		/* changed the queued upload */
+	UQ_AFTER,		/* upload running: applied once it is done */
+};
+
+/* Items can be submitted at once; nothing uploads before upq_start (so a
+ * daemon can fork first). */
+enum mfs_err upq_new(const struct upq_config *cfg, struct mcache *mc,
+		     struct journal *j, struct upq **out, struct errbuf *eb);
+enum mfs_err upq_start(struct upq *q, struct errbuf *eb);
+/* Stop the workers (running uploads finish first) and free. */
+void upq_free(struct upq *q);
+
+/* Queue stage_path (ownership moves to the queue) for upload to key on be,
+ * for cache node ino. jid > 0 resumes a journal row (crash recovery);
+ * otherwise a pending row is written before this returns. */
+enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
+			const char *key, char *stage_path, uint64_t size,
+			const struct upq_meta *meta, int64_t jid,
+			struct errbuf *eb);
+
+/* Change the metadata (bits of enum upq_meta_bits) of ino's upload. */
+enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
+			  const struct upq_meta *m);
+/* Give ino's upload the key new_key (a rename before upload). */
+enum upq_hit upq_rename(struct upq *q, uint64_t ino, const char *new_key);
+/* Rename every queued upload under directory old_prefix to new_prefix;
+ * waits for running ones in that subtree first. */
+void upq_rename_dir(struct upq *q, const char *old_prefix,
+		    const char *new_prefix, struct backend *be);
+/* Take back a queued upload's staging file (reopen for writing, truncate):
+ * returns 1 with *stage_path (caller owns it) and *meta, cancelling the
+ * upload; a running upload is waited for and 0 returned. */
+int upq_take(struct upq *q, uint64_t ino, char **stage_path,
+	     struct upq_meta *meta);
+/* Cancel ino's upload (unlink). Returns 1 if an upload of it completed (the
+ * object may exist on the server), else 0. */
+int upq_cancel(struct upq *q, uint64_t ino);
+/* Wait until ino has no queued or running upload (held ones start now);
+ * returns the last result for ino (MFS_OK if there was none). */
+enum mfs_err upq_wait(struct upq *q, uint64_t ino, struct errbuf *eb);
+/* Path of ino's staged content while its upload is queued, running or
+ * failed (for reads), malloc'd; NULL if none. */
+char *upq_stage_path(struct upq *q, uint64_t ino);
+/* Metadata of ino's queued upload; 0 if none. */
+int upq_get_meta(struct upq *q, uint64_t ino, struct upq_meta *m);
+/* Wait for every upload; prints progress through log_info every 2 s. */
+void upq_drain(struct upq *q);
+
+struct upq_stats {
+	unsigned long queued, running, done, failed;
+	uint64_t bytes_done;
+};
+void upq_stats(struct upq *q, struct upq_stats *st);
+
+#endif

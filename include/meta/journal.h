@@ -1,0 +1,73 @@
+/* journal.h - the durable journal: one SQLite file per user (rows carry the
+ * mount id) recording every upload from "pending" (before release() returns)
+ * to "done" or "failed", and every rename, delete and mkdir. It is the
+ * spine between the daemon and mediactl.
+ * Owns: struct journal and its connection. Calls: sqlite3, common.
+ * Thread-safe: one connection, every call takes j->lock.
+ * Durable against a daemon crash (WAL; a committed row is in the OS before
+ * the call returns); with sync_full also against power loss (fsync per
+ * commit).
+ */
+#ifndef MFS_META_JOURNAL_H
+#define MFS_META_JOURNAL_H
+
+#include <stdint.h>
+
+#include "common/err.h"
+
+enum jstate { J_PENDING, J_DONE, J_FAILED, J_CANCELLED };
+
+/* One upload. Strings are borrowed on input; on output (journal_pending)
+ * they are only valid during the callback. */
+struct jrow {
+	int64_t id;
+	const char *mount_id;
+	const char *remote;
+	const char *key;
+	const char *stage_path;
+	const char *label;
+	uint64_t size;
+	int64_t mtime_ns;
+	uint32_t mode;
+	const char *content_type;
+	const char *cache_control;
+	int state;		/* enum jstate */
+};
+
+struct journal;
+
+enum mfs_err journal_open(const char *path, int sync_full,
+			  struct journal **out, struct errbuf *eb);
+void journal_close(struct journal *j);
+
+/* A new pending upload; r->id is set. */
+enum mfs_err journal_add_pending(struct journal *j, struct jrow *r,
+				 struct errbuf *eb);
+/* Update what a pending upload will be (rename, attributes, new content):
+ * key, stage_path, size, mtime, mode, content type, cache control. */
+enum mfs_err journal_update_pending(struct journal *j, const struct jrow *r,
+				    struct errbuf *eb);
+/* The upload finished: its final facts. */
+enum mfs_err journal_done(struct journal *j, int64_t id, const char *key,
+			  uint64_t size, const char *sha256, const char *etag,
+			  const char *url, const char *content_type,
+			  int64_t mtime_ns, struct errbuf *eb);
+/* Gave up: the error is kept, the staged file stays. */
+enum mfs_err journal_failed(struct journal *j, int64_t id, const char *error,
+			    struct errbuf *eb);
+/* Superseded before it was uploaded (unlinked, or reopened for writing). */
+enum mfs_err journal_cancel(struct journal *j, int64_t id, struct errbuf *eb);
+
+/* Call cb for every pending (and, with failed, failed) upload of mount_id,
+ * oldest first. */
+typedef void (*journal_row_cb)(void *ud, const struct jrow *r);
+enum mfs_err journal_pending(struct journal *j, const char *mount_id,
+			     int failed, journal_row_cb cb, void *ud);
+
+/* Record a rename, delete, mkdir, rmdir or metadata change. */
+enum mfs_err journal_event(struct journal *j, const char *mount_id,
+			   const char *remote, const char *op,
+			   const char *key, const char *new_key,
+			   const char *detail);
+
+#endif

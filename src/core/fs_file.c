@@ -1,0 +1,914 @@
+/* fs_file.c - open files: reading (from the server through read-ahead, or
+ * from staged content not yet uploaded), writing into a per-inode staging
+ * file, queueing the upload at the last flush, fsync, attribute changes,
+ * metadata xattrs. Locking: see fs_int.h. Calls: backend, meta, core/upq,
+ * core/stage, core/prefetch, common.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "fs_int.h"
+#include "core/prefetch.h"
+#include "core/stage.h"
+
+#define FETCH_CHUNK (8 * 1024 * 1024)
+
+static enum mfs_err wfile_reclaim(struct fs *fs, struct wfile *w,
+				  struct errbuf *eb);
+static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
+			      struct errbuf *eb);
+
+static void wfile_free(struct wfile *w)
+{
+	if (!w)
+		return;
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->path)
+		unlink(w->path);
+	free(w->path);
+	free(w->key);
+	pthread_mutex_destroy(&w->load_lock);
+	free(w);
+}
+
+/* Fetch the first limit bytes of w's object from the server into its
+ * staging file, once (to modify it in place). */
+static enum mfs_err wfile_load(struct fs *fs, struct wfile *w, uint64_t limit,
+			       struct errbuf *eb)
+{
+	struct fs_remote *r;
+	char *buf = NULL;
+	enum mfs_err rc = MFS_OK;
+	uint64_t off = 0, end;
+
+	pthread_mutex_lock(&w->load_lock);
+	if (w->loaded)
+		goto out;
+	r = fsi_remote(fs, w->rid);
+	end = limit < w->size ? limit : w->size;
+	buf = end ? malloc(FETCH_CHUNK) : NULL;
+	if (end && (!buf || !r)) {
+		rc = MFS_ENOMEM;
+		goto out;
+	}
+	while (!rc && off < end) {
+		size_t want = end - off < FETCH_CHUNK ?
+			      (size_t)(end - off) : FETCH_CHUNK, got = 0;
+
+		rc = r->be->ops->get(r->be, w->key, off, want, w->etag, buf,
+				     &got, eb);
+		if (!rc && !got)
+			break;
+		if (!rc && pwrite(w->fd, buf, got, (off_t)off) != (ssize_t)got)
+			rc = eb_set(eb, stage_errno(errno),
+				    "staging %s: %s", w->key, strerror(errno));
+		off += got;
+	}
+	if (!rc)
+		w->loaded = 1;
+out:
+	pthread_mutex_unlock(&w->load_lock);
+	free(buf);
+	return rc;
+}
+
+/* Get (or make) the staging state of file n for writing. trunc: start
+ * empty. Takes a reference. */
+static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
+				  int trunc, struct wfile **out,
+				  struct errbuf *eb)
+{
+	struct wfile *w, *other;
+	enum mfs_err rc = MFS_OK;
+	char *taken = NULL;
+
+	*out = NULL;
+	pthread_mutex_lock(&fs->lock);
+	w = fsi_wfile(fs, n->ino);
+	if (w) {
+		w->refs++;
+		pthread_mutex_unlock(&fs->lock);
+		if (trunc) {
+			rc = wfile_reclaim(fs, w, eb);
+			if (rc) {
+				wfile_put(fs, w, NULL);
+				return rc;
+			}
+		}
+		if (trunc && ftruncate(w->fd, 0))
+			return eb_set(eb, stage_errno(errno), "truncate: %s",
+				      strerror(errno));
+		if (trunc) {
+			pthread_mutex_lock(&fs->lock);
+			w->dirty = 1;
+			pthread_mutex_unlock(&fs->lock);
+		}
+		*out = w;
+		return MFS_OK;
+	}
+	pthread_mutex_unlock(&fs->lock);
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return MFS_ENOMEM;
+	w->fd = -1;
+	w->ino = n->ino;
+	w->refs = 1;
+	w->loaded = 1;
+	pthread_mutex_init(&w->load_lock, NULL);
+	/* a queued upload of this file: take its staging file back */
+	if (upq_take(fs->cfg.upq, n->ino, &taken, &w->meta)) {
+		w->path = taken;
+		w->fd = open(taken, O_RDWR | O_CLOEXEC);
+		w->dirty = 1;
+		w->meta_set = UQ_META_MTIME | UQ_META_MODE | UQ_META_CTYPE |
+			      UQ_META_CACHE | (w->meta.has_owner ?
+					       UQ_META_OWNER : 0);
+		if (w->fd < 0)
+			rc = eb_set(eb, MFS_EIO, "staged file %s: %s", taken,
+				    strerror(errno));
+		else if (trunc && ftruncate(w->fd, 0))
+			rc = eb_set(eb, stage_errno(errno), "truncate: %s",
+				    strerror(errno));
+	} else {
+		rc = stage_create(fs->cfg.stage, &w->fd, &w->path, eb);
+		if (!rc && !trunc && n->size) {
+			if (n->pending) {	/* staged content vanished */
+				rc = eb_set(eb, MFS_EIO,
+					    "%s: its staged content is gone",
+					    n->key);
+			} else {
+				w->loaded = 0;	/* fetched when needed */
+				w->rid = n->rid;
+				w->size = n->size;
+				memcpy(w->etag, n->etag, sizeof(w->etag));
+				w->key = strdup(n->key);
+				if (!w->key)
+					rc = MFS_ENOMEM;
+			}
+		}
+		w->dirty = trunc;
+	}
+	if (rc) {
+		wfile_free(w);
+		return rc;
+	}
+	pthread_mutex_lock(&fs->lock);
+	other = fsi_wfile(fs, n->ino);
+	if (other) {
+		/* another writer won the race: use its state */
+		other->refs++;
+		pthread_mutex_unlock(&fs->lock);
+		wfile_free(w);
+		*out = other;
+		return MFS_OK;
+	}
+	w->next = fs->wfiles;
+	fs->wfiles = w;
+	pthread_mutex_unlock(&fs->lock);
+	*out = w;
+	return MFS_OK;
+}
+
+/* Queue the upload of w's content: the staging file is handed to the
+ * queue (no copy); w keeps its descriptor to read, and a later write
+ * reclaims the file (wfile_reclaim). Caller holds a reference and not
+ * fs->lock. */
+static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w,
+				 struct errbuf *eb)
+{
+	struct upq_meta meta;
+	struct mc_node n;
+	struct mc_set s = { 0 };
+	struct fs_remote *r;
+	struct stat st;
+	char *path;
+	enum mfs_err rc;
+
+	rc = mcache_get(fs->mc, w->ino, &n);
+	if (rc)
+		return eb_set(eb, rc, "file vanished from the cache");
+	r = fsi_remote(fs, n.rid);
+	if (!r) {
+		mc_node_cleanup(&n);
+		return MFS_EIO;
+	}
+	if (fstat(w->fd, &st))
+		st.st_size = 0;
+	pthread_mutex_lock(&fs->lock);
+	meta = w->meta;
+	if (!(w->meta_set & UQ_META_MTIME))
+		meta.mtime_ns = fsi_now_ns();
+	if (!(w->meta_set & UQ_META_MODE))
+		meta.mode = S_IFREG | (n.mode ? n.mode : fs->cfg.file_mode);
+	if (!(w->meta_set & UQ_META_CTYPE))
+		snprintf(meta.content_type, sizeof(meta.content_type), "%s",
+			 n.ctype);
+	if (!(w->meta_set & UQ_META_CACHE))
+		snprintf(meta.cache_control, sizeof(meta.cache_control), "%s",
+			 n.cc);
+	path = w->path;
+	w->path = NULL;
+	w->dirty = 0;
+	w->committed = 1;
+	pthread_mutex_unlock(&fs->lock);
+
+	rc = upq_submit(fs->cfg.upq, r->be, n.ino, n.key, path,
+			(uint64_t)st.st_size, &meta, 0, eb);
+	if (rc) {
+		/* keep the data: back to the writer's state */
+		pthread_mutex_lock(&fs->lock);
+		w->path = path;
+		w->dirty = 1;
+		w->committed = 0;
+		pthread_mutex_unlock(&fs->lock);
+	} else {
+		s.mask = MC_SET_SIZE | MC_SET_MTIME | MC_SET_MODE |
+			 MC_SET_PENDING;
+		s.size = (uint64_t)st.st_size;
+		s.mtime_ns = meta.mtime_ns;
+		s.mode = meta.mode & 07777;
+		s.pending = 1;
+		mcache_set(fs->mc, n.ino, &s);
+	}
+	mc_node_cleanup(&n);
+	return rc;
+}
+
+/* Before modifying a committed wfile: take its staging file back from the
+ * queue if the upload has not started, else continue on a copy. */
+static enum mfs_err wfile_reclaim(struct fs *fs, struct wfile *w,
+				  struct errbuf *eb)
+{
+	struct upq_meta meta;
+	char *path = NULL;
+	int fd = -1, committed;
+	enum mfs_err rc = MFS_OK;
+
+	pthread_mutex_lock(&fs->lock);
+	committed = w->committed;
+	pthread_mutex_unlock(&fs->lock);
+	if (!committed)
+		return MFS_OK;
+	if (upq_take(fs->cfg.upq, w->ino, &path, &meta)) {
+		/* not started: the file w->fd is open on is ours again */
+		pthread_mutex_lock(&fs->lock);
+		w->path = path;
+		w->committed = 0;
+		w->dirty = 1;
+		pthread_mutex_unlock(&fs->lock);
+		return MFS_OK;
+	}
+	/* uploading or uploaded: go on with a copy */
+	rc = stage_copy(fs->cfg.stage, w->fd, &fd, &path, eb);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&fs->lock);
+	close(w->fd);
+	w->fd = fd;
+	w->path = path;
+	w->committed = 0;
+	w->dirty = 1;
+	pthread_mutex_unlock(&fs->lock);
+	return MFS_OK;
+}
+
+/* Drop a reference; the last one queues the upload of dirty content. */
+static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
+			      struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+	struct wfile **pp;
+	int last, commit;
+
+	pthread_mutex_lock(&fs->lock);
+	last = --w->refs == 0;
+	commit = last && w->dirty && !w->unlinked;
+	pthread_mutex_unlock(&fs->lock);
+	if (!last)
+		return MFS_OK;
+	if (commit)
+		rc = wfile_commit(fs, w, eb);
+	pthread_mutex_lock(&fs->lock);
+	if (w->refs == 0) {
+		for (pp = &fs->wfiles; *pp; pp = &(*pp)->next)
+			if (*pp == w) {
+				*pp = w->next;
+				break;
+			}
+		pthread_mutex_unlock(&fs->lock);
+		if (rc) {
+			/* could not queue it: keep the staged file and say
+			 * where it is rather than lose it */
+			log_err("upload of inode %llu not queued; its data is kept in %s",
+				(unsigned long long)w->ino,
+				w->path ? w->path : "?");
+			free(w->path);
+			w->path = NULL;
+		}
+		wfile_free(w);
+	} else {
+		pthread_mutex_unlock(&fs->lock);	/* reopened meanwhile */
+	}
+	return rc;
+}
+
+static struct fs_file *file_new(struct fs *fs, uint64_t ino)
+{
+	struct fs_file *f = calloc(1, sizeof(*f));
+
+	if (f) {
+		f->fs = fs;
+		f->ino = ino;
+		f->rfd = -1;
+	}
+	return f;
+}
+
+enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
+		     struct fs_file **out, struct errbuf *eb)
+{
+	struct fs_remote *r;
+	struct fs_file *f;
+	struct mc_node n;
+	struct wfile *w;
+	enum mfs_err rc;
+	char *staged;
+
+	*out = NULL;
+	rc = mcache_get(fs->mc, ino, &n);
+	if (rc)
+		return rc;
+	if (n.kind == MC_DIR) {
+		mc_node_cleanup(&n);
+		return MFS_EISDIR;
+	}
+	f = file_new(fs, ino);
+	if (!f) {
+		mc_node_cleanup(&n);
+		return MFS_ENOMEM;
+	}
+	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+		rc = fsi_writable(fs, &n, &r);
+		if (!rc)
+			rc = wfile_acquire(fs, &n, (flags & O_TRUNC) != 0,
+					   &f->w, eb);
+		goto out;
+	}
+	/* reading: staged content first, it is newer than the server's */
+	pthread_mutex_lock(&fs->lock);
+	w = fsi_wfile(fs, ino);
+	if (w)
+		f->rfd = dup(w->fd);
+	pthread_mutex_unlock(&fs->lock);
+	if (f->rfd < 0 && fs->cfg.upq &&
+	    (staged = upq_stage_path(fs->cfg.upq, ino))) {
+		f->rfd = open(staged, O_RDONLY | O_CLOEXEC);
+		free(staged);
+	}
+	if (f->rfd < 0 && n.pending && !n.etag[0]) {
+		/* the upload finished between the checks: on the server */
+		mc_node_cleanup(&n);
+		rc = mcache_get(fs->mc, ino, &n);
+		if (rc)
+			goto out;
+	}
+	if (f->rfd < 0) {
+		r = fsi_remote(fs, n.rid);
+		f->pf = r ? prefetch_new(r->be, n.key, n.etag, n.size,
+					 fs->cfg.readahead_max) : NULL;
+		if (!f->pf)
+			rc = MFS_ENOMEM;
+	}
+out:
+	mc_node_cleanup(&n);
+	if (rc) {
+		free(f);
+		return rc;
+	}
+	*out = f;
+	return MFS_OK;
+}
+
+enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
+		     size_t *got, struct errbuf *eb)
+{
+	enum mfs_err rc;
+	int fd = f->w ? f->w->fd : f->rfd;
+
+	if (f->w && (rc = wfile_load(f->fs, f->w, UINT64_MAX, eb)))
+		return rc;
+	if (fd >= 0) {
+		ssize_t n = pread(fd, dst, len, (off_t)off);
+
+		if (n < 0)
+			return eb_set(eb, MFS_EIO, "reading staged data: %s",
+				      strerror(errno));
+		*got = (size_t)n;
+		return MFS_OK;
+	}
+	rc = prefetch_read(f->pf, off, len, dst, got, eb);
+	if (rc == MFS_ECONFLICT) {
+		/* replaced on the server since we listed it: the next
+		 * lookup lists the directory again */
+		struct mc_node n;
+
+		if (!mcache_get(f->fs->mc, f->ino, &n)) {
+			mcache_invalidate_dir(f->fs->mc, n.parent);
+			log_warn("'%s' changed on the server while open; reopen it to read the new version",
+				 n.key);
+			mc_node_cleanup(&n);
+		}
+	}
+	return rc;
+}
+
+enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
+		      size_t len, size_t *done, struct errbuf *eb)
+{
+	enum mfs_err rc;
+	ssize_t n;
+
+	*done = 0;
+	if (!f->w)
+		return MFS_EACCES;
+	rc = wfile_load(f->fs, f->w, UINT64_MAX, eb);
+	if (!rc)
+		rc = wfile_reclaim(f->fs, f->w, eb);
+	if (rc)
+		return rc;
+	n = pwrite(f->w->fd, src, len, (off_t)off);
+	if (n < 0)
+		return eb_set(eb, stage_errno(errno),
+			      "writing the staging file: %s", strerror(errno));
+	pthread_mutex_lock(&f->fs->lock);
+	f->w->dirty = 1;
+	pthread_mutex_unlock(&f->fs->lock);
+	*done = (size_t)n;
+	return MFS_OK;
+}
+
+enum mfs_err fs_flush(struct fs_file *f, struct errbuf *eb)
+{
+	struct wfile *w = f->w;
+	int commit;
+
+	if (!w)
+		return MFS_OK;
+	pthread_mutex_lock(&f->fs->lock);
+	commit = w->refs == 1 && w->dirty && !w->unlinked;
+	pthread_mutex_unlock(&f->fs->lock);
+	/* the last writer's close(): queue now, so close() reports it; the
+	 * handle may still write (a dup'd fd), then release queues again */
+	return commit ? wfile_commit(f->fs, w, eb) : MFS_OK;
+}
+
+enum mfs_err fs_fsync(struct fs_file *f, struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+	int dirty = 0;
+
+	if (!f->fs->cfg.upq)
+		return MFS_OK;
+	if (f->w) {
+		if (fsync(f->w->fd))
+			return eb_set(eb, stage_errno(errno), "fsync: %s",
+				      strerror(errno));
+		pthread_mutex_lock(&f->fs->lock);
+		dirty = f->w->dirty;
+		pthread_mutex_unlock(&f->fs->lock);
+	}
+	if (dirty)
+		rc = wfile_commit(f->fs, f->w, eb);
+	if (!rc)
+		rc = upq_wait(f->fs->cfg.upq, f->ino, eb);
+	return rc;
+}
+
+void fs_release(struct fs_file *f)
+{
+	struct errbuf eb = { 0 };
+
+	if (!f)
+		return;
+	if (f->w && wfile_put(f->fs, f->w, &eb))
+		log_err("release: %s", eb.msg);
+	if (f->rfd >= 0)
+		close(f->rfd);
+	prefetch_free(f->pf);
+	free(f);
+}
+
+/* ---- attributes ---- */
+
+/* Metadata change of a closed, uploaded object: one CopyObject that
+ * replaces the metadata (after one HEAD if we never saw its content type
+ * and user metadata). */
+static enum mfs_err replace_meta(struct fs *fs, struct mc_node *n,
+				 struct fs_remote *r, unsigned bits,
+				 const struct upq_meta *m, struct errbuf *eb)
+{
+	struct put_meta pm = { 0 };
+	struct obj_meta out;
+	struct mc_set s = { 0 };
+	enum mfs_err rc = fsi_full(fs, n, eb);
+
+	if (rc)
+		return rc;
+	pm.content_type = bits & UQ_META_CTYPE ? m->content_type : n->ctype;
+	pm.cache_control = bits & UQ_META_CACHE ? m->cache_control : n->cc;
+	pm.mtime_ns = bits & UQ_META_MTIME ? m->mtime_ns : n->mtime_ns;
+	pm.mode = S_IFREG | (bits & UQ_META_MODE ? m->mode & 07777 :
+			     (n->mode ? n->mode : fs->cfg.file_mode));
+	if (bits & UQ_META_OWNER) {
+		pm.has_owner = 1;
+		pm.uid = m->uid;
+		pm.gid = m->gid;
+	}
+	/* nothing would change: no request */
+	if (!(bits & UQ_META_OWNER) && pm.mtime_ns == n->mtime_ns &&
+	    (pm.mode & 07777) == (n->mode ? n->mode : fs->cfg.file_mode) &&
+	    !strcmp(pm.content_type, n->ctype) &&
+	    !strcmp(pm.cache_control, n->cc))
+		return MFS_OK;
+	rc = r->be->ops->copy(r->be, n->key, n->key, &pm, &out, eb);
+	if (rc)
+		return rc;
+	s.mask = MC_SET_MTIME | MC_SET_MODE | MC_SET_CTYPE | MC_SET_CC |
+		 MC_SET_FULL | (out.etag[0] ? MC_SET_ETAG : 0);
+	s.mtime_ns = pm.mtime_ns;
+	s.mode = pm.mode & 07777;
+	s.ctype = pm.content_type;
+	s.cc = pm.cache_control;
+	s.full = 1;
+	s.etag = out.etag;
+	journal_event(fs->cfg.journal, fs->mount_id, r->name, "setattr",
+		      n->key, NULL, NULL);
+	return mcache_set(fs->mc, n->ino, &s);
+}
+
+/* Apply a metadata change wherever the file is: open for writing, queued,
+ * uploading, or on the server. */
+static enum mfs_err change_meta(struct fs *fs, struct mc_node *n,
+				unsigned bits, const struct upq_meta *m,
+				struct errbuf *eb)
+{
+	struct fs_remote *r;
+	struct mc_set s = { 0 };
+	struct wfile *w;
+	enum mfs_err rc = fsi_writable(fs, n, &r);
+
+	if (rc)
+		return rc;
+	if (bits & UQ_META_MTIME) {
+		s.mask |= MC_SET_MTIME;
+		s.mtime_ns = m->mtime_ns;
+	}
+	if (bits & UQ_META_MODE) {
+		s.mask |= MC_SET_MODE;
+		s.mode = m->mode & 07777;
+	}
+	if (bits & UQ_META_CTYPE) {
+		s.mask |= MC_SET_CTYPE;
+		s.ctype = m->content_type;
+	}
+	if (bits & UQ_META_CACHE) {
+		s.mask |= MC_SET_CC;
+		s.cc = m->cache_control;
+	}
+	if (n->kind == MC_DIR)	/* kept in the cache only: S3 has no
+				 * directory metadata to hold them */
+		return mcache_set(fs->mc, n->ino, &s);
+	pthread_mutex_lock(&fs->lock);
+	w = fsi_wfile(fs, n->ino);
+	if (w && !w->dirty)
+		w = NULL;	/* no new content (touch): change it now */
+	if (w) {
+		/* new content being written: rides with its upload */
+		struct upq_meta *d = &w->meta;
+
+		if (bits & UQ_META_MTIME)
+			d->mtime_ns = m->mtime_ns;
+		if (bits & UQ_META_MODE)
+			d->mode = m->mode;
+		if (bits & UQ_META_OWNER) {
+			d->has_owner = 1;
+			d->uid = m->uid;
+			d->gid = m->gid;
+		}
+		if (bits & UQ_META_CTYPE)
+			memcpy(d->content_type, m->content_type,
+			       sizeof(d->content_type));
+		if (bits & UQ_META_CACHE)
+			memcpy(d->cache_control, m->cache_control,
+			       sizeof(d->cache_control));
+		w->meta_set |= bits;
+		pthread_mutex_unlock(&fs->lock);
+		return mcache_set(fs->mc, n->ino, &s);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (upq_set_meta(fs->cfg.upq, n->ino, bits, m) != UQ_NONE)
+		return mcache_set(fs->mc, n->ino, &s);	/* absorbed */
+	return replace_meta(fs, n, r, bits, m, eb);
+}
+
+enum mfs_err fs_setattr(struct fs *fs, uint64_t ino,
+			const struct fs_setattr *sa, struct fs_attr *out,
+			struct errbuf *eb)
+{
+	struct upq_meta m = { 0 };
+	unsigned bits = 0;
+	struct mc_node n;
+	enum mfs_err rc;
+
+	rc = mcache_get(fs->mc, ino, &n);
+	if (rc)
+		return rc;
+	if (sa->mask & FS_SET_SIZE) {
+		struct fs_remote *r;
+		struct wfile *w = NULL;
+		enum mfs_err prc;
+
+		/* a temporary writer: the open one if any (then the upload
+		 * waits for its close), else staged from the server */
+		rc = n.kind == MC_DIR ? MFS_EISDIR : fsi_writable(fs, &n, &r);
+		if (!rc)
+			rc = wfile_acquire(fs, &n, sa->size == 0, &w, eb);
+		if (!rc) {
+			rc = wfile_load(fs, w, sa->size, eb);
+			if (!rc)
+				rc = wfile_reclaim(fs, w, eb);
+			if (!rc && ftruncate(w->fd, (off_t)sa->size))
+				rc = eb_set(eb, stage_errno(errno),
+					    "truncate: %s", strerror(errno));
+			if (!rc) {
+				pthread_mutex_lock(&fs->lock);
+				w->dirty = 1;
+				pthread_mutex_unlock(&fs->lock);
+			}
+			prc = wfile_put(fs, w, eb);
+			if (!rc)
+				rc = prc;
+		}
+	}
+	if (!rc && (sa->mask & (FS_SET_MTIME | FS_SET_MTIME_NOW))) {
+		bits |= UQ_META_MTIME;
+		m.mtime_ns = sa->mask & FS_SET_MTIME_NOW ? fsi_now_ns()
+							 : sa->mtime_ns;
+	}
+	if (!rc && (sa->mask & FS_SET_MODE)) {
+		bits |= UQ_META_MODE;
+		m.mode = (n.kind == MC_DIR ? S_IFDIR : S_IFREG) |
+			 (sa->mode & 07777);
+	}
+	if (!rc && (sa->mask & (FS_SET_UID | FS_SET_GID))) {
+		uid_t uid = sa->mask & FS_SET_UID ? sa->uid : fs->cfg.uid;
+		gid_t gid = sa->mask & FS_SET_GID ? sa->gid : fs->cfg.gid;
+
+		/* owners are shown as the mounting user; only a real change
+		 * is stored (x-amz-meta-uid/gid) */
+		if (uid != fs->cfg.uid || gid != fs->cfg.gid) {
+			bits |= UQ_META_OWNER;
+			m.has_owner = 1;
+			m.uid = uid;
+			m.gid = gid;
+		}
+	}
+	if (!rc && bits)
+		rc = change_meta(fs, &n, bits, &m, eb);
+	mc_node_cleanup(&n);
+	if (!rc && !(rc = mcache_get(fs->mc, ino, &n))) {
+		fsi_attr(fs, &n, out);
+		mc_node_cleanup(&n);
+	}
+	return rc;
+}
+
+enum mfs_err fs_setxattr(struct fs *fs, uint64_t ino, const char *name,
+			 const char *value, size_t size, struct errbuf *eb)
+{
+	struct upq_meta m = { 0 };
+	struct mc_node n;
+	unsigned bits;
+	enum mfs_err rc;
+	char *dst;
+
+	if (!strcmp(name, "user.mediafs.content_type")) {
+		bits = UQ_META_CTYPE;
+		dst = m.content_type;
+	} else if (!strcmp(name, "user.mediafs.cache_control")) {
+		bits = UQ_META_CACHE;
+		dst = m.cache_control;
+	} else if (!strcmp(name, "user.mediafs.etag") ||
+		   !strcmp(name, "user.mediafs.url")) {
+		return MFS_OK;	/* computed; copies from another mount */
+	} else {
+		return eb_set(eb, MFS_EUNSUPP,
+			      "only user.mediafs.content_type and user.mediafs.cache_control can be set");
+	}
+	if (size >= sizeof(m.content_type) || memchr(value, '\0', size) ||
+	    memchr(value, '\n', size) || memchr(value, '\r', size))
+		return eb_set(eb, MFS_EINVAL, "%s: bad value", name);
+	memcpy(dst, value, size);
+	dst[size] = '\0';
+	rc = mcache_get(fs->mc, ino, &n);
+	if (rc)
+		return rc;
+	rc = n.kind == MC_FILE ? change_meta(fs, &n, bits, &m, eb)
+			       : MFS_EUNSUPP;
+	mc_node_cleanup(&n);
+	return rc;
+}
+
+enum mfs_err fs_create(struct fs *fs, uint64_t parent, const char *name,
+		       uint32_t mode, int flags, struct fs_attr *attr,
+		       struct fs_file **out, struct errbuf *eb)
+{
+	struct fs_remote *r;
+	struct mc_node d, n = { 0 };
+	struct fs_file *f = NULL;
+	const char *bad;
+	uint64_t ino = 0;
+	enum mfs_err rc;
+
+	*out = NULL;
+	bad = str_bad_name(name, strlen(name));
+	if (bad)
+		return eb_set(eb, strlen(name) > 255 ? MFS_ENAMETOOLONG
+			      : MFS_EINVAL, "'%s': %s", name, bad);
+	rc = fsi_get_dir(fs, parent, &d);
+	if (rc)
+		return rc;
+	rc = fsi_writable(fs, &d, &r);
+	mc_node_cleanup(&d);
+	if (rc)
+		return rc;
+	rc = fsi_child(fs, parent, name, &n, eb);
+	if (!rc) {
+		ino = n.ino;
+		mc_node_cleanup(&n);
+		if (n.kind == MC_DIR)
+			return MFS_EISDIR;
+		if (flags & O_EXCL)
+			return MFS_EEXIST;
+		rc = fs_open(fs, ino, flags | O_TRUNC, &f, eb);
+	} else if (rc == MFS_ENOTFOUND) {
+		rc = mcache_add(fs->mc, parent, name, MC_FILE, 0, fsi_now_ns(),
+				mode & 07777, 1, &ino, eb);
+		if (!rc)
+			rc = mcache_get(fs->mc, ino, &n);
+		if (!rc) {
+			f = file_new(fs, ino);
+			rc = f ? wfile_acquire(fs, &n, 1, &f->w, eb)
+			       : MFS_ENOMEM;
+			if (!rc) {
+				pthread_mutex_lock(&fs->lock);
+				f->w->meta.mode = S_IFREG | (mode & 07777);
+				f->w->meta_set |= UQ_META_MODE;
+				pthread_mutex_unlock(&fs->lock);
+			} else {
+				mcache_remove(fs->mc, ino);
+			}
+			mc_node_cleanup(&n);
+		}
+	}
+	if (!rc && !(rc = mcache_get(fs->mc, ino, &n))) {
+		fsi_attr(fs, &n, attr);
+		mc_node_cleanup(&n);
+	}
+	if (rc) {
+		if (f)
+			fs_release(f);
+		return rc;
+	}
+	*out = f;
+	return MFS_OK;
+}
+
+/* ---- crash recovery ---- */
+
+struct resume {
+	struct fs *fs;
+	int resumed, lost;
+};
+
+/* The node for key below top, creating directories as needed. */
+static enum mfs_err node_for_key(struct fs *fs, const struct mc_node *top,
+				 const char *key, const struct jrow *r,
+				 uint64_t *ino, struct errbuf *eb)
+{
+	const char *rel = key + strlen(top->key), *slash;
+	uint64_t dir = top->ino;
+	enum mfs_err rc = MFS_OK;
+	struct stat st;
+
+	if (*top->key) {
+		if (strncmp(key, top->key, strlen(top->key)) || *rel != '/')
+			return eb_set(eb, MFS_EINVAL, "%s is outside this mount",
+				      key);
+		rel++;
+	}
+	while (!rc && (slash = strchr(rel, '/'))) {
+		char *name = str_ndup(rel, (size_t)(slash - rel));
+		struct mc_node n;
+
+		if (!name)
+			return MFS_ENOMEM;
+		rc = mcache_lookup(fs->mc, dir, name, &n);
+		if (!rc) {
+			dir = n.ino;
+			mc_node_cleanup(&n);
+		} else if (rc == MFS_ENOTFOUND) {
+			rc = mcache_add(fs->mc, dir, name, MC_DIR, 0,
+					fsi_now_ns(), 0, 0, &dir, eb);
+			if (!rc)	/* not known to be complete */
+				mcache_invalidate_dir(fs->mc, dir);
+		}
+		free(name);
+		rel = slash + 1;
+	}
+	if (rc)
+		return rc;
+	if (stat(r->stage_path, &st))
+		st.st_size = (off_t)r->size;
+	return mcache_add(fs->mc, dir, rel, MC_FILE, (uint64_t)st.st_size,
+			  r->mtime_ns, r->mode & 07777, 1, ino, eb);
+}
+
+static void resume_row(void *ud, const struct jrow *r)
+{
+	struct resume *res = ud;
+	struct fs *fs = res->fs;
+	struct fs_remote *rem = NULL;
+	struct errbuf eb = { 0 };
+	struct upq_meta meta = { 0 };
+	struct mc_node top = { 0 };
+	struct stat st;
+	uint64_t ino = 0;
+	enum mfs_err rc = MFS_OK;
+	char *path;
+	int i;
+
+	for (i = 0; i < fs->cfg.nremotes; i++)
+		if (!strcmp(fs->cfg.remotes[i].name, r->remote))
+			rem = &fs->cfg.remotes[i];
+	if (!rem)
+		return;		/* another mount's remote */
+	if (!r->stage_path || stat(r->stage_path, &st)) {
+		journal_failed(fs->cfg.journal, r->id,
+			       "staged file missing after a crash", NULL);
+		log_err("cannot resume the upload of %s: its staged file %s is gone",
+			r->key, r->stage_path ? r->stage_path : "(none)");
+		res->lost++;
+		return;
+	}
+	rc = fsi_remote_top(fs, rem, &top, &eb);
+	if (!rc)
+		rc = node_for_key(fs, &top, r->key, r, &ino, &eb);
+	mc_node_cleanup(&top);
+	meta.mtime_ns = r->mtime_ns;
+	meta.mode = r->mode;
+	snprintf(meta.content_type, sizeof(meta.content_type), "%s",
+		 r->content_type ? r->content_type : "");
+	snprintf(meta.cache_control, sizeof(meta.cache_control), "%s",
+		 r->cache_control ? r->cache_control : "");
+	path = strdup(r->stage_path);
+	if (!rc && !path)
+		rc = MFS_ENOMEM;
+	if (!rc)
+		rc = upq_submit(fs->cfg.upq, rem->be, ino, r->key, path,
+				(uint64_t)st.st_size, &meta, r->id, &eb);
+	if (rc) {
+		free(path);
+		log_err("cannot resume the upload of %s: %s", r->key, eb.msg);
+		res->lost++;
+		return;
+	}
+	res->resumed++;
+}
+
+enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
+			       struct errbuf *eb)
+{
+	struct resume res = { fs, 0, 0 };
+	enum mfs_err rc;
+
+	*resumed = *lost = 0;
+	if (!fs->cfg.upq)
+		return MFS_OK;
+	rc = journal_pending(fs->cfg.journal, fs->mount_id, 0, resume_row,
+			     &res);
+	if (rc)
+		return eb_set(eb, rc, "reading the journal");
+	*resumed = res.resumed;
+	*lost = res.lost;
+	return MFS_OK;
+}

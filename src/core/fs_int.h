@@ -1,0 +1,87 @@
+/* fs_int.h - what fs.c, fs_file.c and fs_ns.c share: struct fs, open-file
+ * state and helpers. Private to core/fs; nothing outside includes it.
+ *
+ * fs->lock guards listing[] (directories being listed) and the wfiles
+ * list: the per-inode staging state of files open for writing. A wfile's
+ * fd is used without the lock (pwrite/pread are thread-safe); its other
+ * fields are guarded by fs->lock.
+ */
+#ifndef MFS_CORE_FS_INT_H
+#define MFS_CORE_FS_INT_H
+
+#include <pthread.h>
+
+#include "core/fs.h"
+#include "core/upq.h"
+
+#define MAX_LISTING 64
+
+/* A file open for writing: one staging file per inode, shared by every
+ * handle that writes it. */
+struct wfile {
+	struct wfile *next;	/* guarded */
+	uint64_t ino;
+	int fd;			/* staging file, read-write */
+	char *path;
+	int refs;		/* guarded: handles using it */
+	int dirty;		/* guarded: content differs from the server */
+	int committed;		/* guarded: the staging file was handed to the
+				 * upload queue; a later write reclaims it */
+	int unlinked;		/* guarded: discard at the last release */
+	struct upq_meta meta;	/* guarded: attributes set while open */
+	unsigned meta_set;	/* guarded: enum upq_meta_bits */
+	/* Content is fetched from the server at the first read or write,
+	 * not at open (touch, chmod through an fd need none of it). */
+	pthread_mutex_t load_lock;
+	int loaded;		/* guarded by load_lock */
+	int rid;		/* what to fetch: */
+	char *key;
+	char etag[80];
+	uint64_t size;
+};
+
+struct fs {
+	struct fs_config cfg;	/* read-only after fs_new */
+	char *mount_id;
+	struct mcache *mc;
+	int64_t start_ns;	/* mtime of directories with none */
+
+	pthread_mutex_t lock;
+	pthread_cond_t listed;
+	uint64_t listing[MAX_LISTING];	/* guarded by lock */
+	int nlisting;			/* guarded by lock */
+	struct wfile *wfiles;		/* guarded by lock */
+};
+
+struct fs_file {
+	struct fs *fs;
+	uint64_t ino;
+	struct prefetch *pf;	/* reading an object on the server, or */
+	int rfd;		/* reading staged content (-1 = none), or */
+	struct wfile *w;	/* writing */
+};
+
+int64_t fsi_now_ns(void);
+struct fs_remote *fsi_remote(struct fs *fs, int rid);
+int fsi_multi_root(const struct fs *fs, uint64_t ino);
+/* Attributes of n, with the live size/mtime of a file being written. */
+void fsi_attr(struct fs *fs, const struct mc_node *n, struct fs_attr *a);
+/* Make d's listing fresh (see fs.h); d is refreshed from the cache. */
+enum mfs_err fsi_listed(struct fs *fs, struct mc_node *d, struct errbuf *eb);
+/* Directory ino, MFS_ENOTDIR if it is a file. */
+enum mfs_err fsi_get_dir(struct fs *fs, uint64_t ino, struct mc_node *d);
+/* HEAD n once to learn its content type and user metadata. */
+enum mfs_err fsi_full(struct fs *fs, struct mc_node *n, struct errbuf *eb);
+/* Child name of directory parent, its listing made fresh first. */
+enum mfs_err fsi_child(struct fs *fs, uint64_t parent, const char *name,
+		       struct mc_node *out, struct errbuf *eb);
+/* The directory a remote's keys start from. */
+enum mfs_err fsi_remote_top(struct fs *fs, struct fs_remote *r,
+			    struct mc_node *out, struct errbuf *eb);
+/* Caller holds fs->lock. */
+struct wfile *fsi_wfile(struct fs *fs, uint64_t ino);
+/* Write access to ino's remote, or MFS_EROFS. */
+enum mfs_err fsi_writable(struct fs *fs, const struct mc_node *n,
+			  struct fs_remote **r);
+
+#endif

@@ -1,0 +1,506 @@
+/* fs_ns.c - the namespace: unlink, mkdir, rmdir, rename. Renames of files
+ * whose upload is queued only change the queued key; renames of uploaded
+ * files are a server-side copy and a delete; a directory rename copies
+ * every object below it (in parallel) and deletes the old keys in batches
+ * of 1,000: O(n), not atomic. Locking: see fs_int.h. Calls: backend, meta,
+ * core/upq, common.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "fs_int.h"
+
+#define COPY_THREADS 8
+
+static void event(struct fs *fs, struct fs_remote *r, const char *op,
+		  const char *key, const char *new_key, const char *detail)
+{
+	journal_event(fs->cfg.journal, fs->mount_id, r->name, op, key,
+		      new_key, detail);
+}
+
+/* Directory parent, writable, with its remote. */
+static enum mfs_err writable_dir(struct fs *fs, uint64_t parent,
+				 struct fs_remote **r)
+{
+	struct mc_node d;
+	enum mfs_err rc = fsi_get_dir(fs, parent, &d);
+
+	if (!rc)
+		rc = fsi_writable(fs, &d, r);
+	mc_node_cleanup(&d);
+	return rc;
+}
+
+enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
+		       struct errbuf *eb)
+{
+	struct fs_remote *r;
+	struct mc_node n;
+	struct wfile *w;
+	enum mfs_err rc = writable_dir(fs, parent, &r);
+	int after;
+
+	if (rc)
+		return rc;
+	rc = fsi_child(fs, parent, name, &n, eb);
+	if (rc)
+		return rc;
+	if (n.kind == MC_DIR) {
+		mc_node_cleanup(&n);
+		return MFS_EISDIR;
+	}
+	pthread_mutex_lock(&fs->lock);
+	w = fsi_wfile(fs, n.ino);
+	if (w)
+		w->unlinked = 1;	/* open writers: discarded at close */
+	pthread_mutex_unlock(&fs->lock);
+	after = upq_cancel(fs->cfg.upq, n.ino);
+	/* an older version on the server goes too (a running upload deletes
+	 * what it lands when it finishes) */
+	if (n.etag[0] && !after)
+		rc = r->be->ops->del(r->be, n.key, eb);
+	if (!rc) {
+		event(fs, r, "delete", n.key, NULL, NULL);
+		mcache_remove(fs->mc, n.ino);
+	}
+	mc_node_cleanup(&n);
+	return rc;
+}
+
+enum mfs_err fs_mkdir(struct fs *fs, uint64_t parent, const char *name,
+		      uint32_t mode, struct fs_attr *out, struct errbuf *eb)
+{
+	struct put_meta pm = { 0 };
+	struct fs_remote *r;
+	struct mc_node n;
+	const char *bad = str_bad_name(name, strlen(name));
+	uint64_t ino;
+	char *key;
+	enum mfs_err rc;
+
+	if (bad)
+		return eb_set(eb, strlen(name) > 255 ? MFS_ENAMETOOLONG
+			      : MFS_EINVAL, "'%s': %s", name, bad);
+	rc = writable_dir(fs, parent, &r);
+	if (rc)
+		return rc;
+	rc = fsi_child(fs, parent, name, &n, eb);
+	if (!rc) {
+		mc_node_cleanup(&n);
+		return MFS_EEXIST;
+	}
+	if (rc != MFS_ENOTFOUND)
+		return rc;
+	rc = mcache_get(fs->mc, parent, &n);
+	if (rc)
+		return rc;
+	key = *n.key ? str_fmt("%s/%s", n.key, name) : strdup(name);
+	mc_node_cleanup(&n);
+	if (!key)
+		return MFS_ENOMEM;
+	pm.mtime_ns = fsi_now_ns();
+	pm.mode = S_IFDIR | (mode & 07777);
+	/* the marker makes an empty directory exist on the server */
+	rc = r->be->ops->mkdir(r->be, key, &pm, eb);
+	if (!rc)
+		rc = mcache_add(fs->mc, parent, name, MC_DIR, 0, pm.mtime_ns,
+				mode & 07777, 0, &ino, eb);
+	if (!rc) {
+		event(fs, r, "mkdir", key, NULL, NULL);
+		rc = mcache_get(fs->mc, ino, &n);
+		if (!rc) {
+			fsi_attr(fs, &n, out);
+			mc_node_cleanup(&n);
+		}
+	}
+	free(key);
+	return rc;
+}
+
+static int count_child(void *ud, const struct mc_node *n)
+{
+	(void)n;
+	(*(int *)ud)++;
+	return 1;	/* one is enough */
+}
+
+enum mfs_err fs_rmdir(struct fs *fs, uint64_t parent, const char *name,
+		      struct errbuf *eb)
+{
+	struct fs_remote *r;
+	struct mc_node n;
+	enum mfs_err rc = writable_dir(fs, parent, &r);
+	int children = 0;
+
+	if (rc)
+		return rc;
+	rc = fsi_child(fs, parent, name, &n, eb);
+	if (rc)
+		return rc;
+	if (n.kind != MC_DIR)
+		rc = MFS_ENOTDIR;
+	if (!rc)
+		rc = fsi_listed(fs, &n, eb);
+	if (!rc)
+		rc = mcache_children(fs->mc, n.ino, count_child, &children);
+	if (!rc && children)
+		rc = MFS_ENOTEMPTY;
+	if (!rc)
+		rc = r->be->ops->rmdir(r->be, n.key, eb);
+	if (!rc) {
+		event(fs, r, "rmdir", n.key, NULL, NULL);
+		mcache_remove(fs->mc, n.ino);
+	}
+	mc_node_cleanup(&n);
+	return rc;
+}
+
+/* ---- rename ---- */
+
+static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
+				struct mc_node *n, uint64_t newparent,
+				const char *newname, const char *newkey,
+				struct errbuf *eb)
+{
+	enum upq_hit hit = upq_rename(fs->cfg.upq, n->ino, newkey);
+	enum mfs_err rc = MFS_OK;
+	int writing;
+
+	pthread_mutex_lock(&fs->lock);
+	writing = fsi_wfile(fs, n->ino) != NULL;
+	pthread_mutex_unlock(&fs->lock);
+	if (hit == UQ_ABSORBED || hit == UQ_AFTER || writing) {
+		/* the new content goes up under the new name; an older
+		 * version under the old name is stale */
+		if (n->etag[0] && hit != UQ_AFTER)
+			rc = r->be->ops->del(r->be, n->key, eb);
+	} else if (n->pending) {
+		/* staged content whose upload failed: nothing on the server
+		 * to move */
+	} else {
+		struct obj_meta out;
+
+		rc = r->be->ops->copy(r->be, n->key, newkey, NULL, &out, eb);
+		if (!rc)
+			rc = r->be->ops->del(r->be, n->key, eb);
+	}
+	if (!rc)
+		rc = mcache_move(fs->mc, n->ino, newparent, newname, eb);
+	return rc;
+}
+
+/* Everything below a directory, from the cache (listing what is stale). */
+struct subtree {
+	struct mc_node *n;
+	size_t count, cap;
+};
+
+static int collect_cb(void *ud, const struct mc_node *n)
+{
+	struct subtree *t = ud;
+
+	if (t->count == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 64;
+		struct mc_node *p = realloc(t->n, sizeof(*p) * ncap);
+
+		if (!p)
+			return 1;
+		t->n = p;
+		t->cap = ncap;
+	}
+	t->n[t->count] = *n;
+	t->n[t->count].key = strdup(n->key);
+	if (!t->n[t->count].key)
+		return 1;
+	t->count++;
+	return 0;
+}
+
+static enum mfs_err walk(struct fs *fs, struct mc_node *dir,
+			 struct subtree *t, struct errbuf *eb)
+{
+	size_t first, i;
+	enum mfs_err rc = fsi_listed(fs, dir, eb);
+
+	if (rc)
+		return rc;
+	first = t->count;
+	rc = mcache_children(fs->mc, dir->ino, collect_cb, t);
+	if (rc)
+		return rc;
+	for (i = first; i < t->count && !rc; i++) {
+		if (t->n[i].kind == MC_DIR) {
+			struct mc_node d = t->n[i];
+
+			d.key = strdup(t->n[i].key);
+			if (!d.key)
+				return MFS_ENOMEM;
+			rc = walk(fs, &d, t, eb);
+			mc_node_cleanup(&d);
+		}
+	}
+	return rc;
+}
+
+struct copier {
+	struct backend *be;
+	const char *old_prefix;
+	const char *new_prefix;
+	char **keys;		/* old keys to copy */
+	size_t n;
+	pthread_mutex_t lock;
+	size_t next;		/* guarded by lock */
+	enum mfs_err rc;	/* guarded by lock */
+	struct errbuf eb;	/* guarded by lock */
+};
+
+static void *copy_worker(void *arg)
+{
+	struct copier *c = arg;
+	size_t plen = strlen(c->old_prefix);
+
+	for (;;) {
+		struct errbuf eb = { 0 };
+		struct obj_meta out;
+		enum mfs_err rc;
+		char *to;
+		size_t i;
+
+		pthread_mutex_lock(&c->lock);
+		i = c->rc ? c->n : c->next++;
+		pthread_mutex_unlock(&c->lock);
+		if (i >= c->n)
+			break;
+		to = str_fmt("%s%s", c->new_prefix, c->keys[i] + plen);
+		rc = to ? c->be->ops->copy(c->be, c->keys[i], to, NULL, &out,
+					   &eb) : MFS_ENOMEM;
+		free(to);
+		if (rc) {
+			pthread_mutex_lock(&c->lock);
+			if (!c->rc) {
+				c->rc = rc;
+				c->eb = eb;
+			}
+			pthread_mutex_unlock(&c->lock);
+		}
+	}
+	return NULL;
+}
+
+static enum mfs_err copy_all(struct backend *be, const char *old_prefix,
+			     const char *new_prefix, char **keys, size_t n,
+			     struct errbuf *eb)
+{
+	struct copier c = { 0 };
+	pthread_t th[COPY_THREADS];
+	int i, started = 0;
+
+	c.be = be;
+	c.old_prefix = old_prefix;
+	c.new_prefix = new_prefix;
+	c.keys = keys;
+	c.n = n;
+	pthread_mutex_init(&c.lock, NULL);
+	for (i = 0; i < COPY_THREADS && (size_t)i < n; i++)
+		if (!pthread_create(&th[i], NULL, copy_worker, &c))
+			started++;
+	if (!started)
+		copy_worker(&c);
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&c.lock);
+	if (c.rc && eb)
+		*eb = c.eb;
+	return c.rc;
+}
+
+static enum mfs_err delete_all(struct backend *be, char **keys, size_t n,
+			       struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+	size_t i;
+
+	for (i = 0; i < n && !rc; i += 1000) {
+		int batch = n - i < 1000 ? (int)(n - i) : 1000, failed = 0;
+
+		rc = be->ops->del_many(be, (const char *const *)keys + i,
+				       batch, &failed, eb);
+		if (!rc && failed)
+			rc = MFS_EIO;
+	}
+	return rc;
+}
+
+static int has_files_below(const struct subtree *t, const char *key)
+{
+	size_t n = strlen(key), i;
+
+	for (i = 0; i < t->count; i++)
+		if (t->n[i].kind == MC_FILE && !strncmp(t->n[i].key, key, n) &&
+		    t->n[i].key[n] == '/')
+			return 1;
+	return 0;
+}
+
+static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
+			       struct mc_node *src, uint64_t newparent,
+			       const char *newname, const char *newkey,
+			       struct errbuf *eb)
+{
+	struct subtree t = { 0 };
+	char **copy = NULL, **del = NULL, *detail = NULL;
+	size_t ncopy = 0, ndel = 0, i;
+	enum mfs_err rc;
+
+	rc = walk(fs, src, &t, eb);
+	if (!rc) {
+		copy = calloc(t.count + 1, sizeof(*copy));
+		del = calloc(2 * t.count + 2, sizeof(*del));
+		if (!copy || !del)
+			rc = MFS_ENOMEM;
+	}
+	/* queued uploads below simply get their new keys */
+	if (!rc)
+		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be);
+	for (i = 0; i < t.count && !rc; i++) {
+		struct mc_node *n = &t.n[i];
+
+		if (n->kind == MC_DIR) {
+			del[ndel++] = str_fmt("%s/", n->key);	/* marker */
+			continue;
+		}
+		if (n->etag[0] && !n->pending)
+			copy[ncopy++] = n->key;
+		if (n->etag[0])
+			del[ndel++] = strdup(n->key);
+	}
+	if (!rc)
+		del[ndel++] = str_fmt("%s/", src->key);
+	if (!rc)
+		rc = copy_all(r->be, src->key, newkey, copy, ncopy, eb);
+	/* empty directories exist only as markers: make them anew */
+	for (i = 0; i < t.count && !rc; i++) {
+		if (t.n[i].kind == MC_DIR && !has_files_below(&t, t.n[i].key)) {
+			char *k = str_fmt("%s%s", newkey,
+					  t.n[i].key + strlen(src->key));
+
+			rc = k ? r->be->ops->mkdir(r->be, k, NULL, eb)
+			       : MFS_ENOMEM;
+			free(k);
+		}
+	}
+	if (!rc && !has_files_below(&t, src->key))
+		rc = r->be->ops->mkdir(r->be, newkey, NULL, eb);
+	for (i = 0; i < ndel && !rc; i++)
+		if (!del[i])
+			rc = MFS_ENOMEM;
+	if (!rc)
+		rc = delete_all(r->be, del, ndel, eb);
+	if (!rc)
+		rc = mcache_move(fs->mc, src->ino, newparent, newname, eb);
+	if (!rc) {
+		detail = str_fmt("%zu objects copied", ncopy);
+		event(fs, r, "rename", src->key, newkey, detail);
+		log_info("renamed directory %s to %s: %zu objects copied, %zu keys deleted",
+			 src->key, newkey, ncopy, ndel);
+	} else {
+		eb_prefix(eb, "renaming directory %s (not atomic: objects copied so far stay under both names)",
+			  src->key);
+	}
+	for (i = 0; i < t.count; i++)
+		mc_node_cleanup(&t.n[i]);
+	for (i = 0; i < ndel; i++)
+		free(del[i]);
+	free(t.n);
+	free(copy);
+	free(del);
+	free(detail);
+	return rc;
+}
+
+enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
+		       uint64_t newparent, const char *newname,
+		       unsigned flags, struct errbuf *eb)
+{
+	struct fs_remote *r, *r2;
+	struct mc_node src = { 0 }, dst = { 0 }, np = { 0 };
+	const char *bad = str_bad_name(newname, strlen(newname));
+	char *newkey = NULL;
+	enum mfs_err rc;
+	int children = 0;
+
+	if (flags & FS_RENAME_EXCHANGE)
+		return eb_set(eb, MFS_EINVAL, "rename: exchange is not supported");
+	if (bad)
+		return eb_set(eb, strlen(newname) > 255 ? MFS_ENAMETOOLONG
+			      : MFS_EINVAL, "'%s': %s", newname, bad);
+	rc = writable_dir(fs, parent, &r);
+	if (!rc)
+		rc = writable_dir(fs, newparent, &r2);
+	if (!rc && r != r2)
+		rc = eb_set(eb, MFS_EXDEV, "rename across remotes");
+	if (!rc)
+		rc = fsi_child(fs, parent, name, &src, eb);
+	if (!rc) {
+		rc = fsi_child(fs, newparent, newname, &dst, eb);
+		if (rc == MFS_ENOTFOUND)
+			rc = MFS_OK;
+		else if (!rc && dst.ino == src.ino)
+			goto out;	/* same file: nothing to do */
+		else if (!rc && (flags & FS_RENAME_NOREPLACE))
+			rc = MFS_EEXIST;
+		else if (!rc && src.kind == MC_FILE && dst.kind == MC_DIR)
+			rc = MFS_EISDIR;
+		else if (!rc && src.kind == MC_DIR && dst.kind == MC_FILE)
+			rc = MFS_ENOTDIR;
+		else if (!rc && dst.kind == MC_DIR) {
+			rc = fsi_listed(fs, &dst, eb);
+			if (!rc)
+				rc = mcache_children(fs->mc, dst.ino,
+						     count_child, &children);
+			if (!rc && children)
+				rc = MFS_ENOTEMPTY;
+		}
+	}
+	if (!rc && src.kind == MC_DIR) {
+		/* not into itself */
+		size_t n = strlen(src.key);
+
+		rc = mcache_get(fs->mc, newparent, &np);
+		if (!rc && !strncmp(np.key, src.key, n) &&
+		    (np.key[n] == '/' || np.key[n] == '\0'))
+			rc = MFS_EINVAL;
+	} else if (!rc) {
+		rc = mcache_get(fs->mc, newparent, &np);
+	}
+	if (!rc) {
+		newkey = *np.key ? str_fmt("%s/%s", np.key, newname)
+				 : strdup(newname);
+		if (!newkey)
+			rc = MFS_ENOMEM;
+	}
+	if (!rc && dst.ino && dst.kind == MC_FILE) {
+		/* replaced: a queued upload of the old target is moot */
+		upq_cancel(fs->cfg.upq, dst.ino);
+	} else if (!rc && dst.ino && dst.kind == MC_DIR) {
+		rc = r->be->ops->rmdir(r->be, dst.key, eb);
+	}
+	if (!rc && src.kind == MC_FILE)
+		rc = rename_file(fs, r, &src, newparent, newname, newkey, eb);
+	else if (!rc)
+		rc = rename_dir(fs, r, &src, newparent, newname, newkey, eb);
+	if (!rc && src.kind == MC_FILE)
+		event(fs, r, "rename", src.key, newkey, NULL);
+out:
+	free(newkey);
+	mc_node_cleanup(&src);
+	mc_node_cleanup(&dst);
+	mc_node_cleanup(&np);
+	return rc;
+}

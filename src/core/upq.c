@@ -1,0 +1,930 @@
+/* upq.c - upload queue and workers.
+ *
+ * Locking: q->lock guards the item list and every item field marked
+ * "guarded"; workers drop it while they talk to the server, having copied
+ * what they need (key, path, metadata) while holding it. An item a worker
+ * runs is never freed under it: the worker owns it until it finishes.
+ * Waiters (fsync, rename/unlink of a running upload) hold a reference and
+ * sleep on q->changed, which is broadcast whenever an item finishes.
+ * Lock order: q->lock, then the journal's or the cache's own lock.
+ */
+#include "core/upq.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "common/log.h"
+#include "common/str.h"
+
+enum ustate { S_HELD, S_QUEUED, S_RUNNING, S_FAILED, S_DONE };
+
+struct item {
+	struct item *next;	/* guarded */
+	uint64_t ino;
+	struct backend *be;
+	int64_t jid;
+	char *key;		/* guarded */
+	char *stage_path;	/* owned by the item */
+	uint64_t size;
+	struct upq_meta meta;	/* guarded */
+	enum ustate state;	/* guarded */
+	int64_t hold_until_ms;	/* guarded: S_HELD until then */
+	int64_t not_before_ms;	/* guarded: S_QUEUED does not start before */
+	int meta_changed;	/* guarded: while running */
+	char *rename_to;	/* guarded: while running */
+	int cancelled;		/* guarded: unlinked while running */
+	int in_list;		/* guarded */
+	int refs;		/* guarded: waiters */
+	enum mfs_err rc;	/* guarded: result once finished */
+	char error[512];
+};
+
+struct upq {
+	struct upq_config cfg;
+	char *mount_id;
+	char *label;
+	struct mcache *mc;
+	struct journal *j;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work;	/* an item became runnable, or stop */
+	pthread_cond_t changed;	/* an item finished */
+	struct item *head, *tail;	/* guarded */
+	int stop;		/* guarded */
+	struct upq_stats st;	/* guarded */
+	pthread_t *threads;
+	int nthreads;
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* rsync's temporary names: ".<name>.<6 letters or digits>" */
+static int rsync_temp(const char *key)
+{
+	const char *base = strrchr(key, '/');
+	size_t n, i;
+
+	base = base ? base + 1 : key;
+	n = strlen(base);
+	if (n < 9 || base[0] != '.' || base[n - 7] != '.')
+		return 0;
+	for (i = n - 6; i < n; i++)
+		if (!((base[i] >= 'a' && base[i] <= 'z') ||
+		      (base[i] >= 'A' && base[i] <= 'Z') ||
+		      (base[i] >= '0' && base[i] <= '9')))
+			return 0;
+	return 1;
+}
+
+static void item_free(struct item *it)
+{
+	if (!it)
+		return;
+	free(it->key);
+	free(it->stage_path);
+	free(it->rename_to);
+	free(it);
+}
+
+/* Caller holds lock. */
+static struct item *find(struct upq *q, uint64_t ino)
+{
+	struct item *it, *last = NULL;
+
+	/* the newest item of ino is the one that matters */
+	for (it = q->head; it; it = it->next)
+		if (it->ino == ino)
+			last = it;
+	return last;
+}
+
+/* Caller holds lock. */
+static void unlink_item(struct upq *q, struct item *it)
+{
+	struct item **pp, *prev = NULL;
+
+	for (pp = &q->head; *pp; prev = *pp, pp = &(*pp)->next)
+		if (*pp == it) {
+			*pp = it->next;
+			if (q->tail == it)
+				q->tail = prev;
+			break;
+		}
+	it->next = NULL;
+	it->in_list = 0;
+}
+
+/* Caller holds lock: drop the list's claim on it. */
+static void release_item(struct upq *q, struct item *it)
+{
+	if (it->in_list)
+		unlink_item(q, it);
+	if (!it->refs)
+		item_free(it);
+}
+
+static void jrow_from(struct upq *q, const struct item *it, struct jrow *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->id = it->jid;
+	r->mount_id = q->mount_id;
+	r->remote = it->be->name;
+	r->key = it->key;
+	r->stage_path = it->stage_path;
+	r->label = q->label;
+	r->size = it->size;
+	r->mtime_ns = it->meta.mtime_ns;
+	r->mode = it->meta.mode;
+	r->content_type = it->meta.content_type[0] ? it->meta.content_type
+						   : NULL;
+	r->cache_control = it->meta.cache_control[0] ? it->meta.cache_control
+						     : NULL;
+}
+
+/* ---- uploading ---- */
+
+static void put_meta_from(const struct upq_meta *m, struct put_meta *pm)
+{
+	memset(pm, 0, sizeof(*pm));
+	pm->content_type = m->content_type[0] ? m->content_type : NULL;
+	pm->cache_control = m->cache_control[0] ? m->cache_control : NULL;
+	pm->mtime_ns = m->mtime_ns;
+	pm->mode = m->mode;
+	pm->has_owner = m->has_owner;
+	pm->uid = m->uid;
+	pm->gid = m->gid;
+}
+
+static enum mfs_err sha256_range(int fd, uint64_t off, uint64_t len,
+				 char hex[65])
+{
+	static const size_t bufsz = 1 << 20;
+	unsigned char md[32];
+	unsigned int mdlen = 32;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	char *buf = malloc(bufsz);
+	enum mfs_err rc = MFS_OK;
+
+	if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+		rc = MFS_ENOMEM;
+		goto out;
+	}
+	while (len) {
+		size_t want = len < bufsz ? (size_t)len : bufsz;
+		ssize_t n = pread(fd, buf, want, (off_t)off);
+
+		if (n <= 0) {
+			rc = MFS_EIO;
+			goto out;
+		}
+		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		off += (uint64_t)n;
+		len -= (uint64_t)n;
+	}
+	EVP_DigestFinal_ex(ctx, md, &mdlen);
+	str_hex(md, 32, hex);
+out:
+	EVP_MD_CTX_free(ctx);
+	free(buf);
+	return rc;
+}
+
+struct mp {
+	struct backend *be;
+	const char *key;
+	const char *upload_id;
+	int fd;
+	uint64_t size;
+	uint64_t part_size;
+	int nparts;
+	char (*etags)[80];
+	pthread_mutex_t lock;
+	int next;		/* guarded by lock */
+	enum mfs_err rc;	/* guarded by lock: first error */
+	struct errbuf eb;	/* guarded by lock */
+};
+
+static void *part_worker(void *arg)
+{
+	struct mp *m = arg;
+
+	for (;;) {
+		struct put_body body;
+		struct errbuf eb = { 0 };
+		char sha[65];
+		enum mfs_err rc;
+		int p;
+
+		pthread_mutex_lock(&m->lock);
+		p = m->rc ? m->nparts : m->next++;
+		pthread_mutex_unlock(&m->lock);
+		if (p >= m->nparts)
+			break;
+		body.fd = m->fd;
+		body.off = (uint64_t)p * m->part_size;
+		body.len = m->size - body.off < m->part_size ?
+			   m->size - body.off : m->part_size;
+		rc = sha256_range(m->fd, body.off, body.len, sha);
+		body.sha256 = sha;
+		if (!rc)
+			rc = m->be->ops->mp_part(m->be, m->key, m->upload_id,
+						 p + 1, &body, m->etags[p],
+						 &eb);
+		if (rc) {
+			pthread_mutex_lock(&m->lock);
+			if (!m->rc) {
+				m->rc = rc;
+				m->eb = eb;
+			}
+			pthread_mutex_unlock(&m->lock);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static enum mfs_err multipart(struct upq *q, struct backend *be,
+			      const char *key, int fd, uint64_t size,
+			      const struct put_meta *pm, struct obj_meta *out,
+			      struct errbuf *eb)
+{
+	struct mp m = { 0 };
+	pthread_t th[16];
+	char *upload_id = NULL;
+	enum mfs_err rc;
+	int i, nth = q->cfg.part_threads, started = 0;
+	struct errbuf aeb = { 0 };
+
+	m.part_size = backend_part_size(size);
+	m.nparts = (int)((size + m.part_size - 1) / m.part_size);
+	m.etags = calloc((size_t)m.nparts, 80);
+	if (!m.etags)
+		return MFS_ENOMEM;
+	rc = be->ops->mp_begin(be, key, pm, &upload_id, eb);
+	if (rc) {
+		free(m.etags);
+		return rc;
+	}
+	m.be = be;
+	m.key = key;
+	m.upload_id = upload_id;
+	m.fd = fd;
+	m.size = size;
+	pthread_mutex_init(&m.lock, NULL);
+	if (nth < 1)
+		nth = 1;
+	if (nth > 16)
+		nth = 16;
+	if (nth > m.nparts)
+		nth = m.nparts;
+	for (i = 0; i < nth; i++)
+		if (!pthread_create(&th[i], NULL, part_worker, &m))
+			started++;
+	if (!started)
+		part_worker(&m);
+	for (i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	rc = m.rc;
+	if (rc)
+		*eb = m.eb;
+	else
+		rc = be->ops->mp_complete(be, key, upload_id, m.etags,
+					  m.nparts, out, eb);
+	if (rc) {
+		/* parts are billed until aborted */
+		if (be->ops->mp_abort(be, key, upload_id, &aeb))
+			log_warn("could not abort multipart upload of %s: %s",
+				 key, aeb.msg);
+	} else if (out) {
+		out->size = size;
+	}
+	log_dbg(LOG_SUB_UPQ, "multipart %s: %d parts of %llu bytes: %s", key,
+		m.nparts, (unsigned long long)m.part_size, mfs_strerror(rc));
+	pthread_mutex_destroy(&m.lock);
+	free(m.etags);
+	free(upload_id);
+	return rc;
+}
+
+static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
+			   const char *path, const struct upq_meta *meta,
+			   struct obj_meta *out, char sha[65], uint64_t *size,
+			   struct errbuf *eb)
+{
+	struct put_meta pm;
+	struct put_body body;
+	struct stat st;
+	enum mfs_err rc;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return eb_set(eb, MFS_EIO, "staged file %s: %s", path,
+			      strerror(errno));
+	if (fstat(fd, &st)) {
+		close(fd);
+		return eb_set(eb, MFS_EIO, "staged file %s: %s", path,
+			      strerror(errno));
+	}
+	*size = (uint64_t)st.st_size;
+	rc = sha256_range(fd, 0, *size, sha);
+	if (rc) {
+		close(fd);
+		return eb_set(eb, rc, "reading staged file %s", path);
+	}
+	put_meta_from(meta, &pm);
+	if (*size >= q->cfg.multipart_threshold && be->ops->mp_begin &&
+	    (be->ops->caps & BE_CAP_MULTIPART)) {
+		rc = multipart(q, be, key, fd, *size, &pm, out, eb);
+	} else {
+		body.fd = fd;
+		body.off = 0;
+		body.len = *size;
+		body.sha256 = sha;
+		rc = be->ops->put(be, key, &body, &pm, out, eb);
+	}
+	close(fd);
+	return rc;
+}
+
+/* Worker: after a successful upload, apply what changed meanwhile. Caller
+ * holds lock; drops it while talking to the server. */
+static enum mfs_err after_upload(struct upq *q, struct item *it,
+				 struct obj_meta *out, struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+
+	while (!rc && (it->rename_to || it->meta_changed || it->cancelled)) {
+		struct backend *be = it->be;
+		char *key = strdup(it->key);
+		struct upq_meta meta = it->meta;
+		struct put_meta pm;
+
+		if (!key)
+			return MFS_ENOMEM;
+		put_meta_from(&meta, &pm);
+		if (it->cancelled) {
+			it->cancelled = 0;
+			pthread_mutex_unlock(&q->lock);
+			rc = be->ops->del(be, key, eb);
+			pthread_mutex_lock(&q->lock);
+		} else if (it->rename_to) {
+			char *to = it->rename_to;
+
+			it->rename_to = NULL;
+			it->meta_changed = 0;
+			pthread_mutex_unlock(&q->lock);
+			rc = be->ops->copy(be, key, to, &pm, out, eb);
+			if (!rc)
+				rc = be->ops->del(be, key, eb);
+			pthread_mutex_lock(&q->lock);
+			free(it->key);
+			it->key = to;
+		} else {
+			it->meta_changed = 0;
+			pthread_mutex_unlock(&q->lock);
+			rc = be->ops->copy(be, key, key, &pm, out, eb);
+			pthread_mutex_lock(&q->lock);
+		}
+		free(key);
+	}
+	return rc;
+}
+
+static struct item *pick(struct upq *q, int64_t *wait_ms)
+{
+	int64_t t = now_ms();
+	struct item *it;
+
+	*wait_ms = -1;
+	for (it = q->head; it; it = it->next) {
+		if (it->state == S_HELD && it->hold_until_ms <= t) {
+			log_dbg(LOG_SUB_UPQ, "%s: no rename came; uploading under this name",
+				it->key);
+			it->state = S_QUEUED;
+		}
+		if (it->state == S_QUEUED && it->not_before_ms <= t)
+			return it;
+		if (it->state == S_HELD &&
+		    (*wait_ms < 0 || it->hold_until_ms - t < *wait_ms))
+			*wait_ms = it->hold_until_ms - t;
+		if (it->state == S_QUEUED &&
+		    (*wait_ms < 0 || it->not_before_ms - t < *wait_ms))
+			*wait_ms = it->not_before_ms - t;
+	}
+	return NULL;
+}
+
+static void *worker(void *arg)
+{
+	struct upq *q = arg;
+
+	pthread_mutex_lock(&q->lock);
+	while (!q->stop) {
+		struct errbuf eb = { 0 };
+		struct obj_meta out = { 0 };
+		struct upq_meta meta;
+		char sha[65] = "", *key, *url = NULL;
+		uint64_t size = 0;
+		int64_t wait_ms;
+		struct item *it = pick(q, &wait_ms);
+		enum mfs_err rc;
+
+		if (!it) {
+			if (wait_ms >= 0) {
+				struct timespec ts;
+
+				clock_gettime(CLOCK_REALTIME, &ts);
+				ts.tv_sec += wait_ms / 1000;
+				ts.tv_nsec += (wait_ms % 1000) * 1000000;
+				if (ts.tv_nsec >= 1000000000) {
+					ts.tv_sec++;
+					ts.tv_nsec -= 1000000000;
+				}
+				pthread_cond_timedwait(&q->work, &q->lock, &ts);
+			} else {
+				pthread_cond_wait(&q->work, &q->lock);
+			}
+			continue;
+		}
+		it->state = S_RUNNING;
+		q->st.queued--;
+		q->st.running++;
+		key = strdup(it->key);
+		meta = it->meta;
+		pthread_mutex_unlock(&q->lock);
+
+		rc = key ? upload(q, it->be, key, it->stage_path, &meta, &out,
+				  sha, &size, &eb) : MFS_ENOMEM;
+		free(key);
+
+		pthread_mutex_lock(&q->lock);
+		if (!rc)
+			rc = after_upload(q, it, &out, &eb);
+		q->st.running--;
+		it->rc = rc;
+		if (!rc) {
+			struct mc_set s = { 0 };
+			struct item *newer;
+
+			it->be->ops->url(it->be, it->key, &url);
+			if (!out.etag[0])
+				log_warn("%s: the server sent no ETag", it->key);
+			journal_done(q->j, it->jid, it->key, size, sha,
+				     out.etag, url, it->meta.content_type[0] ?
+				     it->meta.content_type :
+				     "application/octet-stream",
+				     it->meta.mtime_ns, NULL);
+			unlink(it->stage_path);
+			s.mask = MC_SET_ETAG | MC_SET_FULL | MC_SET_CTYPE;
+			s.etag = out.etag;
+			s.full = 1;
+			s.ctype = it->meta.content_type[0] ?
+				  it->meta.content_type :
+				  "application/octet-stream";
+			/* a newer version queued meanwhile keeps it pending */
+			for (newer = it->next; newer; newer = newer->next)
+				if (newer->ino == it->ino)
+					break;
+			if (!newer) {
+				s.mask |= MC_SET_PENDING;
+				s.pending = 0;
+			}
+			mcache_set(q->mc, it->ino, &s);
+			q->st.done++;
+			q->st.bytes_done += size;
+			it->state = S_DONE;
+			log_dbg(LOG_SUB_UPQ, "uploaded %s (%llu bytes)",
+				it->key, (unsigned long long)size);
+			free(url);
+			release_item(q, it);
+		} else {
+			snprintf(it->error, sizeof(it->error), "%s",
+				 eb.msg[0] ? eb.msg : mfs_strerror(rc));
+			log_redact(it->error);
+			log_err("upload of %s failed, kept in %s: %s", it->key,
+				it->stage_path, it->error);
+			journal_failed(q->j, it->jid, it->error, NULL);
+			q->st.failed++;
+			it->state = S_FAILED;
+		}
+		pthread_cond_broadcast(&q->changed);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return NULL;
+}
+
+/* ---- API ---- */
+
+enum mfs_err upq_new(const struct upq_config *cfg, struct mcache *mc,
+		     struct journal *j, struct upq **out, struct errbuf *eb)
+{
+	struct upq *q = calloc(1, sizeof(*q));
+
+	*out = NULL;
+	if (!q)
+		return MFS_ENOMEM;
+	q->cfg = *cfg;
+	if (q->cfg.workers <= 0)
+		q->cfg.workers = 16;
+	if (!q->cfg.multipart_threshold)
+		q->cfg.multipart_threshold = 64ULL << 20;
+	if (q->cfg.part_threads <= 0)
+		q->cfg.part_threads = 4;
+	if (q->cfg.hold_ms <= 0)
+		q->cfg.hold_ms = 5000;
+	if (q->cfg.settle_ms < 0)
+		q->cfg.settle_ms = 0;
+	else if (!q->cfg.settle_ms)
+		q->cfg.settle_ms = 100;
+	q->mount_id = strdup(cfg->mount_id ? cfg->mount_id : "");
+	q->label = cfg->label ? strdup(cfg->label) : NULL;
+	q->mc = mc;
+	q->j = j;
+	pthread_mutex_init(&q->lock, NULL);
+	pthread_cond_init(&q->work, NULL);
+	pthread_cond_init(&q->changed, NULL);
+	q->threads = calloc((size_t)q->cfg.workers, sizeof(*q->threads));
+	if (!q->mount_id || !q->threads) {
+		upq_free(q);
+		return eb_set(eb, MFS_ENOMEM, "upload queue");
+	}
+	*out = q;
+	return MFS_OK;
+}
+
+enum mfs_err upq_start(struct upq *q, struct errbuf *eb)
+{
+	while (q->nthreads < q->cfg.workers) {
+		if (pthread_create(&q->threads[q->nthreads], NULL, worker, q))
+			return eb_set(eb, MFS_ENOMEM,
+				      "cannot start upload workers");
+		q->nthreads++;
+	}
+	return MFS_OK;
+}
+
+void upq_free(struct upq *q)
+{
+	struct item *it, *next;
+	int i;
+
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->stop = 1;
+	pthread_cond_broadcast(&q->work);
+	pthread_mutex_unlock(&q->lock);
+	for (i = 0; i < q->nthreads; i++)
+		pthread_join(q->threads[i], NULL);
+	/* what is left stays pending in the journal for the next mount */
+	for (it = q->head; it; it = next) {
+		next = it->next;
+		item_free(it);
+	}
+	pthread_mutex_destroy(&q->lock);
+	pthread_cond_destroy(&q->work);
+	pthread_cond_destroy(&q->changed);
+	free(q->threads);
+	free(q->mount_id);
+	free(q->label);
+	free(q);
+}
+
+enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
+			const char *key, char *stage_path, uint64_t size,
+			const struct upq_meta *meta, int64_t jid,
+			struct errbuf *eb)
+{
+	struct item *it = calloc(1, sizeof(*it));
+	struct jrow r;
+	enum mfs_err rc = MFS_OK;
+
+	if (!it || !(it->key = strdup(key))) {
+		free(it);
+		return MFS_ENOMEM;
+	}
+	it->ino = ino;
+	it->be = be;
+	it->stage_path = stage_path;
+	it->size = size;
+	it->meta = *meta;
+	it->jid = jid;
+	it->state = rsync_temp(key) ? S_HELD : S_QUEUED;
+	it->hold_until_ms = now_ms() + q->cfg.hold_ms;
+	it->not_before_ms = now_ms() + q->cfg.settle_ms;
+	if (jid <= 0) {
+		/* durable before release() returns */
+		jrow_from(q, it, &r);
+		rc = journal_add_pending(q->j, &r, eb);
+		it->jid = r.id;
+	}
+	if (rc) {
+		it->stage_path = NULL;	/* the caller keeps it on failure */
+		item_free(it);
+		return rc;
+	}
+	pthread_mutex_lock(&q->lock);
+	it->in_list = 1;
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	q->st.queued++;
+	pthread_cond_signal(&q->work);
+	pthread_mutex_unlock(&q->lock);
+	log_dbg(LOG_SUB_UPQ, "queued %s (%llu bytes)%s", key,
+		(unsigned long long)size,
+		it->state == S_HELD ? ", held for its rename" : "");
+	return MFS_OK;
+}
+
+static void apply_meta(struct upq_meta *dst, unsigned bits,
+		       const struct upq_meta *m)
+{
+	if (bits & UQ_META_MTIME)
+		dst->mtime_ns = m->mtime_ns;
+	if (bits & UQ_META_MODE)
+		dst->mode = m->mode;
+	if (bits & UQ_META_OWNER) {
+		dst->has_owner = 1;
+		dst->uid = m->uid;
+		dst->gid = m->gid;
+	}
+	if (bits & UQ_META_CTYPE)
+		memcpy(dst->content_type, m->content_type,
+		       sizeof(dst->content_type));
+	if (bits & UQ_META_CACHE)
+		memcpy(dst->cache_control, m->cache_control,
+		       sizeof(dst->cache_control));
+}
+
+enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
+			  const struct upq_meta *m)
+{
+	enum upq_hit hit = UQ_NONE;
+	struct item *it;
+	struct jrow r;
+
+	pthread_mutex_lock(&q->lock);
+	it = find(q, ino);
+	if (it) {
+		apply_meta(&it->meta, bits, m);
+		if (it->state == S_RUNNING) {
+			it->meta_changed = 1;
+			hit = UQ_AFTER;
+		} else {
+			hit = UQ_ABSORBED;
+			jrow_from(q, it, &r);
+			journal_update_pending(q->j, &r, NULL);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+	return hit;
+}
+
+int upq_get_meta(struct upq *q, uint64_t ino, struct upq_meta *m)
+{
+	struct item *it;
+
+	pthread_mutex_lock(&q->lock);
+	it = find(q, ino);
+	if (it)
+		*m = it->meta;
+	pthread_mutex_unlock(&q->lock);
+	return it != NULL;
+}
+
+/* Caller holds lock. */
+static enum upq_hit rename_item(struct upq *q, struct item *it,
+				const char *new_key)
+{
+	char *k = strdup(new_key);
+	struct jrow r;
+
+	if (!k)
+		return UQ_NONE;
+	if (it->state == S_RUNNING) {
+		free(it->rename_to);
+		it->rename_to = k;
+		return UQ_AFTER;
+	}
+	free(it->key);
+	it->key = k;
+	if (it->state == S_HELD && !rsync_temp(k)) {
+		it->state = S_QUEUED;	/* renamed to its final name */
+		pthread_cond_signal(&q->work);
+	}
+	jrow_from(q, it, &r);
+	journal_update_pending(q->j, &r, NULL);
+	return UQ_ABSORBED;
+}
+
+enum upq_hit upq_rename(struct upq *q, uint64_t ino, const char *new_key)
+{
+	enum upq_hit hit = UQ_NONE;
+	struct item *it;
+
+	pthread_mutex_lock(&q->lock);
+	for (it = q->head; it; it = it->next)
+		if (it->ino == ino)
+			hit = rename_item(q, it, new_key);
+	pthread_mutex_unlock(&q->lock);
+	return hit;
+}
+
+void upq_rename_dir(struct upq *q, const char *old_prefix,
+		    const char *new_prefix, struct backend *be)
+{
+	size_t n = strlen(old_prefix);
+	struct item *it;
+	int running;
+
+	pthread_mutex_lock(&q->lock);
+	/* running uploads in the subtree finish first, under the old key;
+	 * the caller then copies them with everything else */
+	do {
+		running = 0;
+		for (it = q->head; it; it = it->next)
+			if (it->be == be && it->state == S_RUNNING &&
+			    !strncmp(it->key, old_prefix, n) &&
+			    it->key[n] == '/')
+				running = 1;
+		if (running)
+			pthread_cond_wait(&q->changed, &q->lock);
+	} while (running);
+	for (it = q->head; it; it = it->next) {
+		char *k;
+
+		if (it->be != be || strncmp(it->key, old_prefix, n) ||
+		    it->key[n] != '/')
+			continue;
+		k = str_fmt("%s%s", new_prefix, it->key + n);
+		if (k)
+			rename_item(q, it, k);
+		free(k);
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+/* Caller holds lock: wait until ino's newest item is not running. */
+static struct item *settled(struct upq *q, uint64_t ino)
+{
+	struct item *it;
+
+	while ((it = find(q, ino)) && it->state == S_RUNNING)
+		pthread_cond_wait(&q->changed, &q->lock);
+	return it;
+}
+
+int upq_take(struct upq *q, uint64_t ino, char **stage_path,
+	     struct upq_meta *meta)
+{
+	struct item *it;
+	int taken = 0;
+
+	*stage_path = NULL;
+	pthread_mutex_lock(&q->lock);
+	it = settled(q, ino);
+	if (it) {
+		if (it->state != S_FAILED)
+			q->st.queued--;
+		else
+			q->st.failed--;
+		journal_cancel(q->j, it->jid, NULL);
+		*stage_path = it->stage_path;
+		it->stage_path = NULL;
+		*meta = it->meta;
+		release_item(q, it);
+		taken = 1;
+	}
+	pthread_mutex_unlock(&q->lock);
+	return taken;
+}
+
+int upq_cancel(struct upq *q, uint64_t ino)
+{
+	struct item *it;
+	int after = 0;
+
+	pthread_mutex_lock(&q->lock);
+	while ((it = find(q, ino))) {
+		if (it->state == S_RUNNING) {
+			it->cancelled = 1;	/* deleted when it lands */
+			after = 1;
+			break;
+		}
+		if (it->state != S_FAILED)
+			q->st.queued--;
+		else
+			q->st.failed--;
+		journal_cancel(q->j, it->jid, NULL);
+		unlink(it->stage_path);
+		release_item(q, it);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return after;
+}
+
+enum mfs_err upq_wait(struct upq *q, uint64_t ino, struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+	struct item *it;
+
+	pthread_mutex_lock(&q->lock);
+	it = find(q, ino);
+	if (it) {
+		if (it->state == S_HELD || it->state == S_QUEUED) {
+			it->state = S_QUEUED;
+			it->not_before_ms = 0;
+			pthread_cond_broadcast(&q->work);
+		}
+		it->refs++;
+		while (it->state != S_DONE && it->state != S_FAILED)
+			pthread_cond_wait(&q->changed, &q->lock);
+		rc = it->rc;
+		if (rc)
+			eb_set(eb, rc, "%s", it->error);
+		it->refs--;
+		if (!it->refs && !it->in_list)
+			item_free(it);
+	}
+	pthread_mutex_unlock(&q->lock);
+	return rc;
+}
+
+char *upq_stage_path(struct upq *q, uint64_t ino)
+{
+	struct item *it;
+	char *p = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	it = find(q, ino);
+	if (it && it->stage_path)
+		p = strdup(it->stage_path);
+	pthread_mutex_unlock(&q->lock);
+	return p;
+}
+
+void upq_drain(struct upq *q)
+{
+	int64_t last = now_ms();
+	struct item *it;
+	int busy;
+
+	if (!q->nthreads)
+		return;		/* never started: all stays pending */
+	pthread_mutex_lock(&q->lock);
+	for (;;) {
+		busy = 0;
+		for (it = q->head; it; it = it->next) {
+			if (it->state == S_HELD)
+				it->state = S_QUEUED;
+			it->not_before_ms = 0;
+			if (it->state != S_FAILED)
+				busy++;
+		}
+		if (!busy)
+			break;
+		pthread_cond_broadcast(&q->work);
+		if (now_ms() - last >= 2000) {
+			log_info("waiting for %d uploads (%lu done, %lu failed)",
+				 busy, q->st.done, q->st.failed);
+			last = now_ms();
+		}
+		{
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&q->changed, &q->lock, &ts);
+		}
+	}
+	pthread_mutex_unlock(&q->lock);
+}
+
+void upq_stats(struct upq *q, struct upq_stats *st)
+{
+	pthread_mutex_lock(&q->lock);
+	*st = q->st;
+	pthread_mutex_unlock(&q->lock);
+}

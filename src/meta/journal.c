@@ -1,0 +1,342 @@
+/* journal.c - the durable journal on SQLite. lock guards db and the
+ * statements. Calls: sqlite3, common. */
+#include "meta/journal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <sqlite3.h>
+
+#include "common/log.h"
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS uploads("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" mount_id TEXT NOT NULL,"
+	" remote TEXT NOT NULL,"
+	" key TEXT NOT NULL,"
+	" state TEXT NOT NULL,"	/* pending | done | failed | cancelled */
+	" stage_path TEXT,"
+	" size INTEGER,"
+	" sha256 TEXT,"
+	" etag TEXT,"
+	" url TEXT,"
+	" content_type TEXT,"
+	" cache_control TEXT,"
+	" mtime_ns INTEGER,"
+	" mode INTEGER,"
+	" label TEXT,"
+	" error TEXT,"
+	" created_at REAL NOT NULL,"
+	" updated_at REAL NOT NULL);"
+	"CREATE INDEX IF NOT EXISTS uploads_state ON uploads(mount_id, state);"
+	"CREATE INDEX IF NOT EXISTS uploads_key ON uploads(remote, key);"
+	"CREATE TABLE IF NOT EXISTS events("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" time REAL NOT NULL,"
+	" mount_id TEXT NOT NULL,"
+	" remote TEXT NOT NULL,"
+	" op TEXT NOT NULL,"	/* rename | delete | mkdir | rmdir | setattr */
+	" key TEXT NOT NULL,"
+	" new_key TEXT,"
+	" detail TEXT);";
+
+static const char *const state_names[] = { "pending", "done", "failed",
+					   "cancelled" };
+
+struct journal {
+	pthread_mutex_t lock;
+	sqlite3 *db;	/* guarded by lock */
+};
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum mfs_err db_err(struct journal *j, struct errbuf *eb,
+			   const char *what)
+{
+	return eb_set(eb, MFS_EIO, "journal: %s: %s", what,
+		      sqlite3_errmsg(j->db));
+}
+
+enum mfs_err journal_open(const char *path, int sync_full,
+			  struct journal **out, struct errbuf *eb)
+{
+	struct journal *j = calloc(1, sizeof(*j));
+	enum mfs_err rc = MFS_OK;
+
+	*out = NULL;
+	if (!j)
+		return MFS_ENOMEM;
+	pthread_mutex_init(&j->lock, NULL);
+	if (sqlite3_open_v2(path, &j->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+		rc = eb_set(eb, MFS_EIO, "cannot open journal %s: %s", path,
+			    j->db ? sqlite3_errmsg(j->db) : "no memory");
+		goto out;
+	}
+	sqlite3_busy_timeout(j->db, 10000);
+	if (sqlite3_exec(j->db, sync_full ?
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;" :
+			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+			 NULL, NULL, NULL) ||
+	    sqlite3_exec(j->db, schema, NULL, NULL, NULL))
+		rc = db_err(j, eb, path);
+out:
+	if (rc) {
+		journal_close(j);
+		return rc;
+	}
+	*out = j;
+	return MFS_OK;
+}
+
+void journal_close(struct journal *j)
+{
+	if (!j)
+		return;
+	if (j->db)
+		sqlite3_close(j->db);
+	pthread_mutex_destroy(&j->lock);
+	free(j);
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	if (s)
+		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
+	else
+		sqlite3_bind_null(st, i);
+}
+
+/* Run one statement with bound values; caller holds lock. */
+static enum mfs_err run(struct journal *j, sqlite3_stmt *st,
+			struct errbuf *eb, const char *what)
+{
+	int r = sqlite3_step(st);
+
+	sqlite3_finalize(st);
+	if (r != SQLITE_DONE && r != SQLITE_ROW)
+		return db_err(j, eb, what);
+	return MFS_OK;
+}
+
+static sqlite3_stmt *prep(struct journal *j, const char *sql)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return NULL;
+	return st;
+}
+
+enum mfs_err journal_add_pending(struct journal *j, struct jrow *r,
+				 struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "INSERT INTO uploads(mount_id,remote,key,state,"
+		     "stage_path,size,mtime_ns,mode,content_type,"
+		     "cache_control,label,created_at,updated_at) "
+		     "VALUES(?1,?2,?3,'pending',?4,?5,?6,?7,?8,?9,?10,?11,?11)");
+	if (!st) {
+		rc = db_err(j, eb, "add");
+		goto out;
+	}
+	bind_text(st, 1, r->mount_id);
+	bind_text(st, 2, r->remote);
+	bind_text(st, 3, r->key);
+	bind_text(st, 4, r->stage_path);
+	sqlite3_bind_int64(st, 5, (sqlite3_int64)r->size);
+	sqlite3_bind_int64(st, 6, r->mtime_ns);
+	sqlite3_bind_int(st, 7, (int)r->mode);
+	bind_text(st, 8, r->content_type);
+	bind_text(st, 9, r->cache_control);
+	bind_text(st, 10, r->label);
+	sqlite3_bind_double(st, 11, now());
+	rc = run(j, st, eb, "add");
+	if (!rc)
+		r->id = sqlite3_last_insert_rowid(j->db);
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_update_pending(struct journal *j, const struct jrow *r,
+				    struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "UPDATE uploads SET key=?2,stage_path=?3,size=?4,"
+		     "mtime_ns=?5,mode=?6,content_type=?7,cache_control=?8,"
+		     "state='pending',updated_at=?9 WHERE id=?1");
+	if (!st) {
+		rc = db_err(j, eb, "update");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, r->id);
+	bind_text(st, 2, r->key);
+	bind_text(st, 3, r->stage_path);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->size);
+	sqlite3_bind_int64(st, 5, r->mtime_ns);
+	sqlite3_bind_int(st, 6, (int)r->mode);
+	bind_text(st, 7, r->content_type);
+	bind_text(st, 8, r->cache_control);
+	sqlite3_bind_double(st, 9, now());
+	rc = run(j, st, eb, "update");
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_done(struct journal *j, int64_t id, const char *key,
+			  uint64_t size, const char *sha256, const char *etag,
+			  const char *url, const char *content_type,
+			  int64_t mtime_ns, struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "UPDATE uploads SET state='done',key=?2,size=?3,"
+		     "sha256=?4,etag=?5,url=?6,content_type=?7,mtime_ns=?8,"
+		     "stage_path=NULL,error=NULL,updated_at=?9 WHERE id=?1");
+	if (!st) {
+		rc = db_err(j, eb, "done");
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, key);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
+	bind_text(st, 4, sha256);
+	bind_text(st, 5, etag);
+	bind_text(st, 6, url);
+	bind_text(st, 7, content_type);
+	sqlite3_bind_int64(st, 8, mtime_ns);
+	sqlite3_bind_double(st, 9, now());
+	rc = run(j, st, eb, "done");
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+static enum mfs_err set_state(struct journal *j, int64_t id,
+			      const char *state, const char *error,
+			      struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "UPDATE uploads SET state=?2,error=?3,updated_at=?4 "
+		     "WHERE id=?1");
+	if (!st) {
+		rc = db_err(j, eb, state);
+		goto out;
+	}
+	sqlite3_bind_int64(st, 1, id);
+	bind_text(st, 2, state);
+	bind_text(st, 3, error);
+	sqlite3_bind_double(st, 4, now());
+	rc = run(j, st, eb, state);
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_failed(struct journal *j, int64_t id, const char *error,
+			    struct errbuf *eb)
+{
+	return set_state(j, id, "failed", error, eb);
+}
+
+enum mfs_err journal_cancel(struct journal *j, int64_t id, struct errbuf *eb)
+{
+	return set_state(j, id, "cancelled", NULL, eb);
+}
+
+enum mfs_err journal_pending(struct journal *j, const char *mount_id,
+			     int failed, journal_row_cb cb, void *ud)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc = MFS_OK;
+	int r, i;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, failed ?
+		  "SELECT id,remote,key,stage_path,size,mtime_ns,mode,"
+		  "content_type,cache_control,label,state FROM uploads "
+		  "WHERE mount_id=?1 AND state IN ('pending','failed') ORDER BY id" :
+		  "SELECT id,remote,key,stage_path,size,mtime_ns,mode,"
+		  "content_type,cache_control,label,state FROM uploads "
+		  "WHERE mount_id=?1 AND state='pending' ORDER BY id");
+	if (!st) {
+		pthread_mutex_unlock(&j->lock);
+		return MFS_EIO;
+	}
+	bind_text(st, 1, mount_id);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		struct jrow row = { 0 };
+		const char *state = (const char *)sqlite3_column_text(st, 10);
+
+		row.id = sqlite3_column_int64(st, 0);
+		row.mount_id = mount_id;
+		row.remote = (const char *)sqlite3_column_text(st, 1);
+		row.key = (const char *)sqlite3_column_text(st, 2);
+		row.stage_path = (const char *)sqlite3_column_text(st, 3);
+		row.size = (uint64_t)sqlite3_column_int64(st, 4);
+		row.mtime_ns = sqlite3_column_int64(st, 5);
+		row.mode = (uint32_t)sqlite3_column_int(st, 6);
+		row.content_type = (const char *)sqlite3_column_text(st, 7);
+		row.cache_control = (const char *)sqlite3_column_text(st, 8);
+		row.label = (const char *)sqlite3_column_text(st, 9);
+		for (i = 0; i < 4; i++)
+			if (state && !strcmp(state, state_names[i]))
+				row.state = i;
+		cb(ud, &row);
+	}
+	if (r != SQLITE_DONE)
+		rc = MFS_EIO;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_event(struct journal *j, const char *mount_id,
+			   const char *remote, const char *op,
+			   const char *key, const char *new_key,
+			   const char *detail)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "INSERT INTO events(time,mount_id,remote,op,key,new_key,"
+		     "detail) VALUES(?1,?2,?3,?4,?5,?6,?7)");
+	if (!st) {
+		pthread_mutex_unlock(&j->lock);
+		return MFS_EIO;
+	}
+	sqlite3_bind_double(st, 1, now());
+	bind_text(st, 2, mount_id);
+	bind_text(st, 3, remote);
+	bind_text(st, 4, op);
+	bind_text(st, 5, key);
+	bind_text(st, 6, new_key);
+	bind_text(st, 7, detail);
+	rc = run(j, st, NULL, "event");
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
