@@ -96,3 +96,15 @@ req_since() {
 
 # s3 ARGS...: the independent S3 client (boto3) used to make fixtures.
 s3() { "$SYS_PY" "$LIB_DIR/s3tool.py" --port "$S3_PORT" "$@"; }
+
+# wait_uploads JOURNAL [SECONDS]: until the journal holds no pending row.
+wait_uploads() {
+	local i n
+	for i in $(seq 1 $((${2:-60} * 10))); do
+		n=$(sqlite3 "$1" "select count(*) from uploads where state='pending'" 2>/dev/null)
+		[ "$n" = 0 ] && return 0
+		sleep 0.1
+	done
+	echo "uploads still pending after ${2:-60} s: $n" >&2
+	return 1
+}

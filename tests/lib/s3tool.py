@@ -9,6 +9,13 @@ python3-boto3) talking to the test server.
         lines to MANIFEST
   s3tool.py --port P put BUCKET KEY FILE|- [--meta k=v]
   s3tool.py --port P delete BUCKET KEY
+  s3tool.py --port P manifest BUCKET PREFIX
+        "relative-key<TAB>size<TAB>md5" of every object under PREFIX, each
+        downloaded and hashed (markers "dir/" are left out), sorted
+  s3tool.py --port P head BUCKET KEY
+        Content-Type, Cache-Control and x-amz-meta-* as "name=value" lines
+  s3tool.py --port P keys BUCKET [PREFIX]
+        every key under PREFIX, one per line
 """
 import argparse
 import concurrent.futures
@@ -81,6 +88,20 @@ def cmd_tree(c, a):
             f.write('%s\t%d\t%s\n' % (k, len(b), hashlib.md5(b).hexdigest()))
 
 
+def all_keys(c, bucket, prefix):
+    tok = None
+    while True:
+        kw = {'Bucket': bucket, 'Prefix': prefix}
+        if tok:
+            kw['ContinuationToken'] = tok
+        r = c.list_objects_v2(**kw)
+        for o in r.get('Contents', []):
+            yield o['Key']
+        if not r.get('IsTruncated'):
+            return
+        tok = r['NextContinuationToken']
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument('--port', type=int, required=True)
@@ -100,6 +121,15 @@ def main():
     s = sub.add_parser('delete')
     s.add_argument('bucket')
     s.add_argument('key')
+    s = sub.add_parser('manifest')
+    s.add_argument('bucket')
+    s.add_argument('prefix')
+    s = sub.add_parser('head')
+    s.add_argument('bucket')
+    s.add_argument('key')
+    s = sub.add_parser('keys')
+    s.add_argument('bucket')
+    s.add_argument('prefix', nargs='?', default='')
     a = p.parse_args()
     c = client(a.port)
     if a.cmd == 'mkbucket':
@@ -113,6 +143,27 @@ def main():
         c.put_object(Bucket=a.bucket, Key=a.key, Body=body, Metadata=meta)
     elif a.cmd == 'delete':
         c.delete_object(Bucket=a.bucket, Key=a.key)
+    elif a.cmd == 'keys':
+        for k in all_keys(c, a.bucket, a.prefix):
+            print(k)
+    elif a.cmd == 'manifest':
+        keys = [k for k in all_keys(c, a.bucket, a.prefix)
+                if not k.endswith('/')]
+
+        def one(k):
+            b = c.get_object(Bucket=a.bucket, Key=k)['Body'].read()
+            return '%s\t%d\t%s' % (k[len(a.prefix):], len(b),
+                                    hashlib.md5(b).hexdigest())
+        with concurrent.futures.ThreadPoolExecutor(16) as ex:
+            lines = sorted(ex.map(one, keys))
+        for line in lines:
+            print(line)
+    elif a.cmd == 'head':
+        h = c.head_object(Bucket=a.bucket, Key=a.key)
+        print('content-type=%s' % h.get('ContentType', ''))
+        print('cache-control=%s' % h.get('CacheControl', ''))
+        for k, v in sorted(h.get('Metadata', {}).items()):
+            print('%s=%s' % (k, v))
 
 
 if __name__ == '__main__':

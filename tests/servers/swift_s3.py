@@ -96,8 +96,12 @@ def reqlog_filter_factory(global_conf, **local_conf):
             finally:
                 if f:
                     q = environ.get('QUERY_STRING', '')
+                    m = environ['REQUEST_METHOD']
+                    # a CopyObject is a PUT on the wire: name it
+                    if m == 'PUT' and 'HTTP_X_AMZ_COPY_SOURCE' in environ:
+                        m = 'COPY'
                     f.write('%s %s%s %s\n' % (
-                        environ['REQUEST_METHOD'],
+                        m,
                         environ.get('RAW_PATH_INFO',
                                     environ.get('PATH_INFO', '')),
                         ('?' + q) if q else '', status[0]))
