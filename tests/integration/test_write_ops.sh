@@ -1,0 +1,134 @@
+#!/bin/bash
+# POSIX operations through the mount, each checked on the server and by
+# its request cost: mv (file: COPY + DELETE), touch/chmod after upload (one
+# COPY that replaces metadata), append and dd into the middle, truncate,
+# rm, mkdir/rmdir (markers), ENOTEMPTY, xattrs for content type and cache
+# control, fsync waiting for the upload, rename of a directory of 500 files.
+. "$(dirname "$0")/../lib/common.sh"
+
+CONF=$T/mediafs.conf
+MNT=$T/mnt
+LOG=$T/mediafs.log
+J=$T/journal.db
+write_conf "$CONF" wops
+s3 mkbucket wops
+mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache",journal="$J" s3t: ||
+	{ fail mount "mediafs did not mount"; exit 1; }
+obj_md5() {	# obj_md5 KEY
+	s3 manifest wops "$1" | awk -F'\t' '$1 == "" {print $3}'
+}
+
+head -c 300000 /dev/urandom >"$T/a"
+cp "$T/a" "$MNT/a.bin"
+wait_uploads "$J"
+
+m=$(req_mark)
+mv "$MNT/a.bin" "$MNT/b.bin"
+c=$(req_since "$m" '^COPY') d=$(req_since "$m" '^DELETE') n=$(req_since "$m")
+[ "$c" -eq 1 ] && [ "$d" -eq 1 ] && [ "$n" -eq 2 ] &&
+	[ "$(obj_md5 b.bin)" = "$(md5sum <"$T/a" | cut -d' ' -f1)" ] && [ -z "$(s3 keys wops a.bin)" ] &&
+	pass "mv of an uploaded file: 1 COPY + 1 DELETE, bytes intact" ||
+	fail "mv" "$(tail -n +$((m + 1)) "$S3_REQLOG")"
+
+m=$(req_mark)
+touch -d '2022-02-03 04:05:06' "$MNT/b.bin"
+chmod 640 "$MNT/b.bin"
+c=$(req_since "$m" '^COPY') n=$(req_since "$m")
+s3 head wops b.bin >"$T/h"
+[ "$c" -eq 2 ] && [ "$n" -eq 2 ] &&
+	grep -q '^mtime=1643861106\.' "$T/h" && grep -q '^mode=33184$' "$T/h" &&
+	pass "touch and chmod after upload: one COPY-REPLACE each, x-amz-meta-mtime/mode updated" ||
+	fail "attribute change" "$n requests; $(tr '\n' ' ' <"$T/h")"
+[ "$(stat -c '%Y %a' "$MNT/b.bin")" = "1643861106 640" ] && pass "stat shows the new mtime and mode" ||
+	fail "stat after touch/chmod" "$(stat -c '%Y %a' "$MNT/b.bin")"
+m=$(req_mark)
+chmod 640 "$MNT/b.bin"
+[ "$(req_since "$m")" -eq 0 ] && pass "chmod to the same mode: no request" || fail "no-op chmod" "$(req_since "$m") requests"
+
+# append and write into the middle
+cp "$T/a" "$T/exp"
+echo "appended line" >>"$T/exp"
+echo "appended line" >>"$MNT/b.bin"
+printf 'XYZ' | dd of="$T/exp" bs=1 seek=1000 conv=notrunc 2>/dev/null
+printf 'XYZ' | dd of="$MNT/b.bin" bs=1 seek=1000 conv=notrunc 2>/dev/null
+wait_uploads "$J"
+cmp -s "$MNT/b.bin" "$T/exp" && [ "$(obj_md5 b.bin)" = "$(md5sum <"$T/exp" | cut -d' ' -f1)" ] &&
+	pass "append and dd conv=notrunc into the middle: right bytes on the server" ||
+	fail "append/dd" "content differs"
+
+truncate -s 1000 "$MNT/b.bin"
+truncate -s 1000 "$T/exp"
+wait_uploads "$J"
+[ "$(stat -c %s "$MNT/b.bin")" = 1000 ] && [ "$(obj_md5 b.bin)" = "$(md5sum <"$T/exp" | cut -d' ' -f1)" ] &&
+	pass "truncate: 1000 bytes on the server" || fail "truncate" "size $(stat -c %s "$MNT/b.bin")"
+: >"$MNT/b.bin"
+wait_uploads "$J"
+[ "$(s3 manifest wops b.bin | cut -f2)" = 0 ] && pass "truncate to 0 by shell redirection" || fail "truncate 0" "not empty"
+
+m=$(req_mark)
+rm "$MNT/b.bin"
+n=$(req_since "$m")
+[ -z "$(s3 keys wops b.bin)" ] && [ "$n" -eq 1 ] && [ ! -e "$MNT/b.bin" ] &&
+	pass "rm: one DELETE, gone on the server and in the mount" || fail "rm" "$n requests, left: $(s3 keys wops b.bin)"
+
+mkdir "$MNT/empty"
+[ "$(s3 keys wops empty/)" = "empty/" ] && pass "mkdir stores a marker object" || fail mkdir "$(s3 keys wops empty)"
+echo x >"$MNT/empty/f"
+rmdir "$MNT/empty" 2>"$T/err" && fail "rmdir of a non-empty dir" "succeeded" ||
+	{ grep -q "not empty" "$T/err" && pass "rmdir of a non-empty directory: ENOTEMPTY" || fail rmdir "$(cat "$T/err")"; }
+rm "$MNT/empty/f"
+rmdir "$MNT/empty" && [ -z "$(s3 keys wops empty)" ] && pass "rmdir removes the marker" ||
+	fail rmdir "$(s3 keys wops empty)"
+
+# content type and cache control via xattrs, set before the upload starts
+echo '<html></html>' >"$T/page"
+cp "$T/page" "$MNT/page" && setfattr -n user.mediafs.content_type -v text/html "$MNT/page" &&
+	setfattr -n user.mediafs.cache_control -v "max-age=3600" "$MNT/page"
+wait_uploads "$J"
+s3 head wops page >"$T/h"
+grep -q '^content-type=text/html$' "$T/h" && grep -q '^cache-control=max-age=3600$' "$T/h" &&
+	pass "setfattr content_type and cache_control become Content-Type and Cache-Control" ||
+	fail "xattrs" "$(tr '\n' ' ' <"$T/h")"
+[ "$(getfattr --only-values -n user.mediafs.content_type "$MNT/page")" = text/html ] &&
+	pass "getfattr shows the content type" || fail "getfattr" "wrong type"
+setfattr -n user.other -v x "$MNT/page" 2>/dev/null && fail "unknown xattr" "accepted" ||
+	pass "other xattrs are refused"
+
+# fsync waits for the upload
+head -c 200000 /dev/urandom >"$T/s"
+dd if="$T/s" of="$MNT/synced" bs=64k conv=fsync 2>/dev/null
+[ "$(obj_md5 synced)" = "$(md5sum <"$T/s" | cut -d' ' -f1)" ] &&
+	pass "dd conv=fsync returns with the object on the server" || fail "fsync" "not on the server when dd returned"
+
+# rename a directory of 500 files
+mkdir -p "$T/d500/sub"
+for i in $(seq 1 500); do echo "file $i" >"$T/d500/f$i"; done
+echo deep >"$T/d500/sub/deep"
+cp -r "$T/d500" "$MNT/d500"
+wait_uploads "$J" 120
+m=$(req_mark)
+t0=$(date +%s.%N)
+mv "$MNT/d500" "$MNT/moved"
+t1=$(date +%s.%N)
+copies=$(req_since "$m" '^COPY')
+dels=$(req_since "$m" '^POST /wops\?delete')
+total=$(req_since "$m")
+n=$(s3 keys wops moved/ | grep -vc '/$')
+old=$(s3 keys wops d500/ | wc -l)
+[ "$copies" -eq 501 ] && [ "$dels" -eq 1 ] && [ "$n" -eq 501 ] && [ "$old" -eq 0 ] &&
+	pass "rename of a directory of 501 objects: $total requests (501 COPY, 1 DeleteObjects) in $(echo "$t1 - $t0" | bc | cut -c1-5) s" ||
+	fail "directory rename" "COPY $copies, DeleteObjects $dels, new $n, old left $old"
+[ "$(cat "$MNT/moved/f250")" = "file 250" ] && [ "$(cat "$MNT/moved/sub/deep")" = deep ] &&
+	[ ! -e "$MNT/d500" ] && pass "renamed directory reads back" || fail "renamed dir" "content"
+s3 manifest wops moved/ | awk -F'\t' '$1 == "f77" {print $3}' | grep -q "$(echo "file 77" | md5sum | cut -d' ' -f1)" &&
+	pass "objects under the new name have the right bytes" || fail "renamed objects" "wrong bytes"
+
+# a file renamed before its upload started goes up once, under the new name
+m=$(req_mark)
+echo quick >"$MNT/q1" && mv "$MNT/q1" "$MNT/q2"
+wait_uploads "$J"
+n=$(req_since "$m")
+[ "$n" -eq 1 ] && [ "$(req_since "$m" '^PUT /wops/q2 ')" -eq 1 ] &&
+	pass "write + rename before upload: one PUT under the final name" ||
+	fail "early rename" "$(tail -n +$((m + 1)) "$S3_REQLOG" | tr '\n' ' ')"
+umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail "unmount" "see $LOG"
