@@ -69,25 +69,35 @@ echo "== unit tests"
 run_unit build unit
 [ -z "${NO_SAN:-}" ] && run_unit build-san unit-asan
 
-echo "== S3 test server (Swift s3api) and fixtures"
 . tests/lib/swift.sh
 rm -rf "$TMP"
-mkdir -p "$TMP/fixtures"
-if swift_start "$TMP/swift"; then
-	trap swift_stop EXIT
+
+# Each pass gets a fresh S3 server and fixtures, so tests that write into
+# buckets start from the same state every time.
+pass_with_server() {	# pass_with_server BINARY LABEL
+	echo "== [$2] S3 test server (Swift s3api) and fixtures"
+	mkdir -p "$TMP/fixtures"
+	rm -rf "$TMP/swift"
+	if ! swift_start "$TMP/swift"; then
+		note_fail "[$2] the S3 test server did not start"
+		return
+	fi
 	export S3_PORT S3_REQLOG
+	local t0
 	t0=$(date +%s)
 	/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" mkbucket tree &&
 	/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" tree tree \
 		"$TMP/fixtures/tree.manifest" 2100 ||
-		note_fail "uploading the fixture tree"
+		note_fail "[$2] uploading the fixture tree"
 	echo "  2,100 objects uploaded by boto3 in $(( $(date +%s) - t0 )) s"
-	echo "== integration and mounted tests"
-	run_integration "$ROOT/build/mediafs" mount
-	[ -z "${NO_SAN:-}" ] && run_integration "$ROOT/build-san/mediafs" mount-asan
-else
-	note_fail "the S3 test server did not start"
-fi
+	echo "== [$2] integration and mounted tests"
+	run_integration "$1" "$2"
+	swift_stop
+}
+
+trap 'swift_stop 2>/dev/null' EXIT
+pass_with_server "$ROOT/build/mediafs" mount
+[ -z "${NO_SAN:-}" ] && pass_with_server "$ROOT/build-san/mediafs" mount-asan
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then

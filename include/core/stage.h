@@ -21,6 +21,9 @@ enum mfs_err stage_create(struct stage *s, int *fd, char **path,
 /* A new staging file holding a copy of src_fd's whole content. */
 enum mfs_err stage_copy(struct stage *s, int src_fd, int *fd, char **path,
 			struct errbuf *eb);
+/* Remove every staging file not named in keep[] (n paths): what a crash
+ * left of files never closed. Returns how many were removed. */
+int stage_sweep(struct stage *s, char *const *keep, int n);
 /* Map a write(2)/ftruncate(2) errno to our enum (ENOSPC stays ENOSPC). */
 enum mfs_err stage_errno(int err);
 

@@ -281,6 +281,28 @@ static enum mfs_err wfile_reclaim(struct fs *fs, struct wfile *w,
 	return MFS_OK;
 }
 
+/* A file whose write failed is not uploaded: the server keeps what it had
+ * (or nothing, for a new file), and the staging space is freed. */
+static void discard_failed(struct fs *fs, struct wfile *w)
+{
+	struct mc_node n;
+
+	if (mcache_get(fs->mc, w->ino, &n))
+		return;
+	log_warn("'%s' is not uploaded: a write to it failed (%s); the server keeps %s",
+		 n.key, mfs_strerror(w->failed),
+		 n.etag[0] ? "the previous version" : "nothing");
+	if (!n.etag[0]) {
+		mcache_remove(fs->mc, w->ino);
+	} else {
+		struct mc_set s = { MC_SET_PENDING, 0, 0, 0, NULL, NULL, 0, 0,
+				    NULL };
+
+		mcache_set(fs->mc, w->ino, &s);
+	}
+	mc_node_cleanup(&n);
+}
+
 /* Drop a reference; the last one queues the upload of dirty content. */
 static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 			      struct errbuf *eb)
@@ -291,12 +313,14 @@ static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 
 	pthread_mutex_lock(&fs->lock);
 	last = --w->refs == 0;
-	commit = last && w->dirty && !w->unlinked;
+	commit = last && w->dirty && !w->unlinked && !w->failed;
 	pthread_mutex_unlock(&fs->lock);
 	if (!last)
 		return MFS_OK;
 	if (commit)
 		rc = wfile_commit(fs, w, eb);
+	else if (w->failed && w->dirty)
+		discard_failed(fs, w);
 	pthread_mutex_lock(&fs->lock);
 	if (w->refs == 0) {
 		for (pp = &fs->wfiles; *pp; pp = &(*pp)->next)
@@ -446,9 +470,19 @@ enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
 	if (rc)
 		return rc;
 	n = pwrite(f->w->fd, src, len, (off_t)off);
-	if (n < 0)
-		return eb_set(eb, stage_errno(errno),
-			      "writing the staging file: %s", strerror(errno));
+	if (n < 0) {
+		rc = eb_set(eb, stage_errno(errno),
+			    "writing the staging file: %s", strerror(errno));
+		pthread_mutex_lock(&f->fs->lock);
+		f->w->failed = rc;
+		f->w->dirty = 1;
+		pthread_mutex_unlock(&f->fs->lock);
+		/* free the space now: this content will not be uploaded */
+		if (ftruncate(f->w->fd, 0))
+			log_warn("cannot free staging space: %s",
+				 strerror(errno));
+		return rc;
+	}
 	pthread_mutex_lock(&f->fs->lock);
 	f->w->dirty = 1;
 	pthread_mutex_unlock(&f->fs->lock);
@@ -464,6 +498,12 @@ enum mfs_err fs_flush(struct fs_file *f, struct errbuf *eb)
 	if (!w)
 		return MFS_OK;
 	pthread_mutex_lock(&f->fs->lock);
+	if (w->failed) {
+		enum mfs_err rc = w->failed;
+
+		pthread_mutex_unlock(&f->fs->lock);
+		return eb_set(eb, rc, "an earlier write failed; not uploaded");
+	}
 	commit = w->refs == 1 && w->dirty && !w->unlinked;
 	pthread_mutex_unlock(&f->fs->lock);
 	/* the last writer's close(): queue now, so close() reports it; the
@@ -798,7 +838,29 @@ enum mfs_err fs_create(struct fs *fs, uint64_t parent, const char *name,
 struct resume {
 	struct fs *fs;
 	int resumed, lost;
+	char **keep;		/* staged files the journal still needs */
+	int nkeep, capkeep;
 };
+
+static void keep_path(void *ud, const struct jrow *r)
+{
+	struct resume *res = ud;
+
+	if (!r->stage_path)
+		return;
+	if (res->nkeep == res->capkeep) {
+		int ncap = res->capkeep ? res->capkeep * 2 : 64;
+		char **k = realloc(res->keep, sizeof(*k) * (size_t)ncap);
+
+		if (!k)
+			return;
+		res->keep = k;
+		res->capkeep = ncap;
+	}
+	res->keep[res->nkeep] = strdup(r->stage_path);
+	if (res->keep[res->nkeep])
+		res->nkeep++;
+}
 
 /* The node for key below top, creating directories as needed. */
 static enum mfs_err node_for_key(struct fs *fs, const struct mc_node *top,
@@ -898,14 +960,29 @@ static void resume_row(void *ud, const struct jrow *r)
 enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 			       struct errbuf *eb)
 {
-	struct resume res = { fs, 0, 0 };
+	struct resume res = { fs, 0, 0, NULL, 0, 0 };
 	enum mfs_err rc;
+	int i, swept;
 
 	*resumed = *lost = 0;
 	if (!fs->cfg.upq)
 		return MFS_OK;
 	rc = journal_pending(fs->cfg.journal, fs->mount_id, 0, resume_row,
 			     &res);
+	/* staged files no pending or failed row names: files that were
+	 * being written when the daemon died (close() never returned) */
+	if (!rc)
+		rc = journal_pending(fs->cfg.journal, fs->mount_id, 1,
+				     keep_path, &res);
+	if (!rc) {
+		swept = stage_sweep(fs->cfg.stage, res.keep, res.nkeep);
+		if (swept)
+			log_info("removed %d staging files of writes that never completed (close() had not returned)",
+				 swept);
+	}
+	for (i = 0; i < res.nkeep; i++)
+		free(res.keep[i]);
+	free(res.keep);
 	if (rc)
 		return eb_set(eb, rc, "reading the journal");
 	*resumed = res.resumed;

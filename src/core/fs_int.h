@@ -28,6 +28,8 @@ struct wfile {
 	int committed;		/* guarded: the staging file was handed to the
 				 * upload queue; a later write reclaims it */
 	int unlinked;		/* guarded: discard at the last release */
+	enum mfs_err failed;	/* guarded: a write failed (ENOSPC...): never
+				 * upload a partial file; discarded */
 	struct upq_meta meta;	/* guarded: attributes set while open */
 	unsigned meta_set;	/* guarded: enum upq_meta_bits */
 	/* Content is fetched from the server at the first read or write,

@@ -1,6 +1,7 @@
 /* stage.c - staging files. Calls: common. */
 #include "core/stage.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -115,4 +116,31 @@ fail:
 	*fd = -1;
 	*path = NULL;
 	return rc;
+}
+
+int stage_sweep(struct stage *s, char *const *keep, int n)
+{
+	DIR *d = opendir(s->dir);
+	struct dirent *e;
+	int removed = 0, i;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char *p;
+
+		if (strncmp(e->d_name, "up-", 3))
+			continue;
+		p = str_fmt("%s/%s", s->dir, e->d_name);
+		if (!p)
+			break;
+		for (i = 0; i < n; i++)
+			if (keep[i] && !strcmp(keep[i], p))
+				break;
+		if (i == n && !unlink(p))
+			removed++;
+		free(p);
+	}
+	closedir(d);
+	return removed;
 }
