@@ -54,6 +54,9 @@ $(BUILD)/%.o: %.c
 
 unit: $(UNIT_BIN)
 
+$(BUILD)/rawput: tests/bench/rawput.c $(BUILD)/libmediafs.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmediafs.a $(LDLIBS)
+
 deps:
 	scripts/install-deps.sh
 
@@ -63,7 +66,7 @@ check: deps
 demo: deps all
 	scripts/demo.sh
 
-bench: deps all
+bench: deps all $(BUILD)/rawput
 	scripts/bench.sh
 
 install: all

@@ -30,6 +30,9 @@ struct upq_config {
 	uint64_t multipart_threshold;	/* bytes; default 64 MiB */
 	int part_threads;		/* parallel parts per upload, 4 */
 	long hold_ms;			/* rsync temp files, default 5000 */
+	long marker_ms;			/* directory markers wait this long, and
+					 * are dropped if a file lands below
+					 * first; default 1000 */
 	long settle_ms;			/* others wait this long before they
 					 * start, so a write through a dup'd
 					 * descriptor right after close() can
@@ -75,6 +78,14 @@ enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
 			const char *key, char *stage_path, uint64_t size,
 			const struct upq_meta *meta, int64_t jid,
 			struct errbuf *eb);
+
+/* Queue the marker object "dir/" that keeps an empty directory on the
+ * server (journaled as key "dir/"). It is dropped when an upload below the
+ * directory succeeds first: then the directory exists through its files.
+ * jid > 0 resumes a journal row. */
+enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
+			       const char *dir, int64_t jid,
+			       struct errbuf *eb);
 
 /* Change the metadata (bits of enum upq_meta_bits) of ino's upload. */
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,

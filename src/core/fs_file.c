@@ -862,15 +862,14 @@ static void keep_path(void *ud, const struct jrow *r)
 		res->nkeep++;
 }
 
-/* The node for key below top, creating directories as needed. */
-static enum mfs_err node_for_key(struct fs *fs, const struct mc_node *top,
-				 const char *key, const struct jrow *r,
-				 uint64_t *ino, struct errbuf *eb)
+/* The directory node for key below top, creating it and its parents. */
+static enum mfs_err dir_for_key(struct fs *fs, const struct mc_node *top,
+				const char *key, uint64_t *ino,
+				struct errbuf *eb)
 {
-	const char *rel = key + strlen(top->key), *slash;
+	const char *rel = key + strlen(top->key);
 	uint64_t dir = top->ino;
 	enum mfs_err rc = MFS_OK;
-	struct stat st;
 
 	if (*top->key) {
 		if (strncmp(key, top->key, strlen(top->key)) || *rel != '/')
@@ -878,8 +877,10 @@ static enum mfs_err node_for_key(struct fs *fs, const struct mc_node *top,
 				      key);
 		rel++;
 	}
-	while (!rc && (slash = strchr(rel, '/'))) {
-		char *name = str_ndup(rel, (size_t)(slash - rel));
+	while (!rc && *rel) {
+		const char *slash = strchr(rel, '/');
+		size_t len = slash ? (size_t)(slash - rel) : strlen(rel);
+		char *name = str_ndup(rel, len);
 		struct mc_node n;
 
 		if (!name)
@@ -890,19 +891,41 @@ static enum mfs_err node_for_key(struct fs *fs, const struct mc_node *top,
 			mc_node_cleanup(&n);
 		} else if (rc == MFS_ENOTFOUND) {
 			rc = mcache_add(fs->mc, dir, name, MC_DIR, 0,
-					fsi_now_ns(), 0, 0, &dir, eb);
+					fsi_now_ns(), 0, 1, &dir, eb);
 			if (!rc)	/* not known to be complete */
 				mcache_invalidate_dir(fs->mc, dir);
 		}
 		free(name);
-		rel = slash + 1;
+		rel += len;
+		if (*rel == '/')
+			rel++;
 	}
+	*ino = dir;
+	return rc;
+}
+
+/* The node for key below top, creating directories as needed. */
+static enum mfs_err node_for_key(struct fs *fs, const struct mc_node *top,
+				 const char *key, const struct jrow *r,
+				 uint64_t *ino, struct errbuf *eb)
+{
+	const char *slash = strrchr(key, '/');
+	char *dirkey = slash ? str_ndup(key, (size_t)(slash - key)) :
+			       strdup("");
+	uint64_t dir = top->ino;
+	enum mfs_err rc = dirkey ? MFS_OK : MFS_ENOMEM;
+	struct stat st;
+
+	if (!rc && strcmp(dirkey, top->key))
+		rc = dir_for_key(fs, top, dirkey, &dir, eb);
+	free(dirkey);
 	if (rc)
 		return rc;
 	if (stat(r->stage_path, &st))
 		st.st_size = (off_t)r->size;
-	return mcache_add(fs->mc, dir, rel, MC_FILE, (uint64_t)st.st_size,
-			  r->mtime_ns, r->mode & 07777, 1, ino, eb);
+	return mcache_add(fs->mc, dir, slash ? slash + 1 : key, MC_FILE,
+			  (uint64_t)st.st_size, r->mtime_ns, r->mode & 07777,
+			  1, ino, eb);
 }
 
 static void resume_row(void *ud, const struct jrow *r)
@@ -924,6 +947,28 @@ static void resume_row(void *ud, const struct jrow *r)
 			rem = &fs->cfg.remotes[i];
 	if (!rem)
 		return;		/* another mount's remote */
+	if (str_ends(r->key, "/")) {
+		/* a directory marker: the directory, then its marker */
+		char *dir = str_ndup(r->key, strlen(r->key) - 1);
+		uint64_t dino = 0;
+
+		rc = dir ? fsi_remote_top(fs, rem, &top, &eb) : MFS_ENOMEM;
+		if (!rc)
+			rc = dir_for_key(fs, &top, dir, &dino, &eb);
+		if (!rc)
+			rc = upq_submit_marker(fs->cfg.upq, rem->be, dino, dir,
+					       r->id, &eb);
+		mc_node_cleanup(&top);
+		free(dir);
+		if (rc) {
+			log_err("cannot resume the marker of %s: %s", r->key,
+				eb.msg);
+			res->lost++;
+		} else {
+			res->resumed++;
+		}
+		return;
+	}
 	if (!r->stage_path || stat(r->stage_path, &st)) {
 		journal_failed(fs->cfg.journal, r->id,
 			       "staged file missing after a crash", NULL);

@@ -37,6 +37,34 @@ static enum mfs_err writable_dir(struct fs *fs, uint64_t parent,
 	return rc;
 }
 
+static int count_child(void *ud, const struct mc_node *n);
+
+/* The last file of a directory went away: its marker may never have been
+ * stored (dropped when the files landed), so queue one, or the directory
+ * would vanish from the server with its last file. */
+static void keep_if_empty(struct fs *fs, struct fs_remote *r, uint64_t dir)
+{
+	struct mc_node d, top = { 0 };
+	int children = 0;
+
+	if (mcache_children(fs->mc, dir, count_child, &children) || children)
+		return;
+	if (fsi_remote_top(fs, r, &top, NULL) || top.ino == dir ||
+	    mcache_get(fs->mc, dir, &d)) {
+		mc_node_cleanup(&top);
+		return;
+	}
+	if (!upq_submit_marker(fs->cfg.upq, r->be, dir, d.key, 0, NULL)) {
+		struct mc_set s = { 0 };
+
+		s.mask = MC_SET_PENDING;
+		s.pending = 1;
+		mcache_set(fs->mc, dir, &s);
+	}
+	mc_node_cleanup(&d);
+	mc_node_cleanup(&top);
+}
+
 enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 		       struct errbuf *eb)
 {
@@ -68,6 +96,7 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 	if (!rc) {
 		event(fs, r, "delete", n.key, NULL, NULL);
 		mcache_remove(fs->mc, n.ino);
+		keep_if_empty(fs, r, parent);
 	}
 	mc_node_cleanup(&n);
 	return rc;
@@ -80,6 +109,7 @@ enum mfs_err fs_mkdir(struct fs *fs, uint64_t parent, const char *name,
 	struct fs_remote *r;
 	struct mc_node n;
 	const char *bad = str_bad_name(name, strlen(name));
+
 	uint64_t ino;
 	char *key;
 	enum mfs_err rc;
@@ -105,12 +135,17 @@ enum mfs_err fs_mkdir(struct fs *fs, uint64_t parent, const char *name,
 	if (!key)
 		return MFS_ENOMEM;
 	pm.mtime_ns = fsi_now_ns();
-	pm.mode = S_IFDIR | (mode & 07777);
-	/* the marker makes an empty directory exist on the server */
-	rc = r->be->ops->mkdir(r->be, key, &pm, eb);
-	if (!rc)
-		rc = mcache_add(fs->mc, parent, name, MC_DIR, 0, pm.mtime_ns,
-				mode & 07777, 0, &ino, eb);
+	/* A marker object keeps an empty directory on the server; it is
+	 * queued, and dropped if a file lands below it first (cp -r, rsync:
+	 * no request for the directory at all). Until then the directory is
+	 * pending, so listings of its parent keep it. */
+	rc = mcache_add(fs->mc, parent, name, MC_DIR, 0, pm.mtime_ns,
+			mode & 07777, 1, &ino, eb);
+	if (!rc) {
+		rc = upq_submit_marker(fs->cfg.upq, r->be, ino, key, 0, eb);
+		if (rc)
+			mcache_remove(fs->mc, ino);
+	}
 	if (!rc) {
 		event(fs, r, "mkdir", key, NULL, NULL);
 		rc = mcache_get(fs->mc, ino, &n);
@@ -151,8 +186,10 @@ enum mfs_err fs_rmdir(struct fs *fs, uint64_t parent, const char *name,
 		rc = mcache_children(fs->mc, n.ino, count_child, &children);
 	if (!rc && children)
 		rc = MFS_ENOTEMPTY;
-	if (!rc)
+	if (!rc) {
+		upq_cancel(fs->cfg.upq, n.ino);	/* a queued marker */
 		rc = r->be->ops->rmdir(r->be, n.key, eb);
+	}
 	if (!rc) {
 		event(fs, r, "rmdir", n.key, NULL, NULL);
 		mcache_remove(fs->mc, n.ino);

@@ -42,6 +42,9 @@ struct item {
 	int meta_changed;	/* guarded: while running */
 	char *rename_to;	/* guarded: while running */
 	int cancelled;		/* guarded: unlinked while running */
+	int marker;		/* a directory marker: key is the directory,
+				 * no staging file */
+	int64_t created_ms;
 	int in_list;		/* guarded */
 	int refs;		/* guarded: waiters */
 	enum mfs_err rc;	/* guarded: result once finished */
@@ -138,6 +141,20 @@ static void release_item(struct upq *q, struct item *it)
 		item_free(it);
 }
 
+/* jrow_from fills r; for a marker, r->key must outlive r: mkey[] */
+static void jrow_from(struct upq *q, const struct item *it, struct jrow *r);
+
+static void jrow_for(struct upq *q, const struct item *it, struct jrow *r,
+		     char **mkey)
+{
+	jrow_from(q, it, r);
+	*mkey = NULL;
+	if (it->marker) {
+		*mkey = str_fmt("%s/", it->key);
+		r->key = *mkey;
+	}
+}
+
 static void jrow_from(struct upq *q, const struct item *it, struct jrow *r)
 {
 	memset(r, 0, sizeof(*r));
@@ -145,6 +162,8 @@ static void jrow_from(struct upq *q, const struct item *it, struct jrow *r)
 	r->mount_id = q->mount_id;
 	r->remote = it->be->name;
 	r->key = it->key;
+	if (it->marker)
+		r->key = NULL;	/* set by the caller: "dir/" */
 	r->stage_path = it->stage_path;
 	r->label = q->label;
 	r->size = it->size;
@@ -405,6 +424,57 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 	return rc;
 }
 
+/* Caller holds lock: it landed, so its directories exist on the server
+ * through it; their queued markers are not needed. */
+static void drop_markers_above(struct upq *q, const struct item *it)
+{
+	struct item *m, *next;
+
+	for (m = q->head; m; m = next) {
+		size_t n;
+
+		next = m->next;
+		if (!m->marker || m->be != it->be || m->state != S_QUEUED)
+			continue;
+		n = strlen(m->key);
+		if (strncmp(it->key, m->key, n) || it->key[n] != '/')
+			continue;
+		{
+			struct mc_set s = { 0 };
+
+			s.mask = MC_SET_PENDING;
+			mcache_set(q->mc, m->ino, &s);
+		}
+		journal_cancel(q->j, m->jid, NULL);
+		q->st.queued--;
+		log_dbg(LOG_SUB_UPQ, "marker of %s not needed: %s landed",
+			m->key, it->key);
+		release_item(q, m);
+	}
+}
+
+/* Caller holds lock: should marker m wait? While files are on their way
+ * (below it, or anywhere: tools like rsync make every directory first and
+ * fill them later), a file landing below will make it unnecessary. A
+ * marker older than a minute stops waiting for unrelated files. */
+static int marker_waits(struct upq *q, const struct item *m, int64_t t)
+{
+	size_t n = strlen(m->key);
+	int old = t - m->created_ms > 60000;
+	struct item *it;
+
+	for (it = q->head; it; it = it->next) {
+		if (it->marker || it->state == S_FAILED)
+			continue;
+		if (!old)
+			return 1;
+		if (it->be == m->be && !strncmp(it->key, m->key, n) &&
+		    it->key[n] == '/')
+			return 1;
+	}
+	return 0;
+}
+
 static struct item *pick(struct upq *q, int64_t *wait_ms)
 {
 	int64_t t = now_ms();
@@ -412,6 +482,11 @@ static struct item *pick(struct upq *q, int64_t *wait_ms)
 
 	*wait_ms = -1;
 	for (it = q->head; it; it = it->next) {
+		/* a marker waits while files below it are on their way:
+		 * when one lands, the marker is dropped */
+		if (it->marker && it->state == S_QUEUED &&
+		    it->not_before_ms <= t && marker_waits(q, it, t))
+			it->not_before_ms = t + q->cfg.marker_ms;
 		if (it->state == S_HELD && it->hold_until_ms <= t) {
 			log_dbg(LOG_SUB_UPQ, "%s: no rename came; uploading under this name",
 				it->key);
@@ -468,8 +543,13 @@ static void *worker(void *arg)
 		meta = it->meta;
 		pthread_mutex_unlock(&q->lock);
 
-		rc = key ? upload(q, it->be, key, it->stage_path, &meta, &out,
-				  sha, &size, &eb) : MFS_ENOMEM;
+		if (!key)
+			rc = MFS_ENOMEM;
+		else if (it->marker)
+			rc = it->be->ops->mkdir(it->be, key, NULL, &eb);
+		else
+			rc = upload(q, it->be, key, it->stage_path, &meta,
+				    &out, sha, &size, &eb);
 		free(key);
 
 		pthread_mutex_lock(&q->lock);
@@ -477,10 +557,24 @@ static void *worker(void *arg)
 			rc = after_upload(q, it, &out, &eb);
 		q->st.running--;
 		it->rc = rc;
-		if (!rc) {
+		if (!rc && it->marker) {
+			struct mc_set s = { 0 };
+			char *mk = str_fmt("%s/", it->key);
+
+			journal_done(q->j, it->jid, mk ? mk : it->key, 0,
+				     NULL, NULL, NULL,
+				     "application/x-directory", 0, NULL);
+			free(mk);
+			s.mask = MC_SET_PENDING;
+			mcache_set(q->mc, it->ino, &s);
+			q->st.done++;
+			it->state = S_DONE;
+			release_item(q, it);
+		} else if (!rc) {
 			struct mc_set s = { 0 };
 			struct item *newer;
 
+			drop_markers_above(q, it);
 			it->be->ops->url(it->be, it->key, &url);
 			if (!out.etag[0])
 				log_warn("%s: the server sent no ETag", it->key);
@@ -547,6 +641,8 @@ enum mfs_err upq_new(const struct upq_config *cfg, struct mcache *mc,
 		q->cfg.part_threads = 4;
 	if (q->cfg.hold_ms <= 0)
 		q->cfg.hold_ms = 5000;
+	if (q->cfg.marker_ms <= 0)
+		q->cfg.marker_ms = 1000;
 	if (q->cfg.settle_ms < 0)
 		q->cfg.settle_ms = 0;
 	else if (!q->cfg.settle_ms)
@@ -605,10 +701,10 @@ void upq_free(struct upq *q)
 	free(q);
 }
 
-enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
-			const char *key, char *stage_path, uint64_t size,
-			const struct upq_meta *meta, int64_t jid,
-			struct errbuf *eb)
+static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
+			   const char *key, char *stage_path, uint64_t size,
+			   const struct upq_meta *meta, int64_t jid,
+			   int marker, struct errbuf *eb)
 {
 	struct item *it = calloc(1, sizeof(*it));
 	struct jrow r;
@@ -618,19 +714,25 @@ enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
 		free(it);
 		return MFS_ENOMEM;
 	}
+	it->marker = marker;
+	it->created_ms = now_ms();
 	it->ino = ino;
 	it->be = be;
 	it->stage_path = stage_path;
 	it->size = size;
 	it->meta = *meta;
 	it->jid = jid;
-	it->state = rsync_temp(key) ? S_HELD : S_QUEUED;
+	it->state = !marker && rsync_temp(key) ? S_HELD : S_QUEUED;
 	it->hold_until_ms = now_ms() + q->cfg.hold_ms;
-	it->not_before_ms = now_ms() + q->cfg.settle_ms;
+	it->not_before_ms = now_ms() + (marker ? q->cfg.marker_ms
+					       : q->cfg.settle_ms);
 	if (jid <= 0) {
 		/* durable before release() returns */
-		jrow_from(q, it, &r);
+		char *mk;
+
+		jrow_for(q, it, &r, &mk);
 		rc = journal_add_pending(q->j, &r, eb);
+		free(mk);
 		it->jid = r.id;
 	}
 	if (rc) {
@@ -674,6 +776,25 @@ static void apply_meta(struct upq_meta *dst, unsigned bits,
 		       sizeof(dst->cache_control));
 }
 
+enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
+			const char *key, char *stage_path, uint64_t size,
+			const struct upq_meta *meta, int64_t jid,
+			struct errbuf *eb)
+{
+	return submit(q, be, ino, key, stage_path, size, meta, jid, 0, eb);
+}
+
+enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
+			       const char *dir, int64_t jid,
+			       struct errbuf *eb)
+{
+	struct upq_meta meta = { 0 };
+
+	snprintf(meta.content_type, sizeof(meta.content_type),
+		 "application/x-directory");
+	return submit(q, be, ino, dir, NULL, 0, &meta, jid, 1, eb);
+}
+
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 			  const struct upq_meta *m)
 {
@@ -689,9 +810,12 @@ enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 			it->meta_changed = 1;
 			hit = UQ_AFTER;
 		} else {
+			char *mk;
+
 			hit = UQ_ABSORBED;
-			jrow_from(q, it, &r);
+			jrow_for(q, it, &r, &mk);
 			journal_update_pending(q->j, &r, NULL);
+			free(mk);
 		}
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -730,8 +854,13 @@ static enum upq_hit rename_item(struct upq *q, struct item *it,
 		it->state = S_QUEUED;	/* renamed to its final name */
 		pthread_cond_signal(&q->work);
 	}
-	jrow_from(q, it, &r);
-	journal_update_pending(q->j, &r, NULL);
+	{
+		char *mk;
+
+		jrow_for(q, it, &r, &mk);
+		journal_update_pending(q->j, &r, NULL);
+		free(mk);
+	}
 	return UQ_ABSORBED;
 }
 
@@ -772,7 +901,7 @@ void upq_rename_dir(struct upq *q, const char *old_prefix,
 		char *k;
 
 		if (it->be != be || strncmp(it->key, old_prefix, n) ||
-		    it->key[n] != '/')
+		    (it->key[n] != '/' && !(it->marker && !it->key[n])))
 			continue;
 		k = str_fmt("%s%s", new_prefix, it->key + n);
 		if (k)
@@ -834,7 +963,8 @@ int upq_cancel(struct upq *q, uint64_t ino)
 		else
 			q->st.failed--;
 		journal_cancel(q->j, it->jid, NULL);
-		unlink(it->stage_path);
+		if (it->stage_path)
+			unlink(it->stage_path);
 		release_item(q, it);
 	}
 	pthread_mutex_unlock(&q->lock);

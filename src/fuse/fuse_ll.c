@@ -107,6 +107,9 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
 		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
 	conn->max_readahead = 1024 * 1024;
+	/* 1 MiB writes (the kernel's max_pages allows it): 8 times fewer
+	 * round trips than the default 128 KiB for a cp of large files */
+	conn->max_write = 1024 * 1024;
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)

@@ -72,13 +72,30 @@ n=$(req_since "$m")
 	pass "rm: one DELETE, gone on the server and in the mount" || fail "rm" "$n requests, left: $(s3 keys wops b.bin)"
 
 mkdir "$MNT/empty"
-[ "$(s3 keys wops empty/)" = "empty/" ] && pass "mkdir stores a marker object" || fail mkdir "$(s3 keys wops empty)"
+[ -d "$MNT/empty" ] && [ -z "$(s3 keys wops empty)" ] &&
+	pass "mkdir: the directory is there at once, its marker queued" || fail mkdir "$(s3 keys wops empty)"
+wait_uploads "$J"
+[ "$(s3 keys wops empty/)" = "empty/" ] && pass "an empty directory's marker object lands" || fail mkdir "$(s3 keys wops empty)"
 echo x >"$MNT/empty/f"
 rmdir "$MNT/empty" 2>"$T/err" && fail "rmdir of a non-empty dir" "succeeded" ||
 	{ grep -q "not empty" "$T/err" && pass "rmdir of a non-empty directory: ENOTEMPTY" || fail rmdir "$(cat "$T/err")"; }
 rm "$MNT/empty/f"
-rmdir "$MNT/empty" && [ -z "$(s3 keys wops empty)" ] && pass "rmdir removes the marker" ||
+rmdir "$MNT/empty" && wait_uploads "$J" && [ -z "$(s3 keys wops empty)" ] && pass "rmdir removes the marker" ||
 	fail rmdir "$(s3 keys wops empty)"
+
+# a directory that only gets files needs no marker; one emptied by rm keeps
+# existing on the server
+m=$(req_mark)
+mkdir "$MNT/full" && echo 1 >"$MNT/full/one"
+wait_uploads "$J"
+sleep 1.2
+n=$(req_since "$m")
+[ "$n" -eq 1 ] && [ "$(s3 keys wops full/)" = "full/one" ] &&
+	pass "mkdir + a file: 1 request, the marker was not needed" || fail "lazy marker" "$n requests: $(s3 keys wops full/)"
+rm "$MNT/full/one"
+wait_uploads "$J"
+[ "$(s3 keys wops full/)" = "full/" ] && pass "rm of a directory's last file stores its marker" ||
+	fail "emptied directory" "$(s3 keys wops full/)"
 
 # content type and cache control via xattrs, set before the upload starts
 echo '<html></html>' >"$T/page"
