@@ -56,6 +56,10 @@ enum upq_meta_bits {
 	UQ_META_CTYPE = 8, UQ_META_CACHE = 16,
 };
 
+/* Copy the fields named by bits (enum upq_meta_bits) from m into dst. */
+void upq_meta_apply(struct upq_meta *dst, unsigned bits,
+		    const struct upq_meta *m);
+
 /* What happened to an operation aimed at a queued item. */
 enum upq_hit {
 	UQ_NONE = 0,		/* no upload for this inode */

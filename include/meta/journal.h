@@ -39,6 +39,8 @@ struct journal;
 enum mfs_err journal_open(const char *path, int sync_full,
 			  struct journal **out, struct errbuf *eb);
 void journal_close(struct journal *j);
+/* Open the file again (in a daemon's child: no connection across fork). */
+enum mfs_err journal_reopen(struct journal *j, struct errbuf *eb);
 
 /* A new pending upload; r->id is set. */
 enum mfs_err journal_add_pending(struct journal *j, struct jrow *r,

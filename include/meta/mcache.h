@@ -56,6 +56,9 @@ struct mcache;
 enum mfs_err mcache_open(const char *path, struct mcache **out,
 			 struct errbuf *eb);
 void mcache_close(struct mcache *mc);
+/* Open the file again: a connection must not be used across fork(), so a
+ * daemon calls this in the child. */
+enum mfs_err mcache_reopen(struct mcache *mc, struct errbuf *eb);
 void mc_node_cleanup(struct mc_node *n);
 
 /* Stable id of a remote by name; ident describes where it points (type,

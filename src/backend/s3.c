@@ -21,48 +21,10 @@
 #include "net/http.h"
 #include "net/sigv4.h"
 #include "net/xml.h"
+#include "s3_int.h"
 
 #define LIST_MAX_BODY (8 * 1024 * 1024)
 #define MAX_PAGES 1000000
-
-struct s3 {
-	char *scheme;		/* "http" or "https" */
-	char *hostport;		/* endpoint host[:port], as signed */
-	char *base_path;	/* endpoint path prefix, "" or "/storage/v1/s3" */
-	char *region;
-	char *bucket;
-	int path_style;
-	char *access_key;	/* secret-ish: shown only as a 4-char prefix */
-	char *secret_key;	/* secret: never logged, wiped on free */
-	char *session_token;	/* secret */
-	int retries;		/* attempts after the first */
-	long backoff_ms;	/* base of the exponential backoff */
-	struct http_client *http;
-
-	pthread_mutex_t key_lock;
-	char key_date[9];	/* guarded by key_lock */
-	unsigned char signing_key[32]; /* guarded by key_lock */
-	long clock_skew_s;	/* guarded by key_lock: server - local */
-};
-
-/* One request as the S3 layer sees it. */
-struct s3_call {
-	const char *method;
-	const char *key;		/* object key, NULL for the bucket */
-	const struct sigv4_pair *query;
-	int nquery;
-	const struct sigv4_pair *headers; /* extra headers, all signed */
-	int nheaders;
-	const char *payload_sha256;	/* NULL: empty body */
-	const void *body;		/* request body in memory, or */
-	const struct put_body *fbody;	/* from a file */
-	size_t body_len;		/* of body */
-	char *dst;			/* GET into memory */
-	size_t dst_cap;
-	uint64_t skip_on_200;
-	size_t max_body;
-	int may_200_error;		/* 200 with <Error> possible (copy) */
-};
 
 static void count(struct backend *be, const char *method, const char *key,
 		  int nquery)
@@ -339,8 +301,7 @@ static enum mfs_err classify(struct backend *be, const struct s3_call *call,
 		      e->message ? ": " : "", e->message ? e->message : "");
 }
 
-/* Run call with retries. On MFS_OK resp holds a 2xx reply. */
-static enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
+enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 			  struct http_response *resp, struct errbuf *eb)
 {
 	struct s3 *s3 = be->priv;
@@ -433,7 +394,7 @@ static enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 	return rc == MFS_ETRANSIENT ? MFS_EIO : rc;
 }
 
-static void strip_etag(const char *in, char *out, size_t cap)
+void s3_strip_etag(const char *in, char *out, size_t cap)
 {
 	size_t n;
 
@@ -570,7 +531,7 @@ static enum mfs_err parse_list_page(struct backend *be, const char *prefix,
 			if (lm && str_parse_iso8601(lm, &m.server_mtime_ns))
 				m.server_mtime_ns = 0;
 			m.mtime_ns = m.server_mtime_ns;
-			strip_etag(et, m.etag, sizeof(m.etag));
+			s3_strip_etag(et, m.etag, sizeof(m.etag));
 			rc = emit_entry(be, prefix, key, &m, cb, ud);
 		}
 		free(key);
@@ -691,7 +652,7 @@ static void meta_from_headers(const struct http_response *r,
 		if (!str_parse_u64(v, &mode) && mode <= 0177777)
 			m->mode = (uint32_t)mode & 07777;
 	}
-	strip_etag(http_header(r, "etag"), m->etag, sizeof(m->etag));
+	s3_strip_etag(http_header(r, "etag"), m->etag, sizeof(m->etag));
 	v = http_header(r, "content-type");
 	if (v)
 		snprintf(m->content_type, sizeof(m->content_type), "%s", v);
@@ -783,427 +744,6 @@ static enum mfs_err s3_url(struct backend *be, const char *key, char **out)
 	return MFS_OK;
 }
 
-/* ---- writes ---- */
-
-#define MAX_META_HEADERS 8
-
-/* Fill h[] (names and values in vals[][]) from meta; returns the count. */
-static int meta_headers(const struct put_meta *m, struct sigv4_pair *h,
-			char vals[][64])
-{
-	int n = 0;
-
-	h[n++] = (struct sigv4_pair){ "content-type",
-		m && m->content_type && *m->content_type ?
-		m->content_type : "application/octet-stream" };
-	if (!m)
-		return n;
-	if (m->cache_control && *m->cache_control)
-		h[n++] = (struct sigv4_pair){ "cache-control",
-					      m->cache_control };
-	if (m->mtime_ns) {
-		/* rclone's convention: decimal seconds, 9 fractional digits */
-		int64_t s = m->mtime_ns / 1000000000;
-		int64_t ns = m->mtime_ns % 1000000000;
-
-		if (ns < 0) {
-			ns += 1000000000;
-			s--;
-		}
-		snprintf(vals[n], 64, "%lld.%09lld", (long long)s,
-			 (long long)ns);
-		h[n] = (struct sigv4_pair){ "x-amz-meta-mtime", vals[n] };
-		n++;
-	}
-	if (m->mode) {
-		/* s3fs's convention: the whole st_mode in decimal */
-		snprintf(vals[n], 64, "%u", m->mode);
-		h[n] = (struct sigv4_pair){ "x-amz-meta-mode", vals[n] };
-		n++;
-	}
-	if (m->has_owner) {
-		snprintf(vals[n], 64, "%u", m->uid);
-		h[n] = (struct sigv4_pair){ "x-amz-meta-uid", vals[n] };
-		n++;
-		snprintf(vals[n], 64, "%u", m->gid);
-		h[n] = (struct sigv4_pair){ "x-amz-meta-gid", vals[n] };
-		n++;
-	}
-	return n;
-}
-
-static void out_etag(const struct http_response *resp, struct obj_meta *out,
-		     uint64_t size, const struct put_meta *meta)
-{
-	if (!out)
-		return;
-	memset(out, 0, sizeof(*out));
-	out->kind = OBJ_FILE;
-	out->size = size;
-	strip_etag(http_header(resp, "etag"), out->etag, sizeof(out->etag));
-	if (meta) {
-		out->mtime_ns = meta->mtime_ns;
-		out->mode = meta->mode & 07777;
-		if (meta->content_type)
-			snprintf(out->content_type, sizeof(out->content_type),
-				 "%s", meta->content_type);
-		if (meta->cache_control)
-			snprintf(out->cache_control,
-				 sizeof(out->cache_control), "%s",
-				 meta->cache_control);
-	}
-}
-
-static enum mfs_err s3_put(struct backend *be, const char *key,
-			   const struct put_body *body,
-			   const struct put_meta *meta, struct obj_meta *out,
-			   struct errbuf *eb)
-{
-	struct sigv4_pair h[MAX_META_HEADERS];
-	char vals[MAX_META_HEADERS][64];
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	enum mfs_err rc;
-
-	call.method = "PUT";
-	call.key = key;
-	call.headers = h;
-	call.nheaders = meta_headers(meta, h, vals);
-	call.payload_sha256 = body->sha256 ? body->sha256 : "UNSIGNED-PAYLOAD";
-	call.fbody = body;
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	if (!rc)
-		out_etag(&resp, out, body->len, meta);
-	http_response_cleanup(&resp);
-	return rc;
-}
-
-/* Copy-source: "/bucket/key", the key encoded like a canonical URI. */
-static char *copy_source(struct s3 *s3, const char *key)
-{
-	struct buf b;
-
-	buf_init(&b, 0);
-	if (buf_addf(&b, "/%s/", s3->bucket) ||
-	    str_uri_encode(&b, key, strlen(key), 1)) {
-		buf_cleanup(&b);
-		return NULL;
-	}
-	return buf_take(&b);
-}
-
-static enum mfs_err s3_copy(struct backend *be, const char *src,
-			    const char *dst, const struct put_meta *meta,
-			    struct obj_meta *out, struct errbuf *eb)
-{
-	struct sigv4_pair h[MAX_META_HEADERS + 2];
-	char vals[MAX_META_HEADERS + 2][64];
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	char *cs = copy_source(be->priv, src);
-	struct xml_doc *doc = NULL;
-	enum mfs_err rc;
-	int n = 0;
-
-	if (!cs)
-		return MFS_ENOMEM;
-	if (meta)
-		n = meta_headers(meta, h, vals);
-	h[n++] = (struct sigv4_pair){ "x-amz-copy-source", cs };
-	h[n++] = (struct sigv4_pair){ "x-amz-metadata-directive",
-				      meta ? "REPLACE" : "COPY" };
-	call.method = "PUT";
-	call.key = dst;
-	call.headers = h;
-	call.nheaders = n;
-	call.may_200_error = 1;
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	if (!rc) {
-		__atomic_add_fetch(&be->stats.copy, 1, __ATOMIC_RELAXED);
-		if (out) {
-			memset(out, 0, sizeof(*out));
-			out->kind = OBJ_FILE;
-			if (meta) {
-				out->mtime_ns = meta->mtime_ns;
-				out->mode = meta->mode & 07777;
-			}
-		}
-		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
-		if (!rc && out) {
-			char *et = xml_child_text(xml_root(doc), "ETag");
-
-			strip_etag(et, out->etag, sizeof(out->etag));
-			free(et);
-		}
-		xml_free(doc);
-		if (rc)
-			eb_prefix(eb, "copying %s to %s", src, dst);
-	}
-	http_response_cleanup(&resp);
-	free(cs);
-	return rc;
-}
-
-static enum mfs_err s3_del(struct backend *be, const char *key,
-			   struct errbuf *eb)
-{
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	enum mfs_err rc;
-
-	call.method = "DELETE";
-	call.key = key;
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	http_response_cleanup(&resp);
-	return rc == MFS_ENOTFOUND ? MFS_OK : rc;
-}
-
-static enum mfs_err s3_del_many(struct backend *be, const char *const *keys,
-				int n, int *failed, struct errbuf *eb)
-{
-	struct sigv4_pair q[1] = { { "delete", "" } }, h[2];
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	struct xml_doc *doc = NULL;
-	char md5[25], sha[65];
-	struct buf body;
-	enum mfs_err rc = MFS_OK;
-	int i;
-
-	*failed = 0;
-	if (n <= 0)
-		return MFS_OK;
-	if (n > 1000)
-		return eb_set(eb, MFS_EINVAL, "at most 1000 keys per delete");
-	buf_init(&body, 0);
-	rc = buf_adds(&body, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
-	for (i = 0; i < n && !rc; i++) {
-		rc = buf_adds(&body, "<Object><Key>");
-		if (!rc)
-			rc = xml_escape(&body, keys[i]);
-		if (!rc)
-			rc = buf_adds(&body, "</Key></Object>");
-	}
-	if (!rc)
-		rc = buf_adds(&body, "</Delete>");
-	if (rc) {
-		buf_cleanup(&body);
-		return rc;
-	}
-	sigv4_content_md5(body.data, body.len, md5);
-	sigv4_sha256_hex(body.data, body.len, sha);
-	h[0] = (struct sigv4_pair){ "content-md5", md5 };
-	h[1] = (struct sigv4_pair){ "content-type", "application/xml" };
-	call.method = "POST";
-	call.query = q;
-	call.nquery = 1;
-	call.headers = h;
-	call.nheaders = 2;
-	call.payload_sha256 = sha;
-	call.body = body.data;
-	call.body_len = body.len;
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	if (!rc)
-		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
-	if (!rc) {
-		const struct xml_node *e;
-
-		for (e = xml_first(xml_root(doc), "Error"); e;
-		     e = xml_next(e, "Error")) {
-			char *k = xml_child_text(e, "Key");
-			char *c = xml_child_text(e, "Code");
-
-			if (!*failed)
-				eb_set(eb, MFS_EIO, "deleting %s: %s",
-				       k ? k : "?", c ? c : "?");
-			(*failed)++;
-			free(k);
-			free(c);
-		}
-		__atomic_add_fetch(&be->stats.del, (unsigned long)n,
-				   __ATOMIC_RELAXED);
-	}
-	xml_free(doc);
-	http_response_cleanup(&resp);
-	buf_cleanup(&body);
-	return rc;
-}
-
-static enum mfs_err s3_mkdir(struct backend *be, const char *dir,
-			     const struct put_meta *meta, struct errbuf *eb)
-{
-	struct put_body body = { -1, 0, 0, SIGV4_EMPTY_SHA256 };
-	struct put_meta m = { 0 };
-	char *key = str_fmt("%s/", dir);
-	enum mfs_err rc;
-
-	if (!key)
-		return MFS_ENOMEM;
-	if (meta)
-		m = *meta;
-	m.content_type = "application/x-directory";
-	rc = s3_put(be, key, &body, &m, NULL, eb);
-	free(key);
-	return rc;
-}
-
-static enum mfs_err s3_rmdir(struct backend *be, const char *dir,
-			     struct errbuf *eb)
-{
-	char *key = str_fmt("%s/", dir);
-	enum mfs_err rc;
-
-	if (!key)
-		return MFS_ENOMEM;
-	rc = s3_del(be, key, eb);
-	free(key);
-	return rc;
-}
-
-static enum mfs_err s3_mp_begin(struct backend *be, const char *key,
-				const struct put_meta *meta, char **upload_id,
-				struct errbuf *eb)
-{
-	struct sigv4_pair h[MAX_META_HEADERS], q[1] = { { "uploads", "" } };
-	char vals[MAX_META_HEADERS][64];
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	struct xml_doc *doc = NULL;
-	enum mfs_err rc;
-
-	*upload_id = NULL;
-	call.method = "POST";
-	call.key = key;
-	call.query = q;
-	call.nquery = 1;
-	call.headers = h;
-	call.nheaders = meta_headers(meta, h, vals);
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	if (!rc)
-		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
-	if (!rc) {
-		*upload_id = xml_child_text(xml_root(doc), "UploadId");
-		if (!*upload_id || !**upload_id) {
-			free(*upload_id);
-			*upload_id = NULL;
-			rc = eb_set(eb, MFS_EPROTO,
-				    "multipart upload started without an UploadId");
-		}
-	}
-	xml_free(doc);
-	http_response_cleanup(&resp);
-	return rc;
-}
-
-static enum mfs_err s3_mp_part(struct backend *be, const char *key,
-			       const char *upload_id, int part,
-			       const struct put_body *body, char etag[80],
-			       struct errbuf *eb)
-{
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	struct sigv4_pair q[2];
-	char num[16];
-	enum mfs_err rc;
-
-	snprintf(num, sizeof(num), "%d", part);
-	q[0] = (struct sigv4_pair){ "partNumber", num };
-	q[1] = (struct sigv4_pair){ "uploadId", upload_id };
-	call.method = "PUT";
-	call.key = key;
-	call.query = q;
-	call.nquery = 2;
-	call.payload_sha256 = body->sha256 ? body->sha256 : "UNSIGNED-PAYLOAD";
-	call.fbody = body;
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	if (!rc) {
-		strip_etag(http_header(&resp, "etag"), etag, 80);
-		if (!*etag)
-			rc = eb_set(eb, MFS_EPROTO, "part %d: no ETag", part);
-	}
-	http_response_cleanup(&resp);
-	return rc;
-}
-
-static enum mfs_err s3_mp_complete(struct backend *be, const char *key,
-				   const char *upload_id, char (*etags)[80],
-				   int nparts, struct obj_meta *out,
-				   struct errbuf *eb)
-{
-	struct sigv4_pair q[1] = { { "uploadId", upload_id } }, h[1];
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	struct xml_doc *doc = NULL;
-	struct buf body;
-	char sha[65];
-	enum mfs_err rc;
-	int i;
-
-	buf_init(&body, 0);
-	rc = buf_adds(&body, "<CompleteMultipartUpload>");
-	for (i = 0; i < nparts && !rc; i++)
-		rc = buf_addf(&body, "<Part><PartNumber>%d</PartNumber>"
-			      "<ETag>\"%s\"</ETag></Part>", i + 1, etags[i]);
-	if (!rc)
-		rc = buf_adds(&body, "</CompleteMultipartUpload>");
-	if (rc) {
-		buf_cleanup(&body);
-		return rc;
-	}
-	sigv4_sha256_hex(body.data, body.len, sha);
-	h[0] = (struct sigv4_pair){ "content-type", "application/xml" };
-	call.method = "POST";
-	call.key = key;
-	call.query = q;
-	call.nquery = 1;
-	call.headers = h;
-	call.nheaders = 1;
-	call.payload_sha256 = sha;
-	call.body = body.data;
-	call.body_len = body.len;
-	call.may_200_error = 1;
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	if (!rc)
-		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
-	if (!rc && out) {
-		char *et = xml_child_text(xml_root(doc), "ETag");
-
-		memset(out, 0, sizeof(*out));
-		out->kind = OBJ_FILE;
-		strip_etag(et, out->etag, sizeof(out->etag));
-		free(et);
-	}
-	xml_free(doc);
-	http_response_cleanup(&resp);
-	buf_cleanup(&body);
-	return rc;
-}
-
-static enum mfs_err s3_mp_abort(struct backend *be, const char *key,
-				const char *upload_id, struct errbuf *eb)
-{
-	struct sigv4_pair q[1] = { { "uploadId", upload_id } };
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	enum mfs_err rc;
-
-	call.method = "DELETE";
-	call.key = key;
-	call.query = q;
-	call.nquery = 1;
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	http_response_cleanup(&resp);
-	return rc == MFS_ENOTFOUND ? MFS_OK : rc;
-}
-
 static void s3_free(struct backend *be)
 {
 	struct s3 *s3;
@@ -1284,6 +824,22 @@ static enum mfs_err parse_endpoint(struct s3 *s3, const char *ep,
 	n = strlen(s3->base_path);
 	while (n && s3->base_path[n - 1] == '/')
 		s3->base_path[--n] = '\0';
+	return MFS_OK;
+}
+
+/* An unsigned option of sec: def when absent, at most max. */
+static enum mfs_err opt_u64(struct ini_section *sec, const char *key,
+			    uint64_t def, uint64_t max, const char *where,
+			    uint64_t *out, struct errbuf *eb)
+{
+	const char *v = ini_get(sec, key);
+
+	*out = def;
+	if (v && (str_parse_u64(v, out) || *out > max)) {
+		*out = def;
+		return eb_set(eb, MFS_EINVAL, "%s: %s must be 0..%llu, not '%s'",
+			      where, key, (unsigned long long)max, v);
+	}
 	return MFS_OK;
 }
 
@@ -1409,6 +965,7 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 	const char *v;
 	char where[300];
 	enum mfs_err rc = MFS_OK;
+	uint64_t n = 0;
 	int ps = -1;
 
 	*out = NULL;
@@ -1459,28 +1016,12 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 			s3->path_style = host_is_ip_or_local(s3->hostport) ||
 					 strchr(s3->bucket, '.') != NULL;
 	}
-	s3->retries = 5;
-	v = ini_get(sec, "retries");
-	if (!rc && v) {
-		uint64_t n;
-
-		if (str_parse_u64(v, &n) || n > 100)
-			rc = eb_set(eb, MFS_EINVAL,
-				    "%s: retries must be 0..100", where);
-		else
-			s3->retries = (int)n;
-	}
-	s3->backoff_ms = 200;
-	v = ini_get(sec, "retry_base_ms");
-	if (!rc && v) {
-		uint64_t n;
-
-		if (str_parse_u64(v, &n) || n > 60000)
-			rc = eb_set(eb, MFS_EINVAL,
-				    "%s: retry_base_ms must be 0..60000", where);
-		else
-			s3->backoff_ms = (long)n;
-	}
+	if (!rc)
+		rc = opt_u64(sec, "retries", 5, 100, where, &n, eb);
+	s3->retries = (int)n;
+	if (!rc)
+		rc = opt_u64(sec, "retry_base_ms", 200, 60000, where, &n, eb);
+	s3->backoff_ms = (long)n;
 	ho.ca_file = ini_get(sec, "ca_file");
 	if (!rc)
 		rc = credentials(s3, ini, sec, eb);

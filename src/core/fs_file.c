@@ -81,9 +81,10 @@ out:
 }
 
 /* Get (or make) the staging state of file n for writing. trunc: start
- * empty. Takes a reference. */
+ * empty; fresh: n was just created (no upload of it can be queued). Takes
+ * a reference. */
 static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
-				  int trunc, struct wfile **out,
+				  int trunc, int fresh, struct wfile **out,
 				  struct errbuf *eb)
 {
 	struct wfile *w, *other;
@@ -124,8 +125,10 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 	w->refs = 1;
 	w->loaded = 1;
 	pthread_mutex_init(&w->load_lock, NULL);
-	/* a queued upload of this file: take its staging file back */
-	if (upq_take(fs->cfg.upq, n->ino, &taken, &w->meta)) {
+	/* a queued upload of this file: take its staging file back (only a
+	 * pending node can have one; a new file skips the queue scan) */
+	if (!fresh && n->pending &&
+	    upq_take(fs->cfg.upq, n->ino, &taken, &w->meta)) {
 		w->path = taken;
 		w->fd = open(taken, O_RDWR | O_CLOEXEC);
 		w->dirty = 1;
@@ -383,7 +386,7 @@ enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
 		rc = fsi_writable(fs, &n, &r);
 		if (!rc)
-			rc = wfile_acquire(fs, &n, (flags & O_TRUNC) != 0,
+			rc = wfile_acquire(fs, &n, (flags & O_TRUNC) != 0, 0,
 					   &f->w, eb);
 		goto out;
 	}
@@ -633,23 +636,7 @@ static enum mfs_err change_meta(struct fs *fs, struct mc_node *n,
 		w = NULL;	/* no new content (touch): change it now */
 	if (w) {
 		/* new content being written: rides with its upload */
-		struct upq_meta *d = &w->meta;
-
-		if (bits & UQ_META_MTIME)
-			d->mtime_ns = m->mtime_ns;
-		if (bits & UQ_META_MODE)
-			d->mode = m->mode;
-		if (bits & UQ_META_OWNER) {
-			d->has_owner = 1;
-			d->uid = m->uid;
-			d->gid = m->gid;
-		}
-		if (bits & UQ_META_CTYPE)
-			memcpy(d->content_type, m->content_type,
-			       sizeof(d->content_type));
-		if (bits & UQ_META_CACHE)
-			memcpy(d->cache_control, m->cache_control,
-			       sizeof(d->cache_control));
+		upq_meta_apply(&w->meta, bits, m);
 		w->meta_set |= bits;
 		pthread_mutex_unlock(&fs->lock);
 		return mcache_set(fs->mc, n->ino, &s);
@@ -681,7 +668,7 @@ enum mfs_err fs_setattr(struct fs *fs, uint64_t ino,
 		 * waits for its close), else staged from the server */
 		rc = n.kind == MC_DIR ? MFS_EISDIR : fsi_writable(fs, &n, &r);
 		if (!rc)
-			rc = wfile_acquire(fs, &n, sa->size == 0, &w, eb);
+			rc = wfile_acquire(fs, &n, sa->size == 0, 0, &w, eb);
 		if (!rc) {
 			rc = wfile_load(fs, w, sa->size, eb);
 			if (!rc)
@@ -807,7 +794,7 @@ enum mfs_err fs_create(struct fs *fs, uint64_t parent, const char *name,
 			rc = mcache_get(fs->mc, ino, &n);
 		if (!rc) {
 			f = file_new(fs, ino);
-			rc = f ? wfile_acquire(fs, &n, 1, &f->w, eb)
+			rc = f ? wfile_acquire(fs, &n, 1, 1, &f->w, eb)
 			       : MFS_ENOMEM;
 			if (!rc) {
 				pthread_mutex_lock(&fs->lock);

@@ -756,8 +756,8 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 	return MFS_OK;
 }
 
-static void apply_meta(struct upq_meta *dst, unsigned bits,
-		       const struct upq_meta *m)
+void upq_meta_apply(struct upq_meta *dst, unsigned bits,
+		    const struct upq_meta *m)
 {
 	if (bits & UQ_META_MTIME)
 		dst->mtime_ns = m->mtime_ns;
@@ -805,7 +805,7 @@ enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 	pthread_mutex_lock(&q->lock);
 	it = find(q, ino);
 	if (it) {
-		apply_meta(&it->meta, bits, m);
+		upq_meta_apply(&it->meta, bits, m);
 		if (it->state == S_RUNNING) {
 			it->meta_changed = 1;
 			hit = UQ_AFTER;

@@ -287,11 +287,20 @@ static enum mfs_err add_remote(struct daemon *d, struct ini_section *sec,
 	return MFS_OK;
 }
 
-static void start_workers(void *ud)
+/* Once mounted and (unless -f) forked into the background: SQLite
+ * connections must not cross fork(), so both databases are opened again
+ * here, then the upload workers start. */
+static void after_fork(void *ud)
 {
+	struct daemon *d = ud;
 	struct errbuf eb = { 0 };
 
-	if (upq_start(ud, &eb))
+	if (mcache_reopen(d->mc, &eb) || journal_reopen(d->journal, &eb)) {
+		log_err("%s: uploads stay pending in the journal until the next mount",
+			eb.msg);
+		return;
+	}
+	if (upq_start(d->upq, &eb))
 		log_err("%s: uploads stay pending in the journal until the next mount",
 			eb.msg);
 }
@@ -529,8 +538,8 @@ int main(int argc, char **argv)
 			log_info("resuming %d uploads left pending by the last run%s",
 				 resumed, lost ? " (some could not be resumed: see above)" : "");
 	}
-	mo.started = start_workers;
-	mo.ud = d.upq;
+	mo.started = after_fork;
+	mo.ud = &d;
 	mo.foreground = o.foreground;
 	mo.single_thread = o.single_thread;
 	if (fuse_opt_add_arg(&args, "-osubtype=mediafs") ||

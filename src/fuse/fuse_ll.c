@@ -351,6 +351,16 @@ static void refuse(fuse_req_t req, fuse_ino_t ino)
 	fuse_reply_err(req, rc ? fuse_ll_errno(rc) : EPERM);
 }
 
+/* Answer an operation that returns no data. */
+static void reply_status(fuse_req_t req, enum mfs_err rc,
+			 const struct errbuf *eb, const char *op)
+{
+	if (rc)
+		reply_err(req, rc, eb, op);
+	else
+		fuse_reply_err(req, 0);
+}
+
 static void reply_entry_or_err(fuse_req_t req, enum mfs_err rc,
 			       const struct fs_attr *a,
 			       const struct errbuf *eb, const char *op)
@@ -391,10 +401,7 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct errbuf eb = { 0 };
 	enum mfs_err rc = fs_unlink(fs_of(req), parent, name, &eb);
 
-	if (rc)
-		reply_err(req, rc, &eb, "unlink");
-	else
-		fuse_reply_err(req, 0);
+	reply_status(req, rc, &eb, "unlink");
 }
 
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -402,10 +409,7 @@ static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct errbuf eb = { 0 };
 	enum mfs_err rc = fs_rmdir(fs_of(req), parent, name, &eb);
 
-	if (rc)
-		reply_err(req, rc, &eb, "rmdir");
-	else
-		fuse_reply_err(req, 0);
+	reply_status(req, rc, &eb, "rmdir");
 }
 
 static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
@@ -418,10 +422,7 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	enum mfs_err rc = fs_rename(fs_of(req), parent, name, newparent,
 				    newname, f, &eb);
 
-	if (rc)
-		reply_err(req, rc, &eb, "rename");
-	else
-		fuse_reply_err(req, 0);
+	reply_status(req, rc, &eb, "rename");
 }
 
 static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
@@ -507,10 +508,7 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	enum mfs_err rc = fs_flush((struct fs_file *)(uintptr_t)fi->fh, &eb);
 
 	(void)ino;
-	if (rc)
-		reply_err(req, rc, &eb, "close");
-	else
-		fuse_reply_err(req, 0);
+	reply_status(req, rc, &eb, "close");
 }
 
 static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
@@ -521,10 +519,7 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 
 	(void)ino;
 	(void)datasync;
-	if (rc)
-		reply_err(req, rc, &eb, "fsync");
-	else
-		fuse_reply_err(req, 0);
+	reply_status(req, rc, &eb, "fsync");
 }
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -534,10 +529,7 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	enum mfs_err rc = fs_setxattr(fs_of(req), ino, name, value, size, &eb);
 
 	(void)flags;
-	if (rc)
-		reply_err(req, rc, &eb, "setxattr");
-	else
-		fuse_reply_err(req, 0);
+	reply_status(req, rc, &eb, "setxattr");
 }
 
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)

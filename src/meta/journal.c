@@ -49,6 +49,8 @@ static const char *const state_names[] = { "pending", "done", "failed",
 struct journal {
 	pthread_mutex_t lock;
 	sqlite3 *db;	/* guarded by lock */
+	char *path;
+	int sync_full;
 };
 
 static double now(void)
@@ -76,6 +78,12 @@ enum mfs_err journal_open(const char *path, int sync_full,
 	if (!j)
 		return MFS_ENOMEM;
 	pthread_mutex_init(&j->lock, NULL);
+	j->sync_full = sync_full;
+	j->path = strdup(path);
+	if (!j->path) {
+		journal_close(j);
+		return MFS_ENOMEM;
+	}
 	if (sqlite3_open_v2(path, &j->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -106,7 +114,31 @@ void journal_close(struct journal *j)
 	if (j->db)
 		sqlite3_close(j->db);
 	pthread_mutex_destroy(&j->lock);
+	free(j->path);
 	free(j);
+}
+
+enum mfs_err journal_reopen(struct journal *j, struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+
+	pthread_mutex_lock(&j->lock);
+	sqlite3_close(j->db);
+	j->db = NULL;
+	if (sqlite3_open_v2(j->path, &j->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		rc = eb_set(eb, MFS_EIO, "cannot reopen journal %s", j->path);
+	} else {
+		sqlite3_busy_timeout(j->db, 10000);
+		if (sqlite3_exec(j->db, j->sync_full ?
+				 "PRAGMA synchronous=FULL;" :
+				 "PRAGMA synchronous=NORMAL;", NULL, NULL,
+				 NULL))
+			rc = db_err(j, eb, j->path);
+	}
+	pthread_mutex_unlock(&j->lock);
+	return rc;
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *s)

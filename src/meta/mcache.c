@@ -74,6 +74,7 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS node_key ON node(rid, key);";
 
 struct mcache {
+	char *path;
 	pthread_mutex_t lock;
 	sqlite3 *db;			/* guarded by lock */
 	sqlite3_stmt *st[S_COUNT];	/* guarded by lock */
@@ -105,6 +106,11 @@ enum mfs_err mcache_open(const char *path, struct mcache **out,
 	if (!mc)
 		return MFS_ENOMEM;
 	pthread_mutex_init(&mc->lock, NULL);
+	mc->path = strdup(path);
+	if (!mc->path) {
+		mcache_close(mc);
+		return MFS_ENOMEM;
+	}
 	if (sqlite3_open_v2(path, &mc->db,
 			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
 			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -180,7 +186,42 @@ void mcache_close(struct mcache *mc)
 	if (mc->db)
 		sqlite3_close(mc->db);
 	pthread_mutex_destroy(&mc->lock);
+	free(mc->path);
 	free(mc);
+}
+
+enum mfs_err mcache_reopen(struct mcache *mc, struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+	int i;
+
+	pthread_mutex_lock(&mc->lock);
+	for (i = 0; i < S_COUNT; i++) {
+		sqlite3_finalize(mc->st[i]);
+		mc->st[i] = NULL;
+	}
+	sqlite3_close(mc->db);
+	mc->db = NULL;
+	if (sqlite3_open_v2(mc->path, &mc->db,
+			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+			    NULL) != SQLITE_OK) {
+		rc = eb_set(eb, MFS_EIO, "cannot reopen metadata cache %s",
+			    mc->path);
+		goto out;
+	}
+	sqlite3_busy_timeout(mc->db, 5000);
+	if (exec(mc, "PRAGMA synchronous=NORMAL;")) {
+		rc = db_err(mc, eb, mc->path);
+		goto out;
+	}
+	for (i = 0; i < S_COUNT && !rc; i++)
+		if (sqlite3_prepare_v3(mc->db, sql[i], -1,
+				       SQLITE_PREPARE_PERSISTENT, &mc->st[i],
+				       NULL) != SQLITE_OK)
+			rc = db_err(mc, eb, "preparing statements");
+out:
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
 }
 
 void mc_node_cleanup(struct mc_node *n)

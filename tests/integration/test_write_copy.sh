@@ -14,7 +14,7 @@ write_conf "$CONF" wcopy
 s3 mkbucket wcopy
 
 N=120
-NDIRS=$(/usr/bin/python3 "$LIB_DIR/mktree.py" "$T/src" $N --big $((70 * 1024 * 1024)))
+NDIRS=$(/usr/bin/python3 "$LIB_DIR/mktree.py" "$T/src" $N --big 100000000)
 NFILES=$((N + 1))
 mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache",journal="$JOURNAL" s3t: ||
 	{ fail mount "mediafs did not mount"; exit 1; }
@@ -39,7 +39,7 @@ max=$((NFILES + parts + 2))
 [ "$copies" -eq 0 ] && [ "$deletes" -eq 0 ] && [ "$heads" -eq 0 ] && [ "$markers" -eq 0 ] && [ "$total" -le "$max" ] &&
 	pass "cp -r of $NFILES files in $((NDIRS + 1)) dirs: $total requests (1 per file + $((parts + 1)) for the multipart file), no marker, 0 COPY/DELETE/HEAD" ||
 	fail "cp -r request count" "total $total (max $max): PUT $puts markers $markers parts $parts COPY $copies DELETE $deletes HEAD $heads"
-[ "$mpu" -eq 1 ] && [ "$parts" -ge 9 ] && pass "70 MiB file went up as a multipart upload ($parts parts)" ||
+[ "$mpu" -eq 1 ] && [ "$parts" -ge 9 ] && pass "100 MB file went up as a multipart upload ($parts parts)" ||
 	fail "multipart" "$mpu uploads, $parts parts"
 echo "cp -r returned after $(echo "$t1 - $t0" | bc) s" >&2
 

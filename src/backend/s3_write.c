@@ -1,0 +1,434 @@
+/* s3_write.c - S3 writes: PutObject from a staged file with a signed
+ * payload hash, CopyObject (metadata copied or replaced), DeleteObject(s),
+ * directory markers, multipart uploads (API-NOTES A6-A9). Every 200 that
+ * may carry an <Error> body is parsed. Calls: net, common. Thread-safe.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/str.h"
+#include "net/xml.h"
+#include "s3_int.h"
+
+
+#define MAX_META_HEADERS 8
+
+/* Fill h[] (names and values in vals[][]) from meta; returns the count. */
+static int meta_headers(const struct put_meta *m, struct sigv4_pair *h,
+			char vals[][64])
+{
+	int n = 0;
+
+	h[n++] = (struct sigv4_pair){ "content-type",
+		m && m->content_type && *m->content_type ?
+		m->content_type : "application/octet-stream" };
+	if (!m)
+		return n;
+	if (m->cache_control && *m->cache_control)
+		h[n++] = (struct sigv4_pair){ "cache-control",
+					      m->cache_control };
+	if (m->mtime_ns) {
+		/* rclone's convention: decimal seconds, 9 fractional digits */
+		int64_t s = m->mtime_ns / 1000000000;
+		int64_t ns = m->mtime_ns % 1000000000;
+
+		if (ns < 0) {
+			ns += 1000000000;
+			s--;
+		}
+		snprintf(vals[n], 64, "%lld.%09lld", (long long)s,
+			 (long long)ns);
+		h[n] = (struct sigv4_pair){ "x-amz-meta-mtime", vals[n] };
+		n++;
+	}
+	if (m->mode) {
+		/* s3fs's convention: the whole st_mode in decimal */
+		snprintf(vals[n], 64, "%u", m->mode);
+		h[n] = (struct sigv4_pair){ "x-amz-meta-mode", vals[n] };
+		n++;
+	}
+	if (m->has_owner) {
+		snprintf(vals[n], 64, "%u", m->uid);
+		h[n] = (struct sigv4_pair){ "x-amz-meta-uid", vals[n] };
+		n++;
+		snprintf(vals[n], 64, "%u", m->gid);
+		h[n] = (struct sigv4_pair){ "x-amz-meta-gid", vals[n] };
+		n++;
+	}
+	return n;
+}
+
+static void out_etag(const struct http_response *resp, struct obj_meta *out,
+		     uint64_t size, const struct put_meta *meta)
+{
+	if (!out)
+		return;
+	memset(out, 0, sizeof(*out));
+	out->kind = OBJ_FILE;
+	out->size = size;
+	s3_strip_etag(http_header(resp, "etag"), out->etag, sizeof(out->etag));
+	if (meta) {
+		out->mtime_ns = meta->mtime_ns;
+		out->mode = meta->mode & 07777;
+		if (meta->content_type)
+			snprintf(out->content_type, sizeof(out->content_type),
+				 "%s", meta->content_type);
+		if (meta->cache_control)
+			snprintf(out->cache_control,
+				 sizeof(out->cache_control), "%s",
+				 meta->cache_control);
+	}
+}
+
+enum mfs_err s3_put(struct backend *be, const char *key,
+			   const struct put_body *body,
+			   const struct put_meta *meta, struct obj_meta *out,
+			   struct errbuf *eb)
+{
+	struct sigv4_pair h[MAX_META_HEADERS];
+	char vals[MAX_META_HEADERS][64];
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	enum mfs_err rc;
+
+	call.method = "PUT";
+	call.key = key;
+	call.headers = h;
+	call.nheaders = meta_headers(meta, h, vals);
+	call.payload_sha256 = body->sha256 ? body->sha256 : "UNSIGNED-PAYLOAD";
+	call.fbody = body;
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	if (!rc)
+		out_etag(&resp, out, body->len, meta);
+	http_response_cleanup(&resp);
+	return rc;
+}
+
+/* Copy-source: "/bucket/key", the key encoded like a canonical URI. */
+static char *copy_source(struct s3 *s3, const char *key)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (buf_addf(&b, "/%s/", s3->bucket) ||
+	    str_uri_encode(&b, key, strlen(key), 1)) {
+		buf_cleanup(&b);
+		return NULL;
+	}
+	return buf_take(&b);
+}
+
+enum mfs_err s3_copy(struct backend *be, const char *src,
+			    const char *dst, const struct put_meta *meta,
+			    struct obj_meta *out, struct errbuf *eb)
+{
+	struct sigv4_pair h[MAX_META_HEADERS + 2];
+	char vals[MAX_META_HEADERS + 2][64];
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	char *cs = copy_source(be->priv, src);
+	struct xml_doc *doc = NULL;
+	enum mfs_err rc;
+	int n = 0;
+
+	if (!cs)
+		return MFS_ENOMEM;
+	if (meta)
+		n = meta_headers(meta, h, vals);
+	h[n++] = (struct sigv4_pair){ "x-amz-copy-source", cs };
+	h[n++] = (struct sigv4_pair){ "x-amz-metadata-directive",
+				      meta ? "REPLACE" : "COPY" };
+	call.method = "PUT";
+	call.key = dst;
+	call.headers = h;
+	call.nheaders = n;
+	call.may_200_error = 1;
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	if (!rc) {
+		__atomic_add_fetch(&be->stats.copy, 1, __ATOMIC_RELAXED);
+		if (out) {
+			memset(out, 0, sizeof(*out));
+			out->kind = OBJ_FILE;
+			if (meta) {
+				out->mtime_ns = meta->mtime_ns;
+				out->mode = meta->mode & 07777;
+			}
+		}
+		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
+		if (!rc && out) {
+			char *et = xml_child_text(xml_root(doc), "ETag");
+
+			s3_strip_etag(et, out->etag, sizeof(out->etag));
+			free(et);
+		}
+		xml_free(doc);
+		if (rc)
+			eb_prefix(eb, "copying %s to %s", src, dst);
+	}
+	http_response_cleanup(&resp);
+	free(cs);
+	return rc;
+}
+
+enum mfs_err s3_del(struct backend *be, const char *key,
+			   struct errbuf *eb)
+{
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	enum mfs_err rc;
+
+	call.method = "DELETE";
+	call.key = key;
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	http_response_cleanup(&resp);
+	return rc == MFS_ENOTFOUND ? MFS_OK : rc;
+}
+
+enum mfs_err s3_del_many(struct backend *be, const char *const *keys,
+				int n, int *failed, struct errbuf *eb)
+{
+	struct sigv4_pair q[1] = { { "delete", "" } }, h[2];
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	struct xml_doc *doc = NULL;
+	char md5[25], sha[65];
+	struct buf body;
+	enum mfs_err rc = MFS_OK;
+	int i;
+
+	*failed = 0;
+	if (n <= 0)
+		return MFS_OK;
+	if (n > 1000)
+		return eb_set(eb, MFS_EINVAL, "at most 1000 keys per delete");
+	buf_init(&body, 0);
+	rc = buf_adds(&body, "<Delete xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Quiet>true</Quiet>");
+	for (i = 0; i < n && !rc; i++) {
+		rc = buf_adds(&body, "<Object><Key>");
+		if (!rc)
+			rc = xml_escape(&body, keys[i]);
+		if (!rc)
+			rc = buf_adds(&body, "</Key></Object>");
+	}
+	if (!rc)
+		rc = buf_adds(&body, "</Delete>");
+	if (rc) {
+		buf_cleanup(&body);
+		return rc;
+	}
+	sigv4_content_md5(body.data, body.len, md5);
+	sigv4_sha256_hex(body.data, body.len, sha);
+	h[0] = (struct sigv4_pair){ "content-md5", md5 };
+	h[1] = (struct sigv4_pair){ "content-type", "application/xml" };
+	call.method = "POST";
+	call.query = q;
+	call.nquery = 1;
+	call.headers = h;
+	call.nheaders = 2;
+	call.payload_sha256 = sha;
+	call.body = body.data;
+	call.body_len = body.len;
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	if (!rc)
+		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
+	if (!rc) {
+		const struct xml_node *e;
+
+		for (e = xml_first(xml_root(doc), "Error"); e;
+		     e = xml_next(e, "Error")) {
+			char *k = xml_child_text(e, "Key");
+			char *c = xml_child_text(e, "Code");
+
+			if (!*failed)
+				eb_set(eb, MFS_EIO, "deleting %s: %s",
+				       k ? k : "?", c ? c : "?");
+			(*failed)++;
+			free(k);
+			free(c);
+		}
+		__atomic_add_fetch(&be->stats.del, (unsigned long)n,
+				   __ATOMIC_RELAXED);
+	}
+	xml_free(doc);
+	http_response_cleanup(&resp);
+	buf_cleanup(&body);
+	return rc;
+}
+
+enum mfs_err s3_mkdir(struct backend *be, const char *dir,
+			     const struct put_meta *meta, struct errbuf *eb)
+{
+	struct put_body body = { -1, 0, 0, SIGV4_EMPTY_SHA256 };
+	struct put_meta m = { 0 };
+	char *key = str_fmt("%s/", dir);
+	enum mfs_err rc;
+
+	if (!key)
+		return MFS_ENOMEM;
+	if (meta)
+		m = *meta;
+	m.content_type = "application/x-directory";
+	rc = s3_put(be, key, &body, &m, NULL, eb);
+	free(key);
+	return rc;
+}
+
+enum mfs_err s3_rmdir(struct backend *be, const char *dir,
+			     struct errbuf *eb)
+{
+	char *key = str_fmt("%s/", dir);
+	enum mfs_err rc;
+
+	if (!key)
+		return MFS_ENOMEM;
+	rc = s3_del(be, key, eb);
+	free(key);
+	return rc;
+}
+
+enum mfs_err s3_mp_begin(struct backend *be, const char *key,
+				const struct put_meta *meta, char **upload_id,
+				struct errbuf *eb)
+{
+	struct sigv4_pair h[MAX_META_HEADERS], q[1] = { { "uploads", "" } };
+	char vals[MAX_META_HEADERS][64];
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	struct xml_doc *doc = NULL;
+	enum mfs_err rc;
+
+	*upload_id = NULL;
+	call.method = "POST";
+	call.key = key;
+	call.query = q;
+	call.nquery = 1;
+	call.headers = h;
+	call.nheaders = meta_headers(meta, h, vals);
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	if (!rc)
+		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
+	if (!rc) {
+		*upload_id = xml_child_text(xml_root(doc), "UploadId");
+		if (!*upload_id || !**upload_id) {
+			free(*upload_id);
+			*upload_id = NULL;
+			rc = eb_set(eb, MFS_EPROTO,
+				    "multipart upload started without an UploadId");
+		}
+	}
+	xml_free(doc);
+	http_response_cleanup(&resp);
+	return rc;
+}
+
+enum mfs_err s3_mp_part(struct backend *be, const char *key,
+			       const char *upload_id, int part,
+			       const struct put_body *body, char etag[80],
+			       struct errbuf *eb)
+{
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	struct sigv4_pair q[2];
+	char num[16];
+	enum mfs_err rc;
+
+	snprintf(num, sizeof(num), "%d", part);
+	q[0] = (struct sigv4_pair){ "partNumber", num };
+	q[1] = (struct sigv4_pair){ "uploadId", upload_id };
+	call.method = "PUT";
+	call.key = key;
+	call.query = q;
+	call.nquery = 2;
+	call.payload_sha256 = body->sha256 ? body->sha256 : "UNSIGNED-PAYLOAD";
+	call.fbody = body;
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	if (!rc) {
+		s3_strip_etag(http_header(&resp, "etag"), etag, 80);
+		if (!*etag)
+			rc = eb_set(eb, MFS_EPROTO, "part %d: no ETag", part);
+	}
+	http_response_cleanup(&resp);
+	return rc;
+}
+
+enum mfs_err s3_mp_complete(struct backend *be, const char *key,
+				   const char *upload_id, char (*etags)[80],
+				   int nparts, struct obj_meta *out,
+				   struct errbuf *eb)
+{
+	struct sigv4_pair q[1] = { { "uploadId", upload_id } }, h[1];
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	struct xml_doc *doc = NULL;
+	struct buf body;
+	char sha[65];
+	enum mfs_err rc;
+	int i;
+
+	buf_init(&body, 0);
+	rc = buf_adds(&body, "<CompleteMultipartUpload>");
+	for (i = 0; i < nparts && !rc; i++)
+		rc = buf_addf(&body, "<Part><PartNumber>%d</PartNumber>"
+			      "<ETag>\"%s\"</ETag></Part>", i + 1, etags[i]);
+	if (!rc)
+		rc = buf_adds(&body, "</CompleteMultipartUpload>");
+	if (rc) {
+		buf_cleanup(&body);
+		return rc;
+	}
+	sigv4_sha256_hex(body.data, body.len, sha);
+	h[0] = (struct sigv4_pair){ "content-type", "application/xml" };
+	call.method = "POST";
+	call.key = key;
+	call.query = q;
+	call.nquery = 1;
+	call.headers = h;
+	call.nheaders = 1;
+	call.payload_sha256 = sha;
+	call.body = body.data;
+	call.body_len = body.len;
+	call.may_200_error = 1;
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	if (!rc)
+		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
+	if (!rc && out) {
+		char *et = xml_child_text(xml_root(doc), "ETag");
+
+		memset(out, 0, sizeof(*out));
+		out->kind = OBJ_FILE;
+		s3_strip_etag(et, out->etag, sizeof(out->etag));
+		free(et);
+	}
+	xml_free(doc);
+	http_response_cleanup(&resp);
+	buf_cleanup(&body);
+	return rc;
+}
+
+enum mfs_err s3_mp_abort(struct backend *be, const char *key,
+				const char *upload_id, struct errbuf *eb)
+{
+	struct sigv4_pair q[1] = { { "uploadId", upload_id } };
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	enum mfs_err rc;
+
+	call.method = "DELETE";
+	call.key = key;
+	call.query = q;
+	call.nquery = 1;
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	http_response_cleanup(&resp);
+	return rc == MFS_ENOTFOUND ? MFS_OK : rc;
+}
+
