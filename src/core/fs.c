@@ -671,7 +671,15 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 		rc = n.etag[0] ? put_value(n.etag, dst, cap, len)
 			       : MFS_ENODATA;
 	} else if (!strcmp(name, "user.mediafs.content_type")) {
-		rc = fsi_full(fs, &n, eb);
+		struct upq_meta m;
+
+		/* not uploaded yet: what the upload will send */
+		if (n.pending && fs->cfg.upq &&
+		    upq_get_meta(fs->cfg.upq, ino, &m))
+			snprintf(n.ctype, sizeof(n.ctype), "%s",
+				 m.content_type);
+		else if (!n.pending)
+			rc = fsi_full(fs, &n, eb);
 		if (!rc)
 			rc = put_value(n.ctype[0] ? n.ctype
 				       : "application/octet-stream",

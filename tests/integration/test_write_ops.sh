@@ -101,6 +101,9 @@ wait_uploads "$J"
 echo '<html></html>' >"$T/page"
 cp "$T/page" "$MNT/page" && setfattr -n user.mediafs.content_type -v text/html "$MNT/page" &&
 	setfattr -n user.mediafs.cache_control -v "max-age=3600" "$MNT/page"
+[ "$(getfattr --only-values -n user.mediafs.content_type "$MNT/page" 2>/dev/null)" = text/html ] &&
+	pass "getfattr of a file not yet uploaded: the type its upload will send" ||
+	fail "getfattr before upload" "$(getfattr -n user.mediafs.content_type "$MNT/page" 2>&1)"
 wait_uploads "$J"
 s3 head wops page >"$T/h"
 grep -q '^content-type=text/html$' "$T/h" && grep -q '^cache-control=max-age=3600$' "$T/h" &&
