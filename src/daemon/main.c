@@ -558,6 +558,15 @@ int main(int argc, char **argv)
 		if (st.failed)
 			ret = 1;
 	}
+	for (i = 0; i < d.nremotes; i++) {
+		const struct backend_stats *b = &d.remotes[i].be->stats;
+
+		if (b->list + b->head + b->get + b->put + b->copy + b->del +
+		    b->other)
+			log_info("remote [%s]: %lu LIST, %lu HEAD, %lu GET, %lu PUT, %lu COPY, %lu DELETE, %lu other requests; %lu retries",
+				 d.remotes[i].name, b->list, b->head, b->get,
+				 b->put, b->copy, b->del, b->other, b->retries);
+	}
 out:
 	daemon_cleanup(&d);
 	fuse_opt_free_args(&args);
