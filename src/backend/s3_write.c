@@ -83,9 +83,8 @@ static void out_etag(const struct http_response *resp, struct obj_meta *out,
 }
 
 enum mfs_err s3_put(struct backend *be, const char *key,
-			   const struct put_body *body,
-			   const struct put_meta *meta, struct obj_meta *out,
-			   struct errbuf *eb)
+		    const struct put_body *body, const struct put_meta *meta,
+		    struct obj_meta *out, struct errbuf *eb)
 {
 	struct sigv4_pair h[MAX_META_HEADERS];
 	char vals[MAX_META_HEADERS][64];
@@ -122,8 +121,8 @@ static char *copy_source(struct s3 *s3, const char *key)
 }
 
 enum mfs_err s3_copy(struct backend *be, const char *src,
-			    const char *dst, const struct put_meta *meta,
-			    struct obj_meta *out, struct errbuf *eb)
+		     const char *dst, const struct put_meta *meta,
+		     struct obj_meta *out, struct errbuf *eb)
 {
 	struct sigv4_pair h[MAX_META_HEADERS + 2];
 	char vals[MAX_META_HEADERS + 2][64];
@@ -174,8 +173,10 @@ enum mfs_err s3_copy(struct backend *be, const char *src,
 	return rc;
 }
 
-enum mfs_err s3_del(struct backend *be, const char *key,
-			   struct errbuf *eb)
+/* DELETE key (with query q); a missing key is not an error. */
+static enum mfs_err delete_key(struct backend *be, const char *key,
+			       const struct sigv4_pair *q, int nq,
+			       struct errbuf *eb)
 {
 	struct http_response resp;
 	struct s3_call call = { 0 };
@@ -183,14 +184,21 @@ enum mfs_err s3_del(struct backend *be, const char *key,
 
 	call.method = "DELETE";
 	call.key = key;
+	call.query = q;
+	call.nquery = nq;
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	http_response_cleanup(&resp);
 	return rc == MFS_ENOTFOUND ? MFS_OK : rc;
 }
 
+enum mfs_err s3_del(struct backend *be, const char *key, struct errbuf *eb)
+{
+	return delete_key(be, key, NULL, 0, eb);
+}
+
 enum mfs_err s3_del_many(struct backend *be, const char *const *keys,
-				int n, int *failed, struct errbuf *eb)
+			 int n, int *failed, struct errbuf *eb)
 {
 	struct sigv4_pair q[1] = { { "delete", "" } }, h[2];
 	struct http_response resp;
@@ -262,7 +270,7 @@ enum mfs_err s3_del_many(struct backend *be, const char *const *keys,
 }
 
 enum mfs_err s3_mkdir(struct backend *be, const char *dir,
-			     const struct put_meta *meta, struct errbuf *eb)
+		      const struct put_meta *meta, struct errbuf *eb)
 {
 	struct put_body body = { -1, 0, 0, SIGV4_EMPTY_SHA256 };
 	struct put_meta m = { 0 };
@@ -280,7 +288,7 @@ enum mfs_err s3_mkdir(struct backend *be, const char *dir,
 }
 
 enum mfs_err s3_rmdir(struct backend *be, const char *dir,
-			     struct errbuf *eb)
+		      struct errbuf *eb)
 {
 	char *key = str_fmt("%s/", dir);
 	enum mfs_err rc;
@@ -293,8 +301,8 @@ enum mfs_err s3_rmdir(struct backend *be, const char *dir,
 }
 
 enum mfs_err s3_mp_begin(struct backend *be, const char *key,
-				const struct put_meta *meta, char **upload_id,
-				struct errbuf *eb)
+			 const struct put_meta *meta, char **upload_id,
+			 struct errbuf *eb)
 {
 	struct sigv4_pair h[MAX_META_HEADERS], q[1] = { { "uploads", "" } };
 	char vals[MAX_META_HEADERS][64];
@@ -329,9 +337,9 @@ enum mfs_err s3_mp_begin(struct backend *be, const char *key,
 }
 
 enum mfs_err s3_mp_part(struct backend *be, const char *key,
-			       const char *upload_id, int part,
-			       const struct put_body *body, char etag[80],
-			       struct errbuf *eb)
+			const char *upload_id, int part,
+			const struct put_body *body, char etag[80],
+			struct errbuf *eb)
 {
 	struct http_response resp;
 	struct s3_call call = { 0 };
@@ -360,9 +368,9 @@ enum mfs_err s3_mp_part(struct backend *be, const char *key,
 }
 
 enum mfs_err s3_mp_complete(struct backend *be, const char *key,
-				   const char *upload_id, char (*etags)[80],
-				   int nparts, struct obj_meta *out,
-				   struct errbuf *eb)
+			    const char *upload_id, char (*etags)[80],
+			    int nparts, struct obj_meta *out,
+			    struct errbuf *eb)
 {
 	struct sigv4_pair q[1] = { { "uploadId", upload_id } }, h[1];
 	struct http_response resp;
@@ -415,20 +423,9 @@ enum mfs_err s3_mp_complete(struct backend *be, const char *key,
 }
 
 enum mfs_err s3_mp_abort(struct backend *be, const char *key,
-				const char *upload_id, struct errbuf *eb)
+			 const char *upload_id, struct errbuf *eb)
 {
 	struct sigv4_pair q[1] = { { "uploadId", upload_id } };
-	struct http_response resp;
-	struct s3_call call = { 0 };
-	enum mfs_err rc;
 
-	call.method = "DELETE";
-	call.key = key;
-	call.query = q;
-	call.nquery = 1;
-	http_response_init(&resp);
-	rc = s3_do(be, &call, &resp, eb);
-	http_response_cleanup(&resp);
-	return rc == MFS_ENOTFOUND ? MFS_OK : rc;
+	return delete_key(be, key, q, 1, eb);
 }
-

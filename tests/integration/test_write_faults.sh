@@ -56,6 +56,16 @@ staged=$(echo "$row" | cut -d'|' -f3)
 	fail "read after failure" "$(cat "$MNT/keep.txt")"
 grep -q "upload of keep.txt failed, kept in" "$LOG" && pass "the log names the failure and where the data is" ||
 	fail "failure log" "no line"
+# a multipart upload whose part 3 is refused for good is aborted
+head -c 100000000 /dev/urandom >"$T/big"
+printf 'rate=0\nfail_key=partNumber=3&\n' >"$T/control"
+cp "$T/big" "$MNT/big.bin"
+wait_uploads "$J" 120
+row=$(sqlite3 "$J" "select state from uploads where key='big.bin' order by id desc limit 1")
+open_uploads=$(S3_PORT=$S3_PORT_REAL s3 uploads faults)
+[ "$row" = failed ] && [ -z "$open_uploads" ] && [ -z "$(S3_PORT=$S3_PORT_REAL s3 keys faults big.bin)" ] &&
+	pass "a multipart upload that fails is aborted: no open upload, no object, a failed row" ||
+	fail "multipart abort" "row '$row', open uploads: $open_uploads"
 printf 'rate=0\n' >"$T/control"
 umount_fs "$LOG" "$MNT" 2>/dev/null
 # a failed upload makes the daemon exit non-zero, by design

@@ -16,6 +16,9 @@ python3-boto3) talking to the test server.
         Content-Type, Cache-Control and x-amz-meta-* as "name=value" lines
   s3tool.py --port P keys BUCKET [PREFIX]
         every key under PREFIX, one per line
+  s3tool.py --port P uploads BUCKET
+        multipart uploads still open (not completed nor aborted), one key
+        per line
 """
 import argparse
 import concurrent.futures
@@ -127,6 +130,8 @@ def main():
     s = sub.add_parser('head')
     s.add_argument('bucket')
     s.add_argument('key')
+    s = sub.add_parser('uploads')
+    s.add_argument('bucket')
     s = sub.add_parser('keys')
     s.add_argument('bucket')
     s.add_argument('prefix', nargs='?', default='')
@@ -143,6 +148,9 @@ def main():
         c.put_object(Bucket=a.bucket, Key=a.key, Body=body, Metadata=meta)
     elif a.cmd == 'delete':
         c.delete_object(Bucket=a.bucket, Key=a.key)
+    elif a.cmd == 'uploads':
+        for u in c.list_multipart_uploads(Bucket=a.bucket).get('Uploads', []):
+            print(u['Key'])
     elif a.cmd == 'keys':
         for k in all_keys(c, a.bucket, a.prefix):
             print(k)
