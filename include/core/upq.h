@@ -22,6 +22,7 @@
 #include "common/err.h"
 #include "meta/journal.h"
 #include "meta/mcache.h"
+#include "meta/sniff.h"
 
 struct upq;
 
@@ -38,6 +39,9 @@ struct upq_config {
 					 * descriptor right after close() can
 					 * take them back; default 100 */
 	const char *mount_id;		/* copied */
+	struct sniff *sniff;		/* content types of uploads without
+					 * one; NULL: application/octet-stream
+					 * (borrowed) */
 	const char *label;		/* copied; NULL = none */
 };
 

@@ -212,9 +212,9 @@ static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w,
 		meta.mtime_ns = fsi_now_ns();
 	if (!(w->meta_set & UQ_META_MODE))
 		meta.mode = S_IFREG | (n.mode ? n.mode : fs->cfg.file_mode);
+	/* no explicit type: the upload sniffs the new bytes */
 	if (!(w->meta_set & UQ_META_CTYPE))
-		snprintf(meta.content_type, sizeof(meta.content_type), "%s",
-			 n.ctype);
+		meta.content_type[0] = '\0';
 	if (!(w->meta_set & UQ_META_CACHE))
 		snprintf(meta.cache_control, sizeof(meta.cache_control), "%s",
 			 n.cc);

@@ -340,8 +340,24 @@ static enum mfs_err multipart(struct upq *q, struct backend *be,
 	return rc;
 }
 
+/* A type for an upload nobody gave one: from its first bytes. */
+static void sniff_staged(struct upq *q, int fd, const char *key,
+			 struct upq_meta *meta)
+{
+	char buf[SNIFF_BYTES];
+	const char *base = strrchr(key, '/');
+	ssize_t n;
+
+	if (meta->content_type[0])
+		return;
+	n = pread(fd, buf, sizeof(buf), 0);
+	sniff_type(q->cfg.sniff, buf, n > 0 ? (size_t)n : 0,
+		   base ? base + 1 : key, meta->content_type,
+		   sizeof(meta->content_type));
+}
+
 static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
-			   const char *path, const struct upq_meta *meta,
+			   const char *path, struct upq_meta *meta,
 			   struct obj_meta *out, char sha[65], uint64_t *size,
 			   struct errbuf *eb)
 {
@@ -360,6 +376,7 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 			      strerror(errno));
 	}
 	*size = (uint64_t)st.st_size;
+	sniff_staged(q, fd, key, meta);
 	rc = sha256_range(fd, 0, *size, sha);
 	if (rc) {
 		close(fd);
@@ -553,6 +570,9 @@ static void *worker(void *arg)
 		free(key);
 
 		pthread_mutex_lock(&q->lock);
+		if (!rc && !it->meta.content_type[0])	/* the sniffed type */
+			memcpy(it->meta.content_type, meta.content_type,
+			       sizeof(meta.content_type));
 		if (!rc)
 			rc = after_upload(q, it, &out, &eb);
 		q->st.running--;

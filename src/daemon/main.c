@@ -29,6 +29,7 @@
 #include "fuse/fuse_ll.h"
 #include "meta/journal.h"
 #include "meta/mcache.h"
+#include "meta/sniff.h"
 
 #ifndef MFS_VERSION
 #define MFS_VERSION "0.1.0"
@@ -239,6 +240,7 @@ struct daemon {
 	struct journal *journal;
 	struct stage *stage;
 	struct upq *upq;
+	struct sniff *sniff;
 	struct fs *fs;
 	int lock_fd;
 };
@@ -248,6 +250,7 @@ static void daemon_cleanup(struct daemon *d)
 	int i;
 
 	upq_free(d->upq);
+	sniff_free(d->sniff);
 	fs_free(d->fs);
 	stage_free(d->stage);
 	journal_close(d->journal);
@@ -487,6 +490,10 @@ int main(int argc, char **argv)
 		}
 		uc.mount_id = id;
 		uc.label = o.label;
+		if (sniff_new(&d.sniff, &eb))
+			log_warn("%s; uploads without a type set will be application/octet-stream",
+				 eb.msg);
+		uc.sniff = d.sniff;
 		if (o.workers && (str_parse_u64(o.workers, &v) || !v ||
 				  v > 256)) {
 			fprintf(stderr, "mediafs: upload_workers must be 1..256\n");

@@ -114,6 +114,19 @@ grep -q '^content-type=text/html$' "$T/h" && grep -q '^cache-control=max-age=360
 setfattr -n user.other -v x "$MNT/page" 2>/dev/null && fail "unknown xattr" "accepted" ||
 	pass "other xattrs are refused"
 
+# content type sniffed from the bytes of an extension-less image
+/usr/bin/python3 "$TESTS_DIR/../scripts/gen-images.py" "$T/imgs" 3
+img=$(find "$T/imgs" -type f | head -1)
+cp "$img" "$MNT/noext-image"
+wait_uploads "$J"
+s3 head wops noext-image >"$T/h"
+jt=$(sqlite3 "$J" "select content_type from uploads where key='noext-image' and state='done'")
+want=$(file -b --mime-type "$img" 2>/dev/null || echo image/png)
+grep -q "^content-type=$want$" "$T/h" && [ "$jt" = "$want" ] &&
+	[ "$(getfattr --only-values -n user.mediafs.content_type "$MNT/noext-image" 2>/dev/null)" = "$want" ] &&
+	pass "an extension-less image goes up as $want (server, journal, xattr)" ||
+	fail "sniffing" "$(tr '\n' ' ' <"$T/h") journal '$jt' want $want"
+
 # fsync waits for the upload
 head -c 200000 /dev/urandom >"$T/s"
 dd if="$T/s" of="$MNT/synced" bs=64k conv=fsync 2>/dev/null

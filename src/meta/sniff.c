@@ -1,0 +1,114 @@
+/* sniff.c - content type sniffing with libmagic. lock guards cookie. */
+#include "meta/sniff.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <magic.h>
+
+struct sniff {
+	pthread_mutex_t lock;
+	magic_t cookie;		/* guarded by lock */
+};
+
+/* Extension -> type, consulted only when the bytes are not conclusive. */
+static const struct {
+	const char *ext;
+	const char *type;
+} by_ext[] = {
+	{ "html", "text/html" }, { "htm", "text/html" },
+	{ "css", "text/css" }, { "js", "text/javascript" },
+	{ "mjs", "text/javascript" }, { "json", "application/json" },
+	{ "csv", "text/csv" }, { "txt", "text/plain" },
+	{ "md", "text/markdown" }, { "xml", "application/xml" },
+	{ "svg", "image/svg+xml" }, { "webmanifest", "application/manifest+json" },
+	{ "jpg", "image/jpeg" }, { "jpeg", "image/jpeg" },
+	{ "png", "image/png" }, { "gif", "image/gif" },
+	{ "webp", "image/webp" }, { "avif", "image/avif" },
+	{ "heic", "image/heic" }, { "tif", "image/tiff" },
+	{ "tiff", "image/tiff" }, { "ico", "image/vnd.microsoft.icon" },
+	{ "mp4", "video/mp4" }, { "webm", "video/webm" },
+	{ "mov", "video/quicktime" }, { "mp3", "audio/mpeg" },
+	{ "pdf", "application/pdf" }, { "woff2", "font/woff2" },
+	{ "woff", "font/woff" },
+};
+
+enum mfs_err sniff_new(struct sniff **out, struct errbuf *eb)
+{
+	struct sniff *s = calloc(1, sizeof(*s));
+
+	*out = NULL;
+	if (!s)
+		return MFS_ENOMEM;
+	pthread_mutex_init(&s->lock, NULL);
+	s->cookie = magic_open(MAGIC_MIME_TYPE | MAGIC_ERROR |
+			       MAGIC_NO_CHECK_COMPRESS);
+	if (!s->cookie || magic_load(s->cookie, NULL)) {
+		enum mfs_err rc = eb_set(eb, MFS_EIO,
+					 "cannot load the libmagic database: %s",
+					 s->cookie ? magic_error(s->cookie)
+						   : "out of memory");
+
+		sniff_free(s);
+		return rc;
+	}
+	*out = s;
+	return MFS_OK;
+}
+
+void sniff_free(struct sniff *s)
+{
+	if (!s)
+		return;
+	if (s->cookie)
+		magic_close(s->cookie);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
+static const char *ext_type(const char *name)
+{
+	const char *dot = name ? strrchr(name, '.') : NULL;
+	size_t i;
+
+	if (!dot || strchr(dot, '/'))
+		return NULL;
+	for (i = 0; i < sizeof(by_ext) / sizeof(by_ext[0]); i++)
+		if (!strcasecmp(dot + 1, by_ext[i].ext))
+			return by_ext[i].type;
+	return NULL;
+}
+
+/* Bytes that say nothing specific: let the extension decide. */
+static int generic(const char *t)
+{
+	return !t || !strcmp(t, "application/octet-stream") ||
+	       !strcmp(t, "text/plain") || !strcmp(t, "application/x-empty") ||
+	       !strcmp(t, "inode/x-empty") || !strncmp(t, "text/x-", 7);
+}
+
+void sniff_type(struct sniff *s, const void *p, size_t n, const char *name,
+		char *out, size_t cap)
+{
+	const char *t = NULL, *e;
+	char got[128] = "";
+
+	if (s && n) {
+		pthread_mutex_lock(&s->lock);
+		t = magic_buffer(s->cookie, p, n);
+		if (t)
+			snprintf(got, sizeof(got), "%s", t);
+		pthread_mutex_unlock(&s->lock);
+	}
+	t = got[0] ? got : NULL;
+	e = ext_type(name);
+	if (generic(t) && e)
+		t = e;
+	else if (!t || !strcmp(t, "application/x-empty") ||
+		 !strcmp(t, "inode/x-empty"))
+		t = "application/octet-stream";
+	snprintf(out, cap, "%s", t);
+}
