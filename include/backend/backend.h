@@ -156,6 +156,8 @@ void backend_free(struct backend *be);
 /* Each provider's constructor (registry entries). */
 enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 			       struct backend **out, struct errbuf *eb);
+enum mfs_err local_backend_create(struct ini *ini, struct ini_section *sec,
+				  struct backend **out, struct errbuf *eb);
 
 /* Refuse a key of sec that is not in known (NULL-terminated), naming its
  * line; constructors call it first, so a typo is reported as a typo. */

@@ -10,6 +10,7 @@ static const struct {
 			       struct backend **, struct errbuf *);
 } registry[] = {
 	{ "s3", s3_backend_create },
+	{ "local", local_backend_create },
 };
 
 enum mfs_err backend_create(struct ini *ini, struct ini_section *sec,
@@ -21,13 +22,13 @@ enum mfs_err backend_create(struct ini *ini, struct ini_section *sec,
 	*out = NULL;
 	if (!type)
 		return eb_set(eb, MFS_EINVAL,
-			      "%s:%d: remote [%s] has no 'type' (one of: s3)",
+			      "%s:%d: remote [%s] has no 'type' (one of: s3, local)",
 			      ini->path, sec->line, sec->name);
 	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		if (!strcmp(registry[i].type, type))
 			return registry[i].create(ini, sec, out, eb);
 	return eb_set(eb, MFS_EINVAL,
-		      "%s:%d: remote [%s] has unknown type '%s' (known: s3)",
+		      "%s:%d: remote [%s] has unknown type '%s' (known: s3, local)",
 		      ini->path, sec->line, sec->name, type);
 }
 
