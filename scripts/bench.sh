@@ -80,15 +80,18 @@ NDIR=$(find "$D/corpus" -mindepth 1 -type d | wc -l)
 echo "   $N files, $BYTES bytes, $NDIR directories"
 waitsrv() { "$S3" scripts/bench-wait.py "$S3_PORT" "$1" "$2" "$N" "$BYTES" 900; }
 
-cat >"$D/mediafs.conf" <<EOC
-[bench]
+s3conf() {	# s3conf FILE REMOTE BUCKET
+	cat >"$1" <<EOC
+[$2]
 type = s3
 endpoint = http://127.0.0.1:$S3_PORT
-bucket = bench-mediafs
+bucket = $3
 access_key_id = test:tester
 secret_access_key = testing
 EOC
-chmod 600 "$D/mediafs.conf"
+	chmod 600 "$1"
+}
+s3conf "$D/mediafs.conf" bench bench-mediafs
 
 PID=
 mount_tool() {	# mount_tool TOOL MNT
@@ -128,15 +131,7 @@ for tool in $TOOLS; do
 	echo "== $tool"
 	if [ "$tool" = raw ]; then
 		s3tool mkbucket bench-raw
-		cat >"$D/raw.conf" <<EOC
-[raw]
-type = s3
-endpoint = http://127.0.0.1:$S3_PORT
-bucket = bench-raw
-access_key_id = test:tester
-secret_access_key = testing
-EOC
-		chmod 600 "$D/raw.conf"
+		s3conf "$D/raw.conf" raw bench-raw
 		m=$(mark)
 		t=$( (cd "$D/corpus" && find . -type f -printf '%p\t%P\n') | (cd "$D/corpus" && "$ROOT/build/rawput" "$D/raw.conf" raw cp/ 16))
 		R[raw,cp]=$(printf '%.2f' "$t")

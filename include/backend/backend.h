@@ -133,7 +133,8 @@ struct backend_ops {
 	void (*free)(struct backend *be);
 };
 
-/* Request counters, for tests and `-o debug`; updated atomically. */
+/* Requests sent, by kind (a batch delete is one); reported at unmount;
+ * updated atomically. */
 struct backend_stats {
 	unsigned long list, head, get, put, copy, del, other, retries;
 };

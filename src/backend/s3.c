@@ -26,19 +26,27 @@
 #define LIST_MAX_BODY (8 * 1024 * 1024)
 #define MAX_PAGES 1000000
 
-static void count(struct backend *be, const char *method, const char *key,
-		  int nquery)
+/* One request of call, counted by kind (the only place that counts). */
+static void count(struct backend *be, const struct s3_call *call)
 {
 	unsigned long *c = &be->stats.other;
+	const char *m = call->method;
+	int i;
 
-	if (!strcmp(method, "GET"))
-		c = key ? &be->stats.get : (nquery ? &be->stats.list : c);
-	else if (!strcmp(method, "HEAD"))
+	if (!strcmp(m, "GET"))
+		c = call->key ? &be->stats.get
+			      : (call->nquery ? &be->stats.list : c);
+	else if (!strcmp(m, "HEAD"))
 		c = &be->stats.head;
-	else if (!strcmp(method, "PUT"))
+	else if (!strcmp(m, "PUT"))
 		c = &be->stats.put;
-	else if (!strcmp(method, "DELETE"))
+	else if (!strcmp(m, "DELETE"))
 		c = &be->stats.del;
+	else if (!strcmp(m, "POST") && !call->key)	/* DeleteObjects */
+		c = &be->stats.del;
+	for (i = 0; i < call->nheaders; i++)	/* CopyObject is a PUT */
+		if (!strcmp(call->headers[i].name, "x-amz-copy-source"))
+			c = &be->stats.copy;
 	__atomic_add_fetch(c, 1, __ATOMIC_RELAXED);
 }
 
@@ -340,7 +348,7 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		req.dst_cap = call->dst_cap;
 		req.skip_on_200 = call->skip_on_200;
 		req.max_body = call->max_body;
-		count(be, call->method, call->key, call->nquery);
+		count(be, call);
 		rc = http_perform(s3->http, &req, resp, eb);
 		for (i = 0; hdr[i]; i++)
 			free(hdr[i]);

@@ -148,7 +148,6 @@ enum mfs_err s3_copy(struct backend *be, const char *src,
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	if (!rc) {
-		__atomic_add_fetch(&be->stats.copy, 1, __ATOMIC_RELAXED);
 		if (out) {
 			memset(out, 0, sizeof(*out));
 			out->kind = OBJ_FILE;
@@ -260,8 +259,6 @@ enum mfs_err s3_del_many(struct backend *be, const char *const *keys,
 			free(k);
 			free(c);
 		}
-		__atomic_add_fetch(&be->stats.del, (unsigned long)n,
-				   __ATOMIC_RELAXED);
 	}
 	xml_free(doc);
 	http_response_cleanup(&resp);

@@ -396,7 +396,9 @@ enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 	if (w)
 		f->rfd = dup(w->fd);
 	pthread_mutex_unlock(&fs->lock);
-	if (f->rfd < 0 && fs->cfg.upq &&
+	/* only a pending node can have staged content: others skip the
+	 * queue scan */
+	if (f->rfd < 0 && fs->cfg.upq && n.pending &&
 	    (staged = upq_stage_path(fs->cfg.upq, ino))) {
 		f->rfd = open(staged, O_RDONLY | O_CLOEXEC);
 		free(staged);

@@ -7,6 +7,7 @@
 #include "fuse/fuse_ll.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -378,12 +379,21 @@ static void reply_entry_or_err(fuse_req_t req, enum mfs_err rc,
 static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		     mode_t mode, dev_t rdev)
 {
-	(void)name, (void)rdev;
+	struct errbuf eb = { 0 };
+	struct fs_file *f = NULL;
+	struct fs_attr a;
+	enum mfs_err rc;
+
+	(void)rdev;
 	if (!S_ISREG(mode)) {
 		refuse(req, parent);
 		return;
 	}
-	fuse_reply_err(req, ENOSYS);	/* the kernel falls back to create */
+	/* mknod(2) of a regular file: an empty file, like create + close */
+	rc = fs_create(fs_of(req), parent, name, mode,
+		       O_WRONLY | O_CREAT | O_EXCL, &a, &f, &eb);
+	fs_release(f);
+	reply_entry_or_err(req, rc, &a, &eb, "mknod");
 }
 
 static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,

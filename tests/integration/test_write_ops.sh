@@ -127,6 +127,12 @@ grep -q "^content-type=$want$" "$T/h" && [ "$jt" = "$want" ] &&
 	pass "an extension-less image goes up as $want (server, journal, xattr)" ||
 	fail "sniffing" "$(tr '\n' ' ' <"$T/h") journal '$jt' want $want"
 
+# mknod(2) of a regular file makes an empty file
+/usr/bin/python3 -c 'import os, stat, sys; os.mknod(sys.argv[1], 0o644 | stat.S_IFREG)' "$MNT/made-by-mknod" 2>"$T/err"
+wait_uploads "$J"
+[ -f "$MNT/made-by-mknod" ] && [ "$(s3 manifest wops made-by-mknod | cut -f2)" = 0 ] &&
+	pass "mknod of a regular file: an empty object" || fail "mknod" "$(cat "$T/err")"
+
 # fsync waits for the upload
 head -c 200000 /dev/urandom >"$T/s"
 dd if="$T/s" of="$MNT/synced" bs=64k conv=fsync 2>/dev/null
