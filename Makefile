@@ -15,7 +15,7 @@ BUILD := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-PKGS := fuse3 libcurl openssl sqlite3 libxml-2.0 libmagic
+PKGS := fuse3 libcurl openssl sqlite3 libxml-2.0 libmagic jansson
 CC ?= cc
 WARN := -Wall -Wextra -Wshadow -Wmissing-declarations -Wwrite-strings -Werror
 CFLAGS ?= -O2 -g
@@ -42,7 +42,7 @@ $(BUILD)/libmediafs.a: $(LIB_OBJ)
 $(BUILD)/mediafs: $(BUILD)/src/daemon/main.o $(BUILD)/libmediafs.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libmediafs.a
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h tests/unit/scripted.h $(BUILD)/libmediafs.a
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(BUILD)/libmediafs.a $(LDLIBS)
 

@@ -27,6 +27,9 @@ enum backend_cap {
 	BE_CAP_USER_MTIME = 1 << 3,	/* mtime/mode kept in user metadata */
 	BE_CAP_DIR_MARKERS = 1 << 4,	/* empty dirs as marker objects */
 	BE_CAP_MULTIPART = 1 << 5,	/* mp_* operations */
+	BE_CAP_BUCKETS = 1 << 6,	/* the first key segment is a bucket:
+					 * mkdir/rmdir there create/delete it,
+					 * at once (never a lazy marker) */
 };
 
 /* Part size for a multipart upload of size bytes: equal parts of
@@ -101,6 +104,10 @@ struct backend_ops {
 	enum mfs_err (*copy)(struct backend *be, const char *src,
 			     const char *dst, const struct put_meta *meta,
 			     struct obj_meta *out, struct errbuf *eb);
+	/* Server-side move src -> dst, replacing dst (NULL: the core copies
+	 * and deletes). */
+	enum mfs_err (*move)(struct backend *be, const char *src,
+			     const char *dst, struct errbuf *eb);
 	/* Delete one object; deleting a missing one succeeds. */
 	enum mfs_err (*del)(struct backend *be, const char *key,
 			    struct errbuf *eb);
@@ -130,6 +137,11 @@ struct backend_ops {
 				    struct obj_meta *out, struct errbuf *eb);
 	enum mfs_err (*mp_abort)(struct backend *be, const char *key,
 				 const char *upload_id, struct errbuf *eb);
+	/* Names the provider refuses (NULL: any name str_bad_name allows).
+	 * Returns non-zero and a reason in why for a key (a directory when
+	 * is_dir) the server would refuse, so nothing is sent. */
+	int (*check_key)(struct backend *be, const char *key, int is_dir,
+			 char *why, size_t cap);
 	void (*free)(struct backend *be);
 };
 
@@ -159,11 +171,19 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 			       struct backend **out, struct errbuf *eb);
 enum mfs_err local_backend_create(struct ini *ini, struct ini_section *sec,
 				  struct backend **out, struct errbuf *eb);
+enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
+				     struct backend **out, struct errbuf *eb);
 
 /* Refuse a key of sec that is not in known (NULL-terminated), naming its
  * line; constructors call it first, so a typo is reported as a typo. */
 enum mfs_err backend_check_keys(const struct ini *ini,
 				const struct ini_section *sec,
 				const char *const *known, struct errbuf *eb);
+
+/* An unsigned option key of sec: def when absent, at most max; where
+ * names the section in the message. */
+enum mfs_err backend_opt_u64(struct ini_section *sec, const char *key,
+			     uint64_t def, uint64_t max, const char *where,
+			     uint64_t *out, struct errbuf *eb);
 
 #endif

@@ -39,6 +39,11 @@ struct ini_section *ini_section(struct ini *ini, const char *name);
 /* Value of key in sec, or NULL. Borrowed pointer. */
 const char *ini_get(struct ini_section *sec, const char *key);
 
+/* Set key to value in sec unless the file set it (a mount option giving a
+ * default to a section). */
+enum mfs_err ini_default(struct ini_section *sec, const char *key,
+			 const char *value);
+
 /* Resolve a secret value as written in the config:
  *   env:VAR    the environment variable VAR (must be set and non-empty)
  *   file:PATH  the first line of PATH (refused if group/world-readable)

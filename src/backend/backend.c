@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/str.h"
+
 static const struct {
 	const char *type;
 	enum mfs_err (*create)(struct ini *, struct ini_section *,
@@ -11,6 +13,7 @@ static const struct {
 } registry[] = {
 	{ "s3", s3_backend_create },
 	{ "local", local_backend_create },
+	{ "supabase", supabase_backend_create },
 };
 
 enum mfs_err backend_create(struct ini *ini, struct ini_section *sec,
@@ -22,13 +25,13 @@ enum mfs_err backend_create(struct ini *ini, struct ini_section *sec,
 	*out = NULL;
 	if (!type)
 		return eb_set(eb, MFS_EINVAL,
-			      "%s:%d: remote [%s] has no 'type' (one of: s3, local)",
+			      "%s:%d: remote [%s] has no 'type' (one of: s3, local, supabase)",
 			      ini->path, sec->line, sec->name);
 	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		if (!strcmp(registry[i].type, type))
 			return registry[i].create(ini, sec, out, eb);
 	return eb_set(eb, MFS_EINVAL,
-		      "%s:%d: remote [%s] has unknown type '%s' (known: s3, local)",
+		      "%s:%d: remote [%s] has unknown type '%s' (known: s3, local, supabase)",
 		      ini->path, sec->line, sec->name, type);
 }
 
@@ -64,4 +67,19 @@ uint64_t backend_part_size(uint64_t size)
 
 	p = (p + mib - 1) / mib * mib;
 	return p < 8 * mib ? 8 * mib : p;
+}
+
+enum mfs_err backend_opt_u64(struct ini_section *sec, const char *key,
+			     uint64_t def, uint64_t max, const char *where,
+			     uint64_t *out, struct errbuf *eb)
+{
+	const char *v = ini_get(sec, key);
+
+	*out = def;
+	if (v && (str_parse_u64(v, out) || *out > max)) {
+		*out = def;
+		return eb_set(eb, MFS_EINVAL, "%s: %s must be 0..%llu, not '%s'",
+			      where, key, (unsigned long long)max, v);
+	}
+	return MFS_OK;
 }

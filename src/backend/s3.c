@@ -835,22 +835,6 @@ static enum mfs_err parse_endpoint(struct s3 *s3, const char *ep,
 	return MFS_OK;
 }
 
-/* An unsigned option of sec: def when absent, at most max. */
-static enum mfs_err opt_u64(struct ini_section *sec, const char *key,
-			    uint64_t def, uint64_t max, const char *where,
-			    uint64_t *out, struct errbuf *eb)
-{
-	const char *v = ini_get(sec, key);
-
-	*out = def;
-	if (v && (str_parse_u64(v, out) || *out > max)) {
-		*out = def;
-		return eb_set(eb, MFS_EINVAL, "%s: %s must be 0..%llu, not '%s'",
-			      where, key, (unsigned long long)max, v);
-	}
-	return MFS_OK;
-}
-
 static int host_is_ip_or_local(const char *hostport)
 {
 	const char *p;
@@ -1025,10 +1009,10 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 					 strchr(s3->bucket, '.') != NULL;
 	}
 	if (!rc)
-		rc = opt_u64(sec, "retries", 5, 100, where, &n, eb);
+		rc = backend_opt_u64(sec, "retries", 5, 100, where, &n, eb);
 	s3->retries = (int)n;
 	if (!rc)
-		rc = opt_u64(sec, "retry_base_ms", 200, 60000, where, &n, eb);
+		rc = backend_opt_u64(sec, "retry_base_ms", 200, 60000, where, &n, eb);
 	s3->backoff_ms = (long)n;
 	ho.ca_file = ini_get(sec, "ca_file");
 	if (!rc)

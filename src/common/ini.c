@@ -246,6 +246,29 @@ const char *ini_get(struct ini_section *sec, const char *key)
 	return NULL;
 }
 
+enum mfs_err ini_default(struct ini_section *sec, const char *key,
+			 const char *value)
+{
+	struct ini_kv *kv;
+
+	if (ini_get(sec, key))
+		return MFS_OK;
+	kv = realloc(sec->kv, sizeof(*kv) * (size_t)(sec->nkv + 1));
+	if (!kv)
+		return MFS_ENOMEM;
+	sec->kv = kv;
+	kv[sec->nkv].key = strdup(key);
+	kv[sec->nkv].value = strdup(value);
+	kv[sec->nkv].line = sec->line;
+	if (!kv[sec->nkv].key || !kv[sec->nkv].value) {
+		free(kv[sec->nkv].key);
+		free(kv[sec->nkv].value);
+		return MFS_ENOMEM;
+	}
+	sec->nkv++;
+	return MFS_OK;
+}
+
 static enum mfs_err read_secret_file(const char *path, const char *what,
 				     char **out, struct errbuf *eb)
 {

@@ -210,6 +210,32 @@ enum mfs_err fsi_child(struct fs *fs, uint64_t parent, const char *name,
 	return rc;
 }
 
+enum mfs_err fsi_new_key(struct fs_remote *r, const char *pkey,
+			 const char *name, int is_dir, char **key,
+			 struct errbuf *eb)
+{
+	const char *bad = str_bad_name(name, strlen(name));
+	char why[256];
+
+	*key = NULL;
+	if (bad)
+		return eb_set(eb, strlen(name) > 255 ? MFS_ENAMETOOLONG
+			      : MFS_EINVAL, "'%s': %s", name, bad);
+	*key = *pkey ? str_fmt("%s/%s", pkey, name) : strdup(name);
+	if (!*key)
+		return MFS_ENOMEM;
+	if (r->be->ops->check_key &&
+	    r->be->ops->check_key(r->be, *key, is_dir, why, sizeof(why))) {
+		log_warn("remote [%s]: refused name '%s': %s", r->name, *key,
+			 why);
+		eb_set(eb, MFS_EINVAL, "'%s': %s", *key, why);
+		free(*key);
+		*key = NULL;
+		return MFS_EINVAL;
+	}
+	return MFS_OK;
+}
+
 enum mfs_err fsi_writable(struct fs *fs, const struct mc_node *n,
 			  struct fs_remote **r)
 {

@@ -777,6 +777,17 @@ enum mfs_err fs_create(struct fs *fs, uint64_t parent, const char *name,
 	if (rc)
 		return rc;
 	rc = fsi_writable(fs, &d, &r);
+	if (rc) {
+		mc_node_cleanup(&d);
+		return rc;
+	}
+	{
+		/* may the provider store this name? (before any request) */
+		char *key = NULL;
+
+		rc = fsi_new_key(r, d.key, name, 0, &key, eb);
+		free(key);
+	}
 	mc_node_cleanup(&d);
 	if (rc)
 		return rc;

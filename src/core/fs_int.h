@@ -82,6 +82,13 @@ enum mfs_err fsi_remote_top(struct fs *fs, struct fs_remote *r,
 			    struct mc_node *out, struct errbuf *eb);
 /* Caller holds fs->lock. */
 struct wfile *fsi_wfile(struct fs *fs, uint64_t ino);
+/* May name (a new entry of directory key pkey of r) be created? Checks the
+ * generic rules, then the provider's (backend check_key); a refusal is
+ * logged with its rule and answered EINVAL (ENAMETOOLONG for length)
+ * before any request. *key gets the new entry's full key. */
+enum mfs_err fsi_new_key(struct fs_remote *r, const char *pkey,
+			 const char *name, int is_dir, char **key,
+			 struct errbuf *eb);
 /* Write access to ino's remote, or MFS_EROFS. */
 enum mfs_err fsi_writable(struct fs *fs, const struct mc_node *n,
 			  struct fs_remote **r);

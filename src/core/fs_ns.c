@@ -37,6 +37,12 @@ static enum mfs_err writable_dir(struct fs *fs, uint64_t parent,
 	return rc;
 }
 
+/* A bucket of a provider with buckets (the key's first segment). */
+static int is_bucket(const struct fs_remote *r, const char *key)
+{
+	return (r->be->ops->caps & BE_CAP_BUCKETS) && !strchr(key, '/');
+}
+
 static int count_child(void *ud, const struct mc_node *n);
 
 /* The last file of a directory went away: its marker may never have been
@@ -51,6 +57,11 @@ static void keep_if_empty(struct fs *fs, struct fs_remote *r, uint64_t dir)
 		return;
 	if (fsi_remote_top(fs, r, &top, NULL) || top.ino == dir ||
 	    mcache_get(fs->mc, dir, &d)) {
+		mc_node_cleanup(&top);
+		return;
+	}
+	if (is_bucket(r, d.key)) {	/* a bucket needs no marker */
+		mc_node_cleanup(&d);
 		mc_node_cleanup(&top);
 		return;
 	}
@@ -109,9 +120,8 @@ enum mfs_err fs_mkdir(struct fs *fs, uint64_t parent, const char *name,
 	struct fs_remote *r;
 	struct mc_node n;
 	const char *bad = str_bad_name(name, strlen(name));
-
 	uint64_t ino;
-	char *key;
+	char *key = NULL;
 	enum mfs_err rc;
 
 	if (bad)
@@ -120,21 +130,33 @@ enum mfs_err fs_mkdir(struct fs *fs, uint64_t parent, const char *name,
 	rc = writable_dir(fs, parent, &r);
 	if (rc)
 		return rc;
-	rc = fsi_child(fs, parent, name, &n, eb);
-	if (!rc) {
-		mc_node_cleanup(&n);
-		return MFS_EEXIST;
-	}
-	if (rc != MFS_ENOTFOUND)
-		return rc;
 	rc = mcache_get(fs->mc, parent, &n);
 	if (rc)
 		return rc;
-	key = *n.key ? str_fmt("%s/%s", n.key, name) : strdup(name);
+	rc = fsi_new_key(r, n.key, name, 1, &key, eb);
 	mc_node_cleanup(&n);
-	if (!key)
-		return MFS_ENOMEM;
+	if (rc)
+		return rc;
+	rc = fsi_child(fs, parent, name, &n, eb);
+	if (!rc) {
+		mc_node_cleanup(&n);
+		free(key);
+		return MFS_EEXIST;
+	}
+	if (rc != MFS_ENOTFOUND) {
+		free(key);
+		return rc;
+	}
 	pm.mtime_ns = fsi_now_ns();
+	if (is_bucket(r, key)) {
+		/* a bucket exists at once, or not at all */
+		rc = r->be->ops->mkdir(r->be, key, NULL, eb);
+		if (!rc)
+			rc = mcache_add(fs->mc, parent, name, MC_DIR, 0,
+					pm.mtime_ns, mode & 07777, 0, &ino,
+					eb);
+		goto added;
+	}
 	/* A marker object keeps an empty directory on the server; it is
 	 * queued, and dropped if a file lands below it first (cp -r, rsync:
 	 * no request for the directory at all). Until then the directory is
@@ -146,6 +168,7 @@ enum mfs_err fs_mkdir(struct fs *fs, uint64_t parent, const char *name,
 		if (rc)
 			mcache_remove(fs->mc, ino);
 	}
+added:
 	if (!rc) {
 		event(fs, r, "mkdir", key, NULL, NULL);
 		rc = mcache_get(fs->mc, ino, &n);
@@ -220,6 +243,8 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	} else if (n->pending) {
 		/* staged content whose upload failed: nothing on the server
 		 * to move */
+	} else if (r->be->ops->move) {
+		rc = r->be->ops->move(r->be, n->key, newkey, eb);
 	} else {
 		struct obj_meta out;
 
@@ -315,8 +340,13 @@ static void *copy_worker(void *arg)
 		if (i >= c->n)
 			break;
 		to = str_fmt("%s%s", c->new_prefix, c->keys[i] + plen);
-		rc = to ? c->be->ops->copy(c->be, c->keys[i], to, NULL, &out,
-					   &eb) : MFS_ENOMEM;
+		if (!to)
+			rc = MFS_ENOMEM;
+		else if (c->be->ops->move)
+			rc = c->be->ops->move(c->be, c->keys[i], to, &eb);
+		else
+			rc = c->be->ops->copy(c->be, c->keys[i], to, NULL,
+					      &out, &eb);
 		free(to);
 		if (rc) {
 			pthread_mutex_lock(&c->lock);
@@ -414,7 +444,9 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		}
 		if (n->etag[0] && !n->pending)
 			copy[ncopy++] = n->key;
-		if (n->etag[0])
+		/* a moved key is gone already; a pending one's old version
+		 * is stale */
+		if (n->etag[0] && (!r->be->ops->move || n->pending))
 			del[ndel++] = strdup(n->key);
 	}
 	if (!rc)
@@ -442,10 +474,12 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	if (!rc)
 		rc = mcache_move(fs->mc, src->ino, newparent, newname, eb);
 	if (!rc) {
-		detail = str_fmt("%zu objects copied", ncopy);
+		const char *how = r->be->ops->move ? "moved" : "copied";
+
+		detail = str_fmt("%zu objects %s", ncopy, how);
 		event(fs, r, "rename", src->key, newkey, detail);
-		log_info("renamed directory %s to %s: %zu objects copied, %zu keys deleted",
-			 src->key, newkey, ncopy, ndel);
+		log_info("renamed directory %s to %s: %zu objects %s, %zu keys deleted",
+			 src->key, newkey, ncopy, how, ndel);
 	} else {
 		eb_prefix(eb, "renaming directory %s (not atomic: objects copied so far stay under both names)",
 			  src->key);
@@ -482,6 +516,14 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 		rc = writable_dir(fs, newparent, &r2);
 	if (!rc && r != r2)
 		rc = eb_set(eb, MFS_EXDEV, "rename across remotes");
+	if (!rc)	/* the provider's charset, before any request */
+		rc = mcache_get(fs->mc, newparent, &np);
+	if (!rc)
+		rc = fsi_new_key(r, np.key, newname, 1, &newkey, eb);
+	mc_node_cleanup(&np);
+	memset(&np, 0, sizeof(np));
+	free(newkey);
+	newkey = NULL;
 	if (!rc)
 		rc = fsi_child(fs, parent, name, &src, eb);
 	if (!rc) {
@@ -516,12 +558,12 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 	} else if (!rc) {
 		rc = mcache_get(fs->mc, newparent, &np);
 	}
-	if (!rc) {
-		newkey = *np.key ? str_fmt("%s/%s", np.key, newname)
-				 : strdup(newname);
-		if (!newkey)
-			rc = MFS_ENOMEM;
-	}
+	if (!rc)
+		rc = fsi_new_key(r, np.key, newname, src.kind == MC_DIR,
+				 &newkey, eb);
+	if (!rc && (is_bucket(r, src.key) || is_bucket(r, newkey)))
+		/* buckets cannot be renamed: mv copies instead */
+		rc = eb_set(eb, MFS_EXDEV, "rename of or into a bucket name");
 	if (!rc && dst.ino && dst.kind == MC_FILE) {
 		/* replaced: a queued upload of the old target is moot */
 		upq_cancel(fs->cfg.upq, dst.ino);

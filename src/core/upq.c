@@ -340,15 +340,19 @@ static enum mfs_err multipart(struct upq *q, struct backend *be,
 	return rc;
 }
 
-/* A type for an upload nobody gave one: from its first bytes. */
+/* A type for an upload nobody gave one: from its first bytes. The
+ * generic "don't know" types (what S3 clients store when they were not
+ * told, copied over by rsync -X) count as none. */
 static void sniff_staged(struct upq *q, int fd, const char *key,
 			 struct upq_meta *meta)
 {
 	char buf[SNIFF_BYTES];
 	const char *base = strrchr(key, '/');
+	const char *t = meta->content_type;
 	ssize_t n;
 
-	if (meta->content_type[0])
+	if (t[0] && strcmp(t, "application/octet-stream") &&
+	    strcmp(t, "binary/octet-stream"))
 		return;
 	n = pread(fd, buf, sizeof(buf), 0);
 	sniff_type(q->cfg.sniff, buf, n > 0 ? (size_t)n : 0,

@@ -50,6 +50,7 @@ struct options {
 	char *label;
 	char *spec;		/* REMOTE:[PREFIX], or NULL for all remotes */
 	char *mountpoint;
+	int sb_public;		/* -o supabase_public_buckets */
 	int foreground;
 	int single_thread;
 	int help;
@@ -71,6 +72,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("upload_workers=%s", workers),
 	OPT("multipart_threshold=%s", mp_threshold),
 	OPT("label=%s", label),
+	OPT("supabase_public_buckets", sb_public),
 	OPT("-f", foreground),
 	OPT("-s", single_thread),
 	OPT("-h", help),
@@ -110,6 +112,8 @@ static const char usage_text[] =
 "  -o multipart_threshold=BYTES  multipart upload from this size (default\n"
 "                         67108864); equal parts, 4 in parallel\n"
 "  -o label=NAME          tag this mount's journal rows (a migration batch)\n"
+"  -o supabase_public_buckets  buckets made by mkdir are public (default\n"
+"                         private; per remote: public_buckets = true)\n"
 "  -o debug=LIST          debug log for subsystems: http,cache,fuse,upq,all\n"
 "  -o allow_other, -o ro, ...  passed to FUSE (see mount.fuse3(8))\n"
 "\n"
@@ -243,6 +247,7 @@ struct daemon {
 	struct sniff *sniff;
 	struct fs *fs;
 	int lock_fd;
+	int sb_public;		/* -o supabase_public_buckets */
 };
 
 static void daemon_cleanup(struct daemon *d)
@@ -277,6 +282,10 @@ static enum mfs_err add_remote(struct daemon *d, struct ini_section *sec,
 	d->remotes = r;
 	r = &d->remotes[d->nremotes];
 	memset(r, 0, sizeof(*r));
+	if (d->sb_public && ini_get(sec, "type") &&
+	    !strcmp(ini_get(sec, "type"), "supabase") &&
+	    ini_default(sec, "public_buckets", "true"))
+		return MFS_ENOMEM;
 	rc = backend_create(d->ini, sec, &r->be, eb);
 	if (rc)
 		return rc;
@@ -391,6 +400,7 @@ int main(int argc, char **argv)
 		cfg.readahead_max = (size_t)v;
 	}
 
+	d.sb_public = o.sb_public;
 	if (o.spec) {
 		char *colon = strchr(o.spec, ':');
 		struct ini_section *sec;

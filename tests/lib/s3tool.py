@@ -7,7 +7,7 @@ python3-boto3) talking to the test server.
         upload a deterministic tree of N objects (nested-only folders, odd
         names, sizes 0..64 KiB) with 16 threads; write "key<TAB>size<TAB>md5"
         lines to MANIFEST
-  s3tool.py --port P put BUCKET KEY FILE|- [--meta k=v]
+  s3tool.py --port P put BUCKET KEY FILE|- [--meta k=v] [--type MIME]
   s3tool.py --port P delete BUCKET KEY
   s3tool.py --port P manifest BUCKET PREFIX
         "relative-key<TAB>size<TAB>md5" of every object under PREFIX, each
@@ -121,6 +121,7 @@ def main():
     s.add_argument('key')
     s.add_argument('file')
     s.add_argument('--meta', action='append', default=[])
+    s.add_argument('--type')
     s = sub.add_parser('delete')
     s.add_argument('bucket')
     s.add_argument('key')
@@ -145,7 +146,9 @@ def main():
         body = sys.stdin.buffer.read() if a.file == '-' else \
             open(a.file, 'rb').read()
         meta = dict(m.split('=', 1) for m in a.meta)
-        c.put_object(Bucket=a.bucket, Key=a.key, Body=body, Metadata=meta)
+        extra = {'ContentType': a.type} if a.type else {}
+        c.put_object(Bucket=a.bucket, Key=a.key, Body=body, Metadata=meta,
+                     **extra)
     elif a.cmd == 'delete':
         c.delete_object(Bucket=a.bucket, Key=a.key)
     elif a.cmd == 'uploads':

@@ -1,0 +1,191 @@
+#!/bin/bash
+# Supabase Storage (type = supabase) against the fake server in
+# tests/servers/fake_supabase.py (API-NOTES B, F): buckets as directories,
+# rsync -a of 1,050 files with odd but legal names (and a re-run that sends
+# nothing, also from a cold cache), read-back checksums, rename, refused
+# names (EINVAL, no request), TUS for a 100 MB file, injected 429/500, the
+# list-v1 fallback, URLs, and a clear error for a wrong key.
+. "$(dirname "$0")/../lib/common.sh"
+. "$LIB_DIR/supabase.sh"
+
+MNT=$T/mnt
+LOG=$T/mediafs.log
+J=$T/journal.db
+supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
+trap 'cleanup_mounts; supa_stop' EXIT
+
+conf() {	# conf FILE [EXTRA]
+	cat >"$1" <<EOC
+[supa]
+type = supabase
+url = http://127.0.0.1:$SB_PORT
+key = env:TEST_SB_KEY
+retry_base_ms = 20
+${2:-}
+EOC
+	chmod 600 "$1"
+}
+export TEST_SB_KEY=$SB_KEY
+conf "$T/m.conf"
+OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
+
+# local manifest: key size md5, like sbtool's first three columns
+manifest() { (cd "$1" && find . -type f | sed 's|^\./||' | sort | while IFS= read -r f; do
+	printf '%s%s\t%s\t%s\n' "$2" "$f" "$(stat -c %s "$f")" "$(md5sum <"$f" | cut -d' ' -f1)"; done); }
+
+mount_fs "$LOG" "$MNT" -o "$OPTS" supa: || { fail mount "mediafs did not mount supa:"; exit 1; }
+
+# ---- buckets
+mkdir "$MNT/media" && mkdir "$MNT/scratch"
+sb buckets >"$T/b1"
+grep -qx "media private" "$T/b1" && grep -qx "scratch private" "$T/b1" &&
+	pass "mkdir at the top level creates private buckets" || fail "bucket create" "$(cat "$T/b1")"
+rmdir "$MNT/scratch"
+sb buckets | grep -q scratch && fail "bucket delete" "still there" || pass "rmdir of an empty bucket deletes it"
+echo x >"$MNT/media/keep"
+wait_uploads "$J"
+rmdir "$MNT/media" 2>"$T/err" && fail "rmdir non-empty bucket" "succeeded" ||
+	{ grep -q "not empty" "$T/err" && pass "rmdir of a non-empty bucket: ENOTEMPTY" || fail "rmdir non-empty" "$(cat "$T/err")"; }
+rm "$MNT/media/keep"
+
+# ---- rsync of 1,050 files with odd names, twice
+python3 "$LIB_DIR/mktree.py" "$T/src" 1050 --supabase --small >/dev/null
+touch -d '2022-03-04 05:06:07' "$T/src/Profile-Pics/buyer/0000-plain"
+m=$(sb_mark)
+rsync -a "$T/src/" "$MNT/media/tree/" 2>"$T/rsync.err" || fail "rsync" "$(head -3 "$T/rsync.err")"
+wait_uploads "$J" 120
+puts=$(sb_since "$m" '^(PUT|POST) /storage/v1/object/media/')
+[ "$puts" = 1050 ] && pass "rsync -a of 1,050 files: 1,050 uploads" || fail "upload count" "$puts"
+manifest "$T/src" tree/ >"$T/want"
+sb manifest media >"$T/got.full"
+cut -f1-3 "$T/got.full" >"$T/got"
+diff -q "$T/want" "$T/got" >/dev/null && pass "every key, size and md5 on the server matches the source" ||
+	fail "server content" "$(diff "$T/want" "$T/got" | head -4)"
+grep -P '^tree/Profile-Pics/buyer/0000-plain\t' "$T/got.full" | grep -q "$(date -d '2022-03-04 05:06:07' +%s)" &&
+	pass "the source mtime is in the object's user metadata" || fail "mtime metadata" "$(grep 0000-plain "$T/got.full")"
+m=$(sb_mark)
+sent=$(rsync -a --stats "$T/src/" "$MNT/media/tree/" | awk -F': ' '/Number of regular files transferred/ {print $2}')
+[ "$sent" = 0 ] && [ "$(sb_since "$m")" = 0 ] && pass "second rsync -a: nothing sent, no request" ||
+	fail "second rsync" "sent $sent, $(sb_since "$m") requests"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+
+# a cold cache (another cache directory): listing, then reads
+mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache2",journal="$J" supa: ||
+	{ fail remount "did not mount"; exit 1; }
+m=$(sb_mark)
+manifest "$MNT/media/tree" tree/ >"$T/read"
+diff -q "$T/want" "$T/read" >/dev/null && pass "read back through the mount: every md5 matches" ||
+	fail "read back" "$(diff "$T/want" "$T/read" | head -4)"
+[ "$(sb_since "$m" '^GET /storage/v1/object/authenticated/')" -ge 1050 ] &&
+	pass "reads use the authenticated download route" || fail "read route" "$(tail -2 "$SB_REQLOG")"
+
+# ---- rename: a file (move API), a directory (each key moved)
+mv "$MNT/media/tree/Profile-Pics/buyer/0000-plain" "$MNT/media/tree/renamed file"
+mv "$MNT/media/tree/Service-Images/svc-01" "$MNT/media/tree/svc-one"
+sb manifest media | cut -f1 >"$T/keys"
+grep -qx "tree/renamed file" "$T/keys" && ! grep -q "tree/Profile-Pics/buyer/0000-plain" "$T/keys" &&
+	! grep -q "^tree/Service-Images/svc-01/" "$T/keys" &&
+	[ "$(grep -c '^tree/svc-one/' "$T/keys")" = "$(cd "$T/src/Service-Images/svc-01" && find . -type f | wc -l)" ] &&
+	pass "mv of a file and of a directory: keys moved on the server" || fail "rename" "$(grep -c svc-one "$T/keys")"
+cmp -s "$MNT/media/tree/renamed file" "$T/src/Profile-Pics/buyer/0000-plain" &&
+	pass "the moved file reads back" || fail "moved read" "differs"
+
+echo new >"$MNT/media/tree/over-a" && echo old-longer >"$MNT/media/tree/over-b"
+wait_uploads "$J"
+mv "$MNT/media/tree/over-a" "$MNT/media/tree/over-b"
+sb manifest media | grep -P '^tree/over-' | cut -f1,2 >"$T/over"
+[ "$(cat "$T/over")" = "tree/over-b	4" ] && [ "$(cat "$MNT/media/tree/over-b")" = new ] &&
+	pass "mv onto an existing file replaces it (move answers ResourceAlreadyExists: delete, then move)" ||
+	fail "mv replace" "$(cat "$T/over")"
+
+# ---- refused names: EINVAL, a log line naming the rule, no request
+m=$(sb_mark)
+for n in 'hash#tag' 'per%cent' 'caf'$'\xc3\xa9' 'br[ack]et' 'back\slash'; do
+	if { echo x >"$MNT/media/$n"; } 2>"$T/err"; then fail "refused name $n" "created"
+	elif ! grep -q "Invalid argument" "$T/err"; then fail "refused name $n" "$(cat "$T/err")"; fi
+done
+mkdir "$MNT/media/dir#1" 2>/dev/null && fail "refused dir" "created"
+mv "$MNT/media/tree/renamed file" "$MNT/media/tree/re#named" 2>/dev/null && fail "refused rename" "renamed"
+{ echo x >"$MNT/loose-file"; } 2>/dev/null && fail "file at the top" "created"
+[ "$(sb_since "$m")" = 0 ] && grep -q "refuses '#' in keys" "$LOG" && grep -q "non-ASCII" "$LOG" &&
+	pass "refused names: EINVAL with the rule in the log, no request" || fail "refused names" "$(sb_since "$m") requests"
+
+# ---- 100 MB through TUS
+head -c 100000000 /dev/urandom >"$T/big"
+m=$(sb_mark)
+cp "$T/big" "$MNT/media/big.bin"
+wait_uploads "$J" 120
+patches=$(sb_since "$m" '^PATCH /storage/v1/upload/resumable/')
+[ "$(sb_since "$m" '^POST /storage/v1/upload/resumable ')" = 1 ] && [ "$patches" = 16 ] &&
+	pass "100 MB file: one TUS upload in 16 chunks of 6 MiB" || fail "TUS" "$patches PATCH"
+[ "$(sb manifest media | grep -P '^big.bin\t' | cut -f3)" = "$(md5sum <"$T/big" | cut -d' ' -f1)" ] &&
+	pass "the TUS upload's md5 matches" || fail "TUS md5" "differs"
+
+# ---- xattrs: URL of a private bucket
+url=$(getfattr --only-values -n user.mediafs.url "$MNT/media/big.bin")
+[ "$url" = "http://127.0.0.1:$SB_PORT/storage/v1/object/authenticated/media/big.bin" ] &&
+	pass "user.mediafs.url of a private bucket: the authenticated URL" || fail "url" "$url"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+
+# ---- injected 429 and 500, a public bucket, the list-v1 fallback
+printf 'rate429=0.15\nrate500=0.1\nseed=3\nno_list_v2=1\n' >"$SB_CONTROL"
+mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache3",journal="$J",supabase_public_buckets supa: ||
+	{ fail mount3 "did not mount"; exit 1; }
+mkdir "$MNT/pub"
+python3 "$LIB_DIR/mktree.py" "$T/src2" 200 --supabase --small --seed 9 >/dev/null
+cp -r "$T/src2/." "$MNT/pub/"
+wait_uploads "$J" 120
+ls -R "$MNT/media/tree" >/dev/null
+: >"$SB_CONTROL"
+manifest "$T/src2" "" >"$T/want2"
+sb manifest pub | cut -f1-3 >"$T/got2"
+diff -q "$T/want2" "$T/got2" >/dev/null && [ "$(grep -c ' 429$' "$SB_REQLOG")" -gt 10 ] &&
+	[ "$(grep -c ' 500$' "$SB_REQLOG")" -gt 10 ] &&
+	pass "with 15% 429 and 10% 500 injected: all 200 files correct" || fail "faults" "$(diff "$T/want2" "$T/got2" | head -3)"
+n=$(sb manifest media | grep -c '^tree/')
+grep -q "listing with v1" "$LOG" && [ "$(find "$MNT/media/tree" -type f | wc -l)" = "$n" ] &&
+	pass "without list-v2 the listing falls back to v1 (all $n files)" || fail "v1 fallback" "$(find "$MNT/media/tree" -type f | wc -l) of $n"
+sb buckets | grep -qx "pub public" && url=$(getfattr --only-values -n user.mediafs.url "$MNT/pub/$(cd "$T/src2" && find . -type f | head -1 | sed 's|^\./||')") &&
+	case $url in http://127.0.0.1:$SB_PORT/storage/v1/object/public/pub/*) true ;; *) false ;; esac &&
+	pass "-o supabase_public_buckets: a public bucket, public URLs" || fail "public" "$url"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+
+# ---- a wrong key: a clear error, the key never in the log
+TEST_SB_KEY=sb_secret_wrong-key-$$ "$MEDIAFS" -f -o config="$T/m.conf",cache_dir="$T/c4",journal="$J" supa: "$MNT" 2>"$T/err" &&
+	fail "wrong key" "mounted" ||
+	{ grep -q "refused the key" "$T/err" && ! grep -q "wrong-key-$$" "$T/err" &&
+		pass "a wrong key: 'the server refused the key', key not shown" || fail "wrong key" "$(cat "$T/err")"; }
+grep -q "$SB_KEY" "$LOG" && fail "secret in log" "the key appears in $LOG" || pass "the key never reaches the log"
+
+# ---- across stores: a mounted S3 bucket into a mounted Supabase bucket
+s3 mkbucket xstore
+python3 "$TESTS_DIR/../scripts/gen-images.py" "$T/imgs" 40 >/dev/null
+(cd "$T/imgs" && find . -type f | sed 's|^\./||') | while IFS= read -r f; do
+	s3 put xstore "$f" "$T/imgs/$f"
+done
+echo '{"a": 1}' >"$T/json"
+s3 put xstore "data/custom" "$T/json" --type application/x-mediafs-test
+s3 manifest xstore "" >"$T/xwant"
+write_conf "$T/x.conf" xstore
+cat >>"$T/x.conf" <<EOC
+
+[supa]
+type = supabase
+url = http://127.0.0.1:$SB_PORT
+key = env:TEST_SB_KEY
+EOC
+mount_fs "$LOG" "$MNT" -o config="$T/x.conf",cache_dir="$T/cache5",journal="$J" ||
+	{ fail "mount all" "did not mount"; exit 1; }
+mkdir "$MNT/supa/xcopy"
+rsync -aX "$MNT/s3t/" "$MNT/supa/xcopy/" 2>"$T/rsync.err" || fail "cross rsync" "$(head -3 "$T/rsync.err")"
+wait_uploads "$J"
+sb manifest xcopy >"$T/xgot.full"
+diff -q "$T/xwant" <(cut -f1-3 "$T/xgot.full") >/dev/null &&
+	pass "rsync -aX from an S3 bucket to a Supabase bucket in one mount: every md5 matches" ||
+	fail "cross-store content" "$(diff "$T/xwant" <(cut -f1-3 "$T/xgot.full") | head -3)"
+want_types=$(cd "$T/imgs" && find . -type f -exec file -b --mime-type {} + | sort | uniq -c)
+[ "$(grep -v '^data/custom' "$T/xgot.full" | cut -f4 | sort | uniq -c)" = "$want_types" ] &&
+	grep -qP '^data/custom\t.*\tapplication/x-mediafs-test\t' "$T/xgot.full" &&
+	pass "content types: images sniffed (S3 said binary/octet-stream), a custom type kept through the xattr" ||
+	fail "cross-store types" "$(cut -f1,4 "$T/xgot.full" | head -5)"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
