@@ -67,13 +67,38 @@ m=$(sb_mark)
 sent=$(rsync -a --stats "$T/src/" "$MNT/media/tree/" | awk -F': ' '/Number of regular files transferred/ {print $2}')
 [ "$sent" = 0 ] && [ "$(sb_since "$m")" = 0 ] && pass "second rsync -a: nothing sent, no request" ||
 	fail "second rsync" "sent $sent, $(sb_since "$m") requests"
+# cp -r: one upload per file too; the journal row carries the URL
+m=$(sb_mark)
+cp -r "$T/src/Service-Images/svc-02" "$MNT/media/cp"
+wait_uploads "$J"
+n=$(find "$T/src/Service-Images/svc-02" -type f | wc -l)
+[ "$(sb_since "$m")" = "$n" ] && [ "$(sb_since "$m" '^PUT /storage/v1/object/media/cp/')" = "$n" ] &&
+	pass "cp -r of $n files: $n requests, all uploads" || fail "cp -r" "$(sb_since "$m") requests for $n files"
+[ "$(sqlite3 "$J" "select count(*) from uploads where state='done' and key like 'media/cp/%' and url like 'http://127.0.0.1:$SB_PORT/storage/v1/object/authenticated/media/cp/%'")" = "$n" ] &&
+	pass "journal rows: done, with the object URL" || fail "journal" "$(sqlite3 "$J" "select key,url from uploads where key like 'media/cp/%' limit 2")"
+# touch and chmod of an uploaded object: copy onto itself with new metadata
+f=$(cd "$MNT/media/cp" && find . -type f | head -1 | sed 's|^\./||')
+m=$(sb_mark)
+touch -d '2020-02-02 02:02:02' "$MNT/media/cp/$f" && chmod 600 "$MNT/media/cp/$f"
+wait_uploads "$J"
+sb manifest media | grep -P "^cp/\Q$f\E\t" | cut -f5 >"$T/mt"
+[ "$(cat "$T/mt")" = "$(date -d '2020-02-02 02:02:02' +%s)" ] && [ "$(sb_since "$m" '^POST /storage/v1/object/copy')" -ge 1 ] &&
+	[ "$(sb_since "$m" '^PUT ')" = 0 ] &&
+	pass "touch/chmod of an uploaded object: copied onto itself with new user metadata, no re-upload" ||
+	fail "touch" "mtime $(cat "$T/mt"), $(sb_since "$m") requests"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 
 # a cold cache (another cache directory): listing, then reads
 mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache2",journal="$J" supa: ||
 	{ fail remount "did not mount"; exit 1; }
+echo max_list=50 >"$SB_CONTROL"
 m=$(sb_mark)
 manifest "$MNT/media/tree" tree/ >"$T/read"
+: >"$SB_CONTROL"
+dirs=$(find "$T/src" -type d | wc -l)
+[ "$(sb_since "$m" list-v2)" -gt "$dirs" ] && diff -q "$T/want" "$T/read" >/dev/null &&
+	pass "list-v2 cursor paging (50 a page): $(sb_since "$m" list-v2) pages for $dirs directories" ||
+	fail "paging" "$(sb_since "$m" list-v2) list-v2 requests for $dirs dirs"
 diff -q "$T/want" "$T/read" >/dev/null && pass "read back through the mount: every md5 matches" ||
 	fail "read back" "$(diff "$T/want" "$T/read" | head -4)"
 [ "$(sb_since "$m" '^GET /storage/v1/object/authenticated/')" -ge 1050 ] &&

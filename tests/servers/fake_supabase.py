@@ -24,6 +24,7 @@ STATE_DIR/control (re-read at every request, all lines optional):
   rate500=0.1   ... with 500 InternalError
   seed=N
   no_list_v2=1  answer list-v2 with 400 FeatureNotEnabled (an old project)
+  max_list=N    list-v2 pages hold at most N entries (forces cursor paging)
 STATE_DIR/requests.log gets one line per request: "METHOD PATH STATUS".
 Objects live in memory. Prints "ready" when listening.
 """
@@ -298,7 +299,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if ctl.get('no_list_v2') == '1':
                 raise Err('FeatureNotEnabled', 400, 'Feature not enabled',
                           'list-v2 is not enabled for this project')
-            return self.list_v2(segs[1], self.json_body(raw))
+            return self.list_v2(segs[1], self.json_body(raw),
+                                int(ctl.get('max_list', 1000)))
         if m == 'POST' and segs == ['move']:
             return self.move(self.json_body(raw))
         if m == 'POST' and segs == ['copy']:
@@ -411,10 +413,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 'metadata': o.sysmeta(), 'updated_at': o.updated,
                 'created_at': o.created, 'last_accessed_at': o.updated}
 
-    def list_v2(self, bucket, j):
+    def list_v2(self, bucket, j, cap):
         st = self.state
         prefix = j.get('prefix') or ''
-        limit = min(int(j.get('limit') or 1000), 1000)
+        limit = min(int(j.get('limit') or 1000), 1000, cap)
         delim = bool(j.get('with_delimiter'))
         cursor = j.get('cursor')
         after = base64.b64decode(cursor).decode() if cursor else None
