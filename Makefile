@@ -15,7 +15,7 @@ BUILD := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-PKGS := fuse3 libcurl openssl sqlite3 libxml-2.0 libmagic jansson
+PKGS := fuse3 libcurl openssl sqlite3 libxml-2.0 libmagic jansson vips
 CC ?= cc
 WARN := -Wall -Wextra -Wshadow -Wmissing-declarations -Wwrite-strings -Werror
 CFLAGS ?= -O2 -g
@@ -57,6 +57,9 @@ unit: $(UNIT_BIN)
 $(BUILD)/rawput: tests/bench/rawput.c $(BUILD)/libmediafs.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmediafs.a $(LDLIBS)
 
+$(BUILD)/hookbench: tests/bench/hookbench.c $(BUILD)/libmediafs.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmediafs.a $(LDLIBS)
+
 deps:
 	scripts/install-deps.sh
 
@@ -66,8 +69,9 @@ check: deps
 demo: deps all
 	scripts/demo.sh
 
-bench: deps all $(BUILD)/rawput
+bench: deps all $(BUILD)/rawput $(BUILD)/hookbench
 	scripts/bench.sh
+	scripts/bench-hooks.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -180,6 +180,10 @@ enum mfs_err backend_check_keys(const struct ini *ini,
 				const struct ini_section *sec,
 				const char *const *known, struct errbuf *eb);
 
+/* Keys every remote may hold that the layers above read (write hooks);
+ * set once before backends are created. */
+void backend_accept_keys(const char *const *keys);
+
 /* An unsigned option key of sec: def when absent, at most max; where
  * names the section in the message. */
 enum mfs_err backend_opt_u64(struct ini_section *sec, const char *key,

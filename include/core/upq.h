@@ -76,6 +76,16 @@ enum upq_hit {
 enum mfs_err upq_new(const struct upq_config *cfg, struct mcache *mc,
 		     struct journal *j, struct upq **out, struct errbuf *eb);
 enum mfs_err upq_start(struct upq *q, struct errbuf *eb);
+/* fn(ctx, ino) tells the kernel that ino's attributes changed behind its
+ * back (a hook made the stored file smaller). Before upq_start. */
+void upq_set_inval(struct upq *q, void (*fn)(void *ctx, uint64_t ino),
+		   void *ctx);
+/* Uploads to be first go through hook c (borrowed; see core/hooks.h).
+ * Before upq_start. */
+#define UPQ_MAX_HOOKS 64
+struct hook_cfg;
+enum mfs_err upq_set_hook(struct upq *q, const struct backend *be,
+			  const struct hook_cfg *c);
 /* Stop the workers (running uploads finish first) and free. */
 void upq_free(struct upq *q);
 

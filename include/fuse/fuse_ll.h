@@ -17,6 +17,10 @@ struct fuse_mount_opts {
 	/* called once mounted and daemonised, before serving: start threads
 	 * here (they would not survive the fork) */
 	void (*started)(void *ud);
+	/* called once mounted, before started: inval(ctx, ino) drops the
+	 * kernel's cached attributes and pages of ino */
+	void (*set_inval)(void *ud, void (*inval)(void *ctx, uint64_t ino),
+			  void *ctx);
 	void *ud;
 };
 

@@ -49,11 +49,42 @@ enum mfs_err journal_add_pending(struct journal *j, struct jrow *r,
  * key, stage_path, size, mtime, mode, content type, cache control. */
 enum mfs_err journal_update_pending(struct journal *j, const struct jrow *r,
 				    struct errbuf *eb);
-/* The upload finished: its final facts. */
-enum mfs_err journal_done(struct journal *j, int64_t id, const char *key,
-			  uint64_t size, const char *sha256, const char *etag,
-			  const char *url, const char *content_type,
-			  int64_t mtime_ns, struct errbuf *eb);
+/* The upload finished: its final facts. Strings borrowed. */
+struct jdone {
+	const char *key;
+	uint64_t size;			/* bytes uploaded */
+	const char *sha256;		/* of the bytes uploaded */
+	const char *etag;
+	const char *url;
+	const char *content_type;
+	int64_t mtime_ns;
+	uint64_t orig_size;		/* what was written (before a hook) */
+	const char *orig_sha256;	/* NULL: same as size/sha256 */
+	const char *hook;		/* NULL: none */
+	const char *hook_result;	/* what the hook did, or why not */
+};
+enum mfs_err journal_done(struct journal *j, int64_t id,
+			  const struct jdone *d, struct errbuf *eb);
+
+/* The latest finished upload of key on remote. */
+struct jlast {
+	int64_t id;
+	uint64_t size;
+	char sha256[65];
+	char etag[80];
+	char url[1024];
+	char content_type[128];
+	char cache_control[128];
+	int64_t mtime_ns;
+	uint32_t mode;
+	uint64_t orig_size;
+	char orig_sha256[65];
+	char hook[64];
+	char hook_result[256];
+};
+/* MFS_ENOTFOUND when key never finished an upload. */
+enum mfs_err journal_last_done(struct journal *j, const char *remote,
+			       const char *key, struct jlast *out);
 /* Gave up: the error is kept, the staged file stays. */
 enum mfs_err journal_failed(struct journal *j, int64_t id, const char *error,
 			    struct errbuf *eb);

@@ -41,22 +41,36 @@ void backend_free(struct backend *be)
 		be->ops->free(be);
 }
 
+static const char *const *extra_keys;
+
+void backend_accept_keys(const char *const *keys)
+{
+	extra_keys = keys;
+}
+
+static int known_key(const char *const *list, const char *key)
+{
+	int j;
+
+	for (j = 0; list && list[j]; j++)
+		if (!strcmp(list[j], key))
+			return 1;
+	return 0;
+}
+
 enum mfs_err backend_check_keys(const struct ini *ini,
 				const struct ini_section *sec,
 				const char *const *known, struct errbuf *eb)
 {
-	int i, j;
+	int i;
 
-	for (i = 0; i < sec->nkv; i++) {
-		for (j = 0; known[j]; j++)
-			if (!strcmp(known[j], sec->kv[i].key))
-				break;
-		if (!known[j])
+	for (i = 0; i < sec->nkv; i++)
+		if (!known_key(known, sec->kv[i].key) &&
+		    !known_key(extra_keys, sec->kv[i].key))
 			return eb_set(eb, MFS_EINVAL,
 				      "%s:%d: unknown key '%s' in [%s]",
 				      ini->path, sec->kv[i].line,
 				      sec->kv[i].key, sec->name);
-	}
 	return MFS_OK;
 }
 

@@ -678,6 +678,19 @@ enum mfs_err fsi_full(struct fs *fs, struct mc_node *n, struct errbuf *eb)
 	return rc;
 }
 
+/* What the journal knows of a hook's work on n (MFS_ENODATA: nothing). */
+static enum mfs_err hooked(struct fs *fs, const struct mc_node *n,
+			   struct jlast *jl)
+{
+	struct fs_remote *r = fsi_remote(fs, n->rid);
+
+	if (!fs->cfg.journal || !r || n->kind != MC_FILE ||
+	    journal_last_done(fs->cfg.journal, r->name, n->key, jl) ||
+	    !jl->hook[0])
+		return MFS_ENODATA;
+	return MFS_OK;
+}
+
 enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 			 char *dst, size_t cap, size_t *len,
 			 struct errbuf *eb)
@@ -714,6 +727,17 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 		rc = r->be->ops->url(r->be, n.key, &url);
 		if (!rc)
 			rc = put_value(url, dst, cap, len);
+	} else if (!strcmp(name, "user.mediafs.original_size") ||
+		   !strcmp(name, "user.mediafs.hook")) {
+		/* from the journal: the size written before the hook ran */
+		struct jlast jl;
+		char v[32];
+
+		rc = hooked(fs, &n, &jl);
+		snprintf(v, sizeof(v), "%llu", (unsigned long long)jl.orig_size);
+		if (!rc)
+			rc = put_value(strcmp(name, "user.mediafs.hook") ? v :
+				       jl.hook_result, dst, cap, len);
 	} else {
 		rc = MFS_ENODATA;
 	}
@@ -725,26 +749,37 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 enum mfs_err fs_listxattr(struct fs *fs, uint64_t ino, char *dst, size_t cap,
 			  size_t *len)
 {
+	static const char *const hook_names[] = {
+		"user.mediafs.original_size", "user.mediafs.hook",
+	};
 	struct mc_node n;
+	struct jlast jl;
 	enum mfs_err rc;
-	size_t i, total = 0;
+	size_t i, total = 0, nh = 0;
+	const char *names[NXATTR + 2];
 
 	rc = mcache_get(fs->mc, ino, &n);
 	if (rc)
 		return rc;
-	if (n.kind == MC_FILE)
+	if (n.kind == MC_FILE) {
 		for (i = 0; i < NXATTR; i++)
-			total += strlen(xattr_names[i]) + 1;
+			names[nh++] = xattr_names[i];
+		if (!hooked(fs, &n, &jl))
+			for (i = 0; i < 2; i++)
+				names[nh++] = hook_names[i];
+	}
 	mc_node_cleanup(&n);
+	for (i = 0; i < nh; i++)
+		total += strlen(names[i]) + 1;
 	*len = total;
 	if (!cap || !total)
 		return MFS_OK;
 	if (total > cap)
 		return MFS_ERANGE;
-	for (i = 0; i < NXATTR; i++) {
-		size_t l = strlen(xattr_names[i]) + 1;
+	for (i = 0; i < nh; i++) {
+		size_t l = strlen(names[i]) + 1;
 
-		memcpy(dst, xattr_names[i], l);
+		memcpy(dst, names[i], l);
 		dst += l;
 	}
 	return MFS_OK;

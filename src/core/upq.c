@@ -23,6 +23,7 @@
 #include <openssl/evp.h>
 
 #include "common/log.h"
+#include "core/hooks.h"
 #include "common/str.h"
 
 enum ustate { S_HELD, S_QUEUED, S_RUNNING, S_FAILED, S_DONE };
@@ -66,6 +67,13 @@ struct upq {
 	struct upq_stats st;	/* guarded */
 	pthread_t *threads;
 	int nthreads;
+	struct {
+		const struct backend *be;
+		const struct hook_cfg *cfg;	/* borrowed */
+	} hooks[UPQ_MAX_HOOKS];
+	int nhooks;		/* set before upq_start, then read-only */
+	void (*inval)(void *ctx, uint64_t ino);	/* set before upq_start */
+	void *inval_ctx;
 };
 
 static int64_t now_ms(void)
@@ -360,16 +368,90 @@ static void sniff_staged(struct upq *q, int fd, const char *key,
 		   sizeof(meta->content_type));
 }
 
+static const struct hook_cfg *hook_of(const struct upq *q,
+				      const struct backend *be)
+{
+	int i;
+
+	for (i = 0; i < q->nhooks; i++)
+		if (q->hooks[i].be == be)
+			return q->hooks[i].cfg;
+	return NULL;
+}
+
+/* What an upload did, for the journal and the cache. */
+struct up_res {
+	uint64_t size;		/* bytes uploaded */
+	char sha[65];		/* of the bytes uploaded */
+	uint64_t orig_size;	/* what was written */
+	char orig_sha[65];
+	const char *hook;	/* name, NULL when none ran */
+	char text[256];		/* the hook's result, or why nothing was sent */
+};
+
+/* The same bytes went up from here before (the journal says so, and the
+ * server still holds that object): send nothing, or only the metadata.
+ * This is what keeps rsync re-runs into a compressing remote free of
+ * uploads: the stored object is smaller than its source, so rsync sends
+ * the source again every time. Returns 1 when handled. */
+static int unchanged(struct upq *q, struct backend *be, const char *key,
+		     const struct upq_meta *meta, struct up_res *ur,
+		     struct obj_meta *out, enum mfs_err *rc,
+		     struct errbuf *eb)
+{
+	struct jlast prev;
+	struct obj_meta now;
+	struct put_meta pm;
+	struct errbuf heb = { 0 };
+
+	if (journal_last_done(q->j, be->name, key, &prev) ||
+	    !prev.orig_sha256[0] || strcmp(prev.orig_sha256, ur->orig_sha) ||
+	    prev.orig_size != ur->orig_size)
+		return 0;
+	/* still there, still that object? */
+	if (be->ops->head(be, key, &now, &heb) || now.size != prev.size ||
+	    (prev.etag[0] && now.etag[0] && strcmp(prev.etag, now.etag)))
+		return 0;
+	ur->size = prev.size;
+	memcpy(ur->sha, prev.sha256, sizeof(ur->sha));
+	/* (a backend that keeps no content type reports none) */
+	if (now.mtime_ns == meta->mtime_ns &&
+	    (!meta->mode || now.mode == (meta->mode & 07777)) &&
+	    (!now.content_type[0] ||
+	     !strcmp(now.content_type, meta->content_type[0] ?
+		     meta->content_type : "application/octet-stream")) &&
+	    !strcmp(now.cache_control, meta->cache_control)) {
+		*out = now;
+		*rc = MFS_OK;
+		snprintf(ur->text, sizeof(ur->text),
+			 "unchanged since upload #%lld: not sent",
+			 (long long)prev.id);
+	} else {
+		put_meta_from(meta, &pm);
+		*rc = be->ops->copy(be, key, key, &pm, out, eb);
+		snprintf(ur->text, sizeof(ur->text),
+			 "content unchanged since upload #%lld: metadata updated in place",
+			 (long long)prev.id);
+	}
+	if (prev.hook[0])
+		ur->hook = hook_of(q, be) ? hook_of(q, be)->name : NULL;
+	log_dbg(LOG_SUB_UPQ, "%s: %s", key, ur->text);
+	return 1;
+}
+
 static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 			   const char *path, struct upq_meta *meta,
-			   struct obj_meta *out, char sha[65], uint64_t *size,
+			   struct obj_meta *out, struct up_res *ur,
 			   struct errbuf *eb)
 {
+	const struct hook_cfg *hook = hook_of(q, be);
 	struct put_meta pm;
 	struct put_body body;
 	struct stat st;
+	struct hook_result hr;
+	char hout[PATH_MAX];
 	enum mfs_err rc;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = open(path, O_RDONLY | O_CLOEXEC), hfd = -1;
 
 	if (fd < 0)
 		return eb_set(eb, MFS_EIO, "staged file %s: %s", path,
@@ -379,22 +461,55 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 		return eb_set(eb, MFS_EIO, "staged file %s: %s", path,
 			      strerror(errno));
 	}
-	*size = (uint64_t)st.st_size;
+	ur->orig_size = ur->size = (uint64_t)st.st_size;
 	sniff_staged(q, fd, key, meta);
-	rc = sha256_range(fd, 0, *size, sha);
+	rc = sha256_range(fd, 0, ur->size, ur->orig_sha);
 	if (rc) {
 		close(fd);
 		return eb_set(eb, rc, "reading staged file %s", path);
 	}
+	memcpy(ur->sha, ur->orig_sha, sizeof(ur->sha));
+	if (unchanged(q, be, key, meta, ur, out, &rc, eb)) {
+		close(fd);
+		return rc;
+	}
+	if (hook) {
+		hook_run(hook, path, meta->content_type[0] ? meta->content_type
+			 : "application/octet-stream", hout, sizeof(hout), &hr);
+		ur->hook = hook->name;
+		memcpy(ur->text, hr.text, sizeof(ur->text));
+		if (hr.applied)
+			hfd = open(hout, O_RDONLY | O_CLOEXEC);
+		if (hfd >= 0 && !fstat(hfd, &st) &&
+		    !sha256_range(hfd, 0, (uint64_t)st.st_size, ur->sha)) {
+			close(fd);
+			fd = hfd;
+			ur->size = (uint64_t)st.st_size;
+			if (hook->kind == HOOK_EXEC) {
+				/* the tool may have changed the format */
+				meta->content_type[0] = '\0';
+				sniff_staged(q, fd, key, meta);
+			}
+		} else if (hr.applied) {
+			if (hfd >= 0)
+				close(hfd);
+			memcpy(ur->sha, ur->orig_sha, sizeof(ur->sha));
+			snprintf(ur->text, sizeof(ur->text),
+				 "failed, original kept: cannot read the hook's output");
+		}
+		if (hr.applied)
+			unlink(hout);	/* fd keeps it readable */
+		log_dbg(LOG_SUB_UPQ, "%s: %s %s", key, hook->name, ur->text);
+	}
 	put_meta_from(meta, &pm);
-	if (*size >= q->cfg.multipart_threshold && be->ops->mp_begin &&
+	if (ur->size >= q->cfg.multipart_threshold && be->ops->mp_begin &&
 	    (be->ops->caps & BE_CAP_MULTIPART)) {
-		rc = multipart(q, be, key, fd, *size, &pm, out, eb);
+		rc = multipart(q, be, key, fd, ur->size, &pm, out, eb);
 	} else {
 		body.fd = fd;
 		body.off = 0;
-		body.len = *size;
-		body.sha256 = sha;
+		body.len = ur->size;
+		body.sha256 = ur->sha;
 		rc = be->ops->put(be, key, &body, &pm, out, eb);
 	}
 	close(fd);
@@ -534,8 +649,8 @@ static void *worker(void *arg)
 		struct errbuf eb = { 0 };
 		struct obj_meta out = { 0 };
 		struct upq_meta meta;
-		char sha[65] = "", *key, *url = NULL;
-		uint64_t size = 0;
+		struct up_res ur = { 0 };
+		char *key, *url = NULL;
 		int64_t wait_ms;
 		struct item *it = pick(q, &wait_ms);
 		enum mfs_err rc;
@@ -570,7 +685,7 @@ static void *worker(void *arg)
 			rc = it->be->ops->mkdir(it->be, key, NULL, &eb);
 		else
 			rc = upload(q, it->be, key, it->stage_path, &meta,
-				    &out, sha, &size, &eb);
+				    &out, &ur, &eb);
 		free(key);
 
 		pthread_mutex_lock(&q->lock);
@@ -585,9 +700,11 @@ static void *worker(void *arg)
 			struct mc_set s = { 0 };
 			char *mk = str_fmt("%s/", it->key);
 
-			journal_done(q->j, it->jid, mk ? mk : it->key, 0,
-				     NULL, NULL, NULL,
-				     "application/x-directory", 0, NULL);
+			struct jdone d = { 0 };
+
+			d.key = mk ? mk : it->key;
+			d.content_type = "application/x-directory";
+			journal_done(q->j, it->jid, &d, NULL);
 			free(mk);
 			s.mask = MC_SET_PENDING;
 			mcache_set(q->mc, it->ino, &s);
@@ -602,11 +719,22 @@ static void *worker(void *arg)
 			it->be->ops->url(it->be, it->key, &url);
 			if (!out.etag[0])
 				log_warn("%s: the server sent no ETag", it->key);
-			journal_done(q->j, it->jid, it->key, size, sha,
-				     out.etag, url, it->meta.content_type[0] ?
-				     it->meta.content_type :
-				     "application/octet-stream",
-				     it->meta.mtime_ns, NULL);
+			struct jdone d = { 0 };
+
+			d.key = it->key;
+			d.size = ur.size;
+			d.sha256 = ur.sha;
+			d.etag = out.etag;
+			d.url = url;
+			d.content_type = it->meta.content_type[0] ?
+					 it->meta.content_type :
+					 "application/octet-stream";
+			d.mtime_ns = it->meta.mtime_ns;
+			d.orig_size = ur.orig_size;
+			d.orig_sha256 = ur.orig_sha;
+			d.hook = ur.hook;
+			d.hook_result = ur.text[0] ? ur.text : NULL;
+			journal_done(q->j, it->jid, &d, NULL);
 			unlink(it->stage_path);
 			s.mask = MC_SET_ETAG | MC_SET_FULL | MC_SET_CTYPE;
 			s.etag = out.etag;
@@ -619,17 +747,32 @@ static void *worker(void *arg)
 				if (newer->ino == it->ino)
 					break;
 			if (!newer) {
-				s.mask |= MC_SET_PENDING;
+				/* what the server holds (a hook's output) */
+				s.mask |= MC_SET_PENDING | MC_SET_SIZE;
 				s.pending = 0;
+				s.size = ur.size;
 			}
 			mcache_set(q->mc, it->ino, &s);
 			q->st.done++;
-			q->st.bytes_done += size;
+			q->st.bytes_done += ur.size;
 			it->state = S_DONE;
 			log_dbg(LOG_SUB_UPQ, "uploaded %s (%llu bytes)",
-				it->key, (unsigned long long)size);
+				it->key, (unsigned long long)ur.size);
 			free(url);
-			release_item(q, it);
+			{
+				uint64_t ino = it->ino;
+
+				release_item(q, it);
+				if (!newer && ur.size != ur.orig_size &&
+				    q->inval) {
+					/* the kernel still has the size that
+					 * was written (outside the lock: the
+					 * kernel may call us back) */
+					pthread_mutex_unlock(&q->lock);
+					q->inval(q->inval_ctx, ino);
+					pthread_mutex_lock(&q->lock);
+				}
+			}
 		} else {
 			snprintf(it->error, sizeof(it->error), "%s",
 				 eb.msg[0] ? eb.msg : mfs_strerror(rc));
@@ -685,6 +828,24 @@ enum mfs_err upq_new(const struct upq_config *cfg, struct mcache *mc,
 	}
 	*out = q;
 	return MFS_OK;
+}
+
+enum mfs_err upq_set_hook(struct upq *q, const struct backend *be,
+			  const struct hook_cfg *c)
+{
+	if (q->nhooks == UPQ_MAX_HOOKS)
+		return MFS_ENOMEM;
+	q->hooks[q->nhooks].be = be;
+	q->hooks[q->nhooks].cfg = c;
+	q->nhooks++;
+	return MFS_OK;
+}
+
+void upq_set_inval(struct upq *q, void (*fn)(void *ctx, uint64_t ino),
+		   void *ctx)
+{
+	q->inval = fn;
+	q->inval_ctx = ctx;
 }
 
 enum mfs_err upq_start(struct upq *q, struct errbuf *eb)

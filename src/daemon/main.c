@@ -24,6 +24,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "core/fs.h"
+#include "core/hooks.h"
 #include "core/stage.h"
 #include "core/upq.h"
 #include "fuse/fuse_ll.h"
@@ -248,6 +249,7 @@ struct daemon {
 	struct fs *fs;
 	int lock_fd;
 	int sb_public;		/* -o supabase_public_buckets */
+	struct hook_cfg **hooks;	/* per remote, NULL = none */
 };
 
 static void daemon_cleanup(struct daemon *d)
@@ -263,8 +265,10 @@ static void daemon_cleanup(struct daemon *d)
 	for (i = 0; i < d->nremotes; i++) {
 		backend_free(d->remotes[i].be);
 		free(d->remotes[i].prefix);
+		hook_cfg_free(d->hooks[i]);
 	}
 	free(d->remotes);
+	free(d->hooks);
 	ini_free(d->ini);
 	if (d->lock_fd >= 0)
 		close(d->lock_fd);
@@ -274,12 +278,18 @@ static enum mfs_err add_remote(struct daemon *d, struct ini_section *sec,
 			       const char *prefix, struct errbuf *eb)
 {
 	struct fs_remote *r;
+	struct hook_cfg **h;
 	enum mfs_err rc;
 
 	r = realloc(d->remotes, sizeof(*r) * (size_t)(d->nremotes + 1));
 	if (!r)
 		return MFS_ENOMEM;
 	d->remotes = r;
+	h = realloc(d->hooks, sizeof(*h) * (size_t)(d->nremotes + 1));
+	if (!h)
+		return MFS_ENOMEM;
+	d->hooks = h;
+	h[d->nremotes] = NULL;
 	r = &d->remotes[d->nremotes];
 	memset(r, 0, sizeof(*r));
 	if (d->sb_public && ini_get(sec, "type") &&
@@ -289,6 +299,11 @@ static enum mfs_err add_remote(struct daemon *d, struct ini_section *sec,
 	rc = backend_create(d->ini, sec, &r->be, eb);
 	if (rc)
 		return rc;
+	rc = hook_cfg_parse(d->ini, sec, &h[d->nremotes], eb);
+	if (rc) {
+		backend_free(r->be);
+		return rc;
+	}
 	r->name = r->be->name;
 	r->prefix = clean_prefix(prefix);
 	if (!r->prefix) {
@@ -297,6 +312,15 @@ static enum mfs_err add_remote(struct daemon *d, struct ini_section *sec,
 	}
 	d->nremotes++;
 	return MFS_OK;
+}
+
+static void set_inval(void *ud, void (*fn)(void *ctx, uint64_t ino),
+		      void *ctx)
+{
+	struct daemon *d = ud;
+
+	if (d->upq)
+		upq_set_inval(d->upq, fn, ctx);
 }
 
 /* Once mounted and (unless -f) forked into the background: SQLite
@@ -343,6 +367,7 @@ int main(int argc, char **argv)
 	int ret = 1, i;
 
 	d.lock_fd = -1;
+	backend_accept_keys(hook_keys);	/* on_write, compress.*, ... */
 	if (fix_config_arg(argc, argv, &args) ||
 	    fuse_opt_parse(&args, &o, opt_spec, opt_proc)) {
 		fprintf(stderr, "Try 'mediafs --help'.\n");
@@ -521,6 +546,10 @@ int main(int argc, char **argv)
 			ret = fail("", &eb, rc);
 			goto out;
 		}
+		for (i = 0; i < d.nremotes; i++)
+			if (d.hooks[i] && upq_set_hook(d.upq, d.remotes[i].be,
+						       d.hooks[i]))
+				goto out;
 	}
 
 	cfg.remotes = d.remotes;
@@ -556,6 +585,7 @@ int main(int argc, char **argv)
 				 resumed, lost ? " (some could not be resumed: see above)" : "");
 	}
 	mo.started = after_fork;
+	mo.set_inval = set_inval;
 	mo.ud = &d;
 	mo.foreground = o.foreground;
 	mo.single_thread = o.single_thread;

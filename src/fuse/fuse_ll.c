@@ -593,6 +593,15 @@ static const struct fuse_lowlevel_ops ll_ops = {
 	.statfs = ll_statfs,
 };
 
+static void ll_inval(void *ctx, uint64_t ino)
+{
+	int r = fuse_lowlevel_notify_inval_inode(ctx, (fuse_ino_t)ino, 0, 0);
+
+	if (r && r != -ENOENT)
+		log_dbg(LOG_SUB_FUSE, "inval of inode %llu: %s",
+			(unsigned long long)ino, strerror(-r));
+}
+
 int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 		const struct fuse_mount_opts *o)
 {
@@ -611,6 +620,8 @@ int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 		goto out_unmount;
 	if (!o->foreground)
 		log_use_syslog("mediafs");
+	if (o->set_inval)
+		o->set_inval(o->ud, ll_inval, se);
 	if (o->started)
 		o->started(o->ud);
 	log_info("mounted at %s", mountpoint);

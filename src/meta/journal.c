@@ -3,6 +3,7 @@
 #include "meta/journal.h"
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -30,7 +31,11 @@ static const char schema[] =
 	" label TEXT,"
 	" error TEXT,"
 	" created_at REAL NOT NULL,"
-	" updated_at REAL NOT NULL);"
+	" updated_at REAL NOT NULL,"
+	" orig_size INTEGER,"	/* what was written, before a hook */
+	" orig_sha256 TEXT,"
+	" hook TEXT,"		/* "compress", "exec:tool", NULL */
+	" hook_result TEXT);"
 	"CREATE INDEX IF NOT EXISTS uploads_state ON uploads(mount_id, state);"
 	"CREATE INDEX IF NOT EXISTS uploads_key ON uploads(remote, key);"
 	"CREATE TABLE IF NOT EXISTS events("
@@ -42,6 +47,13 @@ static const char schema[] =
 	" key TEXT NOT NULL,"
 	" new_key TEXT,"
 	" detail TEXT);";
+
+/* Columns added since the first schema (user_version 0 -> 1). */
+static const char upgrade_1[] =
+	"ALTER TABLE uploads ADD COLUMN orig_size INTEGER;"
+	"ALTER TABLE uploads ADD COLUMN orig_sha256 TEXT;"
+	"ALTER TABLE uploads ADD COLUMN hook TEXT;"
+	"ALTER TABLE uploads ADD COLUMN hook_result TEXT;";
 
 static const char *const state_names[] = { "pending", "done", "failed",
 					   "cancelled" };
@@ -66,6 +78,46 @@ static enum mfs_err db_err(struct journal *j, struct errbuf *eb,
 {
 	return eb_set(eb, MFS_EIO, "journal: %s: %s", what,
 		      sqlite3_errmsg(j->db));
+}
+
+static int user_version(sqlite3 *db)
+{
+	sqlite3_stmt *st = NULL;
+	int v = -1;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
+	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return v;
+}
+
+static int has_column(sqlite3 *db, const char *col)
+{
+	sqlite3_stmt *st = NULL;
+	int found = 0;
+
+	if (sqlite3_prepare_v2(db, "PRAGMA table_info(uploads)", -1, &st,
+			       NULL) != SQLITE_OK)
+		return 0;
+	while (sqlite3_step(st) == SQLITE_ROW)
+		if (!strcmp((const char *)sqlite3_column_text(st, 1), col))
+			found = 1;
+	sqlite3_finalize(st);
+	return found;
+}
+
+/* Bring an older journal's schema up to date (kept rows, new columns). */
+static enum mfs_err upgrade(struct journal *j, struct errbuf *eb)
+{
+	if (user_version(j->db) >= 1)
+		return MFS_OK;
+	if (!has_column(j->db, "orig_size") &&
+	    sqlite3_exec(j->db, upgrade_1, NULL, NULL, NULL))
+		return db_err(j, eb, "upgrading the schema");
+	if (sqlite3_exec(j->db, "PRAGMA user_version=1", NULL, NULL, NULL))
+		return db_err(j, eb, "upgrading the schema");
+	return MFS_OK;
 }
 
 enum mfs_err journal_open(const char *path, int sync_full,
@@ -98,6 +150,8 @@ enum mfs_err journal_open(const char *path, int sync_full,
 			 NULL, NULL, NULL) ||
 	    sqlite3_exec(j->db, schema, NULL, NULL, NULL))
 		rc = db_err(j, eb, path);
+	if (!rc)
+		rc = upgrade(j, eb);
 out:
 	if (rc) {
 		journal_close(j);
@@ -233,10 +287,8 @@ out:
 	return rc;
 }
 
-enum mfs_err journal_done(struct journal *j, int64_t id, const char *key,
-			  uint64_t size, const char *sha256, const char *etag,
-			  const char *url, const char *content_type,
-			  int64_t mtime_ns, struct errbuf *eb)
+enum mfs_err journal_done(struct journal *j, int64_t id,
+			  const struct jdone *d, struct errbuf *eb)
 {
 	sqlite3_stmt *st;
 	enum mfs_err rc;
@@ -244,21 +296,74 @@ enum mfs_err journal_done(struct journal *j, int64_t id, const char *key,
 	pthread_mutex_lock(&j->lock);
 	st = prep(j, "UPDATE uploads SET state='done',key=?2,size=?3,"
 		     "sha256=?4,etag=?5,url=?6,content_type=?7,mtime_ns=?8,"
-		     "stage_path=NULL,error=NULL,updated_at=?9 WHERE id=?1");
+		     "stage_path=NULL,error=NULL,updated_at=?9,orig_size=?10,"
+		     "orig_sha256=?11,hook=?12,hook_result=?13 WHERE id=?1");
 	if (!st) {
 		rc = db_err(j, eb, "done");
 		goto out;
 	}
 	sqlite3_bind_int64(st, 1, id);
-	bind_text(st, 2, key);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)size);
-	bind_text(st, 4, sha256);
-	bind_text(st, 5, etag);
-	bind_text(st, 6, url);
-	bind_text(st, 7, content_type);
-	sqlite3_bind_int64(st, 8, mtime_ns);
+	bind_text(st, 2, d->key);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->size);
+	bind_text(st, 4, d->sha256);
+	bind_text(st, 5, d->etag);
+	bind_text(st, 6, d->url);
+	bind_text(st, 7, d->content_type);
+	sqlite3_bind_int64(st, 8, d->mtime_ns);
 	sqlite3_bind_double(st, 9, now());
+	sqlite3_bind_int64(st, 10, (sqlite3_int64)(d->orig_sha256 ?
+						    d->orig_size : d->size));
+	bind_text(st, 11, d->orig_sha256 ? d->orig_sha256 : d->sha256);
+	bind_text(st, 12, d->hook);
+	bind_text(st, 13, d->hook_result);
 	rc = run(j, st, eb, "done");
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
+{
+	const unsigned char *v = sqlite3_column_text(st, i);
+
+	snprintf(dst, cap, "%s", v ? (const char *)v : "");
+}
+
+enum mfs_err journal_last_done(struct journal *j, const char *remote,
+			       const char *key, struct jlast *out)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc = MFS_ENOTFOUND;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "SELECT id,size,sha256,etag,url,content_type,"
+		     "cache_control,mtime_ns,mode,orig_size,orig_sha256,hook,"
+		     "hook_result FROM uploads WHERE remote=?1 AND key=?2 AND "
+		     "state='done' ORDER BY id DESC LIMIT 1");
+	if (!st) {
+		rc = MFS_EIO;
+		goto out;
+	}
+	bind_text(st, 1, remote);
+	bind_text(st, 2, key);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		out->id = sqlite3_column_int64(st, 0);
+		out->size = (uint64_t)sqlite3_column_int64(st, 1);
+		col_copy(st, 2, out->sha256, sizeof(out->sha256));
+		col_copy(st, 3, out->etag, sizeof(out->etag));
+		col_copy(st, 4, out->url, sizeof(out->url));
+		col_copy(st, 5, out->content_type, sizeof(out->content_type));
+		col_copy(st, 6, out->cache_control, sizeof(out->cache_control));
+		out->mtime_ns = sqlite3_column_int64(st, 7);
+		out->mode = (uint32_t)sqlite3_column_int(st, 8);
+		out->orig_size = (uint64_t)sqlite3_column_int64(st, 9);
+		col_copy(st, 10, out->orig_sha256, sizeof(out->orig_sha256));
+		col_copy(st, 11, out->hook, sizeof(out->hook));
+		col_copy(st, 12, out->hook_result, sizeof(out->hook_result));
+		rc = MFS_OK;
+	}
+	sqlite3_finalize(st);
 out:
 	pthread_mutex_unlock(&j->lock);
 	return rc;

@@ -82,6 +82,12 @@ static const char *ext_type(const char *name)
 	return NULL;
 }
 
+static int textual(const char *type)
+{
+	return !strncmp(type, "text/", 5) || strstr(type, "json") ||
+	       strstr(type, "xml");
+}
+
 /* Bytes that say nothing specific: let the extension decide. */
 static int generic(const char *t)
 {
@@ -105,6 +111,10 @@ void sniff_type(struct sniff *s, const void *p, size_t n, const char *name,
 	}
 	t = got[0] ? got : NULL;
 	e = ext_type(name);
+	/* text bytes may be told apart by a textual extension (.css, .json,
+	 * .svg), never turned into a binary type by one (text named .jpg) */
+	if (e && t && !strncmp(t, "text/", 5) && !textual(e))
+		e = NULL;
 	if (generic(t) && e)
 		t = e;
 	else if (!t || !strcmp(t, "application/x-empty") ||
