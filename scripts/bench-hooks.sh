@@ -5,8 +5,9 @@
 # total time, output bytes, peak RSS. docs/BENCHMARKS.md records figures.
 #   BENCH_HOOK_IMAGES=1000 (corpus size)   BENCH_HOOK_JOBS=2 (parallelism)
 # The corpus (photo-like crops of ImageMagick plasma images: 70% JPEG q95,
-# 20% PNG, half with alpha, 6% WebP q95, 4% GIF) is made once and kept in
-# build/bench-hooks/corpus-N.
+# 20% PNG graphics, half with alpha, half saved at zlib 6 with adaptive
+# filters and half at zlib 1 unfiltered, 6% WebP q95, 4% GIF) is made once
+# and kept in build/bench-hooks/corpus-N.
 set -eu
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)

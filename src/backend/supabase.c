@@ -676,6 +676,27 @@ static char *list_body(const char *prefix, const char *cursor, int v2,
 	return s;
 }
 
+/* One listing request with body (taken: freed here). */
+static enum mfs_err list_page(struct backend *be, const char *url,
+			      const char *bucket, char *body, json_t **j,
+			      struct errbuf *eb)
+{
+	struct sb_call c = { 0 };
+	enum mfs_err rc;
+
+	*j = NULL;
+	if (!body)
+		return MFS_ENOMEM;
+	c.method = "POST";
+	c.url = url;
+	c.what = bucket;
+	c.json = body;
+	c.counter = &be->stats.list;
+	rc = sb_json(be, &c, j, eb);
+	free(body);
+	return rc;
+}
+
 static enum mfs_err list_v2(struct backend *be, const char *bucket,
 			    const char *prefix, backend_list_cb cb, void *ud,
 			    struct errbuf *eb)
@@ -690,23 +711,12 @@ static enum mfs_err list_v2(struct backend *be, const char *bucket,
 	if (!url)
 		return MFS_ENOMEM;
 	do {
-		struct sb_call c = { 0 };
 		json_t *j = NULL, *e;
-		char *body = list_body(prefix, cursor, 1, 0);
 		const char *next;
 		size_t i;
 
-		if (!body) {
-			rc = MFS_ENOMEM;
-			break;
-		}
-		c.method = "POST";
-		c.url = url;
-		c.what = bucket;
-		c.json = body;
-		c.counter = &be->stats.list;
-		rc = sb_json(be, &c, &j, eb);
-		free(body);
+		rc = list_page(be, url, bucket, list_body(prefix, cursor, 1, 0),
+			       &j, eb);
 		if (!rc && (!json_is_object(j) ||
 			    (!json_is_array(json_object_get(j, "objects")) &&
 			     !json_is_array(json_object_get(j, "folders")))))
@@ -766,22 +776,11 @@ static enum mfs_err list_v1(struct backend *be, const char *bucket,
 	if (!url)
 		return MFS_ENOMEM;
 	do {
-		struct sb_call c = { 0 };
 		json_t *j = NULL, *e;
-		char *body = list_body(prefix, NULL, 0, offset);
 		size_t i;
 
-		if (!body) {
-			rc = MFS_ENOMEM;
-			break;
-		}
-		c.method = "POST";
-		c.url = url;
-		c.what = bucket;
-		c.json = body;
-		c.counter = &be->stats.list;
-		rc = sb_json(be, &c, &j, eb);
-		free(body);
+		rc = list_page(be, url, bucket, list_body(prefix, NULL, 0, offset),
+			       &j, eb);
 		if (!rc && !json_is_array(j))
 			rc = eb_set(eb, MFS_EPROTO, "list reply is not an array");
 		rows = rc ? 0 : json_array_size(j);

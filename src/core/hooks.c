@@ -11,6 +11,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include <vips/vips.h>
+#include <zlib.h>
 
 #include "common/buf.h"
 #include "common/log.h"
@@ -216,7 +218,68 @@ static void vips_why(char *out, size_t cap)
 	vips_error_clear();
 }
 
-static void compress(const struct hook_cfg *c, const char *in,
+/* A PNG that is already well compressed: its image data deflated at
+ * zlib's default level or above (FLEVEL 2 or 3 in the zlib header) AND
+ * filtered (the first rows do not all use filter 0). Re-encoding such a
+ * file almost never wins and costs a full decode and deflate; unfiltered
+ * or fast-deflated files are re-encoded. Hand-written on zlib: walking the
+ * chunks and inflating the first rows is a few lines no library offers. */
+static int png_well_compressed(const char *path)
+{
+	static const int chans[] = { 1, 0, 3, 1, 2, 0, 4 };
+	unsigned char b[65536], rows[65536];
+	uint32_t w = 0;
+	size_t n, off = 8, rowlen = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r = 0, level = -1;
+	ssize_t k;
+	z_stream z;
+
+	if (fd < 0)
+		return 0;
+	k = read(fd, b, sizeof(b));
+	close(fd);
+	n = k > 0 ? (size_t)k : 0;
+	memset(&z, 0, sizeof(z));
+	if (inflateInit(&z) != Z_OK)
+		return 0;
+	z.next_out = rows;
+	z.avail_out = sizeof(rows);
+	while (off + 12 <= n) {
+		uint32_t len = (uint32_t)b[off] << 24 | (uint32_t)b[off + 1] << 16 |
+			       (uint32_t)b[off + 2] << 8 | b[off + 3];
+		const unsigned char *d = b + off + 8;
+
+		if (len > n - off - 12)
+			len = (uint32_t)(n - off - 12);	/* what we have */
+		if (!memcmp(b + off + 4, "IHDR", 4) && len >= 13 &&
+		    d[9] <= 6 && chans[d[9]]) {
+			w = (uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 |
+			    (uint32_t)d[2] << 8 | d[3];
+			rowlen = 1 + ((size_t)w * (size_t)chans[d[9]] * d[8] + 7) / 8;
+		} else if (!memcmp(b + off + 4, "IDAT", 4) && len >= 2) {
+			if (level < 0)
+				level = d[1] >> 6;
+			z.next_in = (unsigned char *)d;
+			z.avail_in = len;
+			if (inflate(&z, Z_NO_FLUSH) < 0 || !z.avail_out)
+				break;
+		} else if (!memcmp(b + off + 4, "IEND", 4)) {
+			break;
+		}
+		off += 12 + (size_t)len;
+	}
+	if (level >= 2 && rowlen && sizeof(rows) - z.avail_out > rowlen) {
+		size_t got = sizeof(rows) - z.avail_out, i;
+
+		for (i = 0; i < got; i += rowlen)
+			if (rows[i])	/* a filtered row */
+				r = 1;
+	}
+	inflateEnd(&z);
+	return r;
+}
+
+static void compress_image(const struct hook_cfg *c, const char *in,
 		     const char *ctype, const char *out,
 		     struct hook_result *res)
 {
@@ -237,22 +300,33 @@ static void compress(const struct hook_cfg *c, const char *in,
 			 "passed through: %s is not recompressed", ctype);
 		return;
 	}
+	if (!strcmp(fmt, "png") && png_well_compressed(in)) {
+		snprintf(res->text, sizeof(res->text),
+			 "passed through: PNG already filtered and deflated at zlib level 6 or more");
+		return;
+	}
 	pthread_once(&vips_once, vips_setup);
 	if (!vips_ready) {
 		snprintf(res->text, sizeof(res->text),
 			 "failed: libvips is not available");
 		return;
 	}
-	if (c->max_dimension) {
-		rc = vips_thumbnail(in, &img, c->max_dimension, "height",
-				    c->max_dimension, "size", VIPS_SIZE_DOWN,
-				    "option_string", "fail_on=warning", NULL);
-	} else {
-		img = vips_image_new_from_file(in, "access",
-					       VIPS_ACCESS_SEQUENTIAL,
-					       "fail_on", VIPS_FAIL_ON_WARNING,
-					       NULL);
-		rc = img ? 0 : -1;
+	/* streaming unless pixels must move (rotation, resize) */
+	img = vips_image_new_from_file(in, "access",
+				       c->max_dimension || c->strip_metadata ?
+				       VIPS_ACCESS_RANDOM :
+				       VIPS_ACCESS_SEQUENTIAL,
+				       "fail_on", VIPS_FAIL_ON_WARNING, NULL);
+	rc = img ? 0 : -1;
+	if (!rc && c->max_dimension &&
+	    (img->Xsize > c->max_dimension || img->Ysize > c->max_dimension)) {
+		/* fits the box, upright (thumbnail applies the orientation) */
+		rc = vips_thumbnail_image(img, &tmp, c->max_dimension, "height",
+					  c->max_dimension, "size",
+					  VIPS_SIZE_DOWN, NULL);
+		g_object_unref(img);
+		img = rc ? NULL : tmp;
+		tmp = NULL;
 	}
 	if (!rc && vips_image_get_typeof(img, "n-pages") &&
 	    !vips_image_get_int(img, "n-pages", &pages) && pages > 1) {
@@ -262,18 +336,29 @@ static void compress(const struct hook_cfg *c, const char *in,
 		return;
 	}
 	if (!rc && c->strip_metadata) {
-		/* orientation is applied before EXIF goes; ICC stays */
+		/* the orientation goes into the pixels, then every EXIF,
+		 * XMP and IPTC field; the ICC profile stays. (libvips's own
+		 * strip would drop the profile too; it still writes a minimal
+		 * EXIF block: size, resolution, orientation 1.) */
 		rc = vips_autorot(img, &tmp, NULL);
+		g_object_unref(img);
+		img = NULL;
 		if (!rc) {
-			g_object_unref(img);
-			img = NULL;
 			rc = vips_copy(tmp, &img, NULL);
 			g_object_unref(tmp);
+			tmp = NULL;
 		}
 		if (!rc) {
-			vips_image_remove(img, "exif-data");
-			vips_image_remove(img, "xmp-data");
-			vips_image_remove(img, "iptc-data");
+			char **f = vips_image_get_fields(img);
+			int i;
+
+			for (i = 0; f && f[i]; i++)
+				if (!strncmp(f[i], "exif-", 5) ||
+				    !strncmp(f[i], "xmp-", 4) ||
+				    !strncmp(f[i], "iptc-", 5) ||
+				    !strcmp(f[i], "orientation"))
+					vips_image_remove(img, f[i]);
+			g_strfreev(f);
 		}
 	}
 	if (!rc && !strcmp(fmt, "jpeg"))
@@ -281,9 +366,10 @@ static void compress(const struct hook_cfg *c, const char *in,
 				   "optimize_coding", TRUE, NULL);
 	else if (!rc && !strcmp(fmt, "png"))
 		rc = vips_pngsave(img, out, "compression", 6, "filter",
-				   VIPS_FOREIGN_PNG_FILTER_ALL, NULL);
+				  VIPS_FOREIGN_PNG_FILTER_ALL, NULL);
 	else if (!rc)
-		rc = vips_webpsave(img, out, "Q", c->webp_quality, NULL);
+		rc = vips_webpsave(img, out, "Q", c->webp_quality, "effort", 2,
+				   NULL);
 	if (img)
 		g_object_unref(img);
 	if (rc) {
@@ -465,7 +551,7 @@ void hook_run(const struct hook_cfg *c, const char *in_path,
 	if (!c || c->kind == HOOK_NONE)
 		return;
 	if (c->kind == HOOK_COMPRESS)
-		compress(c, in_path, ctype, out_path, res);
+		compress_image(c, in_path, ctype, out_path, res);
 	else
 		run_exec(c, in_path, out_path, res);
 }

@@ -64,6 +64,13 @@ cp "$MNT/alpha.png" "$MNT/big.png" "$MNT/anim.gif" "$T/"
 cmp -s "$MNT/corrupt.jpg" "$T/img/corrupt.jpg" && row corrupt.jpg hook_result | grep -q "failed, original kept: .*Premature end" &&
 	pass "the corrupt JPEG went up unchanged; the journal says why ($(row corrupt.jpg hook_result))" ||
 	fail "corrupt" "$(row corrupt.jpg hook_result)"
+cp "$MNT/oriented.jpg" "$T/oriented.jpg"
+[ "$(identify -format '%[orientation]' "$T/oriented.jpg")" = RightTop ] &&
+	[ "$(convert "$T/oriented.jpg" icc:- | wc -c)" -gt 1000 ] &&
+	[ "$(stat -c %s "$T/oriented.jpg")" -lt "$(stat -c %s "$T/img/oriented.jpg")" ] &&
+	grep -q SecretCam "$T/oriented.jpg" &&
+	pass "a recompressed JPEG keeps its ICC profile, EXIF orientation and XMP" ||
+	fail "icc/orientation" "$(identify -format '%[orientation] %wx%h' "$T/oriented.jpg")"
 cmp -s "$MNT/scan.tiff" "$T/img/scan.tiff" && cmp -s "$MNT/notes.jpg" "$T/img/notes.jpg" &&
 	pass "TIFF and text pass through unchanged" || fail "pass-through" "changed"
 [ "$(row photo.jpg orig_size)" = "$(stat -c %s "$T/img/photo.jpg")" ] &&
@@ -133,8 +140,18 @@ hook_timeout = 2
 EOC
 	mkdir -p "$T/store/$h"
 done
+cat >>"$T/e.conf" <<EOC
+[strip]
+type = local
+path = $T/store/strip
+on_write = compress
+compress.strip_metadata = true
+compress.max_dimension = 600
+EOC
+mkdir -p "$T/store/strip"
 mount_fs "$LOG" "$MNT" -o config="$T/e.conf",cache_dir="$T/cache-e",journal="$J" ||
 	{ fail mount "mediafs did not mount"; exit 1; }
+cp "$T/img/oriented.jpg" "$MNT/strip/"
 for h in upper crash hang; do echo "hello hooks" >"$MNT/$h/f.txt"; done
 t0=$(date +%s)
 wait_uploads "$J" 30
@@ -148,6 +165,11 @@ wait_uploads "$J" 30
 	sqlite3 "$J" "select hook_result from uploads where remote='hang'" | grep -q "killed after 2 s" &&
 	pass "a hanging hook is killed after hook_timeout; original uploaded" ||
 	fail "exec hang" "$(sqlite3 "$J" "select hook_result from uploads where remote='hang'")"
+o=$(identify -format '%[orientation] %w %h' "$T/store/strip/oriented.jpg")
+[ "$o" = "TopLeft 450 600" ] && [ "$(convert "$T/store/strip/oriented.jpg" icc:- | wc -c)" -gt 1000 ] &&
+	! grep -q SecretCam "$T/store/strip/oriented.jpg" &&
+	pass "strip_metadata + max_dimension: rotated upright into 450x600, XMP gone, ICC kept" ||
+	fail "strip" "$o; $(grep -c SecretCam "$T/store/strip/oriented.jpg") XMP"
 pgrep -f "$T/bin/hang" >/dev/null && fail "hang" "the hook process is still running" || pass "no hook process left behind"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 

@@ -490,15 +490,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
                                  'metadata': o.sysmeta()})
         return self.reply(200, rows[offset:offset + limit])
 
-    def move(self, j):
-        st = self.state
+    @staticmethod
+    def move_args(j):
+        """(source bucket, source key, destination bucket, key) of a move
+        or copy body."""
         sb, sk, dk = j.get('bucketId'), j.get('sourceKey'), \
             j.get('destinationKey')
-        db = j.get('destinationBucket') or sb
         if not sb or not sk or not dk:
             raise Err('InvalidRequest', 400, 'Bad Request',
                       'bucketId, sourceKey and destinationKey required')
         check_key(dk)
+        return sb, sk, j.get('destinationBucket') or sb, dk
+
+    def move(self, j):
+        st = self.state
+        sb, sk, db, dk = self.move_args(j)
         with st.lock:
             src, dst = st.bucket(sb), st.bucket(db)
             o = src['objects'].get(sk)
@@ -514,13 +520,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def copy(self, j):
         st = self.state
-        sb, sk, dk = j.get('bucketId'), j.get('sourceKey'), \
-            j.get('destinationKey')
-        db = j.get('destinationBucket') or sb
-        if not sb or not sk or not dk:
-            raise Err('InvalidRequest', 400, 'Bad Request',
-                      'bucketId, sourceKey and destinationKey required')
-        check_key(dk)
+        sb, sk, db, dk = self.move_args(j)
         upsert = self.headers.get('x-upsert', '').lower() == 'true'
         copy_meta = j.get('copyMetadata', True)
         newmeta = self.user_meta('x-metadata')

@@ -15,6 +15,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "backend/backend.h"
+
 #define MAX_REPLIES 16
 #define CLOSE_MID -1	/* send half of the reply, then close */
 
@@ -181,6 +183,26 @@ static char *resp(int status, const char *extra, const char *body)
 		     status, strlen(body), extra ? extra : "", body) < 0)
 		return NULL;
 	return s;
+}
+
+
+/* A listing callback that writes "d:name:0|f:name:size|..." into buf. */
+struct names {
+	char buf[4096];
+	int n;
+};
+
+static enum mfs_err collect(void *ud, const char *name,
+			    const struct obj_meta *m)
+{
+	struct names *nm = ud;
+	size_t l = strlen(nm->buf);
+
+	snprintf(nm->buf + l, sizeof(nm->buf) - l, "%s%s%s:%llu",
+		 nm->n ? "|" : "", m->kind == OBJ_DIR ? "d:" : "f:", name,
+		 (unsigned long long)m->size);
+	nm->n++;
+	return MFS_OK;
 }
 
 #endif

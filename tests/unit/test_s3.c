@@ -13,24 +13,6 @@
 
 TEST_MAIN("test_s3")
 
-struct names {
-	char buf[4096];
-	int n;
-};
-
-static enum mfs_err collect(void *ud, const char *name,
-			    const struct obj_meta *m)
-{
-	struct names *nm = ud;
-	size_t l = strlen(nm->buf);
-
-	snprintf(nm->buf + l, sizeof(nm->buf) - l, "%s%s%s:%llu",
-		 nm->n ? "|" : "", m->kind == OBJ_DIR ? "d:" : "f:", name,
-		 (unsigned long long)m->size);
-	nm->n++;
-	return MFS_OK;
-}
-
 static struct backend *make_backend(const char *extra)
 {
 	struct errbuf eb = { 0 };
