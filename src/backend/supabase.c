@@ -12,11 +12,11 @@
  * 544 are retried with backoff.
  * ETags: a single-request upload answers no ETag, so put computes the MD5
  * of what it sent (the server's ETag for such an object); after TUS the
- * ETag is read back with one info request. Calls: net, common.
+ * ETag is read back with one info request. Calls: net (http, json),
+ * common.
  * lock guards the bucket table and the list-v1 fallback flag; the rest of
  * struct supa is read-only after creation, so ops are thread-safe.
  */
-#include <jansson.h>
 #include <openssl/evp.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -31,6 +31,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "net/http.h"
+#include "net/json.h"
 
 #define PLACEHOLDER ".emptyFolderPlaceholder"
 #define TUS_CHUNK (6 * 1024 * 1024)
@@ -171,34 +172,24 @@ static char *real_key(const char *key)
 
 static void parse_error(const struct buf *body, struct sb_error *e)
 {
-	json_t *j, *v;
+	struct js *j = NULL;
+	int64_t st;
 
 	memset(e, 0, sizeof(*e));
-	if (!body->len)
+	if (!body->len || js_parse(body->data, body->len, &j, NULL))
 		return;
-	j = json_loadb(body->data, body->len, 0, NULL);
-	if (!j)
-		return;
-	if (json_is_object(j)) {
-		v = json_object_get(j, "statusCode");
-		if (json_is_string(v))
-			e->status = strtol(json_string_value(v), NULL, 10);
-		else if (json_is_integer(v))
-			e->status = (long)json_integer_value(v);
-		v = json_object_get(j, "code");
-		if (json_is_string(v))
-			snprintf(e->code, sizeof(e->code), "%s",
-				 json_string_value(v));
-		v = json_object_get(j, "error");
-		if (json_is_string(v))
-			snprintf(e->error, sizeof(e->error), "%s",
-				 json_string_value(v));
-		v = json_object_get(j, "message");
-		if (json_is_string(v))
-			snprintf(e->message, sizeof(e->message), "%s",
-				 json_string_value(v));
-	}
-	json_decref(j);
+	if (!js_int(js_get(j, "statusCode"), &st))	/* "404" or 404 */
+		e->status = (long)st;
+	if (js_str(js_get(j, "code")))
+		snprintf(e->code, sizeof(e->code), "%s",
+			 js_str(js_get(j, "code")));
+	if (js_str(js_get(j, "error")))
+		snprintf(e->error, sizeof(e->error), "%s",
+			 js_str(js_get(j, "error")));
+	if (js_str(js_get(j, "message")))
+		snprintf(e->message, sizeof(e->message), "%s",
+			 js_str(js_get(j, "message")));
+	js_free(j);
 }
 
 static int code_is(const struct sb_error *e, const char *c)
@@ -367,12 +358,11 @@ out:
 	return rc;
 }
 
-/* Run a call whose 2xx body is JSON; *out gets it (json_decref it). */
+/* Run a call whose 2xx body is JSON; *out gets it (js_free it). */
 static enum mfs_err sb_json(struct backend *be, struct sb_call *c,
-			    json_t **out, struct errbuf *eb)
+			    struct js **out, struct errbuf *eb)
 {
 	struct http_response resp;
-	json_error_t je;
 	enum mfs_err rc;
 
 	*out = NULL;
@@ -381,25 +371,20 @@ static enum mfs_err sb_json(struct backend *be, struct sb_call *c,
 	http_response_init(&resp);
 	rc = sb_do(be, c, &resp, eb);
 	if (!rc) {
-		*out = json_loadb(resp.body.data ? resp.body.data : "",
-				  resp.body.len, 0, &je);
-		if (!*out)
-			rc = eb_set(eb, MFS_EPROTO,
-				    "%s %s: reply is not JSON: %s", c->method,
-				    c->what, je.text);
+		rc = js_parse(resp.body.data, resp.body.len, out, eb);
+		if (rc)
+			eb_prefix(eb, "%s %s: reply", c->method, c->what);
 	}
 	http_response_cleanup(&resp);
 	return rc;
 }
 
-static const char *jstr(json_t *o, const char *k)
+static const char *jstr(const struct js *o, const char *k)
 {
-	json_t *v = json_object_get(o, k);
-
-	return json_is_string(v) ? json_string_value(v) : NULL;
+	return js_str(js_get(o, k));
 }
 
-static int64_t jtime(json_t *o, const char *k)
+static int64_t jtime(const struct js *o, const char *k)
 {
 	const char *s = jstr(o, k);
 	int64_t ns = 0;
@@ -409,16 +394,11 @@ static int64_t jtime(json_t *o, const char *k)
 	return ns;
 }
 
-static uint64_t jsize(json_t *o, const char *k)
+static uint64_t jsize(const struct js *o, const char *k)
 {
-	json_t *v = json_object_get(o, k);
-	uint64_t n = 0;
+	int64_t n;
 
-	if (json_is_integer(v) && json_integer_value(v) > 0)
-		return (uint64_t)json_integer_value(v);
-	if (json_is_string(v) && !str_parse_u64(json_string_value(v), &n))
-		return n;
-	return 0;
+	return !js_int(js_get(o, k), &n) && n > 0 ? (uint64_t)n : 0;
 }
 
 static void strip_etag(const char *in, char *out, size_t cap)
@@ -442,16 +422,16 @@ static void strip_etag(const char *in, char *out, size_t cap)
 }
 
 /* System metadata of a listing entry (API-NOTES B5). */
-static void meta_from_sys(json_t *entry, struct obj_meta *m)
+static void meta_from_sys(const struct js *entry, struct obj_meta *m)
 {
-	json_t *sm = json_object_get(entry, "metadata");
+	const struct js *sm = js_get(entry, "metadata");
 	const char *v;
 
 	memset(m, 0, sizeof(*m));
 	m->kind = OBJ_FILE;
 	m->server_mtime_ns = jtime(entry, "updated_at");
 	m->mtime_ns = m->server_mtime_ns;
-	if (!json_is_object(sm))
+	if (!js_is_obj(sm))
 		return;
 	m->size = jsize(sm, "size");
 	if (!m->size)
@@ -466,26 +446,25 @@ static void meta_from_sys(json_t *entry, struct obj_meta *m)
 }
 
 /* User metadata: mtime (rclone style decimal seconds) and mode. */
-static void meta_from_user(json_t *um, struct obj_meta *m)
+static void meta_from_user(const struct js *um, struct obj_meta *m)
 {
-	json_t *v;
-	int64_t ns;
+	const struct js *v;
+	int64_t ns, n;
 	uint64_t mode;
+	double d;
 
-	if (!json_is_object(um))
+	if (!js_is_obj(um))
 		return;
-	v = json_object_get(um, "mtime");
-	if (json_is_string(v) && !str_parse_mtime(json_string_value(v), &ns))
+	v = js_get(um, "mtime");
+	if (js_str(v) && !str_parse_mtime(js_str(v), &ns))
 		m->mtime_ns = ns;
-	else if (json_is_number(v))
-		m->mtime_ns = (int64_t)(json_number_value(v) * 1e9);
-	v = json_object_get(um, "mode");
-	if (json_is_string(v) && !str_parse_u64(json_string_value(v), &mode) &&
-	    mode <= 0177777)
+	else if (!js_num(v, &d))
+		m->mtime_ns = (int64_t)(d * 1e9);
+	v = js_get(um, "mode");
+	if (js_str(v) && !str_parse_u64(js_str(v), &mode) && mode <= 0177777)
 		m->mode = (uint32_t)mode & 07777;
-	else if (json_is_integer(v) && json_integer_value(v) >= 0 &&
-		 json_integer_value(v) <= 0177777)
-		m->mode = (uint32_t)json_integer_value(v) & 07777;
+	else if (!js_str(v) && !js_int(v, &n) && n >= 0 && n <= 0177777)
+		m->mode = (uint32_t)n & 07777;
 }
 
 /* ---- buckets ---- */
@@ -546,7 +525,7 @@ static enum mfs_err bucket_info(struct backend *be, const char *bucket,
 {
 	struct supa *sb = be->priv;
 	struct sb_call c = { 0 };
-	json_t *j = NULL;
+	struct js *j = NULL;
 	enum mfs_err rc;
 	char *url = obj_url(sb, "bucket", bucket, "");
 
@@ -557,12 +536,12 @@ static enum mfs_err bucket_info(struct backend *be, const char *bucket,
 	c.what = bucket;
 	c.counter = &be->stats.head;
 	rc = sb_json(be, &c, &j, eb);
-	if (!rc && !json_is_object(j))
+	if (!rc && !js_is_obj(j))
 		rc = eb_set(eb, MFS_EPROTO, "bucket %s: reply is not an object",
 			    bucket);
 	if (!rc) {
 		remember_bucket(sb, bucket,
-				json_is_true(json_object_get(j, "public")));
+				js_is_true(js_get(j, "public")));
 		if (out) {
 			memset(out, 0, sizeof(*out));
 			out->kind = OBJ_DIR;
@@ -571,7 +550,7 @@ static enum mfs_err bucket_info(struct backend *be, const char *bucket,
 			out->server_mtime_ns = out->mtime_ns;
 		}
 	}
-	json_decref(j);
+	js_free(j);
 	free(url);
 	return rc;
 }
@@ -581,7 +560,7 @@ static enum mfs_err list_buckets(struct backend *be, backend_list_cb cb,
 {
 	struct supa *sb = be->priv;
 	struct sb_call c = { 0 };
-	json_t *j = NULL, *b;
+	struct js *j = NULL;
 	enum mfs_err rc;
 	size_t i;
 	char *url = str_fmt("%s/bucket", sb->base);
@@ -593,9 +572,10 @@ static enum mfs_err list_buckets(struct backend *be, backend_list_cb cb,
 	c.what = "(buckets)";
 	c.counter = &be->stats.list;
 	rc = sb_json(be, &c, &j, eb);
-	if (!rc && !json_is_array(j))
+	if (!rc && !js_is_arr(j))
 		rc = eb_set(eb, MFS_EPROTO, "bucket list is not an array");
-	json_array_foreach(rc ? NULL : j, i, b) {
+	for (i = 0; !rc && i < js_len(j); i++) {
+		const struct js *b = js_at(j, i);
 		const char *name = jstr(b, "id") ? jstr(b, "id")
 						  : jstr(b, "name");
 		struct obj_meta m = { 0 };
@@ -604,7 +584,7 @@ static enum mfs_err list_buckets(struct backend *be, backend_list_cb cb,
 		if (!name)
 			continue;
 		remember_bucket(sb, name,
-				json_is_true(json_object_get(b, "public")));
+				js_is_true(js_get(b, "public")));
 		if (sb_check_key(be, name, 1, why, sizeof(why)) ||
 		    str_bad_name(name, strlen(name))) {
 			log_warn("remote [%s]: bucket '%s' cannot be shown", be->name,
@@ -618,7 +598,7 @@ static enum mfs_err list_buckets(struct backend *be, backend_list_cb cb,
 		if (rc)
 			break;
 	}
-	json_decref(j);
+	js_free(j);
 	free(url);
 	return rc;
 }
@@ -657,28 +637,32 @@ static enum mfs_err emit(struct backend *be, const char *name, int dir,
 static char *list_body(const char *prefix, const char *cursor, int v2,
 		       uint64_t offset)
 {
-	json_t *j = json_pack("{s:s, s:i, s:{s:s, s:s}}", "prefix", prefix,
-			      "limit", LIST_LIMIT, "sortBy", "column", "name",
-			      "order", "asc");
-	char *s;
+	struct js *j = js_obj(), *sort = js_obj();
+	enum mfs_err rc = MFS_OK;
+	char *s = NULL;
 
-	if (!j)
-		return NULL;
-	if (v2) {
-		json_object_set_new(j, "with_delimiter", json_true());
-		if (cursor)
-			json_object_set_new(j, "cursor", json_string(cursor));
-	} else {
-		json_object_set_new(j, "offset", json_integer((json_int_t)offset));
-	}
-	s = json_dumps(j, JSON_COMPACT);
-	json_decref(j);
+	if (!sort || js_set_str(sort, "column", "name") ||
+	    js_set_str(sort, "order", "asc"))
+		rc = MFS_ENOMEM;
+	if (js_set(j, "sortBy", sort))	/* takes sort, even on failure */
+		rc = MFS_ENOMEM;
+	if (!rc && (js_set_str(j, "prefix", prefix) ||
+		    js_set_int(j, "limit", LIST_LIMIT)))
+		rc = MFS_ENOMEM;
+	if (!rc && v2 && (js_set_bool(j, "with_delimiter", 1) ||
+			  (cursor && js_set_str(j, "cursor", cursor))))
+		rc = MFS_ENOMEM;
+	if (!rc && !v2 && js_set_int(j, "offset", (int64_t)offset))
+		rc = MFS_ENOMEM;
+	if (!rc)
+		s = js_dump(j, 0);
+	js_free(j);
 	return s;
 }
 
 /* One listing request with body (taken: freed here). */
 static enum mfs_err list_page(struct backend *be, const char *url,
-			      const char *bucket, char *body, json_t **j,
+			      const char *bucket, char *body, struct js **j,
 			      struct errbuf *eb)
 {
 	struct sb_call c = { 0 };
@@ -711,52 +695,47 @@ static enum mfs_err list_v2(struct backend *be, const char *bucket,
 	if (!url)
 		return MFS_ENOMEM;
 	do {
-		json_t *j = NULL, *e;
+		struct js *j = NULL;
+		const struct js *f, *o;
 		const char *next;
 		size_t i;
 
 		rc = list_page(be, url, bucket, list_body(prefix, cursor, 1, 0),
 			       &j, eb);
-		if (!rc && (!json_is_object(j) ||
-			    (!json_is_array(json_object_get(j, "objects")) &&
-			     !json_is_array(json_object_get(j, "folders")))))
+		f = js_get(j, "folders");
+		o = js_get(j, "objects");
+		if (!rc && (!js_is_obj(j) || (!js_is_arr(o) && !js_is_arr(f))))
 			rc = eb_set(eb, MFS_EPROTO,
 				    "list-v2 reply is not an object with objects and folders");
-		json_array_foreach(rc ? NULL : json_object_get(j, "folders"),
-				   i, e) {
-			const char *name = jstr(e, "name");
+		for (i = 0; !rc && i < js_len(f); i++) {
+			const char *name = jstr(js_at(f, i), "name");
 			struct obj_meta m = { 0 };
 
 			if (!name || strncmp(name, prefix, plen))
 				continue;
 			m.kind = OBJ_DIR;
 			rc = emit(be, name + plen, 1, &m, cb, ud);
-			if (rc)
-				break;
 		}
-		json_array_foreach(rc ? NULL : json_object_get(j, "objects"),
-				   i, e) {
-			const char *name = jstr(e, "name");
+		for (i = 0; !rc && i < js_len(o); i++) {
+			const char *name = jstr(js_at(o, i), "name");
 			struct obj_meta m;
 
 			if (!name || strncmp(name, prefix, plen))
 				continue;
-			meta_from_sys(e, &m);
+			meta_from_sys(js_at(o, i), &m);
 			rc = emit(be, name + plen, 0, &m, cb, ud);
-			if (rc)
-				break;
 		}
 		next = rc ? NULL : jstr(j, "nextCursor");
-		if (!rc && json_is_true(json_object_get(j, "hasNext")) && !next)
+		if (!rc && js_is_true(js_get(j, "hasNext")) && !next)
 			rc = eb_set(eb, MFS_EPROTO,
 				    "list-v2 says hasNext but sent no nextCursor");
 		if (!rc && next && cursor && !strcmp(next, cursor))
 			rc = eb_set(eb, MFS_EPROTO,
 				    "server repeated the same list cursor");
 		free(cursor);
-		cursor = !rc && next && json_is_true(json_object_get(j, "hasNext"))
+		cursor = !rc && next && js_is_true(js_get(j, "hasNext"))
 			 ? strdup(next) : NULL;
-		json_decref(j);
+		js_free(j);
 	} while (!rc && cursor && ++pages < MAX_PAGES);
 	free(cursor);
 	free(url);
@@ -776,19 +755,19 @@ static enum mfs_err list_v1(struct backend *be, const char *bucket,
 	if (!url)
 		return MFS_ENOMEM;
 	do {
-		json_t *j = NULL, *e;
+		struct js *j = NULL;
 		size_t i;
 
 		rc = list_page(be, url, bucket, list_body(prefix, NULL, 0, offset),
 			       &j, eb);
-		if (!rc && !json_is_array(j))
+		if (!rc && !js_is_arr(j))
 			rc = eb_set(eb, MFS_EPROTO, "list reply is not an array");
-		rows = rc ? 0 : json_array_size(j);
-		json_array_foreach(rc ? NULL : j, i, e) {
+		rows = rc ? 0 : js_len(j);
+		for (i = 0; !rc && i < rows; i++) {
+			const struct js *e = js_at(j, i);
 			const char *name = jstr(e, "name");
 			struct obj_meta m = { 0 };
-			int dir = json_is_null(json_object_get(e, "id")) ||
-				  !json_object_get(e, "id");
+			int dir = !js_get(e, "id") || js_is_null(js_get(e, "id"));
 
 			if (!name)
 				continue;
@@ -797,10 +776,8 @@ static enum mfs_err list_v1(struct backend *be, const char *bucket,
 			else
 				meta_from_sys(e, &m);
 			rc = emit(be, name, dir, &m, cb, ud);
-			if (rc)
-				break;
 		}
-		json_decref(j);
+		js_free(j);
 		offset += rows;
 	} while (!rc && rows == LIST_LIMIT);
 	free(url);
@@ -858,7 +835,7 @@ static enum mfs_err sb_head(struct backend *be, const char *key,
 {
 	struct supa *sb = be->priv;
 	struct sb_call c = { 0 };
-	json_t *j = NULL;
+	struct js *j = NULL;
 	const char *rest, *v;
 	char *bucket, *url;
 	enum mfs_err rc = split(key, &bucket, &rest);
@@ -879,7 +856,7 @@ static enum mfs_err sb_head(struct backend *be, const char *key,
 	c.what = key;
 	c.counter = &be->stats.head;
 	rc = sb_json(be, &c, &j, eb);
-	if (!rc && !json_is_object(j))
+	if (!rc && !js_is_obj(j))
 		rc = eb_set(eb, MFS_EPROTO, "info %s: reply is not an object",
 			    key);
 	if (!rc) {
@@ -900,9 +877,9 @@ static enum mfs_err sb_head(struct backend *be, const char *key,
 		if (v)
 			snprintf(out->cache_control,
 				 sizeof(out->cache_control), "%s", v);
-		meta_from_user(json_object_get(j, "metadata"), out);
+		meta_from_user(js_get(j, "metadata"), out);
 	}
-	json_decref(j);
+	js_free(j);
 	free(url);
 	return rc;
 }
@@ -991,12 +968,11 @@ static char *b64(const char *s)
 /* The user metadata JSON for meta (mtime, mode, owner), malloc'd. */
 static char *user_meta_json(const struct put_meta *m)
 {
-	json_t *j = json_object();
-	char v[64], *s;
+	struct js *j = js_obj();
+	char v[64], *s = NULL;
+	enum mfs_err rc = j ? MFS_OK : MFS_ENOMEM;
 
-	if (!j)
-		return NULL;
-	if (m && m->mtime_ns) {
+	if (!rc && m && m->mtime_ns) {
 		int64_t sec = m->mtime_ns / 1000000000;
 		int64_t ns = m->mtime_ns % 1000000000;
 
@@ -1006,20 +982,22 @@ static char *user_meta_json(const struct put_meta *m)
 		}
 		snprintf(v, sizeof(v), "%lld.%09lld", (long long)sec,
 			 (long long)ns);
-		json_object_set_new(j, "mtime", json_string(v));
+		rc = js_set_str(j, "mtime", v);
 	}
-	if (m && m->mode) {
+	if (!rc && m && m->mode) {
 		snprintf(v, sizeof(v), "%u", m->mode);
-		json_object_set_new(j, "mode", json_string(v));
+		rc = js_set_str(j, "mode", v);
 	}
-	if (m && m->has_owner) {
+	if (!rc && m && m->has_owner) {
 		snprintf(v, sizeof(v), "%u", m->uid);
-		json_object_set_new(j, "uid", json_string(v));
+		rc = js_set_str(j, "uid", v);
 		snprintf(v, sizeof(v), "%u", m->gid);
-		json_object_set_new(j, "gid", json_string(v));
+		if (!rc)
+			rc = js_set_str(j, "gid", v);
 	}
-	s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(j);
+	if (!rc)
+		s = js_dump(j, 1);
+	js_free(j);
 	return s;
 }
 
@@ -1343,7 +1321,7 @@ static enum mfs_err sb_put(struct backend *be, const char *key,
 /* POST /object/move or /object/copy between "bucket/key"s. */
 static enum mfs_err move_or_copy(struct backend *be, const char *op,
 				 const char *src, const char *dst,
-				 const struct put_meta *meta, json_t **reply,
+				 const struct put_meta *meta, struct js **reply,
 				 struct errbuf *eb)
 {
 	struct supa *sb = be->priv;
@@ -1351,7 +1329,7 @@ static enum mfs_err move_or_copy(struct backend *be, const char *op,
 	const char *sr, *dr, *h[3] = { NULL, NULL, NULL };
 	char *sbk = NULL, *dbk = NULL, *url = NULL, *body = NULL;
 	char *mj = NULL, *mb = NULL, *hmd = NULL;
-	json_t *j = NULL;
+	struct js *j = NULL;
 	enum mfs_err rc;
 	int copy = !strcmp(op, "copy"), n = 0;
 
@@ -1363,20 +1341,24 @@ static enum mfs_err move_or_copy(struct backend *be, const char *op,
 			    op, src, dst);
 	if (rc)
 		goto out;
-	j = json_pack("{s:s, s:s, s:s, s:s}", "bucketId", sbk, "sourceKey", sr,
-		      "destinationKey", dr, "destinationBucket", dbk);
-	if (j && copy && meta) {
-		json_object_set_new(j, "copyMetadata", json_false());
-		json_object_set_new(j, "metadata",
-				    json_pack("{s:s}", "mimetype",
-					      meta->content_type &&
-					      *meta->content_type ?
-					      meta->content_type :
-					      "application/octet-stream"));
-		if (meta->cache_control && *meta->cache_control)
-			json_object_set_new(json_object_get(j, "metadata"),
-					    "cacheControl",
-					    json_string(meta->cache_control));
+	j = js_obj();
+	if (!j || js_set_str(j, "bucketId", sbk) ||
+	    js_set_str(j, "sourceKey", sr) ||
+	    js_set_str(j, "destinationKey", dr) ||
+	    js_set_str(j, "destinationBucket", dbk))
+		rc = MFS_ENOMEM;
+	if (!rc && copy && meta) {
+		struct js *sm = js_obj();
+
+		if (js_set_bool(j, "copyMetadata", 0) ||
+		    js_set_str(sm, "mimetype", meta->content_type &&
+			       *meta->content_type ? meta->content_type :
+			       "application/octet-stream") ||
+		    (meta->cache_control && *meta->cache_control &&
+		     js_set_str(sm, "cacheControl", meta->cache_control)))
+			rc = MFS_ENOMEM;
+		if (js_set(j, "metadata", sm))
+			rc = MFS_ENOMEM;
 		mj = user_meta_json(meta);
 		mb = mj ? b64(mj) : NULL;
 		hmd = mb ? str_fmt("x-metadata: %s", mb) : NULL;
@@ -1387,11 +1369,11 @@ static enum mfs_err move_or_copy(struct backend *be, const char *op,
 	}
 	if (copy)
 		h[n++] = "x-upsert: true";
-	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	body = j ? js_dump(j, 0) : NULL;
 	url = str_fmt("%s/object/%s", sb->base, op);
 	if (!rc && (!body || !url))
 		rc = MFS_ENOMEM;
-	json_decref(j);
+	js_free(j);
 	if (rc)
 		goto out;
 	c.method = "POST";
@@ -1416,7 +1398,7 @@ static enum mfs_err sb_copy(struct backend *be, const char *src,
 			    const char *dst, const struct put_meta *meta,
 			    struct obj_meta *out, struct errbuf *eb)
 {
-	json_t *j = NULL;
+	struct js *j = NULL;
 	enum mfs_err rc = move_or_copy(be, "copy", src, dst, meta, &j, eb);
 
 	if (!rc && out) {
@@ -1428,10 +1410,10 @@ static enum mfs_err sb_copy(struct backend *be, const char *src,
 			memcpy(m.etag, out->etag, sizeof(m.etag));
 			*out = m;
 		} else {
-			meta_from_user(json_object_get(j, "user_metadata"), out);
+			meta_from_user(js_get(j, "user_metadata"), out);
 		}
 	}
-	json_decref(j);
+	js_free(j);
 	return rc;
 }
 
@@ -1474,16 +1456,16 @@ static enum mfs_err sb_del(struct backend *be, const char *key,
 static enum mfs_err sb_move(struct backend *be, const char *src,
 			    const char *dst, struct errbuf *eb)
 {
-	json_t *j = NULL;
+	struct js *j = NULL;
 	enum mfs_err rc = move_or_copy(be, "move", src, dst, NULL, &j, eb);
 
-	json_decref(j);
+	js_free(j);
 	if (rc == MFS_EEXIST) {
 		j = NULL;
 		rc = sb_del(be, dst, eb);
 		if (!rc)
 			rc = move_or_copy(be, "move", src, dst, NULL, &j, eb);
-		json_decref(j);
+		js_free(j);
 	}
 	return rc;
 }
@@ -1499,7 +1481,7 @@ static enum mfs_err sb_del_many(struct backend *be, const char *const *keys,
 
 	*failed = 0;
 	while (i < n && !rc) {
-		json_t *arr = json_array(), *j = NULL;
+		struct js *arr = js_arr(), *j = NULL;
 		struct sb_call c = { 0 };
 		const char *rest;
 		char *bucket = NULL, *rk = real_key(keys[i]), *url = NULL;
@@ -1519,15 +1501,18 @@ static enum mfs_err sb_del_many(struct backend *be, const char *const *keys,
 				free(rk);
 				break;	/* another bucket: next request */
 			}
-			json_array_append_new(arr, json_string(rk + blen + 1));
+			if (js_push_str(arr, rk + blen + 1))
+				rc = MFS_ENOMEM;
 			free(rk);
 		}
-		if (!rc && json_array_size(arr)) {
-			json_t *o = json_pack("{s:o}", "prefixes", arr);
+		if (!rc && js_len(arr)) {
+			struct js *o = js_obj();
 
+			if (js_set(o, "prefixes", arr))
+				rc = MFS_ENOMEM;
 			arr = NULL;
-			body = o ? json_dumps(o, JSON_COMPACT) : NULL;
-			json_decref(o);
+			body = rc ? NULL : js_dump(o, 0);
+			js_free(o);
 			url = obj_url(sb, "object", bucket, "");
 			if (!body || !url)
 				rc = MFS_ENOMEM;
@@ -1538,9 +1523,9 @@ static enum mfs_err sb_del_many(struct backend *be, const char *const *keys,
 			c.counter = &be->stats.del;
 			if (!rc)
 				rc = sb_json(be, &c, &j, eb);
-			json_decref(j);
+			js_free(j);
 		}
-		json_decref(arr);
+		js_free(arr);
 		free(bucket);
 		free(url);
 		free(body);
@@ -1554,8 +1539,8 @@ static enum mfs_err sb_mkdir(struct backend *be, const char *dir,
 	struct supa *sb = be->priv;
 	struct put_body empty = { -1, 0, 0, NULL };
 	struct sb_call c = { 0 };
-	json_t *j = NULL;
-	char *body, *url, *k;
+	struct js *j = NULL;
+	char *body = NULL, *url, *k;
 	enum mfs_err rc;
 
 	(void)meta;
@@ -1574,10 +1559,11 @@ static enum mfs_err sb_mkdir(struct backend *be, const char *dir,
 		free(k);
 		return rc;
 	}
-	j = json_pack("{s:s, s:s, s:b}", "id", dir, "name", dir, "public",
-		      sb->public_new);
-	body = j ? json_dumps(j, JSON_COMPACT) : NULL;
-	json_decref(j);
+	j = js_obj();
+	if (!js_set_str(j, "id", dir) && !js_set_str(j, "name", dir) &&
+	    !js_set_bool(j, "public", sb->public_new))
+		body = js_dump(j, 0);
+	js_free(j);
 	j = NULL;
 	url = str_fmt("%s/bucket", sb->base);
 	if (!body || !url) {
@@ -1590,7 +1576,7 @@ static enum mfs_err sb_mkdir(struct backend *be, const char *dir,
 	c.what = dir;
 	c.json = body;
 	rc = sb_json(be, &c, &j, eb);
-	json_decref(j);
+	js_free(j);
 	if (!rc) {
 		remember_bucket(sb, dir, sb->public_new);
 		log_info("remote [%s]: created %s bucket '%s'", be->name,

@@ -439,7 +439,10 @@ enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb)
 		if (!rc)
 			rc = fsi_listed(fs, &d, eb);
 		mc_node_cleanup(&d);
-		if (rc == MFS_ECONFIG || rc == MFS_EACCES || rc == MFS_EINVAL)
+		/* a root that does not exist (a Supabase bucket) is a
+		 * config error too */
+		if (rc == MFS_ECONFIG || rc == MFS_EACCES || rc == MFS_EINVAL ||
+		    rc == MFS_ENOTFOUND)
 			return rc;
 		if (rc)
 			log_warn("remote [%s] is not reachable now (%s); will retry on access",

@@ -175,6 +175,16 @@ sb buckets | grep -qx "pub public" && url=$(getfattr --only-values -n user.media
 	pass "-o supabase_public_buckets: a public bucket, public URLs" || fail "public" "$url"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 
+# ---- one bucket as the mount's root: supa:media
+mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache6",journal="$J" supa:media ||
+	{ fail "mount supa:media" "did not mount"; exit 1; }
+[ -d "$MNT/tree" ] && cmp -s "$MNT/big.bin" "$T/big" &&
+	pass "supa:media mounts one bucket as the root" || fail "supa:media" "$(ls "$MNT" | head -3)"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+"$MEDIAFS" -f -o config="$T/m.conf",cache_dir="$T/c7",journal="$J" supa:nosuchbucket "$MNT" 2>"$T/err" &&
+	fail "missing bucket" "mounted" ||
+	{ grep -q "no such bucket" "$T/err" && pass "a missing bucket: 'no such bucket'" || fail "missing bucket" "$(cat "$T/err")"; }
+
 # ---- a wrong key: a clear error, the key never in the log
 TEST_SB_KEY=sb_secret_wrong-key-$$ "$MEDIAFS" -f -o config="$T/m.conf",cache_dir="$T/c4",journal="$J" supa: "$MNT" 2>"$T/err" &&
 	fail "wrong key" "mounted" ||
