@@ -25,21 +25,27 @@ LDLIBS += $(shell pkg-config --libs $(PKGS)) -pthread
 LDFLAGS += $(SANFLAGS)
 
 LIB_SRC := $(wildcard src/common/*.c src/net/*.c src/backend/*.c \
-		      src/meta/*.c src/core/*.c src/fuse/*.c)
+		      src/meta/*.c src/core/*.c src/fuse/*.c) \
+	   $(filter-out src/cli/main.c,$(wildcard src/cli/*.c))
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ := $(BUILD)/src/cli/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-all: $(BUILD)/mediafs mediafs
+all: $(BUILD)/mediafs $(BUILD)/mediactl mediafs
 
-mediafs: $(BUILD)/mediafs
-	@[ "$(BUILD)" = build ] && ln -sf $(BUILD)/mediafs mediafs || true
+mediafs: $(BUILD)/mediafs $(BUILD)/mediactl
+	@[ "$(BUILD)" = build ] && ln -sf $(BUILD)/mediafs mediafs && \
+		ln -sf $(BUILD)/mediactl mediactl || true
 
 $(BUILD)/libmediafs.a: $(LIB_OBJ)
 	@mkdir -p $(@D)
 	$(AR) rcs $@ $^
 
-$(BUILD)/mediafs: $(BUILD)/src/daemon/main.o $(BUILD)/libmediafs.a
+$(BUILD)/mediafs: $(BUILD)/src/daemon/main.o $(BUILD)/src/daemon/ctl.o $(BUILD)/libmediafs.a
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/mediactl: $(CLI_OBJ) $(BUILD)/libmediafs.a
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h tests/unit/scripted.h $(BUILD)/libmediafs.a
@@ -50,7 +56,8 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -MMD -MP -c -o $@ $<
 
--include $(LIB_OBJ:.o=.d) $(BUILD)/src/daemon/main.d
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(BUILD)/src/daemon/main.d \
+	$(BUILD)/src/daemon/ctl.d
 
 unit: $(UNIT_BIN)
 
@@ -69,14 +76,17 @@ check: deps
 demo: deps all
 	scripts/demo.sh
 
-bench: deps all $(BUILD)/rawput $(BUILD)/hookbench
+bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench.sh
 	scripts/bench-hooks.sh
+	scripts/bench-plan.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5
 	install -m 755 $(BUILD)/mediafs $(DESTDIR)$(PREFIX)/bin/mediafs
+	install -m 755 $(BUILD)/mediactl $(DESTDIR)$(PREFIX)/bin/mediactl
+	install -m 644 man/mediactl.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/mediafs.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/mediafs.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
@@ -84,6 +94,6 @@ format:
 	clang-format -i $$(find src include tests/unit -name '*.[ch]')
 
 clean:
-	rm -rf build build-san mediafs
+	rm -rf build build-san mediafs mediactl
 
 .PHONY: all unit deps check demo bench install format clean

@@ -18,7 +18,7 @@ note_fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL: $1"; }
 echo "== build"
 make -s -j2 all unit >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
 if [ -z "${NO_SAN:-}" ]; then
-	make -s -j2 SAN=1 build-san/mediafs unit >/dev/null ||
+	make -s -j2 SAN=1 build-san/mediafs build-san/mediactl unit >/dev/null ||
 		{ echo "sanitizer build failed"; echo "0 passed, 1 failed"; exit 1; }
 fi
 

@@ -138,5 +138,9 @@ struct upq_stats {
 	uint64_t bytes_done;
 };
 void upq_stats(struct upq *q, struct upq_stats *st);
+/* Queue failed uploads again (mediactl retry): those whose journal id is
+ * in jids[0..n), or every one when jids is NULL. Their journal rows go
+ * back to pending. Returns how many were queued. */
+int upq_retry(struct upq *q, const int64_t *jids, int n);
 
 #endif

@@ -15,7 +15,7 @@
 
 #include "common/err.h"
 
-enum jstate { J_PENDING, J_DONE, J_FAILED, J_CANCELLED };
+enum jstate { J_PENDING, J_DONE, J_FAILED, J_CANCELLED, J_ROLLEDBACK };
 
 /* One upload. Strings are borrowed on input; on output (journal_pending)
  * they are only valid during the callback. */
@@ -102,5 +102,24 @@ enum mfs_err journal_event(struct journal *j, const char *mount_id,
 			   const char *remote, const char *op,
 			   const char *key, const char *new_key,
 			   const char *detail);
+
+/* A failed upload goes back to pending (mediactl retry). */
+enum mfs_err journal_requeue(struct journal *j, int64_t id, struct errbuf *eb);
+
+/* Run one SQL statement on the journal with params bound as text (NULL:
+ * SQL NULL); cb gets every result row as text (NULL for SQL NULL), valid
+ * during the call; a non-zero return stops. For mediactl's reports and
+ * its own tables (copies, daemons); the daemon uses the typed calls above.
+ * At most 64 columns. */
+typedef int (*journal_sql_cb)(void *ud, int ncol, const char *const *vals,
+			      const char *const *names);
+enum mfs_err journal_sql(struct journal *j, const char *sql,
+			 const char *const *params, int nparams,
+			 journal_sql_cb cb, void *ud, struct errbuf *eb);
+/* Run one statement that returns no rows; *changes (may be NULL) gets
+ * how many rows it changed. */
+enum mfs_err journal_exec(struct journal *j, const char *sql,
+			  const char *const *params, int nparams,
+			  int64_t *changes, struct errbuf *eb);
 
 #endif

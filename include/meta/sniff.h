@@ -23,4 +23,8 @@ void sniff_free(struct sniff *s);
 void sniff_type(struct sniff *s, const void *p, size_t n, const char *name,
 		char *out, size_t cap);
 
+/* The usual file extension of a MIME type, without the dot: "jpg" for
+ * image/jpeg; "bin" for types it does not know. */
+const char *sniff_ext(const char *type);
+
 #endif

@@ -726,6 +726,11 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 			rc = put_value(n.ctype[0] ? n.ctype
 				       : "application/octet-stream",
 				       dst, cap, len);
+	} else if (!strcmp(name, "user.mediafs.remote")) {
+		/* not listed (rsync -X would copy it): for mediactl */
+		rc = put_value(r->name, dst, cap, len);
+	} else if (!strcmp(name, "user.mediafs.key")) {
+		rc = put_value(n.key, dst, cap, len);
 	} else if (!strcmp(name, "user.mediafs.url")) {
 		rc = r->be->ops->url(r->be, n.key, &url);
 		if (!rc)

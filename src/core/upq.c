@@ -1243,3 +1243,31 @@ void upq_stats(struct upq *q, struct upq_stats *st)
 	*st = q->st;
 	pthread_mutex_unlock(&q->lock);
 }
+
+int upq_retry(struct upq *q, const int64_t *jids, int n)
+{
+	struct item *it;
+	int count = 0, i, hit;
+
+	pthread_mutex_lock(&q->lock);
+	for (it = q->head; it; it = it->next) {
+		if (it->state != S_FAILED)
+			continue;
+		hit = !jids;
+		for (i = 0; !hit && i < n; i++)
+			hit = jids[i] == it->jid;
+		if (!hit || journal_requeue(q->j, it->jid, NULL))
+			continue;
+		it->state = S_QUEUED;
+		it->not_before_ms = 0;
+		it->rc = MFS_OK;
+		it->error[0] = '\0';
+		q->st.failed--;
+		q->st.queued++;
+		count++;
+	}
+	if (count)
+		pthread_cond_broadcast(&q->work);
+	pthread_mutex_unlock(&q->lock);
+	return count;
+}

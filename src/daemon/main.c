@@ -29,6 +29,7 @@
 #include "core/upq.h"
 #include "fuse/fuse_ll.h"
 #include "meta/journal.h"
+#include "daemon/ctl.h"
 #include "meta/mcache.h"
 #include "meta/sniff.h"
 
@@ -250,12 +251,16 @@ struct daemon {
 	int lock_fd;
 	int sb_public;		/* -o supabase_public_buckets */
 	struct hook_cfg **hooks;	/* per remote, NULL = none */
+	struct ctl_config ctl_cfg;	/* the control socket, started after
+					 * the fork */
+	struct ctl *ctl;
 };
 
 static void daemon_cleanup(struct daemon *d)
 {
 	int i;
 
+	ctl_stop(d->ctl);	/* before the queue it reports on */
 	upq_free(d->upq);
 	sniff_free(d->sniff);
 	fs_free(d->fs);
@@ -336,9 +341,13 @@ static void after_fork(void *ud)
 			eb.msg);
 		return;
 	}
-	if (upq_start(d->upq, &eb))
+	if (upq_start(d->upq, &eb)) {
 		log_err("%s: uploads stay pending in the journal until the next mount",
 			eb.msg);
+		return;
+	}
+	if (ctl_start(&d->ctl_cfg, &d->ctl, &eb))
+		log_warn("%s; mediactl will read the journal only", eb.msg);
 }
 
 static int fail(const char *what, const struct errbuf *eb, enum mfs_err rc)
@@ -361,7 +370,7 @@ int main(int argc, char **argv)
 	struct fuse_mount_opts mo = { 0 };
 	struct errbuf eb = { 0 };
 	char *cache_root = NULL, *id = NULL, *dir = NULL, *db = NULL;
-	char *lockpath = NULL;
+	char *lockpath = NULL, *ctl_sock = NULL, *mnt_abs = NULL;
 	enum mfs_err rc;
 	uint64_t v;
 	int ret = 1, i;
@@ -584,6 +593,16 @@ int main(int argc, char **argv)
 			log_info("resuming %d uploads left pending by the last run%s",
 				 resumed, lost ? " (some could not be resumed: see above)" : "");
 	}
+	ctl_sock = str_fmt("%s/ctl.sock", dir);
+	mnt_abs = realpath(o.mountpoint, NULL);
+	d.ctl_cfg.socket_path = ctl_sock;
+	d.ctl_cfg.mount_id = id;
+	d.ctl_cfg.mountpoint = mnt_abs ? mnt_abs : o.mountpoint;
+	d.ctl_cfg.label = o.label;
+	d.ctl_cfg.upq = d.upq;
+	d.ctl_cfg.journal = d.journal;
+	if (!ctl_sock)
+		goto out;
 	mo.started = after_fork;
 	mo.set_inval = set_inval;
 	mo.ud = &d;
@@ -593,8 +612,11 @@ int main(int argc, char **argv)
 	    fuse_opt_add_arg(&args, "-odefault_permissions"))
 		goto out;
 	ret = fuse_ll_run(d.fs, &args, o.mountpoint, &mo);
-	/* unmounted: finish what was written before exiting */
+	/* unmounted: finish what was written before exiting (mediactl still
+	 * sees the queue meanwhile) */
 	upq_drain(d.upq);
+	ctl_stop(d.ctl);
+	d.ctl = NULL;
 	{
 		struct upq_stats st;
 
@@ -634,5 +656,7 @@ out:
 	free(dir);
 	free(db);
 	free(lockpath);
+	free(ctl_sock);
+	free(mnt_abs);
 	return ret;
 }

@@ -46,7 +46,33 @@ static const char schema[] =
 	" op TEXT NOT NULL,"	/* rename | delete | mkdir | rmdir | setattr */
 	" key TEXT NOT NULL,"
 	" new_key TEXT,"
-	" detail TEXT);";
+	" detail TEXT);"
+	/* mediactl copy: one row a (plan, source) pair, the old -> new map */
+	"CREATE TABLE IF NOT EXISTS copies("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" plan TEXT NOT NULL,"	/* the plan file's absolute path */
+	" label TEXT,"
+	" src TEXT NOT NULL,"	/* absolute paths in the mount */
+	" rel TEXT,"		/* src relative to the plan's --from */
+	" dst TEXT NOT NULL,"
+	" src_remote TEXT, src_key TEXT, src_url TEXT,"
+	" dst_remote TEXT, dst_key TEXT, dst_url TEXT,"
+	" size INTEGER,"
+	" vars TEXT,"		/* the rule's captures, JSON */
+	" state TEXT NOT NULL,"	/* done | failed | skipped | rolledback */
+	" skip_kind TEXT,"	/* no-rule | skip-rule | no-mapping | … */
+	" error TEXT,"
+	" started_at REAL, finished_at REAL,"
+	" UNIQUE(plan, src));"
+	"CREATE INDEX IF NOT EXISTS copies_dst ON copies(dst_remote, dst_key);"
+	/* running daemons, for mediactl to find their control sockets */
+	"CREATE TABLE IF NOT EXISTS daemons("
+	" mount_id TEXT PRIMARY KEY,"
+	" pid INTEGER NOT NULL,"
+	" socket TEXT NOT NULL,"
+	" mountpoint TEXT,"
+	" label TEXT,"
+	" started_at REAL NOT NULL);";
 
 /* Columns added since the first schema (user_version 0 -> 1). */
 static const char upgrade_1[] =
@@ -56,7 +82,7 @@ static const char upgrade_1[] =
 	"ALTER TABLE uploads ADD COLUMN hook_result TEXT;";
 
 static const char *const state_names[] = { "pending", "done", "failed",
-					   "cancelled" };
+					   "cancelled", "rolledback" };
 
 struct journal {
 	pthread_mutex_t lock;
@@ -439,7 +465,7 @@ enum mfs_err journal_pending(struct journal *j, const char *mount_id,
 		row.content_type = (const char *)sqlite3_column_text(st, 7);
 		row.cache_control = (const char *)sqlite3_column_text(st, 8);
 		row.label = (const char *)sqlite3_column_text(st, 9);
-		for (i = 0; i < 4; i++)
+		for (i = 0; i < 5; i++)
 			if (state && !strcmp(state, state_names[i]))
 				row.state = i;
 		cb(ud, &row);
@@ -474,6 +500,71 @@ enum mfs_err journal_event(struct journal *j, const char *mount_id,
 	bind_text(st, 6, new_key);
 	bind_text(st, 7, detail);
 	rc = run(j, st, NULL, "event");
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_requeue(struct journal *j, int64_t id, struct errbuf *eb)
+{
+	return set_state(j, id, "pending", NULL, eb);
+}
+
+enum mfs_err journal_sql(struct journal *j, const char *sql,
+			 const char *const *params, int nparams,
+			 journal_sql_cb cb, void *ud, struct errbuf *eb)
+{
+	const char *names[64], *vals[64];
+	sqlite3_stmt *st;
+	enum mfs_err rc = MFS_OK;
+	int r = SQLITE_DONE, i, ncol;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, sql);
+	if (!st) {
+		rc = db_err(j, eb, "query");
+		goto out;
+	}
+	for (i = 0; i < nparams; i++)
+		bind_text(st, i + 1, params[i]);
+	ncol = sqlite3_column_count(st);
+	if (ncol > 64)
+		ncol = 64;
+	for (i = 0; i < ncol; i++)
+		names[i] = sqlite3_column_name(st, i);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		for (i = 0; i < ncol; i++)
+			vals[i] = (const char *)sqlite3_column_text(st, i);
+		if (cb && cb(ud, ncol, vals, names))
+			break;
+	}
+	if (r != SQLITE_DONE && r != SQLITE_ROW)
+		rc = db_err(j, eb, "query");
+	sqlite3_finalize(st);
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_exec(struct journal *j, const char *sql,
+			  const char *const *params, int nparams,
+			  int64_t *changes, struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+	int i;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, sql);
+	if (!st) {
+		rc = db_err(j, eb, "update");
+		goto out;
+	}
+	for (i = 0; i < nparams; i++)
+		bind_text(st, i + 1, params[i]);
+	rc = run(j, st, eb, "update");
+	if (changes)
+		*changes = rc ? 0 : sqlite3_changes64(j->db);
+out:
 	pthread_mutex_unlock(&j->lock);
 	return rc;
 }

@@ -122,3 +122,27 @@ void sniff_type(struct sniff *s, const void *p, size_t n, const char *name,
 		t = "application/octet-stream";
 	snprintf(out, cap, "%s", t);
 }
+
+const char *sniff_ext(const char *type)
+{
+	static const char *const map[][2] = {
+		{ "image/jpeg", "jpg" }, { "image/png", "png" },
+		{ "image/gif", "gif" }, { "image/webp", "webp" },
+		{ "image/tiff", "tiff" }, { "image/avif", "avif" },
+		{ "image/heic", "heic" }, { "image/heif", "heif" },
+		{ "image/bmp", "bmp" }, { "image/svg+xml", "svg" },
+		{ "image/x-icon", "ico" }, { "image/vnd.microsoft.icon", "ico" },
+		{ "video/mp4", "mp4" }, { "video/quicktime", "mov" },
+		{ "video/webm", "webm" }, { "video/x-matroska", "mkv" },
+		{ "audio/mpeg", "mp3" }, { "audio/ogg", "ogg" },
+		{ "application/pdf", "pdf" }, { "application/json", "json" },
+		{ "text/plain", "txt" }, { "text/html", "html" },
+		{ "text/csv", "csv" },
+	};
+	size_t i;
+
+	for (i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+		if (!strcmp(type, map[i][0]))
+			return map[i][1];
+	return "bin";
+}

@@ -76,6 +76,12 @@ def main():
         meta = base64.b64encode(b'{}').decode()
         call(a, 'PUT', '/object/%s/%s' % (q(b), q(k)), data,
              {'x-metadata': meta, 'Content-Type': 'application/octet-stream'})
+    elif a.cmd == 'delete':
+        b, k = a.args
+        call(a, 'DELETE', '/object/%s/%s' % (q(b), q(k)))
+    elif a.cmd == 'keys':
+        for k in sorted(all_keys(a, a.args[0])):
+            print(k)
     else:
         sys.exit('unknown command ' + a.cmd)
 

@@ -1,0 +1,75 @@
+/* cli.h - what mediactl's subcommands share: the journal and config they
+ * agree on with mediafs, output helpers, the daemon's control socket, and
+ * each subcommand's entry point (argv[0] is the subcommand's name).
+ * Calls: meta/journal, backend, net, common. Single-threaded except where
+ * a subcommand says so (copy).
+ * Exit codes: 0 fine; 1 the job ran and found problems (a failed copy, a
+ * verify mismatch, a rollback that skipped objects); 2 bad usage, a bad
+ * map, rule or config; 3 the journal or a store could not be used;
+ * 130 interrupted (copy resumes where it stopped).
+ */
+#ifndef MFS_CLI_CLI_H
+#define MFS_CLI_CLI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define EXIT_PROBLEMS 1
+#define EXIT_USAGE 2
+#define EXIT_STORE 3
+#define EXIT_INTERRUPTED 130
+
+struct journal;
+struct backend;
+struct ini;
+struct js;
+
+struct cli {
+	char *journal_path;	/* --journal, or mediafs's default */
+	char *config_path;	/* --config, or mediafs's default */
+	struct journal *j;	/* opened by cli_journal */
+	struct ini *ini;	/* loaded by cli_backend */
+	struct backend **be;	/* created on demand, one per section */
+	int nbe;
+};
+
+/* mediafs's defaults: $XDG_STATE_HOME/mediafs/journal.db and
+ * $XDG_CONFIG_HOME/mediafs/mediafs.conf (malloc'd). */
+char *cli_default_journal(void);
+char *cli_default_config(void);
+/* Open the journal (creating it); prints the error and returns non-zero
+ * when it cannot. */
+int cli_journal(struct cli *c);
+/* The backend of remote name from the config, created once; NULL with
+ * the error printed. */
+struct backend *cli_backend(struct cli *c, const char *name);
+void cli_cleanup(struct cli *c);
+
+/* "mediactl: " + message on stderr (secrets redacted); returns code. */
+int cli_fail(int code, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Human size: "1.5 MiB". */
+void cli_bytes(uint64_t n, char *out, size_t cap);
+/* Seconds as "1h02m", "3m05s", "12s". */
+void cli_duration(double s, char *out, size_t cap);
+/* Wall clock, seconds. */
+double cli_now(void);
+/* Print a JSON value on stdout (indented when pretty) and free it. */
+void cli_print_json(struct js *v, int pretty);
+
+/* Ask the daemon behind socket one request line; *reply gets its JSON. */
+enum mfs_err cli_ctl(const char *socket, const char *req, struct js **reply,
+		     struct errbuf *eb);
+
+int cmd_status(struct cli *c, int argc, char **argv);
+int cmd_failed(struct cli *c, int argc, char **argv);
+int cmd_retry(struct cli *c, int argc, char **argv);
+int cmd_report(struct cli *c, int argc, char **argv);
+int cmd_plan(struct cli *c, int argc, char **argv);
+int cmd_copy(struct cli *c, int argc, char **argv);
+int cmd_verify(struct cli *c, int argc, char **argv);
+int cmd_rollback(struct cli *c, int argc, char **argv);
+
+#endif

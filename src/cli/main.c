@@ -1,0 +1,107 @@
+/* main.c - mediactl: the companion of mediafs. Parses the global options
+ * and hands the rest to a subcommand (cli.h). Calls: cli, common. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+
+static const struct {
+	const char *name;
+	int (*fn)(struct cli *c, int argc, char **argv);
+	const char *what;
+} cmds[] = {
+	{ "status", cmd_status, "pending, done and failed uploads; live queues" },
+	{ "failed", cmd_failed, "failed uploads and their errors" },
+	{ "retry", cmd_retry, "queue failed uploads again" },
+	{ "plan", cmd_plan, "build a copy plan from a tree, rules and ID maps" },
+	{ "copy", cmd_copy, "execute a plan through the mount, resumably" },
+	{ "verify", cmd_verify, "check uploaded objects (and URLs) against the stores" },
+	{ "report", cmd_report, "a migration's summary per category" },
+	{ "rollback", cmd_rollback, "delete what a labelled batch uploaded" },
+};
+
+static void usage(FILE *f)
+{
+	size_t i;
+
+	fprintf(f, "usage: mediactl [--journal PATH] [--config FILE] COMMAND [ARGS]\n\n"
+		   "commands:\n");
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].what);
+	fprintf(f, "\n'mediactl COMMAND --help' for a command's options; man mediactl(1).\n"
+		   "--journal defaults to mediafs's (-o journal=): $XDG_STATE_HOME/mediafs/journal.db\n"
+		   "--config defaults to mediafs's: $XDG_CONFIG_HOME/mediafs/mediafs.conf\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "journal", required_argument, NULL, 'j' },
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct cli c = { 0 };
+	int ch, ret = EXIT_USAGE;
+	size_t i;
+
+	log_set_level(LOG_LVL_WARN);
+	while ((ch = getopt_long(argc, argv, "+j:c:hV", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'j':
+			free(c.journal_path);
+			c.journal_path = strdup(optarg);
+			break;
+		case 'c':
+			free(c.config_path);
+			c.config_path = strdup(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			ret = 0;
+			goto out;
+		case 'V':
+			printf("mediactl %s\n", MFS_VERSION);
+			ret = 0;
+			goto out;
+		default:
+			usage(stderr);
+			goto out;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		goto out;
+	}
+	if (!c.journal_path)
+		c.journal_path = cli_default_journal();
+	if (!c.config_path)
+		c.config_path = cli_default_config();
+	if (!c.journal_path || !c.config_path) {
+		ret = cli_fail(EXIT_STORE, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
+		if (!strcmp(argv[optind], cmds[i].name))
+			break;
+	if (i == sizeof(cmds) / sizeof(cmds[0])) {
+		ret = cli_fail(EXIT_USAGE, "unknown command '%s' (mediactl --help lists them)",
+			       argv[optind]);
+		goto out;
+	}
+	optind++;	/* the subcommand parses from its own name on */
+	{
+		int sub_argc = argc - optind + 1;
+		char **sub_argv = argv + optind - 1;
+
+		optind = 0;	/* getopt_long starts afresh */
+		ret = cmds[i].fn(&c, sub_argc, sub_argv);
+	}
+out:
+	cli_cleanup(&c);
+	return ret;
+}
