@@ -15,7 +15,7 @@ BUILD := build-san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 endif
 
-PKGS := fuse3 libcurl openssl sqlite3 libxml-2.0 libmagic jansson vips zlib
+PKGS := fuse3 libcurl openssl sqlite3 libxml-2.0 libmagic jansson vips zlib libpq
 CC ?= cc
 WARN := -Wall -Wextra -Wshadow -Wmissing-declarations -Wwrite-strings -Werror
 CFLAGS ?= -O2 -g

@@ -7,13 +7,14 @@ set -eu
 # Build: compiler, libraries (through pkg-config).
 BUILD_PKGS="gcc make pkg-config libfuse3-dev fuse3 libcurl4-openssl-dev
 libssl-dev libsqlite3-dev libxml2-dev libmagic-dev libjansson-dev
-libvips-dev"
+libvips-dev libpq-dev"
 # Tests: the S3 test server (OpenStack Swift + s3api, Debian's
 # python3-swift 2.30), an independent S3 client to upload fixtures
-# (python3-boto3), and the tools the mounted tests drive.
+# (python3-boto3), the tools the mounted tests drive, and PostgreSQL
+# (server binaries for a throwaway cluster per test run).
 TEST_PKGS="python3 python3-swift python3-boto3 attr rsync sqlite3 procps file
 imagemagick libvips-tools curl
-psmisc"
+psmisc postgresql"
 
 missing=""
 for p in $BUILD_PKGS $TEST_PKGS; do

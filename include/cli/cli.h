@@ -71,5 +71,9 @@ int cmd_plan(struct cli *c, int argc, char **argv);
 int cmd_copy(struct cli *c, int argc, char **argv);
 int cmd_verify(struct cli *c, int argc, char **argv);
 int cmd_rollback(struct cli *c, int argc, char **argv);
+int cmd_rewrite(struct cli *c, int argc, char **argv);
+/* Undo rewrite #id on the database conn (compare-and-set). */
+int rewrite_rollback(struct cli *c, const char *id, const char *conn,
+		     int dry);
 
 #endif

@@ -26,6 +26,7 @@
 
 #include "cli/cli.h"
 #include "cli/maps.h"
+#include "common/fsutil.h"
 #include "common/str.h"
 #include "meta/journal.h"
 #include "net/json.h"
@@ -152,27 +153,6 @@ static int load_plan(struct copier *cp, const char *path)
 	return ret;
 }
 
-static int mkdir_p(const char *path)
-{
-	char *p = strdup(path), *s;
-	int rc = 0;
-
-	if (!p)
-		return -1;
-	for (s = p + 1; *s && !rc; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0755) && errno != EEXIST)
-			rc = -1;
-		*s = '/';
-	}
-	if (!rc && mkdir(p, 0755) && errno != EEXIST)
-		rc = -1;
-	free(p);
-	return rc;
-}
-
 /* A mediafs xattr of path, malloc'd, or NULL (not on a mediafs mount). */
 static char *xattr(const char *path, const char *name)
 {
@@ -225,7 +205,7 @@ static int copy_one(const char *src, const char *dst, const char **step)
 		goto out;
 	}
 	*step = "creating the target folder";
-	if (mkdir_p(dir)) {
+	if (fsu_mkdirs(dir, 0755, 0)) {
 		err = errno;
 		goto out;
 	}

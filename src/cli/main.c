@@ -20,7 +20,8 @@ static const struct {
 	{ "copy", cmd_copy, "execute a plan through the mount, resumably" },
 	{ "verify", cmd_verify, "check uploaded objects (and URLs) against the stores" },
 	{ "report", cmd_report, "a migration's summary per category" },
-	{ "rollback", cmd_rollback, "delete what a labelled batch uploaded" },
+	{ "rewrite", cmd_rewrite, "point a database (PostgreSQL, SQLite) at the moved media" },
+	{ "rollback", cmd_rollback, "delete what a batch uploaded, or undo a rewrite" },
 };
 
 static void usage(FILE *f)

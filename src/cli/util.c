@@ -13,29 +13,21 @@
 #include <unistd.h>
 
 #include "backend/backend.h"
+#include "common/fsutil.h"
 #include "common/ini.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "meta/journal.h"
 #include "net/json.h"
 
-static char *xdg_path(const char *var, const char *fallback, const char *tail)
-{
-	const char *base = getenv(var), *home = getenv("HOME");
-
-	if (base && *base)
-		return str_fmt("%s/mediafs%s", base, tail);
-	return str_fmt("%s/%s/mediafs%s", home ? home : "/", fallback, tail);
-}
-
 char *cli_default_journal(void)
 {
-	return xdg_path("XDG_STATE_HOME", ".local/state", "/journal.db");
+	return fsu_xdg_path("XDG_STATE_HOME", ".local/state", "/journal.db");
 }
 
 char *cli_default_config(void)
 {
-	return xdg_path("XDG_CONFIG_HOME", ".config", "/mediafs.conf");
+	return fsu_xdg_path("XDG_CONFIG_HOME", ".config", "/mediafs.conf");
 }
 
 int cli_fail(int code, const char *fmt, ...)
@@ -51,33 +43,13 @@ int cli_fail(int code, const char *fmt, ...)
 	return code;
 }
 
-static int mkparents(const char *path)
-{
-	char *p = strdup(path), *s;
-
-	if (!p)
-		return -1;
-	for (s = p + 1; *s; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, 0700) && errno != EEXIST) {
-			free(p);
-			return -1;
-		}
-		*s = '/';
-	}
-	free(p);
-	return 0;
-}
-
 int cli_journal(struct cli *c)
 {
 	struct errbuf eb = { 0 };
 
 	if (c->j)
 		return 0;
-	if (mkparents(c->journal_path))
+	if (fsu_mkdirs(c->journal_path, 0700, 1))
 		return cli_fail(EXIT_STORE, "cannot create the directory of %s: %s",
 				c->journal_path, strerror(errno));
 	if (journal_open(c->journal_path, 0, &c->j, &eb))

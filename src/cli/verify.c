@@ -244,11 +244,13 @@ int cmd_rollback(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "label", required_argument, NULL, 'l' },
+		{ "rewrite", required_argument, NULL, 'r' },
+		{ "db", required_argument, NULL, 'd' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *label = NULL;
+	const char *label = NULL, *rewrite = NULL, *conn = NULL;
 	int dry = 0, ch, ret;
 	struct rows rs = { 0 };
 	size_t i, ndel = 0, nkept = 0, ngone = 0, nerr = 0;
@@ -261,8 +263,18 @@ int cmd_rollback(struct cli *c, int argc, char **argv)
 		case 'n':
 			dry = 1;
 			break;
+		case 'r':
+			rewrite = optarg;
+			break;
+		case 'd':
+			conn = optarg;
+			break;
 		case 'h':
 			printf("usage: mediactl rollback --label L [--dry-run]\n"
+			       "       mediactl rollback --rewrite ID --db CONN [--dry-run]\n"
+			       "  --rewrite: restore the values rewrite #ID changed (compare-and-set:\n"
+			       "  a row changed since is kept and reported), delete the rows it\n"
+			       "  inserted and its log-table rows.\n"
 			       "  delete the objects batch L uploaded (the newest upload of each key),\n"
 			       "  only where the store still holds exactly what was uploaded (same\n"
 			       "  etag); an object changed since is kept and reported. Each deletion\n"
@@ -272,8 +284,10 @@ int cmd_rollback(struct cli *c, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
+	if (rewrite)
+		return rewrite_rollback(c, rewrite, conn, dry);
 	if (!label)
-		return cli_fail(EXIT_USAGE, "rollback needs --label (the batch to undo)");
+		return cli_fail(EXIT_USAGE, "rollback needs --label (the batch to undo) or --rewrite ID");
 	ret = cli_journal(c);
 	if (!ret)
 		ret = load_rows(c, label, &rs);

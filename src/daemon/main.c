@@ -22,6 +22,7 @@
 #include "backend/backend.h"
 #include "common/ini.h"
 #include "common/log.h"
+#include "common/fsutil.h"
 #include "common/str.h"
 #include "core/fs.h"
 #include "core/hooks.h"
@@ -174,36 +175,6 @@ static int fix_config_arg(int argc, char **argv, struct fuse_args *args)
 			return -1;
 	}
 	return 0;
-}
-
-static char *xdg_path(const char *var, const char *fallback, const char *tail)
-{
-	const char *base = getenv(var), *home = getenv("HOME");
-
-	if (base && *base)
-		return str_fmt("%s/mediafs%s", base, tail);
-	return str_fmt("%s/%s/mediafs%s", home ? home : "/", fallback, tail);
-}
-
-static int mkdirs(const char *path, mode_t mode)
-{
-	char *p = strdup(path), *s;
-	int rc = 0;
-
-	if (!p)
-		return -1;
-	for (s = p + 1; *s && !rc; s++) {
-		if (*s != '/')
-			continue;
-		*s = '\0';
-		if (mkdir(p, mode) && errno != EEXIST)
-			rc = -1;
-		*s = '/';
-	}
-	if (!rc && mkdir(p, mode) && errno != EEXIST)
-		rc = -1;
-	free(p);
-	return rc;
 }
 
 /* Mount id: what is mounted, readable, plus a hash of the config path. */
@@ -408,7 +379,7 @@ int main(int argc, char **argv)
 		log_set_debug(mask);
 	}
 	if (!o.config)
-		o.config = xdg_path("XDG_CONFIG_HOME", ".config",
+		o.config = fsu_xdg_path("XDG_CONFIG_HOME", ".config",
 				    "/mediafs.conf");
 	rc = ini_load(o.config, &d.ini, &eb);
 	if (rc) {
@@ -473,8 +444,8 @@ int main(int argc, char **argv)
 		}
 	}
 
-	cache_root = o.cache_dir ? strdup(o.cache_dir)
-				 : xdg_path("XDG_CACHE_HOME", ".cache", "");
+	cache_root = o.cache_dir ? fsu_abs_path(o.cache_dir)
+				 : fsu_xdg_path("XDG_CACHE_HOME", ".cache", "");
 	id = mount_id(o.config, o.spec);
 	dir = cache_root && id ? str_fmt("%s/%s", cache_root, id) : NULL;
 	db = dir ? str_fmt("%s/meta.db", dir) : NULL;
@@ -483,7 +454,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "mediafs: out of memory\n");
 		goto out;
 	}
-	if (mkdirs(dir, 0700)) {
+	if (fsu_mkdirs(dir, 0700, 0)) {
 		fprintf(stderr, "mediafs: cannot create cache directory %s: %s\n",
 			dir, strerror(errno));
 		goto out;
@@ -502,8 +473,8 @@ int main(int argc, char **argv)
 
 	{
 		struct upq_config uc = { 0 };
-		char *jpath = o.journal ? strdup(o.journal)
-				: xdg_path("XDG_STATE_HOME", ".local/state",
+		char *jpath = o.journal ? fsu_abs_path(o.journal)
+				: fsu_xdg_path("XDG_STATE_HOME", ".local/state",
 					   "/journal.db");
 		char *jdir = jpath ? strdup(jpath) : NULL;
 		char *sdir = str_fmt("%s/staging", dir);
@@ -517,7 +488,7 @@ int main(int argc, char **argv)
 		full = o.journal_sync && !strcmp(o.journal_sync, "full");
 		if (jdir && strrchr(jdir, '/')) {
 			*strrchr(jdir, '/') = '\0';
-			if (*jdir && mkdirs(jdir, 0700))
+			if (*jdir && fsu_mkdirs(jdir, 0700, 0))
 				fprintf(stderr, "mediafs: cannot create %s: %s\n",
 					jdir, strerror(errno));
 		}

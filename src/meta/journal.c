@@ -35,7 +35,8 @@ static const char schema[] =
 	" orig_size INTEGER,"	/* what was written, before a hook */
 	" orig_sha256 TEXT,"
 	" hook TEXT,"		/* "compress", "exec:tool", NULL */
-	" hook_result TEXT);"
+	" hook_result TEXT,"
+	" file_id TEXT);"	/* the provider's id of the object (ImageKit) */
 	"CREATE INDEX IF NOT EXISTS uploads_state ON uploads(mount_id, state);"
 	"CREATE INDEX IF NOT EXISTS uploads_key ON uploads(remote, key);"
 	"CREATE TABLE IF NOT EXISTS events("
@@ -72,7 +73,34 @@ static const char schema[] =
 	" socket TEXT NOT NULL,"
 	" mountpoint TEXT,"
 	" label TEXT,"
-	" started_at REAL NOT NULL);";
+	" started_at REAL NOT NULL);"
+	/* mediactl rewrite: one row a rewrite of an application database,
+	 * one row a change (the undo record) */
+	"CREATE TABLE IF NOT EXISTS rewrites("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" created_at REAL NOT NULL,"
+	" db TEXT NOT NULL,"	/* connection string, password redacted */
+	" kind TEXT NOT NULL,"	/* prefix | map | insert */
+	" tbl TEXT NOT NULL, col TEXT, pk TEXT NOT NULL,"
+	" args TEXT,"		/* the command line, for the record */
+	" log_table TEXT,"
+	" state TEXT NOT NULL,"	/* planned | applied | rolledback */
+	" planned INTEGER, applied INTEGER, skipped INTEGER,"
+	" applied_at REAL, rolledback_at REAL);"
+	"CREATE TABLE IF NOT EXISTS rewrite_changes("
+	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" rewrite_id INTEGER NOT NULL,"
+	" pk TEXT,"		/* the row's key (set at apply for inserts) */
+	" before TEXT, after TEXT,"	/* the column as text */
+	" extra TEXT,"		/* other columns: {"col":[before,after]} or
+				 * an insert's {"col":value} */
+	" source TEXT,"		/* the journal row it came from */
+	" old_url TEXT, new_url TEXT,"
+	" state TEXT NOT NULL,"	/* planned | applied | skipped |
+				 * rolledback | kept */
+	" detail TEXT);"
+	"CREATE INDEX IF NOT EXISTS rewrite_changes_rw ON "
+	"rewrite_changes(rewrite_id, state, id);";
 
 /* Columns added since the first schema (user_version 0 -> 1). */
 static const char upgrade_1[] =
@@ -136,12 +164,16 @@ static int has_column(sqlite3 *db, const char *col)
 /* Bring an older journal's schema up to date (kept rows, new columns). */
 static enum mfs_err upgrade(struct journal *j, struct errbuf *eb)
 {
-	if (user_version(j->db) >= 1)
+	if (user_version(j->db) >= 2)
 		return MFS_OK;
 	if (!has_column(j->db, "orig_size") &&
 	    sqlite3_exec(j->db, upgrade_1, NULL, NULL, NULL))
 		return db_err(j, eb, "upgrading the schema");
-	if (sqlite3_exec(j->db, "PRAGMA user_version=1", NULL, NULL, NULL))
+	if (!has_column(j->db, "file_id") &&
+	    sqlite3_exec(j->db, "ALTER TABLE uploads ADD COLUMN file_id TEXT;",
+			 NULL, NULL, NULL))
+		return db_err(j, eb, "upgrading the schema");
+	if (sqlite3_exec(j->db, "PRAGMA user_version=2", NULL, NULL, NULL))
 		return db_err(j, eb, "upgrading the schema");
 	return MFS_OK;
 }

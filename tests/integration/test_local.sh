@@ -65,3 +65,13 @@ path = $T/does-not-exist
 EOC
 "$MEDIAFS" -f -o config="$T/bad.conf",cache_dir="$T/c2" disk: "$MNT" 2>"$T/err" && fail "bad path" "mounted" ||
 	{ grep -q "is not a directory" "$T/err" && pass "a missing path is a clear config error" || fail "bad path" "$(cat "$T/err")"; }
+
+# relative cache_dir, journal and config: resolved before libfuse changes to /
+cd "$T" || exit 1
+mount_fs "$LOG" mnt-rel -o config=m.conf,cache_dir=cache-rel,journal=rel.db disk: ||
+	{ fail "relative paths" "did not mount"; exit 1; }
+cd - >/dev/null || exit 1
+echo relative >"$T/mnt-rel/rel.txt" && ls -l "$T/mnt-rel" >/dev/null && sync "$T/mnt-rel/rel.txt"
+[ "$(cat "$STORE/rel.txt" 2>/dev/null)" = relative ] && [ -s "$T/rel.db" ] && [ -d "$T/cache-rel" ] &&
+	pass "relative cache_dir, journal and config paths work (resolved at start)" || fail "relative paths" "$(tail -3 "$LOG")"
+umount_fs "$LOG" "$T/mnt-rel" || fail "unmount" "see $LOG"

@@ -23,7 +23,8 @@ type = supabase
 url = http://127.0.0.1:$SB_PORT
 key = env:TEST_SB_KEY
 retry_base_ms = 20
-retries = 2"
+retries = 2
+public_buckets = true"
 mctl() { "$MEDIACTL" --journal "$J" --config "$T/m.conf" "$@"; }
 
 # ---- the backup: generated images written into the S3 bucket (its own
@@ -68,6 +69,15 @@ mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache",journal="$J" |
 	{ fail mount "could not mount every remote"; exit 1; }
 MAIN_PID=$MFS_PID
 mkdir "$MNT/supa/avatars" "$MNT/supa/service-media"
+
+# ---- every command has --help; a wrong one says so
+bad=0
+for c in status failed retry plan copy verify report rollback; do
+	mctl $c --help | grep -q "usage: mediactl $c" || bad=$((bad + 1))
+done
+mctl frobnicate 2>"$T/err"
+[ $? -eq 2 ] && [ $bad -eq 0 ] && grep -q "unknown command 'frobnicate'" "$T/err" &&
+	pass "--help for every command; an unknown command: exit 2" || fail "help" "$bad without usage; $(cat "$T/err")"
 
 # ---- bad input: errors name the file/line or the rule
 echo '{"a": "b",' >"$T/bad.json"
@@ -171,6 +181,9 @@ PY
 mctl verify --label s1 >"$T/v1.out"
 [ $? -eq 0 ] && grep -q "verified $EXP_PLAN objects: $EXP_PLAN ok, 0 mismatches" "$T/v1.out" &&
 	pass "verify: every uploaded object present with its size and etag" || fail "verify" "$(tail -2 "$T/v1.out")"
+mctl verify --label s1 --urls >"$T/v1u.out"
+[ $? -eq 0 ] && grep -q "verified $EXP_PLAN objects and URLs: $EXP_PLAN ok" "$T/v1u.out" &&
+	pass "verify --urls: every public URL answers 200 with the right length" || fail "verify --urls" "$(tail -2 "$T/v1u.out")"
 gone=$(head -1 "$T/k.av")
 sb delete avatars "$gone"
 mctl verify --label s1 >"$T/v2.out"

@@ -12,7 +12,8 @@
     list of a missing bucket = 200 [], HEAD of a missing object = 400 with no
     body, unknown routes = a real 404 with a numeric statusCode, TUS errors as
     real statuses with text/plain bodies;
-  * auth: 'apikey' must be the key; with a JWT-style key 'Authorization:
+  * auth: public downloads (/object/public/…) need none; elsewhere
+    'apikey' must be the key; with a JWT-style key 'Authorization:
     Bearer <key>' must match too; an sb_secret_ key must not be sent as a
     Bearer token. A bad key answers 400 {"statusCode":"403","code":
     "AccessDenied"}.
@@ -230,7 +231,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             if segs[0] == 'upload' and len(segs) >= 2 and \
                     segs[1] == 'resumable':
                 return self.tus(segs[2:], raw)
-            self.auth()
+            # GET /object/public/{bucket}/{path}: no auth, public
+            # buckets only (API-NOTES B11); download() checks the flag
+            if not (self.command in ('GET', 'HEAD') and
+                    segs[:2] == ['object', 'public']):
+                self.auth()
             if segs[0] == 'bucket':
                 return self.bucket_route(segs[1:], raw)
             if segs[0] == 'object':

@@ -1,0 +1,74 @@
+/* db.c - driver choice and identifier quoting for the application
+ * databases (db.h). */
+#include "cli/db.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/buf.h"
+#include "common/log.h"
+#include "common/str.h"
+
+enum mfs_err db_open(const char *conn, struct db **out, struct errbuf *eb)
+{
+	*out = NULL;
+	if (str_starts(conn, "sqlite:"))
+		return db_sqlite_open(conn + 7, out, eb);
+	return db_pg_open(conn, out, eb);
+}
+
+void db_close(struct db *d)
+{
+	if (d)
+		d->ops->close(d);
+}
+
+char *db_redacted(const char *conn)
+{
+	const char *at, *colon, *scheme = strstr(conn, "://");
+	const char *pw = strstr(conn, "password=");
+	char *s;
+
+	if (scheme && (at = strchr(scheme + 3, '@')) &&
+	    (colon = memchr(scheme + 3, ':', (size_t)(at - scheme - 3))))
+		return str_fmt("%.*s:***%s", (int)(colon - conn), conn, at);
+	if (pw) {
+		const char *end = pw + 9;
+
+		if (*end == '\'') {
+			for (end++; *end && *end != '\''; end++)
+				if (*end == '\\' && end[1])
+					end++;
+			if (*end)
+				end++;
+		} else {
+			while (*end && *end != ' ')
+				end++;
+		}
+		s = str_fmt("%.*spassword=***%s", (int)(pw - conn), conn, end);
+		return s;
+	}
+	return strdup(conn);
+}
+
+char *db_ident(const char *name)
+{
+	struct buf b;
+	const char *p;
+
+	buf_init(&b, 0);
+	if (buf_adds(&b, "\""))
+		return NULL;
+	for (p = name; *p; p++) {
+		if (*p == '"' ? buf_adds(&b, "\"\"") :
+		    *p == '.' ? buf_adds(&b, "\".\"") : buf_add(&b, p, 1)) {
+			buf_cleanup(&b);
+			return NULL;
+		}
+	}
+	if (buf_adds(&b, "\"")) {
+		buf_cleanup(&b);
+		return NULL;
+	}
+	return buf_take(&b);
+}

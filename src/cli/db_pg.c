@@ -1,0 +1,214 @@
+/* db_pg.c - the PostgreSQL driver of cli/db (db.h), over libpq. Values go
+ * as untyped text parameters (PQexecParams), so PostgreSQL infers each
+ * one's type from its place (a jsonb column takes JSON text, an integer
+ * key '42'). Rows come back as text. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "cli/db.h"
+#include "common/log.h"
+#include "common/str.h"
+
+static PGconn *H(struct db *d)
+{
+	return d->priv;
+}
+
+static enum mfs_err pg_err(struct db *d, PGresult *r, struct errbuf *eb)
+{
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	char msg[512];
+	size_t n;
+
+	snprintf(msg, sizeof(msg), "%s", r ? PQresultErrorMessage(r) :
+		 PQerrorMessage(H(d)));
+	n = strlen(msg);
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		msg[--n] = '\0';
+	return eb_set(eb, state && !strncmp(state, "23", 2) ? MFS_ECONFLICT :
+		      state && !strncmp(state, "42", 2) ? MFS_EINVAL : MFS_EIO,
+		      "postgresql: %s", msg);
+}
+
+static enum mfs_err run(struct db *d, const char *sql,
+			const char *const *params, int n, PGresult **out,
+			struct errbuf *eb)
+{
+	PGresult *r = PQexecParams(H(d), sql, n, NULL, params, NULL, NULL, 0);
+	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+
+	*out = NULL;
+	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
+		enum mfs_err rc = pg_err(d, r, eb);
+
+		PQclear(r);
+		return rc;
+	}
+	*out = r;
+	return MFS_OK;
+}
+
+static enum mfs_err pq_query(struct db *d, const char *sql,
+			     const char *const *params, int n, db_row_cb cb,
+			     void *ud, struct errbuf *eb)
+{
+	const char *vals[64];
+	PGresult *r;
+	enum mfs_err rc = run(d, sql, params, n, &r, eb);
+	int i, j, ncol;
+
+	if (rc)
+		return rc;
+	ncol = PQnfields(r) > 64 ? 64 : PQnfields(r);
+	for (i = 0; i < PQntuples(r); i++) {
+		for (j = 0; j < ncol; j++)
+			vals[j] = PQgetisnull(r, i, j) ? NULL :
+				  PQgetvalue(r, i, j);
+		if (cb && cb(ud, ncol, vals))
+			break;
+	}
+	PQclear(r);
+	return MFS_OK;
+}
+
+static enum mfs_err pq_exec(struct db *d, const char *sql,
+			    const char *const *params, int n,
+			    int64_t *changes, struct errbuf *eb)
+{
+	PGresult *r;
+	enum mfs_err rc = run(d, sql, params, n, &r, eb);
+
+	if (changes)
+		*changes = rc ? 0 : strtoll(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return rc;
+}
+
+static enum mfs_err pq_insert(struct db *d, const char *sql,
+			      const char *const *params, int n,
+			      const char *pk, char **id, struct errbuf *eb)
+{
+	char *qpk = db_ident(pk);
+	char *s = qpk ? str_fmt("%s RETURNING %s::text", sql, qpk) : NULL;
+	PGresult *r = NULL;
+	enum mfs_err rc = s ? run(d, s, params, n, &r, eb) : MFS_ENOMEM;
+
+	*id = NULL;
+	if (!rc && PQntuples(r) == 1)
+		*id = strdup(PQgetvalue(r, 0, 0));
+	else if (!rc)
+		rc = eb_set(eb, MFS_EIO, "postgresql: INSERT returned no key");
+	PQclear(r);
+	free(s);
+	free(qpk);
+	return rc;
+}
+
+struct pk_acc {
+	char *name;
+	int n;
+};
+
+static int pk_row(void *ud, int ncol, const char *const *v)
+{
+	struct pk_acc *a = ud;
+
+	(void)ncol;
+	if (!a->n++)
+		a->name = v[0] ? strdup(v[0]) : NULL;
+	return 0;
+}
+
+static enum mfs_err pq_primary_key(struct db *d, const char *table,
+				   char **out, struct errbuf *eb)
+{
+	struct pk_acc a = { NULL, 0 };
+	char *qt = db_ident(table);
+	const char *p[] = { qt };
+	enum mfs_err rc;
+
+	*out = NULL;
+	if (!qt)
+		return MFS_ENOMEM;
+	rc = pq_query(d, "SELECT a.attname FROM pg_index i JOIN pg_attribute a"
+		      " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+		      " WHERE i.indrelid = $1::regclass AND i.indisprimary",
+		      p, 1, pk_row, &a, eb);
+	free(qt);
+	if (!rc && a.n != 1) {
+		free(a.name);
+		return eb_set(eb, MFS_EINVAL,
+			      a.n ? "table %s has a primary key of several columns; name one unique column with --pk" :
+			      "table %s has no primary key; name a unique column with --pk",
+			      table);
+	}
+	*out = a.name;
+	return rc;
+}
+
+static char *pq_as_text(const char *expr)
+{
+	return str_fmt("%s::text", expr);
+}
+
+static void pq_close(struct db *d)
+{
+	PQfinish(H(d));
+	free(d);
+}
+
+static const struct db_ops pg_ops = {
+	.name = "postgresql",
+	.exec = pq_exec,
+	.query = pq_query,
+	.insert = pq_insert,
+	.primary_key = pq_primary_key,
+	.as_text = pq_as_text,
+	.close = pq_close,
+};
+
+enum mfs_err db_pg_open(const char *conn, struct db **out, struct errbuf *eb)
+{
+	PQconninfoOption *opts, *o;
+	struct db *d;
+	PGconn *h;
+	char *red;
+
+	*out = NULL;
+	/* the password never reaches a log line or an error message */
+	opts = PQconninfoParse(conn, NULL);
+	for (o = opts; o && o->keyword; o++)
+		if (!strcmp(o->keyword, "password") && o->val)
+			log_add_secret(o->val);
+	PQconninfoFree(opts);
+	if (getenv("PGPASSWORD"))
+		log_add_secret(getenv("PGPASSWORD"));
+	h = PQconnectdb(conn);
+	if (!h || PQstatus(h) != CONNECTION_OK) {
+		char msg[512];
+		size_t n;
+
+		snprintf(msg, sizeof(msg), "%s", h ? PQerrorMessage(h) : "no memory");
+		n = strlen(msg);
+		while (n && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+			msg[--n] = '\0';
+		log_redact(msg);
+		red = db_redacted(conn);
+		PQfinish(h);
+		eb_set(eb, MFS_EACCES, "cannot connect to PostgreSQL '%s': %s",
+		       red ? red : "", msg);
+		free(red);
+		return MFS_EACCES;
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d) {
+		PQfinish(h);
+		return MFS_ENOMEM;
+	}
+	d->ops = &pg_ops;
+	d->priv = h;
+	*out = d;
+	return MFS_OK;
+}

@@ -1,0 +1,213 @@
+/* db_sqlite.c - the SQLite driver of cli/db (db.h). $N placeholders become
+ * ?N outside quotes; values bind as text (SQLite's column affinity turns
+ * '42' into 42 where the column is INTEGER). */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "cli/db.h"
+#include "common/buf.h"
+#include "common/str.h"
+
+static sqlite3 *H(struct db *d)
+{
+	return d->priv;
+}
+
+/* $N -> ?N outside string literals and quoted identifiers. */
+static char *translate(const char *sql)
+{
+	struct buf b;
+	char q = 0;
+	const char *p;
+
+	buf_init(&b, 0);
+	for (p = sql; *p; p++) {
+		char c = *p;
+
+		if (q) {
+			if (c == q)
+				q = 0;
+		} else if (c == '\'' || c == '"') {
+			q = c;
+		} else if (c == '$' && p[1] >= '0' && p[1] <= '9') {
+			c = '?';
+		}
+		if (buf_add(&b, &c, 1)) {
+			buf_cleanup(&b);
+			return NULL;
+		}
+	}
+	if (!b.data && buf_adds(&b, ""))
+		return NULL;
+	return buf_take(&b);
+}
+
+static enum mfs_err prepare(struct db *d, const char *sql,
+			    const char *const *params, int n,
+			    sqlite3_stmt **st, struct errbuf *eb)
+{
+	char *s = translate(sql);
+	int i;
+
+	*st = NULL;
+	if (!s)
+		return MFS_ENOMEM;
+	if (sqlite3_prepare_v2(H(d), s, -1, st, NULL) != SQLITE_OK) {
+		enum mfs_err rc = eb_set(eb, MFS_EINVAL, "sqlite: %s",
+					 sqlite3_errmsg(H(d)));
+
+		free(s);
+		return rc;
+	}
+	free(s);
+	for (i = 0; i < n; i++) {
+		if (params[i])
+			sqlite3_bind_text(*st, i + 1, params[i], -1,
+					  SQLITE_TRANSIENT);
+		else
+			sqlite3_bind_null(*st, i + 1);
+	}
+	return MFS_OK;
+}
+
+static enum mfs_err step_all(struct db *d, sqlite3_stmt *st, db_row_cb cb,
+			     void *ud, struct errbuf *eb)
+{
+	const char *vals[64];
+	int r, i, ncol = sqlite3_column_count(st);
+
+	if (ncol > 64)
+		ncol = 64;
+	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+		for (i = 0; i < ncol; i++)
+			vals[i] = (const char *)sqlite3_column_text(st, i);
+		if (cb && cb(ud, ncol, vals))
+			return MFS_OK;
+	}
+	if (r != SQLITE_DONE)
+		return eb_set(eb, r == SQLITE_CONSTRAINT ? MFS_ECONFLICT : MFS_EIO,
+			      "sqlite: %s", sqlite3_errmsg(H(d)));
+	return MFS_OK;
+}
+
+static enum mfs_err sq_query(struct db *d, const char *sql,
+			     const char *const *params, int n, db_row_cb cb,
+			     void *ud, struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc = prepare(d, sql, params, n, &st, eb);
+
+	if (!rc)
+		rc = step_all(d, st, cb, ud, eb);
+	sqlite3_finalize(st);
+	return rc;
+}
+
+static enum mfs_err sq_exec(struct db *d, const char *sql,
+			    const char *const *params, int n,
+			    int64_t *changes, struct errbuf *eb)
+{
+	enum mfs_err rc = sq_query(d, sql, params, n, NULL, NULL, eb);
+
+	if (changes)
+		*changes = rc ? 0 : sqlite3_changes64(H(d));
+	return rc;
+}
+
+static enum mfs_err sq_insert(struct db *d, const char *sql,
+			      const char *const *params, int n,
+			      const char *pk, char **id, struct errbuf *eb)
+{
+	enum mfs_err rc = sq_exec(d, sql, params, n, NULL, eb);
+
+	(void)pk;	/* a single-column key: the rowid or its alias */
+	*id = rc ? NULL : str_fmt("%lld",
+				  (long long)sqlite3_last_insert_rowid(H(d)));
+	return rc || *id ? rc : MFS_ENOMEM;
+}
+
+static int pk_row(void *ud, int ncol, const char *const *v)
+{
+	char **out = ud;
+
+	/* table_info: cid, name, type, notnull, dflt, pk */
+	if (ncol >= 6 && v[5] && strcmp(v[5], "0")) {
+		if (*out) {
+			free(*out);
+			*out = strdup("");	/* more than one column */
+			return 1;
+		}
+		*out = strdup(v[1]);
+	}
+	return 0;
+}
+
+static enum mfs_err sq_primary_key(struct db *d, const char *table,
+				   char **out, struct errbuf *eb)
+{
+	const char *p[] = { table };
+	enum mfs_err rc;
+
+	*out = NULL;
+	rc = sq_query(d, "SELECT * FROM pragma_table_info($1)", p, 1, pk_row,
+		      out, eb);
+	if (!rc && *out && !**out) {
+		free(*out);
+		*out = NULL;
+		return eb_set(eb, MFS_EINVAL,
+			      "table %s has a primary key of several columns; name one unique column with --pk",
+			      table);
+	}
+	if (!rc && !*out)
+		*out = strdup("rowid");	/* SQLite always has one */
+	return rc;
+}
+
+static char *sq_as_text(const char *expr)
+{
+	return strdup(expr);
+}
+
+static void sq_close(struct db *d)
+{
+	sqlite3_close(H(d));
+	free(d);
+}
+
+static const struct db_ops sqlite_ops = {
+	.name = "sqlite",
+	.exec = sq_exec,
+	.query = sq_query,
+	.insert = sq_insert,
+	.primary_key = sq_primary_key,
+	.as_text = sq_as_text,
+	.close = sq_close,
+};
+
+enum mfs_err db_sqlite_open(const char *path, struct db **out,
+			    struct errbuf *eb)
+{
+	struct db *d = calloc(1, sizeof(*d));
+	sqlite3 *h = NULL;
+
+	*out = NULL;
+	if (!d)
+		return MFS_ENOMEM;
+	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL) !=
+	    SQLITE_OK) {
+		enum mfs_err rc = eb_set(eb, MFS_ENOTFOUND,
+					 "cannot open SQLite database %s: %s",
+					 path, h ? sqlite3_errmsg(h) : "no memory");
+
+		sqlite3_close(h);
+		free(d);
+		return rc;
+	}
+	sqlite3_busy_timeout(h, 10000);
+	d->ops = &sqlite_ops;
+	d->priv = h;
+	*out = d;
+	return MFS_OK;
+}
