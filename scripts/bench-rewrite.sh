@@ -48,5 +48,11 @@ for db in pg sqlite; do
 		--from https://ref.supabase.co/storage/v1/object/public/images/ \
 		--to https://images.s3.eu-west-1.amazonaws.com/
 	timed "$db: apply" "$N" build/mediactl --journal "$J" rewrite apply 1 --db "$CONN"
+	q="SELECT count(*) FROM frames WHERE image_url LIKE 'https://images.s3.%'"
+	n=$(if [ $db = pg ]; then psql_ -c "$q"; else sqlite3 "$D/app.db" "$q"; fi)
+	[ "$n" = "$N" ] || { echo "bench-rewrite: $db: $n of $N rows rewritten" >&2; exit 1; }
 	timed "$db: rollback" "$N" build/mediactl --journal "$J" rollback --rewrite 1 --db "$CONN"
+	n=$(if [ $db = pg ]; then psql_ -c "$q"; else sqlite3 "$D/app.db" "$q"; fi)
+	[ "$n" = 0 ] || { echo "bench-rewrite: $db: $n rows not rolled back" >&2; exit 1; }
 done
+echo "(every row checked: all rewritten after apply, all restored after rollback)"

@@ -50,9 +50,11 @@ run_integration() {	# run_integration BINARY LABEL
 		rm -rf "$T"
 		mkdir -p "$T"
 		echo "-- [$2] $name"
+		local t0=$SECONDS
 		out=$(MEDIAFS=$1 FIXTURES=$TMP/fixtures timeout 600 bash "$t" 2>"$T/stderr")
 		rc=$?
 		echo "$out" | sed 's/^/  /'
+		echo "  ($((SECONDS - t0)) s)"
 		passed=$((passed + $(echo "$out" | grep -c '^PASS:')))
 		skipped=$((skipped + $(echo "$out" | grep -c '^SKIP:')))
 		while IFS= read -r l; do

@@ -38,6 +38,10 @@ struct db_ops {
 	 * naming the table when it has none or several. */
 	enum mfs_err (*primary_key)(struct db *d, const char *table,
 				    char **out, struct errbuf *eb);
+	/* The declared type of table.column for a cast ("jsonb",
+	 * "bigint"; malloc'd), or NULL where values need no cast (SQLite). */
+	char *(*column_type)(struct db *d, const char *table,
+			     const char *column);
 	/* The SQL expression for column expr as text ("expr::text" in
 	 * PostgreSQL), malloc'd. */
 	char *(*as_text)(const char *expr);

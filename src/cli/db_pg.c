@@ -148,6 +148,28 @@ static enum mfs_err pq_primary_key(struct db *d, const char *table,
 	return rc;
 }
 
+static int type_row(void *ud, int ncol, const char *const *v)
+{
+	(void)ncol;
+	*(char **)ud = v[0] ? strdup(v[0]) : NULL;
+	return 1;
+}
+
+static char *pq_column_type(struct db *d, const char *table,
+			    const char *column)
+{
+	char *qt = db_ident(table), *out = NULL;
+	const char *p[] = { qt, column };
+
+	if (qt)
+		pq_query(d, "SELECT format_type(atttypid, atttypmod) FROM"
+			 " pg_attribute WHERE attrelid = $1::regclass AND"
+			 " attname = $2 AND NOT attisdropped", p, 2, type_row,
+			 &out, NULL);
+	free(qt);
+	return out;
+}
+
 static char *pq_as_text(const char *expr)
 {
 	return str_fmt("%s::text", expr);
@@ -165,6 +187,7 @@ static const struct db_ops pg_ops = {
 	.query = pq_query,
 	.insert = pq_insert,
 	.primary_key = pq_primary_key,
+	.column_type = pq_column_type,
 	.as_text = pq_as_text,
 	.close = pq_close,
 };

@@ -165,6 +165,15 @@ static enum mfs_err sq_primary_key(struct db *d, const char *table,
 	return rc;
 }
 
+static char *sq_column_type(struct db *d, const char *table,
+			    const char *column)
+{
+	(void)d;
+	(void)table;
+	(void)column;
+	return NULL;	/* affinity does the conversions */
+}
+
 static char *sq_as_text(const char *expr)
 {
 	return strdup(expr);
@@ -182,6 +191,7 @@ static const struct db_ops sqlite_ops = {
 	.query = sq_query,
 	.insert = sq_insert,
 	.primary_key = sq_primary_key,
+	.column_type = sq_column_type,
 	.as_text = sq_as_text,
 	.close = sq_close,
 };

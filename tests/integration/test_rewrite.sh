@@ -158,6 +158,20 @@ PY
 		[ "$(sql "SELECT count(*) FROM s3_migration_log WHERE table_name='global_assets'")" = 0 ] &&
 		pass "[$DB] rolling back a prefix rewrite restores the URL and deletes its log rows" || fail "[$DB] prefix rollback" "$(sql "SELECT * FROM global_assets")"
 
+	# ---- mirror pairs (an rsync between two stores) in a text column;
+	# --limit; libpq keyword strings and the PG* environment
+	sql "CREATE TABLE posters(id integer PRIMARY KEY, url text);
+	     INSERT INTO posters VALUES (1,$(lit "${A}a.png")),(2,$(lit "${A}b.png")),(3,$(lit "${A}c.png"));" >/dev/null
+	local KW=$CONN ENVDB=$CONN
+	[ "$DB" = pg ] && KW="host=$PG_SOCK port=$PG_PORT user=mediafs dbname=postgres" && ENVDB=""
+	out=$(mctl rewrite map --db "$KW" --table posters --column url --mirror old:assets=new:assets --limit 1 2>&1)
+	echo "$out" | grep -q "1 to change" && pass "[$DB] --limit 1 plans one change (a test batch)" || fail "[$DB] limit" "$out"
+	out=$(PGHOST=$PG_SOCK PGPORT=$PG_PORT PGUSER=mediafs PGDATABASE=postgres \
+		mctl rewrite map --db "$ENVDB" --table posters --column url --mirror old:assets=new:assets --apply 2>&1)
+	[ "$(sql "SELECT url FROM posters ORDER BY id")" = "$(printf '%s\n%s\n%s' "${B}a.png" "${B}b.png" "${A}c.png")" ] &&
+		pass "[$DB] --mirror old:assets=new:assets maps each key to its copy (c.png was not copied: kept)" ||
+		fail "[$DB] mirror" "$out $(sql "SELECT * FROM posters")"
+
 	# ---- S1: one media row per uploaded service image, one preview per service
 	out=$(mctl rewrite insert --db "$CONN" --table media --label s1 --keys 'service-media/*' \
 		--set owner_id='{path[1]}' --set file_path='{key}' --set media_type=service_image \
