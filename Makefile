@@ -81,6 +81,7 @@ bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench-hooks.sh
 	scripts/bench-plan.sh
 	scripts/bench-rewrite.sh
+	scripts/bench-http.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -86,7 +86,7 @@ for role in ('buyer', 'stylist'):
     for i, old in enumerate(sorted(os.listdir(f'{d}/backup/Profile-Pics/{role}'))):
         if i % 10 == 9:
             continue            # not migrated: no new id
-        new = str(uuid.UUID(int=hash((role, old)) & (2**128 - 1)))
+        new = str(uuid.uuid5(uuid.NAMESPACE_URL, role + '/' + old))
         users[old] = new
         db.execute('INSERT INTO users VALUES (?,?,?)', (new, old, role))
 svcs = sorted(os.listdir(f'{d}/backup/Service-Images'))
@@ -133,7 +133,10 @@ run mediactl rewrite insert --db "sqlite:$D/app.db" --table media --label s1 --k
 	--set media_type=service_image --set url='{new_url}' --first is_preview_image='{path[1]}' --apply
 echo "after:"
 sqlite3 -header -column "$D/app.db" "select id, substr(owner_id,1,13) as owner, substr(file_path,1,44) as file_path, media_type, is_preview_image as preview from media where id in (1, 2, (select min(id) from media where media_type='service_image'), (select min(id)+1 from media where media_type='service_image'))"
-sqlite3 "$D/app.db" "select '    every media row points at an object: ' || (select count(*) from media) || ' rows; services with exactly one preview image: ' || (select count(*) from (select service_id from media where media_type='service_image' group by service_id having sum(is_preview_image)=1)) || ' of ' || (select count(distinct service_id) from media where service_id is not null)"
+missing=0
+while IFS= read -r p; do [ -f "$MNT/supa/$p" ] || missing=$((missing + 1)); done < <(sqlite3 "$D/app.db" "select file_path from media")
+echo "    $(sqlite3 "$D/app.db" "select count(*) from media") media rows, $missing pointing at a missing object (each checked through the mount)"
+sqlite3 "$D/app.db" "select '    services with exactly one preview image: ' || (select count(*) from (select service_id from media where media_type='service_image' group by service_id having sum(is_preview_image)=1)) || ' of ' || (select count(distinct service_id) from media where service_id is not null)"
 
 step "9. the report the team used to write by hand"
 run mediactl report --label s1

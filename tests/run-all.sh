@@ -51,7 +51,7 @@ run_integration() {	# run_integration BINARY LABEL
 		mkdir -p "$T"
 		echo "-- [$2] $name"
 		local t0=$SECONDS
-		out=$(MEDIAFS=$1 FIXTURES=$TMP/fixtures timeout 600 bash "$t" 2>"$T/stderr")
+		out=$(MEDIAFS=$1 MFS_TEST_PASS=$2 FIXTURES=$TMP/fixtures timeout 600 bash "$t" 2>"$T/stderr")
 		rc=$?
 		echo "$out" | sed 's/^/  /'
 		echo "  ($((SECONDS - t0)) s)"

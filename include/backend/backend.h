@@ -30,6 +30,9 @@ enum backend_cap {
 	BE_CAP_BUCKETS = 1 << 6,	/* the first key segment is a bucket:
 					 * mkdir/rmdir there create/delete it,
 					 * at once (never a lazy marker) */
+	BE_CAP_LAZY_ATTRS = 1 << 7,	/* listings carry names only: sizes
+					 * and times come from head, asked
+					 * for when someone needs them */
 };
 
 /* Part size for a multipart upload of size bytes: equal parts of
@@ -173,6 +176,8 @@ enum mfs_err local_backend_create(struct ini *ini, struct ini_section *sec,
 				  struct backend **out, struct errbuf *eb);
 enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
 				     struct backend **out, struct errbuf *eb);
+enum mfs_err urllist_backend_create(struct ini *ini, struct ini_section *sec,
+				    struct backend **out, struct errbuf *eb);
 
 /* Refuse a key of sec that is not in known (NULL-terminated), naming its
  * line; constructors call it first, so a typo is reported as a typo. */

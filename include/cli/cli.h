@@ -59,6 +59,11 @@ double cli_now(void);
 /* Print a JSON value on stdout (indented when pretty) and free it. */
 void cli_print_json(struct js *v, int pretty);
 
+/* The options of a command that takes only --label L, --json and --help
+ * (usage printed for --help): -1 to go on, else the exit code. */
+int cli_label_json_opts(int argc, char **argv, const char *usage,
+			const char **label, int *json);
+
 /* Ask the daemon behind socket one request line; *reply gets its JSON. */
 enum mfs_err cli_ctl(const char *socket, const char *req, struct js **reply,
 		     struct errbuf *eb);

@@ -56,6 +56,9 @@ struct fs_attr {
 	int64_t mtime_ns;
 	uid_t uid;
 	gid_t gid;
+	int unknown;		/* size and times not fetched yet (a URL-list
+				 * file): readdirplus gives no attributes,
+				 * so a stat comes back through lookup */
 };
 
 struct fs;

@@ -14,6 +14,7 @@ static const struct {
 	{ "s3", s3_backend_create },
 	{ "local", local_backend_create },
 	{ "supabase", supabase_backend_create },
+	{ "http", urllist_backend_create },
 };
 
 enum mfs_err backend_create(struct ini *ini, struct ini_section *sec,

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "cli/cli.h"
 #include "common/log.h"
+#include "core/hooks.h"
 
 static const struct {
 	const char *name;
@@ -50,7 +52,9 @@ int main(int argc, char **argv)
 	int ch, ret = EXIT_USAGE;
 	size_t i;
 
+	setvbuf(stdout, NULL, _IOLBF, 0);	/* in order with stderr's progress */
 	log_set_level(LOG_LVL_WARN);
+	backend_accept_keys(hook_keys);	/* the same config as mediafs */
 	while ((ch = getopt_long(argc, argv, "+j:c:hV", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'j':

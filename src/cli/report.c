@@ -153,37 +153,21 @@ static struct js *cat_json(const char *name, const struct cat *c)
 
 int cmd_report(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'J' },
-		{ "label", required_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *label = NULL;
-	int json = 0, ch, rc, i;
+	const char *label;
+	int json, rc, i;
 	struct agg a = { 0 };
 	struct cat total = { 0 };
 	struct js *o, *cats, *sk;
 	char t0[32] = "-", t1[32] = "-";
 
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'J':
-			json = 1;
-			break;
-		case 'l':
-			label = optarg;
-			break;
-		case 'h':
-			printf("usage: mediactl report [--label L] [--json]\n"
-			       "  per category (remote/first folder): processed, succeeded, failed,\n"
-			       "  original and uploaded bytes, compression savings; sources plans\n"
-			       "  skipped, by reason; the batch's duration.\n");
-			return 0;
-		default:
-			return EXIT_USAGE;
-		}
-	}
+	rc = cli_label_json_opts(argc, argv,
+		"usage: mediactl report [--label L] [--json]\n"
+		"  per category (remote/first folder): processed, succeeded, failed,\n"
+		"  original and uploaded bytes, compression savings; sources plans\n"
+		"  skipped, by reason; the batch's duration.\n",
+		&label, &json);
+	if (rc >= 0)
+		return rc;
 	rc = cli_journal(c);
 	if (rc)
 		return rc;

@@ -128,6 +128,7 @@ static struct js *status_json(struct cli *c, const char *label)
 		    " sum(CASE WHEN state='done' THEN coalesce(orig_size,size)"
 		    "  ELSE 0 END)"
 		    " FROM uploads u WHERE (?1 IS NULL OR label=?1)"
+		    " AND state!='cancelled' AND substr(key,-1)!='/'"
 		    " GROUP BY remote,label ORDER BY remote,label",
 		    p, 1, group_row, groups, NULL);
 	js_set_str(o, "journal", c->journal_path);
@@ -317,34 +318,18 @@ static struct js *failed_rows(struct cli *c, const char *label)
 
 int cmd_failed(struct cli *c, int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "json", no_argument, NULL, 'J' },
-		{ "label", required_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	const char *label = NULL;
-	int json = 0, ch, rc;
+	const char *label;
+	int json, rc;
 	struct js *a;
 	size_t i, n;
 
-	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-		switch (ch) {
-		case 'J':
-			json = 1;
-			break;
-		case 'l':
-			label = optarg;
-			break;
-		case 'h':
-			printf("usage: mediactl failed [--label L] [--json]\n"
-			       "  uploads that failed and were not uploaded since, with the error;\n"
-			       "  the staged data is kept: 'mediactl retry' sends it again.\n");
-			return 0;
-		default:
-			return EXIT_USAGE;
-		}
-	}
+	rc = cli_label_json_opts(argc, argv,
+		"usage: mediactl failed [--label L] [--json]\n"
+		"  uploads that failed and were not uploaded since, with the error;\n"
+		"  the staged data is kept: 'mediactl retry' sends it again.\n",
+		&label, &json);
+	if (rc >= 0)
+		return rc;
 	rc = cli_journal(c);
 	if (rc)
 		return rc;

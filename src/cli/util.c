@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -182,4 +183,35 @@ enum mfs_err cli_ctl(const char *socket_path, const char *req,
 	close(fd);
 	buf[got] = '\0';
 	return js_parse(buf, got, reply, eb);
+}
+
+int cli_label_json_opts(int argc, char **argv, const char *usage,
+			const char **label, int *json)
+{
+	static const struct option opts[] = {
+		{ "json", no_argument, NULL, 'J' },
+		{ "label", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	*label = NULL;
+	*json = 0;
+	while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'J':
+			*json = 1;
+			break;
+		case 'l':
+			*label = optarg;
+			break;
+		case 'h':
+			fputs(usage, stdout);
+			return 0;
+		default:
+			return EXIT_USAGE;
+		}
+	}
+	return -1;
 }

@@ -479,6 +479,145 @@ enum mfs_err fsi_get_dir(struct fs *fs, uint64_t ino, struct mc_node *d)
 	return MFS_OK;
 }
 
+
+/* ---- remotes whose listings carry names only (BE_CAP_LAZY_ATTRS) ---- */
+
+#define LAZY_BATCH 256
+#define LAZY_THREADS 16
+
+static int lazy_node(struct fs *fs, const struct mc_node *n)
+{
+	struct fs_remote *r = fsi_remote(fs, n->rid);
+
+	return r && n->kind == MC_FILE && !n->full && !n->pending &&
+	       (r->be->ops->caps & BE_CAP_LAZY_ATTRS);
+}
+
+struct lazy_job {
+	struct backend *be;
+	uint64_t ino;
+	char *key;
+	struct obj_meta m;
+	enum mfs_err rc;
+	char err[256];
+};
+
+struct lazy_batch {
+	struct fs *fs;
+	struct lazy_job *j;
+	int n, next;		/* next: guarded by lock */
+	pthread_mutex_t lock;
+};
+
+static void *lazy_worker(void *arg)
+{
+	struct lazy_batch *b = arg;
+
+	for (;;) {
+		struct lazy_job *j;
+		struct errbuf eb = { 0 };
+
+		pthread_mutex_lock(&b->lock);
+		j = b->next < b->n ? &b->j[b->next++] : NULL;
+		pthread_mutex_unlock(&b->lock);
+		if (!j)
+			return NULL;
+		j->rc = j->be->ops->head(j->be, j->key, &j->m, &eb);
+		snprintf(j->err, sizeof(j->err), "%.250s", eb.msg);
+	}
+}
+
+struct lazy_collect {
+	struct fs *fs;
+	struct lazy_batch *b;
+	uint64_t first;		/* the node asked for goes in first */
+};
+
+static int lazy_sibling(void *ud, const struct mc_node *n)
+{
+	struct lazy_collect *c = ud;
+	struct lazy_batch *b = c->b;
+	struct fs_remote *r;
+
+	if (b->n >= LAZY_BATCH)
+		return 1;
+	if (n->ino == c->first || !lazy_node(c->fs, n))
+		return 0;
+	r = fsi_remote(c->fs, n->rid);
+	b->j[b->n].be = r->be;
+	b->j[b->n].ino = n->ino;
+	b->j[b->n].key = strdup(n->key);
+	if (b->j[b->n].key)
+		b->n++;
+	return 0;
+}
+
+/* Attributes for n, a lazy file, and (in parallel, LAZY_THREADS at a
+ * time) for up to LAZY_BATCH of its siblings that have none yet: rsync
+ * and ls -l stat a directory's files one after the other. A file the
+ * origin says is gone (404, 410) leaves the cache, is logged and
+ * journalled as "missing", and answers MFS_ENOTFOUND. */
+static enum mfs_err lazy_fill(struct fs *fs, uint64_t parent,
+			      struct mc_node *n, struct errbuf *eb)
+{
+	struct lazy_batch b = { fs, NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER };
+	struct lazy_collect c = { fs, &b, n->ino };
+	pthread_t th[LAZY_THREADS];
+	enum mfs_err rc = MFS_OK;
+	int i, nth = 0;
+
+	b.j = calloc(LAZY_BATCH, sizeof(*b.j));
+	if (!b.j)
+		return MFS_ENOMEM;
+	b.j[0].be = fsi_remote(fs, n->rid)->be;
+	b.j[0].ino = n->ino;
+	b.j[0].key = strdup(n->key);
+	if (!b.j[0].key) {
+		free(b.j);
+		return MFS_ENOMEM;
+	}
+	b.n = 1;
+	mcache_children(fs->mc, parent, lazy_sibling, &c);
+	for (i = 0; i < LAZY_THREADS && i < b.n; i++)
+		if (!pthread_create(&th[nth], NULL, lazy_worker, &b))
+			nth++;
+	if (!nth)
+		lazy_worker(&b);
+	for (i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	for (i = 0; i < b.n; i++) {
+		struct lazy_job *j = &b.j[i];
+
+		if (!j->rc) {
+			mcache_set_full(fs->mc, j->ino, j->m.size,
+					j->m.mtime_ns, j->m.mode, j->m.etag,
+					j->m.content_type, j->m.cache_control);
+		} else if (j->rc == MFS_ENOTFOUND) {
+			struct fs_remote *r = NULL;
+			int k;
+
+			for (k = 0; k < fs->cfg.nremotes; k++)
+				if (fs->cfg.remotes[k].be == j->be)
+					r = &fs->cfg.remotes[k];
+			log_warn("source missing: %s (%s)", j->key, j->err);
+			if (fs->cfg.journal && r)
+				journal_event(fs->cfg.journal, fs->mount_id,
+					      r->name, "missing", j->key, NULL,
+					      j->err);
+			mcache_remove(fs->mc, j->ino);
+		}
+		if (i == 0 && j->rc)
+			rc = eb_set(eb, j->rc, "%s", j->err);
+		free(j->key);
+	}
+	if (!rc) {
+		mc_node_cleanup(n);
+		rc = mcache_get(fs->mc, c.first, n);
+	}
+	free(b.j);
+	return rc;
+}
+
 enum mfs_err fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 		       struct fs_attr *out, struct errbuf *eb)
 {
@@ -512,6 +651,13 @@ enum mfs_err fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 	rc = mcache_lookup(fs->mc, parent, name, &n);
 	if (rc)
 		return rc;
+	if (lazy_node(fs, &n)) {
+		rc = lazy_fill(fs, parent, &n, eb);
+		if (rc) {
+			mc_node_cleanup(&n);
+			return rc;
+		}
+	}
 	fsi_attr(fs, &n, out);
 	mc_node_cleanup(&n);
 	return MFS_OK;
@@ -523,9 +669,15 @@ enum mfs_err fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out,
 	struct mc_node n;
 	enum mfs_err rc = mcache_get(fs->mc, ino, &n);
 
-	(void)eb;
 	if (rc)
 		return rc;
+	if (lazy_node(fs, &n)) {
+		rc = lazy_fill(fs, n.parent, &n, eb);
+		if (rc) {
+			mc_node_cleanup(&n);
+			return rc;
+		}
+	}
 	fsi_attr(fs, &n, out);
 	mc_node_cleanup(&n);
 	return MFS_OK;
@@ -561,6 +713,7 @@ static int snap_cb(void *ud, const struct mc_node *n)
 	struct fs_attr a;
 
 	fsi_attr(b->fs, n, &a);
+	a.unknown = lazy_node(b->fs, n);
 	b->rc = snap_add(b->d, n->name, &a);
 	return b->rc != MFS_OK;
 }

@@ -87,7 +87,9 @@ static void to_entry(struct fs *fs, const struct fs_attr *a,
 		     struct fuse_entry_param *e)
 {
 	memset(e, 0, sizeof(*e));
-	e->ino = a->ino;
+	/* nodeid 0 in readdirplus: a name without attributes (the kernel
+	 * looks it up when asked); the dirent keeps st_ino */
+	e->ino = a->unknown ? 0 : a->ino;
 	e->generation = 1;
 	to_stat(a, &e->attr);
 	e->attr_timeout = fs_ttl(fs);

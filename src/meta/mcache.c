@@ -392,8 +392,12 @@ static int merge_entry(struct mcache *mc, const struct mc_node *dir,
 		return delete_tree(mc, old.ino) &&
 		       insert_child(mc, dir, e, NULL);
 	}
+	/* keep what a HEAD found while the object is unchanged, and under
+	 * listings that carry names only (URL lists: no etag, size, time) */
 	if (e->kind == MC_DIR || old.pending ||
-	    (old.full && e->etag && *e->etag && !strcmp(old.etag, e->etag))) {
+	    (old.full && e->etag && *e->etag && !strcmp(old.etag, e->etag)) ||
+	    (old.full && (!e->etag || !*e->etag) && !e->size &&
+	     !e->mtime_ns)) {
 		st = stmt(mc, S_UPDATE_KEEP);
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)old.ino);
 		sqlite3_bind_int64(st, 2, mc->gen);

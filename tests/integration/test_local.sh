@@ -75,3 +75,25 @@ echo relative >"$T/mnt-rel/rel.txt" && ls -l "$T/mnt-rel" >/dev/null && sync "$T
 [ "$(cat "$STORE/rel.txt" 2>/dev/null)" = relative ] && [ -s "$T/rel.db" ] && [ -d "$T/cache-rel" ] &&
 	pass "relative cache_dir, journal and config paths work (resolved at start)" || fail "relative paths" "$(tail -3 "$LOG")"
 umount_fs "$LOG" "$T/mnt-rel" || fail "unmount" "see $LOG"
+
+# write hooks on a local remote: compressed on the way to the disk
+mkdir -p "$T/hstore"
+cat >"$T/h.conf" <<EOC
+[hooked]
+type = local
+path = $T/hstore
+on_write = compress
+compress.jpeg_quality = 85
+EOC
+/usr/bin/convert -size 800x600 -seed 3 plasma:fractal -quality 95 "$T/photo.jpg"
+mount_fs "$LOG" "$MNT" -o config="$T/h.conf",cache_dir="$T/cache-h",journal="$J" hooked: ||
+	{ fail "hooked mount" "did not mount"; exit 1; }
+cp "$T/photo.jpg" "$MNT/photo" && rsync -a "$T/photo.jpg" "$MNT/again.jpg"
+wait_uploads "$J" 30
+orig=$(stat -c %s "$T/photo.jpg")
+[ "$(stat -c %s "$T/hstore/photo")" -lt "$orig" ] && [ "$(stat -c %s "$T/hstore/again.jpg")" -lt "$orig" ] &&
+	[ "$(getfattr --only-values -n user.mediafs.original_size "$MNT/photo")" = "$orig" ] &&
+	[ "$(sqlite3 "$J" "select hook from uploads where remote='hooked' and key='photo' and state='done'")" = compress ] &&
+	pass "on_write = compress on a local remote: smaller on disk, original size in the xattr and journal" ||
+	fail "local hooks" "$(ls -l "$T/hstore") $(getfattr -d "$MNT/photo")"
+umount_fs "$LOG" "$MNT" || fail "unmount" "see $LOG"
