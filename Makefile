@@ -92,10 +92,22 @@ install: all
 	install -m 644 man/mediafs.1 $(DESTDIR)$(PREFIX)/share/man/man1/
 	install -m 644 man/mediafs.conf.5 $(DESTDIR)$(PREFIX)/share/man/man5/
 
+# A Debian package from a copy of the tree (packaging/debian becomes
+# debian/): build/deb/mediafs_$(VERSION)_<arch>.deb
+deb:
+	rm -rf build/deb && mkdir -p build/deb/mediafs-$(VERSION)
+	tar --exclude=./build --exclude=./build-san --exclude=./tests/tmp \
+		--exclude=./.git --exclude=./mediafs --exclude=./mediactl -cf - . | \
+		tar -xf - -C build/deb/mediafs-$(VERSION)
+	cp -r packaging/debian build/deb/mediafs-$(VERSION)/debian
+	cd build/deb/mediafs-$(VERSION) && dpkg-buildpackage -us -uc -b -j2 >../build.log 2>&1 || \
+		{ tail -30 ../build.log; exit 1; }
+	@ls build/deb/*.deb
+
 format:
 	clang-format -i $$(find src include tests/unit -name '*.[ch]')
 
 clean:
 	rm -rf build build-san mediafs mediactl
 
-.PHONY: all unit deps check demo bench install format clean
+.PHONY: all unit deps check demo bench install deb format clean

@@ -31,7 +31,7 @@ mediactl() { "$ROOT/build/mediactl" --journal "$D/journal.db" --config "$D/media
 step "1. the stores: a local S3 server with the old app's backup bucket, a Supabase Storage server"
 swift_start "$D/swift"
 /usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" mkbucket backup
-supa_start "$D/supabase" >/dev/null
+supa_start "$D/supabase" "${DEMO_SUPABASE_KEY:-sb_secret_demo-$$-$RANDOM}" >/dev/null
 export DEMO_S3_SECRET=testing DEMO_SB_KEY=$SB_KEY
 cat >"$D/mediafs.conf" <<EOC
 [backup]

@@ -14,7 +14,7 @@ libvips-dev libpq-dev"
 # (server binaries for a throwaway cluster per test run).
 TEST_PKGS="python3 python3-swift python3-boto3 attr rsync sqlite3 procps file
 imagemagick libvips-tools curl
-psmisc postgresql"
+psmisc postgresql debhelper dpkg-dev fakeroot"
 
 missing=""
 for p in $BUILD_PKGS $TEST_PKGS; do

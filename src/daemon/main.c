@@ -579,6 +579,21 @@ int main(int argc, char **argv)
 	mo.ud = &d;
 	mo.foreground = o.foreground;
 	mo.single_thread = o.single_thread;
+	{
+		/* what mount(8) and df show: the remote, or "mediafs" */
+		char fsname[600], *q = fsname;
+		const char *p = o.spec ? o.spec : "mediafs";
+
+		q += snprintf(fsname, sizeof(fsname), "-ofsname=");
+		for (; *p && q < fsname + sizeof(fsname) - 3; p++) {
+			if (*p == ',' || *p == '\\')
+				*q++ = '\\';
+			*q++ = *p;
+		}
+		*q = '\0';
+		if (fuse_opt_add_arg(&args, fsname))
+			goto out;
+	}
 	if (fuse_opt_add_arg(&args, "-osubtype=mediafs") ||
 	    fuse_opt_add_arg(&args, "-odefault_permissions"))
 		goto out;
