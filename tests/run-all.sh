@@ -51,7 +51,7 @@ run_integration() {	# run_integration BINARY LABEL
 		mkdir -p "$T"
 		echo "-- [$2] $name"
 		local t0=$SECONDS
-		out=$(MEDIAFS=$1 MFS_TEST_PASS=$2 FIXTURES=$TMP/fixtures timeout 600 bash "$t" 2>"$T/stderr")
+		out=$(MEDIAFS=$1 MFS_TEST_PASS=$2 FIXTURES=$TMP/$2-srv/fixtures timeout 600 bash "$t" 2>"$T/stderr")
 		rc=$?
 		echo "$out" | sed 's/^/  /'
 		echo "  ($((SECONDS - t0)) s)"
@@ -75,12 +75,15 @@ run_unit build unit
 rm -rf "$TMP"
 
 # Each pass gets a fresh S3 server and fixtures, so tests that write into
-# buckets start from the same state every time.
+# buckets start from the same state every time, and request counts are a
+# pass's own. The two passes run at the same time (most of a test's time
+# is spent waiting on Python servers and sleeps): the sanitizer pass in the
+# background into a log, printed after the first pass.
 pass_with_server() {	# pass_with_server BINARY LABEL
+	local srv=$TMP/$2-srv
 	echo "== [$2] S3 test server (Swift s3api) and fixtures"
-	mkdir -p "$TMP/fixtures"
-	rm -rf "$TMP/swift"
-	if ! swift_start "$TMP/swift"; then
+	mkdir -p "$srv/fixtures"
+	if ! swift_start "$srv/swift"; then
 		note_fail "[$2] the S3 test server did not start"
 		return
 	fi
@@ -89,7 +92,7 @@ pass_with_server() {	# pass_with_server BINARY LABEL
 	t0=$(date +%s)
 	/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" mkbucket tree &&
 	/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" tree tree \
-		"$TMP/fixtures/tree.manifest" 2100 ||
+		"$srv/fixtures/tree.manifest" 2100 ||
 		note_fail "[$2] uploading the fixture tree"
 	echo "  2,100 objects uploaded by boto3 in $(( $(date +%s) - t0 )) s"
 	echo "== [$2] integration and mounted tests"
@@ -97,9 +100,32 @@ pass_with_server() {	# pass_with_server BINARY LABEL
 	swift_stop
 }
 
-trap 'swift_stop 2>/dev/null' EXIT
+mkdir -p "$TMP"
+if [ -z "${NO_SAN:-}" ]; then
+	(
+		trap 'swift_stop 2>/dev/null' EXIT
+		passed=0 failed=0 skipped=0 failures=()
+		pass_with_server "$ROOT/build-san/mediafs" mount-asan
+		echo "$passed $failed $skipped" >"$TMP/mount-asan.counts"
+		[ ${#failures[@]} -gt 0 ] && printf '%s\n' "${failures[@]}" >"$TMP/mount-asan.failures"
+		true
+	) >"$TMP/mount-asan.log" 2>&1 &
+	SAN_PID=$!
+fi
+trap 'swift_stop 2>/dev/null; [ -n "${SAN_PID:-}" ] && kill $SAN_PID 2>/dev/null' EXIT
 pass_with_server "$ROOT/build/mediafs" mount
-[ -z "${NO_SAN:-}" ] && pass_with_server "$ROOT/build-san/mediafs" mount-asan
+if [ -n "${SAN_PID:-}" ]; then
+	wait $SAN_PID
+	SAN_PID=
+	cat "$TMP/mount-asan.log"
+	if [ -f "$TMP/mount-asan.counts" ]; then
+		read -r p f k <"$TMP/mount-asan.counts"
+		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
+		[ -f "$TMP/mount-asan.failures" ] && mapfile -t -O ${#failures[@]} failures <"$TMP/mount-asan.failures"
+	else
+		note_fail "[mount-asan] the sanitizer pass ended without its counts"
+	fi
+fi
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then
