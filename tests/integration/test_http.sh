@@ -147,6 +147,15 @@ echo "norange=1" >"$T/state/control"
 dd if="$MNT/list/big/b.bin" bs=1000 skip=300 count=100 2>/dev/null | cmp -s - <(dd if="$O/auctionimages/big/b.bin" bs=1000 skip=300 count=100 2>/dev/null) &&
 	pass "an origin that answers 200 to a Range: the right bytes all the same" || fail "norange" "differs"
 : >"$T/state/control"
+# an origin that keeps failing: retried with backoff (5 retries), then EIO
+echo "rate503=1" >"$T/state/control"
+m=$(omark)
+dd if="$MNT/list/big/a.bin" of=/dev/null bs=64k skip=40 count=1 iflag=direct 2>"$T/eio"
+rc=$?
+[ $rc -ne 0 ] && grep -q "Input/output error" "$T/eio" && [ "$(osince "$m" ' 503$')" -ge 6 ] &&
+	pass "an origin answering 503 to everything: retried ($(osince "$m" ' 503$') tries), then EIO" ||
+	fail "eio" "rc=$rc $(cat "$T/eio") $(osince "$m") requests"
+: >"$T/state/control"
 [ "$(getfattr --only-values -n user.mediafs.url "$MNT/list/big/b.bin")" = "http://127.0.0.1:$OPORT/auctionimages/big/b.bin" ] &&
 	pass "user.mediafs.url is the source URL" || fail "url xattr" "$(getfattr -d "$MNT/list/big/b.bin")"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
