@@ -33,6 +33,17 @@ dpkg -i "$DEB" >"$T/dpkg.log" 2>&1 && [ -x /usr/bin/mediafs ] && /usr/bin/mediaf
 	[ -f /usr/lib/systemd/system/mediafs@.service ] && [ -f /usr/share/man/man1/mediactl.1.gz ] &&
 	pass "dpkg -i: mediafs --version runs; man pages and the systemd unit installed" || fail "dpkg -i" "$(tail -5 "$T/dpkg.log")"
 
+# ---- the systemd template unit, as systemd reads it (instance "backup")
+if command -v systemd-analyze >/dev/null; then
+	mkdir -p "$T/units"
+	cp /usr/lib/systemd/system/mediafs@.service "$T/units/"
+	ln -sf mediafs@.service "$T/units/mediafs@backup.service"
+	(cd "$T/units" && SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no ./mediafs@backup.service) >"$T/sd.log" 2>&1 &&
+		pass "systemd-analyze verify accepts mediafs@backup.service" || fail "systemd unit" "$(cat "$T/sd.log")"
+else
+	skip "systemd unit" "systemd-analyze is not installed here"
+fi
+
 # ---- an fstab line, mount -a (mount.fuse3 -> /usr/bin/mediafs)
 mkdir -p "$T/store" "$MNT"
 printf '[disk]\ntype = local\npath = %s\n' "$T/store" >"$T/m.conf"
