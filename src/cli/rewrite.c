@@ -824,12 +824,13 @@ static int first_text(void *ud, int ncol, const char *const *v)
 	return 0;
 }
 
-static int count_row(void *ud, int ncol, const char *const *v,
-		     const char *const *names)
+/* The first column of the first row as an integer (a count, an id). */
+static int int_row(void *ud, int ncol, const char *const *v,
+		   const char *const *names)
 {
 	(void)ncol;
 	(void)names;
-	*(uint64_t *)ud = v[0] ? strtoull(v[0], NULL, 10) : 0;
+	*(int64_t *)ud = v[0] ? strtoll(v[0], NULL, 10) : 0;
 	return 1;
 }
 
@@ -1157,7 +1158,8 @@ static int do_apply(struct cli *c, struct db *db, const char *rwid, int undo,
 	struct errbuf eb = { 0 };
 	const char *p[] = { rwid, NULL };
 	char last[32] = "0";
-	uint64_t n_ok = 0, n_kept = 0, n_fail = 0, total = 0;
+	uint64_t n_ok = 0, n_kept = 0, n_fail = 0;
+	int64_t total = 0;
 	int ret = 0, i;
 	double t0 = cli_now(), tlast = 0;
 
@@ -1182,7 +1184,7 @@ static int do_apply(struct cli *c, struct db *db, const char *rwid, int undo,
 		const char *q[] = { rwid, undo ? "applied" : "planned" };
 
 		journal_sql(c->j, "SELECT count(*) FROM rewrite_changes WHERE"
-			    " rewrite_id=?1 AND state=?2", q, 2, count_row,
+			    " rewrite_id=?1 AND state=?2", q, 2, int_row,
 			    &total, NULL);
 	}
 	if (dry) {
@@ -1385,15 +1387,6 @@ static int cmd_list(struct cli *c)
 	if (!n)
 		printf("no rewrites in %s\n", c->journal_path);
 	return 0;
-}
-
-static int id_row(void *ud, int ncol, const char *const *v,
-		  const char *const *names)
-{
-	(void)ncol;
-	(void)names;
-	*(int64_t *)ud = v[0] ? strtoll(v[0], NULL, 10) : 0;
-	return 1;
 }
 
 /* Open the database for a stored rewrite; a different database than the
@@ -1629,7 +1622,7 @@ int cmd_rewrite(struct cli *c, int argc, char **argv)
 		snprintf(now, sizeof(now), "%.3f", cli_now());
 		journal_sql(c->j, "INSERT INTO rewrites(created_at,db,kind,tbl,col,"
 			    "pk,args,log_table,state) VALUES(?1,?2,?3,?4,?5,?6,"
-			    "?7,?8,'planned') RETURNING id", p, 8, id_row, &w.id,
+			    "?7,?8,'planned') RETURNING id", p, 8, int_row, &w.id,
 			    NULL);
 		free(red);
 	}
