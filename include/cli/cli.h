@@ -56,8 +56,16 @@ void cli_bytes(uint64_t n, char *out, size_t cap);
 void cli_duration(double s, char *out, size_t cap);
 /* Wall clock, seconds. */
 double cli_now(void);
-/* Print a JSON value on stdout (indented when pretty) and free it. */
-void cli_print_json(struct js *v, int pretty);
+/* strdup that passes NULL through. */
+char *cli_dup0(const char *s);
+/* A journal_sql callback: the first column of the first row as an
+ * int64_t into *ud (a count, an id); stops there. */
+int cli_int_row(void *ud, int ncol, const char *const *v,
+		const char *const *names);
+/* Unix time t as "2026-11-30T10:00:20Z" (UTC). */
+void cli_iso(double t, char *out, size_t cap);
+/* Print a JSON value on stdout (one line) and free it. */
+void cli_print_json(struct js *v);
 
 /* The options of a command that takes only --label L, --json and --help
  * (usage printed for --help): -1 to go on, else the exit code. */

@@ -49,7 +49,5 @@ enum mfs_err rule_expand(const struct rule *r, const struct rule_match *m,
  * vals[i] its value (both borrowed), at most max; returns how many. */
 int rule_lookups(const struct rule *r, const struct rule_match *m,
 		 const char **names, const char **vals, int max);
-/* The rule's text, for messages. */
-const char *rule_text(const struct rule *r);
 
 #endif

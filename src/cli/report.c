@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "meta/journal.h"
@@ -123,15 +122,6 @@ static int print_kind(void *ud, const char *key, const struct js *val)
 	return 0;
 }
 
-static void iso(double t, char *out, size_t cap)
-{
-	time_t s = (time_t)t;
-	struct tm tm;
-
-	gmtime_r(&s, &tm);
-	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 static struct js *cat_json(const char *name, const struct cat *c)
 {
 	struct js *o = js_obj();
@@ -204,9 +194,9 @@ int cmd_report(struct cli *c, int argc, char **argv)
 		total.up += a.c[i].up;
 	}
 	if (a.first)
-		iso(a.first, t0, sizeof(t0));
+		cli_iso(a.first, t0, sizeof(t0));
 	if (a.last)
-		iso(a.last, t1, sizeof(t1));
+		cli_iso(a.last, t1, sizeof(t1));
 	if (label)
 		js_set_str(o, "label", label);
 	js_set_str(o, "started_at", t0);
@@ -216,7 +206,7 @@ int cmd_report(struct cli *c, int argc, char **argv)
 	js_set(o, "totals", cat_json("total", &total));
 	js_set(o, "skipped", sk);
 	if (json) {
-		cli_print_json(o, 1);
+		cli_print_json(o);
 	} else {
 		const struct js *r = js_get(sk, "by_reason");
 		const struct js *ex = js_get(sk, "examples");

@@ -22,7 +22,6 @@ struct tok {
 };
 
 struct rule {
-	char *text;
 	struct tok *src, *dst;
 	int nsrc, ndst;
 	const char *caps[RULE_MAX_CAPS];	/* names, borrowed from src */
@@ -45,13 +44,7 @@ void rule_free(struct rule *r)
 		return;
 	toks_free(r->src, r->nsrc);
 	toks_free(r->dst, r->ndst);
-	free(r->text);
 	free(r);
-}
-
-const char *rule_text(const struct rule *r)
-{
-	return r->text;
 }
 
 int rule_wants_ext(const struct rule *r)
@@ -248,11 +241,6 @@ enum mfs_err rule_parse(const char *text, int index, struct idmap *const *maps,
 	*out = NULL;
 	if (!r)
 		return MFS_ENOMEM;
-	r->text = strdup(text);
-	if (!r->text) {
-		rule_free(r);
-		return MFS_ENOMEM;
-	}
 	if (!arrow) {
 		rule_free(r);
 		return eb_set(eb, MFS_EINVAL,

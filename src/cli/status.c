@@ -265,7 +265,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
 		if (every > 0 && tty && !json)
 			printf("\033[H\033[J");
 		if (json) {
-			cli_print_json(o, 0);
+			cli_print_json(o);
 		} else {
 			print_status(o);
 			js_free(o);
@@ -336,7 +336,7 @@ int cmd_failed(struct cli *c, int argc, char **argv)
 	a = failed_rows(c, label);
 	n = js_len(a);
 	if (json) {
-		cli_print_json(a, 0);
+		cli_print_json(a);
 		return 0;
 	}
 	for (i = 0; i < n; i++) {

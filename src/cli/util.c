@@ -141,11 +141,19 @@ double cli_now(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void cli_print_json(struct js *v, int pretty)
+void cli_iso(double t, char *out, size_t cap)
+{
+	time_t s = (time_t)t;
+	struct tm tm;
+
+	gmtime_r(&s, &tm);
+	strftime(out, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void cli_print_json(struct js *v)
 {
 	char *s = js_dump(v, 0);
 
-	(void)pretty;
 	if (s)
 		printf("%s\n", s);
 	free(s);
@@ -214,4 +222,18 @@ int cli_label_json_opts(int argc, char **argv, const char *usage,
 		}
 	}
 	return -1;
+}
+
+char *cli_dup0(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+int cli_int_row(void *ud, int ncol, const char *const *v,
+		const char *const *names)
+{
+	(void)ncol;
+	(void)names;
+	*(int64_t *)ud = v[0] ? strtoll(v[0], NULL, 10) : 0;
+	return 1;
 }

@@ -227,7 +227,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 		js_set_int(o, "mismatches", (int64_t)nbad);
 		js_set(o, "problems", bad);
 		bad = NULL;
-		cli_print_json(o, 1);
+		cli_print_json(o);
 	} else {
 		printf("verified %zu objects%s: %zu ok, %zu mismatches\n", rs.n,
 		       urls ? " and URLs" : "", nok, nbad);

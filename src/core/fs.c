@@ -479,7 +479,6 @@ enum mfs_err fsi_get_dir(struct fs *fs, uint64_t ino, struct mc_node *d)
 	return MFS_OK;
 }
 
-
 /* ---- remotes whose listings carry names only (BE_CAP_LAZY_ATTRS) ---- */
 
 #define LAZY_BATCH 256
@@ -494,7 +493,7 @@ static int lazy_node(struct fs *fs, const struct mc_node *n)
 }
 
 struct lazy_job {
-	struct backend *be;
+	struct fs_remote *r;
 	uint64_t ino;
 	char *key;
 	struct obj_meta m;
@@ -503,7 +502,6 @@ struct lazy_job {
 };
 
 struct lazy_batch {
-	struct fs *fs;
 	struct lazy_job *j;
 	int n, next;		/* next: guarded by lock */
 	pthread_mutex_t lock;
@@ -522,7 +520,7 @@ static void *lazy_worker(void *arg)
 		pthread_mutex_unlock(&b->lock);
 		if (!j)
 			return NULL;
-		j->rc = j->be->ops->head(j->be, j->key, &j->m, &eb);
+		j->rc = j->r->be->ops->head(j->r->be, j->key, &j->m, &eb);
 		snprintf(j->err, sizeof(j->err), "%.250s", eb.msg);
 	}
 }
@@ -537,14 +535,12 @@ static int lazy_sibling(void *ud, const struct mc_node *n)
 {
 	struct lazy_collect *c = ud;
 	struct lazy_batch *b = c->b;
-	struct fs_remote *r;
 
 	if (b->n >= LAZY_BATCH)
 		return 1;
 	if (n->ino == c->first || !lazy_node(c->fs, n))
 		return 0;
-	r = fsi_remote(c->fs, n->rid);
-	b->j[b->n].be = r->be;
+	b->j[b->n].r = fsi_remote(c->fs, n->rid);
 	b->j[b->n].ino = n->ino;
 	b->j[b->n].key = strdup(n->key);
 	if (b->j[b->n].key)
@@ -560,7 +556,7 @@ static int lazy_sibling(void *ud, const struct mc_node *n)
 static enum mfs_err lazy_fill(struct fs *fs, uint64_t parent,
 			      struct mc_node *n, struct errbuf *eb)
 {
-	struct lazy_batch b = { fs, NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER };
+	struct lazy_batch b = { NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER };
 	struct lazy_collect c = { fs, &b, n->ino };
 	pthread_t th[LAZY_THREADS];
 	enum mfs_err rc = MFS_OK;
@@ -569,7 +565,7 @@ static enum mfs_err lazy_fill(struct fs *fs, uint64_t parent,
 	b.j = calloc(LAZY_BATCH, sizeof(*b.j));
 	if (!b.j)
 		return MFS_ENOMEM;
-	b.j[0].be = fsi_remote(fs, n->rid)->be;
+	b.j[0].r = fsi_remote(fs, n->rid);
 	b.j[0].ino = n->ino;
 	b.j[0].key = strdup(n->key);
 	if (!b.j[0].key) {
@@ -593,17 +589,11 @@ static enum mfs_err lazy_fill(struct fs *fs, uint64_t parent,
 					j->m.mtime_ns, j->m.mode, j->m.etag,
 					j->m.content_type, j->m.cache_control);
 		} else if (j->rc == MFS_ENOTFOUND) {
-			struct fs_remote *r = NULL;
-			int k;
-
-			for (k = 0; k < fs->cfg.nremotes; k++)
-				if (fs->cfg.remotes[k].be == j->be)
-					r = &fs->cfg.remotes[k];
 			log_warn("source missing: %s (%s)", j->key, j->err);
-			if (fs->cfg.journal && r)
+			if (fs->cfg.journal)
 				journal_event(fs->cfg.journal, fs->mount_id,
-					      r->name, "missing", j->key, NULL,
-					      j->err);
+					      j->r->name, "missing", j->key,
+					      NULL, j->err);
 			mcache_remove(fs->mc, j->ino);
 		}
 		if (i == 0 && j->rc)
