@@ -141,10 +141,27 @@ enum mfs_err fs_new(const struct fs_config *cfg, struct mcache *mc,
 
 void fs_free(struct fs *fs)
 {
-	int i;
+	int i, n;
 
 	if (!fs)
 		return;
+	/* handles whose release the kernel never sent (the connection ended
+	 * first, e.g. a reader closed while its read was still retrying):
+	 * no handler runs any more, so their read state goes here; a writer's
+	 * staged data stays for the next mount's sweep */
+	n = 0;
+	while (fs->files) {
+		struct fs_file *f = fs->files;
+
+		fs->files = f->next;
+		if (f->rfd >= 0)
+			close(f->rfd);
+		prefetch_free(f->pf);
+		free(f);
+		n++;
+	}
+	if (n)
+		log_info("%d open files were never released by the kernel", n);
 	for (i = 0; i < fs->cfg.nremotes; i++)
 		free(fs->cfg.remotes[i].prefix);
 	free(fs->cfg.remotes);

@@ -423,6 +423,12 @@ out:
 		free(f);
 		return rc;
 	}
+	pthread_mutex_lock(&fs->lock);
+	f->next = fs->files;
+	if (f->next)
+		f->next->prev = f;
+	fs->files = f;
+	pthread_mutex_unlock(&fs->lock);
 	*out = f;
 	return MFS_OK;
 }
@@ -544,6 +550,14 @@ void fs_release(struct fs_file *f)
 
 	if (!f)
 		return;
+	pthread_mutex_lock(&f->fs->lock);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		f->fs->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_unlock(&f->fs->lock);
 	if (f->w && wfile_put(f->fs, f->w, &eb))
 		log_err("release: %s", eb.msg);
 	if (f->rfd >= 0)

@@ -53,9 +53,11 @@ struct fs {
 	uint64_t listing[MAX_LISTING];	/* guarded by lock */
 	int nlisting;			/* guarded by lock */
 	struct wfile *wfiles;		/* guarded by lock */
+	struct fs_file *files;		/* guarded by lock: open handles */
 };
 
 struct fs_file {
+	struct fs_file *next, *prev;	/* guarded by fs->lock */
 	struct fs *fs;
 	uint64_t ino;
 	struct prefetch *pf;	/* reading an object on the server, or */

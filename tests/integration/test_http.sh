@@ -82,7 +82,8 @@ retry_base_ms = 20
 [list]
 type = http
 manifest = $T/urls.txt
-strip_prefix = /auctionimages/"
+strip_prefix = /auctionimages/
+retry_base_ms = 20"
 OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
 
 mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "did not mount"; exit 1; }
