@@ -17,11 +17,14 @@ run() { printf '\033[2m$ %s\033[0m\n' "$*"; "$@"; }
 export T=$D MEDIAFS=$ROOT/build/mediafs
 . tests/lib/swift.sh
 . tests/lib/supabase.sh
-cleanup() {
+cleanup() {	# keeps the script's status: a server already gone is no failure
+	local rc=$?
+	set +e
 	fusermount3 -u "$MNT" 2>/dev/null || true
 	fusermount3 -u "$D/fill" 2>/dev/null || true
 	supa_stop 2>/dev/null || true
 	[ -n "${SWIFT_DIR:-}" ] && swift_stop
+	exit $rc
 }
 trap cleanup EXIT
 rm -rf "$D"

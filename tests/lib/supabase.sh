@@ -24,6 +24,7 @@ supa_start() {
 supa_stop() {
 	[ -n "${SB_PID:-}" ] && kill "$SB_PID" 2>/dev/null
 	SB_PID=
+	return 0
 }
 
 # sb ARGS...: the independent client (tests/lib/sbtool.py).

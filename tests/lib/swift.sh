@@ -31,9 +31,10 @@ swift_start() {
 swift_stop() {
 	local pid
 	pid=$(cat "$SWIFT_DIR/pid" 2>/dev/null)
-	[ -n "$pid" ] && kill "$pid" 2>/dev/null
+	[ -n "$pid" ] && kill "$pid" 2>/dev/null	# either may be gone already
 	[ -n "${SWIFT_PID:-}" ] && kill "$SWIFT_PID" 2>/dev/null
 	while [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
 	rm -f "$SWIFT_DIR/pid"
 	SWIFT_PID=
+	return 0
 }
