@@ -33,6 +33,14 @@ enum backend_cap {
 	BE_CAP_LAZY_ATTRS = 1 << 7,	/* listings carry names only: sizes
 					 * and times come from head, asked
 					 * for when someone needs them */
+	BE_CAP_FOLDERS = 1 << 8,	/* directories are objects of their
+					 * own: they stay when their last
+					 * file goes, and move_dir renames
+					 * one on the server */
+	BE_CAP_NO_EMPTY = 1 << 9,	/* cannot store a 0-byte file */
+	BE_CAP_NO_CLOBBER = 1 << 10,	/* move refuses an existing target:
+					 * renaming a stored file over
+					 * another is EEXIST */
 };
 
 /* Part size for a multipart upload of size bytes: equal parts of
@@ -50,6 +58,8 @@ struct obj_meta {
 	char etag[80];		/* without quotes, "" when unknown */
 	char content_type[128];	/* "" when unknown */
 	char cache_control[128];	/* "" when none or unknown */
+	char id[64];		/* the provider's id of the object (ImageKit's
+				 * fileId), "" when it has none */
 };
 
 /* Metadata sent with an upload or a metadata-replacing copy. */
@@ -95,6 +105,10 @@ struct backend_ops {
 			    size_t *got, struct errbuf *eb);
 	/* The object's URL, malloc'd. */
 	enum mfs_err (*url)(struct backend *be, const char *key, char **out);
+	/* The provider's id of the object, malloc'd (NULL: it has none;
+	 * MFS_ENODATA: no such object). */
+	enum mfs_err (*file_id)(struct backend *be, const char *key,
+				char **out);
 
 	/* Writes (BE_CAP_WRITE). put stores body at key atomically; out gets
 	 * at least the etag. */
@@ -111,6 +125,11 @@ struct backend_ops {
 	 * and deletes). */
 	enum mfs_err (*move)(struct backend *be, const char *src,
 			     const char *dst, struct errbuf *eb);
+	/* BE_CAP_FOLDERS: rename directory src (and all below it) to dst,
+	 * which does not exist, on the server; MFS_OK when src was never
+	 * stored there. */
+	enum mfs_err (*move_dir)(struct backend *be, const char *src,
+				 const char *dst, struct errbuf *eb);
 	/* Delete one object; deleting a missing one succeeds. */
 	enum mfs_err (*del)(struct backend *be, const char *key,
 			    struct errbuf *eb);
@@ -175,6 +194,8 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 enum mfs_err local_backend_create(struct ini *ini, struct ini_section *sec,
 				  struct backend **out, struct errbuf *eb);
 enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
+				     struct backend **out, struct errbuf *eb);
+enum mfs_err imagekit_backend_create(struct ini *ini, struct ini_section *sec,
 				     struct backend **out, struct errbuf *eb);
 enum mfs_err urllist_backend_create(struct ini *ini, struct ini_section *sec,
 				    struct backend **out, struct errbuf *eb);

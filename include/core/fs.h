@@ -69,6 +69,10 @@ struct fs_file;
 enum mfs_err fs_new(const struct fs_config *cfg, struct mcache *mc,
 		    struct fs **out, struct errbuf *eb);
 void fs_free(struct fs *fs);
+/* fn(ctx, ino) tells the kernel that ino's attributes changed behind its
+ * back (a file refused at close is gone). Once, when mounted. */
+void fs_set_inval(struct fs *fs, void (*fn)(void *ctx, uint64_t ino),
+		  void *ctx);
 /* Make sure the top of every remote is listed (from the cache when still
  * fresh, so a warm remount sends nothing). Configuration and credential
  * errors are returned, so the mount command can fail with the message;

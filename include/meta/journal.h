@@ -62,6 +62,8 @@ struct jdone {
 	const char *orig_sha256;	/* NULL: same as size/sha256 */
 	const char *hook;		/* NULL: none */
 	const char *hook_result;	/* what the hook did, or why not */
+	const char *file_id;		/* the provider's id (ImageKit), or
+					 * NULL */
 };
 enum mfs_err journal_done(struct journal *j, int64_t id,
 			  const struct jdone *d, struct errbuf *eb);

@@ -14,6 +14,7 @@ static const struct {
 	{ "s3", s3_backend_create },
 	{ "local", local_backend_create },
 	{ "supabase", supabase_backend_create },
+	{ "imagekit", imagekit_backend_create },
 	{ "http", urllist_backend_create },
 };
 
@@ -26,13 +27,13 @@ enum mfs_err backend_create(struct ini *ini, struct ini_section *sec,
 	*out = NULL;
 	if (!type)
 		return eb_set(eb, MFS_EINVAL,
-			      "%s:%d: remote [%s] has no 'type' (one of: s3, local, supabase)",
+			      "%s:%d: remote [%s] has no 'type' (one of: s3, local, supabase, imagekit, http)",
 			      ini->path, sec->line, sec->name);
 	for (i = 0; i < sizeof(registry) / sizeof(registry[0]); i++)
 		if (!strcmp(registry[i].type, type))
 			return registry[i].create(ini, sec, out, eb);
 	return eb_set(eb, MFS_EINVAL,
-		      "%s:%d: remote [%s] has unknown type '%s' (known: s3, local, supabase)",
+		      "%s:%d: remote [%s] has unknown type '%s' (known: s3, local, supabase, imagekit, http)",
 		      ini->path, sec->line, sec->name, type);
 }
 

@@ -171,6 +171,13 @@ void fs_free(struct fs *fs)
 	free(fs);
 }
 
+void fs_set_inval(struct fs *fs, void (*fn)(void *ctx, uint64_t ino),
+		  void *ctx)
+{
+	fs->inval = fn;
+	fs->inval_ctx = ctx;
+}
+
 double fs_ttl(const struct fs *fs)
 {
 	return (double)fs->cfg.ttl_s;
@@ -895,6 +902,16 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 		rc = r->be->ops->url(r->be, n.key, &url);
 		if (!rc)
 			rc = put_value(url, dst, cap, len);
+	} else if (!strcmp(name, "user.mediafs.file_id")) {
+		/* the provider's id (ImageKit): of what the server holds */
+		if (!r->be->ops->file_id || !n.etag[0])
+			rc = MFS_ENODATA;
+		else
+			rc = r->be->ops->file_id(r->be, n.key, &url);
+		if (!rc && !url)
+			rc = MFS_ENODATA;
+		if (!rc)
+			rc = put_value(url, dst, cap, len);
 	} else if (!strcmp(name, "user.mediafs.original_size") ||
 		   !strcmp(name, "user.mediafs.hook")) {
 		/* from the journal: the size written before the hook ran */
@@ -924,14 +941,18 @@ enum mfs_err fs_listxattr(struct fs *fs, uint64_t ino, char *dst, size_t cap,
 	struct jlast jl;
 	enum mfs_err rc;
 	size_t i, total = 0, nh = 0;
-	const char *names[NXATTR + 2];
+	const char *names[NXATTR + 3];
 
 	rc = mcache_get(fs->mc, ino, &n);
 	if (rc)
 		return rc;
 	if (n.kind == MC_FILE) {
+		struct fs_remote *r = fsi_remote(fs, n.rid);
+
 		for (i = 0; i < NXATTR; i++)
 			names[nh++] = xattr_names[i];
+		if (r && r->be->ops->file_id && n.etag[0])
+			names[nh++] = "user.mediafs.file_id";
 		if (!hooked(fs, &n, &jl))
 			for (i = 0; i < 2; i++)
 				names[nh++] = hook_names[i];

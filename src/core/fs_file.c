@@ -206,6 +206,18 @@ static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w,
 	}
 	if (fstat(w->fd, &st))
 		st.st_size = 0;
+	if (!st.st_size && (r->be->ops->caps & BE_CAP_NO_EMPTY)) {
+		/* refused now, so close() says so (not a silent drop) */
+		log_warn("remote [%s]: '%s' is empty and %s cannot store empty files: not uploaded",
+			 r->name, n.key, r->be->ops->type);
+		pthread_mutex_lock(&fs->lock);
+		w->failed = MFS_EUNSUPP;
+		pthread_mutex_unlock(&fs->lock);
+		rc = eb_set(eb, MFS_EUNSUPP, "'%s': %s cannot store empty files",
+			    n.key, r->be->ops->type);
+		mc_node_cleanup(&n);
+		return rc;
+	}
 	pthread_mutex_lock(&fs->lock);
 	meta = w->meta;
 	if (!(w->meta_set & UQ_META_MTIME))
@@ -297,6 +309,8 @@ static void discard_failed(struct fs *fs, struct wfile *w)
 		 n.etag[0] ? "the previous version" : "nothing");
 	if (!n.etag[0]) {
 		mcache_remove(fs->mc, w->ino);
+		if (fs->inval)	/* the kernel still has it: stat says ENOENT */
+			fs->inval(fs->inval_ctx, w->ino);
 	} else {
 		struct mc_set s = { MC_SET_PENDING, 0, 0, 0, NULL, NULL, 0, 0,
 				    NULL };

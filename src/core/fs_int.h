@@ -54,6 +54,8 @@ struct fs {
 	int nlisting;			/* guarded by lock */
 	struct wfile *wfiles;		/* guarded by lock */
 	struct fs_file *files;		/* guarded by lock: open handles */
+	void (*inval)(void *ctx, uint64_t ino);	/* set once, at mount */
+	void *inval_ctx;
 };
 
 struct fs_file {

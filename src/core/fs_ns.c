@@ -60,7 +60,8 @@ static void keep_if_empty(struct fs *fs, struct fs_remote *r, uint64_t dir)
 		mc_node_cleanup(&top);
 		return;
 	}
-	if (is_bucket(r, d.key)) {	/* a bucket needs no marker */
+	if (is_bucket(r, d.key) || (r->be->ops->caps & BE_CAP_FOLDERS)) {
+		/* a bucket or a folder stays without a marker */
 		mc_node_cleanup(&d);
 		mc_node_cleanup(&top);
 		return;
@@ -222,6 +223,20 @@ enum mfs_err fs_rmdir(struct fs *fs, uint64_t parent, const char *name,
 }
 
 /* ---- rename ---- */
+
+/* Is n's content on the server, with no upload or writer pending? */
+static int stored_as_is(struct fs *fs, const struct mc_node *n)
+{
+	struct upq_meta m;
+	int writing;
+
+	if (n->pending || !n->etag[0] || upq_get_meta(fs->cfg.upq, n->ino, &m))
+		return 0;
+	pthread_mutex_lock(&fs->lock);
+	writing = fsi_wfile(fs, n->ino) != NULL;
+	pthread_mutex_unlock(&fs->lock);
+	return !writing;
+}
 
 static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 				struct mc_node *n, uint64_t newparent,
@@ -425,6 +440,24 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	size_t ncopy = 0, ndel = 0, i;
 	enum mfs_err rc;
 
+	if (r->be->ops->move_dir) {
+		/* the provider renames folders itself (queued uploads below
+		 * just get their new keys) */
+		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be);
+		rc = r->be->ops->move_dir(r->be, src->key, newkey, eb);
+		if (!rc)
+			rc = mcache_move(fs->mc, src->ino, newparent, newname,
+					 eb);
+		if (!rc) {
+			event(fs, r, "rename", src->key, newkey,
+			      "folder moved on the server");
+			log_info("renamed directory %s to %s on the server",
+				 src->key, newkey);
+		} else {
+			eb_prefix(eb, "renaming directory %s", src->key);
+		}
+		return rc;
+	}
 	rc = walk(fs, src, &t, eb);
 	if (!rc) {
 		copy = calloc(t.count + 1, sizeof(*copy));
@@ -564,6 +597,14 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 	if (!rc && (is_bucket(r, src.key) || is_bucket(r, newkey)))
 		/* buckets cannot be renamed: mv copies instead */
 		rc = eb_set(eb, MFS_EXDEV, "rename of or into a bucket name");
+	if (!rc && dst.ino && dst.kind == MC_FILE && src.kind == MC_FILE &&
+	    (r->be->ops->caps & BE_CAP_NO_CLOBBER) && dst.etag[0] &&
+	    stored_as_is(fs, &src))
+		/* the provider cannot replace a stored file by moving another
+		 * onto it; a queued upload of src simply overwrites */
+		rc = eb_set(eb, MFS_EEXIST,
+			    "'%s' exists and remote [%s] cannot rename a stored file over another; remove it first",
+			    newkey, r->name);
 	if (!rc && dst.ino && dst.kind == MC_FILE) {
 		/* replaced: a queued upload of the old target is moot */
 		upq_cancel(fs->cfg.upq, dst.ino);

@@ -734,6 +734,7 @@ static void *worker(void *arg)
 			d.orig_sha256 = ur.orig_sha;
 			d.hook = ur.hook;
 			d.hook_result = ur.text[0] ? ur.text : NULL;
+			d.file_id = out.id[0] ? out.id : NULL;
 			journal_done(q->j, it->jid, &d, NULL);
 			unlink(it->stage_path);
 			s.mask = MC_SET_ETAG | MC_SET_FULL | MC_SET_CTYPE;

@@ -297,6 +297,8 @@ static void set_inval(void *ud, void (*fn)(void *ctx, uint64_t ino),
 
 	if (d->upq)
 		upq_set_inval(d->upq, fn, ctx);
+	if (d->fs)
+		fs_set_inval(d->fs, fn, ctx);
 }
 
 /* Once mounted and (unless -f) forked into the background: SQLite

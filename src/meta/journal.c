@@ -355,7 +355,8 @@ enum mfs_err journal_done(struct journal *j, int64_t id,
 	st = prep(j, "UPDATE uploads SET state='done',key=?2,size=?3,"
 		     "sha256=?4,etag=?5,url=?6,content_type=?7,mtime_ns=?8,"
 		     "stage_path=NULL,error=NULL,updated_at=?9,orig_size=?10,"
-		     "orig_sha256=?11,hook=?12,hook_result=?13 WHERE id=?1");
+		     "orig_sha256=?11,hook=?12,hook_result=?13,file_id=?14 "
+		     "WHERE id=?1");
 	if (!st) {
 		rc = db_err(j, eb, "done");
 		goto out;
@@ -374,6 +375,7 @@ enum mfs_err journal_done(struct journal *j, int64_t id,
 	bind_text(st, 11, d->orig_sha256 ? d->orig_sha256 : d->sha256);
 	bind_text(st, 12, d->hook);
 	bind_text(st, 13, d->hook_result);
+	bind_text(st, 14, d->file_id);
 	rc = run(j, st, eb, "done");
 out:
 	pthread_mutex_unlock(&j->lock);
