@@ -24,6 +24,8 @@ void js_free(struct js *v);
 const struct js *js_get(const struct js *v, const char *key);
 /* The string of a string value, else NULL. */
 const char *js_str(const struct js *v);
+/* The string member key of object o, else NULL. */
+const char *js_get_str(const struct js *o, const char *key);
 /* Integer of a number (or a decimal string: statusCode "404"); 0 if ok. */
 int js_int(const struct js *v, int64_t *out);
 /* A number's value (integer or real); 0 if ok. */

@@ -422,12 +422,27 @@ static enum mfs_err api(struct backend *be, const char *method,
 	return rc;
 }
 
-/* ---- files as our metadata ---- */
-
-static const char *jstr(const struct js *o, const char *k)
+/* An API call whose body is {k1: v1[, k2: v2][, "purgeCache": false]}
+ * (k2 NULL: one member). */
+static enum mfs_err api2(struct backend *be, const char *method,
+			 const char *path, const char *what, const char *k1,
+			 const char *v1, const char *k2, const char *v2,
+			 int purge, struct js **out, struct errbuf *eb)
 {
-	return js_str(js_get(o, k));
+	struct js *j = js_obj();
+	char *body = NULL;
+	enum mfs_err rc;
+
+	if (j && !js_set_str(j, k1, v1) && (!k2 || !js_set_str(j, k2, v2)) &&
+	    (!purge || !js_set_bool(j, "purgeCache", 0)))
+		body = js_dump(j, 0);
+	js_free(j);
+	rc = body ? api(be, method, path, body, what, out, eb) : MFS_ENOMEM;
+	free(body);
+	return rc;
 }
+
+/* ---- files as our metadata ---- */
 
 static void meta_from_file(const struct js *f, struct obj_meta *m)
 {
@@ -441,7 +456,7 @@ static void meta_from_file(const struct js *f, struct obj_meta *m)
 	m->full = 1;	/* listings carry the custom metadata */
 	if (!js_int(js_get(f, "size"), &n) && n > 0)
 		m->size = (uint64_t)n;
-	v = jstr(f, "updatedAt");
+	v = js_get_str(f, "updatedAt");
 	if (v && str_parse_iso8601(v, &m->server_mtime_ns))
 		m->server_mtime_ns = 0;
 	m->mtime_ns = m->server_mtime_ns;
@@ -449,18 +464,18 @@ static void meta_from_file(const struct js *f, struct obj_meta *m)
 		m->mtime_ns = (int64_t)(d * 1e9 + 0.5);
 	if (!js_int(js_get(cm, "mode"), &n) && n > 0)
 		m->mode = (uint32_t)n & 07777;
-	v = jstr(js_get(f, "versionInfo"), "id");
+	v = js_get_str(js_get(f, "versionInfo"), "id");
 	snprintf(m->etag, sizeof(m->etag), "%s", v ? v : "");
-	v = jstr(f, "mime");
+	v = js_get_str(f, "mime");
 	snprintf(m->content_type, sizeof(m->content_type), "%s", v ? v : "");
-	v = jstr(f, "fileId");
+	v = js_get_str(f, "fileId");
 	snprintf(m->id, sizeof(m->id), "%s", v ? v : "");
 }
 
 static void remember(struct ik *ik, const char *key, const struct js *f)
 {
-	idx_put(ik, key, jstr(f, "fileId"), jstr(f, "url"),
-		jstr(js_get(f, "versionInfo"), "id"));
+	idx_put(ik, key, js_get_str(f, "fileId"), js_get_str(f, "url"),
+		js_get_str(js_get(f, "versionInfo"), "id"));
 }
 
 /* GET /v1/files with the query q (already encoded). */
@@ -540,11 +555,11 @@ static enum mfs_err find(struct backend *be, const char *key, int dirs,
 		rc = MFS_ENOTFOUND;
 		for (i = 0; i < js_len(arr); i++) {
 			const struct js *o = js_at(arr, i);
-			const char *n = jstr(o, "name");
+			const char *n = js_get_str(o, "name");
 
 			if (!n || strcmp(n, name))
 				continue;	/* the query is a filter only */
-			if (k == 0 && !strcmp(jstr(o, "type") ? jstr(o, "type")
+			if (k == 0 && !strcmp(js_get_str(o, "type") ? js_get_str(o, "type")
 					      : "file", "file")) {
 				meta_from_file(o, m);
 				remember(ik, key, o);
@@ -638,7 +653,7 @@ static enum mfs_err ik_list(struct backend *be, const char *dir,
 		got = js_len(arr);
 		for (i = 0; i < got && !rc; i++) {
 			const struct js *o = js_at(arr, i);
-			const char *name = jstr(o, "name"), *type = jstr(o, "type");
+			const char *name = js_get_str(o, "name"), *type = js_get_str(o, "type");
 			struct obj_meta m = { 0 };
 			int fresh;
 
@@ -826,8 +841,8 @@ static int fields_ready(struct backend *be)
 		char *body;
 
 		for (i = 0; i < js_len(arr); i++)
-			if (!strcmp(jstr(js_at(arr, i), "name") ?
-				    jstr(js_at(arr, i), "name") : "", FIELDS[f]))
+			if (!strcmp(js_get_str(js_at(arr, i), "name") ?
+				    js_get_str(js_at(arr, i), "name") : "", FIELDS[f]))
 				have = 1;
 		if (have)
 			continue;
@@ -991,7 +1006,7 @@ static enum mfs_err ik_put(struct backend *be, const char *key,
 		c.counter = &be->stats.put;
 		rc = ik_json(be, &c, &j, eb);
 		if (!rc) {
-			const char *fp = jstr(j, "filePath");
+			const char *fp = js_get_str(j, "filePath");
 
 			meta_from_file(j, out);
 			if (!out->size)
@@ -1141,37 +1156,16 @@ static enum mfs_err rename_in_place(struct backend *be, const char *path,
 				    const char *newname, const char *what,
 				    struct errbuf *eb)
 {
-	struct js *j = js_obj();
-	char *body = NULL;
-	enum mfs_err rc;
-
-	if (j && !js_set_str(j, "filePath", path) &&
-	    !js_set_str(j, "newFileName", newname) &&
-	    !js_set_bool(j, "purgeCache", 0))
-		body = js_dump(j, 0);
-	js_free(j);
-	rc = body ? api(be, "PUT", "/v1/files/rename", body, what, NULL, eb)
-		  : MFS_ENOMEM;
-	free(body);
-	return rc;
+	return api2(be, "PUT", "/v1/files/rename", what, "filePath", path,
+		    "newFileName", newname, 1, NULL, eb);
 }
 
 static enum mfs_err move_to(struct backend *be, const char *path,
 			    const char *folder, const char *what,
 			    struct errbuf *eb)
 {
-	struct js *j = js_obj();
-	char *body = NULL;
-	enum mfs_err rc;
-
-	if (j && !js_set_str(j, "sourceFilePath", path) &&
-	    !js_set_str(j, "destinationPath", folder))
-		body = js_dump(j, 0);
-	js_free(j);
-	rc = body ? api(be, "POST", "/v1/files/move", body, what, NULL, eb)
-		  : MFS_ENOMEM;
-	free(body);
-	return rc;
+	return api2(be, "POST", "/v1/files/move", what, "sourceFilePath", path,
+		    "destinationPath", folder, 0, NULL, eb);
 }
 
 /* The key "dir/name" of a name in key's folder, malloc'd. */
@@ -1319,22 +1313,17 @@ static enum mfs_err ik_mkdir(struct backend *be, const char *dir,
 {
 	struct ik *ik = be->priv;
 	const char *name;
-	char *parent = ik_parent(ik, dir, &name), *body = NULL, *pp = NULL;
-	struct js *j = js_obj();
+	char *parent = ik_parent(ik, dir, &name), *pp = NULL;
 	enum mfs_err rc;
 
 	(void)meta;
 	if (parent)
 		pp = str_fmt("%s%s", parent, strcmp(parent, "/") ? "/" : "");
-	if (pp && j && !js_set_str(j, "folderName", name) &&
-	    !js_set_str(j, "parentFolderPath", pp))
-		body = js_dump(j, 0);
-	js_free(j);
-	rc = body ? api(be, "POST", "/v1/folder", body, dir, NULL, eb)
-		  : MFS_ENOMEM;
+	rc = pp ? api2(be, "POST", "/v1/folder", dir, "folderName", name,
+		       "parentFolderPath", pp, 0, NULL, eb)
+		: MFS_ENOMEM;
 	free(parent);
 	free(pp);
-	free(body);
 	return rc;
 }
 
@@ -1351,8 +1340,7 @@ static enum mfs_err ik_rmdir(struct backend *be, const char *dir,
 			     struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
-	struct js *j = js_obj();
-	char *p = ik_path(ik, dir), *fp = NULL, *body = NULL;
+	char *p = ik_path(ik, dir), *fp = NULL;
 	enum mfs_err rc;
 	int children = 0;
 
@@ -1366,24 +1354,23 @@ static enum mfs_err ik_rmdir(struct backend *be, const char *dir,
 			    dir);
 	if (!rc) {
 		fp = p ? str_fmt("%s/", p) : NULL;
-		if (fp && j && !js_set_str(j, "folderPath", fp))
-			body = js_dump(j, 0);
-		rc = body ? api(be, "DELETE", "/v1/folder", body, dir, NULL, eb)
-			  : MFS_ENOMEM;
+		rc = fp ? api2(be, "DELETE", "/v1/folder", dir, "folderPath", fp,
+			       NULL, NULL, 0, NULL, eb)
+			: MFS_ENOMEM;
 		if (rc == MFS_ENOTFOUND)
 			rc = MFS_OK;
 	}
-	js_free(j);
 	free(p);
 	free(fp);
-	free(body);
 	return rc;
 }
 
-/* Start a bulk job (kind: "moveFolder", "renameFolder") and wait until
- * ImageKit says it completed. */
+/* Start a bulk job (kind: "moveFolder" with sourceFolderPath and
+ * destinationPath, "renameFolder" with folderPath and newFolderName) and
+ * wait until ImageKit says it completed. */
 static enum mfs_err bulk_job(struct backend *be, const char *kind,
-			     const char *body, const char *what,
+			     const char *a, const char *av, const char *b,
+			     const char *bv, const char *what,
 			     struct errbuf *eb)
 {
 	struct js *j = NULL;
@@ -1392,12 +1379,14 @@ static enum mfs_err bulk_job(struct backend *be, const char *kind,
 	time_t until = time(NULL) + JOB_TIMEOUT_S;
 	long wait = 100;
 
-	rc = path ? api(be, "POST", path, body, what, &j, eb) : MFS_ENOMEM;
-	if (!rc && !jstr(j, "jobId"))
+	rc = path ? api2(be, "POST", path, what, a, av, b, bv,
+			 !strcmp(kind, "renameFolder"), &j, eb)
+		  : MFS_ENOMEM;
+	if (!rc && !js_get_str(j, "jobId"))
 		rc = eb_set(eb, MFS_EPROTO, "%s %s: no jobId in the reply",
 			    kind, what);
 	if (!rc)
-		id = str_fmt("/v1/bulkJobs/%s", jstr(j, "jobId"));
+		id = str_fmt("/v1/bulkJobs/%s", js_get_str(j, "jobId"));
 	js_free(j);
 	j = NULL;
 	if (!rc && !id)
@@ -1407,7 +1396,7 @@ static enum mfs_err bulk_job(struct backend *be, const char *kind,
 
 		http_sleep_ms(wait);
 		rc = api(be, "GET", id, NULL, what, &j, eb);
-		st = rc ? NULL : jstr(j, "status");
+		st = rc ? NULL : js_get_str(j, "status");
 		if (!rc && st && !strcasecmp(st, "Completed")) {
 			js_free(j);
 			break;
@@ -1430,24 +1419,6 @@ static enum mfs_err bulk_job(struct backend *be, const char *kind,
 			 what);
 	free(path);
 	free(id);
-	return rc;
-}
-
-static enum mfs_err folder_job(struct backend *be, const char *kind,
-			       const char *a, const char *av,
-			       const char *b, const char *bv, const char *what,
-			       struct errbuf *eb)
-{
-	struct js *j = js_obj();
-	char *body = NULL;
-	enum mfs_err rc;
-
-	if (j && !js_set_str(j, a, av) && !js_set_str(j, b, bv) &&
-	    (strcmp(kind, "renameFolder") || !js_set_bool(j, "purgeCache", 0)))
-		body = js_dump(j, 0);
-	js_free(j);
-	rc = body ? bulk_job(be, kind, body, what, eb) : MFS_ENOMEM;
-	free(body);
 	return rc;
 }
 
@@ -1475,7 +1446,7 @@ static enum mfs_err ik_move_dir(struct backend *be, const char *src,
 	if (rc)
 		goto out;
 	if (!strcmp(sfold, dfold)) {
-		rc = folder_job(be, "renameFolder", "folderPath", sp,
+		rc = bulk_job(be, "renameFolder", "folderPath", sp,
 				"newFolderName", dn, src, eb);
 		goto done;
 	}
@@ -1491,11 +1462,11 @@ static enum mfs_err ik_move_dir(struct backend *be, const char *src,
 				    src, dst, mid);
 		goto out;
 	}
-	rc = folder_job(be, "moveFolder", "sourceFolderPath", sp,
+	rc = bulk_job(be, "moveFolder", "sourceFolderPath", sp,
 			"destinationPath", dfold, src, eb);
 	if (!rc && strcmp(sn, dn)) {
 		midp = ik_path(ik, mid);
-		rc = midp ? folder_job(be, "renameFolder", "folderPath", midp,
+		rc = midp ? bulk_job(be, "renameFolder", "folderPath", midp,
 				       "newFolderName", dn, mid, eb)
 			  : MFS_ENOMEM;
 	}

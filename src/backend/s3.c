@@ -734,6 +734,17 @@ static enum mfs_err s3_url(struct backend *be, const char *key, char **out)
 
 	buf_init(&b, 0);
 	buf_init(&hb, 0);
+	if (s3->public_url) {	/* what the application links to (a CDN) */
+		rc = buf_adds(&b, s3->public_url);
+		if (!rc)
+			rc = str_uri_encode(&b, key, strlen(key), 1);
+		if (rc) {
+			buf_cleanup(&b);
+			return rc;
+		}
+		*out = buf_take(&b);
+		return MFS_OK;
+	}
 	host = host_for(s3, &hb);
 	rc = host ? buf_addf(&b, "%s://%s%s", s3->scheme, host,
 			     s3->base_path) : MFS_ENOMEM;
@@ -766,6 +777,7 @@ static void s3_free(struct backend *be)
 		free(s3->base_path);
 		free(s3->region);
 		free(s3->bucket);
+		free(s3->public_url);
 		free(s3->access_key);
 		secret_free(s3->secret_key);
 		secret_free(s3->session_token);
@@ -805,7 +817,7 @@ static const struct backend_ops s3_ops = {
 static const char *const s3_keys[] = {
 	"type", "endpoint", "region", "bucket", "path_style",
 	"access_key_id", "secret_access_key", "session_token",
-	"retries", "retry_base_ms", "ca_file", NULL
+	"retries", "retry_base_ms", "ca_file", "public_url", NULL
 };
 
 static enum mfs_err parse_endpoint(struct s3 *s3, const char *ep,
@@ -1008,6 +1020,16 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 			s3->path_style = host_is_ip_or_local(s3->hostport) ||
 					 strchr(s3->bucket, '.') != NULL;
 	}
+	v = ini_get(sec, "public_url");
+	if (!rc && v && strncmp(v, "http://", 7) && strncmp(v, "https://", 8))
+		rc = eb_set(eb, MFS_EINVAL,
+			    "%s: public_url must start with http:// or https://, not '%s'",
+			    where, v);
+	else if (!rc && v)
+		s3->public_url = str_fmt("%s%s", v,
+					 str_ends(v, "/") ? "" : "/");
+	if (!rc && v && !s3->public_url)
+		rc = MFS_ENOMEM;
 	if (!rc)
 		rc = backend_opt_u64(sec, "retries", 5, 100, where, &n, eb);
 	s3->retries = (int)n;

@@ -19,6 +19,8 @@ struct s3 {
 	char *region;
 	char *bucket;
 	int path_style;
+	char *public_url;	/* base of the URLs shown (a CDN), or NULL;
+				 * ends in '/' */
 	char *access_key;	/* secret-ish: shown only as a 4-char prefix */
 	char *secret_key;	/* secret: never logged, wiped on free */
 	char *session_token;	/* secret */

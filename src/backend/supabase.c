@@ -379,14 +379,9 @@ static enum mfs_err sb_json(struct backend *be, struct sb_call *c,
 	return rc;
 }
 
-static const char *jstr(const struct js *o, const char *k)
-{
-	return js_str(js_get(o, k));
-}
-
 static int64_t jtime(const struct js *o, const char *k)
 {
-	const char *s = jstr(o, k);
+	const char *s = js_get_str(o, k);
 	int64_t ns = 0;
 
 	if (s && str_parse_iso8601(s, &ns))
@@ -436,11 +431,11 @@ static void meta_from_sys(const struct js *entry, struct obj_meta *m)
 	m->size = jsize(sm, "size");
 	if (!m->size)
 		m->size = jsize(sm, "contentLength");
-	strip_etag(jstr(sm, "eTag"), m->etag, sizeof(m->etag));
-	v = jstr(sm, "mimetype");
+	strip_etag(js_get_str(sm, "eTag"), m->etag, sizeof(m->etag));
+	v = js_get_str(sm, "mimetype");
 	if (v)
 		snprintf(m->content_type, sizeof(m->content_type), "%s", v);
-	v = jstr(sm, "cacheControl");
+	v = js_get_str(sm, "cacheControl");
 	if (v)
 		snprintf(m->cache_control, sizeof(m->cache_control), "%s", v);
 }
@@ -576,8 +571,8 @@ static enum mfs_err list_buckets(struct backend *be, backend_list_cb cb,
 		rc = eb_set(eb, MFS_EPROTO, "bucket list is not an array");
 	for (i = 0; !rc && i < js_len(j); i++) {
 		const struct js *b = js_at(j, i);
-		const char *name = jstr(b, "id") ? jstr(b, "id")
-						  : jstr(b, "name");
+		const char *name = js_get_str(b, "id") ? js_get_str(b, "id")
+						  : js_get_str(b, "name");
 		struct obj_meta m = { 0 };
 		char why[200];
 
@@ -708,7 +703,7 @@ static enum mfs_err list_v2(struct backend *be, const char *bucket,
 			rc = eb_set(eb, MFS_EPROTO,
 				    "list-v2 reply is not an object with objects and folders");
 		for (i = 0; !rc && i < js_len(f); i++) {
-			const char *name = jstr(js_at(f, i), "name");
+			const char *name = js_get_str(js_at(f, i), "name");
 			struct obj_meta m = { 0 };
 
 			if (!name || strncmp(name, prefix, plen))
@@ -717,7 +712,7 @@ static enum mfs_err list_v2(struct backend *be, const char *bucket,
 			rc = emit(be, name + plen, 1, &m, cb, ud);
 		}
 		for (i = 0; !rc && i < js_len(o); i++) {
-			const char *name = jstr(js_at(o, i), "name");
+			const char *name = js_get_str(js_at(o, i), "name");
 			struct obj_meta m;
 
 			if (!name || strncmp(name, prefix, plen))
@@ -725,7 +720,7 @@ static enum mfs_err list_v2(struct backend *be, const char *bucket,
 			meta_from_sys(js_at(o, i), &m);
 			rc = emit(be, name + plen, 0, &m, cb, ud);
 		}
-		next = rc ? NULL : jstr(j, "nextCursor");
+		next = rc ? NULL : js_get_str(j, "nextCursor");
 		if (!rc && js_is_true(js_get(j, "hasNext")) && !next)
 			rc = eb_set(eb, MFS_EPROTO,
 				    "list-v2 says hasNext but sent no nextCursor");
@@ -765,7 +760,7 @@ static enum mfs_err list_v1(struct backend *be, const char *bucket,
 		rows = rc ? 0 : js_len(j);
 		for (i = 0; !rc && i < rows; i++) {
 			const struct js *e = js_at(j, i);
-			const char *name = jstr(e, "name");
+			const char *name = js_get_str(e, "name");
 			struct obj_meta m = { 0 };
 			int dir = !js_get(e, "id") || js_is_null(js_get(e, "id"));
 
@@ -868,12 +863,12 @@ static enum mfs_err sb_head(struct backend *be, const char *key,
 		if (!out->server_mtime_ns)
 			out->server_mtime_ns = jtime(j, "updated_at");
 		out->mtime_ns = out->server_mtime_ns;
-		strip_etag(jstr(j, "etag"), out->etag, sizeof(out->etag));
-		v = jstr(j, "content_type");
+		strip_etag(js_get_str(j, "etag"), out->etag, sizeof(out->etag));
+		v = js_get_str(j, "content_type");
 		if (v)
 			snprintf(out->content_type, sizeof(out->content_type),
 				 "%s", v);
-		v = jstr(j, "cache_control");
+		v = js_get_str(j, "cache_control");
 		if (v)
 			snprintf(out->cache_control,
 				 sizeof(out->cache_control), "%s", v);

@@ -35,6 +35,11 @@ const struct js *js_get(const struct js *v, const char *key)
 	       (const struct js *)json_object_get(CJ(v), key) : NULL;
 }
 
+const char *js_get_str(const struct js *o, const char *key)
+{
+	return js_str(js_get(o, key));
+}
+
 const char *js_str(const struct js *v)
 {
 	return json_is_string(CJ(v)) ? json_string_value(CJ(v)) : NULL;
