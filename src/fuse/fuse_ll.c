@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -635,6 +636,10 @@ int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 							  : 16;
 		ret = fuse_session_loop_mt(se, &lc);
 	}
+	/* libfuse answers the signal that ended the loop; SIGTERM (systemd's
+	 * stop, kill) and SIGINT/SIGHUP are a clean shutdown, not an error */
+	if (ret == SIGTERM || ret == SIGINT || ret == SIGHUP)
+		ret = 0;
 	log_info("unmounting %s", mountpoint);
 out_unmount:
 	fuse_session_unmount(se);

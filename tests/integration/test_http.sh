@@ -111,8 +111,8 @@ nmiss=$(sqlite3 "$J" "select count(distinct key) from events where op='missing' 
 [ "$nmiss" -eq $NMISS ] && sqlite3 "$J" "select detail from events where op='missing' limit 1" | grep -q "HTTP 404" &&
 	pass "the journal has a 'missing' row for each of the $NMISS, with the origin's answer" || fail "journal missing" "$nmiss"
 s3 manifest s4dst "" >"$T/server.man"
-(cd "$O/auctionimages" && find . -type f -not -path './big/*' | sed 's|^\./||' | sort | while IFS= read -r f; do
-	printf '%s\t%s\n' "$f" "$(md5sum <"$f" | cut -d' ' -f1)"; done) >"$T/origin.man"
+(cd "$O/auctionimages" && find . -type f -not -path './big/*' -print0 | xargs -0 md5sum |
+	sed -E 's|^([0-9a-f]{32})  \./(.*)$|\2\t\1|' | sort) >"$T/origin.man"
 cut -f1,3 "$T/server.man" | sort >"$T/server.km"
 if cmp -s "$T/origin.man" "$T/server.km"; then
 	pass "all $((NURL - NMISS)) existing images on S3 under the URL's path, every md5 identical"

@@ -23,8 +23,7 @@ N=520
 control() { printf '%s\n' "$@" >"$IK_CONTROL"; }
 
 # local manifest in iktool's shape: /path size md5
-manifest() { (cd "$1" && find . -type f | sed 's|^\./||' | sort | while IFS= read -r f; do
-	printf '%s%s %s %s\n' "$2" "$f" "$(stat -c %s "$f")" "$(md5sum <"$f" | cut -d' ' -f1)"; done); }
+manifest() { tree_manifest "$1" "$2" " "; }
 server() { ik manifest "$1" | cut -d' ' -f1-3; }
 uploads() { ik_since "$1" '^POST /api/v1/files/upload '; }
 # requests since MARK other than folder listings

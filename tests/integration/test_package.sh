@@ -2,7 +2,9 @@
 # Ready for users: make install into a scratch root (binaries, man pages);
 # the Debian package built with dpkg-buildpackage, installed on this
 # machine, mounting a remote from an fstab line with mount -a (mount.fuse3
-# starts mediafs, which daemonises), a copy through it, umount, removal.
+# starts mediafs, which daemonises), a copy through it, umount; the systemd
+# unit checked by systemd-analyze and its own commands run as systemd would
+# (start, copy, stop with uploads pending); removal.
 . "$(dirname "$0")/../lib/common.sh"
 
 SRC=$(cd "$TESTS_DIR/.." && pwd)
@@ -42,6 +44,35 @@ if command -v systemd-analyze >/dev/null; then
 		pass "systemd-analyze verify accepts mediafs@backup.service" || fail "systemd unit" "$(cat "$T/sd.log")"
 else
 	skip "systemd unit" "systemd-analyze is not installed here"
+fi
+
+# ---- the unit's own command lines, run as systemd runs them (PID 1 here
+# is not systemd): ExecStartPre, ExecStart in the foreground, then the
+# KillSignal; the daemon must unmount, upload everything queued, exit 0
+UNIT=/usr/lib/systemd/system/mediafs@.service
+if [ -f "$UNIT" ]; then
+	s3 mkbucket unit >/dev/null 2>&1
+	write_conf "$T/unit.conf" unit
+	sub() { sed "s|%i|s3t|g; s|/etc/mediafs.conf|$T/unit.conf|; s|/var/cache/mediafs|$T/ucache|; s|/var/lib/mediafs/journal.db|$T/uj.db|; s|/mnt/|$T/umnt/|g"; }
+	pre=$(sed -n 's/^ExecStartPre=//p' "$UNIT" | sub)
+	cmd=$(sed -n 's/^ExecStart=//p' "$UNIT" | sub)
+	sig=$(sed -n 's/^KillSignal=//p' "$UNIT")
+	$pre
+	$cmd >"$T/unit.log" 2>&1 &
+	upid=$!
+	for i in $(seq 1 100); do mountpoint -q "$T/umnt/s3t" && break; sleep 0.1; done
+	mkdir -p "$T/unit-src"
+	for i in $(seq 1 150); do head -c 20000 /dev/urandom >"$T/unit-src/f$i"; done
+	cp -r "$T/unit-src" "$T/umnt/s3t/batch"
+	pending=$(sqlite3 "$T/uj.db" "select count(*) from uploads where state='pending'")
+	kill -s "${sig:-TERM}" "$upid"
+	wait "$upid"
+	urc=$?
+	n=$(s3 keys unit batch | wc -l)
+	[ "$urc" = 0 ] && ! mountpoint -q "$T/umnt/s3t" && [ "$n" = 150 ] &&
+		[ "$(sqlite3 "$T/uj.db" "select count(*) from uploads where state='pending'")" = 0 ] &&
+		pass "the unit's ExecStart mounts s3t: at /mnt/s3t; its KillSignal ($sig) with $pending uploads pending: unmounted, all 150 uploaded, exit 0" ||
+		fail "unit commands" "rc=$urc, $n of 150 on the server; $(tail -3 "$T/unit.log")"
 fi
 
 # ---- an fstab line, mount -a (mount.fuse3 -> /usr/bin/mediafs)

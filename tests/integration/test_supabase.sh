@@ -30,8 +30,7 @@ conf "$T/m.conf"
 OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
 
 # local manifest: key size md5, like sbtool's first three columns
-manifest() { (cd "$1" && find . -type f | sed 's|^\./||' | sort | while IFS= read -r f; do
-	printf '%s%s\t%s\t%s\n' "$2" "$f" "$(stat -c %s "$f")" "$(md5sum <"$f" | cut -d' ' -f1)"; done); }
+manifest() { tree_manifest "$1" "$2"; }
 
 mount_fs "$LOG" "$MNT" -o "$OPTS" supa: || { fail mount "mediafs did not mount supa:"; exit 1; }
 
@@ -197,9 +196,7 @@ grep -q "$SB_KEY" "$LOG" && fail "secret in log" "the key appears in $LOG" || pa
 # ---- across stores: a mounted S3 bucket into a mounted Supabase bucket
 s3 mkbucket xstore
 python3 "$TESTS_DIR/../scripts/gen-images.py" "$T/imgs" 40 >/dev/null
-(cd "$T/imgs" && find . -type f | sed 's|^\./||') | while IFS= read -r f; do
-	s3 put xstore "$f" "$T/imgs/$f"
-done
+s3 putdir xstore "$T/imgs"
 echo '{"a": 1}' >"$T/json"
 s3 put xstore "data/custom" "$T/json" --type application/x-mediafs-test
 s3 manifest xstore "" >"$T/xwant"

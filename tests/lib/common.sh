@@ -87,6 +87,24 @@ cleanup_mounts() {
 }
 trap cleanup_mounts EXIT
 
+# tree_manifest DIR [PREFIX [SEP]]: "PREFIX<relative path>SEP<size>SEP<md5>"
+# for every file below DIR, sorted bytewise (as the servers' tools sort).
+tree_manifest() {
+	"$SYS_PY" - "$1" "${2:-}" "${3:-	}" <<'PY'
+import hashlib, os, sys
+top, prefix, sep = sys.argv[1:4]
+out = []
+for d, _, files in os.walk(top):
+    for f in files:
+        p = os.path.join(d, f)
+        data = open(p, 'rb').read()
+        out.append(prefix + os.path.relpath(p, top) + sep + str(len(data)) + sep +
+                   hashlib.md5(data).hexdigest())
+for line in sorted(out, key=lambda s: s.encode('utf-8', 'surrogateescape')):
+    print(line)
+PY
+}
+
 # Request counting from Swift's request log.
 req_mark() { wc -l <"$S3_REQLOG"; }
 # req_since MARK [REGEX]: requests after MARK (matching REGEX).

@@ -8,10 +8,13 @@ python3-boto3) talking to the test server.
         names, sizes 0..64 KiB) with 16 threads; write "key<TAB>size<TAB>md5"
         lines to MANIFEST
   s3tool.py --port P put BUCKET KEY FILE|- [--meta k=v] [--type MIME]
+  s3tool.py --port P putdir BUCKET DIR
+        every file under DIR, its key the path relative to DIR (8 threads)
   s3tool.py --port P delete BUCKET KEY
   s3tool.py --port P manifest BUCKET PREFIX
-        "relative-key<TAB>size<TAB>md5" of every object under PREFIX, each
-        downloaded and hashed (markers "dir/" are left out), sorted
+        "relative-key<TAB>size<TAB>md5" of every object under PREFIX (markers
+        "dir/" are left out), sorted: the listing's ETag where it is an MD5
+        (single-part objects), else downloaded and hashed
   s3tool.py --port P head BUCKET KEY
         Content-Type, Cache-Control and x-amz-meta-* as "name=value" lines
   s3tool.py --port P keys BUCKET [PREFIX]
@@ -24,6 +27,7 @@ import argparse
 import concurrent.futures
 import hashlib
 import random
+import re
 import sys
 
 import boto3
@@ -91,7 +95,7 @@ def cmd_tree(c, a):
             f.write('%s\t%d\t%s\n' % (k, len(b), hashlib.md5(b).hexdigest()))
 
 
-def all_keys(c, bucket, prefix):
+def all_objects(c, bucket, prefix):
     tok = None
     while True:
         kw = {'Bucket': bucket, 'Prefix': prefix}
@@ -99,10 +103,14 @@ def all_keys(c, bucket, prefix):
             kw['ContinuationToken'] = tok
         r = c.list_objects_v2(**kw)
         for o in r.get('Contents', []):
-            yield o['Key']
+            yield o
         if not r.get('IsTruncated'):
             return
         tok = r['NextContinuationToken']
+
+
+def all_keys(c, bucket, prefix):
+    return (o['Key'] for o in all_objects(c, bucket, prefix))
 
 
 def main():
@@ -122,6 +130,9 @@ def main():
     s.add_argument('file')
     s.add_argument('--meta', action='append', default=[])
     s.add_argument('--type')
+    s = sub.add_parser('putdir')
+    s.add_argument('bucket')
+    s.add_argument('dir')
     s = sub.add_parser('delete')
     s.add_argument('bucket')
     s.add_argument('key')
@@ -149,6 +160,13 @@ def main():
         extra = {'ContentType': a.type} if a.type else {}
         c.put_object(Bucket=a.bucket, Key=a.key, Body=body, Metadata=meta,
                      **extra)
+    elif a.cmd == 'putdir':
+        import os
+        files = [os.path.join(d, f) for d, _, fs in os.walk(a.dir) for f in fs]
+        with concurrent.futures.ThreadPoolExecutor(8) as ex:
+            list(ex.map(lambda f: c.put_object(
+                Bucket=a.bucket, Key=os.path.relpath(f, a.dir),
+                Body=open(f, 'rb').read()), files))
     elif a.cmd == 'delete':
         c.delete_object(Bucket=a.bucket, Key=a.key)
     elif a.cmd == 'uploads':
@@ -158,15 +176,20 @@ def main():
         for k in all_keys(c, a.bucket, a.prefix):
             print(k)
     elif a.cmd == 'manifest':
-        keys = [k for k in all_keys(c, a.bucket, a.prefix)
-                if not k.endswith('/')]
+        objs = [o for o in all_objects(c, a.bucket, a.prefix)
+                if not o['Key'].endswith('/')]
 
-        def one(k):
+        def one(o):
+            k, etag = o['Key'], o.get('ETag', '').strip('"')
+            if re.fullmatch('[0-9a-f]{32}', etag):
+                # a single-part object: the server's ETag is the MD5 of
+                # the bytes it stored
+                return '%s\t%d\t%s' % (k[len(a.prefix):], o['Size'], etag)
             b = c.get_object(Bucket=a.bucket, Key=k)['Body'].read()
             return '%s\t%d\t%s' % (k[len(a.prefix):], len(b),
                                     hashlib.md5(b).hexdigest())
         with concurrent.futures.ThreadPoolExecutor(16) as ex:
-            lines = sorted(ex.map(one, keys))
+            lines = sorted(ex.map(one, objs))
         for line in lines:
             print(line)
     elif a.cmd == 'head':
