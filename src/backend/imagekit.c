@@ -51,6 +51,7 @@
 #define IDX_BUCKETS 4096
 #define MAX_429 200		/* rate-limited answers before giving up */
 #define JOB_TIMEOUT_S 3600
+#define SEEN_BACK 2000		/* names compared for page overlaps */
 
 struct ik_ent {
 	char *key;
@@ -607,7 +608,9 @@ static int seen_add(struct seen *s, const char *name)
 {
 	size_t i;
 
-	for (i = 0; i < s->n; i++)	/* pages overlap by a few at most */
+	/* sorted by name, a name shifted onto the next page by a concurrent
+	 * change is among the last page's: look no further back */
+	for (i = 0; i < s->n && i < SEEN_BACK; i++)
 		if (!strcmp(s->names[s->n - 1 - i], name))
 			return 0;
 	if (s->n == s->cap) {

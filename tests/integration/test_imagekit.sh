@@ -16,10 +16,10 @@ J=$T/journal.db
 ik_start "$T/ik" || { fail "fake server" "did not start"; exit 1; }
 trap 'cleanup_mounts; ik_stop' EXIT
 export MFS_TEST_IK_KEY=$IK_KEY
-ik_conf ik "list_limit = 100" >"$T/m.conf"
+N=520 PAGE=50
+[ "${MFS_TEST_PASS:-}" = mount-asan ] && N=130 PAGE=10
+ik_conf ik "list_limit = $PAGE" >"$T/m.conf"
 chmod 600 "$T/m.conf"
-N=520
-[ "${MFS_TEST_PASS:-}" = mount-asan ] && N=130
 control() { printf '%s\n' "$@" >"$IK_CONTROL"; }
 
 # local manifest in iktool's shape: /path size md5
@@ -77,6 +77,14 @@ sent=$(rsync -a --stats "$T/src/" "$MNT/rs/" | awk -F': ' '/Number of regular fi
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache-cold",journal="$J" ik: ||
 	{ fail mount "remount"; exit 1; }
+control shift_pages=1
+big=$(cd "$T/src" && for d in */*/; do echo "$(ls "$d" | wc -l) $d"; done | sort -n | tail -1 | cut -d' ' -f2)
+ls "$MNT/rs/$big" >"$T/paged"
+control
+[ "$(sort -u "$T/paged" | wc -l)" = "$(wc -l <"$T/paged")" ] && [ "$(wc -l <"$T/paged")" = "$(ls "$T/src/$big" | wc -l)" ] &&
+	[ "$(wc -l <"$T/paged")" -gt "$PAGE" ] &&
+	pass "overlapping pages ($PAGE a page, each one entry early): $(wc -l <"$T/paged") names in $big, each once" ||
+	fail "paging" "$(wc -l <"$T/paged") listed, $(sort -u "$T/paged" | wc -l) distinct, $(ls "$T/src/$big" | wc -l) wanted"
 m=$(ik_mark)
 sent=$(rsync -a --stats "$T/src/" "$MNT/rs/" | awk -F': ' '/Number of regular files transferred/ {print $2}')
 [ "$sent" = 0 ] && [ "$(uploads "$m")" = 0 ] && [ "$(not_lists "$m")" = 0 ] &&

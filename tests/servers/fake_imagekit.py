@@ -38,6 +38,8 @@ STATE_DIR/control (re-read at every request, all lines optional):
   rate500=F       this fraction of API requests answer 500 before acting
   job_ms=M        bulk jobs stay Pending this long, default 400
   ignore_range=1  delivery ignores Range (200 with the whole file)
+  shift_pages=1   every listing page after the first starts one entry
+                  early (what a file added meanwhile does to skip/limit)
 STATE_DIR/requests.log gets one line per request: "METHOD PATH?QUERY STATUS".
 Files live in memory. Prints "ready" when listening.
 """
@@ -555,6 +557,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             raise Err(400, 'skip and limit must be numbers')
         if limit < 1 or limit > 1000 or skip < 0:
             raise Err(400, 'limit must be between 1 and 1000')
+        if skip and self.control().get('shift_pages'):
+            skip -= 1	# as if a file was added meanwhile: pages overlap
         return items[skip:skip + limit]
 
     def drop_tree(self, folder):
