@@ -843,10 +843,19 @@ static int fields_ready(struct backend *be)
 		int have = 0;
 		char *body;
 
-		for (i = 0; i < js_len(arr); i++)
-			if (!strcmp(js_get_str(js_at(arr, i), "name") ?
-				    js_get_str(js_at(arr, i), "name") : "", FIELDS[f]))
-				have = 1;
+		for (i = 0; i < js_len(arr); i++) {
+			const struct js *o = js_at(arr, i);
+			const char *n = js_get_str(o, "name");
+			const char *t = js_get_str(js_get(o, "schema"), "type");
+
+			if (!n || strcmp(n, FIELDS[f]))
+				continue;
+			have = 1;
+			if (!t || strcmp(t, "Number"))
+				rc = eb_set(&eb, MFS_EINVAL,
+					    "the account's field '%s' is of type %s, not Number",
+					    FIELDS[f], t ? t : "unknown");
+		}
 		if (have)
 			continue;
 		body = str_fmt("{\"name\":\"%s\",\"label\":\"%s\",\"schema\":{\"type\":\"Number\"}}",

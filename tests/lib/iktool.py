@@ -9,6 +9,8 @@ what the server holds without going through mediafs.
   iktool.py --port P --key K ids [FOLDER]        filePath fileId url
   iktool.py --port P --key K folders [FOLDER]    every folder below
   iktool.py --port P --key K put FOLDER NAME FILE
+  iktool.py --port P --key K field NAME TYPE     create a custom metadata
+                                                 field
 """
 import argparse
 import base64
@@ -83,6 +85,10 @@ def main():
         for o in sorted((o for o in walk(a, folder) if o['type'] == 'folder'),
                         key=lambda o: o['folderPath']):
             print(o['folderPath'])
+    elif a.cmd == 'field':
+        name, typ = a.args
+        call(a, 'POST', '/v1/customMetadataFields',
+             {'name': name, 'label': name, 'schema': {'type': typ}})
     elif a.cmd == 'put':
         fold, name, path = a.args
         bound = 'iktool' + uuid.uuid4().hex
