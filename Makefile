@@ -82,6 +82,7 @@ bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench-plan.sh
 	scripts/bench-rewrite.sh
 	scripts/bench-http.sh
+	scripts/bench-imagekit.sh
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

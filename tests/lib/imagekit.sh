@@ -12,6 +12,7 @@ ik_start() {
 	IK_CONTROL=$dir/control
 	IK_ENDPOINT=http://127.0.0.1:$IK_PORT/demo
 	mkdir -p "$dir"
+	touch "$IK_REQLOG"
 	setsid /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../servers/fake_imagekit.py" \
 		"$IK_PORT" "$IK_KEY" "$dir" demo >"$dir/server.out" 2>&1 &
 	IK_PID=$!
@@ -47,5 +48,5 @@ EOC
 ik() { /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/iktool.py" --port "$IK_PORT" --key "$IK_KEY" "$@"; }
 
 # ik_mark / ik_since MARK [REGEX]: requests in the fake's log.
-ik_mark() { wc -l <"$IK_REQLOG" 2>/dev/null || echo 0; }
+ik_mark() { wc -l <"$IK_REQLOG"; }
 ik_since() { tail -n +"$(($1 + 1))" "$IK_REQLOG" | grep -cE "${2:-.}" || true; }
