@@ -216,4 +216,13 @@ enum mfs_err backend_opt_u64(struct ini_section *sec, const char *key,
 			     uint64_t def, uint64_t max, const char *where,
 			     uint64_t *out, struct errbuf *eb);
 
+struct http_client;
+/* What every HTTP backend reads the same way: retries (default
+ * def_retries, at most 100), retry_base_ms (default 200) and ca_file
+ * (NULL-safe when the backend does not accept the key), and the client
+ * built from them. */
+enum mfs_err backend_http(struct ini_section *sec, int def_retries,
+			  const char *where, int *retries, long *backoff_ms,
+			  struct http_client **http, struct errbuf *eb);
+
 #endif

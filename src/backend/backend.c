@@ -1,10 +1,12 @@
-/* backend.c - registry of providers. Calls: common. */
+/* backend.c - registry of providers, and option parsing they share.
+ * Calls: common, net (http). */
 #include "backend/backend.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/str.h"
+#include "net/http.h"
 
 static const struct {
 	const char *type;
@@ -98,4 +100,26 @@ enum mfs_err backend_opt_u64(struct ini_section *sec, const char *key,
 			      where, key, (unsigned long long)max, v);
 	}
 	return MFS_OK;
+}
+
+enum mfs_err backend_http(struct ini_section *sec, int def_retries,
+			  const char *where, int *retries, long *backoff_ms,
+			  struct http_client **http, struct errbuf *eb)
+{
+	struct http_opts ho = { 0 };
+	uint64_t n = 0;
+	enum mfs_err rc;
+
+	*http = NULL;
+	rc = backend_opt_u64(sec, "retries", (uint64_t)def_retries, 100, where,
+			     &n, eb);
+	*retries = (int)n;
+	if (!rc)
+		rc = backend_opt_u64(sec, "retry_base_ms", 200, 60000, where,
+				     &n, eb);
+	*backoff_ms = (long)n;
+	ho.ca_file = ini_get(sec, "ca_file");
+	if (!rc && !(*http = http_client_new(&ho)))
+		rc = MFS_ENOMEM;
+	return rc;
 }

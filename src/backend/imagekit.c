@@ -1584,7 +1584,6 @@ enum mfs_err imagekit_backend_create(struct ini *ini, struct ini_section *sec,
 {
 	struct backend *be = calloc(1, sizeof(*be));
 	struct ik *ik = calloc(1, sizeof(*ik));
-	struct http_opts ho = { 0 };
 	char where[300], what[160], *key = NULL, *cred = NULL;
 	const char *v;
 	enum mfs_err rc;
@@ -1674,17 +1673,11 @@ enum mfs_err imagekit_backend_create(struct ini *ini, struct ini_section *sec,
 				     eb);
 	ik->list_limit = n ? (int)n : 1000;
 	if (!rc)
-		rc = backend_opt_u64(sec, "retries", 10, 100, where, &n, eb);
-	ik->retries = (int)n;
-	if (!rc)
-		rc = backend_opt_u64(sec, "retry_base_ms", 200, 60000, where,
-				     &n, eb);
-	ik->backoff_ms = (long)n;
-	ho.ca_file = ini_get(sec, "ca_file");
+		rc = backend_http(sec, 10, where, &ik->retries, &ik->backoff_ms,
+				  &ik->http, eb);
 	if (!rc) {
 		be->ident = str_fmt("imagekit %s%s", ik->endpoint, ik->root);
-		ik->http = http_client_new(&ho);
-		if (!be->name || !be->ident || !ik->http)
+		if (!be->name || !be->ident)
 			rc = MFS_ENOMEM;
 	}
 	if (rc) {

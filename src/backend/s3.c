@@ -965,11 +965,9 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 {
 	struct backend *be = calloc(1, sizeof(*be));
 	struct s3 *s3 = calloc(1, sizeof(*s3));
-	struct http_opts ho = { 0 };
 	const char *v;
 	char where[300];
 	enum mfs_err rc = MFS_OK;
-	uint64_t n = 0;
 	int ps = -1;
 
 	*out = NULL;
@@ -1031,23 +1029,14 @@ enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 	if (!rc && v && !s3->public_url)
 		rc = MFS_ENOMEM;
 	if (!rc)
-		rc = backend_opt_u64(sec, "retries", 5, 100, where, &n, eb);
-	s3->retries = (int)n;
-	if (!rc)
-		rc = backend_opt_u64(sec, "retry_base_ms", 200, 60000, where, &n, eb);
-	s3->backoff_ms = (long)n;
-	ho.ca_file = ini_get(sec, "ca_file");
+		rc = backend_http(sec, 5, where, &s3->retries, &s3->backoff_ms,
+				  &s3->http, eb);
 	if (!rc)
 		rc = credentials(s3, ini, sec, eb);
 	if (!rc) {
 		be->ident = str_fmt("s3 %s://%s%s %s", s3->scheme,
 				    s3->hostport, s3->base_path, s3->bucket);
 		if (!s3->region || !be->name || !be->ident)
-			rc = MFS_ENOMEM;
-	}
-	if (!rc) {
-		s3->http = http_client_new(&ho);
-		if (!s3->http)
 			rc = MFS_ENOMEM;
 	}
 	if (rc) {

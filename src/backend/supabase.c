@@ -1671,11 +1671,9 @@ enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
 {
 	struct backend *be = calloc(1, sizeof(*be));
 	struct supa *sb = calloc(1, sizeof(*sb));
-	struct http_opts ho = { 0 };
 	const char *v;
 	char where[300], what[160];
 	enum mfs_err rc;
-	uint64_t n = 0;
 	int b = 0;
 
 	*out = NULL;
@@ -1733,17 +1731,11 @@ enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
 		rc = backend_opt_u64(sec, "tus_threshold", TUS_CHUNK, 5ULL << 30,
 				     where, &sb->tus_threshold, eb);
 	if (!rc)
-		rc = backend_opt_u64(sec, "retries", 10, 100, where, &n, eb);
-	sb->retries = (int)n;
-	if (!rc)
-		rc = backend_opt_u64(sec, "retry_base_ms", 200, 60000, where,
-				     &n, eb);
-	sb->backoff_ms = (long)n;
-	ho.ca_file = ini_get(sec, "ca_file");
+		rc = backend_http(sec, 10, where, &sb->retries, &sb->backoff_ms,
+				  &sb->http, eb);
 	if (!rc) {
 		be->ident = str_fmt("supabase %s", sb->base);
-		sb->http = http_client_new(&ho);
-		if (!be->name || !be->ident || !sb->http)
+		if (!be->name || !be->ident)
 			rc = MFS_ENOMEM;
 	}
 	if (rc) {

@@ -608,7 +608,6 @@ enum mfs_err urllist_backend_create(struct ini *ini, struct ini_section *sec,
 	struct ulist *u = calloc(1, sizeof(*u));
 	const char *v;
 	enum mfs_err rc;
-	uint64_t n;
 
 	*out = NULL;
 	if (!be || !u) {
@@ -671,18 +670,11 @@ enum mfs_err urllist_backend_create(struct ini *ini, struct ini_section *sec,
 		}
 	}
 	if (!rc)
-		rc = backend_opt_u64(sec, "retries", 5, 100, sec->name, &n, eb);
-	u->retries = (int)n;
-	if (!rc)
-		rc = backend_opt_u64(sec, "retry_base_ms", 200, 60000,
-				     sec->name, &n, eb);
-	u->backoff_ms = (long)n;
+		rc = backend_http(sec, 5, sec->name, &u->retries,
+				  &u->backoff_ms, &u->http, eb);
 	if (!rc) {
-		struct http_opts ho = { 10, 30, 0, NULL };
-
-		u->http = http_client_new(&ho);
 		be->ident = fingerprint(u);
-		if (!u->http || !be->ident || !be->name)
+		if (!be->ident || !be->name)
 			rc = MFS_ENOMEM;
 	}
 	if (rc) {
