@@ -216,6 +216,14 @@ enum mfs_err backend_opt_u64(struct ini_section *sec, const char *key,
 			     uint64_t def, uint64_t max, const char *where,
 			     uint64_t *out, struct errbuf *eb);
 
+/* A backend of ops named after sec, with a zeroed private part of
+ * priv_size bytes in be->priv; NULL when memory ran out. */
+struct backend *backend_alloc(const struct backend_ops *ops,
+			      const struct ini_section *sec, size_t priv_size);
+/* Free what backend_alloc made (be->priv itself, not what it points to),
+ * and be->ident. */
+void backend_dealloc(struct backend *be);
+
 struct http_client;
 /* What every HTTP backend reads the same way: retries (default
  * def_retries, at most 100), retry_base_ms (default 200) and ca_file

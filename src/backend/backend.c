@@ -123,3 +123,30 @@ enum mfs_err backend_http(struct ini_section *sec, int def_retries,
 		rc = MFS_ENOMEM;
 	return rc;
 }
+
+struct backend *backend_alloc(const struct backend_ops *ops,
+			      const struct ini_section *sec, size_t priv_size)
+{
+	struct backend *be = calloc(1, sizeof(*be));
+
+	if (!be)
+		return NULL;
+	be->ops = ops;
+	be->priv = calloc(1, priv_size);
+	be->name = strdup(sec->name);
+	if (!be->priv || !be->name) {
+		backend_dealloc(be);
+		return NULL;
+	}
+	return be;
+}
+
+void backend_dealloc(struct backend *be)
+{
+	if (!be)
+		return;
+	free(be->priv);
+	free(be->name);
+	free(be->ident);
+	free(be);
+}

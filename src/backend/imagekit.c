@@ -1521,11 +1521,8 @@ static void ik_free(struct backend *be)
 			}
 		pthread_mutex_destroy(&ik->lock);
 		pthread_mutex_destroy(&ik->fields_lock);
-		free(ik);
 	}
-	free(be->name);
-	free(be->ident);
-	free(be);
+	backend_dealloc(be);
 }
 
 static const struct backend_ops ik_ops = {
@@ -1582,24 +1579,19 @@ static char *base_url(const char *v, const char *def, const char *key,
 enum mfs_err imagekit_backend_create(struct ini *ini, struct ini_section *sec,
 				     struct backend **out, struct errbuf *eb)
 {
-	struct backend *be = calloc(1, sizeof(*be));
-	struct ik *ik = calloc(1, sizeof(*ik));
+	struct backend *be = backend_alloc(&ik_ops, sec, sizeof(struct ik));
+	struct ik *ik;
 	char where[300], what[160], *key = NULL, *cred = NULL;
 	const char *v;
 	enum mfs_err rc;
 	uint64_t n = 0;
 
 	*out = NULL;
-	if (!be || !ik) {
-		free(be);
-		free(ik);
+	if (!be)
 		return MFS_ENOMEM;
-	}
-	be->ops = &ik_ops;
-	be->priv = ik;
+	ik = be->priv;
 	pthread_mutex_init(&ik->lock, NULL);
 	pthread_mutex_init(&ik->fields_lock, NULL);
-	be->name = strdup(sec->name);
 	snprintf(where, sizeof(where), "%s:%d: [%s]", ini->path, sec->line,
 		 sec->name);
 	rc = backend_check_keys(ini, sec, ik_keys, eb);

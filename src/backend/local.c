@@ -449,10 +449,7 @@ static void local_free(struct backend *be)
 	l = be->priv;
 	if (l)
 		free(l->root);
-	free(l);
-	free(be->name);
-	free(be->ident);
-	free(be);
+	backend_dealloc(be);
 }
 
 static const struct backend_ops local_ops = {
@@ -477,21 +474,16 @@ static const char *const local_keys[] = { "type", "path", NULL };
 enum mfs_err local_backend_create(struct ini *ini, struct ini_section *sec,
 				  struct backend **out, struct errbuf *eb)
 {
-	struct backend *be = calloc(1, sizeof(*be));
-	struct local *l = calloc(1, sizeof(*l));
+	struct backend *be = backend_alloc(&local_ops, sec, sizeof(struct local));
+	struct local *l;
 	const char *p;
 	struct stat st;
 	enum mfs_err rc;
 
 	*out = NULL;
-	if (!be || !l) {
-		free(be);
-		free(l);
+	if (!be)
 		return MFS_ENOMEM;
-	}
-	be->ops = &local_ops;
-	be->priv = l;
-	be->name = strdup(sec->name);
+	l = be->priv;
 	rc = backend_check_keys(ini, sec, local_keys, eb);
 	p = ini_get(sec, "path");
 	if (!rc && (!p || !*p))

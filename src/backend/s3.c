@@ -783,11 +783,8 @@ static void s3_free(struct backend *be)
 		secret_free(s3->session_token);
 		explicit_bzero(s3->signing_key, sizeof(s3->signing_key));
 		pthread_mutex_destroy(&s3->key_lock);
-		free(s3);
 	}
-	free(be->name);
-	free(be->ident);
-	free(be);
+	backend_dealloc(be);
 }
 
 static const struct backend_ops s3_ops = {
@@ -963,23 +960,18 @@ static enum mfs_err credentials(struct s3 *s3, struct ini *ini,
 enum mfs_err s3_backend_create(struct ini *ini, struct ini_section *sec,
 			       struct backend **out, struct errbuf *eb)
 {
-	struct backend *be = calloc(1, sizeof(*be));
-	struct s3 *s3 = calloc(1, sizeof(*s3));
+	struct backend *be = backend_alloc(&s3_ops, sec, sizeof(struct s3));
+	struct s3 *s3;
 	const char *v;
 	char where[300];
 	enum mfs_err rc = MFS_OK;
 	int ps = -1;
 
 	*out = NULL;
-	if (!be || !s3) {
-		free(be);
-		free(s3);
+	if (!be)
 		return MFS_ENOMEM;
-	}
-	be->ops = &s3_ops;
-	be->priv = s3;
+	s3 = be->priv;
 	pthread_mutex_init(&s3->key_lock, NULL);
-	be->name = strdup(sec->name);
 	snprintf(where, sizeof(where), "%s:%d: [%s]", ini->path, sec->line,
 		 sec->name);
 

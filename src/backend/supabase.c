@@ -1633,11 +1633,8 @@ static void sb_free(struct backend *be)
 			free(sb->buckets[i].name);
 		free(sb->buckets);
 		pthread_mutex_destroy(&sb->lock);
-		free(sb);
 	}
-	free(be->name);
-	free(be->ident);
-	free(be);
+	backend_dealloc(be);
 }
 
 static const struct backend_ops sb_ops = {
@@ -1669,23 +1666,18 @@ static const char *const sb_keys[] = {
 enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
 				     struct backend **out, struct errbuf *eb)
 {
-	struct backend *be = calloc(1, sizeof(*be));
-	struct supa *sb = calloc(1, sizeof(*sb));
+	struct backend *be = backend_alloc(&sb_ops, sec, sizeof(struct supa));
+	struct supa *sb;
 	const char *v;
 	char where[300], what[160];
 	enum mfs_err rc;
 	int b = 0;
 
 	*out = NULL;
-	if (!be || !sb) {
-		free(be);
-		free(sb);
+	if (!be)
 		return MFS_ENOMEM;
-	}
-	be->ops = &sb_ops;
-	be->priv = sb;
+	sb = be->priv;
 	pthread_mutex_init(&sb->lock, NULL);
-	be->name = strdup(sec->name);
 	snprintf(where, sizeof(where), "%s:%d: [%s]", ini->path, sec->line,
 		 sec->name);
 	rc = backend_check_keys(ini, sec, sb_keys, eb);

@@ -547,11 +547,8 @@ static void ul_free(struct backend *be)
 		free(u->strip);
 		http_client_free(u->http);
 		pthread_mutex_destroy(&u->lock);
-		free(u);
 	}
-	free(be->name);
-	free(be->ident);
-	free(be);
+	backend_dealloc(be);
 }
 
 static const struct backend_ops ulist_ops = {
@@ -604,21 +601,16 @@ static char *fingerprint(const struct ulist *u)
 enum mfs_err urllist_backend_create(struct ini *ini, struct ini_section *sec,
 				    struct backend **out, struct errbuf *eb)
 {
-	struct backend *be = calloc(1, sizeof(*be));
-	struct ulist *u = calloc(1, sizeof(*u));
+	struct backend *be = backend_alloc(&ulist_ops, sec, sizeof(struct ulist));
+	struct ulist *u;
 	const char *v;
 	enum mfs_err rc;
 
 	*out = NULL;
-	if (!be || !u) {
-		free(be);
-		free(u);
+	if (!be)
 		return MFS_ENOMEM;
-	}
+	u = be->priv;
 	pthread_mutex_init(&u->lock, NULL);
-	be->ops = &ulist_ops;
-	be->priv = u;
-	be->name = strdup(sec->name);
 	rc = backend_check_keys(ini, sec, ulist_keys, eb);
 	if (!rc && (v = ini_get(sec, "manifest")) && *v)
 		u->manifest = realpath(v, NULL);
