@@ -23,6 +23,9 @@ int str_ends(const char *s, const char *suffix);
  * keep_slash), uppercase hex. Appends to out. */
 enum mfs_err str_uri_encode(struct buf *out, const char *s, size_t n,
 			    int keep_slash);
+/* base followed by path percent-encoded ('/' kept), malloc'd; NULL when
+ * memory ran out. */
+char *str_uri_join(const char *base, const char *path);
 /* Decode %XX (and '+' as space when plus_space) into a malloc'd string.
  * MFS_EPROTO for a malformed escape or an embedded NUL. */
 enum mfs_err str_uri_decode(const char *s, size_t n, int plus_space,

@@ -134,12 +134,20 @@ static char *ik_path(const struct ik *ik, const char *key)
 }
 
 /* The folder path holding key ("/" at the top) and key's last name. */
+/* The last name of key. */
+static const char *base_name(const char *key)
+{
+	const char *s = strrchr(key, '/');
+
+	return s ? s + 1 : key;
+}
+
 static char *ik_parent(const struct ik *ik, const char *key,
 		       const char **name)
 {
 	const char *s = strrchr(key, '/');
 
-	*name = s ? s + 1 : key;
+	*name = base_name(key);
 	if (!s)
 		return strdup(*ik->root ? ik->root : "/");
 	return str_fmt("%s/%.*s", ik->root, (int)(s - key), key);
@@ -481,8 +489,8 @@ static void remember(struct ik *ik, const char *key, const struct js *f)
 
 /* GET /v1/files with the query q (already encoded). */
 static enum mfs_err files_query(struct backend *be, const char *q,
-				const char *what, struct js **out,
-				struct errbuf *eb)
+				const char *what, unsigned long *counter,
+				struct js **out, struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	struct ik_call c = { 0 };
@@ -494,7 +502,7 @@ static enum mfs_err files_query(struct backend *be, const char *q,
 	c.method = "GET";
 	c.url = url;
 	c.what = what;
-	c.counter = &be->stats.list;
+	c.counter = counter;
 	rc = ik_json(be, &c, out, eb);
 	if (!rc && !js_is_arr(*out)) {
 		js_free(*out);
@@ -548,7 +556,8 @@ static enum mfs_err find(struct backend *be, const char *key, int dirs,
 		if (!rc)
 			rc = buf_adds(&q, "&limit=10");
 		if (!rc)
-			rc = files_query(be, q.data, key, &arr, eb);
+			rc = files_query(be, q.data, key, &be->stats.head,
+					 &arr, eb);
 		buf_cleanup(&q);
 		buf_cleanup(&sq);
 		if (rc)
@@ -649,7 +658,8 @@ static enum mfs_err ik_list(struct backend *be, const char *dir,
 			rc = buf_addf(&q, "&type=all&sort=ASC_NAME&limit=%d&skip=%ld",
 				      ik->list_limit, skip);
 		if (!rc)
-			rc = files_query(be, q.data, *dir ? dir : "/", &arr, eb);
+			rc = files_query(be, q.data, *dir ? dir : "/",
+					 &be->stats.list, &arr, eb);
 		buf_cleanup(&q);
 		if (rc)
 			break;
@@ -701,8 +711,26 @@ static enum mfs_err ik_head(struct backend *be, const char *key,
 		out->kind = OBJ_DIR;
 		return MFS_OK;
 	}
-	__atomic_add_fetch(&be->stats.head, 1, __ATOMIC_RELAXED);
 	return find(be, key, 1, out, eb);
+}
+
+/* The URL the API gave for key, else the endpoint's; no request. */
+static enum mfs_err ik_url(struct backend *be, const char *key, char **out)
+{
+	struct ik *ik = be->priv;
+	struct ik_ent *e = idx_get(ik, key);
+	char *p;
+
+	if (e && e->url) {
+		*out = strdup(e->url);
+	} else {
+		p = ik_path(ik, key);
+		*out = p ? str_uri_join(ik->endpoint, p) : NULL;
+		free(p);
+	}
+	if (e)
+		ent_free(e);
+	return *out ? MFS_OK : MFS_ENOMEM;
 }
 
 static enum mfs_err ik_get(struct backend *be, const char *key, uint64_t off,
@@ -714,7 +742,7 @@ static enum mfs_err ik_get(struct backend *be, const char *key, uint64_t off,
 	struct ik_call c = { 0 };
 	struct ik_ent *e = NULL;
 	struct buf u;
-	char range[80];
+	char range[80], *base = NULL;
 	enum mfs_err rc;
 
 	*got = 0;
@@ -729,16 +757,10 @@ static enum mfs_err ik_get(struct backend *be, const char *key, uint64_t off,
 			      "%s changed on the server meanwhile", key);
 	}
 	buf_init(&u, 0);
-	if (e->url) {
-		rc = buf_adds(&u, e->url);
-	} else {
-		char *p = ik_path(ik, key);
-
-		rc = p ? buf_adds(&u, ik->endpoint) : MFS_ENOMEM;
-		if (!rc)
-			rc = str_uri_encode(&u, p, strlen(p), 1);
-		free(p);
-	}
+	rc = ik_url(be, key, &base);
+	if (!rc)
+		rc = buf_adds(&u, base);
+	free(base);
 	/* the original bytes, this version's (a CDN keys on the query) */
 	if (!rc)
 		rc = buf_addf(&u, "%ctr=orig-true&v=", strchr(u.data, '?') ?
@@ -772,33 +794,6 @@ static enum mfs_err ik_get(struct backend *be, const char *key, uint64_t off,
 	http_response_cleanup(&resp);
 	buf_cleanup(&u);
 	return rc;
-}
-
-static enum mfs_err ik_url(struct backend *be, const char *key, char **out)
-{
-	struct ik *ik = be->priv;
-	struct ik_ent *e = idx_get(ik, key);
-	struct buf b;
-	char *p;
-
-	if (e && e->url) {
-		*out = strdup(e->url);
-		ent_free(e);
-		return *out ? MFS_OK : MFS_ENOMEM;
-	}
-	if (e)
-		ent_free(e);
-	p = ik_path(ik, key);
-	buf_init(&b, 0);
-	if (!p || buf_adds(&b, ik->endpoint) ||
-	    str_uri_encode(&b, p, strlen(p), 1)) {
-		free(p);
-		buf_cleanup(&b);
-		return MFS_ENOMEM;
-	}
-	free(p);
-	*out = buf_take(&b);
-	return *out ? MFS_OK : MFS_ENOMEM;
 }
 
 static enum mfs_err ik_file_id(struct backend *be, const char *key,
@@ -1122,7 +1117,7 @@ static enum mfs_err ik_copy(struct backend *be, const char *src,
 		free(dfold);
 		return meta ? patch_meta(be, src, meta, out, eb) : MFS_OK;
 	}
-	free(ik_parent(ik, src, &sn));
+	sn = base_name(src);
 	if (!dfold)
 		return MFS_ENOMEM;
 	if (strcmp(sn, dn)) {
@@ -1164,22 +1159,6 @@ static int exists(struct backend *be, const char *key, enum mfs_err *rc,
 	return *rc ? -1 : 1;
 }
 
-static enum mfs_err rename_in_place(struct backend *be, const char *path,
-				    const char *newname, const char *what,
-				    struct errbuf *eb)
-{
-	return api2(be, "PUT", "/v1/files/rename", what, "filePath", path,
-		    "newFileName", newname, 1, NULL, eb);
-}
-
-static enum mfs_err move_to(struct backend *be, const char *path,
-			    const char *folder, const char *what,
-			    struct errbuf *eb)
-{
-	return api2(be, "POST", "/v1/files/move", what, "sourceFilePath", path,
-		    "destinationPath", folder, 0, NULL, eb);
-}
-
 /* The key "dir/name" of a name in key's folder, malloc'd. */
 static char *sibling(const char *key, const char *name)
 {
@@ -1189,71 +1168,159 @@ static char *sibling(const char *key, const char *name)
 		 : strdup(name);
 }
 
-static enum mfs_err ik_move(struct backend *be, const char *src,
-			    const char *dst, struct errbuf *eb)
+/* Start a bulk job (kind: "moveFolder" with sourceFolderPath and
+ * destinationPath, "renameFolder" with folderPath and newFolderName) and
+ * wait until ImageKit says it completed. */
+static enum mfs_err bulk_job(struct backend *be, const char *kind,
+			     const char *a, const char *av, const char *b,
+			     const char *bv, const char *what,
+			     struct errbuf *eb)
+{
+	struct js *j = NULL;
+	char *path = str_fmt("/v1/bulkJobs/%s", kind), *id = NULL;
+	enum mfs_err rc;
+	time_t until = time(NULL) + JOB_TIMEOUT_S;
+	long wait = 100;
+
+	rc = path ? api2(be, "POST", path, what, a, av, b, bv,
+			 !strcmp(kind, "renameFolder"), &j, eb)
+		  : MFS_ENOMEM;
+	if (!rc && !js_get_str(j, "jobId"))
+		rc = eb_set(eb, MFS_EPROTO, "%s %s: no jobId in the reply",
+			    kind, what);
+	if (!rc)
+		id = str_fmt("/v1/bulkJobs/%s", js_get_str(j, "jobId"));
+	js_free(j);
+	j = NULL;
+	if (!rc && !id)
+		rc = MFS_ENOMEM;
+	while (!rc) {
+		const char *st;
+
+		http_sleep_ms(wait);
+		rc = api(be, "GET", id, NULL, what, &j, eb);
+		st = rc ? NULL : js_get_str(j, "status");
+		if (!rc && st && !strcasecmp(st, "Completed")) {
+			js_free(j);
+			break;
+		}
+		if (!rc && st && strcasecmp(st, "Pending") &&
+		    strcasecmp(st, "Running") && strcasecmp(st, "In_Progress"))
+			rc = eb_set(eb, MFS_EIO, "%s %s: the job ended as %s",
+				    kind, what, st);
+		js_free(j);
+		j = NULL;
+		if (!rc && time(NULL) > until)
+			rc = eb_set(eb, MFS_EIO,
+				    "%s %s: the job was still pending after %d s",
+				    kind, what, JOB_TIMEOUT_S);
+		if (wait < 2000)
+			wait *= 2;
+	}
+	if (!rc)
+		log_info("remote [%s]: %s %s: job completed", be->name, kind,
+			 what);
+	free(path);
+	free(id);
+	return rc;
+}
+
+/* The two steps of a rename on ImageKit: within a folder, and into
+ * another folder (keeping the name); a file's through the file APIs, a
+ * folder's (dir) through bulk jobs, polled until done. */
+static enum mfs_err step_rename(struct backend *be, int dir, const char *path,
+				const char *newname, const char *what,
+				struct errbuf *eb)
+{
+	return dir ? bulk_job(be, "renameFolder", "folderPath", path,
+			      "newFolderName", newname, what, eb)
+		   : api2(be, "PUT", "/v1/files/rename", what, "filePath",
+			  path, "newFileName", newname, 1, NULL, eb);
+}
+
+static enum mfs_err step_move(struct backend *be, int dir, const char *path,
+			      const char *folder, const char *what,
+			      struct errbuf *eb)
+{
+	return dir ? bulk_job(be, "moveFolder", "sourceFolderPath", path,
+			      "destinationPath", folder, what, eb)
+		   : api2(be, "POST", "/v1/files/move", what, "sourceFilePath",
+			  path, "destinationPath", folder, 0, NULL, eb);
+}
+
+/* Rename file or folder (dir) src to dst. A target that exists is refused:
+ * ImageKit would stack a file onto it as new versions, or merge folders.
+ * Same folder: one rename. Another folder: a move (which keeps the name),
+ * then a rename there for a new name; when the old name is taken in the
+ * target folder, the rename comes first. */
+static enum mfs_err relocate(struct backend *be, const char *src,
+			     const char *dst, int dir, struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	const char *sn, *dn;
 	char *sfold = ik_parent(ik, src, &sn), *dfold = ik_parent(ik, dst, &dn);
-	char *sp = ik_path(ik, src), *mid = NULL, *midp = NULL;
+	char *sp = ik_path(ik, src), *mid = NULL, *midp = NULL, *tmp = NULL;
 	enum mfs_err rc = sfold && dfold && sp ? MFS_OK : MFS_ENOMEM;
 	int e;
 
-	/* ImageKit would stack the source onto an existing target as new
-	 * versions (move) or do something undocumented (rename): refuse */
-	if (!rc && (e = exists(be, dst, &rc, eb)) > 0)
+	if (!rc && exists(be, dst, &rc, eb) > 0)
 		rc = eb_set(eb, MFS_EEXIST,
-			    "%s exists on ImageKit: mediafs does not rename onto an existing file there",
+			    "%s exists on ImageKit: mediafs does not rename onto it",
 			    dst);
 	if (rc)
 		goto out;
 	if (!strcmp(sfold, dfold)) {
-		rc = rename_in_place(be, sp, dn, src, eb);
+		rc = step_rename(be, dir, sp, dn, src, eb);
 		goto done;
 	}
-	/* other folder: move (keeps the name), then rename there; if the
-	 * old name is taken there, rename first, then move */
-	mid = sibling(dst, sn);
+	mid = sibling(dst, sn);	/* where a move puts it */
 	if (!mid) {
 		rc = MFS_ENOMEM;
 		goto out;
 	}
-	if (!strcmp(sn, dn) || (e = exists(be, mid, &rc, eb)) == 0) {
-		rc = move_to(be, sp, dfold, src, eb);
+	if (!strcmp(sn, dn) || exists(be, mid, &rc, eb) == 0) {
+		rc = step_move(be, dir, sp, dfold, src, eb);
 		if (!rc && strcmp(sn, dn)) {
 			midp = ik_path(ik, mid);
-			rc = midp ? rename_in_place(be, midp, dn, mid, eb)
+			rc = midp ? step_rename(be, dir, midp, dn, mid, eb)
 				  : MFS_ENOMEM;
 		}
-	} else if (!rc) {
-		char *tmp = sibling(src, dn);
-
-		e = tmp ? exists(be, tmp, &rc, eb) : -1;
-		if (!tmp)
-			rc = MFS_ENOMEM;
-		else if (e > 0)
-			rc = eb_set(eb, MFS_EEXIST,
-				    "rename %s -> %s: both %s and %s are taken on ImageKit",
-				    src, dst, mid, tmp);
-		if (!rc)
-			rc = rename_in_place(be, sp, dn, src, eb);
-		if (!rc) {
-			midp = ik_path(ik, tmp);
-			rc = midp ? move_to(be, midp, dfold, tmp, eb)
-				  : MFS_ENOMEM;
-		}
-		free(tmp);
+		goto done;
+	}
+	if (rc)
+		goto out;
+	tmp = sibling(src, dn);	/* renamed first, in the old folder */
+	e = tmp ? exists(be, tmp, &rc, eb) : -1;
+	if (!tmp)
+		rc = MFS_ENOMEM;
+	else if (e > 0)
+		rc = eb_set(eb, MFS_EEXIST,
+			    "rename %s -> %s: both %s and %s are taken on ImageKit",
+			    src, dst, mid, tmp);
+	if (!rc)
+		rc = step_rename(be, dir, sp, dn, src, eb);
+	if (!rc) {
+		midp = ik_path(ik, tmp);
+		rc = midp ? step_move(be, dir, midp, dfold, tmp, eb)
+			  : MFS_ENOMEM;
 	}
 done:
 	if (!rc)	/* the new path's url is found again when needed */
-		idx_drop(ik, src, 0);
+		idx_drop(ik, src, dir);
 out:
 	free(sfold);
 	free(dfold);
 	free(sp);
 	free(mid);
 	free(midp);
+	free(tmp);
 	return rc;
+}
+
+static enum mfs_err ik_move(struct backend *be, const char *src,
+			    const char *dst, struct errbuf *eb)
+{
+	return relocate(be, src, dst, 0, eb);
 }
 
 static enum mfs_err delete_id(struct backend *be, const char *key,
@@ -1377,121 +1444,15 @@ static enum mfs_err ik_rmdir(struct backend *be, const char *dir,
 	return rc;
 }
 
-/* Start a bulk job (kind: "moveFolder" with sourceFolderPath and
- * destinationPath, "renameFolder" with folderPath and newFolderName) and
- * wait until ImageKit says it completed. */
-static enum mfs_err bulk_job(struct backend *be, const char *kind,
-			     const char *a, const char *av, const char *b,
-			     const char *bv, const char *what,
-			     struct errbuf *eb)
-{
-	struct js *j = NULL;
-	char *path = str_fmt("/v1/bulkJobs/%s", kind), *id = NULL;
-	enum mfs_err rc;
-	time_t until = time(NULL) + JOB_TIMEOUT_S;
-	long wait = 100;
-
-	rc = path ? api2(be, "POST", path, what, a, av, b, bv,
-			 !strcmp(kind, "renameFolder"), &j, eb)
-		  : MFS_ENOMEM;
-	if (!rc && !js_get_str(j, "jobId"))
-		rc = eb_set(eb, MFS_EPROTO, "%s %s: no jobId in the reply",
-			    kind, what);
-	if (!rc)
-		id = str_fmt("/v1/bulkJobs/%s", js_get_str(j, "jobId"));
-	js_free(j);
-	j = NULL;
-	if (!rc && !id)
-		rc = MFS_ENOMEM;
-	while (!rc) {
-		const char *st;
-
-		http_sleep_ms(wait);
-		rc = api(be, "GET", id, NULL, what, &j, eb);
-		st = rc ? NULL : js_get_str(j, "status");
-		if (!rc && st && !strcasecmp(st, "Completed")) {
-			js_free(j);
-			break;
-		}
-		if (!rc && st && strcasecmp(st, "Pending") &&
-		    strcasecmp(st, "Running") && strcasecmp(st, "In_Progress"))
-			rc = eb_set(eb, MFS_EIO, "%s %s: the job ended as %s",
-				    kind, what, st);
-		js_free(j);
-		j = NULL;
-		if (!rc && time(NULL) > until)
-			rc = eb_set(eb, MFS_EIO,
-				    "%s %s: the job was still pending after %d s",
-				    kind, what, JOB_TIMEOUT_S);
-		if (wait < 2000)
-			wait *= 2;
-	}
-	if (!rc)
-		log_info("remote [%s]: %s %s: job completed", be->name, kind,
-			 what);
-	free(path);
-	free(id);
-	return rc;
-}
-
 static enum mfs_err ik_move_dir(struct backend *be, const char *src,
 				const char *dst, struct errbuf *eb)
 {
-	struct ik *ik = be->priv;
-	const char *sn, *dn;
-	char *sfold = ik_parent(ik, src, &sn), *dfold = ik_parent(ik, dst, &dn);
-	char *sp = ik_path(ik, src), *mid = NULL, *midp = NULL;
-	enum mfs_err rc = sfold && dfold && sp ? MFS_OK : MFS_ENOMEM;
 	struct obj_meta m;
-	int e;
+	enum mfs_err rc = find(be, src, 1, &m, eb);
 
-	if (!rc) {
-		rc = find(be, src, 1, &m, eb);
-		if (rc == MFS_ENOTFOUND || (!rc && m.kind != OBJ_DIR)) {
-			/* never stored (its marker is still queued) */
-			rc = MFS_OK;
-			goto out;
-		}
-	}
-	if (!rc && (e = exists(be, dst, &rc, eb)) > 0)
-		rc = eb_set(eb, MFS_EEXIST, "%s exists on ImageKit", dst);
-	if (rc)
-		goto out;
-	if (!strcmp(sfold, dfold)) {
-		rc = bulk_job(be, "renameFolder", "folderPath", sp,
-				"newFolderName", dn, src, eb);
-		goto done;
-	}
-	mid = sibling(dst, sn);
-	if (!mid) {
-		rc = MFS_ENOMEM;
-		goto out;
-	}
-	if (strcmp(sn, dn) && exists(be, mid, &rc, eb) != 0) {
-		if (!rc)
-			rc = eb_set(eb, MFS_EEXIST,
-				    "rename %s -> %s: %s is taken on ImageKit (the folder would pass through it)",
-				    src, dst, mid);
-		goto out;
-	}
-	rc = bulk_job(be, "moveFolder", "sourceFolderPath", sp,
-			"destinationPath", dfold, src, eb);
-	if (!rc && strcmp(sn, dn)) {
-		midp = ik_path(ik, mid);
-		rc = midp ? bulk_job(be, "renameFolder", "folderPath", midp,
-				       "newFolderName", dn, mid, eb)
-			  : MFS_ENOMEM;
-	}
-done:
-	if (!rc)
-		idx_drop(ik, src, 1);
-out:
-	free(sfold);
-	free(dfold);
-	free(sp);
-	free(mid);
-	free(midp);
-	return rc;
+	if (rc == MFS_ENOTFOUND || (!rc && m.kind != OBJ_DIR))
+		return MFS_OK;	/* never stored (its marker is still queued) */
+	return rc ? rc : relocate(be, src, dst, 1, eb);
 }
 
 static void ik_free(struct backend *be)

@@ -732,19 +732,12 @@ static enum mfs_err s3_url(struct backend *be, const char *key, char **out)
 	enum mfs_err rc;
 	const char *host;
 
+	if (s3->public_url) {	/* what the application links to (a CDN) */
+		*out = str_uri_join(s3->public_url, key);
+		return *out ? MFS_OK : MFS_ENOMEM;
+	}
 	buf_init(&b, 0);
 	buf_init(&hb, 0);
-	if (s3->public_url) {	/* what the application links to (a CDN) */
-		rc = buf_adds(&b, s3->public_url);
-		if (!rc)
-			rc = str_uri_encode(&b, key, strlen(key), 1);
-		if (rc) {
-			buf_cleanup(&b);
-			return rc;
-		}
-		*out = buf_take(&b);
-		return MFS_OK;
-	}
 	host = host_for(s3, &hb);
 	rc = host ? buf_addf(&b, "%s://%s%s", s3->scheme, host,
 			     s3->base_path) : MFS_ENOMEM;

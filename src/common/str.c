@@ -50,6 +50,18 @@ static int unreserved(unsigned char c)
 	       c == '~';
 }
 
+char *str_uri_join(const char *base, const char *path)
+{
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (buf_adds(&b, base) || str_uri_encode(&b, path, strlen(path), 1)) {
+		buf_cleanup(&b);
+		return NULL;
+	}
+	return buf_take(&b);
+}
+
 enum mfs_err str_uri_encode(struct buf *out, const char *s, size_t n,
 			    int keep_slash)
 {
