@@ -52,12 +52,13 @@ import json
 import os
 import random
 import re
-import socket
 import sys
 import threading
 import time
 import urllib.parse
 import uuid
+
+from testhttp import QuietHandler, read_control
 
 HELP = 'For support kindly contact us at support@imagekit.io .'
 BAD_CHAR = re.compile(r'[^A-Za-z0-9._-]')
@@ -212,32 +213,13 @@ SORTS = {
 }
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
+class Handler(QuietHandler):
     server_version = 'fake-imagekit'
-
-    def setup(self):
-        super().setup()
-        # headers and body go in two writes: without this, Nagle and the
-        # client's delayed ACK hold many responses ~40 ms
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, fmt, *args):
-        pass
 
     # ---- plumbing ----
 
     def control(self):
-        c = {}
-        try:
-            with open(os.path.join(STATE, 'control')) as f:
-                for line in f:
-                    if '=' in line:
-                        k, v = line.strip().split('=', 1)
-                        c[k] = v
-        except OSError:
-            pass
-        return c
+        return read_control(os.path.join(STATE, 'control'))
 
     def body(self):
         n = int(self.headers.get('Content-Length') or 0)

@@ -36,12 +36,13 @@ import json
 import os
 import random
 import re
-import socket
 import sys
 import threading
 import time
 import urllib.parse
 import uuid
+
+from testhttp import QuietHandler, read_control
 
 CHUNK = 6 * 1024 * 1024
 KEY_RE = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]*$")
@@ -122,16 +123,7 @@ class State:
                         buffering=1)
 
     def control(self):
-        r = {}
-        try:
-            with open(os.path.join(self.dir, 'control')) as f:
-                for line in f:
-                    if '=' in line:
-                        k, v = line.strip().split('=', 1)
-                        r[k] = v
-        except OSError:
-            pass
-        return r
+        return read_control(os.path.join(self.dir, 'control'))
 
     def bucket(self, name):
         b = self.buckets.get(name)
@@ -140,18 +132,8 @@ class State:
         return b
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
+class Handler(QuietHandler):
     state = None
-
-    def setup(self):
-        super().setup()
-        # headers and body go in two writes: without this, Nagle and the
-        # client's delayed ACK hold many responses ~40 ms
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *a):
-        pass
 
     # ---- plumbing ----
     def reply(self, status, body=b'', ctype='application/json',

@@ -18,34 +18,22 @@ import random
 import sys
 import threading
 
+from testhttp import QuietHandler, read_control
+
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown'
             b'</Code><Message>Please reduce your request rate.</Message>'
             b'</Error>')
 
 
-def rules(path):
-    r = {}
-    try:
-        with open(path) as f:
-            for line in f:
-                if '=' in line:
-                    k, v = line.strip().split('=', 1)
-                    r[k] = v
-    except OSError:
-        pass
-    return r
+rules = read_control
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
+class Handler(QuietHandler):
     lock = threading.Lock()
     rnd = random.Random(1)
     upstream = None
     control = None
     injected = 0
-
-    def log_message(self, *a):
-        pass
 
     def handle_one(self):
         n = int(self.headers.get('Content-Length') or 0)

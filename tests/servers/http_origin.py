@@ -19,10 +19,11 @@ import mimetypes
 import os
 import random
 import re
-import socket
 import sys
 import threading
 import urllib.parse
+
+from testhttp import QuietHandler, read_control
 
 PORT, ROOT, STATE = int(sys.argv[1]), sys.argv[2], sys.argv[3]
 LOCK = threading.Lock()
@@ -31,30 +32,10 @@ RND = random.Random(1)
 
 
 def control():
-    c = {}
-    try:
-        with open(os.path.join(STATE, 'control')) as f:
-            for line in f:
-                if '=' in line:
-                    k, v = line.strip().split('=', 1)
-                    c[k] = v
-    except OSError:
-        pass
-    return c
+    return read_control(os.path.join(STATE, 'control'))
 
 
-class H(http.server.BaseHTTPRequestHandler):
-    protocol_version = 'HTTP/1.1'
-
-    def setup(self):
-        super().setup()
-        # headers and body go in two writes: without this, Nagle and the
-        # client's delayed ACK hold every response ~40 ms
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *a):
-        pass
-
+class H(QuietHandler):
     def log(self, status):
         with LOCK:
             with open(os.path.join(STATE, 'requests.log'), 'a') as f:
