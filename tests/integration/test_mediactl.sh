@@ -134,19 +134,23 @@ mctl copy "$T/s1.plan" --jobs 4 >"$T/copy2.out" 2>&1
 rc=$?
 [ $rc -eq 0 ] && grep -q "copied by an earlier run" "$T/copy2.out" &&
 	pass "the second copy resumes (exit 0, earlier files skipped)" || fail "resume" "rc=$rc $(cat "$T/copy2.out")"
-sb keys avatars >"$T/k.av"; sb keys service-media >"$T/k.svc"
+# a folder the killed copy made but had not filled yet is kept as an empty
+# folder (its placeholder object) when mediafs's marker timer fires first:
+# right for a filesystem, and not an object of the plan
+objects() { sb keys "$1" | grep -v '\.emptyFolderPlaceholder$'; }
+objects avatars >"$T/k.av"; objects service-media >"$T/k.svc"
 [ "$(wc -l <"$T/k.av")" -eq "$EXP_AV" ] && [ "$(wc -l <"$T/k.svc")" -eq "$EXP_SVC" ] &&
 	pass "every planned object is on the server ($EXP_AV avatars, $EXP_SVC service images), nothing else" ||
 	fail "objects" "$(wc -l <"$T/k.av") avatars, $(wc -l <"$T/k.svc") service images; $(grep mctlcp "$T/k.av" | head -2)"
 dups=$(tail -n +"$((mark + 1))" "$SB_REQLOG" | awk '($1=="POST"||$1=="PUT") && $2 ~ /^\/storage\/v1\/object\/(avatars|service-media)\// && $2 !~ /mctlcp/ {print $2}' | sort | uniq -d | wc -l)
-ups=$(sqlite3 "$J" "select count(*) from uploads where state='done' and key not like '%mctlcp'")
+ups=$(sqlite3 "$J" "select count(*) from uploads where state='done' and key not like '%mctlcp' and key not like '%/'")
 [ "$dups" -eq 0 ] && [ "$ups" -eq "$EXP_PLAN" ] &&
 	pass "no object uploaded twice across the kill ($ups uploads for $EXP_PLAN files)" || fail "duplicates" "$dups keys uploaded twice, $ups uploads"
 bad=0
 while IFS=$'\t' read -r k size md5 _; do
 	src=$(sqlite3 "$J" "select rel from copies where dst_key='avatars/$k' and state='done'")
 	[ "$(md5sum <"$T/backup/$src" | cut -d' ' -f1)" = "$md5" ] || bad=$((bad + 1))
-done < <(sb manifest avatars)
+done < <(sb manifest avatars | grep -v '\.emptyFolderPlaceholder	')
 [ $bad -eq 0 ] && pass "every avatar's bytes match its source" || fail "checksums" "$bad differ"
 pairs=$(sqlite3 "$J" "select count(*) from copies where state='done' and src_remote='s3t' and dst_remote='supa' and src_url like 'http%' and dst_url like 'http%'")
 [ "$pairs" -eq "$EXP_PLAN" ] && pass "the journal holds each (source, destination) pair with both URLs" || fail "pairs" "$pairs"
@@ -215,16 +219,16 @@ changed=$(sed -n 2p "$T/k.av")
 echo "edited by the app" >"$T/edit"
 sb put avatars "$changed" "$T/edit"
 mctl rollback --label s1 --dry-run >"$T/rb0.out"
-[ "$(sb keys avatars | wc -l)" -eq "$EXP_AV" ] && grep -q "dry run: would have $((EXP_PLAN - 2)) deleted, 1 kept" "$T/rb0.out" &&
+[ "$(objects avatars | wc -l)" -eq "$EXP_AV" ] && grep -q "dry run: would have $((EXP_PLAN - 2)) deleted, 1 kept" "$T/rb0.out" &&
 	pass "rollback --dry-run deletes nothing and says what it would do" || fail "dry run" "$(tail -1 "$T/rb0.out")"
 mctl rollback --label s1 >"$T/rb.out"
 rc=$?
-left=$(sb keys avatars | grep -v '^late.png$'; sb keys service-media)
+left=$(objects avatars | grep -v '^late.png$'; objects service-media)
 [ $rc -eq 1 ] && [ "$left" = "$changed" ] && grep -q "kept    supa:avatars/$changed: changed since" "$T/rb.out" &&
 	pass "rollback removed exactly the batch's objects, kept the modified one (exit 1)" ||
 	fail "rollback" "rc=$rc left=$(echo "$left" | head -3) $(tail -1 "$T/rb.out")"
-[ "$(sqlite3 "$J" "select count(*) from uploads where state='rolledback' and label='s1'")" -eq $((EXP_PLAN - 1)) ] &&
-	[ "$(sqlite3 "$J" "select count(*) from events where op='rollback'")" -eq $((EXP_PLAN - 2)) ] &&
+[ "$(sqlite3 "$J" "select count(*) from uploads where state='rolledback' and label='s1' and key not like '%/'")" -eq $((EXP_PLAN - 1)) ] &&
+	[ "$(sqlite3 "$J" "select count(*) from events where op='rollback' and key not like '%/'")" -eq $((EXP_PLAN - 2)) ] &&
 	pass "the journal records each rollback" || fail "rollback journal" "$(sqlite3 "$J" "select state,count(*) from uploads group by state")"
 
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
