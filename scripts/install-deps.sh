@@ -27,9 +27,9 @@ if [ -n "$missing" ]; then
 	[ "$(id -u)" -eq 0 ] || SUDO="sudo"
 	echo "install-deps: installing:$missing"
 	export DEBIAN_FRONTEND=noninteractive
-	$SUDO apt-get update -qq
+	$SUDO apt-get -o DPkg::Lock::Timeout=600 update -qq
 	# shellcheck disable=SC2086
-	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+	$SUDO apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
 # The test tier is pinned to what Debian 12 ships; say so if it moved.

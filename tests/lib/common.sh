@@ -50,7 +50,8 @@ mount_fs() {
 	mkdir -p "$mnt"
 	"$MEDIAFS" -f "$@" "$mnt" >>"$log" 2>&1 &
 	MFS_PID=$!
-	for i in $(seq 1 100); do
+	# Up to 60 s: the sanitizer build on a busy machine starts slowly.
+	for i in $(seq 1 600); do
 		mountpoint -q "$mnt" && return 0
 		kill -0 "$MFS_PID" 2>/dev/null || break
 		sleep 0.1
@@ -60,13 +61,33 @@ mount_fs() {
 	return 1
 }
 
+# pid_alive PID: running (a zombie, exited but not yet waited for, is not).
+pid_alive() {
+	local st
+	st=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) && [ -n "$st" ] && [ "$st" != Z ]
+}
+
 # umount_fs LOG MOUNTPOINT: unmount, wait for the daemon, and fail if it
 # crashed or a sanitizer complained.
 umount_fs() {
 	local log=$1 mnt=$2 rc=0
 	fusermount3 -u "$mnt" 2>/dev/null || umount -l "$mnt" 2>/dev/null
 	if [ -n "$MFS_PID" ]; then
-		wait "$MFS_PID" || rc=$?
+		# Bounded: a daemon that does not exit within 120 s of the unmount
+		# (draining uploads included) is a failure, killed so the test ends.
+		local i
+		for i in $(seq 1 1200); do
+			pid_alive "$MFS_PID" || break
+			sleep 0.1
+		done
+		if pid_alive "$MFS_PID"; then
+			echo "mediafs did not exit within 120 s of the unmount; killed" >&2
+			kill -9 "$MFS_PID" 2>/dev/null
+			rc=137
+		fi
+		local w=0
+		wait "$MFS_PID" 2>/dev/null || w=$?
+		[ "$rc" -eq 0 ] && rc=$w
 		MFS_PID=
 	fi
 	if grep -qE "AddressSanitizer|LeakSanitizer|runtime error:" "$log"; then
