@@ -126,8 +126,25 @@ static void parse_error(const struct buf *body, struct sb_error *e)
 	int64_t st;
 
 	memset(e, 0, sizeof(*e));
-	if (!body->len || js_parse(body->data, body->len, &j, NULL))
+	if (!body->len)
 		return;
+	if (js_parse(body->data, body->len, &j, NULL) || !js_is_obj(j)) {
+		/* TUS answers text/plain ("Maximum size exceeded",
+		 * API-NOTES F12, F15): the text is the reason */
+		size_t i, n = 0;
+
+		js_free(j);
+		for (i = 0; i < body->len && n < sizeof(e->message) - 1; i++) {
+			unsigned char ch = (unsigned char)body->data[i];
+
+			e->message[n++] = ch >= 0x20 && ch < 0x7f ? (char)ch
+								  : ' ';
+		}
+		while (n && e->message[n - 1] == ' ')
+			n--;
+		e->message[n] = '\0';
+		return;
+	}
 	if (!js_int(js_get(j, "statusCode"), &st))	/* "404" or 404 */
 		e->status = (long)st;
 	if (js_str(js_get(j, "code")))
@@ -177,8 +194,11 @@ static enum mfs_err classify(struct backend *be, const struct sb_call *c,
 	if (code_is(e, "KeyAlreadyExists") ||
 	    code_is(e, "ResourceAlreadyExists") ||
 	    code_is(e, "BucketAlreadyExists") ||
-	    (st == 409 && !strcmp(e->error, "Duplicate")))
+	    (st == 409 && !strcmp(e->error, "Duplicate")) ||
+	    (st == 409 && !e->code[0] && strstr(e->message, "already exists")))
 		return eb_set(eb, MFS_EEXIST, "%s: already exists", what);
+	if (st == 409 && !e->code[0] && strstr(e->message, "Offset"))
+		return eb_set(eb, MFS_ECONFLICT, "%s: %s", what, e->message);
 	if (code_is(e, "InvalidKey"))
 		return eb_set(eb, MFS_EINVAL, "%s: the server refused the key: %s",
 			      what, msg);
@@ -203,7 +223,7 @@ static enum mfs_err classify(struct backend *be, const struct sb_call *c,
 		return eb_set(eb, MFS_ENOTEMPTY, "%s: bucket not empty", what);
 	if (http_status == 404 && !e->code[0])
 		return eb_set(eb, MFS_EUNSUPP,
-			      "remote [%s]: the server has no route %s %s (is url the project URL?)",
+			      "remote [%s]: the server has no route %s %s (is url the project URL? a server without the API gateway wants api_path = /)",
 			      be->name, c->method, c->url);
 	if (retryable(http_status, e))
 		return eb_set(eb, MFS_EIO,
@@ -918,6 +938,7 @@ static void sb_free(struct backend *be)
 	if (sb) {
 		http_client_free(sb->http);
 		free(sb->base);
+		free(sb->origin);
 		if (sb->key) {
 			explicit_bzero(sb->key, strlen(sb->key));
 			free(sb->key);
@@ -952,8 +973,8 @@ static const struct backend_ops sb_ops = {
 /* ---- configuration ---- */
 
 static const char *const sb_keys[] = {
-	"type", "url", "key", "public_buckets", "tus_threshold", "retries",
-	"retry_base_ms", "ca_file", NULL
+	"type", "url", "api_path", "key", "public_buckets", "tus_threshold",
+	"retries", "retry_base_ms", "ca_file", NULL
 };
 
 enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
@@ -984,14 +1005,27 @@ enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
 	else {
 		size_t len = strlen(v);
 
+		const char *ap = ini_get(sec, "api_path");
+		const char *host = strstr(v, "://") + 3;
+		size_t hl = strcspn(host, "/");
+
 		while (len && v[len - 1] == '/')
 			len--;
+		if (!ap)	/* the gateway's prefix (API-NOTES F16) */
+			ap = "/storage/v1";
+		while (*ap == '/')
+			ap++;
 		if (len >= 11 && !strncmp(v + len - 11, "/storage/v1", 11))
 			sb->base = str_ndup(v, len);
 		else
-			sb->base = str_fmt("%.*s/storage/v1", (int)len, v);
-		if (!sb->base)
+			sb->base = str_fmt("%.*s%s%s", (int)len, v,
+					   *ap ? "/" : "", ap);
+		sb->origin = str_ndup(v, (size_t)(host - v) + hl);
+		if (!sb->base || !sb->origin)
 			rc = MFS_ENOMEM;
+		else if (strlen(sb->base) > 1 &&
+			 sb->base[strlen(sb->base) - 1] == '/')
+			sb->base[strlen(sb->base) - 1] = '\0';
 	}
 	v = ini_get(sec, "key");
 	if (!rc && (!v || !*v))

@@ -26,7 +26,10 @@ struct bucket_info {
 };
 
 struct supa {
-	char *base;		/* ".../storage/v1", no trailing '/' */
+	char *base;		/* ".../storage/v1" (or the server's root
+				 * when api_path is empty), no trailing '/' */
+	char *origin;		/* "scheme://host[:port]": for relative TUS
+				 * Locations */
 	char *key;		/* secret: never logged, wiped on free */
 	int jwt;		/* legacy key: also sent as Bearer */
 	int public_new;		/* buckets made by mkdir are public */

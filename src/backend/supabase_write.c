@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "supabase_int.h"
@@ -121,6 +122,40 @@ static enum mfs_err body_md5(const struct put_body *body, char out[80],
 	return MFS_OK;
 }
 
+/* Does a 2xx upload reply name what was sent: a JSON object whose Key is
+ * "bucket/rest" (API-NOTES B6)? A 200 whose body is an error, is not
+ * JSON or names another key proves nothing: MFS_EPROTO, why in eb. */
+static enum mfs_err reply_names(const struct buf *body, const char *bucket,
+				const char *rest, const char *key,
+				struct errbuf *eb)
+{
+	struct js *j = NULL;
+	const char *k = NULL, *msg;
+	size_t bl = strlen(bucket);
+	enum mfs_err rc = MFS_OK;
+
+	if (!body->len || js_parse(body->data, body->len, &j, NULL) ||
+	    !js_is_obj(j))
+		rc = eb_set(eb, MFS_EPROTO,
+			    "upload of %s: the reply is not a JSON object",
+			    key);
+	else if (!(k = js_get_str(j, "Key"))) {
+		msg = js_get_str(j, "message");
+		rc = eb_set(eb, MFS_EPROTO,
+			    "upload of %s: the reply names no key%s%s", key,
+			    msg ? ": " : "", msg ? msg : "");
+	}
+	else if (strncmp(k, bucket, bl) || k[bl] != '/' ||
+		 strcmp(k + bl + 1, rest))
+		rc = eb_set(eb, MFS_EPROTO,
+			    "upload of %s: the reply names another key (%.200s)",
+			    key, k);
+	js_free(j);
+	return rc;
+}
+
+/* PUT (upsert) of body; MFS_EPROTO when the server answered 2xx with a
+ * reply that does not name the key (the caller re-checks). */
 static enum mfs_err put_single(struct backend *be, const char *bucket,
 			       const char *rest, const char *key,
 			       const struct put_body *body,
@@ -158,6 +193,8 @@ static enum mfs_err put_single(struct backend *be, const char *bucket,
 	c.counter = &be->stats.put;
 	http_response_init(&resp);
 	rc = supabase_do(be, &c, &resp, eb);
+	if (!rc)
+		rc = reply_names(&resp.body, bucket, rest, key, eb);
 	http_response_cleanup(&resp);
 out:
 	free(url);
@@ -165,6 +202,50 @@ out:
 	free(hcc);
 	free(hmd);
 	return rc;
+}
+
+static int is_md5(const char *s)
+{
+	return strlen(s) == 32 && strspn(s, "0123456789abcdefABCDEF") == 32;
+}
+
+/* One PUT, proven: a reply that does not name the key is checked against
+ * what the server holds (size and the MD5 ETag of what was sent, md5);
+ * unproven, the PUT (an upsert: idempotent) is sent again, at most
+ * retries times. */
+static enum mfs_err put_proven(struct backend *be, const char *bucket,
+			       const char *rest, const char *key,
+			       const struct put_body *body, const char *ctype,
+			       const char *cc, const char *meta_b64,
+			       const char *md5, struct errbuf *eb)
+{
+	struct supa *sb = be->priv;
+	enum mfs_err rc;
+	int attempt;
+
+	for (attempt = 0;; attempt++) {
+		struct errbuf ieb = { 0 };
+		struct obj_meta m;
+
+		rc = put_single(be, bucket, rest, key, body, ctype, cc,
+				meta_b64, eb);
+		if (rc != MFS_EPROTO)
+			return rc;
+		if (!supabase_info(be, key, &m, NULL, &ieb) &&
+		    m.size == body->len && !strcasecmp(m.etag, md5)) {
+			log_info("%s: %s; the server holds the bytes sent (size and MD5 ETag match): done",
+				 key, eb && eb->msg[0] ? eb->msg : "bad reply");
+			return MFS_OK;
+		}
+		if (attempt >= sb->retries) {
+			eb_prefix(eb, "gave up after %d attempts", attempt + 1);
+			return MFS_EIO;
+		}
+		log_info("%s: %s; not on the server: sending it again", key,
+			 eb && eb->msg[0] ? eb->msg : "bad reply");
+		__atomic_add_fetch(&be->stats.retries, 1, __ATOMIC_RELAXED);
+		http_sleep_ms(http_backoff_ms(attempt, sb->backoff_ms, 20000));
+	}
 }
 
 /* TUS "key base64(value)" pair, appended to b. */
@@ -206,11 +287,45 @@ static enum mfs_err tus_offset(struct backend *be, const char *loc,
 
 /* TUS 1.0.0 (API-NOTES B13): create, PATCH 6 MiB chunks; after a failed
  * chunk ask the server its offset and go on from there. */
+/* The object version a TUS upload will create: the last part of its id,
+ * base64url("[tenant/]bucket/object/version") (API-NOTES B13), into ver
+ * (cap 80); "" when the Location does not read that way. */
+static void tus_version(const char *loc, char ver[80])
+{
+	const char *id = strrchr(loc, '/');
+	char b[512], raw[400];
+	size_t n, i;
+	int len;
+	char *v;
+
+	ver[0] = '\0';
+	if (!id || (n = strcspn(++id, "?#")) == 0 || n > sizeof(b) - 4)
+		return;
+	for (i = 0; i < n; i++)
+		b[i] = id[i] == '-' ? '+' : id[i] == '_' ? '/' : id[i];
+	while (i % 4)
+		b[i++] = '=';
+	b[i] = '\0';
+	len = EVP_DecodeBlock((unsigned char *)raw, (unsigned char *)b,
+			      (int)i);
+	if (len <= 0)
+		return;
+	while (len > 0 && raw[len - 1] == '\0')	/* the '=' padding */
+		len--;
+	raw[len] = '\0';
+	v = strrchr(raw, '/');
+	/* a version is a UUID: 36 characters of hex digits and '-' */
+	if (!v || strlen(v + 1) != 36 || strspn(v + 1,
+	    "0123456789abcdefABCDEF-") != 36)
+		return;
+	snprintf(ver, 80, "%s", v + 1);
+}
+
 static enum mfs_err put_tus(struct backend *be, const char *bucket,
 			    const char *rest, const char *key,
 			    const struct put_body *body, const char *ctype,
 			    const char *cc, const char *meta_json,
-			    struct errbuf *eb)
+			    char version[80], struct errbuf *eb)
 {
 	struct supa *sb = be->priv;
 	struct http_response resp;
@@ -269,11 +384,12 @@ static enum mfs_err put_tus(struct backend *be, const char *bucket,
 		else if (str_starts(l, "http://") || str_starts(l, "https://"))
 			loc = strdup(l);
 		else	/* relative: on the same server */
-			loc = str_fmt("%.*s%s", (int)(strstr(sb->base, "/storage/v1") ?
-				      strstr(sb->base, "/storage/v1") - sb->base :
-				      (long)strlen(sb->base)), sb->base, l);
+			loc = str_fmt("%s%s%s", sb->origin,
+				      *l == '/' ? "" : "/", l);
 		if (!rc && !loc)
 			rc = MFS_ENOMEM;
+		if (!rc)
+			tus_version(loc, version);
 	}
 	http_response_cleanup(&resp);
 	while (!rc && off < body->len) {
@@ -281,17 +397,21 @@ static enum mfs_err put_tus(struct backend *be, const char *bucket,
 					  body->len - off < TUS_CHUNK ?
 					  body->len - off : TUS_CHUNK, NULL };
 		char hoff[64];
-		const char *ph[4];
+		const char *ph[5];
 		struct sb_call pc = { 0 };
 		struct errbuf peb = { 0 };
 		enum mfs_err prc;
+		long st;
 
 		snprintf(hoff, sizeof(hoff), "Upload-Offset: %llu",
 			 (unsigned long long)off);
 		ph[0] = "Tus-Resumable: 1.0.0";
 		ph[1] = hoff;
 		ph[2] = "Content-Type: application/offset+octet-stream";
-		ph[3] = NULL;
+		/* every request of an overwrite says so, not only the
+		 * creating POST (API-NOTES F14) */
+		ph[3] = "x-upsert: true";
+		ph[4] = NULL;
 		pc.method = "PATCH";
 		pc.url = loc;
 		pc.what = key;
@@ -300,6 +420,7 @@ static enum mfs_err put_tus(struct backend *be, const char *bucket,
 		pc.counter = &be->stats.put;
 		http_response_init(&resp);
 		prc = supabase_do(be, &pc, &resp, &peb);
+		st = resp.status;
 		http_response_cleanup(&resp);
 		if (!prc) {
 			off += chunk.len;
@@ -308,8 +429,12 @@ static enum mfs_err put_tus(struct backend *be, const char *bucket,
 		}
 		/* 409 offset conflict, a reset mid-chunk, a 5xx: where is
 		 * the server? (bounded: the same offset at most retries
-		 * times) */
-		if (++stuck > sb->retries) {
+		 * times). A refusal (too large, exists, bad key, no
+		 * bucket, no rights) is final. */
+		if (prc == MFS_EEXIST || prc == MFS_EACCES ||
+		    prc == MFS_EINVAL || prc == MFS_ENOTFOUND ||
+		    prc == MFS_EUNSUPP || st == 400 || st == 413 ||
+		    st == 415 || ++stuck > sb->retries) {
 			rc = prc;
 			if (eb)
 				*eb = peb;
@@ -357,26 +482,40 @@ enum mfs_err supabase_put(struct backend *be, const char *key,
 	}
 	if (!rc && mj && !(mb = b64(mj)))
 		rc = MFS_ENOMEM;
-	if (!rc && body->len <= sb->tus_threshold) {
+	if (!rc)
 		rc = body_md5(body, md5, eb);
-		if (!rc)
-			rc = put_single(be, bucket, rest, key, body, ctype, cc,
-					mb, eb);
+	if (!rc && body->len <= sb->tus_threshold) {
+		rc = put_proven(be, bucket, rest, rk, body, ctype, cc, mb, md5,
+				eb);
 		if (!rc && out) {
 			out_from_meta(out, body->len, meta);
 			snprintf(out->etag, sizeof(out->etag), "%s", md5);
 		}
 	} else if (!rc) {
-		rc = put_tus(be, bucket, rest, key, body, ctype, cc, mj, eb);
-		if (!rc && out) {
-			/* TUS answers no ETag: read what the server holds */
-			rc = supabase_head(be, rk, out, eb);
-			if (!rc && out->size != body->len)
-				rc = eb_set(eb, MFS_EIO,
-					    "%s: server holds %llu bytes after TUS, sent %llu",
-					    key, (unsigned long long)out->size,
-					    (unsigned long long)body->len);
-		}
+		char ver[80] = "", got[80] = "";
+		struct obj_meta m;
+
+		rc = put_tus(be, bucket, rest, key, body, ctype, cc, mj, ver,
+			     eb);
+		/* TUS answers no ETag: prove it by what the server holds,
+		 * the version this upload made and its bytes' MD5 */
+		if (!rc)
+			rc = supabase_info(be, rk, &m, got, eb);
+		if (!rc && m.size != body->len)
+			rc = eb_set(eb, MFS_EIO,
+				    "%s: server holds %llu bytes after TUS, sent %llu",
+				    key, (unsigned long long)m.size,
+				    (unsigned long long)body->len);
+		else if (!rc && ver[0] && got[0] && strcmp(ver, got))
+			rc = eb_set(eb, MFS_EIO,
+				    "%s: the server holds version %s, not the %s this upload made",
+				    key, got, ver);
+		else if (!rc && is_md5(m.etag) && strcasecmp(m.etag, md5))
+			rc = eb_set(eb, MFS_EIO,
+				    "%s: the server's ETag %s is not the MD5 of the bytes sent (%s)",
+				    key, m.etag, md5);
+		if (!rc && out)
+			*out = m;
 	}
 	free(bucket);
 	free(mj);
