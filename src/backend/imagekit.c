@@ -50,7 +50,7 @@
 
 /* ---- names ---- */
 
-static int name_char_ok(unsigned char c)
+int imagekit_name_char_ok(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
@@ -66,7 +66,7 @@ static int ik_check_key(struct backend *be, const char *key, int is_dir,
 	for (p = key; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 
-		if (c == '/' || name_char_ok(c))
+		if (c == '/' || imagekit_name_char_ok(c))
 			continue;
 		if (c >= 0x80)
 			snprintf(why, cap, "ImageKit would store non-ASCII characters as '_' (names keep only letters, digits, '.', '-' and '_')");
@@ -298,6 +298,12 @@ enum mfs_err imagekit_do(struct backend *be, const struct ik_call *c,
 		__atomic_add_fetch(c->counter ? c->counter : &be->stats.other,
 				   1, __ATOMIC_RELAXED);
 		rc = http_perform(ik->http, &req, resp, eb);
+		if (!rc && c->date_ns) {
+			const char *d = http_header(resp, "date");
+
+			if (!d || str_parse_http_date(d, c->date_ns))
+				*c->date_ns = 0;
+		}
 		if (!rc && resp->status >= 200 && resp->status < 300)
 			break;
 		if (!rc && resp->status == 429 && ++limited <= MAX_429) {
@@ -442,7 +448,8 @@ void imagekit_remember(struct ik *ik, const char *key, const struct js *f)
 /* GET /v1/files with the query q (already encoded). */
 static enum mfs_err files_query(struct backend *be, const char *q,
 				const char *what, unsigned long *counter,
-				struct js **out, struct errbuf *eb)
+				int64_t *date_ns, struct js **out,
+				struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	struct ik_call c = { 0 };
@@ -455,6 +462,7 @@ static enum mfs_err files_query(struct backend *be, const char *q,
 	c.url = url;
 	c.what = what;
 	c.counter = counter;
+	c.date_ns = date_ns;
 	rc = imagekit_json(be, &c, out, eb);
 	if (!rc && !js_is_arr(*out)) {
 		js_free(*out);
@@ -471,10 +479,9 @@ static enum mfs_err add_enc(struct buf *b, const char *s)
 	return str_uri_encode(b, s, strlen(s), 0);
 }
 
-/* Search the folder of key for it: a file (kind OBJ_FILE, remembered in
- * the index), else with dirs a folder. MFS_ENOTFOUND when neither. */
-enum mfs_err imagekit_find(struct backend *be, const char *key, int dirs,
-			 struct obj_meta *m, struct errbuf *eb)
+enum mfs_err imagekit_find_dated(struct backend *be, const char *key,
+				 int dirs, struct obj_meta *m, int64_t *date_ns,
+				 struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	const char *name, *kinds[] = { "file", "folder" }, *p;
@@ -508,7 +515,7 @@ enum mfs_err imagekit_find(struct backend *be, const char *key, int dirs,
 		if (!rc)
 			rc = buf_adds(&q, "&limit=10");
 		if (!rc)
-			rc = files_query(be, q.data, key, &be->stats.head,
+			rc = files_query(be, q.data, key, &be->stats.head, date_ns,
 					 &arr, eb);
 		buf_cleanup(&q);
 		buf_cleanup(&sq);
@@ -538,6 +545,12 @@ enum mfs_err imagekit_find(struct backend *be, const char *key, int dirs,
 	}
 	free(folder);
 	return rc;
+}
+
+enum mfs_err imagekit_find(struct backend *be, const char *key, int dirs,
+			   struct obj_meta *m, struct errbuf *eb)
+{
+	return imagekit_find_dated(be, key, dirs, m, NULL, eb);
 }
 
 /* key's entry from the index, else from a search. */
@@ -611,7 +624,7 @@ enum mfs_err imagekit_list(struct backend *be, const char *dir,
 				      ik->list_limit, skip);
 		if (!rc)
 			rc = files_query(be, q.data, *dir ? dir : "/",
-					 &be->stats.list, &arr, eb);
+					 &be->stats.list, NULL, &arr, eb);
 		buf_cleanup(&q);
 		if (rc)
 			break;

@@ -62,6 +62,8 @@ struct ik_call {
 	size_t dst_cap;
 	uint64_t skip_on_200;
 	unsigned long *counter;
+	int64_t *date_ns;		/* out, may be NULL: the reply's Date
+					 * (ImageKit's clock), 0 if none */
 };
 
 char *imagekit_path(const struct ik *ik, const char *key);
@@ -86,8 +88,17 @@ enum mfs_err imagekit_api2(struct backend *be, const char *method,
 			 int purge, struct js **out, struct errbuf *eb);
 void imagekit_meta_from_file(const struct js *f, struct obj_meta *m);
 void imagekit_remember(struct ik *ik, const char *key, const struct js *f);
+/* Search the folder of key for it: a file (kind OBJ_FILE, remembered in
+ * the index), else with dirs a folder. MFS_ENOTFOUND when neither. */
 enum mfs_err imagekit_find(struct backend *be, const char *key, int dirs,
-			 struct obj_meta *m, struct errbuf *eb);
+			   struct obj_meta *m, struct errbuf *eb);
+/* imagekit_find, and *date_ns gets the Date of the search's reply: a
+ * reading of ImageKit's clock (1 s resolution; 0 when absent). */
+enum mfs_err imagekit_find_dated(struct backend *be, const char *key,
+				 int dirs, struct obj_meta *m, int64_t *date_ns,
+				 struct errbuf *eb);
+/* A character ImageKit keeps in names (others become '_'). */
+int imagekit_name_char_ok(unsigned char c);
 enum mfs_err imagekit_lookup(struct backend *be, const char *key,
 			   struct ik_ent **out, struct errbuf *eb);
 enum mfs_err imagekit_list(struct backend *be, const char *dir,

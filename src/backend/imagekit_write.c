@@ -152,20 +152,92 @@ static enum mfs_err upload_body(const struct put_body *body, const char *name,
 	return rc;
 }
 
-/* After a failed upload: does the server hold what we sent (size, and
- * mtime when fields carry it)? */
-static int landed(struct backend *be, const char *key, uint64_t size,
-		  const struct put_meta *pm, int fields, struct obj_meta *out)
+static int64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+/* Are the bytes ImageKit serves for key (the version in m) the body's?
+ * Read in ranged chunks (the original bytes, tr=orig-true). */
+static int same_bytes(struct backend *be, const char *key,
+		      const struct obj_meta *m, const struct put_body *body)
+{
+	size_t cap = 1 << 20;
+	char *got = malloc(cap), *want = malloc(cap);
+	uint64_t off = 0;
+	int same = got && want;
+
+	while (same && off < body->len) {
+		struct errbuf eb = { 0 };
+		size_t len = body->len - off < cap ? (size_t)(body->len - off)
+						   : cap;
+		size_t n = 0;
+		ssize_t r;
+
+		if (imagekit_get(be, key, off, len, m->etag, got, &n, &eb) ||
+		    n != len)
+			same = 0;
+		r = same ? pread(body->fd, want, len, (off_t)(body->off + off))
+			 : -1;
+		if (r != (ssize_t)len || memcmp(got, want, len))
+			same = 0;
+		off += len;
+	}
+	free(got);
+	free(want);
+	return same;
+}
+
+/* After a failed or doubtful upload (begun at t0, CLOCK_MONOTONIC ns):
+ * does ImageKit hold what was sent? Its size (and the mtime field) must
+ * match, and it must be proven to be the new content, not the version
+ * the upload meant to replace: updated after the attempt began, on
+ * ImageKit's own clock (the search reply's Date, 1 s resolution, minus
+ * the time since t0, is a bound the attempt's start is below), or else
+ * its bytes equal to the body's. Size and mtime alone prove nothing. */
+static int landed(struct backend *be, const char *key,
+		  const struct put_body *body, const struct put_meta *pm,
+		  int fields, int64_t t0, const char *oldver,
+		  struct obj_meta *out)
 {
 	struct errbuf eb = { 0 };
+	int64_t date = 0, sent = mono_ns();
 
-	if (imagekit_find(be, key, 0, out, &eb))
+	if (imagekit_find_dated(be, key, 0, out, &date, &eb))
 		return 0;
-	if (out->size != size)
+	if (out->size != body->len)
 		return 0;
 	/* custom metadata numbers are doubles: microseconds survive */
 	if (fields && pm->mtime_ns && llabs(out->mtime_ns - pm->mtime_ns) > 1000)
 		return 0;
+	if (date && out->server_mtime_ns && strcmp(out->etag, oldver) &&
+	    out->server_mtime_ns >= date + 1000000000LL - (sent - t0)) {
+		log_dbg(LOG_SUB_HTTP, "%s: version %s was updated after the upload began (ImageKit's clock)",
+			key, out->etag);
+		return 1;
+	}
+	if (same_bytes(be, key, out, body)) {
+		log_dbg(LOG_SUB_HTTP, "%s: version %s holds the bytes sent",
+			key, out->etag);
+		return 1;
+	}
+	return 0;
+}
+
+/* Is path what ImageKit makes of want (every character it does not keep
+ * turned into '_')? */
+static int sanitised_of(const char *path, const char *want)
+{
+	if (strlen(path) != strlen(want))
+		return 0;
+	for (; *want; want++, path++)
+		if (*path != *want &&
+		    !(*path == '_' && *want != '/' &&
+		      !imagekit_name_char_ok((unsigned char)*want)))
+			return 0;
 	return 1;
 }
 
@@ -178,7 +250,8 @@ enum mfs_err imagekit_put(struct backend *be, const char *key,
 	struct put_meta none = { 0 };
 	const char *name;
 	char *folder = imagekit_parent(ik, key, &name), *cmeta = NULL, *url = NULL;
-	char bound[64], *want = NULL;
+	char bound[64], *want = NULL, oldver[80] = "";
+	struct ik_ent *old;
 	struct buf b;
 	enum mfs_err rc;
 	int fields, attempt;
@@ -200,6 +273,12 @@ enum mfs_err imagekit_put(struct backend *be, const char *key,
 	want = imagekit_path(ik, key);
 	snprintf(bound, sizeof(bound), "mediafs-%08lx%08lx",
 		 (unsigned long)random(), (unsigned long)time(NULL));
+	/* the version an overwrite replaces: never proof of the new one */
+	if ((old = imagekit_idx_get(ik, key))) {
+		snprintf(oldver, sizeof(oldver), "%s",
+			 old->version ? old->version : "");
+		imagekit_ent_free(old);
+	}
 	rc = cmeta && url && want ? upload_body(body, name, folder, cmeta,
 						bound, &b, eb)
 				  : MFS_ENOMEM;
@@ -207,6 +286,7 @@ enum mfs_err imagekit_put(struct backend *be, const char *key,
 		struct ik_call c = { 0 };
 		struct js *j = NULL;
 		char ctype[120];
+		int64_t t0 = mono_ns();
 
 		snprintf(ctype, sizeof(ctype), "multipart/form-data; boundary=%s",
 			 bound);
@@ -221,21 +301,46 @@ enum mfs_err imagekit_put(struct backend *be, const char *key,
 		rc = imagekit_json(be, &c, &j, eb);
 		if (!rc) {
 			const char *fp = js_get_str(j, "filePath");
+			const char *fid = js_get_str(j, "fileId");
+			const char *ver = js_get_str(js_get(j, "versionInfo"),
+						     "id");
+			int64_t size = -1;
 
+			js_int(js_get(j, "size"), &size);
 			imagekit_meta_from_file(j, out);
-			if (!out->size)
-				out->size = body->len;
-			if (fp && strcmp(fp, want)) {
+			if (fp && fid && strcmp(fp, want) &&
+			    sanitised_of(fp, want)) {
 				/* sanitised after all: do not leave it */
-				char *p = str_fmt("/v1/files/%s", out->id);
+				char *p = str_fmt("/v1/files/%s", fid);
 
-				if (p && out->id[0])
-					imagekit_api(be, "DELETE", p, NULL, fp, NULL,
-					    NULL);
+				if (p)
+					imagekit_api(be, "DELETE", p, NULL, fp,
+						     NULL, NULL);
 				free(p);
 				rc = eb_set(eb, MFS_EINVAL,
 					    "%s: ImageKit stored it as %s (a name it rewrites); removed",
 					    key, fp);
+			} else if (!js_is_obj(j) || !fp || !fid || !ver) {
+				/* a 200 that is not a stored file's reply */
+				const char *msg = js_get_str(j, "message");
+
+				rc = eb_set(eb, MFS_ETRANSIENT,
+					    "upload of %s: the reply names no stored file%s%s",
+					    key, msg ? ": " : "",
+					    msg ? msg : "");
+			} else if (strcmp(fp, want)) {
+				rc = eb_set(eb, MFS_ETRANSIENT,
+					    "upload of %s: the reply names another file (%.200s)",
+					    key, fp);
+			} else if (oldver[0] && !strcmp(ver, oldver)) {
+				rc = eb_set(eb, MFS_ETRANSIENT,
+					    "upload of %s: the reply names version %s, the one the upload replaces",
+					    key, ver);
+			} else if (size != (int64_t)body->len) {
+				rc = eb_set(eb, MFS_ETRANSIENT,
+					    "upload of %s: the reply says %lld bytes, %llu were sent",
+					    key, (long long)size,
+					    (unsigned long long)body->len);
 			} else {
 				imagekit_remember(ik, key, j);
 				out->mtime_ns = meta->mtime_ns ?
@@ -243,16 +348,23 @@ enum mfs_err imagekit_put(struct backend *be, const char *key,
 				out->mode = meta->mode & 07777;
 			}
 			js_free(j);
-			break;
+			if (rc != MFS_ETRANSIENT)
+				break;
+			log_warn("%s: not trusted, re-checking",
+				 eb ? eb->msg : key);
+			j = NULL;
 		}
 		js_free(j);
 		if (rc != MFS_ETRANSIENT)
 			break;
 		/* never upload again blindly: maybe it landed and only the
 		 * reply was lost */
-		if (landed(be, key, body->len, meta, fields, out)) {
-			log_info("%s: the upload's reply was lost, but ImageKit holds it (%llu bytes): not sent again",
-				 key, (unsigned long long)body->len);
+		if (landed(be, key, body, meta, fields, t0, oldver, out)) {
+			log_info("%s: the upload's reply was lost, but ImageKit holds it (%llu bytes, version %s, proven new): not sent again",
+				 key, (unsigned long long)body->len, out->etag);
+			out->mtime_ns = meta->mtime_ns ? meta->mtime_ns
+						       : out->mtime_ns;
+			out->mode = meta->mode & 07777;
 			rc = MFS_OK;
 			break;
 		}
