@@ -298,6 +298,8 @@ enum mfs_err supabase_do(struct backend *be, const struct sb_call *c,
 		__atomic_add_fetch(c->counter ? c->counter : &be->stats.other,
 				   1, __ATOMIC_RELAXED);
 		rc = http_perform(sb->http, &req, resp, eb);
+		if (rc == MFS_ETRANSIENT && c->once)
+			goto out;
 		if (rc == MFS_ETRANSIENT)
 			continue;
 		if (rc)
@@ -305,6 +307,11 @@ enum mfs_err supabase_do(struct backend *be, const struct sb_call *c,
 		if (resp->status >= 200 && resp->status < 300)
 			goto out;
 		parse_error(&resp->body, &e);
+		if (retryable(resp->status, &e) && c->once) {
+			classify(be, c, resp->status, &e, eb);
+			rc = MFS_ETRANSIENT;
+			goto out;
+		}
 		if (!retryable(resp->status, &e) || attempt == sb->retries) {
 			rc = classify(be, c, resp->status, &e, eb);
 			goto out;

@@ -59,6 +59,9 @@ struct sb_call {
 	uint64_t skip_on_200;
 	size_t max_body;
 	unsigned long *counter;		/* be->stats field */
+	int once;			/* not idempotent: a transient failure
+					 * returns MFS_ETRANSIENT at once, the
+					 * caller re-checks */
 };
 
 struct sb_error {

@@ -527,8 +527,8 @@ enum mfs_err supabase_put(struct backend *be, const char *key,
 /* POST /object/move or /object/copy between "bucket/key"s. */
 static enum mfs_err move_or_copy(struct backend *be, const char *op,
 				 const char *src, const char *dst,
-				 const struct put_meta *meta, struct js **reply,
-				 struct errbuf *eb)
+				 const struct put_meta *meta, int once,
+				 struct js **reply, struct errbuf *eb)
 {
 	struct supa *sb = be->priv;
 	struct sb_call c = { 0 };
@@ -588,6 +588,7 @@ static enum mfs_err move_or_copy(struct backend *be, const char *op,
 	c.headers = h;
 	c.json = body;
 	c.counter = copy ? &be->stats.copy : &be->stats.other;
+	c.once = once;
 	rc = supabase_json(be, &c, reply, eb);
 out:
 	free(sbk);
@@ -605,7 +606,7 @@ enum mfs_err supabase_copy(struct backend *be, const char *src,
 			    struct obj_meta *out, struct errbuf *eb)
 {
 	struct js *j = NULL;
-	enum mfs_err rc = move_or_copy(be, "copy", src, dst, meta, &j, eb);
+	enum mfs_err rc = move_or_copy(be, "copy", src, dst, meta, 0, &j, eb);
 
 	if (!rc && out) {
 		supabase_meta_from_sys(j, out);
@@ -654,19 +655,52 @@ enum mfs_err supabase_del(struct backend *be, const char *key,
 	return rc;
 }
 
-enum mfs_err supabase_move(struct backend *be, const char *src,
-			    const char *dst, struct errbuf *eb)
+/* One move, never two at once or blindly again (API-NOTES F19: two
+ * moves of a key can answer 500 and leave an orphan version): after a
+ * doubtful answer, the source and the target say what happened. */
+static enum mfs_err move_checked(struct backend *be, const char *src,
+				 const char *dst, struct errbuf *eb)
 {
-	struct js *j = NULL;
-	enum mfs_err rc = move_or_copy(be, "move", src, dst, NULL, &j, eb);
+	struct supa *sb = be->priv;
+	enum mfs_err rc;
+	int attempt;
 
-	js_free(j);
+	for (attempt = 0;; attempt++) {
+		struct errbuf ieb = { 0 };
+		struct obj_meta m;
+		struct js *j = NULL;
+		enum mfs_err s, d;
+
+		rc = move_or_copy(be, "move", src, dst, NULL, 1, &j, eb);
+		js_free(j);
+		if (rc != MFS_ETRANSIENT)
+			return rc;
+		s = supabase_info(be, src, &m, NULL, &ieb);
+		d = s == MFS_ENOTFOUND ? supabase_info(be, dst, &m, NULL, &ieb)
+				       : MFS_ENOTFOUND;
+		if (s == MFS_ENOTFOUND && d == MFS_OK) {
+			log_info("move %s -> %s: %s; the target is there and the source gone: done",
+				 src, dst, eb && eb->msg[0] ? eb->msg : "no answer");
+			return MFS_OK;
+		}
+		if (s != MFS_OK || attempt >= sb->retries) {
+			eb_prefix(eb, "move %s -> %s: not done", src, dst);
+			return MFS_EIO;
+		}
+		__atomic_add_fetch(&be->stats.retries, 1, __ATOMIC_RELAXED);
+		http_sleep_ms(http_backoff_ms(attempt, sb->backoff_ms, 20000));
+	}
+}
+
+enum mfs_err supabase_move(struct backend *be, const char *src,
+			   const char *dst, struct errbuf *eb)
+{
+	enum mfs_err rc = move_checked(be, src, dst, eb);
+
 	if (rc == MFS_EEXIST) {
-		j = NULL;
 		rc = supabase_del(be, dst, eb);
 		if (!rc)
-			rc = move_or_copy(be, "move", src, dst, NULL, &j, eb);
-		js_free(j);
+			rc = move_checked(be, src, dst, eb);
 	}
 	return rc;
 }

@@ -414,6 +414,44 @@ static void test_tus(struct backend *be)
 	free(exists);
 }
 
+static void test_move(struct backend *be)
+{
+	char *boom = resp(500, JSON_HDR,
+		"{\"statusCode\":\"500\",\"code\":\"InternalError\",\"error\":\"internal\",\"message\":\"ENOENT\"}");
+	char *gone = resp(400, JSON_HDR,
+		"{\"statusCode\":\"404\",\"error\":\"not_found\",\"code\":\"NoSuchKey\",\"message\":\"Object not found\"}");
+	char *there = resp(200, JSON_HDR, "{\"name\":\"d/y\",\"size\":3}");
+	char *moved = resp(200, JSON_HDR, "{\"message\":\"Successfully moved\"}");
+	struct errbuf eb = { 0 };
+
+	CASE("move: a 500 is not answered by a second move: the source is gone, the target there: done");
+	{
+		struct reply r[] = { { boom, 0 }, { gone, 0 }, { there, 0 },
+				     { NULL, 0 } };
+
+		play(r);
+		CHECK(be->ops->move(be, "b/d/x", "b/d/y", &eb) == MFS_OK);
+		CHECK(requests() == 3);
+		CHECK_HAS(srv.reqs[0], "POST /storage/v1/object/move ");
+		CHECK_HAS(srv.reqs[1], "GET /storage/v1/object/info/authenticated/b/d/x ");
+		CHECK_HAS(srv.reqs[2], "GET /storage/v1/object/info/authenticated/b/d/y ");
+	}
+	CASE("move: a 500 and the source still there: moved again, once");
+	{
+		struct reply r[] = { { boom, 0 }, { there, 0 }, { moved, 0 },
+				     { NULL, 0 } };
+
+		play(r);
+		CHECK(be->ops->move(be, "b/d/x", "b/d/y", &eb) == MFS_OK);
+		CHECK(requests() == 3);
+		CHECK_HAS(srv.reqs[2], "POST /storage/v1/object/move ");
+	}
+	free(boom);
+	free(gone);
+	free(there);
+	free(moved);
+}
+
 static void test_keys(struct backend *be)
 {
 	static const struct {
@@ -523,6 +561,7 @@ int main(void)
 		test_keys(be);
 		test_put_proof(be);
 		test_tus(be);
+		test_move(be);
 		backend_free(be);
 	}
 	test_auth_and_config();
