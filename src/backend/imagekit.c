@@ -13,8 +13,10 @@
  * Uploads: multipart POST with useUniqueFileName=false and overwriteFile=true
  * (an overwrite is a new version of the same fileId), mtime and mode in the
  * custom metadata fields "mtime" and "mode" (created once when missing).
- * An upload is never retried blindly: after a failure the folder is searched
- * first, and an object of the right size and mtime counts as uploaded.
+ * An upload is done only when proven (imagekit_write.c): its reply names
+ * the file and a new version, or a search finds the file with the size and
+ * mtime sent and proof that it is new (updated after the attempt on
+ * ImageKit's clock, or the same bytes); never retried blindly.
  * Names are checked before anything is sent: ImageKit would silently turn
  * every character but letters, digits, '.', '-' and '_' into '_'.
  * Rename: same folder = the rename API; other folder = move (+ rename); a

@@ -10,10 +10,10 @@
  * classified by the JSON body's code/statusCode, never by the HTTP status
  * alone (the server answers 400 for nearly everything); 423, 429, 5xx and
  * 544 are retried with backoff.
- * ETags: a single-request upload answers no ETag, so put computes the MD5
- * of what it sent (the server's ETag for such an object); after TUS the
- * ETag is read back with one info request. Calls: net (http, json),
- * common.
+ * TUS errors are text/plain: their text is the reason. api_path ("/" for
+ * a server without the gateway, F16) prefixes every route.
+ * Writes (and their proof) live in supabase_write.c. Calls: net (http,
+ * json), common.
  * lock guards the bucket table and the list-v1 fallback flag; the rest of
  * struct supa is read-only after creation, so ops are thread-safe.
  */
