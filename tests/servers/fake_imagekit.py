@@ -39,6 +39,9 @@ STATE_DIR/control (re-read at every request, all lines optional):
                   (a failed overwrite: the previous version stays)
   upload_lie=N    every Nth upload stores nothing and answers 200 naming
                   another file (a lying reply)
+  upload_fail_first=1, upload_lie_first=1
+                  the same for the first upload of each path only (while the
+                  line is there): every file fails or is lied about once
   rate500=F       this fraction of API requests answer 500 before acting
   job_ms=M        bulk jobs stay Pending this long, default 400
   ignore_range=1  delivery ignores Range (200 with the whole file)
@@ -350,12 +353,16 @@ class Handler(QuietHandler):
         UPLOAD_COUNT += 1
         fail, lie = int(c.get('upload_fail', 0) or 0), \
             int(c.get('upload_lie', 0) or 0)
+        target = join(norm_folder(form.get('folder', '/')),
+                      form['fileName'])
+        for k in ('upload_fail_first', 'upload_lie_first'):
+            if c.get(k) == '1' and (k, target) not in FIRSTS:
+                FIRSTS.add((k, target))
+                fail, lie = (1, 0) if k == 'upload_fail_first' else (0, 1)
         if fail and UPLOAD_COUNT % fail == 0:
             return self.reply(500, {'message': 'We have experienced an internal error while processing your request.',
                                     'help': HELP})
         if lie and UPLOAD_COUNT % lie == 0:
-            target = join(norm_folder(form.get('folder', '/')),
-                          form['fileName'])
             others = [f for f in STORE.files.values()
                       if f['filePath'] != target]
             o = STORE.file_obj(others[0]) if others else {
@@ -684,6 +691,7 @@ if __name__ == '__main__':
     LOGLOCK = threading.Lock()
     API_COUNT = 0
     UPLOAD_COUNT = 0
+    FIRSTS = set()      # (control line, path) already failed or lied about
     STORE = Store(ikid, port)
     srv = Server(('127.0.0.1', port), Handler)
     print('ready', flush=True)

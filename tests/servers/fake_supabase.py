@@ -36,6 +36,8 @@ STATE_DIR/control (re-read at every request, all lines optional):
                 another key (a lying reply)
   put_err200=N  every Nth REST upload stores nothing and answers 200 with
                 an error body
+  put_bad_first=1  the first REST upload of each key (while this line is
+                there) answers like put_lie, its second like put_err200
 TUS (F12, F14): every request of an upload onto an existing object needs
 x-upsert: true -- the POST and each PATCH (409 text/plain "The resource
 already exists" otherwise); a wrong Upload-Offset is 409 text/plain
@@ -135,6 +137,7 @@ class State:
         self.rnd = random.Random(1)
         self.seeded = False
         self.puts = 0           # REST uploads seen (put_lie, put_err200)
+        self.tries = {}         # key -> REST uploads seen (put_bad_first)
         self.log = open(os.path.join(statedir, 'requests.log'), 'a',
                         buffering=1)
 
@@ -371,8 +374,14 @@ class Handler(QuietHandler):
         with st.lock:
             st.puts += 1
             n = st.puts
+            tries = 0
+            if ctl.get('put_bad_first') == '1':
+                tries = st.tries[(bucket, key)] = \
+                    st.tries.get((bucket, key), 0) + 1
         lie, e200 = int(ctl.get('put_lie', 0) or 0), \
             int(ctl.get('put_err200', 0) or 0)
+        if tries in (1, 2):
+            lie, e200 = (1, 0) if tries == 1 else (0, 1)
         if lie and n % lie == 0:
             return self.reply(200, {'Id': str(uuid.uuid4()),
                                     'Key': bucket + '/other-' + key})
