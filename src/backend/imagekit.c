@@ -13,8 +13,10 @@
  * Uploads: multipart POST with useUniqueFileName=false and overwriteFile=true
  * (an overwrite is a new version of the same fileId), mtime and mode in the
  * custom metadata fields "mtime" and "mode" (created once when missing).
- * An upload is never retried blindly: after a failure the folder is searched
- * first, and an object of the right size and mtime counts as uploaded.
+ * An upload is done only when proven (imagekit_write.c): its reply names
+ * the file and a new version, or a search finds the file with the size and
+ * mtime sent and proof that it is new (updated after the attempt on
+ * ImageKit's clock, or the same bytes); never retried blindly.
  * Names are checked before anything is sent: ImageKit would silently turn
  * every character but letters, digits, '.', '-' and '_' into '_'.
  * Rename: same folder = the rename API; other folder = move (+ rename); a
@@ -46,59 +48,11 @@
 #include "common/str.h"
 #include "net/http.h"
 #include "net/json.h"
-
-#define LIST_MAX_BODY (64 * 1024 * 1024)
-#define IDX_BUCKETS 4096
-#define MAX_429 200		/* rate-limited answers before giving up */
-#define JOB_TIMEOUT_S 3600
-#define SEEN_BACK 2000		/* names compared for page overlaps */
-
-struct ik_ent {
-	char *key;
-	char *file_id;
-	char *url;
-	char *version;
-	struct ik_ent *next;
-};
-
-struct ik {
-	char *api;		/* "https://api.imagekit.io", no trailing '/' */
-	char *upload;		/* "https://upload.imagekit.io" */
-	char *endpoint;		/* URL endpoint, no trailing '/' */
-	char *root;		/* "" or "/folder" (no trailing '/') */
-	char *auth;		/* "Authorization: Basic ..." (secret) */
-	int retries;
-	long backoff_ms;
-	int list_limit;
-	struct http_client *http;
-
-	pthread_mutex_t fields_lock;
-	int fields;		/* guarded: 0 unknown, 1 ready, -1 unusable */
-
-	pthread_mutex_t lock;
-	struct ik_ent *idx[IDX_BUCKETS];	/* guarded */
-};
-
-struct ik_call {
-	const char *method;
-	const char *url;
-	const char *what;		/* for messages */
-	const char *json;		/* JSON body */
-	const void *body;		/* or memory */
-	size_t body_len;
-	const char *ctype;		/* of body */
-	const char *range;		/* "Range: ..." */
-	int noauth;			/* delivery: never send the key */
-	int once;			/* no retry (uploads) */
-	char *dst;
-	size_t dst_cap;
-	uint64_t skip_on_200;
-	unsigned long *counter;
-};
+#include "imagekit_int.h"
 
 /* ---- names ---- */
 
-static int name_char_ok(unsigned char c)
+int imagekit_name_char_ok(unsigned char c)
 {
 	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
 	       (c >= '0' && c <= '9') || c == '.' || c == '-' || c == '_';
@@ -114,7 +68,7 @@ static int ik_check_key(struct backend *be, const char *key, int is_dir,
 	for (p = key; *p; p++) {
 		unsigned char c = (unsigned char)*p;
 
-		if (c == '/' || name_char_ok(c))
+		if (c == '/' || imagekit_name_char_ok(c))
 			continue;
 		if (c >= 0x80)
 			snprintf(why, cap, "ImageKit would store non-ASCII characters as '_' (names keep only letters, digits, '.', '-' and '_')");
@@ -127,7 +81,7 @@ static int ik_check_key(struct backend *be, const char *key, int is_dir,
 }
 
 /* "/root/key" (the file or folder path on ImageKit), malloc'd. */
-static char *ik_path(const struct ik *ik, const char *key)
+char *imagekit_path(const struct ik *ik, const char *key)
 {
 	return *key ? str_fmt("%s/%s", ik->root, key)
 		    : strdup(*ik->root ? ik->root : "/");
@@ -135,19 +89,19 @@ static char *ik_path(const struct ik *ik, const char *key)
 
 /* The folder path holding key ("/" at the top) and key's last name. */
 /* The last name of key. */
-static const char *base_name(const char *key)
+const char *imagekit_base_name(const char *key)
 {
 	const char *s = strrchr(key, '/');
 
 	return s ? s + 1 : key;
 }
 
-static char *ik_parent(const struct ik *ik, const char *key,
+char *imagekit_parent(const struct ik *ik, const char *key,
 		       const char **name)
 {
 	const char *s = strrchr(key, '/');
 
-	*name = base_name(key);
+	*name = imagekit_base_name(key);
 	if (!s)
 		return strdup(*ik->root ? ik->root : "/");
 	return str_fmt("%s/%.*s", ik->root, (int)(s - key), key);
@@ -164,7 +118,7 @@ static unsigned idx_hash(const char *s)
 	return h % IDX_BUCKETS;
 }
 
-static void ent_free(struct ik_ent *e)
+void imagekit_ent_free(struct ik_ent *e)
 {
 	free(e->key);
 	free(e->file_id);
@@ -173,7 +127,7 @@ static void ent_free(struct ik_ent *e)
 	free(e);
 }
 
-static void idx_put(struct ik *ik, const char *key, const char *file_id,
+void imagekit_idx_put(struct ik *ik, const char *key, const char *file_id,
 		    const char *url, const char *version)
 {
 	struct ik_ent *e, **pp;
@@ -189,7 +143,7 @@ static void idx_put(struct ik *ik, const char *key, const char *file_id,
 	e->url = url ? strdup(url) : NULL;
 	e->version = strdup(version ? version : "");
 	if (!e->key || !e->file_id || !e->version || (url && !e->url)) {
-		ent_free(e);
+		imagekit_ent_free(e);
 		return;
 	}
 	pthread_mutex_lock(&ik->lock);
@@ -199,7 +153,7 @@ static void idx_put(struct ik *ik, const char *key, const char *file_id,
 
 			e->next = old->next;
 			*pp = e;
-			ent_free(old);
+			imagekit_ent_free(old);
 			pthread_mutex_unlock(&ik->lock);
 			return;
 		}
@@ -209,7 +163,7 @@ static void idx_put(struct ik *ik, const char *key, const char *file_id,
 }
 
 /* A copy of key's entry (caller frees with ent_free), NULL if unknown. */
-static struct ik_ent *idx_get(struct ik *ik, const char *key)
+struct ik_ent *imagekit_idx_get(struct ik *ik, const char *key)
 {
 	struct ik_ent *e, *c = NULL;
 
@@ -224,7 +178,7 @@ static struct ik_ent *idx_get(struct ik *ik, const char *key)
 		c->version = strdup(e->version);
 		if (!c->key || !c->file_id || !c->version ||
 		    (e->url && !c->url)) {
-			ent_free(c);
+			imagekit_ent_free(c);
 			c = NULL;
 		}
 	}
@@ -233,7 +187,7 @@ static struct ik_ent *idx_get(struct ik *ik, const char *key)
 }
 
 /* Forget key, or with prefix set everything at or below key/. */
-static void idx_drop(struct ik *ik, const char *key, int prefix)
+void imagekit_idx_drop(struct ik *ik, const char *key, int prefix)
 {
 	size_t n = strlen(key);
 	int b;
@@ -251,7 +205,7 @@ static void idx_drop(struct ik *ik, const char *key, int prefix)
 
 			if (hit) {
 				*pp = e->next;
-				ent_free(e);
+				imagekit_ent_free(e);
 			} else {
 				pp = &e->next;
 			}
@@ -304,7 +258,7 @@ static int worth_retrying(long st)
 	return st == 408 || st == 500 || st == 502 || st == 503 || st == 504;
 }
 
-static enum mfs_err ik_do(struct backend *be, const struct ik_call *c,
+enum mfs_err imagekit_do(struct backend *be, const struct ik_call *c,
 			  struct http_response *resp, struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
@@ -346,6 +300,12 @@ static enum mfs_err ik_do(struct backend *be, const struct ik_call *c,
 		__atomic_add_fetch(c->counter ? c->counter : &be->stats.other,
 				   1, __ATOMIC_RELAXED);
 		rc = http_perform(ik->http, &req, resp, eb);
+		if (!rc && c->date_ns) {
+			const char *d = http_header(resp, "date");
+
+			if (!d || str_parse_http_date(d, c->date_ns))
+				*c->date_ns = 0;
+		}
 		if (!rc && resp->status >= 200 && resp->status < 300)
 			break;
 		if (!rc && resp->status == 429 && ++limited <= MAX_429) {
@@ -390,7 +350,7 @@ static enum mfs_err ik_do(struct backend *be, const struct ik_call *c,
 }
 
 /* A call whose 2xx body is JSON (or empty: *out stays NULL). */
-static enum mfs_err ik_json(struct backend *be, struct ik_call *c,
+enum mfs_err imagekit_json(struct backend *be, struct ik_call *c,
 			    struct js **out, struct errbuf *eb)
 {
 	struct http_response resp;
@@ -399,7 +359,7 @@ static enum mfs_err ik_json(struct backend *be, struct ik_call *c,
 	if (out)
 		*out = NULL;
 	http_response_init(&resp);
-	rc = ik_do(be, c, &resp, eb);
+	rc = imagekit_do(be, c, &resp, eb);
 	if (!rc && out && resp.body.len) {
 		rc = js_parse(resp.body.data, resp.body.len, out, eb);
 		if (rc)
@@ -411,7 +371,7 @@ static enum mfs_err ik_json(struct backend *be, struct ik_call *c,
 
 /* A JSON request to the API: method path body, reply in *out (may be
  * NULL). */
-static enum mfs_err api(struct backend *be, const char *method,
+enum mfs_err imagekit_api(struct backend *be, const char *method,
 			const char *path, const char *json, const char *what,
 			struct js **out, struct errbuf *eb)
 {
@@ -426,14 +386,14 @@ static enum mfs_err api(struct backend *be, const char *method,
 	c.url = url;
 	c.what = what;
 	c.json = json;
-	rc = ik_json(be, &c, out, eb);
+	rc = imagekit_json(be, &c, out, eb);
 	free(url);
 	return rc;
 }
 
 /* An API call whose body is {k1: v1[, k2: v2][, "purgeCache": false]}
  * (k2 NULL: one member). */
-static enum mfs_err api2(struct backend *be, const char *method,
+enum mfs_err imagekit_api2(struct backend *be, const char *method,
 			 const char *path, const char *what, const char *k1,
 			 const char *v1, const char *k2, const char *v2,
 			 int purge, struct js **out, struct errbuf *eb)
@@ -446,14 +406,14 @@ static enum mfs_err api2(struct backend *be, const char *method,
 	    (!purge || !js_set_bool(j, "purgeCache", 0)))
 		body = js_dump(j, 0);
 	js_free(j);
-	rc = body ? api(be, method, path, body, what, out, eb) : MFS_ENOMEM;
+	rc = body ? imagekit_api(be, method, path, body, what, out, eb) : MFS_ENOMEM;
 	free(body);
 	return rc;
 }
 
 /* ---- files as our metadata ---- */
 
-static void meta_from_file(const struct js *f, struct obj_meta *m)
+void imagekit_meta_from_file(const struct js *f, struct obj_meta *m)
 {
 	const struct js *cm = js_get(f, "customMetadata");
 	const char *v;
@@ -481,16 +441,17 @@ static void meta_from_file(const struct js *f, struct obj_meta *m)
 	snprintf(m->id, sizeof(m->id), "%s", v ? v : "");
 }
 
-static void remember(struct ik *ik, const char *key, const struct js *f)
+void imagekit_remember(struct ik *ik, const char *key, const struct js *f)
 {
-	idx_put(ik, key, js_get_str(f, "fileId"), js_get_str(f, "url"),
+	imagekit_idx_put(ik, key, js_get_str(f, "fileId"), js_get_str(f, "url"),
 		js_get_str(js_get(f, "versionInfo"), "id"));
 }
 
 /* GET /v1/files with the query q (already encoded). */
 static enum mfs_err files_query(struct backend *be, const char *q,
 				const char *what, unsigned long *counter,
-				struct js **out, struct errbuf *eb)
+				int64_t *date_ns, struct js **out,
+				struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	struct ik_call c = { 0 };
@@ -503,7 +464,8 @@ static enum mfs_err files_query(struct backend *be, const char *q,
 	c.url = url;
 	c.what = what;
 	c.counter = counter;
-	rc = ik_json(be, &c, out, eb);
+	c.date_ns = date_ns;
+	rc = imagekit_json(be, &c, out, eb);
 	if (!rc && !js_is_arr(*out)) {
 		js_free(*out);
 		*out = NULL;
@@ -519,14 +481,13 @@ static enum mfs_err add_enc(struct buf *b, const char *s)
 	return str_uri_encode(b, s, strlen(s), 0);
 }
 
-/* Search the folder of key for it: a file (kind OBJ_FILE, remembered in
- * the index), else with dirs a folder. MFS_ENOTFOUND when neither. */
-static enum mfs_err find(struct backend *be, const char *key, int dirs,
-			 struct obj_meta *m, struct errbuf *eb)
+enum mfs_err imagekit_find_dated(struct backend *be, const char *key,
+				 int dirs, struct obj_meta *m, int64_t *date_ns,
+				 struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	const char *name, *kinds[] = { "file", "folder" }, *p;
-	char *folder = ik_parent(ik, key, &name);
+	char *folder = imagekit_parent(ik, key, &name);
 	enum mfs_err rc = folder ? MFS_ENOTFOUND : MFS_ENOMEM;
 	int k;
 
@@ -556,7 +517,7 @@ static enum mfs_err find(struct backend *be, const char *key, int dirs,
 		if (!rc)
 			rc = buf_adds(&q, "&limit=10");
 		if (!rc)
-			rc = files_query(be, q.data, key, &be->stats.head,
+			rc = files_query(be, q.data, key, &be->stats.head, date_ns,
 					 &arr, eb);
 		buf_cleanup(&q);
 		buf_cleanup(&sq);
@@ -571,8 +532,8 @@ static enum mfs_err find(struct backend *be, const char *key, int dirs,
 				continue;	/* the query is a filter only */
 			if (k == 0 && !strcmp(js_get_str(o, "type") ? js_get_str(o, "type")
 					      : "file", "file")) {
-				meta_from_file(o, m);
-				remember(ik, key, o);
+				imagekit_meta_from_file(o, m);
+				imagekit_remember(ik, key, o);
 				rc = MFS_OK;
 				break;
 			}
@@ -588,21 +549,27 @@ static enum mfs_err find(struct backend *be, const char *key, int dirs,
 	return rc;
 }
 
+enum mfs_err imagekit_find(struct backend *be, const char *key, int dirs,
+			   struct obj_meta *m, struct errbuf *eb)
+{
+	return imagekit_find_dated(be, key, dirs, m, NULL, eb);
+}
+
 /* key's entry from the index, else from a search. */
-static enum mfs_err lookup(struct backend *be, const char *key,
+enum mfs_err imagekit_lookup(struct backend *be, const char *key,
 			   struct ik_ent **out, struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	struct obj_meta m;
 	enum mfs_err rc;
 
-	*out = idx_get(ik, key);
+	*out = imagekit_idx_get(ik, key);
 	if (*out)
 		return MFS_OK;
-	rc = find(be, key, 0, &m, eb);
+	rc = imagekit_find(be, key, 0, &m, eb);
 	if (rc)
 		return rc;
-	*out = idx_get(ik, key);
+	*out = imagekit_idx_get(ik, key);
 	return *out ? MFS_OK : MFS_ENOMEM;
 }
 
@@ -635,12 +602,12 @@ static int seen_add(struct seen *s, const char *name)
 	return s->names[s->n] ? (s->n++, 1) : -1;
 }
 
-static enum mfs_err ik_list(struct backend *be, const char *dir,
+enum mfs_err imagekit_list(struct backend *be, const char *dir,
 			    backend_list_cb cb, void *ud, struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	struct seen seen = { 0 };
-	char *folder = ik_path(ik, dir);
+	char *folder = imagekit_path(ik, dir);
 	enum mfs_err rc = folder ? MFS_OK : MFS_ENOMEM;
 	long skip = 0;
 	size_t i;
@@ -659,7 +626,7 @@ static enum mfs_err ik_list(struct backend *be, const char *dir,
 				      ik->list_limit, skip);
 		if (!rc)
 			rc = files_query(be, q.data, *dir ? dir : "/",
-					 &be->stats.list, &arr, eb);
+					 &be->stats.list, NULL, &arr, eb);
 		buf_cleanup(&q);
 		if (rc)
 			break;
@@ -683,9 +650,9 @@ static enum mfs_err ik_list(struct backend *be, const char *dir,
 				char *key = *dir ? str_fmt("%s/%s", dir, name)
 						 : strdup(name);
 
-				meta_from_file(o, &m);
+				imagekit_meta_from_file(o, &m);
 				if (key)
-					remember(ik, key, o);
+					imagekit_remember(ik, key, o);
 				free(key);
 			}
 			if (!rc)
@@ -711,29 +678,29 @@ static enum mfs_err ik_head(struct backend *be, const char *key,
 		out->kind = OBJ_DIR;
 		return MFS_OK;
 	}
-	return find(be, key, 1, out, eb);
+	return imagekit_find(be, key, 1, out, eb);
 }
 
 /* The URL the API gave for key, else the endpoint's; no request. */
 static enum mfs_err ik_url(struct backend *be, const char *key, char **out)
 {
 	struct ik *ik = be->priv;
-	struct ik_ent *e = idx_get(ik, key);
+	struct ik_ent *e = imagekit_idx_get(ik, key);
 	char *p;
 
 	if (e && e->url) {
 		*out = strdup(e->url);
 	} else {
-		p = ik_path(ik, key);
+		p = imagekit_path(ik, key);
 		*out = p ? str_uri_join(ik->endpoint, p) : NULL;
 		free(p);
 	}
 	if (e)
-		ent_free(e);
+		imagekit_ent_free(e);
 	return *out ? MFS_OK : MFS_ENOMEM;
 }
 
-static enum mfs_err ik_get(struct backend *be, const char *key, uint64_t off,
+enum mfs_err imagekit_get(struct backend *be, const char *key, uint64_t off,
 			   size_t len, const char *etag, char *dst,
 			   size_t *got, struct errbuf *eb)
 {
@@ -748,11 +715,11 @@ static enum mfs_err ik_get(struct backend *be, const char *key, uint64_t off,
 	*got = 0;
 	if (!len)
 		return MFS_OK;
-	rc = lookup(be, key, &e, eb);
+	rc = imagekit_lookup(be, key, &e, eb);
 	if (rc)
 		return rc;
 	if (etag && *etag && e->version[0] && strcmp(etag, e->version)) {
-		ent_free(e);
+		imagekit_ent_free(e);
 		return eb_set(eb, MFS_ECONFLICT,
 			      "%s changed on the server meanwhile", key);
 	}
@@ -767,7 +734,7 @@ static enum mfs_err ik_get(struct backend *be, const char *key, uint64_t off,
 			      '&' : '?');
 	if (!rc)
 		rc = add_enc(&u, e->version);
-	ent_free(e);
+	imagekit_ent_free(e);
 	if (rc) {
 		buf_cleanup(&u);
 		return rc;
@@ -784,13 +751,13 @@ static enum mfs_err ik_get(struct backend *be, const char *key, uint64_t off,
 	c.skip_on_200 = off;
 	c.counter = &be->stats.get;
 	http_response_init(&resp);
-	rc = ik_do(be, &c, &resp, eb);
+	rc = imagekit_do(be, &c, &resp, eb);
 	if (!rc)
 		*got = resp.dst_len;
 	else if (rc == MFS_ERANGE)
 		rc = MFS_OK;	/* at or past the end */
 	else if (rc == MFS_ENOTFOUND)
-		idx_drop(ik, key, 0);
+		imagekit_idx_drop(ik, key, 0);
 	http_response_cleanup(&resp);
 	buf_cleanup(&u);
 	return rc;
@@ -801,658 +768,14 @@ static enum mfs_err ik_file_id(struct backend *be, const char *key,
 {
 	struct errbuf eb = { 0 };
 	struct ik_ent *e;
-	enum mfs_err rc = lookup(be, key, &e, &eb);
+	enum mfs_err rc = imagekit_lookup(be, key, &e, &eb);
 
 	*out = NULL;
 	if (rc)
 		return rc == MFS_ENOTFOUND ? MFS_ENODATA : rc;
 	*out = strdup(e->file_id);
-	ent_free(e);
+	imagekit_ent_free(e);
 	return *out ? MFS_OK : MFS_ENOMEM;
-}
-
-/* ---- custom metadata fields ---- */
-
-static const char *const FIELDS[] = { "mtime", "mode" };
-
-/* Make sure the fields "mtime" and "mode" exist (once per mount). Returns
- * 1 when uploads may carry them. */
-static int fields_ready(struct backend *be)
-{
-	struct ik *ik = be->priv;
-	struct errbuf eb = { 0 };
-	struct js *arr = NULL;
-	enum mfs_err rc;
-	size_t i, f;
-	int ok;
-
-	pthread_mutex_lock(&ik->fields_lock);
-	if (ik->fields) {
-		ok = ik->fields > 0;
-		pthread_mutex_unlock(&ik->fields_lock);
-		return ok;
-	}
-	rc = api(be, "GET", "/v1/customMetadataFields", NULL,
-		 "custom metadata fields", &arr, &eb);
-	for (f = 0; !rc && f < 2; f++) {
-		int have = 0;
-		char *body;
-
-		for (i = 0; i < js_len(arr); i++) {
-			const struct js *o = js_at(arr, i);
-			const char *n = js_get_str(o, "name");
-			const char *t = js_get_str(js_get(o, "schema"), "type");
-
-			if (!n || strcmp(n, FIELDS[f]))
-				continue;
-			have = 1;
-			if (!t || strcmp(t, "Number"))
-				rc = eb_set(&eb, MFS_EINVAL,
-					    "the account's field '%s' is of type %s, not Number",
-					    FIELDS[f], t ? t : "unknown");
-		}
-		if (have)
-			continue;
-		body = str_fmt("{\"name\":\"%s\",\"label\":\"%s\",\"schema\":{\"type\":\"Number\"}}",
-			       FIELDS[f], FIELDS[f]);
-		rc = body ? api(be, "POST", "/v1/customMetadataFields", body,
-				"custom metadata field", NULL, &eb)
-			  : MFS_ENOMEM;
-		free(body);
-		if (!rc)
-			log_info("remote [%s]: created the custom metadata field '%s' (mediafs keeps mtime and mode there)",
-				 be->name, FIELDS[f]);
-	}
-	js_free(arr);
-	if (rc == MFS_ENOMEM || rc == MFS_ETRANSIENT || rc == MFS_EIO) {
-		/* try again with the next upload */
-		pthread_mutex_unlock(&ik->fields_lock);
-		log_warn("remote [%s]: custom metadata fields: %s", be->name,
-			 eb.msg);
-		return 0;
-	}
-	ik->fields = rc ? -1 : 1;
-	if (rc)
-		log_warn("remote [%s]: cannot use custom metadata fields mtime/mode (%s): mtimes are not kept; use rsync --size-only",
-			 be->name, eb.msg);
-	pthread_mutex_unlock(&ik->fields_lock);
-	return !rc;
-}
-
-/* {"mtime":S.NNN,"mode":N} for m, malloc'd; "{}" without them. */
-static char *custom_meta(const struct put_meta *m, int fields)
-{
-	if (!fields || (!m->mtime_ns && !m->mode))
-		return strdup("{}");
-	if (!m->mode)
-		return str_fmt("{\"mtime\":%lld.%09lld}",
-			       (long long)(m->mtime_ns / 1000000000),
-			       (long long)(m->mtime_ns % 1000000000));
-	if (!m->mtime_ns)
-		return str_fmt("{\"mode\":%u}", m->mode & 07777);
-	return str_fmt("{\"mtime\":%lld.%09lld,\"mode\":%u}",
-		       (long long)(m->mtime_ns / 1000000000),
-		       (long long)(m->mtime_ns % 1000000000), m->mode & 07777);
-}
-
-/* ---- writes ---- */
-
-static enum mfs_err form_field(struct buf *b, const char *bound,
-			       const char *name, const char *value)
-{
-	return buf_addf(b, "--%s\r\nContent-Disposition: form-data; name=\"%s\"\r\n\r\n%s\r\n",
-			bound, name, value);
-}
-
-/* The multipart body of an upload: fields, then the file's bytes. */
-static enum mfs_err upload_body(const struct put_body *body, const char *name,
-				const char *folder, const char *cmeta,
-				const char *bound, struct buf *b,
-				struct errbuf *eb)
-{
-	enum mfs_err rc;
-	uint64_t done = 0;
-
-	rc = form_field(b, bound, "fileName", name);
-	if (!rc)
-		rc = form_field(b, bound, "folder", folder);
-	if (!rc)
-		rc = form_field(b, bound, "useUniqueFileName", "false");
-	if (!rc)
-		rc = form_field(b, bound, "overwriteFile", "true");
-	if (!rc)
-		rc = form_field(b, bound, "customMetadata", cmeta);
-	if (!rc)
-		rc = form_field(b, bound, "responseFields", "customMetadata");
-	if (!rc)
-		rc = buf_addf(b, "--%s\r\nContent-Disposition: form-data; name=\"file\"; filename=\"%s\"\r\nContent-Type: application/octet-stream\r\n\r\n",
-			      bound, name);
-	while (!rc && done < body->len) {
-		char chunk[65536];
-		size_t want = body->len - done < sizeof(chunk) ?
-			      (size_t)(body->len - done) : sizeof(chunk);
-		ssize_t n = pread(body->fd, chunk, want,
-				  (off_t)(body->off + done));
-
-		if (n <= 0)
-			return eb_set(eb, MFS_EIO, "reading the staged file: %s",
-				      n ? strerror(errno) : "short file");
-		rc = buf_add(b, chunk, (size_t)n);
-		done += (uint64_t)n;
-	}
-	if (!rc)
-		rc = buf_addf(b, "\r\n--%s--\r\n", bound);
-	return rc;
-}
-
-/* After a failed upload: does the server hold what we sent (size, and
- * mtime when fields carry it)? */
-static int landed(struct backend *be, const char *key, uint64_t size,
-		  const struct put_meta *pm, int fields, struct obj_meta *out)
-{
-	struct errbuf eb = { 0 };
-
-	if (find(be, key, 0, out, &eb))
-		return 0;
-	if (out->size != size)
-		return 0;
-	/* custom metadata numbers are doubles: microseconds survive */
-	if (fields && pm->mtime_ns && llabs(out->mtime_ns - pm->mtime_ns) > 1000)
-		return 0;
-	return 1;
-}
-
-static enum mfs_err ik_put(struct backend *be, const char *key,
-			   const struct put_body *body,
-			   const struct put_meta *meta, struct obj_meta *out,
-			   struct errbuf *eb)
-{
-	struct ik *ik = be->priv;
-	struct put_meta none = { 0 };
-	const char *name;
-	char *folder = ik_parent(ik, key, &name), *cmeta = NULL, *url = NULL;
-	char bound[64], *want = NULL;
-	struct buf b;
-	enum mfs_err rc;
-	int fields, attempt;
-
-	memset(out, 0, sizeof(*out));
-	buf_init(&b, 0);
-	if (!meta)
-		meta = &none;
-	if (!folder)
-		return MFS_ENOMEM;
-	if (!body->len) {
-		free(folder);
-		return eb_set(eb, MFS_EUNSUPP,
-			      "%s: ImageKit cannot store empty files", key);
-	}
-	fields = fields_ready(be);
-	cmeta = custom_meta(meta, fields);
-	url = str_fmt("%s/api/v1/files/upload", ik->upload);
-	want = ik_path(ik, key);
-	snprintf(bound, sizeof(bound), "mediafs-%08lx%08lx",
-		 (unsigned long)random(), (unsigned long)time(NULL));
-	rc = cmeta && url && want ? upload_body(body, name, folder, cmeta,
-						bound, &b, eb)
-				  : MFS_ENOMEM;
-	for (attempt = 0; !rc; attempt++) {
-		struct ik_call c = { 0 };
-		struct js *j = NULL;
-		char ctype[120];
-
-		snprintf(ctype, sizeof(ctype), "multipart/form-data; boundary=%s",
-			 bound);
-		c.method = "POST";
-		c.url = url;
-		c.what = key;
-		c.body = b.data;
-		c.body_len = b.len;
-		c.ctype = ctype;
-		c.once = 1;
-		c.counter = &be->stats.put;
-		rc = ik_json(be, &c, &j, eb);
-		if (!rc) {
-			const char *fp = js_get_str(j, "filePath");
-
-			meta_from_file(j, out);
-			if (!out->size)
-				out->size = body->len;
-			if (fp && strcmp(fp, want)) {
-				/* sanitised after all: do not leave it */
-				char *p = str_fmt("/v1/files/%s", out->id);
-
-				if (p && out->id[0])
-					api(be, "DELETE", p, NULL, fp, NULL,
-					    NULL);
-				free(p);
-				rc = eb_set(eb, MFS_EINVAL,
-					    "%s: ImageKit stored it as %s (a name it rewrites); removed",
-					    key, fp);
-			} else {
-				remember(ik, key, j);
-				out->mtime_ns = meta->mtime_ns ?
-						meta->mtime_ns : out->mtime_ns;
-				out->mode = meta->mode & 07777;
-			}
-			js_free(j);
-			break;
-		}
-		js_free(j);
-		if (rc != MFS_ETRANSIENT)
-			break;
-		/* never upload again blindly: maybe it landed and only the
-		 * reply was lost */
-		if (landed(be, key, body->len, meta, fields, out)) {
-			log_info("%s: the upload's reply was lost, but ImageKit holds it (%llu bytes): not sent again",
-				 key, (unsigned long long)body->len);
-			rc = MFS_OK;
-			break;
-		}
-		if (attempt >= ik->retries) {
-			eb_prefix(eb, "upload of %s: gave up after %d retries",
-				  key, ik->retries);
-			rc = MFS_EIO;
-			break;
-		}
-		__atomic_add_fetch(&be->stats.retries, 1, __ATOMIC_RELAXED);
-		http_sleep_ms(http_backoff_ms(attempt, ik->backoff_ms, 20000));
-		rc = MFS_OK;
-	}
-	buf_cleanup(&b);
-	free(folder);
-	free(cmeta);
-	free(url);
-	free(want);
-	return rc;
-}
-
-/* Update mtime/mode in place: PATCH the file's details. */
-static enum mfs_err patch_meta(struct backend *be, const char *key,
-			       const struct put_meta *meta,
-			       struct obj_meta *out, struct errbuf *eb)
-{
-	struct ik *ik = be->priv;
-	struct ik_ent *e = NULL;
-	struct js *j = NULL;
-	char *cm, *body = NULL, *path = NULL;
-	enum mfs_err rc;
-
-	if (!fields_ready(be))
-		return eb_set(eb, MFS_EUNSUPP,
-			      "%s: mtime and mode cannot be kept (no custom metadata fields)",
-			      key);
-	rc = lookup(be, key, &e, eb);
-	if (rc)
-		return rc;
-	cm = custom_meta(meta, 1);
-	if (cm)
-		body = str_fmt("{\"customMetadata\":%s}", cm);
-	path = str_fmt("/v1/files/%s/details", e->file_id);
-	rc = body && path ? api(be, "PATCH", path, body, key, &j, eb)
-			  : MFS_ENOMEM;
-	if (!rc) {
-		meta_from_file(j, out);
-		remember(ik, key, j);
-	}
-	js_free(j);
-	ent_free(e);
-	free(cm);
-	free(body);
-	free(path);
-	return rc;
-}
-
-static enum mfs_err ik_copy(struct backend *be, const char *src,
-			    const char *dst, const struct put_meta *meta,
-			    struct obj_meta *out, struct errbuf *eb)
-{
-	struct ik *ik = be->priv;
-	const char *sn, *dn;
-	char *sp = NULL, *dfold = ik_parent(ik, dst, &dn), *body = NULL;
-	struct js *j = NULL;
-	enum mfs_err rc;
-
-	if (!strcmp(src, dst)) {
-		free(dfold);
-		return meta ? patch_meta(be, src, meta, out, eb) : MFS_OK;
-	}
-	sn = base_name(src);
-	if (!dfold)
-		return MFS_ENOMEM;
-	if (strcmp(sn, dn)) {
-		free(dfold);
-		return eb_set(eb, MFS_EUNSUPP,
-			      "ImageKit copies keep the file's name (%s -> %s)",
-			      src, dst);
-	}
-	sp = ik_path(ik, src);
-	j = js_obj();
-	if (sp && j && !js_set_str(j, "sourceFilePath", sp) &&
-	    !js_set_str(j, "destinationPath", dfold) &&
-	    !js_set_bool(j, "includeFileVersions", 0))
-		body = js_dump(j, 0);
-	js_free(j);
-	rc = body ? api(be, "POST", "/v1/files/copy", body, src, NULL, eb)
-		  : MFS_ENOMEM;
-	if (!rc)
-		rc = meta ? patch_meta(be, dst, meta, out, eb)
-			  : find(be, dst, 0, out, eb);
-	free(sp);
-	free(dfold);
-	free(body);
-	return rc;
-}
-
-/* Does key exist on the server (as file or folder)? 1 yes, 0 no, <0 error
- * (in *rc). */
-static int exists(struct backend *be, const char *key, enum mfs_err *rc,
-		  struct errbuf *eb)
-{
-	struct obj_meta m;
-
-	*rc = find(be, key, 1, &m, eb);
-	if (*rc == MFS_ENOTFOUND) {
-		*rc = MFS_OK;
-		return 0;
-	}
-	return *rc ? -1 : 1;
-}
-
-/* The key "dir/name" of a name in key's folder, malloc'd. */
-static char *sibling(const char *key, const char *name)
-{
-	const char *s = strrchr(key, '/');
-
-	return s ? str_fmt("%.*s/%s", (int)(s - key), key, name)
-		 : strdup(name);
-}
-
-/* Start a bulk job (kind: "moveFolder" with sourceFolderPath and
- * destinationPath, "renameFolder" with folderPath and newFolderName) and
- * wait until ImageKit says it completed. */
-static enum mfs_err bulk_job(struct backend *be, const char *kind,
-			     const char *a, const char *av, const char *b,
-			     const char *bv, const char *what,
-			     struct errbuf *eb)
-{
-	struct js *j = NULL;
-	char *path = str_fmt("/v1/bulkJobs/%s", kind), *id = NULL;
-	enum mfs_err rc;
-	time_t until = time(NULL) + JOB_TIMEOUT_S;
-	long wait = 100;
-
-	rc = path ? api2(be, "POST", path, what, a, av, b, bv,
-			 !strcmp(kind, "renameFolder"), &j, eb)
-		  : MFS_ENOMEM;
-	if (!rc && !js_get_str(j, "jobId"))
-		rc = eb_set(eb, MFS_EPROTO, "%s %s: no jobId in the reply",
-			    kind, what);
-	if (!rc)
-		id = str_fmt("/v1/bulkJobs/%s", js_get_str(j, "jobId"));
-	js_free(j);
-	j = NULL;
-	if (!rc && !id)
-		rc = MFS_ENOMEM;
-	while (!rc) {
-		const char *st;
-
-		http_sleep_ms(wait);
-		rc = api(be, "GET", id, NULL, what, &j, eb);
-		st = rc ? NULL : js_get_str(j, "status");
-		if (!rc && st && !strcasecmp(st, "Completed")) {
-			js_free(j);
-			break;
-		}
-		if (!rc && st && strcasecmp(st, "Pending") &&
-		    strcasecmp(st, "Running") && strcasecmp(st, "In_Progress"))
-			rc = eb_set(eb, MFS_EIO, "%s %s: the job ended as %s",
-				    kind, what, st);
-		js_free(j);
-		j = NULL;
-		if (!rc && time(NULL) > until)
-			rc = eb_set(eb, MFS_EIO,
-				    "%s %s: the job was still pending after %d s",
-				    kind, what, JOB_TIMEOUT_S);
-		if (wait < 2000)
-			wait *= 2;
-	}
-	if (!rc)
-		log_info("remote [%s]: %s %s: job completed", be->name, kind,
-			 what);
-	free(path);
-	free(id);
-	return rc;
-}
-
-/* The two steps of a rename on ImageKit: within a folder, and into
- * another folder (keeping the name); a file's through the file APIs, a
- * folder's (dir) through bulk jobs, polled until done. */
-static enum mfs_err step_rename(struct backend *be, int dir, const char *path,
-				const char *newname, const char *what,
-				struct errbuf *eb)
-{
-	return dir ? bulk_job(be, "renameFolder", "folderPath", path,
-			      "newFolderName", newname, what, eb)
-		   : api2(be, "PUT", "/v1/files/rename", what, "filePath",
-			  path, "newFileName", newname, 1, NULL, eb);
-}
-
-static enum mfs_err step_move(struct backend *be, int dir, const char *path,
-			      const char *folder, const char *what,
-			      struct errbuf *eb)
-{
-	return dir ? bulk_job(be, "moveFolder", "sourceFolderPath", path,
-			      "destinationPath", folder, what, eb)
-		   : api2(be, "POST", "/v1/files/move", what, "sourceFilePath",
-			  path, "destinationPath", folder, 0, NULL, eb);
-}
-
-/* Rename file or folder (dir) src to dst. A target that exists is refused:
- * ImageKit would stack a file onto it as new versions, or merge folders.
- * Same folder: one rename. Another folder: a move (which keeps the name),
- * then a rename there for a new name; when the old name is taken in the
- * target folder, the rename comes first. */
-static enum mfs_err relocate(struct backend *be, const char *src,
-			     const char *dst, int dir, struct errbuf *eb)
-{
-	struct ik *ik = be->priv;
-	const char *sn, *dn;
-	char *sfold = ik_parent(ik, src, &sn), *dfold = ik_parent(ik, dst, &dn);
-	char *sp = ik_path(ik, src), *mid = NULL, *midp = NULL, *tmp = NULL;
-	enum mfs_err rc = sfold && dfold && sp ? MFS_OK : MFS_ENOMEM;
-	int e;
-
-	if (!rc && exists(be, dst, &rc, eb) > 0)
-		rc = eb_set(eb, MFS_EEXIST,
-			    "%s exists on ImageKit: mediafs does not rename onto it",
-			    dst);
-	if (rc)
-		goto out;
-	if (!strcmp(sfold, dfold)) {
-		rc = step_rename(be, dir, sp, dn, src, eb);
-		goto done;
-	}
-	mid = sibling(dst, sn);	/* where a move puts it */
-	if (!mid) {
-		rc = MFS_ENOMEM;
-		goto out;
-	}
-	if (!strcmp(sn, dn) || exists(be, mid, &rc, eb) == 0) {
-		rc = step_move(be, dir, sp, dfold, src, eb);
-		if (!rc && strcmp(sn, dn)) {
-			midp = ik_path(ik, mid);
-			rc = midp ? step_rename(be, dir, midp, dn, mid, eb)
-				  : MFS_ENOMEM;
-		}
-		goto done;
-	}
-	if (rc)
-		goto out;
-	tmp = sibling(src, dn);	/* renamed first, in the old folder */
-	e = tmp ? exists(be, tmp, &rc, eb) : -1;
-	if (!tmp)
-		rc = MFS_ENOMEM;
-	else if (e > 0)
-		rc = eb_set(eb, MFS_EEXIST,
-			    "rename %s -> %s: both %s and %s are taken on ImageKit",
-			    src, dst, mid, tmp);
-	if (!rc)
-		rc = step_rename(be, dir, sp, dn, src, eb);
-	if (!rc) {
-		midp = ik_path(ik, tmp);
-		rc = midp ? step_move(be, dir, midp, dfold, tmp, eb)
-			  : MFS_ENOMEM;
-	}
-done:
-	if (!rc)	/* the new path's url is found again when needed */
-		idx_drop(ik, src, dir);
-out:
-	free(sfold);
-	free(dfold);
-	free(sp);
-	free(mid);
-	free(midp);
-	free(tmp);
-	return rc;
-}
-
-static enum mfs_err ik_move(struct backend *be, const char *src,
-			    const char *dst, struct errbuf *eb)
-{
-	return relocate(be, src, dst, 0, eb);
-}
-
-static enum mfs_err delete_id(struct backend *be, const char *key,
-			      const char *id, struct errbuf *eb)
-{
-	char *p = str_fmt("/v1/files/%s", id);
-	enum mfs_err rc;
-
-	if (!p)
-		return MFS_ENOMEM;
-	__atomic_add_fetch(&be->stats.del, 1, __ATOMIC_RELAXED);
-	rc = api(be, "DELETE", p, NULL, key, NULL, eb);
-	free(p);
-	return rc == MFS_ENOTFOUND ? MFS_OK : rc;
-}
-
-static enum mfs_err ik_rmdir(struct backend *be, const char *dir,
-			     struct errbuf *eb);
-
-static enum mfs_err ik_del(struct backend *be, const char *key,
-			   struct errbuf *eb)
-{
-	struct ik *ik = be->priv;
-	struct ik_ent *e = NULL;
-	size_t n = strlen(key);
-	enum mfs_err rc;
-
-	if (n && key[n - 1] == '/') {	/* a directory marker */
-		char *d = str_ndup(key, n - 1);
-
-		rc = d ? ik_rmdir(be, d, eb) : MFS_ENOMEM;
-		free(d);
-		return rc;
-	}
-	rc = lookup(be, key, &e, eb);
-	if (rc == MFS_ENOTFOUND)
-		return MFS_OK;
-	if (!rc)
-		rc = delete_id(be, key, e->file_id, eb);
-	if (!rc)
-		idx_drop(ik, key, 0);
-	if (e)
-		ent_free(e);
-	return rc;
-}
-
-static enum mfs_err ik_del_many(struct backend *be, const char *const *keys,
-				int n, int *failed, struct errbuf *eb)
-{
-	int i;
-
-	*failed = 0;
-	for (i = 0; i < n; i++) {
-		struct errbuf e1 = { 0 };
-
-		if (ik_del(be, keys[i], &e1)) {
-			if (!*failed)
-				*eb = e1;
-			(*failed)++;
-		}
-	}
-	return MFS_OK;
-}
-
-/* ---- folders ---- */
-
-static enum mfs_err ik_mkdir(struct backend *be, const char *dir,
-			     const struct put_meta *meta, struct errbuf *eb)
-{
-	struct ik *ik = be->priv;
-	const char *name;
-	char *parent = ik_parent(ik, dir, &name), *pp = NULL;
-	enum mfs_err rc;
-
-	(void)meta;
-	if (parent)
-		pp = str_fmt("%s%s", parent, strcmp(parent, "/") ? "/" : "");
-	rc = pp ? api2(be, "POST", "/v1/folder", dir, "folderName", name,
-		       "parentFolderPath", pp, 0, NULL, eb)
-		: MFS_ENOMEM;
-	free(parent);
-	free(pp);
-	return rc;
-}
-
-static enum mfs_err count_one(void *ud, const char *name,
-			      const struct obj_meta *m)
-{
-	(void)name;
-	(void)m;
-	(*(int *)ud)++;
-	return MFS_EEXIST;	/* one is enough: stop */
-}
-
-static enum mfs_err ik_rmdir(struct backend *be, const char *dir,
-			     struct errbuf *eb)
-{
-	struct ik *ik = be->priv;
-	char *p = ik_path(ik, dir), *fp = NULL;
-	enum mfs_err rc;
-	int children = 0;
-
-	/* the API deletes recursively: look first */
-	rc = ik_list(be, dir, count_one, &children, eb);
-	if (rc == MFS_EEXIST)
-		rc = MFS_OK;
-	if (!rc && children)
-		rc = eb_set(eb, MFS_ENOTEMPTY,
-			    "%s: not empty on ImageKit (the folder holds files this mount has not listed)",
-			    dir);
-	if (!rc) {
-		fp = p ? str_fmt("%s/", p) : NULL;
-		rc = fp ? api2(be, "DELETE", "/v1/folder", dir, "folderPath", fp,
-			       NULL, NULL, 0, NULL, eb)
-			: MFS_ENOMEM;
-		if (rc == MFS_ENOTFOUND)
-			rc = MFS_OK;
-	}
-	free(p);
-	free(fp);
-	return rc;
-}
-
-static enum mfs_err ik_move_dir(struct backend *be, const char *src,
-				const char *dst, struct errbuf *eb)
-{
-	struct obj_meta m;
-	enum mfs_err rc = find(be, src, 1, &m, eb);
-
-	if (rc == MFS_ENOTFOUND || (!rc && m.kind != OBJ_DIR))
-		return MFS_OK;	/* never stored (its marker is still queued) */
-	return rc ? rc : relocate(be, src, dst, 1, eb);
 }
 
 static void ik_free(struct backend *be)
@@ -1478,7 +801,7 @@ static void ik_free(struct backend *be)
 				struct ik_ent *e = ik->idx[b];
 
 				ik->idx[b] = e->next;
-				ent_free(e);
+				imagekit_ent_free(e);
 			}
 		pthread_mutex_destroy(&ik->lock);
 		pthread_mutex_destroy(&ik->fields_lock);
@@ -1491,19 +814,19 @@ static const struct backend_ops ik_ops = {
 	.caps = BE_CAP_RANGE_READ | BE_CAP_WRITE | BE_CAP_SERVER_COPY |
 		BE_CAP_USER_MTIME | BE_CAP_FOLDERS | BE_CAP_NO_EMPTY |
 		BE_CAP_NO_CLOBBER,
-	.list = ik_list,
+	.list = imagekit_list,
 	.head = ik_head,
-	.get = ik_get,
+	.get = imagekit_get,
 	.url = ik_url,
 	.file_id = ik_file_id,
-	.put = ik_put,
-	.copy = ik_copy,
-	.move = ik_move,
-	.move_dir = ik_move_dir,
-	.del = ik_del,
-	.del_many = ik_del_many,
-	.mkdir = ik_mkdir,
-	.rmdir = ik_rmdir,
+	.put = imagekit_put,
+	.copy = imagekit_copy,
+	.move = imagekit_move,
+	.move_dir = imagekit_move_dir,
+	.del = imagekit_del,
+	.del_many = imagekit_del_many,
+	.mkdir = imagekit_mkdir,
+	.rmdir = imagekit_rmdir,
 	.check_key = ik_check_key,
 	.free = ik_free,
 };

@@ -356,9 +356,24 @@ enum mfs_err s3_mp_part(struct backend *be, const char *key,
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	if (!rc) {
-		s3_strip_etag(http_header(&resp, "etag"), etag, 80);
+		/* kept exactly as received: Supabase's S3 endpoint answers
+		 * it unquoted and compares it byte for byte at completion
+		 * (API-NOTES F17) */
+		const char *v = http_header(&resp, "etag"), *bad;
+		size_t n;
+
+		v = v ? v + strspn(v, " \t") : "";
+		n = strcspn(v, "\r\n");
+		while (n && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+			n--;
+		bad = strpbrk(v, "<>&");	/* XML would need them escaped */
+		if (n >= 80 || (bad && (size_t)(bad - v) < n))
+			n = 0;
+		memcpy(etag, v, n);
+		etag[n] = '\0';
 		if (!*etag)
-			rc = eb_set(eb, MFS_EPROTO, "part %d: no ETag", part);
+			rc = eb_set(eb, MFS_EPROTO, "part %d: no usable ETag",
+				    part);
 	}
 	http_response_cleanup(&resp);
 	return rc;
@@ -382,7 +397,7 @@ enum mfs_err s3_mp_complete(struct backend *be, const char *key,
 	rc = buf_adds(&body, "<CompleteMultipartUpload>");
 	for (i = 0; i < nparts && !rc; i++)
 		rc = buf_addf(&body, "<Part><PartNumber>%d</PartNumber>"
-			      "<ETag>\"%s\"</ETag></Part>", i + 1, etags[i]);
+			      "<ETag>%s</ETag></Part>", i + 1, etags[i]);
 	if (!rc)
 		rc = buf_adds(&body, "</CompleteMultipartUpload>");
 	if (rc) {

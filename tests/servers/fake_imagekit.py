@@ -35,6 +35,13 @@ STATE_DIR/control (re-read at every request, all lines optional):
   reset_ms=M      X-RateLimit-Reset of a 429, default 150
   upload500=N     every Nth upload stores the file, then answers 500 (a
                   reply lost after the work was done)
+  upload_fail=N   every Nth upload answers 500 without storing anything
+                  (a failed overwrite: the previous version stays)
+  upload_lie=N    every Nth upload stores nothing and answers 200 naming
+                  another file (a lying reply)
+  upload_fail_first=1, upload_lie_first=1
+                  the same for the first upload of each path only (while the
+                  line is there): every file fails or is lied about once
   rate500=F       this fraction of API requests answer 500 before acting
   job_ms=M        bulk jobs stay Pending this long, default 400
   ignore_range=1  delivery ignores Range (200 with the whole file)
@@ -342,6 +349,33 @@ class Handler(QuietHandler):
                 if fld['schema']['type'] == 'Number' and \
                         not isinstance(v, (int, float)):
                     raise Err(400, 'Invalid custom metadata: "%s" must be a number' % k)
+        global UPLOAD_COUNT
+        UPLOAD_COUNT += 1
+        fail, lie = int(c.get('upload_fail', 0) or 0), \
+            int(c.get('upload_lie', 0) or 0)
+        target = join(norm_folder(form.get('folder', '/')),
+                      form['fileName'])
+        for k in ('upload_fail_first', 'upload_lie_first'):
+            if c.get(k) == '1' and (k, target) not in FIRSTS:
+                FIRSTS.add((k, target))
+                fail, lie = (1, 0) if k == 'upload_fail_first' else (0, 1)
+        if fail and UPLOAD_COUNT % fail == 0:
+            return self.reply(500, {'message': 'We have experienced an internal error while processing your request.',
+                                    'help': HELP})
+        if lie and UPLOAD_COUNT % lie == 0:
+            others = [f for f in STORE.files.values()
+                      if f['filePath'] != target]
+            o = STORE.file_obj(others[0]) if others else {
+                'fileId': new_id(), 'name': 'other.bin',
+                'filePath': '/other.bin', 'url': STORE.url('/other.bin'),
+                'size': len(data), 'fileType': 'non-image', 'height': None,
+                'width': None, 'versionInfo': {'id': new_id(),
+                                               'name': 'Version 1'},
+                'thumbnail': ''}
+            out = {k: o[k] for k in ('fileId', 'name', 'filePath', 'url',
+                                     'size', 'fileType', 'height', 'width',
+                                     'versionInfo')}
+            return self.reply(200, out)
         name = BAD_CHAR.sub('_', form['fileName'])
         folder = norm_folder('/'.join(BAD_CHAR.sub('_', s) for s in
                                       form.get('folder', '/').split('/')))
@@ -368,8 +402,6 @@ class Handler(QuietHandler):
             STORE.by_path[path] = f['fileId']
         STORE.add_version(f, data, meta)
         every = int(c.get('upload500', 0) or 0)
-        global UPLOAD_COUNT
-        UPLOAD_COUNT += 1
         if every and UPLOAD_COUNT % every == 0:
             return self.reply(500, {'message': 'We have experienced an internal error while processing your request.',
                                     'help': HELP})
@@ -659,6 +691,7 @@ if __name__ == '__main__':
     LOGLOCK = threading.Lock()
     API_COUNT = 0
     UPLOAD_COUNT = 0
+    FIRSTS = set()      # (control line, path) already failed or lied about
     STORE = Store(ikid, port)
     srv = Server(('127.0.0.1', port), Handler)
     print('ready', flush=True)

@@ -26,6 +26,23 @@ STATE_DIR/control (re-read at every request, all lines optional):
   seed=N
   no_list_v2=1  answer list-v2 with 400 FeatureNotEnabled (an old project)
   max_list=N    list-v2 pages hold at most N entries (forces cursor paging)
+  no_prefix=1   a server without the API gateway (API-NOTES F16): routes
+                at the root (/bucket, /object/..., /upload/resumable);
+                /storage/v1/... is an unknown route
+  max_size=N    UPLOAD_FILE_SIZE_LIMIT (F20): a larger REST upload answers
+                413-coded JSON, a larger TUS upload is refused at its POST
+                with 413 text/plain "Maximum size exceeded" (F15)
+  put_lie=N     every Nth REST upload stores nothing and answers 200 naming
+                another key (a lying reply)
+  put_err200=N  every Nth REST upload stores nothing and answers 200 with
+                an error body
+  put_bad_first=1  the first REST upload of each key (while this line is
+                there) answers like put_lie, its second like put_err200
+TUS (F12, F14): every request of an upload onto an existing object needs
+x-upsert: true -- the POST and each PATCH (409 text/plain "The resource
+already exists" otherwise); a wrong Upload-Offset is 409 text/plain
+"Upload-Offset conflict"; the object made has the version named in the
+upload's id (base64url of bucket/object/version).
 STATE_DIR/requests.log gets one line per request: "METHOD PATH STATUS".
 Objects live in memory. Prints "ready" when listening.
 """
@@ -119,6 +136,8 @@ class State:
         self.tus = {}           # id -> dict(...)
         self.rnd = random.Random(1)
         self.seeded = False
+        self.puts = 0           # REST uploads seen (put_lie, put_err200)
+        self.tries = {}         # key -> REST uploads seen (put_bad_first)
         self.log = open(os.path.join(statedir, 'requests.log'), 'a',
                         buffering=1)
 
@@ -211,9 +230,12 @@ class Handler(QuietHandler):
         raw = self.read_body()
         url = urllib.parse.urlsplit(self.path)
         path = url.path
-        if not path.startswith('/storage/v1/'):
+        prefix = '/' if self.state.control().get('no_prefix') == '1' \
+            else '/storage/v1/'
+        if not path.startswith(prefix) or \
+                (prefix == '/' and path.startswith('/storage/v1/')):
             return self.not_found()
-        parts = path[len('/storage/v1/'):].split('/')
+        parts = path[len(prefix):].split('/')
         segs = [urllib.parse.unquote(p) for p in parts]
         try:
             ctl = self.inject()
@@ -344,6 +366,29 @@ class Handler(QuietHandler):
         meta = self.user_meta('x-metadata')
         upsert = self.command == 'PUT' or \
             self.headers.get('x-upsert', '').lower() == 'true'
+        ctl = st.control()
+        limit = int(ctl.get('max_size', 0) or 0)
+        if limit and len(raw) > limit:
+            raise Err('EntityTooLarge', 413, 'Payload too large',
+                      'The object exceeded the maximum allowed size')
+        with st.lock:
+            st.puts += 1
+            n = st.puts
+            tries = 0
+            if ctl.get('put_bad_first') == '1':
+                tries = st.tries[(bucket, key)] = \
+                    st.tries.get((bucket, key), 0) + 1
+        lie, e200 = int(ctl.get('put_lie', 0) or 0), \
+            int(ctl.get('put_err200', 0) or 0)
+        if tries in (1, 2):
+            lie, e200 = (1, 0) if tries == 1 else (0, 1)
+        if lie and n % lie == 0:
+            return self.reply(200, {'Id': str(uuid.uuid4()),
+                                    'Key': bucket + '/other-' + key})
+        if e200 and n % e200 == 0:
+            return self.reply(200, {'statusCode': '500', 'code':
+                                    'InternalError', 'error': 'internal',
+                                    'message': 'Internal Server Error'})
         with st.lock:
             b = st.bucket(bucket)
             if key in b['objects'] and not upsert:
@@ -598,6 +643,9 @@ class Handler(QuietHandler):
             except Err:
                 return self.tus_err(400, 'Invalid key: ' + key)
             upsert = self.headers.get('x-upsert', '').lower() == 'true'
+            limit = int(st.control().get('max_size', 0) or 0)
+            if limit and length > limit:
+                return self.tus_err(413, 'Maximum size exceeded')
             with st.lock:
                 b = st.buckets.get(bucket)
                 if b is None:
@@ -613,12 +661,14 @@ class Handler(QuietHandler):
                 except ValueError:
                     return self.tus_err(400, 'metadata is not JSON')
                 st.tus[uid] = {'bucket': bucket, 'key': key, 'len': length,
-                               'data': bytearray(), 'upsert': upsert,
+                               'data': bytearray(), 'version': ver,
                                'ctype': md.get('contentType'),
                                'cc': md.get('cacheControl'), 'meta': um}
             host = self.headers.get('Host')
-            hdr['Location'] = 'http://%s/storage/v1/upload/resumable/%s' % (
-                host, uid)
+            root = '' if st.control().get('no_prefix') == '1' \
+                else '/storage/v1'
+            hdr['Location'] = 'http://%s%s/upload/resumable/%s' % (
+                host, root, uid)
             return self.reply(201, b'', 'text/plain', hdr)
         if len(segs) != 1:
             return self.tus_err(404, 'Not found')
@@ -636,7 +686,14 @@ class Handler(QuietHandler):
         if self.headers.get('Content-Type') != \
                 'application/offset+octet-stream':
             return self.tus_err(415, 'Wrong content type')
+        upsert = self.headers.get('x-upsert', '').lower() == 'true'
         with st.lock:
+            b = st.buckets.get(u['bucket'])
+            if b is None:
+                return self.tus_err(404, 'Bucket not found')
+            # F14: each PATCH onto an existing object needs x-upsert
+            if u['key'] in b['objects'] and not upsert:
+                return self.tus_err(409, 'The resource already exists')
             off = int(self.headers.get('Upload-Offset', -1))
             if off != len(u['data']):
                 return self.tus_err(409, 'Upload-Offset conflict')
@@ -648,13 +705,9 @@ class Handler(QuietHandler):
                                     '%d bytes, not %d' % (CHUNK, len(raw)))
             u['data'] += raw
             if end == u['len']:
-                b = st.buckets.get(u['bucket'])
-                if b is None:
-                    return self.tus_err(404, 'Bucket not found')
-                if u['key'] in b['objects'] and not u['upsert']:
-                    return self.tus_err(409, 'The resource already exists')
-                b['objects'][u['key']] = Obj(bytes(u['data']), u['ctype'],
-                                             u['cc'], u['meta'])
+                o = Obj(bytes(u['data']), u['ctype'], u['cc'], u['meta'])
+                o.version = u['version']
+                b['objects'][u['key']] = o
                 del st.tus[segs[0]]
         hdr['Upload-Offset'] = str(end)
         return self.reply(204, b'', 'text/plain', hdr, head=True)

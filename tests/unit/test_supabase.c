@@ -5,6 +5,8 @@
  * headers of both key kinds, config validation. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
 
 #include "backend/backend.h"
 #include "common/ini.h"
@@ -252,6 +254,204 @@ static void test_head_get(struct backend *be)
 	}
 }
 
+/* A staged file of n bytes ("hello" repeated, or zeros when n > 5). */
+static int staged(size_t n)
+{
+	char path[] = "/tmp/mfs-unit-sb-XXXXXX";
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		return -1;
+	unlink(path);
+	if (n == 5 ? write(fd, "hello", 5) != 5 : ftruncate(fd, (off_t)n)) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+#define HELLO_MD5 "5d41402abc4b2a76b9719d911017c592"
+#define TUS_VER "0f8fad5b-d9cb-469f-a165-70867728950e"
+#define TUS_LOC "Location: /storage/v1/upload/resumable/" \
+	"Yi9kL2svMGY4ZmFkNWItZDljYi00NjlmLWExNjUtNzA4Njc3Mjg5NTBl\r\n"
+
+static void test_put_proof(struct backend *be)
+{
+	char *good = resp(200, JSON_HDR, "{\"Id\":\"1\",\"Key\":\"b/d/k\"}");
+	char *other = resp(200, JSON_HDR, "{\"Id\":\"1\",\"Key\":\"b/d/other\"}");
+	char *err200 = resp(200, JSON_HDR,
+		"{\"statusCode\":\"500\",\"code\":\"InternalError\",\"message\":\"boom\"}");
+	char *info_old = resp(200, JSON_HDR,
+		"{\"name\":\"d/k\",\"size\":5,\"etag\":\"\\\"00000000000000000000000000000000\\\"\"}");
+	char *info_new = resp(200, JSON_HDR,
+		"{\"name\":\"d/k\",\"size\":5,\"etag\":\"\\\"" HELLO_MD5 "\\\"\"}");
+	struct put_meta pm = { 0 };
+	struct obj_meta out;
+	struct errbuf eb = { 0 };
+	int fd = staged(5);
+	struct put_body body = { fd, 0, 5, NULL };
+
+	CHECK(fd >= 0);
+	CASE("put: a 200 naming another key is checked (info: other bytes) and sent again");
+	{
+		struct reply r[] = { { other, 0 }, { info_old, 0 }, { good, 0 },
+				     { NULL, 0 } };
+
+		play(r);
+		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_OK);
+		CHECK(requests() == 3);
+		CHECK_HAS(srv.reqs[0], "PUT /storage/v1/object/b/d/k ");
+		CHECK_HAS(srv.reqs[1], "GET /storage/v1/object/info/authenticated/b/d/k ");
+		CHECK_HAS(srv.reqs[2], "PUT /storage/v1/object/b/d/k ");
+		CHECK_STR(out.etag, HELLO_MD5);
+	}
+	CASE("put: an error body in a 200, but the server holds the bytes (MD5 ETag): done, not resent");
+	{
+		struct reply r[] = { { err200, 0 }, { info_new, 0 }, { NULL, 0 } };
+
+		play(r);
+		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_OK);
+		CHECK(requests() == 2);
+	}
+	CASE("put: never proven: EIO after the retries, the reason named");
+	{
+		struct reply r[] = { { other, 0 }, { info_old, 0 }, { other, 0 },
+				     { info_old, 0 }, { other, 0 },
+				     { info_old, 0 }, { NULL, 0 } };
+
+		play(r);
+		memset(&eb, 0, sizeof(eb));
+		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_EIO);
+		CHECK(requests() == 6);
+		CHECK_HAS(eb.msg, "the reply names another key (b/d/other)");
+	}
+	if (fd >= 0)
+		close(fd);
+	free(good);
+	free(other);
+	free(err200);
+	free(info_old);
+	free(info_new);
+}
+
+static void test_tus(struct backend *be)
+{
+	size_t n = 7 << 20;	/* two chunks: 6 MiB + 1 MiB */
+	char *created = resp(201, TUS_LOC "Tus-Resumable: 1.0.0\r\n", "");
+	char *patched = resp(204, "Tus-Resumable: 1.0.0\r\n", "");
+	char *info = NULL, *info_other = NULL;
+	char *too_big = resp(413, "Content-Type: text/plain\r\n",
+			     "Maximum size exceeded");
+	char *exists = resp(409, "Content-Type: text/plain\r\n",
+			    "The resource already exists");
+	struct put_meta pm = { 0 };
+	struct obj_meta out;
+	struct errbuf eb = { 0 };
+	int fd = staged(n);
+	struct put_body body = { fd, 0, n, NULL };
+
+	if (asprintf(&info, "HTTP/1.1 200 X\r\n" JSON_HDR "Content-Length: %zu\r\n\r\n%s",
+		     strlen("{\"size\":7340032,\"version\":\"" TUS_VER "\",\"etag\":\"\\\"x-2\\\"\"}"),
+		     "{\"size\":7340032,\"version\":\"" TUS_VER "\",\"etag\":\"\\\"x-2\\\"\"}") < 0)
+		info = NULL;
+	info_other = resp(200, JSON_HDR,
+		"{\"size\":7340032,\"version\":\"11111111-2222-3333-4444-555555555555\"}");
+	CHECK(fd >= 0 && info && info_other);
+	CASE("TUS: x-upsert on the POST and on every PATCH, a relative Location, proven by the version its id names");
+	{
+		struct reply r[] = { { created, 0 }, { patched, 0 },
+				     { patched, 0 }, { info, 0 }, { NULL, 0 } };
+
+		play(r);
+		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_OK);
+		CHECK(requests() == 4);
+		CHECK_HAS(srv.reqs[0], "POST /storage/v1/upload/resumable ");
+		CHECK_HAS(srv.reqs[0], "x-upsert: true");
+		CHECK_HAS(srv.reqs[1], "PATCH /storage/v1/upload/resumable/Yi9k");
+		CHECK_HAS(srv.reqs[1], "x-upsert: true");
+		CHECK_HAS(srv.reqs[1], "Upload-Offset: 0");
+		CHECK_HAS(srv.reqs[2], "x-upsert: true");
+		CHECK_HAS(srv.reqs[2], "Upload-Offset: 6291456");
+		CHECK(out.size == n);
+	}
+	CASE("TUS: the server holds another version afterwards: EIO");
+	{
+		struct reply r[] = { { created, 0 }, { patched, 0 },
+				     { patched, 0 }, { info_other, 0 },
+				     { NULL, 0 } };
+
+		play(r);
+		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_EIO);
+		CHECK_HAS(eb.msg, "not the " TUS_VER " this upload made");
+	}
+	CASE("TUS: a text/plain 413 at the POST: its reason, no retry");
+	{
+		struct reply r[] = { { too_big, 0 }, { NULL, 0 } };
+
+		play(r);
+		memset(&eb, 0, sizeof(eb));
+		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_EIO);
+		CHECK_HAS(eb.msg, "Maximum size exceeded");
+		CHECK(requests() == 1);
+	}
+	CASE("TUS: a text/plain 409 'already exists' at a PATCH: EEXIST, no resume");
+	{
+		struct reply r[] = { { created, 0 }, { exists, 0 }, { NULL, 0 } };
+
+		play(r);
+		memset(&eb, 0, sizeof(eb));
+		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_EEXIST);
+		CHECK_HAS(eb.msg, "already exists");
+		CHECK(requests() == 2);
+	}
+	if (fd >= 0)
+		close(fd);
+	free(created);
+	free(patched);
+	free(info);
+	free(info_other);
+	free(too_big);
+	free(exists);
+}
+
+static void test_move(struct backend *be)
+{
+	char *boom = resp(500, JSON_HDR,
+		"{\"statusCode\":\"500\",\"code\":\"InternalError\",\"error\":\"internal\",\"message\":\"ENOENT\"}");
+	char *gone = resp(400, JSON_HDR,
+		"{\"statusCode\":\"404\",\"error\":\"not_found\",\"code\":\"NoSuchKey\",\"message\":\"Object not found\"}");
+	char *there = resp(200, JSON_HDR, "{\"name\":\"d/y\",\"size\":3}");
+	char *moved = resp(200, JSON_HDR, "{\"message\":\"Successfully moved\"}");
+	struct errbuf eb = { 0 };
+
+	CASE("move: a 500 is not answered by a second move: the source is gone, the target there: done");
+	{
+		struct reply r[] = { { boom, 0 }, { gone, 0 }, { there, 0 },
+				     { NULL, 0 } };
+
+		play(r);
+		CHECK(be->ops->move(be, "b/d/x", "b/d/y", &eb) == MFS_OK);
+		CHECK(requests() == 3);
+		CHECK_HAS(srv.reqs[0], "POST /storage/v1/object/move ");
+		CHECK_HAS(srv.reqs[1], "GET /storage/v1/object/info/authenticated/b/d/x ");
+		CHECK_HAS(srv.reqs[2], "GET /storage/v1/object/info/authenticated/b/d/y ");
+	}
+	CASE("move: a 500 and the source still there: moved again, once");
+	{
+		struct reply r[] = { { boom, 0 }, { there, 0 }, { moved, 0 },
+				     { NULL, 0 } };
+
+		play(r);
+		CHECK(be->ops->move(be, "b/d/x", "b/d/y", &eb) == MFS_OK);
+		CHECK(requests() == 3);
+		CHECK_HAS(srv.reqs[2], "POST /storage/v1/object/move ");
+	}
+	free(boom);
+	free(gone);
+	free(there);
+	free(moved);
+}
+
 static void test_keys(struct backend *be)
 {
 	static const struct {
@@ -359,6 +559,9 @@ int main(void)
 		test_errors(be);
 		test_head_get(be);
 		test_keys(be);
+		test_put_proof(be);
+		test_tus(be);
+		test_move(be);
 		backend_free(be);
 	}
 	test_auth_and_config();
