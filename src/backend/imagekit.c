@@ -289,7 +289,7 @@ static enum mfs_err classify(struct backend *be, const struct ik_call *c,
 		return eb_set(eb, MFS_ERANGE, "%s: range beyond the end",
 			      c->what);
 	if (st == 413)
-		return eb_set(eb, MFS_EIO,
+		return eb_set(eb, MFS_EFBIG,
 			      "%s: too large for the account's upload limit (%s)",
 			      c->what, msg);
 	if (st == 400)

@@ -238,7 +238,7 @@ static enum mfs_err classify(struct backend *be, const struct sb_call *c,
 			      "remote [%s]: the server refused the key (%s): key must be the project's service_role key or an sb_secret_ key",
 			      be->name, msg[0] ? msg : "access denied");
 	if (code_is(e, "EntityTooLarge") || st == 413)
-		return eb_set(eb, MFS_EIO,
+		return eb_set(eb, MFS_EFBIG,
 			      "%s: too large for the bucket or the project's upload limit (%s)",
 			      what, msg);
 	if (code_is(e, "InvalidMimeType") || st == 415)
