@@ -453,8 +453,8 @@ static void meta_from_user(const struct js *um, struct obj_meta *m)
 	v = js_get(um, "mtime");
 	if (js_str(v) && !str_parse_mtime(js_str(v), &ns))
 		m->mtime_ns = ns;
-	else if (!js_num(v, &d))
-		m->mtime_ns = (int64_t)(d * 1e9);
+	else if (!js_num(v, &d) && !str_secs_to_ns(d, &ns))
+		m->mtime_ns = ns;
 	v = js_get(um, "mode");
 	if (js_str(v) && !str_parse_u64(js_str(v), &mode) && mode <= 0177777)
 		m->mode = (uint32_t)mode & 07777;

@@ -32,6 +32,12 @@ void deadline_clear(void)
 	limit = 0;
 }
 
+void deadline_progress(void)
+{
+	if (until_ms)
+		until_ms = mono_ms() + limit;
+}
+
 long deadline_left_ms(void)
 {
 	int64_t left;

@@ -458,6 +458,8 @@ enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 		if (!deadline_left_ms())
 			rc = timed_out(c, req, eb);
 	}
+	if (!rc && resp->status >= 200 && resp->status < 300)
+		deadline_progress();
 	if (eb)
 		eb->http_status = (int)resp->status;
 	log_dbg(LOG_SUB_HTTP, "%s %s -> %ld %s(%.1f ms)", req->method,
