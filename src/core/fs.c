@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "fs_int.h"
@@ -529,12 +530,14 @@ struct lazy_batch {
 	struct lazy_job *j;
 	int n, next;		/* next: guarded by lock */
 	pthread_mutex_t lock;
+	long limit_ms;		/* the caller's op_timeout, for each worker */
 };
 
 static void *lazy_worker(void *arg)
 {
 	struct lazy_batch *b = arg;
 
+	deadline_start(b->limit_ms);	/* as its caller */
 	for (;;) {
 		struct lazy_job *j;
 		struct errbuf eb = { 0 };
@@ -580,7 +583,8 @@ static int lazy_sibling(void *ud, const struct mc_node *n)
 static enum mfs_err lazy_fill(struct fs *fs, uint64_t parent,
 			      struct mc_node *n, struct errbuf *eb)
 {
-	struct lazy_batch b = { NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER };
+	struct lazy_batch b = { NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER,
+				deadline_limit_ms() };
 	struct lazy_collect c = { fs, &b, n->ino };
 	pthread_t th[LAZY_THREADS];
 	enum mfs_err rc = MFS_OK;
@@ -894,6 +898,8 @@ static enum mfs_err upload_state(struct fs *fs, const struct mc_node *n,
 	enum mfs_err rc = upload_scope(fs, n, &be, &prefix);
 	char *v = NULL, *list = NULL;
 
+	if (!fs->cfg.upq)	/* a read-only mount uploads nothing */
+		return put_value("done", dst, cap, len);
 	if (rc)
 		return rc;
 	if (n->kind == MC_FILE) {
