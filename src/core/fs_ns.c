@@ -413,8 +413,13 @@ static enum mfs_err delete_all(struct backend *be, char **keys, size_t n,
 			       struct errbuf *eb)
 {
 	enum mfs_err rc = MFS_OK;
+	long limit = deadline_limit_ms();
 	size_t i;
 
+	/* one request deletes up to 1,000 objects: a store may take longer
+	 * than op_timeout to answer it (Swift under load: > 20 s for 501),
+	 * and the copies before it succeeded, so no time limit here */
+	deadline_clear();
 	for (i = 0; i < n && !rc; i += 1000) {
 		int batch = n - i < 1000 ? (int)(n - i) : 1000, failed = 0;
 
@@ -423,6 +428,7 @@ static enum mfs_err delete_all(struct backend *be, char **keys, size_t n,
 		if (!rc && failed)
 			rc = MFS_EIO;
 	}
+	deadline_start(limit);
 	return rc;
 }
 
