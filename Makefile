@@ -4,6 +4,8 @@
 #                   integration, mounted, and the ASan+UBSan build)
 #   make demo       mount a local S3 server and copy an image tree in
 #   make bench      benchmarks (docs/BENCHMARKS.md)
+#   make fuzz       libFuzzer targets (clang), FUZZ_TIME seconds each
+#                   (default 60; docs/FUZZING.md)
 #   make SAN=1      sanitizer build into build-san/
 
 VERSION := 0.1.0
@@ -67,11 +69,44 @@ $(BUILD)/rawput: tests/bench/rawput.c $(BUILD)/libmediafs.a
 $(BUILD)/hookbench: tests/bench/hookbench.c $(BUILD)/libmediafs.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libmediafs.a $(LDLIBS)
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c) and the library built for them
+# with clang, ASan and UBSan (whose float-cast checks gcc lacks) into
+# build-fuzz/. No -Werror: clang warns where gcc does not.
+FUZZ_DIR := build-fuzz
+FUZZ_SAN := -fsanitize=address,undefined,float-cast-overflow \
+	    -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -DMFS_VERSION=\"$(VERSION)\" \
+	       -Wall -Iinclude $(shell pkg-config --cflags $(PKGS)) -pthread \
+	       $(FUZZ_SAN)
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,\
+	    $(wildcard tests/fuzz/fuzz_*.c))
+
+$(FUZZ_DIR)/%.o: %.c
+	@mkdir -p $(@D)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+$(FUZZ_DIR)/libmediafs.a: $(FUZZ_LIB_OBJ)
+	$(AR) rcs $@ $^
+
+$(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h $(FUZZ_DIR)/libmediafs.a
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -o $@ $< \
+		$(FUZZ_DIR)/libmediafs.a $(LDLIBS)
+
+-include $(FUZZ_LIB_OBJ:.o=.d) $(FUZZ_BIN:=.d)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: deps
+	tests/fuzz/run.sh $${FUZZ_TIME:-60}
+
 deps:
 	scripts/install-deps.sh
 
+# the fuzz step (seed corpora, then 3 s of fuzzing per target) runs first;
+# its failure fails check, after the other tests have run
 check: deps
-	tests/run-all.sh
+	tests/fuzz/run.sh; f=$$?; tests/run-all.sh && exit $$f
 
 demo: deps all
 	scripts/demo.sh
@@ -97,7 +132,8 @@ install: all
 # debian/): build/deb/mediafs_$(VERSION)_<arch>.deb
 deb:
 	rm -rf build/deb && mkdir -p build/deb/mediafs-$(VERSION)
-	tar --exclude=./build --exclude=./build-san --exclude=./tests/tmp \
+	tar --exclude=./build --exclude=./build-san --exclude=./build-fuzz \
+		--exclude=./tests/tmp \
 		--exclude=./.git --exclude=./mediafs --exclude=./mediactl -cf - . | \
 		tar -xf - -C build/deb/mediafs-$(VERSION)
 	cp -r packaging/debian build/deb/mediafs-$(VERSION)/debian
@@ -109,6 +145,6 @@ format:
 	clang-format -i $$(find src include tests/unit -name '*.[ch]')
 
 clean:
-	rm -rf build build-san mediafs mediactl
+	rm -rf build build-san build-fuzz mediafs mediactl
 
-.PHONY: all unit deps check demo bench install deb format clean
+.PHONY: all unit deps check demo bench install deb format clean fuzz fuzz-build

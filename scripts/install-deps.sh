@@ -15,9 +15,12 @@ libvips-dev libpq-dev"
 TEST_PKGS="python3 python3-swift python3-boto3 attr rsync sqlite3 procps file
 imagemagick libvips-tools curl
 psmisc postgresql debhelper dpkg-dev fakeroot"
+# Fuzzing (tests/fuzz, 'make fuzz'): clang's libFuzzer and its sanitizer
+# runtimes (UBSan's float-cast checks are clang's; gcc's has none).
+FUZZ_PKGS="clang libclang-rt-14-dev"
 
 missing=""
-for p in $BUILD_PKGS $TEST_PKGS; do
+for p in $BUILD_PKGS $TEST_PKGS $FUZZ_PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done

@@ -78,6 +78,7 @@ enum mfs_err cli_ctl(const char *socket, const char *req, struct js **reply,
 
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_failed(struct cli *c, int argc, char **argv);
+int cmd_wait(struct cli *c, int argc, char **argv);
 int cmd_retry(struct cli *c, int argc, char **argv);
 int cmd_report(struct cli *c, int argc, char **argv);
 int cmd_plan(struct cli *c, int argc, char **argv);

@@ -30,6 +30,8 @@ enum mfs_err {
 	MFS_ENODATA,	/* no such attribute */
 	MFS_ECONFIG,	/* the remote is misconfigured (region, bucket) */
 	MFS_EXDEV,	/* across remotes */
+	MFS_EFBIG,	/* larger than the store accepts */
+	MFS_ETIMEDOUT,	/* an operation's time limit was reached */
 	MFS_ERR_COUNT
 };
 

@@ -40,6 +40,10 @@ enum mfs_err str_parse_iso8601(const char *s, int64_t *ns);
 enum mfs_err str_parse_http_date(const char *s, int64_t *ns);
 /* "1714557600.123456789" or "1714557600" -> ns since the epoch. */
 enum mfs_err str_parse_mtime(const char *s, int64_t *ns);
+/* Seconds (a JSON number: user metadata) as nanoseconds, saturated at the
+ * ends of int64_t; MFS_EINVAL for NaN. Dates parse saturated the same way
+ * (a year past 2262 is INT64_MAX ns, not an overflow). */
+enum mfs_err str_secs_to_ns(double secs, int64_t *ns);
 /* Unsigned decimal, whole string; MFS_EINVAL otherwise. */
 enum mfs_err str_parse_u64(const char *s, uint64_t *v);
 /* true/false/yes/no/on/off/1/0 */

@@ -46,6 +46,9 @@ struct fs_config {
 	struct stage *stage;
 	struct journal *journal;
 	const char *mount_id;	/* copied */
+	int sync_close;		/* 1: the last close() of a written file
+				 * waits for its upload and returns its
+				 * error (-o sync_close) */
 };
 
 struct fs_attr {
@@ -115,6 +118,10 @@ enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
 enum mfs_err fs_flush(struct fs_file *f, struct errbuf *eb);
 /* Waits for the file's upload and returns its result. */
 enum mfs_err fs_fsync(struct fs_file *f, struct errbuf *eb);
+/* fsync of a directory: waits until no upload at or below it is queued or
+ * running (on every remote for the all-remotes root); MFS_OK when none of
+ * them failed, else the first failure's error (its key and reason in eb). */
+enum mfs_err fs_fsyncdir(struct fs *fs, uint64_t ino, struct errbuf *eb);
 void fs_release(struct fs_file *f);
 
 enum fs_set_bits {
@@ -157,7 +164,12 @@ enum mfs_err fs_setxattr(struct fs *fs, uint64_t ino, const char *name,
 enum mfs_err fs_check_writable(struct fs *fs, uint64_t ino);
 
 /* Extended attributes. With cap == 0, *len gets the size only.
- * MFS_ENODATA for an unknown name, MFS_ERANGE when cap is too small. */
+ * MFS_ENODATA for an unknown name, MFS_ERANGE when cap is too small.
+ * user.mediafs.upload_state (not listed, so rsync -X does not copy it): of
+ * a file "done", "pending", "uploading" or "failed: REASON"; of a
+ * directory "done", "pending: N pending, N uploading, N failed" while
+ * uploads at or below it are on their way, else "failed: N failed" followed
+ * by one line "REMOTE:KEY: REASON" per failed upload. */
 enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 			 char *dst, size_t cap, size_t *len,
 			 struct errbuf *eb);

@@ -125,6 +125,30 @@ int upq_cancel(struct upq *q, uint64_t ino);
 /* Wait until ino has no queued or running upload (held ones start now);
  * returns the last result for ino (MFS_OK if there was none). */
 enum mfs_err upq_wait(struct upq *q, uint64_t ino, struct errbuf *eb);
+/* Upload state of ino's newest upload (a user-visible xattr): */
+enum upq_state { UPQ_NONE, UPQ_PENDING, UPQ_UPLOADING, UPQ_FAILED };
+/* UPQ_NONE when ino has no queued, running or failed upload; for
+ * UPQ_FAILED the reason goes to err (cap bytes, NUL-terminated). */
+enum upq_state upq_state_of(struct upq *q, uint64_t ino, char *err,
+			    size_t cap);
+
+/* Uploads of backend be (NULL: every backend) at key prefix or below it
+ * (prefix "" = all of them), directory markers included. */
+struct upq_tally {
+	unsigned long pending;		/* held or queued */
+	unsigned long uploading;
+	unsigned long failed;
+};
+/* Count them; when list is not NULL, append one line per failed upload,
+ * "REMOTE:KEY: reason\n", as far as cap bytes allow (always
+ * NUL-terminated; a last line "...\n" says some were left out). */
+void upq_tally(struct upq *q, const struct backend *be, const char *prefix,
+	       struct upq_tally *t, char *list, size_t cap);
+/* Wait until none of them is held, queued or running (held and queued
+ * ones start now, as for upq_wait). Returns MFS_OK when none failed, else
+ * the error of the first failed one, with "KEY: reason" in eb. */
+enum mfs_err upq_wait_under(struct upq *q, const struct backend *be,
+			    const char *prefix, struct errbuf *eb);
 /* Path of ino's staged content while its upload is queued, running or
  * failed (for reads), malloc'd; NULL if none. */
 char *upq_stage_path(struct upq *q, uint64_t ino);

@@ -14,6 +14,8 @@ struct fuse_mount_opts {
 	int foreground;
 	int single_thread;
 	unsigned max_idle_threads;
+	long op_timeout_ms;	/* time limit of one request that talks to a
+				 * server (lookup, read, ...), 0 = none */
 	/* called once mounted and daemonised, before serving: start threads
 	 * here (they would not survive the fork) */
 	void (*started)(void *ud);

@@ -23,6 +23,8 @@ struct http_opts {
 	long stall_timeout_s;	/* abort when < 1 byte/s for this long, 30 */
 	long total_timeout_s;	/* whole exchange, 0 = none */
 	const char *ca_file;	/* NULL = system default */
+	const char *name;	/* the remote's name for messages (copied);
+				 * NULL = none */
 };
 
 struct http_header {
@@ -72,7 +74,9 @@ const char *http_header(const struct http_response *r, const char *name);
 /* Perform one exchange. MFS_OK when a complete HTTP response arrived,
  * whatever its status (the caller classifies it); MFS_ETRANSIENT for
  * connection failures, resets, timeouts and truncated bodies; MFS_EPROTO when
- * a body exceeds its cap; MFS_EINVAL for a bad URL. eb says what happened. */
+ * a body exceeds its cap; MFS_EINVAL for a bad URL; MFS_ETIMEDOUT when the
+ * calling thread's deadline (common/deadline.h) has passed or passes during
+ * the exchange (never retried). eb says what happened. */
 enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 			  struct http_response *resp, struct errbuf *eb);
 
@@ -81,6 +85,7 @@ int http_status_transient(long status);
 /* Full-jitter exponential backoff for attempt 0, 1, ...: a random delay in
  * [0, min(cap_ms, base_ms * 2^attempt)], at least 1/4 of it. */
 long http_backoff_ms(int attempt, long base_ms, long cap_ms);
+/* Sleep ms, at most until the calling thread's deadline. */
 void http_sleep_ms(long ms);
 
 #endif

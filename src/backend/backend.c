@@ -119,6 +119,7 @@ enum mfs_err backend_http(struct ini_section *sec, int def_retries,
 				     &n, eb);
 	*backoff_ms = (long)n;
 	ho.ca_file = ini_get(sec, "ca_file");
+	ho.name = sec->name;
 	if (!rc && !(*http = http_client_new(&ho)))
 		rc = MFS_ENOMEM;
 	return rc;

@@ -243,7 +243,7 @@ static enum mfs_err classify(struct backend *be, const struct ik_call *c,
 		return eb_set(eb, MFS_ERANGE, "%s: range beyond the end",
 			      c->what);
 	if (st == 413)
-		return eb_set(eb, MFS_EIO,
+		return eb_set(eb, MFS_EFBIG,
 			      "%s: too large for the account's upload limit (%s)",
 			      c->what, msg);
 	if (st == 400)
@@ -417,7 +417,7 @@ void imagekit_meta_from_file(const struct js *f, struct obj_meta *m)
 {
 	const struct js *cm = js_get(f, "customMetadata");
 	const char *v;
-	int64_t n;
+	int64_t n, ns;
 	double d;
 
 	memset(m, 0, sizeof(*m));
@@ -429,8 +429,9 @@ void imagekit_meta_from_file(const struct js *f, struct obj_meta *m)
 	if (v && str_parse_iso8601(v, &m->server_mtime_ns))
 		m->server_mtime_ns = 0;
 	m->mtime_ns = m->server_mtime_ns;
-	if (!js_num(js_get(cm, "mtime"), &d) && d > 0)
-		m->mtime_ns = (int64_t)(d * 1e9 + 0.5);
+	if (!js_num(js_get(cm, "mtime"), &d) && d > 0 &&
+	    !str_secs_to_ns(d + 0.5e-9, &ns))
+		m->mtime_ns = ns;
 	if (!js_int(js_get(cm, "mode"), &n) && n > 0)
 		m->mode = (uint32_t)n & 07777;
 	v = js_get_str(js_get(f, "versionInfo"), "id");

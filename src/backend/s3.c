@@ -299,6 +299,11 @@ static enum mfs_err classify(struct backend *be, const struct s3_call *call,
 			      s3->bucket);
 	if (code_is(e, "KeyTooLongError"))
 		return eb_set(eb, MFS_ENAMETOOLONG, "%s: key too long", what);
+	if (code_is(e, "EntityTooLarge") || st == 413)
+		return eb_set(eb, MFS_EFBIG,
+			      "remote [%s]: %s is larger than the store accepts%s%s",
+			      be->name, what, e->message ? ": " : "",
+			      e->message ? e->message : "");
 	if (st >= 500 || transient_code(e) || http_status_transient(st))
 		return eb_set(eb, MFS_EIO,
 			      "%s %s: server kept failing (HTTP %ld%s%s), gave up after %d retries",

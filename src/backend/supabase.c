@@ -208,7 +208,7 @@ static enum mfs_err classify(struct backend *be, const struct sb_call *c,
 			      "remote [%s]: the server refused the key (%s): key must be the project's service_role key or an sb_secret_ key",
 			      be->name, msg[0] ? msg : "access denied");
 	if (code_is(e, "EntityTooLarge") || st == 413)
-		return eb_set(eb, MFS_EIO,
+		return eb_set(eb, MFS_EFBIG,
 			      "%s: too large for the bucket or the project's upload limit (%s)",
 			      what, msg);
 	if (code_is(e, "InvalidMimeType") || st == 415)
@@ -430,8 +430,8 @@ void supabase_meta_from_user(const struct js *um, struct obj_meta *m)
 	v = js_get(um, "mtime");
 	if (js_str(v) && !str_parse_mtime(js_str(v), &ns))
 		m->mtime_ns = ns;
-	else if (!js_num(v, &d))
-		m->mtime_ns = (int64_t)(d * 1e9);
+	else if (!js_num(v, &d) && !str_secs_to_ns(d, &ns))
+		m->mtime_ns = ns;
 	v = js_get(um, "mode");
 	if (js_str(v) && !str_parse_u64(js_str(v), &mode) && mode <= 0177777)
 		m->mode = (uint32_t)mode & 07777;

@@ -18,6 +18,7 @@ static const struct {
 	{ "status", cmd_status, "pending, done and failed uploads; live queues" },
 	{ "failed", cmd_failed, "failed uploads and their errors" },
 	{ "retry", cmd_retry, "queue failed uploads again" },
+	{ "wait", cmd_wait, "wait until the uploads below a path are on the store" },
 	{ "plan", cmd_plan, "build a copy plan from a tree, rules and ID maps" },
 	{ "copy", cmd_copy, "execute a plan through the mount, resumably" },
 	{ "verify", cmd_verify, "check uploaded objects (and URLs) against the stores" },

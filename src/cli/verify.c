@@ -182,7 +182,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 	if (ret)
 		goto out;
 	if (urls) {
-		struct http_opts ho = { 10, 30, 60, NULL };
+		struct http_opts ho = { 10, 30, 60, NULL, NULL };
 
 		hc = http_client_new(&ho);
 		if (!hc) {

@@ -27,6 +27,8 @@ static const char *const names[MFS_ERR_COUNT] = {
 	[MFS_ENODATA] = "no such attribute",
 	[MFS_ECONFIG] = "configuration error",
 	[MFS_EXDEV] = "not on the same remote",
+	[MFS_EFBIG] = "file too large for the store",
+	[MFS_ETIMEDOUT] = "timed out",
 };
 
 const char *mfs_strerror(enum mfs_err rc)

@@ -164,6 +164,33 @@ static enum mfs_err expect(const char **sp, char c)
 	return MFS_OK;
 }
 
+/* sec seconds and frac nanoseconds (0 <= frac < 1e9) as nanoseconds,
+ * saturated at the ends of int64_t (years before 1678 or after 2262). */
+static int64_t sat_ns(int64_t sec, int64_t frac)
+{
+	int64_t ns;
+
+	if (__builtin_mul_overflow(sec, (int64_t)1000000000, &ns) ||
+	    __builtin_add_overflow(ns, frac, &ns))
+		return sec < 0 ? INT64_MIN : INT64_MAX;
+	return ns;
+}
+
+enum mfs_err str_secs_to_ns(double secs, int64_t *ns)
+{
+	/* 2^63 ns is 9223372036.854775808 s; the cast of a double beyond
+	 * int64_t is undefined behaviour, so compare first */
+	if (secs != secs)
+		return MFS_EINVAL;	/* NaN */
+	if (secs >= 9223372036.0)
+		*ns = INT64_MAX;
+	else if (secs <= -9223372036.0)
+		*ns = INT64_MIN;
+	else
+		*ns = (int64_t)(secs * 1e9);
+	return MFS_OK;
+}
+
 enum mfs_err str_parse_iso8601(const char *s, int64_t *ns)
 {
 	struct tm tm = { 0 };
@@ -205,7 +232,7 @@ enum mfs_err str_parse_iso8601(const char *s, int64_t *ns)
 	tm.tm_hour = h;
 	tm.tm_min = mi;
 	tm.tm_sec = sec;
-	*ns = (int64_t)timegm(&tm) * 1000000000 + frac;
+	*ns = sat_ns((int64_t)timegm(&tm), frac);
 	return MFS_OK;
 }
 
@@ -216,7 +243,7 @@ enum mfs_err str_parse_http_date(const char *s, int64_t *ns)
 
 	if (!end || *end)
 		return MFS_EPROTO;
-	*ns = (int64_t)timegm(&tm) * 1000000000;
+	*ns = sat_ns((int64_t)timegm(&tm), 0);
 	return MFS_OK;
 }
 
@@ -249,9 +276,9 @@ enum mfs_err str_parse_mtime(const char *s, int64_t *ns)
 	}
 	if (*s)
 		return MFS_EINVAL;
-	*ns = sec * 1000000000 + frac;
-	if (neg)
-		*ns = -*ns;
+	*ns = sat_ns(neg ? -sec : sec, 0);
+	if (*ns != INT64_MIN && *ns != INT64_MAX)
+		*ns += neg ? -frac : frac;
 	return MFS_OK;
 }
 

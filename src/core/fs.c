@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "fs_int.h"
@@ -529,12 +530,14 @@ struct lazy_batch {
 	struct lazy_job *j;
 	int n, next;		/* next: guarded by lock */
 	pthread_mutex_t lock;
+	long limit_ms;		/* the caller's op_timeout, for each worker */
 };
 
 static void *lazy_worker(void *arg)
 {
 	struct lazy_batch *b = arg;
 
+	deadline_start(b->limit_ms);	/* as its caller */
 	for (;;) {
 		struct lazy_job *j;
 		struct errbuf eb = { 0 };
@@ -580,7 +583,8 @@ static int lazy_sibling(void *ud, const struct mc_node *n)
 static enum mfs_err lazy_fill(struct fs *fs, uint64_t parent,
 			      struct mc_node *n, struct errbuf *eb)
 {
-	struct lazy_batch b = { NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER };
+	struct lazy_batch b = { NULL, 0, 0, PTHREAD_MUTEX_INITIALIZER,
+				deadline_limit_ms() };
 	struct lazy_collect c = { fs, &b, n->ino };
 	pthread_t th[LAZY_THREADS];
 	enum mfs_err rc = MFS_OK;
@@ -861,6 +865,93 @@ static enum mfs_err hooked(struct fs *fs, const struct mc_node *n,
 	return MFS_OK;
 }
 
+/* The uploads that concern node n: those of backend *be (NULL: every
+ * remote, at the all-remotes root) at or below key *prefix. */
+static enum mfs_err upload_scope(struct fs *fs, const struct mc_node *n,
+				 const struct backend **be,
+				 const char **prefix)
+{
+	struct fs_remote *r;
+
+	*be = NULL;
+	*prefix = "";
+	if (!fs->cfg.upq)
+		return MFS_ENODATA;
+	if (fsi_multi_root(fs, n->ino))
+		return MFS_OK;
+	r = fsi_remote(fs, n->rid);
+	if (!r)
+		return MFS_ENODATA;
+	*be = r->be;
+	*prefix = n->key ? n->key : "";
+	return MFS_OK;
+}
+
+#define STATE_LIST_MAX 16384	/* bytes of failed uploads listed */
+
+static enum mfs_err upload_state(struct fs *fs, const struct mc_node *n,
+				 char *dst, size_t cap, size_t *len)
+{
+	const struct backend *be;
+	const char *prefix;
+	struct upq_tally t;
+	enum mfs_err rc = upload_scope(fs, n, &be, &prefix);
+	char *v = NULL, *list = NULL;
+
+	if (!fs->cfg.upq)	/* a read-only mount uploads nothing */
+		return put_value("done", dst, cap, len);
+	if (rc)
+		return rc;
+	if (n->kind == MC_FILE) {
+		char err[512];
+
+		switch (upq_state_of(fs->cfg.upq, n->ino, err, sizeof(err))) {
+		case UPQ_PENDING:
+			return put_value("pending", dst, cap, len);
+		case UPQ_UPLOADING:
+			return put_value("uploading", dst, cap, len);
+		case UPQ_FAILED:
+			v = str_fmt("failed: %s", err);
+			break;
+		case UPQ_NONE:
+			/* written, not closed yet: not queued */
+			return put_value(n->pending ? "pending" : "done", dst,
+					 cap, len);
+		}
+	} else {
+		list = malloc(STATE_LIST_MAX);
+		if (!list)
+			return MFS_ENOMEM;
+		upq_tally(fs->cfg.upq, be, prefix, &t, list, STATE_LIST_MAX);
+		if (t.pending || t.uploading)
+			v = str_fmt("pending: %lu pending, %lu uploading, %lu failed",
+				    t.pending, t.uploading, t.failed);
+		else if (t.failed)
+			v = str_fmt("failed: %lu failed\n%s", t.failed, list);
+		else
+			v = strdup("done");
+	}
+	rc = v ? put_value(v, dst, cap, len) : MFS_ENOMEM;
+	free(v);
+	free(list);
+	return rc;
+}
+
+enum mfs_err fs_fsyncdir(struct fs *fs, uint64_t ino, struct errbuf *eb)
+{
+	const struct backend *be;
+	const char *prefix;
+	struct mc_node n;
+	enum mfs_err rc = mcache_get(fs->mc, ino, &n);
+
+	if (rc)
+		return rc;
+	if (!upload_scope(fs, &n, &be, &prefix))
+		rc = upq_wait_under(fs->cfg.upq, be, prefix, eb);
+	mc_node_cleanup(&n);
+	return rc;
+}
+
 enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 			 char *dst, size_t cap, size_t *len,
 			 struct errbuf *eb)
@@ -874,7 +965,10 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 	if (rc)
 		return rc;
 	r = fsi_remote(fs, n.rid);
-	if (n.kind != MC_FILE || !r) {
+	if (!strcmp(name, "user.mediafs.upload_state")) {
+		/* not listed (rsync -X would copy it) */
+		rc = upload_state(fs, &n, dst, cap, len);
+	} else if (n.kind != MC_FILE || !r) {
 		rc = MFS_ENODATA;
 	} else if (!strcmp(name, "user.mediafs.etag")) {
 		rc = n.etag[0] ? put_value(n.etag, dst, cap, len)

@@ -518,14 +518,14 @@ enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
 enum mfs_err fs_flush(struct fs_file *f, struct errbuf *eb)
 {
 	struct wfile *w = f->w;
+	enum mfs_err rc;
 	int commit;
 
 	if (!w)
 		return MFS_OK;
 	pthread_mutex_lock(&f->fs->lock);
 	if (w->failed) {
-		enum mfs_err rc = w->failed;
-
+		rc = w->failed;
 		pthread_mutex_unlock(&f->fs->lock);
 		return eb_set(eb, rc, "an earlier write failed; not uploaded");
 	}
@@ -533,7 +533,14 @@ enum mfs_err fs_flush(struct fs_file *f, struct errbuf *eb)
 	pthread_mutex_unlock(&f->fs->lock);
 	/* the last writer's close(): queue now, so close() reports it; the
 	 * handle may still write (a dup'd fd), then release queues again */
-	return commit ? wfile_commit(f->fs, w, eb) : MFS_OK;
+	if (!commit)
+		return MFS_OK;
+	rc = wfile_commit(f->fs, w, eb);
+	/* -o sync_close: close() returns when the file is on the store, with
+	 * the upload's error, so cp's exit status says so */
+	if (!rc && f->fs->cfg.sync_close)
+		rc = upq_wait(f->fs->cfg.upq, f->ino, eb);
+	return rc;
 }
 
 enum mfs_err fs_fsync(struct fs_file *f, struct errbuf *eb)

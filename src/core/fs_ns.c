@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "fs_int.h"
@@ -331,6 +332,7 @@ struct copier {
 	const char *new_prefix;
 	char **keys;		/* old keys to copy */
 	size_t n;
+	long limit_ms;		/* the caller's op_timeout, for each worker */
 	pthread_mutex_t lock;
 	size_t next;		/* guarded by lock */
 	enum mfs_err rc;	/* guarded by lock */
@@ -342,6 +344,8 @@ static void *copy_worker(void *arg)
 	struct copier *c = arg;
 	size_t plen = strlen(c->old_prefix);
 
+	/* each worker waits at most op_timeout for an answer, as its caller */
+	deadline_start(c->limit_ms);
 	for (;;) {
 		struct errbuf eb = { 0 };
 		struct obj_meta out;
@@ -388,6 +392,7 @@ static enum mfs_err copy_all(struct backend *be, const char *old_prefix,
 	c.new_prefix = new_prefix;
 	c.keys = keys;
 	c.n = n;
+	c.limit_ms = deadline_limit_ms();
 	pthread_mutex_init(&c.lock, NULL);
 	for (i = 0; i < COPY_THREADS && (size_t)i < n; i++)
 		if (!pthread_create(&th[i], NULL, copy_worker, &c))
@@ -399,6 +404,8 @@ static enum mfs_err copy_all(struct backend *be, const char *old_prefix,
 	pthread_mutex_destroy(&c.lock);
 	if (c.rc && eb)
 		*eb = c.eb;
+	if (!c.rc)
+		deadline_progress();	/* the workers' answers */
 	return c.rc;
 }
 
@@ -406,8 +413,13 @@ static enum mfs_err delete_all(struct backend *be, char **keys, size_t n,
 			       struct errbuf *eb)
 {
 	enum mfs_err rc = MFS_OK;
+	long limit = deadline_limit_ms();
 	size_t i;
 
+	/* one request deletes up to 1,000 objects: a store may take longer
+	 * than op_timeout to answer it (Swift under load: > 20 s for 501),
+	 * and the copies before it succeeded, so no time limit here */
+	deadline_clear();
 	for (i = 0; i < n && !rc; i += 1000) {
 		int batch = n - i < 1000 ? (int)(n - i) : 1000, failed = 0;
 
@@ -416,6 +428,7 @@ static enum mfs_err delete_all(struct backend *be, char **keys, size_t n,
 		if (!rc && failed)
 			rc = MFS_EIO;
 	}
+	deadline_start(limit);
 	return rc;
 }
 

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 
 #define MIN_WINDOW (256 * 1024)
@@ -45,6 +46,8 @@ struct prefetch {
 	int thread_live;	/* guarded by lock */
 	uint64_t hi;		/* guarded by lock: highest end read so far */
 	size_t window;		/* guarded by lock: current window size */
+	long limit_ms;		/* guarded by lock: op_timeout of the read
+				 * that started the fetch, for the fetcher */
 };
 
 struct prefetch *prefetch_new(struct backend *be, const char *key,
@@ -89,7 +92,12 @@ static void *fetcher(void *arg)
 {
 	struct prefetch *p = arg;
 	struct window *w = &p->next;
-	enum mfs_err rc = fill(p, w);
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&p->lock);
+	deadline_start(p->limit_ms);	/* as the read that started it */
+	pthread_mutex_unlock(&p->lock);
+	rc = fill(p, w);
 
 	pthread_mutex_lock(&p->lock);
 	w->rc = rc;
@@ -137,6 +145,7 @@ static void start_next(struct prefetch *p)
 	p->next.want = want;
 	p->next.len = 0;
 	p->next.state = W_FETCHING;
+	p->limit_ms = deadline_limit_ms();
 	if (pthread_create(&p->thread, NULL, fetcher, p)) {
 		p->next.state = W_EMPTY;	/* fall back to sync reads */
 		return;

@@ -51,9 +51,11 @@ struct options {
 	char *workers;
 	char *mp_threshold;
 	char *label;
+	char *op_timeout;
 	char *spec;		/* REMOTE:[PREFIX], or NULL for all remotes */
 	char *mountpoint;
 	int sb_public;		/* -o supabase_public_buckets */
+	int sync_close;		/* -o sync_close */
 	int foreground;
 	int single_thread;
 	int help;
@@ -76,6 +78,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("multipart_threshold=%s", mp_threshold),
 	OPT("label=%s", label),
 	OPT("supabase_public_buckets", sb_public),
+	OPT("op_timeout=%s", op_timeout),
+	OPT("sync_close", sync_close),
 	OPT("-f", foreground),
 	OPT("-s", single_thread),
 	OPT("-h", help),
@@ -115,6 +119,14 @@ static const char usage_text[] =
 "  -o multipart_threshold=BYTES  multipart upload from this size (default\n"
 "                         67108864); equal parts, 4 in parallel\n"
 "  -o label=NAME          tag this mount's journal rows (a migration batch)\n"
+"  -o op_timeout=SECONDS  a filesystem call that talks to a server (lookup,\n"
+"                         ls, read, rename...) fails with ETIMEDOUT once it\n"
+"                         has waited this long without a successful answer,\n"
+"                         retries included (default 20, 0 = none); fsync\n"
+"                         and close wait for uploads however long\n"
+"  -o sync_close          close() of a written file waits for its upload\n"
+"                         and returns its error (cp's exit status then\n"
+"                         means \"on the store\"; slower)\n"
 "  -o supabase_public_buckets  buckets made by mkdir are public (default\n"
 "                         private; per remote: public_buckets = true)\n"
 "  -o debug=LIST          debug log for subsystems: http,cache,fuse,upq,all\n"
@@ -398,6 +410,16 @@ int main(int argc, char **argv)
 		}
 		cfg.ttl_s = (int64_t)v;
 	}
+	mo.op_timeout_ms = 20000;
+	if (o.op_timeout) {
+		if (str_parse_u64(o.op_timeout, &v) || v > 86400) {
+			fprintf(stderr, "mediafs: op_timeout must be a number of seconds (0 = none), not '%s'\n",
+				o.op_timeout);
+			goto out;
+		}
+		mo.op_timeout_ms = (long)v * 1000;
+	}
+	cfg.sync_close = o.sync_close;
 	cfg.readahead_max = 8 * 1024 * 1024;
 	if (o.readahead) {
 		if (str_parse_u64(o.readahead, &v) || v > (1u << 30)) {
@@ -612,8 +634,28 @@ int main(int argc, char **argv)
 		if (st.done || st.failed)
 			log_info("%lu uploads done, %lu failed", st.done,
 				 st.failed);
-		if (st.failed)
+		if (st.failed) {
+			/* the unmount summary: what is not on the store */
+			char *list = malloc(65536);
+			struct upq_tally t;
+
+			if (list) {
+				char *line = list, *nl;
+
+				upq_tally(d.upq, NULL, "", &t, list, 65536);
+				for (; *line; line = nl + 1) {
+					nl = strchr(line, '\n');
+					if (!nl)
+						break;
+					*nl = '\0';
+					log_err("not uploaded: %s", line);
+				}
+				free(list);
+			}
+			log_err("%lu uploads failed; their files are kept in the staging directory and the journal ('mediactl failed', 'mediactl retry' at the next mount)",
+				st.failed);
 			ret = 1;
+		}
 	}
 	for (i = 0; i < d.nremotes; i++) {
 		const struct backend_stats *b = &d.remotes[i].be->stats;
@@ -637,6 +679,7 @@ out:
 	free(o.workers);
 	free(o.mp_threshold);
 	free(o.label);
+	free(o.op_timeout);
 	free(o.spec);
 	free(o.mountpoint);
 	free(cache_root);

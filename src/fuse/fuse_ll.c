@@ -17,6 +17,7 @@
 
 #include <fuse_lowlevel.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 
 static const int errnos[MFS_ERR_COUNT] = {
@@ -41,6 +42,8 @@ static const int errnos[MFS_ERR_COUNT] = {
 	[MFS_ENODATA] = ENODATA,
 	[MFS_ECONFIG] = EIO,
 	[MFS_EXDEV] = EXDEV,
+	[MFS_EFBIG] = EFBIG,
+	[MFS_ETIMEDOUT] = ETIMEDOUT,
 };
 
 int fuse_ll_errno(enum mfs_err rc)
@@ -50,9 +53,29 @@ int fuse_ll_errno(enum mfs_err rc)
 	return errnos[rc];
 }
 
+/* The session's userdata. */
+struct ll_ctx {
+	struct fs *fs;
+	long op_timeout_ms;	/* one request's time limit, 0 = none */
+};
+
 static struct fs *fs_of(fuse_req_t req)
 {
-	return fuse_req_userdata(req);
+	return ((struct ll_ctx *)fuse_req_userdata(req))->fs;
+}
+
+/* Start the request's time limit (-o op_timeout) on this thread. */
+static void op_start(fuse_req_t req)
+{
+	deadline_start(((struct ll_ctx *)fuse_req_userdata(req))->op_timeout_ms);
+}
+
+/* fs_of for the first call of a handler that may talk to a server: starts
+ * the request's time limit (-o op_timeout) on this thread. */
+static struct fs *op_fs(fuse_req_t req)
+{
+	op_start(req);
+	return fs_of(req);
 }
 
 /* Errors a user did not cause are logged with their detail. */
@@ -121,7 +144,7 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	struct errbuf eb = { 0 };
 	struct fs_attr a;
-	enum mfs_err rc = fs_lookup(fs_of(req), parent, name, &a, &eb);
+	enum mfs_err rc = fs_lookup(op_fs(req), parent, name, &a, &eb);
 
 	if (rc == MFS_ENOTFOUND) {
 		/* a negative entry the kernel may keep for the TTL */
@@ -151,7 +174,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct errbuf eb = { 0 };
 	struct fs_attr a;
 	struct stat st;
-	enum mfs_err rc = fs_getattr(fs_of(req), ino, &a, &eb);
+	enum mfs_err rc = fs_getattr(op_fs(req), ino, &a, &eb);
 
 	(void)fi;
 	if (rc) {
@@ -167,7 +190,7 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct errbuf eb = { 0 };
 	struct fs_dir *d;
-	enum mfs_err rc = fs_opendir(fs_of(req), ino, &d, &eb);
+	enum mfs_err rc = fs_opendir(op_fs(req), ino, &d, &eb);
 
 	if (rc) {
 		reply_err(req, rc, &eb, "opendir");
@@ -243,7 +266,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct errbuf eb = { 0 };
 	struct fs_file *f;
-	enum mfs_err rc = fs_open(fs_of(req), ino, fi->flags, &f, &eb);
+	enum mfs_err rc = fs_open(op_fs(req), ino, fi->flags, &f, &eb);
 
 	if (rc) {
 		reply_err(req, rc, &eb, "open");
@@ -262,6 +285,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 	size_t got = 0;
 	enum mfs_err rc;
 
+	op_start(req);
 	(void)ino;
 	if (!buf) {
 		fuse_reply_err(req, ENOMEM);
@@ -278,6 +302,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void ll_release(fuse_req_t req, fuse_ino_t ino,
 		       struct fuse_file_info *fi)
 {
+	deadline_clear();
 	(void)ino;
 	fs_release((struct fs_file *)(uintptr_t)fi->fh);
 	fuse_reply_err(req, 0);
@@ -307,7 +332,7 @@ static void ll_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_getxattr(fs_of(req), ino, name, buf, size, &len, &eb);
+	rc = fs_getxattr(op_fs(req), ino, name, buf, size, &len, &eb);
 	reply_sized(req, rc, buf, size, len, &eb, "getxattr");
 	free(buf);
 }
@@ -322,7 +347,7 @@ static void ll_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
-	rc = fs_listxattr(fs_of(req), ino, buf, size, &len);
+	rc = fs_listxattr(op_fs(req), ino, buf, size, &len);
 	reply_sized(req, rc, buf, size, len, NULL, "listxattr");
 	free(buf);
 }
@@ -393,7 +418,7 @@ static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name,
 		return;
 	}
 	/* mknod(2) of a regular file: an empty file, like create + close */
-	rc = fs_create(fs_of(req), parent, name, mode,
+	rc = fs_create(op_fs(req), parent, name, mode,
 		       O_WRONLY | O_CREAT | O_EXCL, &a, &f, &eb);
 	fs_release(f);
 	reply_entry_or_err(req, rc, &a, &eb, "mknod");
@@ -404,7 +429,7 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 {
 	struct errbuf eb = { 0 };
 	struct fs_attr a;
-	enum mfs_err rc = fs_mkdir(fs_of(req), parent, name, mode, &a, &eb);
+	enum mfs_err rc = fs_mkdir(op_fs(req), parent, name, mode, &a, &eb);
 
 	reply_entry_or_err(req, rc, &a, &eb, "mkdir");
 }
@@ -412,7 +437,7 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name,
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct errbuf eb = { 0 };
-	enum mfs_err rc = fs_unlink(fs_of(req), parent, name, &eb);
+	enum mfs_err rc = fs_unlink(op_fs(req), parent, name, &eb);
 
 	reply_status(req, rc, &eb, "unlink");
 }
@@ -420,7 +445,7 @@ static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
 	struct errbuf eb = { 0 };
-	enum mfs_err rc = fs_rmdir(fs_of(req), parent, name, &eb);
+	enum mfs_err rc = fs_rmdir(op_fs(req), parent, name, &eb);
 
 	reply_status(req, rc, &eb, "rmdir");
 }
@@ -432,7 +457,7 @@ static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct errbuf eb = { 0 };
 	unsigned f = (flags & RENAME_NOREPLACE ? FS_RENAME_NOREPLACE : 0) |
 		     (flags & RENAME_EXCHANGE ? FS_RENAME_EXCHANGE : 0);
-	enum mfs_err rc = fs_rename(fs_of(req), parent, name, newparent,
+	enum mfs_err rc = fs_rename(op_fs(req), parent, name, newparent,
 				    newname, f, &eb);
 
 	reply_status(req, rc, &eb, "rename");
@@ -471,7 +496,7 @@ static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr,
 		sa.mtime_ns = (int64_t)attr->st_mtim.tv_sec * 1000000000 +
 			      attr->st_mtim.tv_nsec;
 	}
-	rc = fs_setattr(fs_of(req), ino, &sa, &a, &eb);
+	rc = fs_setattr(op_fs(req), ino, &sa, &a, &eb);
 	if (rc) {
 		reply_err(req, rc, &eb, "setattr");
 		return;
@@ -487,7 +512,7 @@ static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name,
 	struct errbuf eb = { 0 };
 	struct fs_file *f;
 	struct fs_attr a;
-	enum mfs_err rc = fs_create(fs_of(req), parent, name, mode, fi->flags,
+	enum mfs_err rc = fs_create(op_fs(req), parent, name, mode, fi->flags,
 				    &a, &f, &eb);
 
 	if (rc) {
@@ -505,9 +530,11 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 {
 	struct errbuf eb = { 0 };
 	size_t done = 0;
-	enum mfs_err rc = fs_write((struct fs_file *)(uintptr_t)fi->fh,
-				   (uint64_t)off, buf, size, &done, &eb);
+	enum mfs_err rc;
 
+	op_start(req);
+	rc = fs_write((struct fs_file *)(uintptr_t)fi->fh, (uint64_t)off, buf,
+		      size, &done, &eb);
 	(void)ino;
 	if (rc)
 		reply_err(req, rc, &eb, "write");
@@ -518,8 +545,10 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf,
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct errbuf eb = { 0 };
-	enum mfs_err rc = fs_flush((struct fs_file *)(uintptr_t)fi->fh, &eb);
+	enum mfs_err rc;
 
+	deadline_clear();	/* may wait for an upload (sync_close) */
+	rc = fs_flush((struct fs_file *)(uintptr_t)fi->fh, &eb);
 	(void)ino;
 	reply_status(req, rc, &eb, "close");
 }
@@ -528,18 +557,33 @@ static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	struct errbuf eb = { 0 };
-	enum mfs_err rc = fs_fsync((struct fs_file *)(uintptr_t)fi->fh, &eb);
+	enum mfs_err rc;
 
+	deadline_clear();	/* waits for the upload, however long */
+	rc = fs_fsync((struct fs_file *)(uintptr_t)fi->fh, &eb);
 	(void)ino;
 	(void)datasync;
 	reply_status(req, rc, &eb, "fsync");
+}
+
+static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
+			struct fuse_file_info *fi)
+{
+	struct errbuf eb = { 0 };
+	enum mfs_err rc;
+
+	deadline_clear();	/* waits for uploads, however long */
+	rc = fs_fsyncdir(fs_of(req), ino, &eb);
+	(void)datasync;
+	(void)fi;
+	reply_status(req, rc, &eb, "fsyncdir");
 }
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
 	struct errbuf eb = { 0 };
-	enum mfs_err rc = fs_setxattr(fs_of(req), ino, name, value, size, &eb);
+	enum mfs_err rc = fs_setxattr(op_fs(req), ino, name, value, size, &eb);
 
 	(void)flags;
 	reply_status(req, rc, &eb, "setxattr");
@@ -573,6 +617,7 @@ static const struct fuse_lowlevel_ops ll_ops = {
 	.write = ll_write,
 	.flush = ll_flush,
 	.fsync = ll_fsync,
+	.fsyncdir = ll_fsyncdir,
 	.rename = ll_rename,
 	.setattr = ll_setattr,
 	.create = ll_create,
@@ -610,9 +655,10 @@ int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 {
 	struct fuse_session *se;
 	struct fuse_loop_config lc = { 0 };
+	struct ll_ctx ctx = { fs, o->op_timeout_ms };
 	int ret = 1;
 
-	se = fuse_session_new(args, &ll_ops, sizeof(ll_ops), fs);
+	se = fuse_session_new(args, &ll_ops, sizeof(ll_ops), &ctx);
 	if (!se)
 		return 1;
 	if (fuse_set_signal_handlers(se))

@@ -130,8 +130,11 @@ static double now(void)
 static enum mfs_err db_err(struct journal *j, struct errbuf *eb,
 			   const char *what)
 {
-	return eb_set(eb, MFS_EIO, "journal: %s: %s", what,
-		      sqlite3_errmsg(j->db));
+	/* a full disk is the user's ENOSPC, not an I/O error */
+	int full = (sqlite3_errcode(j->db) & 0xff) == SQLITE_FULL;
+
+	return eb_set(eb, full ? MFS_ENOSPC : MFS_EIO, "journal: %s: %s",
+		      what, sqlite3_errmsg(j->db));
 }
 
 static int user_version(sqlite3 *db)

@@ -85,8 +85,11 @@ struct mcache {
 static enum mfs_err db_err(struct mcache *mc, struct errbuf *eb,
 			   const char *what)
 {
-	return eb_set(eb, MFS_EIO, "metadata cache: %s: %s", what,
-		      sqlite3_errmsg(mc->db));
+	/* a full cache disk is the user's ENOSPC, not an I/O error */
+	int full = (sqlite3_errcode(mc->db) & 0xff) == SQLITE_FULL;
+
+	return eb_set(eb, full ? MFS_ENOSPC : MFS_EIO,
+		      "metadata cache: %s: %s", what, sqlite3_errmsg(mc->db));
 }
 
 static int exec(struct mcache *mc, const char *s)

@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 #include "common/str.h"
 
@@ -26,6 +27,7 @@
 struct http_client {
 	struct http_opts opts;
 	char *ca_file;
+	char *name;		/* the remote's, for messages */
 	CURLSH *share;
 	pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 	pthread_mutex_t pool_lock;
@@ -76,6 +78,9 @@ struct http_client *http_client_new(const struct http_opts *opts)
 	if (opts && opts->ca_file)
 		c->ca_file = strdup(opts->ca_file);
 	c->opts.ca_file = c->ca_file;
+	if (opts && opts->name)
+		c->name = strdup(opts->name);
+	c->opts.name = c->name;
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_locks[i], NULL);
 	pthread_mutex_init(&c->pool_lock, NULL);
@@ -108,6 +113,7 @@ void http_client_free(struct http_client *c)
 		pthread_mutex_destroy(&c->share_locks[i]);
 	pthread_mutex_destroy(&c->pool_lock);
 	free(c->ca_file);
+	free(c->name);
 	free(c);
 }
 
@@ -329,8 +335,16 @@ static void setup(struct http_client *c, CURL *h, struct xfer *x,
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->opts.connect_timeout_s);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->opts.stall_timeout_s);
-	if (c->opts.total_timeout_s)
-		curl_easy_setopt(h, CURLOPT_TIMEOUT, c->opts.total_timeout_s);
+	{
+		/* the whole exchange: the client's limit, shortened to what
+		 * is left of the calling operation's deadline */
+		long total_ms = c->opts.total_timeout_s * 1000;
+		long left = deadline_left_ms();
+
+		if (left > 0 && (!total_ms || left < total_ms))
+			total_ms = left;
+		curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, total_ms);
+	}
 	if (c->opts.ca_file)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->opts.ca_file);
 	curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
@@ -356,6 +370,18 @@ static void setup(struct http_client *c, CURL *h, struct xfer *x,
 	}
 }
 
+/* The calling operation's deadline passed: say where it was waiting. */
+static enum mfs_err timed_out(const struct http_client *c,
+			      const struct http_request *req,
+			      struct errbuf *eb)
+{
+	return eb_set(eb, MFS_ETIMEDOUT,
+		      "%s%s%sno answer within the operation's time limit (%ld s, -o op_timeout): %s %s",
+		      c->name ? "remote [" : "", c->name ? c->name : "",
+		      c->name ? "]: " : "", deadline_limit_ms() / 1000,
+		      req->method, req->url);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -377,6 +403,8 @@ enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 
 	http_response_cleanup(resp);
 	http_response_init(resp);
+	if (!deadline_left_ms())
+		return timed_out(c, req, eb);
 	if (req->max_body)
 		resp->body.max = req->max_body;
 	h = take_handle(c);
@@ -427,7 +455,11 @@ enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 		}
 		eb_set(eb, rc, "%s %s: %s", req->method, req->url,
 		       curl_easy_strerror(cc));
+		if (!deadline_left_ms())
+			rc = timed_out(c, req, eb);
 	}
+	if (!rc && resp->status >= 200 && resp->status < 300)
+		deadline_progress();
 	if (eb)
 		eb->http_status = (int)resp->status;
 	log_dbg(LOG_SUB_HTTP, "%s %s -> %ld %s(%.1f ms)", req->method,
@@ -467,6 +499,10 @@ long http_backoff_ms(int attempt, long base_ms, long cap_ms)
 
 void http_sleep_ms(long ms)
 {
+	long left = deadline_left_ms();
+
+	if (left >= 0 && left < ms)
+		ms = left;
 	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
 
 	while (nanosleep(&ts, &ts) && errno == EINTR)

@@ -8,6 +8,12 @@ answers some requests itself with S3's 503 SlowDown instead.
 Control file lines (all optional):
   rate=0.2          fail this fraction of requests (seeded, reproducible)
   fail_key=TEXT     fail every PUT/POST whose path contains TEXT
+  refuse_key=TEXT   answer every PUT/POST whose path contains TEXT with
+                    403 AccessDenied (a final refusal, not retried)
+  max_size=N        answer a PUT of more than N bytes with 400
+                    EntityTooLarge (the store's size limit)
+  hang=1            swallow every request: never answer while this holds
+                    (a server that never answers)
   seed=N
 Headers and bodies pass through unchanged (the Host header too, so SigV4
 signatures still verify upstream). Prints "ready" when listening.
@@ -17,6 +23,7 @@ import http.server
 import random
 import sys
 import threading
+import time
 
 from testhttp import QuietHandler, read_control
 
@@ -35,10 +42,31 @@ class Handler(QuietHandler):
     control = None
     injected = 0
 
+    def refuse(self, status, code, message):
+        body = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s'
+                '</Code><Message>%s</Message></Error>' %
+                (code, message)).encode()
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/xml')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        if self.command != 'HEAD':
+            self.wfile.write(body)
+
     def handle_one(self):
         n = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(n) if n else b''
         r = rules(self.control)
+        while r.get('hang') == '1':     # swallowed: no answer
+            time.sleep(0.2)
+            r = rules(self.control)
+        if r.get('refuse_key') and self.command in ('PUT', 'POST') and \
+                r['refuse_key'] in self.path:
+            return self.refuse(403, 'AccessDenied', 'Access Denied')
+        if r.get('max_size') and self.command == 'PUT' and \
+                n > int(r['max_size']):
+            return self.refuse(400, 'EntityTooLarge', 'Your proposed '
+                               'upload exceeds the maximum allowed size')
         fail = False
         with Handler.lock:
             if 'seed' in r and not getattr(Handler, 'seeded', False):

@@ -84,6 +84,31 @@ static void test_times(void)
 	CHECK(str_parse_mtime("12abc", &ns) == MFS_EINVAL);
 	CHECK(str_parse_mtime("", &ns) == MFS_EINVAL);
 	CHECK(str_parse_mtime("99999999999999999999999", &ns) == MFS_EINVAL);
+	CASE("times past 2262 saturate (found by fuzzing)");
+	CHECK(str_parse_iso8601("9999-12-31T23:59:59.999Z", &ns) == MFS_OK);
+	CHECK(ns == INT64_MAX);
+	CHECK(str_parse_iso8601("2262-04-11T23:47:16Z", &ns) == MFS_OK);
+	CHECK(ns == 9223372036000000000LL);
+	CHECK(str_parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT", &ns) == MFS_OK);
+	CHECK(ns == INT64_MAX);
+	CHECK(str_parse_mtime("9223372039.5", &ns) == MFS_OK);
+	CHECK(ns == INT64_MAX);
+	CHECK(str_parse_mtime("-9223372039.5", &ns) == MFS_OK);
+	CHECK(ns == INT64_MIN);
+	CHECK(str_parse_mtime("-1.5", &ns) == MFS_OK);
+	CHECK(ns == -1500000000LL);
+	CASE("seconds as a JSON number: range-checked, never an undefined cast");
+	CHECK(str_secs_to_ns(1714557600.5, &ns) == MFS_OK);
+	CHECK(ns == 1714557600500000000LL);
+	CHECK(str_secs_to_ns(1e10, &ns) == MFS_OK);
+	CHECK(ns == INT64_MAX);
+	CHECK(str_secs_to_ns(1e300, &ns) == MFS_OK);
+	CHECK(ns == INT64_MAX);
+	CHECK(str_secs_to_ns(-1e300, &ns) == MFS_OK);
+	CHECK(ns == INT64_MIN);
+	CHECK(str_secs_to_ns(-2.0, &ns) == MFS_OK);
+	CHECK(ns == -2000000000LL);
+	CHECK(str_secs_to_ns(0.0 / 0.0, &ns) == MFS_EINVAL);
 }
 
 static void test_names(void)
