@@ -277,8 +277,11 @@ enum mfs_err str_parse_mtime(const char *s, int64_t *ns)
 	if (*s)
 		return MFS_EINVAL;
 	*ns = sat_ns(neg ? -sec : sec, 0);
-	if (*ns != INT64_MIN && *ns != INT64_MAX)
-		*ns += neg ? -frac : frac;
+	/* the fraction saturates too: 9223372036.999 is past INT64_MAX ns */
+	if (!neg)
+		*ns = *ns > INT64_MAX - frac ? INT64_MAX : *ns + frac;
+	else
+		*ns = *ns < INT64_MIN + frac ? INT64_MIN : *ns - frac;
 	return MFS_OK;
 }
 

@@ -9,10 +9,10 @@ static void entry(const struct js *e)
 {
 	struct obj_meta m;
 
-	meta_from_sys(e, &m);
-	meta_from_user(js_get(e, "user_metadata"), &m);
-	meta_from_user(js_get(js_get(e, "metadata"), "user_metadata"), &m);
-	meta_from_user(e, &m);
+	supabase_meta_from_sys(e, &m);
+	supabase_meta_from_user(js_get(e, "user_metadata"), &m);
+	supabase_meta_from_user(js_get(js_get(e, "metadata"), "user_metadata"), &m);
+	supabase_meta_from_user(e, &m);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
