@@ -87,6 +87,21 @@ run_integration() {	# run_integration BINARY LABEL
 	done
 }
 
+# The fuzz step (tests/fuzz/run.sh: each libFuzzer target over its seed
+# corpus, then 3 s of fuzzing with a fixed seed); NO_FUZZ=1 skips it.
+if [ -z "${NO_FUZZ:-}" ] && [ -z "$PATTERN" ]; then
+	fuzz_out=$(tests/fuzz/run.sh 2>&1 </dev/null)
+	echo "$fuzz_out"
+	read -r fp _ ff _ < <(echo "$fuzz_out" | tail -1)
+	passed=$((passed + ${fp:-0}))
+	skipped=$((skipped + $(echo "$fuzz_out" | grep -c '^SKIP:')))
+	while IFS= read -r l; do
+		[ -n "$l" ] && note_fail "[fuzz] ${l#FAIL: }" >/dev/null
+	done < <(echo "$fuzz_out" | grep '^FAIL:')
+	[ "${ff:-1}" -gt 0 ] 2>/dev/null && ! echo "$fuzz_out" | grep -q '^FAIL:' &&
+		note_fail "[fuzz] tests/fuzz/run.sh: $(echo "$fuzz_out" | tail -1)"
+fi
+
 echo "== unit tests"
 run_unit build unit
 [ -z "${NO_SAN:-}" ] && run_unit build-san unit-asan

@@ -384,13 +384,13 @@ static void test_tus(struct backend *be)
 		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_EIO);
 		CHECK_HAS(eb.msg, "not the " TUS_VER " this upload made");
 	}
-	CASE("TUS: a text/plain 413 at the POST: its reason, no retry");
+	CASE("TUS: a text/plain 413 at the POST: EFBIG, its reason, no retry");
 	{
 		struct reply r[] = { { too_big, 0 }, { NULL, 0 } };
 
 		play(r);
 		memset(&eb, 0, sizeof(eb));
-		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_EIO);
+		CHECK(be->ops->put(be, "b/d/k", &body, &pm, &out, &eb) == MFS_EFBIG);
 		CHECK_HAS(eb.msg, "Maximum size exceeded");
 		CHECK(requests() == 1);
 	}
