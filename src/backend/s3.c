@@ -220,19 +220,6 @@ static int parse_error(const struct buf *body, struct s3_error *e)
 	return 1;
 }
 
-int s3_error_body(const struct buf *body, char **code)
-{
-	struct s3_error e;
-
-	*code = NULL;
-	if (!parse_error(body, &e))
-		return 0;
-	*code = e.code ? e.code : strdup("?");
-	e.code = NULL;
-	s3_error_cleanup(&e);
-	return 1;
-}
-
 static int code_is(const struct s3_error *e, const char *code)
 {
 	return e->code && !strcmp(e->code, code);

@@ -67,9 +67,6 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		   struct http_response *resp, struct errbuf *eb);
 /* An ETag without its quotes, cut to cap. */
 void s3_strip_etag(const char *in, char *out, size_t cap);
-/* Parse an <Error> document: 1 (and *code malloc'd, "?" when it has none)
- * if body is one, else 0. */
-int s3_error_body(const struct buf *body, char **code);
 /* A 2xx reply to a ranged GET that proves it carries bytes [off, off+len)
  * of the object etag (or its end): the s3_call check of reads. ud is a
  * struct s3_range. */

@@ -295,6 +295,7 @@ enum mfs_err s3_del_many(struct backend *be, const char *const *keys,
 	h[0] = (struct sigv4_pair){ "content-md5", md5 };
 	h[1] = (struct sigv4_pair){ "content-type", "application/xml" };
 	call.method = "POST";
+	call.replay_safe = 1;	/* deleting twice deletes once */
 	call.query = q;
 	call.nquery = 1;
 	call.headers = h;
