@@ -73,12 +73,15 @@ struct put_meta {
 };
 
 /* A request body: len bytes of fd at off. sha256 is the hex SHA-256 of
- * exactly those bytes, or NULL to send it unsigned. */
+ * exactly those bytes, or NULL to send it unsigned; md5 their hex MD5
+ * (required when len > 0: S3 sends it as Content-MD5, so the server checks
+ * the body, and compares it with the ETag it answers). */
 struct put_body {
 	int fd;
 	uint64_t off;
 	uint64_t len;
 	const char *sha256;
+	const char *md5;
 };
 
 struct backend;

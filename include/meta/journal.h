@@ -99,6 +99,24 @@ typedef void (*journal_row_cb)(void *ud, const struct jrow *r);
 enum mfs_err journal_pending(struct journal *j, const char *mount_id,
 			     int failed, journal_row_cb cb, void *ud);
 
+/* A multipart upload upload_id of key on remote was started on the server
+ * for upload row upload: recorded (durably) until journal_mp_close, so a
+ * daemon killed meanwhile can abort it on the next mount. */
+enum mfs_err journal_mp_open(struct journal *j, const char *mount_id,
+			     const char *remote, const char *key,
+			     const char *upload_id, int64_t upload,
+			     struct errbuf *eb);
+/* Completed or aborted on the server: forget it. */
+enum mfs_err journal_mp_close(struct journal *j, const char *remote,
+			      const char *upload_id, struct errbuf *eb);
+/* Every multipart upload mount_id recorded and did not close, oldest
+ * first; the strings are valid during the call. cb must not call the
+ * journal (its lock is held). */
+typedef void (*journal_mp_cb)(void *ud, const char *remote, const char *key,
+			      const char *upload_id);
+enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
+			     journal_mp_cb cb, void *ud);
+
 /* Record a rename, delete, mkdir, rmdir or metadata change. */
 enum mfs_err journal_event(struct journal *j, const char *mount_id,
 			   const char *remote, const char *op,

@@ -32,8 +32,24 @@ struct http_header {
 	char *value;	/* trimmed */
 };
 
+/* May the transport send a request again on its own? libcurl does when a
+ * reused connection dies before the answer: it rewinds the body and
+ * resends it on a new connection. For a request that is not idempotent
+ * (an ImageKit upload, a TUS PATCH, a multipart completion) that can do
+ * the thing twice, so such a request always goes on a fresh connection
+ * (which is never replayed) and its body is never rewound: a connection
+ * lost before the answer is an MFS_ETRANSIENT for the caller, whose own
+ * re-check decides what happened. */
+enum http_replay {
+	HTTP_REPLAY_METHOD = 0,	/* by method: GET HEAD PUT DELETE OPTIONS
+				 * may be replayed, POST and PATCH not */
+	HTTP_REPLAY_SAFE,	/* this POST may be sent twice */
+	HTTP_REPLAY_NEVER,	/* never send this one twice */
+};
+
 struct http_request {
 	const char *method;		/* GET HEAD PUT POST DELETE */
+	enum http_replay replay;
 	const char *url;		/* fully encoded; sent as is */
 	const char *const *headers;	/* NULL-terminated "Name: value" */
 	/* Request body: memory (body != NULL) or a file range (body_fd >= 0).
@@ -79,6 +95,9 @@ const char *http_header(const struct http_response *r, const char *name);
  * the exchange (never retried). eb says what happened. */
 enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 			  struct http_response *resp, struct errbuf *eb);
+
+/* May req be sent twice (see enum http_replay)? */
+int http_replay_safe(const struct http_request *req);
 
 /* Is this status worth retrying on its own (429, 500, 502, 503, 504)? */
 int http_status_transient(long status);

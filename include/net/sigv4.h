@@ -61,6 +61,14 @@ void sigv4_signing_key(const char *secret, const char *date,
 void sigv4_sha256_hex(const void *p, size_t n, char out[65]);
 /* Content-MD5 header value (base64 of the raw MD5) of n bytes. */
 void sigv4_content_md5(const void *p, size_t n, char out[25]);
+/* The raw MD5 of its 32-digit hex form; -1 when hex is not one. */
+int sigv4_md5_from_hex(const char *hex, unsigned char md[16]);
+/* Content-MD5 header value of an MD5 given in hex; -1 when not one. */
+int sigv4_md5_hex_b64(const char *hex, char out[25]);
+/* The ETag S3 gives a multipart upload of n parts whose ETags (the parts'
+ * hex MD5s) are etags[]: hex MD5 of the raw MD5s, "-n". -1 when a part's
+ * ETag is not an MD5 or out (cap bytes) is too small. */
+int sigv4_multipart_etag(char (*etags)[80], int n, char *out, size_t cap);
 /* Sign; fills res. With a precomputed signing key (key != NULL) the secret
  * is not used. */
 enum mfs_err sigv4_sign(const struct sigv4_input *in,

@@ -24,7 +24,9 @@
 #include "s3_int.h"
 
 #define LIST_MAX_BODY (8 * 1024 * 1024)
-#define MAX_PAGES 1000000
+/* 100,000 pages of 1,000 keys: a directory of 10^8 entries; past that a
+ * server that sends ever new tokens is paging in circles too. */
+#define MAX_PAGES 100000
 
 /* One request of call, counted by kind (the only place that counts). */
 static void count(struct backend *be, const struct s3_call *call)
@@ -250,6 +252,10 @@ static enum mfs_err classify(struct backend *be, const struct s3_call *call,
 
 	if (code_is(e, "NoSuchKey") || (!e->code && st == 404 && call->key))
 		return eb_set(eb, MFS_ENOTFOUND, "%s: no such object", what);
+	if (code_is(e, "NoSuchUpload"))
+		return eb_set(eb, MFS_ENOTFOUND,
+			      "%s: no such multipart upload (completed or aborted)",
+			      what);
 	if (code_is(e, "NoSuchBucket") || (!e->code && st == 404))
 		return eb_set(eb, MFS_ECONFIG,
 			      "remote [%s]: bucket '%s' does not exist at %s://%s%s",
@@ -318,6 +324,7 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 			  struct http_response *resp, struct errbuf *eb)
 {
 	struct s3 *s3 = be->priv;
+	const char *what = call->key ? call->key : "(bucket)";
 	enum mfs_err rc = MFS_EIO;
 	int attempt, skew_fixed = 0;
 
@@ -338,6 +345,8 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		if (rc)
 			return eb_set(eb, rc, "cannot build request");
 		req.method = call->method;
+		req.replay = call->replay_safe ? HTTP_REPLAY_SAFE
+					       : HTTP_REPLAY_METHOD;
 		req.url = url;
 		req.headers = (const char *const *)hdr;
 		req.body_fd = -1;
@@ -365,13 +374,24 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		if (rc)
 			return rc;
 		if (resp->status >= 200 && resp->status < 300) {
-			if (!call->may_200_error || !parse_error(&resp->body, &e))
+			if (call->may_200_error && parse_error(&resp->body, &e)) {
+				/* 200 with an <Error> body: botocore makes
+				 * it a 500 */
+				rc = eb_set(eb, MFS_ETRANSIENT,
+					    "%s %s: HTTP %ld with error %s",
+					    call->method, what, resp->status,
+					    e.code ? e.code : "?");
+				s3_error_cleanup(&e);
+			} else if (call->check) {
+				rc = call->check(call, resp, eb);
+			} else {
 				return MFS_OK;
-			/* 200 with an <Error> body: botocore makes it a 500 */
-			retry = 1;
-			rc = eb_set(eb, MFS_ETRANSIENT, "%s: 200 with error %s",
-				    call->method, e.code ? e.code : "?");
-			s3_error_cleanup(&e);
+			}
+			if (rc != MFS_ETRANSIENT)
+				return rc;
+			log_warn("remote [%s]: %s%s", be->name, eb ? eb->msg :
+				 "a reply that proves nothing",
+				 attempt < s3->retries ? "; retrying" : "");
 			continue;
 		}
 		parse_error(&resp->body, &e);
@@ -537,9 +557,9 @@ static enum mfs_err parse_list_page(struct backend *be, const char *prefix,
 			rc = eb_set(eb, MFS_EPROTO,
 				    "listing entry without a valid Key or Size");
 		} else if (decode_field(k, url, &key)) {
-			rc = eb_set(eb, MFS_EPROTO,
-				    "listing key '%s' is not valid URL encoding",
-				    k);
+			/* %00, or not URL encoding: no name for it */
+			log_warn("remote [%s]: key '%s' cannot be shown: %s",
+				 be->name, k, "not valid URL encoding or a NUL byte");
 		} else {
 			if (lm && str_parse_iso8601(lm, &m.server_mtime_ns))
 				m.server_mtime_ns = 0;
@@ -563,9 +583,8 @@ static enum mfs_err parse_list_page(struct backend *be, const char *prefix,
 			rc = eb_set(eb, MFS_EPROTO,
 				    "CommonPrefixes without a Prefix");
 		else if (decode_field(p, url, &key))
-			rc = eb_set(eb, MFS_EPROTO,
-				    "listing prefix '%s' is not valid URL encoding",
-				    p);
+			log_warn("remote [%s]: prefix '%s' cannot be shown: %s",
+				 be->name, p, "not valid URL encoding or a NUL byte");
 		else
 			rc = emit_entry(be, prefix, key, &m, cb, ud);
 		free(p);
@@ -580,12 +599,62 @@ out:
 	return rc;
 }
 
+/* The continuation tokens of one listing, to see a server that cycles
+ * (A, B, A, ...): their 64-bit FNV-1a hashes in an open-addressed table
+ * (a repeat of the hash counts as a repeat; a false one needs 2^32 pages). */
+struct tokens {
+	uint64_t *h;	/* 0 = empty slot */
+	size_t cap, n;
+};
+
+static int tokens_seen(struct tokens *t, const char *tok)
+{
+	uint64_t h = 14695981039346656037ULL;
+	size_t i;
+
+	for (; *tok; tok++)
+		h = (h ^ (unsigned char)*tok) * 1099511628211ULL;
+	if (!h)
+		h = 1;
+	if ((t->n + 1) * 2 > t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 64, j;
+		uint64_t *nh = calloc(ncap, sizeof(*nh));
+
+		if (!nh)
+			return 0;	/* the page bound still holds */
+		for (j = 0; j < t->cap; j++)
+			if (t->h[j])
+				for (i = t->h[j] & (ncap - 1); ;
+				     i = (i + 1) & (ncap - 1))
+					if (!nh[i]) {
+						nh[i] = t->h[j];
+						break;
+					}
+		free(t->h);
+		t->h = nh;
+		t->cap = ncap;
+	}
+	for (i = h & (t->cap - 1); t->h[i]; i = (i + 1) & (t->cap - 1))
+		if (t->h[i] == h)
+			return 1;
+	t->h[i] = h;
+	t->n++;
+	return 0;
+}
+
+static void tokens_cleanup(struct tokens *t)
+{
+	free(t->h);
+	memset(t, 0, sizeof(*t));
+}
+
 static enum mfs_err s3_list(struct backend *be, const char *dir,
 			    backend_list_cb cb, void *ud, struct errbuf *eb)
 {
 	struct http_response resp;
 	char *prefix = *dir ? str_fmt("%s/", dir) : strdup("");
 	char *token = NULL;
+	struct tokens seen = { 0 };
 	enum mfs_err rc = MFS_OK;
 	int pages = 0;
 
@@ -616,17 +685,22 @@ static enum mfs_err s3_list(struct backend *be, const char *dir,
 					     &pg, eb);
 		if (rc)
 			break;
-		if (pg.truncated && token && !strcmp(token, pg.next_token)) {
-			free(pg.next_token);
-			rc = eb_set(eb, MFS_EPROTO,
-				    "server repeated the same continuation token");
-			break;
-		}
 		free(token);
 		token = pg.truncated ? pg.next_token : NULL;
-	} while (token && ++pages < MAX_PAGES);
-	if (rc)
+		if (token && ++pages >= MAX_PAGES)
+			rc = eb_set(eb, MFS_EIO,
+				    "still truncated after %d pages: gave up",
+				    pages);
+		else if (token && tokens_seen(&seen, token))
+			rc = eb_set(eb, MFS_EIO,
+				    "the server sent continuation token '%.40s' a second time (after %d pages): it would page forever",
+				    token, pages);
+	} while (token && !rc);
+	if (rc) {
 		eb_prefix(eb, "listing '%s' in remote [%s]", prefix, be->name);
+		log_warn("%s", eb ? eb->msg : "listing failed");
+	}
+	tokens_cleanup(&seen);
 	free(token);
 	free(prefix);
 	http_response_cleanup(&resp);
@@ -691,12 +765,99 @@ static enum mfs_err s3_head(struct backend *be, const char *key,
 	return rc;
 }
 
+/* "bytes A-B/TOTAL" (TOTAL may be "*": *total = UINT64_MAX). */
+static int parse_content_range(const char *v, uint64_t *a, uint64_t *b,
+			       uint64_t *total)
+{
+	char *end;
+
+	if (!v || strncmp(v, "bytes ", 6))
+		return -1;
+	v += 6;
+	if (*v < '0' || *v > '9')
+		return -1;
+	*a = strtoull(v, &end, 10);
+	if (*end != '-' || end[1] < '0' || end[1] > '9')
+		return -1;
+	*b = strtoull(end + 1, &end, 10);
+	if (*end != '/' || *b < *a)
+		return -1;
+	if (!strcmp(end + 1, "*")) {
+		*total = UINT64_MAX;
+		return 0;
+	}
+	if (end[1] < '0' || end[1] > '9')
+		return -1;
+	*total = strtoull(end + 1, &end, 10);
+	return *end || *b >= *total ? -1 : 0;
+}
+
+/* The reply to "Range: bytes=off-(off+len-1)" must prove what it carries:
+ * a 206 names the range it sent (the one asked, or a shorter one that
+ * ends the object) and carries exactly that many bytes; a 200 (Range
+ * ignored) carries the whole object, Content-Length long; either names
+ * the ETag asked for. Anything else (a 200 with an <Error> body, a short
+ * body, another range) is retried, never served. */
+enum mfs_err s3_check_range(const struct s3_call *call,
+			    const struct http_response *resp,
+			    struct errbuf *eb)
+{
+	const struct s3_range *w = call->check_ud;
+	const char *v = http_header(resp, "etag");
+	uint64_t a, b, total, need;
+	char etag[80];
+
+	if (!v)
+		return eb_set(eb, MFS_ETRANSIENT,
+			      "GET %s: HTTP %ld without an ETag: not the object",
+			      call->key, resp->status);
+	s3_strip_etag(v, etag, sizeof(etag));
+	if (w->etag && *w->etag && strcmp(etag, w->etag))
+		return eb_set(eb, MFS_ECONFLICT,
+			      "GET %s: the object changed (ETag %s, expected %s)",
+			      call->key, etag, w->etag);
+	if (resp->status == 206) {
+		if (parse_content_range(http_header(resp, "content-range"),
+					&a, &b, &total))
+			return eb_set(eb, MFS_ETRANSIENT,
+				      "GET %s: 206 without a valid Content-Range",
+				      call->key);
+		if (a != w->off || b - a + 1 > w->len ||
+		    (b - a + 1 < w->len && total != b + 1))
+			return eb_set(eb, MFS_ETRANSIENT,
+				      "GET %s: asked for bytes %llu-%llu, got %s",
+				      call->key, (unsigned long long)w->off,
+				      (unsigned long long)(w->off + w->len - 1),
+				      http_header(resp, "content-range"));
+		need = b - a + 1;
+	} else if (resp->status == 200) {
+		v = http_header(resp, "content-length");
+		if (!v || str_parse_u64(v, &total))
+			return eb_set(eb, MFS_ETRANSIENT,
+				      "GET %s: 200 without a Content-Length",
+				      call->key);
+		need = total <= w->off ? 0 : total - w->off;
+		if (need > w->len)
+			need = w->len;
+	} else {
+		return eb_set(eb, MFS_ETRANSIENT, "GET %s: unexpected HTTP %ld",
+			      call->key, resp->status);
+	}
+	if (resp->dst_len != need)
+		return eb_set(eb, MFS_ETRANSIENT,
+			      "GET %s: short body: %zu of %llu bytes",
+			      call->key, resp->dst_len,
+			      (unsigned long long)need);
+	return MFS_OK;
+}
+
 static enum mfs_err s3_get(struct backend *be, const char *key, uint64_t off,
 			   size_t len, const char *etag, char *dst, size_t *got,
 			   struct errbuf *eb)
 {
 	struct http_response resp;
 	struct s3_call call = { 0 };
+	struct s3_range want;
 	struct sigv4_pair h[2];
 	char range[64], quoted[96];
 	enum mfs_err rc;
@@ -713,6 +874,9 @@ static enum mfs_err s3_get(struct backend *be, const char *key, uint64_t off,
 		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
 		h[nh++] = (struct sigv4_pair){ "if-match", quoted };
 	}
+	want.off = off;
+	want.len = len;
+	want.etag = etag;
 	call.method = "GET";
 	call.key = key;
 	call.headers = h;
@@ -720,6 +884,8 @@ static enum mfs_err s3_get(struct backend *be, const char *key, uint64_t off,
 	call.dst = dst;
 	call.dst_cap = len;
 	call.skip_on_200 = off;
+	call.check = s3_check_range;
+	call.check_ud = &want;
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	if (!rc)

@@ -51,6 +51,14 @@ struct s3_call {
 	uint64_t skip_on_200;
 	size_t max_body;
 	int may_200_error;		/* 200 with <Error> possible (copy) */
+	/* Proof of a 2xx reply, or NULL: MFS_OK accepts it, MFS_ETRANSIENT
+	 * retries it (the reply does not prove the request was done: no
+	 * ETag, a wrong one, a short body), anything else is returned. */
+	enum mfs_err (*check)(const struct s3_call *call,
+			      const struct http_response *resp,
+			      struct errbuf *eb);
+	const void *check_ud;		/* what check compares against */
+	int replay_safe;		/* a POST that may be sent twice */
 };
 
 /* Run call with retries (re-signed each time). On MFS_OK resp holds a 2xx
@@ -59,6 +67,17 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		   struct http_response *resp, struct errbuf *eb);
 /* An ETag without its quotes, cut to cap. */
 void s3_strip_etag(const char *in, char *out, size_t cap);
+/* A 2xx reply to a ranged GET that proves it carries bytes [off, off+len)
+ * of the object etag (or its end): the s3_call check of reads. ud is a
+ * struct s3_range. */
+struct s3_range {
+	uint64_t off;
+	size_t len;
+	const char *etag;	/* expected, NULL or "": any */
+};
+enum mfs_err s3_check_range(const struct s3_call *call,
+			    const struct http_response *resp,
+			    struct errbuf *eb);
 
 enum mfs_err s3_put(struct backend *be, const char *key,
 		    const struct put_body *body, const struct put_meta *meta,

@@ -1,13 +1,18 @@
 /* s3_write.c - S3 writes: PutObject from a staged file with a signed
  * payload hash, CopyObject (metadata copied or replaced), DeleteObject(s),
  * directory markers, multipart uploads (API-NOTES A6-A9). Every 200 that
- * may carry an <Error> body is parsed. Calls: net, common. Thread-safe.
+ * may carry an <Error> body is parsed; every PUT of a body sends its
+ * Content-MD5 and is done only when the reply's ETag is that MD5; a
+ * completion whose reply proves nothing is settled by HEAD. Calls: net,
+ * common. Thread-safe.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "common/buf.h"
+#include "common/log.h"
 #include "common/str.h"
 #include "net/xml.h"
 #include "s3_int.h"
@@ -82,22 +87,79 @@ static void out_etag(const struct http_response *resp, struct obj_meta *out,
 	}
 }
 
+#define EMPTY_MD5 "d41d8cd98f00b204e9800998ecf8427e"
+
+/* The ETag of a store that encrypts with KMS keys or the customer's key is
+ * not the MD5 of the body (AWS: "Common Response Headers"); the
+ * Content-MD5 the server checked is the proof then. */
+static int etag_not_md5(const struct http_response *resp)
+{
+	const char *sse = http_header(resp, "x-amz-server-side-encryption");
+
+	return (sse && str_starts(sse, "aws:kms")) ||
+	       http_header(resp,
+			   "x-amz-server-side-encryption-customer-algorithm");
+}
+
+/* A 2xx to a PUT of a body proves it stored that body: its ETag is the
+ * body's MD5 (check_ud). No ETag, or another one, and the request is
+ * retried: a proxy or a sick server that answers 200 without storing is
+ * never taken at its word. An <Error> body was caught before. */
+static enum mfs_err check_put(const struct s3_call *call,
+			      const struct http_response *resp,
+			      struct errbuf *eb)
+{
+	const char *md5 = call->check_ud;
+	const char *v = http_header(resp, "etag");
+	char etag[80];
+
+	if (!v)
+		return eb_set(eb, MFS_ETRANSIENT,
+			      "PUT %s: HTTP %ld without an ETag: not proof of the upload",
+			      call->key, resp->status);
+	s3_strip_etag(v, etag, sizeof(etag));
+	if (strcasecmp(etag, md5) && !etag_not_md5(resp))
+		return eb_set(eb, MFS_ETRANSIENT,
+			      "PUT %s: the server's ETag %s is not the MD5 %s of what was sent",
+			      call->key, etag, md5);
+	return MFS_OK;
+}
+
+/* Content-MD5 of body into b64; the hex MD5 it stands for into *hex. */
+static enum mfs_err body_md5(const struct put_body *body, const char *what,
+			     char b64[25], const char **hex, struct errbuf *eb)
+{
+	*hex = body->md5 ? body->md5 : (body->len ? NULL : EMPTY_MD5);
+	if (!*hex || sigv4_md5_hex_b64(*hex, b64))
+		return eb_set(eb, MFS_EINVAL, "%s: no valid MD5 of the body",
+			      what);
+	return MFS_OK;
+}
+
 enum mfs_err s3_put(struct backend *be, const char *key,
 		    const struct put_body *body, const struct put_meta *meta,
 		    struct obj_meta *out, struct errbuf *eb)
 {
-	struct sigv4_pair h[MAX_META_HEADERS];
-	char vals[MAX_META_HEADERS][64];
+	struct sigv4_pair h[MAX_META_HEADERS + 1];
+	char vals[MAX_META_HEADERS][64], md5[25];
 	struct http_response resp;
 	struct s3_call call = { 0 };
+	const char *hex;
 	enum mfs_err rc;
 
+	rc = body_md5(body, key, md5, &hex, eb);
+	if (rc)
+		return rc;
 	call.method = "PUT";
 	call.key = key;
 	call.headers = h;
 	call.nheaders = meta_headers(meta, h, vals);
+	h[call.nheaders++] = (struct sigv4_pair){ "content-md5", md5 };
 	call.payload_sha256 = body->sha256 ? body->sha256 : "UNSIGNED-PAYLOAD";
 	call.fbody = body;
+	call.may_200_error = 1;
+	call.check = check_put;
+	call.check_ud = hex;
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	if (!rc)
@@ -233,6 +295,7 @@ enum mfs_err s3_del_many(struct backend *be, const char *const *keys,
 	h[0] = (struct sigv4_pair){ "content-md5", md5 };
 	h[1] = (struct sigv4_pair){ "content-type", "application/xml" };
 	call.method = "POST";
+	call.replay_safe = 1;	/* deleting twice deletes once */
 	call.query = q;
 	call.nquery = 1;
 	call.headers = h;
@@ -269,7 +332,7 @@ enum mfs_err s3_del_many(struct backend *be, const char *const *keys,
 enum mfs_err s3_mkdir(struct backend *be, const char *dir,
 		      const struct put_meta *meta, struct errbuf *eb)
 {
-	struct put_body body = { -1, 0, 0, SIGV4_EMPTY_SHA256 };
+	struct put_body body = { -1, 0, 0, SIGV4_EMPTY_SHA256, NULL };
 	struct put_meta m = { 0 };
 	char *key = str_fmt("%s/", dir);
 	enum mfs_err rc;
@@ -340,19 +403,29 @@ enum mfs_err s3_mp_part(struct backend *be, const char *key,
 {
 	struct http_response resp;
 	struct s3_call call = { 0 };
-	struct sigv4_pair q[2];
-	char num[16];
+	struct sigv4_pair q[2], h[1];
+	char num[16], md5[25];
+	const char *hex;
 	enum mfs_err rc;
 
 	snprintf(num, sizeof(num), "%d", part);
+	rc = body_md5(body, key, md5, &hex, eb);
+	if (rc)
+		return rc;
 	q[0] = (struct sigv4_pair){ "partNumber", num };
 	q[1] = (struct sigv4_pair){ "uploadId", upload_id };
+	h[0] = (struct sigv4_pair){ "content-md5", md5 };
 	call.method = "PUT";
 	call.key = key;
 	call.query = q;
 	call.nquery = 2;
+	call.headers = h;
+	call.nheaders = 1;
 	call.payload_sha256 = body->sha256 ? body->sha256 : "UNSIGNED-PAYLOAD";
 	call.fbody = body;
+	call.may_200_error = 1;
+	call.check = check_put;
+	call.check_ud = hex;
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	if (!rc) {
@@ -377,6 +450,43 @@ enum mfs_err s3_mp_part(struct backend *be, const char *key,
 	}
 	http_response_cleanup(&resp);
 	return rc;
+}
+
+/* The completion's reply was lost, garbled or an error (a completion
+ * retried after the first one worked answers NoSuchUpload): the object
+ * tells. Its ETag is the MD5 of the parts' MD5s and their count, which
+ * only these bytes give; anything else keeps rc. */
+static enum mfs_err settle_complete(struct backend *be, const char *key,
+				    char (*etags)[80], int nparts,
+				    struct obj_meta *out, enum mfs_err rc,
+				    struct errbuf *eb)
+{
+	struct errbuf heb = { 0 };
+	struct obj_meta now;
+	char want[80], (*bare)[80] = calloc(nparts ? nparts : 1, 80);
+	int i, bad;
+
+	/* the parts' ETags are kept as the server sent them (quoted or
+	 * not, API-NOTES F17); the sum is over their MD5s */
+	if (!bare)
+		return rc;
+	for (i = 0; i < nparts; i++)
+		s3_strip_etag(etags[i], bare[i], 80);
+	bad = sigv4_multipart_etag(bare, nparts, want, sizeof(want));
+	free(bare);
+	if (bad ||
+	    be->ops->head(be, key, &now, &heb) || strcmp(now.etag, want))
+		return rc;
+	log_warn("remote [%s]: completing the upload of %s: %s; the object is there with the ETag of its parts (%s): done",
+		 be->name, key, eb ? eb->msg : mfs_strerror(rc), want);
+	if (out) {
+		memset(out, 0, sizeof(*out));
+		out->kind = OBJ_FILE;
+		memcpy(out->etag, now.etag, sizeof(out->etag));
+	}
+	if (eb)
+		eb_clear(eb);
+	return MFS_OK;
 }
 
 enum mfs_err s3_mp_complete(struct backend *be, const char *key,
@@ -420,14 +530,28 @@ enum mfs_err s3_mp_complete(struct backend *be, const char *key,
 	rc = s3_do(be, &call, &resp, eb);
 	if (!rc)
 		rc = xml_parse(resp.body.data, resp.body.len, &doc, eb);
-	if (!rc && out) {
+	if (!rc && strcmp(xml_name(xml_root(doc)),
+			  "CompleteMultipartUploadResult"))
+		rc = eb_set(eb, MFS_EPROTO,
+			    "completion reply has root <%s>",
+			    xml_name(xml_root(doc)));
+	if (!rc) {
 		char *et = xml_child_text(xml_root(doc), "ETag");
 
-		memset(out, 0, sizeof(*out));
-		out->kind = OBJ_FILE;
-		s3_strip_etag(et, out->etag, sizeof(out->etag));
+		if (out) {
+			memset(out, 0, sizeof(*out));
+			out->kind = OBJ_FILE;
+			s3_strip_etag(et, out->etag, sizeof(out->etag));
+		}
+		if (!et || !*et)
+			rc = eb_set(eb, MFS_EPROTO,
+				    "completion reply without an ETag");
 		free(et);
 	}
+	if (rc && rc != MFS_ENOMEM && rc != MFS_EACCES && rc != MFS_ECONFIG)
+		rc = settle_complete(be, key, etags, nparts, out, rc, eb);
+	if (rc == MFS_ENOTFOUND)	/* NoSuchUpload, and not there */
+		rc = MFS_EIO;
 	xml_free(doc);
 	http_response_cleanup(&resp);
 	buf_cleanup(&body);

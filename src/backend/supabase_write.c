@@ -395,7 +395,7 @@ static enum mfs_err put_tus(struct backend *be, const char *bucket,
 	while (!rc && off < body->len) {
 		struct put_body chunk = { body->fd, body->off + off,
 					  body->len - off < TUS_CHUNK ?
-					  body->len - off : TUS_CHUNK, NULL };
+					  body->len - off : TUS_CHUNK, NULL, NULL };
 		char hoff[64];
 		const char *ph[5];
 		struct sb_call pc = { 0 };
@@ -772,7 +772,7 @@ enum mfs_err supabase_mkdir(struct backend *be, const char *dir,
 			     const struct put_meta *meta, struct errbuf *eb)
 {
 	struct supa *sb = be->priv;
-	struct put_body empty = { -1, 0, 0, NULL };
+	struct put_body empty = { -1, 0, 0, NULL, NULL };
 	struct sb_call c = { 0 };
 	struct js *j = NULL;
 	char *body = NULL, *url, *k;

@@ -1037,6 +1037,69 @@ static void resume_row(void *ud, const struct jrow *r)
 	res->resumed++;
 }
 
+/* Multipart uploads the journal says a daemon started and never completed
+ * nor aborted (it was killed): the parts are billed and invisible, and the
+ * file is sent again from its pending row anyway, so abort them. */
+struct mp_left {
+	char **v;	/* remote, key, upload id; 3 per upload */
+	int n, cap;
+};
+
+static void mp_collect(void *ud, const char *remote, const char *key,
+		       const char *upload_id)
+{
+	struct mp_left *l = ud;
+	char **nv;
+
+	if (!remote || !key || !upload_id)
+		return;
+	if (l->n + 3 > l->cap) {
+		nv = realloc(l->v, sizeof(*nv) * (size_t)(l->cap * 2 + 6));
+		if (!nv)
+			return;
+		l->v = nv;
+		l->cap = l->cap * 2 + 6;
+	}
+	l->v[l->n] = strdup(remote);
+	l->v[l->n + 1] = strdup(key);
+	l->v[l->n + 2] = strdup(upload_id);
+	l->n += 3;
+}
+
+static void abort_left_multipart(struct fs *fs)
+{
+	struct mp_left l = { NULL, 0, 0 };
+	int i, k, aborted = 0;
+
+	if (journal_mp_list(fs->cfg.journal, fs->mount_id, mp_collect, &l))
+		log_warn("cannot read the journal's open multipart uploads");
+	for (i = 0; i + 2 < l.n; i += 3) {
+		struct fs_remote *rem = NULL;
+		struct errbuf eb = { 0 };
+
+		for (k = 0; k < fs->cfg.nremotes; k++)
+			if (l.v[i] && !strcmp(fs->cfg.remotes[k].name, l.v[i]))
+				rem = &fs->cfg.remotes[k];
+		if (!rem || !l.v[i + 1] || !l.v[i + 2] ||
+		    !rem->be->ops->mp_abort)
+			continue;
+		if (rem->be->ops->mp_abort(rem->be, l.v[i + 1], l.v[i + 2],
+					   &eb)) {
+			log_warn("cannot abort the multipart upload of %s left by a daemon that was stopped (tried again at the next mount): %s",
+				 l.v[i + 1], eb.msg);
+			continue;
+		}
+		journal_mp_close(fs->cfg.journal, l.v[i], l.v[i + 2], NULL);
+		aborted++;
+	}
+	if (aborted)
+		log_info("aborted %d multipart upload%s left open on the server by a daemon that was stopped",
+			 aborted, aborted == 1 ? "" : "s");
+	for (i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+}
+
 enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 			       struct errbuf *eb)
 {
@@ -1047,6 +1110,7 @@ enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 	*resumed = *lost = 0;
 	if (!fs->cfg.upq)
 		return MFS_OK;
+	abort_left_multipart(fs);
 	rc = journal_pending(fs->cfg.journal, fs->mount_id, 0, resume_row,
 			     &res);
 	/* staged files no pending or failed row names: files that were

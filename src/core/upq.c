@@ -197,17 +197,21 @@ static void put_meta_from(const struct upq_meta *m, struct put_meta *pm)
 	pm->gid = m->gid;
 }
 
-static enum mfs_err sha256_range(int fd, uint64_t off, uint64_t len,
-				 char hex[65])
+/* Hex SHA-256 and (md5 non-NULL) hex MD5 of len bytes of fd at off, in
+ * one pass; written only on success. */
+static enum mfs_err hash_range(int fd, uint64_t off, uint64_t len,
+			       char hex[65], char md5[33])
 {
 	static const size_t bufsz = 1 << 20;
-	unsigned char md[32];
-	unsigned int mdlen = 32;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md[32], mmd[16];
+	unsigned int mdlen = 32, mlen = 16;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new(), *mctx = EVP_MD_CTX_new();
 	char *buf = malloc(bufsz);
 	enum mfs_err rc = MFS_OK;
 
-	if (!ctx || !buf || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+	if (!ctx || !mctx || !buf ||
+	    !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
+	    !EVP_DigestInit_ex(mctx, EVP_md5(), NULL)) {
 		rc = MFS_ENOMEM;
 		goto out;
 	}
@@ -220,13 +224,20 @@ static enum mfs_err sha256_range(int fd, uint64_t off, uint64_t len,
 			goto out;
 		}
 		EVP_DigestUpdate(ctx, buf, (size_t)n);
+		if (md5)
+			EVP_DigestUpdate(mctx, buf, (size_t)n);
 		off += (uint64_t)n;
 		len -= (uint64_t)n;
 	}
 	EVP_DigestFinal_ex(ctx, md, &mdlen);
 	str_hex(md, 32, hex);
+	if (md5) {
+		EVP_DigestFinal_ex(mctx, mmd, &mlen);
+		str_hex(mmd, 16, md5);
+	}
 out:
 	EVP_MD_CTX_free(ctx);
+	EVP_MD_CTX_free(mctx);
 	free(buf);
 	return rc;
 }
@@ -253,7 +264,7 @@ static void *part_worker(void *arg)
 	for (;;) {
 		struct put_body body;
 		struct errbuf eb = { 0 };
-		char sha[65];
+		char sha[65], md5[33];
 		enum mfs_err rc;
 		int p;
 
@@ -266,8 +277,9 @@ static void *part_worker(void *arg)
 		body.off = (uint64_t)p * m->part_size;
 		body.len = m->size - body.off < m->part_size ?
 			   m->size - body.off : m->part_size;
-		rc = sha256_range(m->fd, body.off, body.len, sha);
+		rc = hash_range(m->fd, body.off, body.len, sha, md5);
 		body.sha256 = sha;
+		body.md5 = md5;
 		if (!rc)
 			rc = m->be->ops->mp_part(m->be, m->key, m->upload_id,
 						 p + 1, &body, m->etags[p],
@@ -285,10 +297,14 @@ static void *part_worker(void *arg)
 	return NULL;
 }
 
+/* The multipart upload is recorded in the journal from mp_begin until it is
+ * completed or aborted: a daemon killed in between leaves the row, and the
+ * next mount aborts the upload (fs_resume_uploads) before sending the file
+ * again. */
 static enum mfs_err multipart(struct upq *q, struct backend *be,
 			      const char *key, int fd, uint64_t size,
-			      const struct put_meta *pm, struct obj_meta *out,
-			      struct errbuf *eb)
+			      const struct put_meta *pm, int64_t jid,
+			      struct obj_meta *out, struct errbuf *eb)
 {
 	struct mp m = { 0 };
 	pthread_t th[16];
@@ -307,6 +323,9 @@ static enum mfs_err multipart(struct upq *q, struct backend *be,
 		free(m.etags);
 		return rc;
 	}
+	if (journal_mp_open(q->j, q->mount_id, be->name, key, upload_id, jid,
+			    &aeb))
+		log_warn("%s", aeb.msg);
 	m.be = be;
 	m.key = key;
 	m.upload_id = upload_id;
@@ -334,11 +353,16 @@ static enum mfs_err multipart(struct upq *q, struct backend *be,
 					  m.nparts, out, eb);
 	if (rc) {
 		/* parts are billed until aborted */
+		eb_clear(&aeb);
 		if (be->ops->mp_abort(be, key, upload_id, &aeb))
-			log_warn("could not abort multipart upload of %s: %s",
+			log_warn("could not abort multipart upload of %s (the next mount tries again): %s",
 				 key, aeb.msg);
-	} else if (out) {
-		out->size = size;
+		else
+			journal_mp_close(q->j, be->name, upload_id, NULL);
+	} else {
+		journal_mp_close(q->j, be->name, upload_id, NULL);
+		if (out)
+			out->size = size;
 	}
 	log_dbg(LOG_SUB_UPQ, "multipart %s: %d parts of %llu bytes: %s", key,
 		m.nparts, (unsigned long long)m.part_size, mfs_strerror(rc));
@@ -385,6 +409,7 @@ struct up_res {
 	char sha[65];		/* of the bytes uploaded */
 	uint64_t orig_size;	/* what was written */
 	char orig_sha[65];
+	char md5[33];		/* hex MD5 of the bytes uploaded */
 	const char *hook;	/* name, NULL when none ran */
 	char text[256];		/* the hook's result, or why nothing was sent */
 };
@@ -441,8 +466,8 @@ static int unchanged(struct upq *q, struct backend *be, const char *key,
 
 static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 			   const char *path, struct upq_meta *meta,
-			   struct obj_meta *out, struct up_res *ur,
-			   struct errbuf *eb)
+			   int64_t jid, struct obj_meta *out,
+			   struct up_res *ur, struct errbuf *eb)
 {
 	const struct hook_cfg *hook = hook_of(q, be);
 	struct put_meta pm;
@@ -463,7 +488,7 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 	}
 	ur->orig_size = ur->size = (uint64_t)st.st_size;
 	sniff_staged(q, fd, key, meta);
-	rc = sha256_range(fd, 0, ur->size, ur->orig_sha);
+	rc = hash_range(fd, 0, ur->size, ur->orig_sha, ur->md5);
 	if (rc) {
 		close(fd);
 		return eb_set(eb, rc, "reading staged file %s", path);
@@ -481,7 +506,8 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 		if (hr.applied)
 			hfd = open(hout, O_RDONLY | O_CLOEXEC);
 		if (hfd >= 0 && !fstat(hfd, &st) &&
-		    !sha256_range(hfd, 0, (uint64_t)st.st_size, ur->sha)) {
+		    !hash_range(hfd, 0, (uint64_t)st.st_size, ur->sha,
+			       ur->md5)) {
 			close(fd);
 			fd = hfd;
 			ur->size = (uint64_t)st.st_size;
@@ -504,12 +530,13 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 	put_meta_from(meta, &pm);
 	if (ur->size >= q->cfg.multipart_threshold && be->ops->mp_begin &&
 	    (be->ops->caps & BE_CAP_MULTIPART)) {
-		rc = multipart(q, be, key, fd, ur->size, &pm, out, eb);
+		rc = multipart(q, be, key, fd, ur->size, &pm, jid, out, eb);
 	} else {
 		body.fd = fd;
 		body.off = 0;
 		body.len = ur->size;
 		body.sha256 = ur->sha;
+		body.md5 = ur->md5;
 		rc = be->ops->put(be, key, &body, &pm, out, eb);
 	}
 	close(fd);
@@ -651,7 +678,7 @@ static void *worker(void *arg)
 		struct upq_meta meta;
 		struct up_res ur = { 0 };
 		char *key, *url = NULL;
-		int64_t wait_ms;
+		int64_t wait_ms, jid;
 		struct item *it = pick(q, &wait_ms);
 		enum mfs_err rc;
 
@@ -677,6 +704,7 @@ static void *worker(void *arg)
 		q->st.running++;
 		key = strdup(it->key);
 		meta = it->meta;
+		jid = it->jid;
 		pthread_mutex_unlock(&q->lock);
 
 		if (!key)
@@ -685,7 +713,7 @@ static void *worker(void *arg)
 			rc = it->be->ops->mkdir(it->be, key, NULL, &eb);
 		else
 			rc = upload(q, it->be, key, it->stage_path, &meta,
-				    &out, &ur, &eb);
+				    jid, &out, &ur, &eb);
 		free(key);
 
 		pthread_mutex_lock(&q->lock);

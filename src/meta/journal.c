@@ -38,6 +38,16 @@ static const char schema[] =
 	" hook_result TEXT,"
 	" file_id TEXT);"	/* the provider's id of the object (ImageKit) */
 	"CREATE INDEX IF NOT EXISTS uploads_state ON uploads(mount_id, state);"
+	/* multipart uploads started on a server and not yet completed nor
+	 * aborted: what a daemon killed meanwhile leaves there (billed) */
+	"CREATE TABLE IF NOT EXISTS multipart("
+	" upload_id TEXT NOT NULL,"
+	" mount_id TEXT NOT NULL,"
+	" remote TEXT NOT NULL,"
+	" key TEXT NOT NULL,"
+	" upload INTEGER,"	/* uploads.id */
+	" created_at REAL NOT NULL,"
+	" PRIMARY KEY(remote, upload_id));"
 	"CREATE INDEX IF NOT EXISTS uploads_key ON uploads(remote, key);"
 	"CREATE TABLE IF NOT EXISTS events("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -602,6 +612,79 @@ enum mfs_err journal_exec(struct journal *j, const char *sql,
 	if (changes)
 		*changes = rc ? 0 : sqlite3_changes64(j->db);
 out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_mp_open(struct journal *j, const char *mount_id,
+			     const char *remote, const char *key,
+			     const char *upload_id, int64_t upload,
+			     struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "INSERT OR REPLACE INTO multipart(upload_id,mount_id,"
+		     "remote,key,upload,created_at) VALUES(?1,?2,?3,?4,?5,?6)");
+	if (!st) {
+		rc = db_err(j, eb, "multipart");
+		goto out;
+	}
+	bind_text(st, 1, upload_id);
+	bind_text(st, 2, mount_id);
+	bind_text(st, 3, remote);
+	bind_text(st, 4, key);
+	sqlite3_bind_int64(st, 5, upload);
+	sqlite3_bind_double(st, 6, now());
+	rc = run(j, st, eb, "multipart");
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_mp_close(struct journal *j, const char *remote,
+			      const char *upload_id, struct errbuf *eb)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "DELETE FROM multipart WHERE remote=?1 AND upload_id=?2");
+	if (!st) {
+		rc = db_err(j, eb, "multipart");
+		goto out;
+	}
+	bind_text(st, 1, remote);
+	bind_text(st, 2, upload_id);
+	rc = run(j, st, eb, "multipart");
+out:
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
+			     journal_mp_cb cb, void *ud)
+{
+	sqlite3_stmt *st;
+	enum mfs_err rc = MFS_OK;
+	int r;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "SELECT remote,key,upload_id FROM multipart "
+		     "WHERE mount_id=?1 ORDER BY created_at");
+	if (!st) {
+		pthread_mutex_unlock(&j->lock);
+		return MFS_EIO;
+	}
+	bind_text(st, 1, mount_id);
+	while ((r = sqlite3_step(st)) == SQLITE_ROW)
+		cb(ud, (const char *)sqlite3_column_text(st, 0),
+		   (const char *)sqlite3_column_text(st, 1),
+		   (const char *)sqlite3_column_text(st, 2));
+	if (r != SQLITE_DONE)
+		rc = MFS_EIO;
+	sqlite3_finalize(st);
 	pthread_mutex_unlock(&j->lock);
 	return rc;
 }

@@ -178,6 +178,7 @@ struct xfer {
 	const struct http_request *req;
 	struct http_response *resp;
 	uint64_t sent;		/* request body bytes handed to curl */
+	int no_rewind;		/* the request must not be sent twice */
 	uint64_t skip;		/* response bytes still to drop */
 	int skip_decided;
 	int overflow;		/* body exceeded its cap */
@@ -316,6 +317,9 @@ static int on_seek(void *ud, curl_off_t off, int origin)
 	if (origin != SEEK_SET || off < 0 ||
 	    (uint64_t)off > x->req->body_len)
 		return CURL_SEEKFUNC_CANTSEEK;
+	/* A rewind of a body already (partly) sent is a resend. */
+	if (x->no_rewind && (uint64_t)off != x->sent)
+		return CURL_SEEKFUNC_FAIL;
 	x->sent = (uint64_t)off;
 	return CURL_SEEKFUNC_OK;
 }
@@ -332,6 +336,8 @@ static void setup(struct http_client *c, CURL *h, struct xfer *x,
 	curl_easy_setopt(h, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
+	if (x->no_rewind)	/* only a reused connection is replayed */
+		curl_easy_setopt(h, CURLOPT_FRESH_CONNECT, 1L);
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->opts.connect_timeout_s);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->opts.stall_timeout_s);
@@ -424,6 +430,7 @@ enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 	x.h = h;
 	x.req = req;
 	x.resp = resp;
+	x.no_rewind = !http_replay_safe(req);
 	setup(c, h, &x, hl);
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
@@ -472,6 +479,13 @@ nomem:
 	curl_slist_free_all(hl);
 	give_handle(c, h);
 	return eb_set(eb, MFS_ENOMEM, "out of memory building a request");
+}
+
+int http_replay_safe(const struct http_request *req)
+{
+	if (req->replay != HTTP_REPLAY_METHOD)
+		return req->replay == HTTP_REPLAY_SAFE;
+	return strcmp(req->method, "POST") && strcmp(req->method, "PATCH");
 }
 
 int http_status_transient(long status)

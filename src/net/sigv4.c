@@ -2,6 +2,7 @@
 #include "net/sigv4.h"
 
 #include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -286,4 +287,64 @@ void sigv4_content_md5(const void *p, size_t n, char out[25])
 
 	EVP_Digest(p, n, md, &len, EVP_md5(), NULL);
 	EVP_EncodeBlock((unsigned char *)out, md, 16);
+}
+
+static int hexv(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int sigv4_md5_from_hex(const char *hex, unsigned char md[16])
+{
+	int i;
+
+	if (!hex || strlen(hex) != 32)
+		return -1;
+	for (i = 0; i < 16; i++) {
+		int hi = hexv(hex[2 * i]), lo = hexv(hex[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return -1;
+		md[i] = (unsigned char)(hi << 4 | lo);
+	}
+	return 0;
+}
+
+int sigv4_md5_hex_b64(const char *hex, char out[25])
+{
+	unsigned char md[16];
+
+	if (sigv4_md5_from_hex(hex, md))
+		return -1;
+	EVP_EncodeBlock((unsigned char *)out, md, 16);
+	return 0;
+}
+
+int sigv4_multipart_etag(char (*etags)[80], int n, char *out, size_t cap)
+{
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned char md[16];
+	unsigned int len = sizeof(md);
+	char hex[33];
+	int i, rc = -1;
+
+	if (!ctx || !EVP_DigestInit_ex(ctx, EVP_md5(), NULL))
+		goto out;
+	for (i = 0; i < n; i++) {
+		if (sigv4_md5_from_hex(etags[i], md))
+			goto out;
+		EVP_DigestUpdate(ctx, md, 16);
+	}
+	EVP_DigestFinal_ex(ctx, md, &len);
+	str_hex(md, 16, hex);
+	rc = snprintf(out, cap, "%s-%d", hex, n) < (int)cap ? 0 : -1;
+out:
+	EVP_MD_CTX_free(ctx);
+	return rc;
 }

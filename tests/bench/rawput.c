@@ -28,14 +28,14 @@ struct job {
 	const char *prefix;
 };
 
-static void sha256_fd(int fd, uint64_t len, char hex[65])
+static void hash_fd(int fd, uint64_t len, const EVP_MD *type, char *hex)
 {
 	unsigned char md[32], buf[65536];
 	unsigned int mdlen = 32;
 	EVP_MD_CTX *c = EVP_MD_CTX_new();
 	uint64_t off = 0;
 
-	EVP_DigestInit_ex(c, EVP_sha256(), NULL);
+	EVP_DigestInit_ex(c, type, NULL);
 	while (off < len) {
 		ssize_t r = pread(fd, buf, sizeof(buf), (off_t)off);
 
@@ -46,7 +46,7 @@ static void sha256_fd(int fd, uint64_t len, char hex[65])
 	}
 	EVP_DigestFinal_ex(c, md, &mdlen);
 	EVP_MD_CTX_free(c);
-	str_hex(md, 32, hex);
+	str_hex(md, mdlen, hex);
 }
 
 static void *worker(void *arg)
@@ -58,7 +58,7 @@ static void *worker(void *arg)
 		struct put_body body;
 		struct put_meta pm = { 0 };
 		struct stat st;
-		char sha[65], *key;
+		char sha[65], md5[33], *key;
 		int i, fd;
 
 		pthread_mutex_lock(&j->lock);
@@ -71,11 +71,13 @@ static void *worker(void *arg)
 			j->failed++;
 			continue;
 		}
-		sha256_fd(fd, (uint64_t)st.st_size, sha);
+		hash_fd(fd, (uint64_t)st.st_size, EVP_sha256(), sha);
+		hash_fd(fd, (uint64_t)st.st_size, EVP_md5(), md5);
 		body.fd = fd;
 		body.off = 0;
 		body.len = (uint64_t)st.st_size;
 		body.sha256 = sha;
+		body.md5 = md5;
 		key = str_fmt("%s%s", j->prefix, j->key[i]);
 		if (j->be->ops->put(j->be, key, &body, &pm, NULL, &eb)) {
 			fprintf(stderr, "rawput: %s: %s\n", key, eb.msg);

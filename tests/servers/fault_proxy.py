@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """A fault-injecting HTTP proxy for tests: forwards to an upstream server on
 127.0.0.1 and, by the rules in a control file re-read at every request,
-answers some requests itself with S3's 503 SlowDown instead.
+answers some requests itself: with S3's 503 SlowDown, or with replies that
+lie (a 200 that stored nothing, a short read, a listing that pages forever).
 
   fault_proxy.py PORT UPSTREAM_PORT CONTROL_FILE
 
@@ -15,24 +16,55 @@ Control file lines (all optional):
   hang=1            swallow every request: never answer while this holds
                     (a server that never answers)
   seed=N
+Lies, deterministic (every Nth request of a kind, counted from the proxy's
+start, or by key); each one prints "LIE <rule> <method> <path>" on stdout:
+  put_error_every=N   every Nth object PUT (not a part, not a copy) is not
+                      forwarded: answered 200 with an <Error> body
+  put_noetag_every=M  every Mth object PUT is not forwarded: answered 200
+                      without an ETag (put_error_every wins when both match)
+  part_noetag_every=N every Nth part PUT is forwarded, its ETag removed
+  get_error_every=N   every Nth ranged GET: 200 with an <Error> body
+  get_short_every=N   every Nth ranged GET: forwarded, half the body sent
+                      with a matching Content-Length (the headers kept)
+  get_error_key=TEXT  every ranged GET whose path contains TEXT: as above
+  list_cycle=PREFIX   a ListObjectsV2 of PREFIX: an empty truncated page
+                      whose next token cycles A, B, A, ...
+  list_nul=PREFIX     a ListObjectsV2 of PREFIX: forwarded, with an extra
+                      key PREFIX + "bad%00name" (URL-encoded listing)
+  complete_garble=TEXT a CompleteMultipartUpload whose path contains TEXT:
+                      forwarded, then answered 200 with half its body
+  reset_once=TEXT     the first POST/PUT per path containing TEXT: forwarded,
+                      then the connection is reset without an answer
+  hold=TEXT           a PUT whose path contains TEXT waits (up to 300 s)
+                      while the control file still says so
 Headers and bodies pass through unchanged (the Host header too, so SigV4
 signatures still verify upstream). Prints "ready" when listening.
 """
 import http.client
 import http.server
 import random
+import socket
+import struct
 import sys
 import threading
 import time
+import urllib.parse
 
 from testhttp import QuietHandler, read_control
 
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown'
             b'</Code><Message>Please reduce your request rate.</Message>'
             b'</Error>')
+INTERNAL = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>'
+            b'InternalError</Code><Message>We encountered an internal '
+            b'error. Please try again.</Message></Error>')
 
 
 rules = read_control
+
+
+def lie(rule, method, path):
+    print('LIE %s %s %s' % (rule, method, path), flush=True)
 
 
 class Handler(QuietHandler):
@@ -41,6 +73,156 @@ class Handler(QuietHandler):
     upstream = None
     control = None
     injected = 0
+    counts = {}
+    reset_done = set()
+
+    @classmethod
+    def nth(cls, kind):
+        """Count one request of kind; its 1-based number."""
+        with cls.lock:
+            cls.counts[kind] = cls.counts.get(kind, 0) + 1
+            return cls.counts[kind]
+
+    def reply(self, status, headers, body):
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        if self.command != 'HEAD':
+            self.wfile.write(body)
+
+    def reset(self):
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                   struct.pack('ii', 1, 0))
+        self.close_connection = True
+
+    def forward(self, body):
+        c = http.client.HTTPConnection('127.0.0.1', self.upstream,
+                                       timeout=120)
+        hdrs = {k: v for k, v in self.headers.items()
+                if k.lower() not in ('connection', 'keep-alive')}
+        c.putrequest(self.command, self.path, skip_host=True,
+                     skip_accept_encoding=True)
+        for k, v in hdrs.items():
+            c.putheader(k, v)
+        c.endheaders(body if body else None)
+        resp = c.getresponse()
+        data = resp.read()
+        self.head_length = resp.getheader('Content-Length') or '0'
+        c.close()
+        hdrs = [(k, v) for k, v in resp.getheaders()
+                if k.lower() not in ('connection', 'keep-alive',
+                                     'transfer-encoding', 'content-length')]
+        return resp.status, resp.reason, hdrs, data
+
+    def lies(self, r, body):
+        """Answer with a lie if a rule says so; True when answered."""
+        m, path = self.command, self.path
+        url = urllib.parse.urlsplit(path)
+        q = urllib.parse.parse_qs(url.query, keep_blank_values=True)
+        is_part = 'partNumber' in q
+        is_copy = 'x-amz-copy-source' in self.headers
+        ranged = m == 'GET' and 'Range' in self.headers
+        listing = m == 'GET' and q.get('list-type') == ['2']
+        if r.get('hold') and m == 'PUT' and r['hold'] in path:
+            lie('hold', m, path)
+            t0 = time.time()
+            while time.time() - t0 < 300 and \
+                    rules(self.control).get('hold') == r['hold']:
+                time.sleep(0.1)
+            r = rules(self.control)
+        if m == 'PUT' and not is_part and not is_copy and \
+                (r.get('put_error_every') or r.get('put_noetag_every')):
+            n = self.nth('put')
+            every_e = int(r.get('put_error_every') or 0)
+            every_n = int(r.get('put_noetag_every') or 0)
+            if every_e and n % every_e == 0:
+                lie('put_error', m, path)
+                self.reply(200, [('Content-Type', 'application/xml')],
+                           INTERNAL)
+                return True
+            if every_n and n % every_n == 0:
+                lie('put_noetag', m, path)
+                self.reply(200, [], b'')
+                return True
+        if m == 'PUT' and is_part and r.get('part_noetag_every'):
+            n = self.nth('part')
+            if n % int(r['part_noetag_every']) == 0:
+                st, reason, hdrs, data = self.forward(body)
+                lie('part_noetag', m, path)
+                self.reply(st, [(k, v) for k, v in hdrs
+                                if k.lower() != 'etag'], data)
+                return True
+        if ranged and r.get('get_error_key') and r['get_error_key'] in path:
+            lie('get_error', m, path)
+            self.reply(200, [('Content-Type', 'application/xml')], INTERNAL)
+            return True
+        if ranged and (r.get('get_error_every') or r.get('get_short_every')):
+            n = self.nth('get')
+            every_e = int(r.get('get_error_every') or 0)
+            every_s = int(r.get('get_short_every') or 0)
+            if every_e and n % every_e == 0:
+                lie('get_error', m, path)
+                self.reply(200, [('Content-Type', 'application/xml')],
+                           INTERNAL)
+                return True
+            if every_s and n % every_s == 0:
+                st, reason, hdrs, data = self.forward(body)
+                if st in (200, 206) and len(data) > 1:
+                    lie('get_short', m, path)
+                    self.reply(st, hdrs, data[:len(data) // 2])
+                    return True
+                self.reply(st, hdrs, data)
+                return True
+        if listing and r.get('list_cycle') and \
+                q.get('prefix', [''])[0] == r['list_cycle']:
+            tok = q.get('continuation-token', [''])[0]
+            nxt = 'B' if tok == 'A' else 'A'
+            lie('list_cycle', m, path)
+            enc = urllib.parse.quote(r['list_cycle'], safe='')
+            self.reply(200, [('Content-Type', 'application/xml')], (
+                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+                'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b'
+                '</Name><Prefix>%s</Prefix><KeyCount>0</KeyCount><MaxKeys>'
+                '1000</MaxKeys><Delimiter>%%2F</Delimiter><EncodingType>url'
+                '</EncodingType><IsTruncated>true</IsTruncated>'
+                '<NextContinuationToken>%s</NextContinuationToken>'
+                '</ListBucketResult>' % (enc, nxt)).encode())
+            return True
+        if listing and r.get('list_nul') and \
+                q.get('prefix', [''])[0] == r['list_nul']:
+            st, reason, hdrs, data = self.forward(body)
+            if st == 200 and b'</ListBucketResult>' in data:
+                enc = urllib.parse.quote(r['list_nul'], safe='')
+                extra = ('<Contents><Key>%sbad%%00name</Key><LastModified>'
+                         '2024-01-01T00:00:00.000Z</LastModified><ETag>'
+                         '&quot;0f0f&quot;</ETag><Size>1</Size>'
+                         '<StorageClass>STANDARD</StorageClass></Contents>'
+                         % enc).encode()
+                data = data.replace(b'</ListBucketResult>',
+                                    extra + b'</ListBucketResult>')
+                lie('list_nul', m, path)
+            self.reply(st, hdrs, data)
+            return True
+        if m == 'POST' and 'uploadId' in q and r.get('complete_garble') \
+                and r['complete_garble'] in path:
+            st, reason, hdrs, data = self.forward(body)
+            lie('complete_garble', m, path)
+            self.reply(200, [('Content-Type', 'application/xml')],
+                       data[:len(data) // 2])
+            return True
+        if m in ('POST', 'PUT') and r.get('reset_once') and \
+                r['reset_once'] in path:
+            with Handler.lock:
+                first = url.path not in Handler.reset_done
+                Handler.reset_done.add(url.path)
+            if first:
+                self.forward(body)
+                lie('reset', m, path)
+                self.reset()
+                return True
+        return False
 
     def refuse(self, status, code, message):
         body = ('<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s'
@@ -80,34 +262,20 @@ class Handler(QuietHandler):
             if fail:
                 Handler.injected += 1
         if fail:
-            self.send_response(503)
-            self.send_header('Content-Type', 'application/xml')
-            self.send_header('Content-Length', str(len(SLOWDOWN)))
-            self.end_headers()
-            if self.command != 'HEAD':
-                self.wfile.write(SLOWDOWN)
+            self.reply(503, [('Content-Type', 'application/xml')], SLOWDOWN)
             return
-        c = http.client.HTTPConnection('127.0.0.1', self.upstream,
-                                       timeout=120)
-        hdrs = {k: v for k, v in self.headers.items()
-                if k.lower() not in ('connection', 'keep-alive')}
-        c.putrequest(self.command, self.path, skip_host=True,
-                     skip_accept_encoding=True)
-        for k, v in hdrs.items():
-            c.putheader(k, v)
-        c.endheaders(body if n else None)
-        resp = c.getresponse()
-        data = resp.read()
-        self.send_response(resp.status, resp.reason)
-        for k, v in resp.getheaders():
-            if k.lower() not in ('connection', 'keep-alive',
-                                 'transfer-encoding', 'content-length'):
-                self.send_header(k, v)
-        self.send_header('Content-Length', str(len(data)))
+        if self.lies(r, body):
+            return
+        st, reason, hdrs, data = self.forward(body)
+        self.send_response(st, reason)
+        for k, v in hdrs:
+            self.send_header(k, v)
+        # a HEAD keeps the object's length (it has no body to measure)
+        self.send_header('Content-Length', self.head_length
+                         if self.command == 'HEAD' else str(len(data)))
         self.end_headers()
         if self.command != 'HEAD':
             self.wfile.write(data)
-        c.close()
 
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_one
 

@@ -19,6 +19,7 @@
 
 #define MAX_REPLIES 16
 #define CLOSE_MID -1	/* send half of the reply, then close */
+#define CLOSE_NOW -2	/* read the request, close without a word */
 
 struct reply {
 	const char *raw;	/* full HTTP response; NULL ends the script */
@@ -121,6 +122,10 @@ static void *serve_conn(void *arg)
 		pthread_mutex_unlock(&srv.lock);
 		if (!copy)
 			break;
+		if (r.mode == CLOSE_NOW) {
+			free(copy);
+			break;
+		}
 		if (r.mode == CLOSE_MID) {
 			if (write(c, copy, strlen(copy) / 2) < 0)
 				perror("write");

@@ -289,7 +289,7 @@ static void test_put_proof(struct backend *be)
 	struct obj_meta out;
 	struct errbuf eb = { 0 };
 	int fd = staged(5);
-	struct put_body body = { fd, 0, 5, NULL };
+	struct put_body body = { fd, 0, 5, NULL, NULL };
 
 	CHECK(fd >= 0);
 	CASE("put: a 200 naming another key is checked (info: other bytes) and sent again");
@@ -348,7 +348,7 @@ static void test_tus(struct backend *be)
 	struct obj_meta out;
 	struct errbuf eb = { 0 };
 	int fd = staged(n);
-	struct put_body body = { fd, 0, n, NULL };
+	struct put_body body = { fd, 0, n, NULL, NULL };
 
 	if (asprintf(&info, "HTTP/1.1 200 X\r\n" JSON_HDR "Content-Length: %zu\r\n\r\n%s",
 		     strlen("{\"size\":7340032,\"version\":\"" TUS_VER "\",\"etag\":\"\\\"x-2\\\"\"}"),
