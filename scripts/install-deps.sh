@@ -16,8 +16,13 @@ TEST_PKGS="python3 python3-swift python3-boto3 attr rsync sqlite3 procps file
 imagemagick libvips-tools curl
 psmisc postgresql debhelper dpkg-dev fakeroot"
 
+# Benchmarks (scripts/install-deps.sh bench): the peers measured beside
+# mediafs, and bc for the figures.
+BENCH_PKGS=""
+[ "${1:-}" = bench ] && BENCH_PKGS="s3fs rclone bc"
+
 missing=""
-for p in $BUILD_PKGS $TEST_PKGS; do
+for p in $BUILD_PKGS $TEST_PKGS $BENCH_PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done
