@@ -19,8 +19,13 @@ psmisc postgresql debhelper dpkg-dev fakeroot"
 # runtimes (UBSan's float-cast checks are clang's; gcc's has none).
 FUZZ_PKGS="clang libclang-rt-14-dev"
 
+# Benchmarks (scripts/install-deps.sh bench): the peers measured beside
+# mediafs, and bc for the figures.
+BENCH_PKGS=""
+[ "${1:-}" = bench ] && BENCH_PKGS="s3fs rclone bc"
+
 missing=""
-for p in $BUILD_PKGS $TEST_PKGS $FUZZ_PKGS; do
+for p in $BUILD_PKGS $TEST_PKGS $FUZZ_PKGS $BENCH_PKGS; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" ||
 		missing="$missing $p"
 done

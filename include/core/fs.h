@@ -23,6 +23,8 @@
 
 struct upq;
 struct stage;
+struct dcache;
+struct sniff;
 
 struct fs_remote {
 	char *name;		/* borrowed from the backend */
@@ -41,6 +43,8 @@ struct fs_config {
 	uint32_t file_mode;	/* default permission bits, 0644 */
 	uint32_t dir_mode;	/* 0755 */
 	size_t readahead_max;	/* bytes, largest read-ahead window */
+	struct dcache *dc;	/* file data; borrowed, required */
+	struct sniff *sniff;	/* types of what is read; borrowed, or NULL */
 	/* Writing: all three set, or none (read-only mount). Borrowed. */
 	struct upq *upq;
 	struct stage *stage;
@@ -109,6 +113,10 @@ enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 enum mfs_err fs_create(struct fs *fs, uint64_t parent, const char *name,
 		       uint32_t mode, int flags, struct fs_attr *attr,
 		       struct fs_file **out, struct errbuf *eb);
+/* 1 when the kernel may keep the pages it cached of this file from an
+ * earlier open: the object on the server is the one it read then (same
+ * ETag) and nothing local is newer. */
+int fs_keep_cache(const struct fs_file *f);
 enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 		     size_t *got, struct errbuf *eb);
 enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,

@@ -1,11 +1,13 @@
-/* prefetch.h - sequential read-ahead for one open file.
- * Owns: the read windows of one file handle. Calls: backend.
- * Reads that continue where the last one ended double the window (up to
- * max_window) and start fetching the next window in the background while
- * the current one is served, so a streaming reader sees the server's
- * throughput rather than its round-trip time. A random read fetches only a
- * small window. All calls on one struct prefetch are serialised by its
- * lock; separate handles are independent.
+/* prefetch.h - the read path of one open file on a server.
+ * Owns: the read pattern of one file handle (sequential or not, the
+ * read-ahead window) and its background fetches. Calls: backend,
+ * core/dcache (the object's record of fetched and in-flight ranges, shared
+ * by all handles on it, kept on disk when the data cache is on).
+ * A first small read fetches at most 64 KiB; other reads fetch what they
+ * ask, rounded to 4 KiB pages; from the second sequential read on, windows
+ * that double up to max_window are fetched ahead in the background. No
+ * range is fetched twice while the object's record lives. Thread-safe: the
+ * kernel may send reads on one handle concurrently and out of order.
  */
 #ifndef MFS_CORE_PREFETCH_H
 #define MFS_CORE_PREFETCH_H
@@ -14,17 +16,19 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "core/dcache.h"
 
 struct prefetch;
 
-/* key and etag are copied. size is the object's size as cached. */
+/* key and etag are copied; the reference o is taken (released by
+ * prefetch_free, or here on failure). The object's size is o's. */
 struct prefetch *prefetch_new(struct backend *be, const char *key,
-			      const char *etag, uint64_t size,
+			      const char *etag, struct dobj *o,
 			      size_t max_window);
 /* Read up to len bytes at off; *got < len only at the end of the object. */
 enum mfs_err prefetch_read(struct prefetch *p, uint64_t off, size_t len,
 			   char *dst, size_t *got, struct errbuf *eb);
-/* Waits for a background fetch, then frees. NULL is a no-op. */
+/* Waits for background fetches, then frees. NULL is a no-op. */
 void prefetch_free(struct prefetch *p);
 
 #endif

@@ -16,6 +16,7 @@
 
 struct upq;
 struct journal;
+struct dcache;
 
 struct ctl_config {
 	const char *socket_path;	/* copied */
@@ -24,6 +25,8 @@ struct ctl_config {
 	const char *label;		/* copied, may be NULL */
 	struct upq *upq;		/* borrowed, outlives the ctl */
 	struct journal *journal;	/* borrowed, outlives the ctl */
+	struct dcache *dc;		/* borrowed, outlives the ctl; the
+					 * data cache's disk use in status */
 };
 
 struct ctl;

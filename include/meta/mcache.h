@@ -38,6 +38,8 @@ struct mc_node {
 				 * none is known there (new, never uploaded) */
 	char ctype[128];
 	char cc[128];		/* Cache-Control, "" when none/unknown */
+	char stype[128];	/* type sniffed from the bytes of this etag's
+				 * version, "" when none */
 	char *key;		/* malloc'd object key; mc_node_cleanup() */
 };
 
@@ -101,6 +103,10 @@ enum mfs_err mcache_children(struct mcache *mc, uint64_t dir,
 enum mfs_err mcache_set_full(struct mcache *mc, uint64_t ino, uint64_t size,
 			     int64_t mtime_ns, uint32_t mode, const char *etag,
 			     const char *ctype, const char *cc);
+/* The type sniffed from the first bytes of ino's version etag; it shows
+ * in mc_node.stype while the node's etag is that one. */
+enum mfs_err mcache_set_sniffed(struct mcache *mc, uint64_t ino,
+				const char *etag, const char *type);
 /* Mark dir's listing stale (listed_at = 0). */
 enum mfs_err mcache_invalidate_dir(struct mcache *mc, uint64_t dir);
 

@@ -188,6 +188,7 @@ static void print_status(const struct js *o)
 	for (i = 0; i < js_len(d); i++) {
 		const struct js *e = js_at(d, i);
 		int64_t pid = 0, q = 0, r = 0, dn = 0, f = 0, bd = 0;
+		int64_t du = 0, dl = 0;
 		char b[32];
 
 		js_int(js_get(e, "pid"), &pid);
@@ -201,6 +202,14 @@ static void print_status(const struct js *o)
 		       (long long)pid, js_str(js_get(e, "mountpoint")),
 		       (long long)q, (long long)r, (long long)dn, (long long)f,
 		       b);
+		if (!js_int(js_get(e, "data_cache_limit"), &dl) && dl > 0) {
+			char u[32], l[32];
+
+			js_int(js_get(e, "data_cache_bytes"), &du);
+			cli_bytes((uint64_t)du, u, sizeof(u));
+			cli_bytes((uint64_t)dl, l, sizeof(l));
+			printf("  data cache: %s of %s on disk\n", u, l);
+		}
 	}
 	if (!js_len(d))
 		printf("no mediafs running on this journal\n");

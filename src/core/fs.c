@@ -824,6 +824,12 @@ static enum mfs_err put_value(const char *v, char *dst, size_t cap,
 	return MFS_OK;
 }
 
+int fsi_vague_type(const char *type)
+{
+	return !type[0] || !strcmp(type, "application/octet-stream") ||
+	       !strcmp(type, "binary/octet-stream");
+}
+
 /* HEAD the object once and keep user metadata and content type. */
 enum mfs_err fsi_full(struct fs *fs, struct mc_node *n, struct errbuf *eb)
 {
@@ -981,8 +987,13 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 		    upq_get_meta(fs->cfg.upq, ino, &m))
 			snprintf(n.ctype, sizeof(n.ctype), "%s",
 				 m.content_type);
-		else if (!n.pending)
+		else if (!n.pending && !n.stype[0])
 			rc = fsi_full(fs, &n, eb);
+		/* the bytes' type when the store says nothing useful (a
+		 * type sniffed from a read: no HEAD for it) */
+		if (!rc && !n.pending && n.stype[0] &&
+		    fsi_vague_type(n.full ? n.ctype : ""))
+			snprintf(n.ctype, sizeof(n.ctype), "%s", n.stype);
 		if (!rc)
 			rc = put_value(n.ctype[0] ? n.ctype
 				       : "application/octet-stream",

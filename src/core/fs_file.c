@@ -15,8 +15,10 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "fs_int.h"
+#include "core/dcache.h"
 #include "core/prefetch.h"
 #include "core/stage.h"
+#include "meta/sniff.h"
 
 #define FETCH_CHUNK (8 * 1024 * 1024)
 
@@ -362,6 +364,47 @@ static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 	return rc;
 }
 
+/* Record the ETag ino is opened for reading at ("" = local content or a
+ * write: forget it); *keep = 1 when it is the one of the last open. */
+static void remember_open(struct fs *fs, uint64_t ino, const char *etag,
+			  int *keep)
+{
+	size_t i = (size_t)(ino % OPENED_SLOTS);
+
+	pthread_mutex_lock(&fs->lock);
+	*keep = etag[0] && fs->opened[i].ino == ino &&
+		!strcmp(fs->opened[i].etag, etag);
+	fs->opened[i].ino = ino;
+	snprintf(fs->opened[i].etag, sizeof(fs->opened[i].etag), "%s", etag);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+/* A read of the object on the server: through the data cache, the type
+ * sniffed from its first bytes when the store did not say. */
+static enum mfs_err open_remote(struct fs *fs, struct fs_remote *r,
+				const struct mc_node *n, struct fs_file *f,
+				struct errbuf *eb)
+{
+	struct dobj *o;
+	enum mfs_err rc;
+	char *id = str_fmt("%s/%s", r->name, n->key);
+
+	if (!id)
+		return MFS_ENOMEM;
+	rc = dcache_open(fs->cfg.dc, id, n->etag, n->size, &o, eb);
+	free(id);
+	if (rc)
+		return rc;
+	f->pf = prefetch_new(r->be, n->key, n->etag, o,
+			     fs->cfg.readahead_max);
+	if (!f->pf)
+		return MFS_ENOMEM;
+	f->sniff = fs->cfg.sniff && n->etag[0] && !n->stype[0] &&
+		   fsi_vague_type(n->full ? n->ctype : "");
+	snprintf(f->etag, sizeof(f->etag), "%s", n->etag);
+	return MFS_OK;
+}
+
 static struct fs_file *file_new(struct fs *fs, uint64_t ino)
 {
 	struct fs_file *f = calloc(1, sizeof(*f));
@@ -398,6 +441,7 @@ enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 		return MFS_ENOMEM;
 	}
 	if ((flags & O_ACCMODE) != O_RDONLY || (flags & O_TRUNC)) {
+		remember_open(fs, ino, "", &f->keep_cache);
 		rc = fsi_writable(fs, &n, &r);
 		if (!rc)
 			rc = wfile_acquire(fs, &n, (flags & O_TRUNC) != 0, 0,
@@ -426,11 +470,10 @@ enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 	}
 	if (f->rfd < 0) {
 		r = fsi_remote(fs, n.rid);
-		f->pf = r ? prefetch_new(r->be, n.key, n.etag, n.size,
-					 fs->cfg.readahead_max) : NULL;
-		if (!f->pf)
-			rc = MFS_ENOMEM;
+		rc = r ? open_remote(fs, r, &n, f, eb) : MFS_EIO;
 	}
+	remember_open(fs, ino, f->rfd < 0 && !rc ? n.etag : "",
+		      &f->keep_cache);
 out:
 	mc_node_cleanup(&n);
 	if (rc) {
@@ -445,6 +488,11 @@ out:
 	pthread_mutex_unlock(&fs->lock);
 	*out = f;
 	return MFS_OK;
+}
+
+int fs_keep_cache(const struct fs_file *f)
+{
+	return f->keep_cache;
 }
 
 enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
@@ -465,6 +513,17 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 		return MFS_OK;
 	}
 	rc = prefetch_read(f->pf, off, len, dst, got, eb);
+	if (!rc && f->sniff && !off && *got) {
+		char type[128];
+
+		f->sniff = 0;
+		sniff_type(f->fs->cfg.sniff, dst,
+			   *got < SNIFF_BYTES ? *got : SNIFF_BYTES, NULL,
+			   type, sizeof(type));
+		if (mcache_set_sniffed(f->fs->mc, f->ino, f->etag, type))
+			log_warn("cannot keep the sniffed type of inode %llu",
+				 (unsigned long long)f->ino);
+	}
 	if (rc == MFS_ECONFLICT) {
 		/* replaced on the server since we listed it: the next
 		 * lookup lists the directory again */

@@ -42,6 +42,8 @@ struct wfile {
 	uint64_t size;
 };
 
+#define OPENED_SLOTS 1024
+
 struct fs {
 	struct fs_config cfg;	/* read-only after fs_new */
 	char *mount_id;
@@ -54,6 +56,11 @@ struct fs {
 	int nlisting;			/* guarded by lock */
 	struct wfile *wfiles;		/* guarded by lock */
 	struct fs_file *files;		/* guarded by lock: open handles */
+	/* The ETag each inode was last opened for reading at, so a reopen
+	 * of the same version keeps the kernel's pages: a small table,
+	 * slot = ino % OPENED_SLOTS, a collision only costs a re-read. */
+	struct { uint64_t ino; char etag[80]; } opened[OPENED_SLOTS];
+					/* guarded by lock */
 	void (*inval)(void *ctx, uint64_t ino);	/* set once, at mount */
 	void *inval_ctx;
 };
@@ -65,6 +72,11 @@ struct fs_file {
 	struct prefetch *pf;	/* reading an object on the server, or */
 	int rfd;		/* reading staged content (-1 = none), or */
 	struct wfile *w;	/* writing */
+	int keep_cache;		/* set by fs_open, see fs_keep_cache */
+	int sniff;		/* 1: type the first bytes read (the store
+				 * says octet-stream or nothing) */
+	char etag[80];		/* of the object read (for the sniffed
+				 * type's record) */
 };
 
 int64_t fsi_now_ns(void);
@@ -76,6 +88,8 @@ void fsi_attr(struct fs *fs, const struct mc_node *n, struct fs_attr *a);
 enum mfs_err fsi_listed(struct fs *fs, struct mc_node *d, struct errbuf *eb);
 /* Directory ino, MFS_ENOTDIR if it is a file. */
 enum mfs_err fsi_get_dir(struct fs *fs, uint64_t ino, struct mc_node *d);
+/* 1 when a content type says nothing of the bytes ("", octet-stream). */
+int fsi_vague_type(const char *type);
 /* HEAD n once to learn its content type and user metadata. */
 enum mfs_err fsi_full(struct fs *fs, struct mc_node *n, struct errbuf *eb);
 /* Child name of directory parent, its listing made fresh first. */

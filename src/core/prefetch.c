@@ -1,7 +1,24 @@
-/* prefetch.c - read windows with one background fetch ahead.
- * lock guards every field below it; the background thread owns its
- * struct window while state == W_FETCHING and publishes under lock, then
- * signals done. Calls: backend.
+/* prefetch.c - the read path of one open file: what to fetch, and when.
+ * The record of fetched and in-flight ranges is the object's struct dobj
+ * (core/dcache), shared by every handle on the object, so no range is
+ * fetched twice however the kernel orders or interleaves its reads.
+ * p->lock guards the fields marked; background fetches own their claimed
+ * range and count themselves in p->nbg. Calls: backend, core/dcache.
+ *
+ * The policy: a first read at offset 0 smaller than FIRST_BLOCK fetches
+ * FIRST_BLOCK (a type sniffer reads a few KiB, and is done); a larger one
+ * is a stream's (the kernel's first read-ahead of cat, cp, a thumbnailer)
+ * and fetches FIRST_STREAM, so a file of up to 1 MiB costs one GET. Other
+ * reads fetch what was asked, rounded to pages. A read that starts where
+ * one of the last RECENT reads ended is sequential: from such a read on, a
+ * window after the data fetched or in flight is fetched in the background
+ * when less than a window is left (so two can be in flight), and the
+ * window doubles up to max_window. The kernel sends its reads of a stream concurrently and a
+ * little out of order: a read that arrives before its predecessor fetches
+ * only its own pages and keeps the window (it is near the stream), and a
+ * read whose pages are in flight waits for them instead of fetching them
+ * again. A random reader's reads start where no read ended: they fetch
+ * what they ask, nothing ahead.
  */
 #include "core/prefetch.h"
 
@@ -12,60 +29,55 @@
 #include "common/deadline.h"
 #include "common/log.h"
 
+#define FIRST_BLOCK (64 * 1024)
+#define FIRST_STREAM (1024 * 1024)
 #define MIN_WINDOW (256 * 1024)
-
-enum wstate { W_EMPTY, W_FETCHING, W_READY };
-
-struct window {
-	uint64_t off;
-	size_t len;		/* bytes valid in data */
-	size_t want;		/* bytes asked for */
-	char *data;
-	size_t cap;
-	enum wstate state;
-	enum mfs_err rc;
-	struct errbuf eb;
-};
+#define RECENT 8
 
 struct prefetch {
 	struct backend *be;
 	char *key;
 	char *etag;
+	struct dobj *o;		/* owned reference */
 	uint64_t size;
 	size_t max_window;
 
 	pthread_mutex_t lock;
-	pthread_cond_t done;	/* next.state left W_FETCHING */
-	/* The kernel sends async reads slightly out of order, so the window
-	 * just passed (prev) is kept as well as the current one. */
-	struct window prev;	/* guarded by lock */
-	struct window cur;	/* guarded by lock */
-	struct window next;	/* guarded by lock, owned by the fetcher
-				 * while W_FETCHING */
-	pthread_t thread;	/* valid while thread_live */
-	int thread_live;	/* guarded by lock */
-	uint64_t hi;		/* guarded by lock: highest end read so far */
-	size_t window;		/* guarded by lock: current window size */
-	long limit_ms;		/* guarded by lock: op_timeout of the read
-				 * that started the fetch, for the fetcher */
+	pthread_cond_t idle;	/* nbg dropped */
+	int nbg;		/* lock: background fetches running */
+	int nreads;		/* lock: reads so far */
+	uint64_t ends[RECENT];	/* lock: where recent reads ended */
+	size_t window;		/* lock: read-ahead window, 0 = none yet */
+	uint64_t eof;		/* lock: where the server's object ended
+				 * short of size (size when it did not) */
+};
+
+struct job {
+	struct prefetch *p;
+	uint64_t off;
+	size_t len;
+	long limit_ms;		/* op_timeout of the read that started it */
 };
 
 struct prefetch *prefetch_new(struct backend *be, const char *key,
-			      const char *etag, uint64_t size,
+			      const char *etag, struct dobj *o,
 			      size_t max_window)
 {
 	struct prefetch *p = calloc(1, sizeof(*p));
 
-	if (!p)
+	if (!p) {
+		dcache_close(o);
 		return NULL;
+	}
 	p->be = be;
+	p->o = o;
 	p->key = strdup(key);
 	p->etag = strdup(etag ? etag : "");
-	p->size = size;
+	p->size = dobj_size(o);
+	p->eof = p->size;
 	p->max_window = max_window < MIN_WINDOW ? MIN_WINDOW : max_window;
-	p->window = MIN_WINDOW;
 	pthread_mutex_init(&p->lock, NULL);
-	pthread_cond_init(&p->done, NULL);
+	pthread_cond_init(&p->idle, NULL);
 	if (!p->key || !p->etag) {
 		prefetch_free(p);
 		return NULL;
@@ -73,174 +85,176 @@ struct prefetch *prefetch_new(struct backend *be, const char *key,
 	return p;
 }
 
-static enum mfs_err fill(struct prefetch *p, struct window *w)
+/* Fetch a claimed range into the object's record. When the record cannot
+ * store it (the cache's disk is full) and the range holds all of the
+ * reader's [roff, roff + rlen), the reader's bytes are copied to dst and
+ * *served set: a full disk costs speed, not the read. */
+static enum mfs_err fetch(struct prefetch *p, uint64_t off, size_t len,
+			  uint64_t roff, size_t rlen, char *dst, int *served,
+			  struct errbuf *eb)
 {
-	if (w->cap < w->want) {
-		char *d = realloc(w->data, w->want);
+	char *buf = malloc(len ? len : 1);
+	size_t got = 0;
+	enum mfs_err rc;
 
-		if (!d)
-			return MFS_ENOMEM;
-		w->data = d;
-		w->cap = w->want;
+	if (!buf) {
+		dobj_fail(p->o, off, len);
+		return MFS_ENOMEM;
 	}
-	eb_clear(&w->eb);
-	return p->be->ops->get(p->be, p->key, w->off, w->want, p->etag,
-			       w->data, &w->len, &w->eb);
+	rc = p->be->ops->get(p->be, p->key, off, len, p->etag, buf, &got,
+			     eb);
+	if (rc) {
+		dobj_fail(p->o, off, len);
+	} else {
+		if (got < len) {	/* shorter than listed */
+			pthread_mutex_lock(&p->lock);
+			if (off + got < p->eof)
+				p->eof = off + got;
+			pthread_mutex_unlock(&p->lock);
+		}
+		rc = dobj_fill(p->o, off, len, buf, got, eb);
+		if (rc && dst && roff >= off && roff + rlen <= off + got) {
+			log_warn("%s; reading %s without the data cache",
+				 eb ? eb->msg : "data cache", p->key);
+			memcpy(dst, buf + (roff - off), rlen);
+			*served = 1;
+			rc = MFS_OK;
+		}
+	}
+	free(buf);
+	return rc;
 }
 
 static void *fetcher(void *arg)
 {
-	struct prefetch *p = arg;
-	struct window *w = &p->next;
-	enum mfs_err rc;
+	struct job *j = arg;
+	struct prefetch *p = j->p;
+	struct errbuf eb = { 0 };
 
+	deadline_start(j->limit_ms);	/* as the read that started it */
+	/* a failure leaves the pages EMPTY: the reader that needs them
+	 * fetches them itself and sees the error */
+	if (fetch(p, j->off, j->len, 0, 0, NULL, NULL, &eb))
+		log_dbg(LOG_SUB_CACHE, "read-ahead of %s at %llu: %s", p->key,
+			  (unsigned long long)j->off, eb.msg);
+	free(j);
 	pthread_mutex_lock(&p->lock);
-	deadline_start(p->limit_ms);	/* as the read that started it */
-	pthread_mutex_unlock(&p->lock);
-	rc = fill(p, w);
-
-	pthread_mutex_lock(&p->lock);
-	w->rc = rc;
-	w->state = W_READY;
-	pthread_cond_broadcast(&p->done);
+	p->nbg--;
+	pthread_cond_broadcast(&p->idle);
 	pthread_mutex_unlock(&p->lock);
 	return NULL;
 }
 
-/* Caller holds lock. Wait for a background fetch and reap its thread. */
-static void settle(struct prefetch *p)
+/* Caller holds p->lock. Claim the window after start and fetch it in the
+ * background (or here, when no thread can be made). */
+static void read_ahead(struct prefetch *p, uint64_t start)
 {
-	while (p->next.state == W_FETCHING)
-		pthread_cond_wait(&p->done, &p->lock);
-	if (p->thread_live) {
-		pthread_join(p->thread, NULL);
-		p->thread_live = 0;
-	}
-}
+	struct job *j = malloc(sizeof(*j));
+	pthread_attr_t a;
+	pthread_t t;
+	int made = 0;
 
-static void swap(struct window *a, struct window *b)
-{
-	struct window t = *a;
-
-	*a = *b;
-	*b = t;
-}
-
-static size_t clip(const struct prefetch *p, uint64_t off, size_t want)
-{
-	if (off >= p->size)
-		return 0;
-	return p->size - off < want ? (size_t)(p->size - off) : want;
-}
-
-/* Caller holds lock. Start fetching the window after cur. */
-static void start_next(struct prefetch *p)
-{
-	uint64_t off = p->cur.off + p->cur.len;
-	size_t want = clip(p, off, p->window);
-
-	if (!want || p->next.state != W_EMPTY)
+	if (!j)
 		return;
-	p->next.off = off;
-	p->next.want = want;
-	p->next.len = 0;
-	p->next.state = W_FETCHING;
-	p->limit_ms = deadline_limit_ms();
-	if (pthread_create(&p->thread, NULL, fetcher, p)) {
-		p->next.state = W_EMPTY;	/* fall back to sync reads */
+	j->p = p;
+	j->limit_ms = deadline_limit_ms();
+	if (dobj_claim(p->o, start, start + p->window, p->window, &j->off,
+		       &j->len)) {
+		free(j);
 		return;
 	}
-	p->thread_live = 1;
-}
-
-static int covers(const struct window *w, uint64_t off)
-{
-	return w->state == W_READY && !w->rc && off >= w->off &&
-	       off < w->off + w->len;
-}
-
-/* Caller holds lock: the ready window holding off, or NULL. */
-static struct window *find(struct prefetch *p, uint64_t off)
-{
-	if (covers(&p->cur, off))
-		return &p->cur;
-	if (covers(&p->prev, off))
-		return &p->prev;
-	if (p->next.state == W_FETCHING && off >= p->next.off &&
-	    off < p->next.off + p->next.want)
-		settle(p);
-	if (covers(&p->next, off)) {
-		/* advance: prev <- cur <- next, next reuses prev's buffer */
-		swap(&p->prev, &p->cur);
-		swap(&p->cur, &p->next);
-		p->next.state = W_EMPTY;
-		return &p->cur;
+	p->nbg++;
+	if (!pthread_attr_init(&a)) {
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		made = !pthread_create(&t, &a, fetcher, j);
+		pthread_attr_destroy(&a);
 	}
-	return NULL;
+	if (!made) {
+		p->nbg--;
+		dobj_fail(p->o, j->off, j->len);	/* fetched on demand */
+		free(j);
+	}
 }
 
 enum mfs_err prefetch_read(struct prefetch *p, uint64_t off, size_t len,
 			   char *dst, size_t *got, struct errbuf *eb)
 {
 	enum mfs_err rc = MFS_OK;
-	uint64_t slack;
-	int sequential;
-	size_t done = 0;
+	uint64_t want_end, roff, eof;
+	size_t rlen;
+	int seq, near, tries, i, served = 0;
 
 	*got = 0;
-	len = clip(p, off, len);
-	if (!len)
-		return MFS_OK;
 	pthread_mutex_lock(&p->lock);
-	/* near the furthest point read so far counts as sequential */
-	slack = p->window > 2 * 1024 * 1024 ? p->window : 2 * 1024 * 1024;
-	sequential = off == 0 || (off + slack >= p->hi && off <= p->hi + slack);
-	while (done < len && !rc) {
-		uint64_t o = off + done;
-		struct window *w = find(p, o);
-		size_t n;
+	eof = p->eof;
+	if (off >= eof) {
+		pthread_mutex_unlock(&p->lock);
+		return MFS_OK;
+	}
+	if (len > eof - off)
+		len = (size_t)(eof - off);
+	seq = near = 0;
+	for (i = 0; i < RECENT && i < p->nreads; i++) {
+		seq |= off == p->ends[i];
+		near |= off + p->max_window >= p->ends[i] &&
+			off <= p->ends[i] + p->max_window;
+	}
+	want_end = off + len;
+	if (!p->nreads && !off)	/* a sniffer's read, or a stream's */
+		want_end = len < FIRST_BLOCK ? FIRST_BLOCK :
+			   len < FIRST_STREAM ? FIRST_STREAM : want_end;
+	if (want_end > eof)
+		want_end = eof;
+	p->ends[p->nreads % RECENT] = off + len;
+	p->nreads++;
+	if (!seq) {
+		/* a stream's reads out of order keep its window */
+		if (!near)
+			p->window = 0;
+	} else {
+		uint64_t start = dobj_frontier(p->o, off);
 
-		if (!w) {
-			/* miss: fetch synchronously into cur */
-			settle(p);
-			p->next.state = W_EMPTY;
-			if (!sequential)
-				p->window = MIN_WINDOW;
-			swap(&p->prev, &p->cur);
-			p->cur.off = o;
-			p->cur.want = clip(p, o, p->window > len - done ?
-					   p->window : len - done);
-			p->cur.state = W_FETCHING;
-			rc = fill(p, &p->cur);
-			p->cur.state = W_READY;
-			p->cur.rc = rc;
-			if (rc) {
-				if (eb)
-					*eb = p->cur.eb;
-				break;
-			}
-			if (!p->cur.len)
-				break;	/* object shorter than cached */
-			w = &p->cur;
+		if (!p->window)
+			p->window = MIN_WINDOW;
+		if (start < want_end)
+			start = want_end;
+		if (start < eof && start - (off + len) < p->window) {
+			read_ahead(p, start);
+			if (p->window < p->max_window)
+				p->window *= 2;
+			if (p->window > p->max_window)
+				p->window = p->max_window;
 		}
-		n = (size_t)(w->off + w->len - o);
-		if (n > len - done)
-			n = len - done;
-		memcpy(dst + done, w->data + (o - w->off), n);
-		done += n;
 	}
-	if (!rc && sequential && p->cur.state == W_READY &&
-	    p->next.state == W_EMPTY) {
-		if (p->window < p->max_window)
-			p->window *= 2;
-		start_next(p);
-	}
-	if (p->next.state == W_READY && p->next.rc)
-		p->next.state = W_EMPTY;  /* retried synchronously if needed */
-	if (off + done > p->hi)
-		p->hi = off + done;
-	*got = done;
 	pthread_mutex_unlock(&p->lock);
+
+	for (tries = 0; tries < 8; tries++) {
+		while (!rc && !served &&
+		       !dobj_claim(p->o, off, want_end, SIZE_MAX, &roff, &rlen))
+			rc = fetch(p, roff, rlen, off, len, dst, &served, eb);
+		if (rc)
+			return rc;
+		if (served) {
+			*got = len;
+			return MFS_OK;
+		}
+		pthread_mutex_lock(&p->lock);
+		eof = p->eof;
+		pthread_mutex_unlock(&p->lock);
+		if (off >= eof)
+			return MFS_OK;
+		if (len > eof - off)
+			len = (size_t)(eof - off);
+		rc = dobj_read(p->o, off, len, dst, eb);
+		if (rc != MFS_ENODATA)
+			break;
+		rc = MFS_OK;	/* a read-ahead failed: fetch it here */
+	}
+	if (rc == MFS_ENODATA)
+		return eb_set(eb, MFS_EIO, "read of %s at %llu kept failing",
+			      p->key, (unsigned long long)off);
+	if (!rc)
+		*got = len;
 	return rc;
 }
 
@@ -249,14 +263,13 @@ void prefetch_free(struct prefetch *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
-	settle(p);
+	while (p->nbg)
+		pthread_cond_wait(&p->idle, &p->lock);
 	pthread_mutex_unlock(&p->lock);
-	free(p->prev.data);
-	free(p->cur.data);
-	free(p->next.data);
+	dcache_close(p->o);
 	free(p->key);
 	free(p->etag);
 	pthread_mutex_destroy(&p->lock);
-	pthread_cond_destroy(&p->done);
+	pthread_cond_destroy(&p->idle);
 	free(p);
 }

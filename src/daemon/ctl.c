@@ -1,7 +1,7 @@
 /* ctl.c - the daemon's control socket (see ctl.h). One thread polls the
  * listening socket and a stop pipe; requests are tiny, so they are served
- * one after another. The thread touches only upq (its own lock) and the
- * journal (its own lock). */
+ * one after another. The thread touches only upq (its own lock), the data
+ * cache's byte count (its own lock) and the journal (its own lock). */
 #include "daemon/ctl.h"
 
 #include <errno.h>
@@ -19,6 +19,7 @@
 
 #include "common/log.h"
 #include "common/str.h"
+#include "core/dcache.h"
 #include "core/upq.h"
 #include "meta/journal.h"
 #include "net/json.h"
@@ -29,6 +30,7 @@
 struct ctl {
 	char *path, *mount_id, *mountpoint, *label;
 	struct upq *upq;
+	struct dcache *dc;
 	struct journal *journal;
 	int fd;			/* listening socket */
 	int stop[2];		/* a byte on stop[1] ends the thread */
@@ -42,8 +44,11 @@ static char *reply_status(struct ctl *c)
 	struct upq_stats st;
 	struct js *o = js_obj();
 	char *s = NULL;
+	uint64_t used = 0, limit = 0;
 
 	upq_stats(c->upq, &st);
+	if (c->dc)
+		dcache_usage(c->dc, &used, &limit);
 	if (o && !js_set_str(o, "mount_id", c->mount_id) &&
 	    !js_set_int(o, "pid", (int64_t)getpid()) &&
 	    !js_set_str(o, "mountpoint", c->mountpoint) &&
@@ -53,6 +58,8 @@ static char *reply_status(struct ctl *c)
 	    !js_set_int(o, "done", (int64_t)st.done) &&
 	    !js_set_int(o, "failed", (int64_t)st.failed) &&
 	    !js_set_int(o, "bytes_done", (int64_t)st.bytes_done) &&
+	    !js_set_int(o, "data_cache_bytes", (int64_t)used) &&
+	    !js_set_int(o, "data_cache_limit", (int64_t)limit) &&
 	    !js_set_int(o, "uptime_s", (int64_t)(time(NULL) - c->started)))
 		s = js_dump(o, 1);
 	js_free(o);
@@ -186,6 +193,7 @@ enum mfs_err ctl_start(const struct ctl_config *cfg, struct ctl **out,
 	c->mountpoint = strdup(cfg->mountpoint);
 	c->label = cfg->label ? strdup(cfg->label) : NULL;
 	c->upq = cfg->upq;
+	c->dc = cfg->dc;
 	c->journal = cfg->journal;
 	c->started = time(NULL);
 	if (!c->path || !c->mount_id || !c->mountpoint ||

@@ -33,6 +33,7 @@
 #include "daemon/ctl.h"
 #include "meta/mcache.h"
 #include "meta/sniff.h"
+#include "core/dcache.h"
 
 #ifndef MFS_VERSION
 #define MFS_VERSION "0.1.0"
@@ -46,6 +47,7 @@ struct options {
 	char *cache_ttl;
 	char *debug;
 	char *readahead;
+	char *data_cache;
 	char *journal;
 	char *journal_sync;
 	char *workers;
@@ -72,6 +74,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("cache_ttl=%s", cache_ttl),
 	OPT("debug=%s", debug),
 	OPT("readahead=%s", readahead),
+	OPT("data_cache=%s", data_cache),
 	OPT("journal=%s", journal),
 	OPT("journal_sync=%s", journal_sync),
 	OPT("upload_workers=%s", workers),
@@ -111,6 +114,9 @@ static const char usage_text[] =
 "                         across remounts (default 300)\n"
 "  -o readahead=BYTES     largest sequential read-ahead window (default\n"
 "                         8388608)\n"
+"  -o data_cache=SIZE     file data kept on disk under the cache directory\n"
+"                         across opens and remounts, at most SIZE bytes\n"
+"                         (K, M, G suffixes; default 1G; 0 = off)\n"
 "  -o journal=PATH        the journal of uploads (default\n"
 "                         $XDG_STATE_HOME/mediafs/journal.db)\n"
 "  -o journal_sync=full   fsync the journal at every commit (survives power\n"
@@ -142,6 +148,31 @@ static const char usage_text[] =
 "  access_key_id = AKIA...\n"
 "  secret_access_key = env:BACKUP_SECRET   (or file:PATH, or a literal in a\n"
 "                                           chmod 600 config)\n";
+
+/* "512M" -> 536870912. Returns -1 on anything else. */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char num[32];
+	size_t n = strlen(s);
+	unsigned shift = 0;
+	uint64_t v;
+
+	if (!n || n >= sizeof(num))
+		return -1;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'k': case 'K': shift = 10; break;
+	case 'm': case 'M': shift = 20; break;
+	case 'g': case 'G': shift = 30; break;
+	case 't': case 'T': shift = 40; break;
+	}
+	if (shift)
+		num[n - 1] = '\0';
+	if (str_parse_u64(num, &v) || v > (UINT64_MAX >> shift))
+		return -1;
+	*out = v << shift;
+	return 0;
+}
 
 static int opt_proc(void *data, const char *arg, int key,
 		    struct fuse_args *outargs)
@@ -230,6 +261,7 @@ struct daemon {
 	struct stage *stage;
 	struct upq *upq;
 	struct sniff *sniff;
+	struct dcache *dc;
 	struct fs *fs;
 	int lock_fd;
 	int sb_public;		/* -o supabase_public_buckets */
@@ -247,6 +279,7 @@ static void daemon_cleanup(struct daemon *d)
 	upq_free(d->upq);
 	sniff_free(d->sniff);
 	fs_free(d->fs);
+	dcache_free(d->dc);
 	stage_free(d->stage);
 	journal_close(d->journal);
 	mcache_close(d->mc);
@@ -357,7 +390,7 @@ int main(int argc, char **argv)
 	char *cache_root = NULL, *id = NULL, *dir = NULL, *db = NULL;
 	char *lockpath = NULL, *ctl_sock = NULL, *mnt_abs = NULL;
 	enum mfs_err rc;
-	uint64_t v;
+	uint64_t v, data_cache = 1ULL << 30;
 	int ret = 1, i;
 
 	d.lock_fd = -1;
@@ -427,6 +460,12 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		cfg.readahead_max = (size_t)v;
+	}
+
+	if (o.data_cache && parse_size(o.data_cache, &data_cache)) {
+		fprintf(stderr, "mediafs: data_cache must be a size in bytes (K, M, G suffixes allowed), not '%s'\n",
+			o.data_cache);
+		goto out;
 	}
 
 	d.sb_public = o.sb_public;
@@ -556,6 +595,19 @@ int main(int argc, char **argv)
 				goto out;
 	}
 
+	{
+		char *ddir = str_fmt("%s/data", dir);
+
+		rc = ddir ? dcache_new(ddir, data_cache, &d.dc, &eb)
+			  : MFS_ENOMEM;
+		free(ddir);
+		if (rc) {
+			ret = fail("", &eb, rc);
+			goto out;
+		}
+	}
+	cfg.dc = d.dc;
+	cfg.sniff = d.sniff;
 	cfg.remotes = d.remotes;
 	cfg.nremotes = d.nremotes;
 	cfg.upq = d.upq;
@@ -596,6 +648,7 @@ int main(int argc, char **argv)
 	d.ctl_cfg.label = o.label;
 	d.ctl_cfg.upq = d.upq;
 	d.ctl_cfg.journal = d.journal;
+	d.ctl_cfg.dc = d.dc;
 	if (!ctl_sock)
 		goto out;
 	mo.started = after_fork;
@@ -674,6 +727,7 @@ out:
 	free(o.cache_ttl);
 	free(o.debug);
 	free(o.readahead);
+	free(o.data_cache);
 	free(o.journal);
 	free(o.journal_sync);
 	free(o.workers);

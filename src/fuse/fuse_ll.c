@@ -273,6 +273,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		return;
 	}
 	fi->fh = (uint64_t)(uintptr_t)f;
+	fi->keep_cache = fs_keep_cache(f);
 	fuse_reply_open(req, fi);
 }
 

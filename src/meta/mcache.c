@@ -15,22 +15,25 @@
 #include "common/log.h"
 #include "common/str.h"
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 
 enum stmt_id {
 	S_GET, S_LOOKUP, S_CHILDREN, S_INSERT, S_UPDATE_LISTED,
 	S_UPDATE_KEEP, S_SET_LISTED, S_MARK, S_SWEEP_SEL, S_DELETE_TREE,
-	S_SET_FULL, S_COUNT
+	S_SET_FULL, S_SET_SNIFFED, S_COUNT
 };
 
 static const char *const sql[S_COUNT] = {
 	[S_GET] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,full,"
-		  "listed_at,etag,ctype,key,pending,cc FROM node WHERE ino=?1",
+		  "listed_at,etag,ctype,key,pending,cc,"
+		  "CASE WHEN sniff_etag=etag THEN stype END FROM node WHERE ino=?1",
 	[S_LOOKUP] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,full,"
-		     "listed_at,etag,ctype,key,pending,cc FROM node "
+		     "listed_at,etag,ctype,key,pending,cc,"
+		  "CASE WHEN sniff_etag=etag THEN stype END FROM node "
 		     "WHERE parent=?1 AND name=?2",
 	[S_CHILDREN] = "SELECT ino,parent,name,kind,rid,size,mtime_ns,mode,"
-		       "full,listed_at,etag,ctype,key,pending,cc FROM node "
+		       "full,listed_at,etag,ctype,key,pending,cc,"
+		  "CASE WHEN sniff_etag=etag THEN stype END FROM node "
 		       "WHERE parent=?1 ORDER BY name",
 	[S_INSERT] = "INSERT INTO node(parent,name,kind,rid,size,mtime_ns,"
 		     "etag,key,seen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
@@ -48,6 +51,8 @@ static const char *const sql[S_COUNT] = {
 			  "DELETE FROM node WHERE ino IN (SELECT i FROM t)",
 	[S_SET_FULL] = "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,etag=?5,"
 		       "ctype=?6,cc=?7,full=1 WHERE ino=?1",
+	[S_SET_SNIFFED] = "UPDATE node SET stype=?3,sniff_etag=?2 "
+			  "WHERE ino=?1",
 };
 
 static const char schema[] =
@@ -70,6 +75,8 @@ static const char schema[] =
 	" seen INTEGER NOT NULL DEFAULT 0,"
 	" pending INTEGER NOT NULL DEFAULT 0,"
 	" cc TEXT,"
+	" stype TEXT, sniff_etag TEXT,"	/* type sniffed from the bytes of
+					 * the version with that etag */
 	" UNIQUE(parent, name));"
 	"CREATE INDEX IF NOT EXISTS node_key ON node(rid, key);";
 
@@ -278,6 +285,7 @@ static enum mfs_err row_to_node(sqlite3_stmt *st, struct mc_node *n)
 			  k ? (size_t)sqlite3_column_bytes(st, 12) : 0);
 	n->pending = sqlite3_column_int(st, 13);
 	copy_col(st, 14, n->cc, sizeof(n->cc));
+	copy_col(st, 15, n->stype, sizeof(n->stype));
 	return n->key ? MFS_OK : MFS_ENOMEM;
 }
 
@@ -524,6 +532,22 @@ enum mfs_err mcache_set_full(struct mcache *mc, uint64_t ino, uint64_t size,
 	sqlite3_bind_text(st, 5, etag, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, ctype, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, cc, -1, SQLITE_STATIC);
+	ok = step_done(st);
+	pthread_mutex_unlock(&mc->lock);
+	return ok ? MFS_OK : MFS_EIO;
+}
+
+enum mfs_err mcache_set_sniffed(struct mcache *mc, uint64_t ino,
+				const char *etag, const char *type)
+{
+	sqlite3_stmt *st;
+	int ok;
+
+	pthread_mutex_lock(&mc->lock);
+	st = stmt(mc, S_SET_SNIFFED);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
+	sqlite3_bind_text(st, 2, etag, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, type, -1, SQLITE_STATIC);
 	ok = step_done(st);
 	pthread_mutex_unlock(&mc->lock);
 	return ok ? MFS_OK : MFS_EIO;

@@ -73,11 +73,19 @@ want=$(echo "body 0" | md5sum | cut -d' ' -f1)
 url=$(getfattr --only-values -n user.mediafs.url "$f" 2>/dev/null)
 [ "$url" = "http://127.0.0.1:$S3_PORT/names/odd/sp%20ace" ] && pass "user.mediafs.url is the encoded object URL" ||
 	fail "url xattr" "'$url'"
+# read above, stored without a type: the type sniffed from that read,
+# no request
 m=$(req_mark)
 ct=$(getfattr --only-values -n user.mediafs.content_type "$f" 2>/dev/null)
-ct2=$(getfattr --only-values -n user.mediafs.content_type "$f" 2>/dev/null)
+[ "$ct" = text/plain ] && [ "$(req_since "$m")" -eq 0 ] &&
+	pass "user.mediafs.content_type of a file read: '$ct', sniffed, no request" ||
+	fail "sniffed content_type xattr" "'$ct', $(req_since "$m") requests"
+# never read: the store's type, one HEAD, then cached
+m=$(req_mark)
+ct=$(getfattr --only-values -n user.mediafs.content_type "$MNT/marked/inside" 2>/dev/null)
+ct2=$(getfattr --only-values -n user.mediafs.content_type "$MNT/marked/inside" 2>/dev/null)
 [ -n "$ct" ] && [ "$ct" = "$ct2" ] && [ "$(req_since "$m" '^HEAD')" -eq 1 ] &&
-	pass "user.mediafs.content_type ('$ct'): one HEAD, then cached" ||
+	pass "user.mediafs.content_type of a file not read ('$ct'): one HEAD, then cached" ||
 	fail "content_type xattr" "'$ct', $(req_since "$m" '^HEAD') HEAD"
 getfattr -d "$f" 2>/dev/null | grep -c '^user.mediafs' | grep -q 3 && pass "getfattr -d lists 3 attributes" ||
 	fail "getfattr -d" "$(getfattr -d "$f" 2>&1)"

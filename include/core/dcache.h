@@ -1,0 +1,74 @@
+/* dcache.h - file data on local disk: what was fetched of each object, and
+ * what is being fetched. Owns: the directory of cached data (one data file
+ * and one map file per object, named by a hash of remote and key), the
+ * size bound and its LRU eviction, and the open objects' page states.
+ * Calls: common only (no backend: callers fetch and hand the bytes in).
+ *
+ * An object is cached as long as its ETag is the one the caller names: an
+ * open with another ETag starts the entry afresh, so a changed object is
+ * never served from the old bytes. With a limit of 0 (or an object without
+ * an ETag, or one larger than half the limit) the data lives in an unlinked
+ * temporary file for as long as the object is open: the range bookkeeping
+ * is the same, nothing survives the last close.
+ *
+ * Page states (4 KiB pages): EMPTY, INFLIGHT (claimed by one fetcher),
+ * PRESENT. Claiming turns EMPTY pages INFLIGHT under the object's lock, so
+ * concurrent readers never fetch a page twice; a reader that needs an
+ * INFLIGHT page waits for it. A failed fetch turns its pages EMPTY again
+ * and wakes the waiters, who claim and fetch them themselves.
+ * Thread-safe: dc->lock guards the open-object table and the byte count;
+ * each object's lock guards its page states.
+ */
+#ifndef MFS_CORE_DCACHE_H
+#define MFS_CORE_DCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
+
+#define DCACHE_PAGE 4096
+
+struct dcache;
+struct dobj;
+
+/* Open (create) the cache in dir; limit in bytes, 0 = nothing persists.
+ * dir is copied. */
+enum mfs_err dcache_new(const char *dir, uint64_t limit, struct dcache **out,
+			struct errbuf *eb);
+void dcache_free(struct dcache *dc);
+/* Bytes of cached data on disk (persistent entries), and the limit. */
+void dcache_usage(struct dcache *dc, uint64_t *used, uint64_t *limit);
+
+/* The object named id (e.g. "remote/key"; any bytes but NUL) whose
+ * current ETag is etag ("" = unknown: not kept) and size is size bytes.
+ * Handles on the same id and ETag share one struct dobj (refcounted). */
+enum mfs_err dcache_open(struct dcache *dc, const char *id, const char *etag,
+			 uint64_t size, struct dobj **out, struct errbuf *eb);
+/* Drop one reference; NULL is a no-op. */
+void dcache_close(struct dobj *o);
+
+uint64_t dobj_size(const struct dobj *o);
+/* 1 when the page holding off is INFLIGHT or PRESENT. */
+int dobj_have(struct dobj *o, uint64_t off);
+/* The end of the run of INFLIGHT or PRESENT pages starting at off's page
+ * (off rounded down), capped at the object's size; off itself if empty. */
+uint64_t dobj_frontier(struct dobj *o, uint64_t off);
+/* Claim the first run of EMPTY pages in [off, end) (page-aligned outward,
+ * capped at the size), at most max bytes long: they become INFLIGHT and the
+ * caller must dobj_fill or dobj_fail exactly that range. Returns 0 and sets
+ * *roff and *rlen, or MFS_ENODATA when nothing in range is EMPTY. */
+enum mfs_err dobj_claim(struct dobj *o, uint64_t off, uint64_t end,
+			size_t max, uint64_t *roff, size_t *rlen);
+/* Store len fetched bytes of a claimed range at roff (len may be shorter
+ * than claimed only at the object's end). The pages become PRESENT. */
+enum mfs_err dobj_fill(struct dobj *o, uint64_t roff, size_t rlen,
+		       const char *data, size_t len, struct errbuf *eb);
+/* A claimed range was not fetched: its pages become EMPTY again. */
+void dobj_fail(struct dobj *o, uint64_t roff, size_t rlen);
+/* Copy [off, off+len) into dst, waiting for INFLIGHT pages. MFS_ENODATA
+ * when a page in range is (or became) EMPTY: claim and fetch, then again. */
+enum mfs_err dobj_read(struct dobj *o, uint64_t off, size_t len, char *dst,
+		       struct errbuf *eb);
+
+#endif
