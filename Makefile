@@ -4,6 +4,8 @@
 #                   integration, mounted, and the ASan+UBSan build)
 #   make demo       mount a local S3 server and copy an image tree in
 #   make bench      benchmarks (docs/BENCHMARKS.md)
+#   make soak       the reference-model tester with fresh seeds (SOAK_SECONDS,
+#                   default 600; docs/MODEL.md)
 #   make SAN=1      sanitizer build into build-san/
 
 VERSION := 0.1.0
@@ -84,6 +86,9 @@ bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench-http.sh
 	scripts/bench-imagekit.sh
 
+soak: deps all
+	nice -n 10 tests/model/soak.sh $(or $(SOAK_SECONDS),600) $(or $(SOAK_MODE),safe)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5
@@ -111,4 +116,4 @@ format:
 clean:
 	rm -rf build build-san mediafs mediactl
 
-.PHONY: all unit deps check demo bench install deb format clean
+.PHONY: all unit deps check demo bench soak install deb format clean
