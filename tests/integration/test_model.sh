@@ -2,9 +2,10 @@
 # The reference-model tester (tests/model/model.py, issue #15): fixed seeds
 # of random operation sequences on S3 (Swift) and on the Supabase fake, each
 # step compared with the model through the mount, the store compared at
-# every settle point; then every replay case in tests/model/cases/. A case
-# of a defect listed open in tests/model/known_open.json that still fails
-# prints "SKIP: #15.N open: ..."; the fixed seeds run in 'safe' mode, which
+# every settle point; then the replay cases in tests/model/cases/. A case of
+# a defect listed open in tests/model/known_open.json prints "SKIP: #15.N
+# open: ..." unrun (to stay under 2 minutes on a loaded machine; make soak
+# and model.py replay run them); the fixed seeds run in 'safe' mode, which
 # leaves out the operation variants of those defects.
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/supabase.sh"
@@ -19,7 +20,7 @@ export S3_PORT SB_PORT SB_KEY SB_DIR
 if [ "${MFS_TEST_PASS:-}" = mount-asan ]; then
 	SEEDS="--seed 1" OPS=25
 else
-	SEEDS="--seed 1 --seed 2" OPS=30
+	SEEDS="--seed 1 --seed 2" OPS=25
 fi
 # model NAME ARGS...: run model.py in the background into NAME's files;
 # finish NAME prints its lines (a failure's seed, step, operations and
@@ -50,7 +51,8 @@ done
 # the replay cases, one run per backend (ImageKit's print a SKIP)
 for b in s3 supabase imagekit; do
 	mapfile -t cases < <(grep -l "\"backend\": \"$b\"" "$TESTS_DIR"/model/cases/*.json)
-	[ ${#cases[@]} -gt 0 ] && model "replay-$b" replay --workdir "$T/replay-$b" "${cases[@]}"
+	[ ${#cases[@]} -gt 0 ] && model "replay-$b" replay --skip-open \
+		--workdir "$T/replay-$b" "${cases[@]}"
 done
 wait "${PIDS[@]}"
 for f in s3 supabase replay-s3 replay-supabase replay-imagekit; do
