@@ -982,6 +982,10 @@ class Generator:
         if t == 'rename' and op['p'] in self.dirty:
             self.moved.discard(op['p'])
             self.moved.add(op['d'])
+            self.lost.add(15)
+        if t == 'rename_dir' and any(p.startswith(op['p'] + '/')
+                                     for p in self.dirty):
+            self.lost.add(15)
         if t in ('settle', 'remount', 'cache_drop'):
             self.dirty.clear()
             self.moved.clear()
@@ -1201,7 +1205,9 @@ class Generator:
                 return None
             return {'op': 'rename_dir', 'p': s, 'd': d,
                     'risk': ([1] if m.depth_below(s) >= 2 else []) +
-                    self.empties(s)}
+                    self.empties(s) +
+                    ([16] if any(p.startswith(s + '/') for p in self.dirty)
+                     else [])}
         if t == 'unlink':
             p = r.choice(files)
             return {'op': 'unlink', 'p': p,
