@@ -6,6 +6,8 @@
 #   make bench      benchmarks (docs/BENCHMARKS.md)
 #   make fuzz       libFuzzer targets (clang), FUZZ_TIME seconds each
 #                   (default 60; docs/FUZZING.md)
+#   make soak       the reference-model tester with fresh seeds (SOAK_SECONDS,
+#                   default 600; docs/MODEL.md)
 #   make SAN=1      sanitizer build into build-san/
 
 VERSION := 0.1.0
@@ -120,6 +122,9 @@ bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench-http.sh
 	scripts/bench-imagekit.sh
 
+soak: deps all
+	nice -n 10 tests/model/soak.sh $(or $(SOAK_SECONDS),600) $(or $(SOAK_MODE),safe)
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 		$(DESTDIR)$(PREFIX)/share/man/man5
@@ -148,4 +153,4 @@ format:
 clean:
 	rm -rf build build-san build-fuzz mediafs mediactl
 
-.PHONY: all unit deps check demo bench install deb format clean fuzz fuzz-build
+.PHONY: all unit deps check demo bench soak install deb format clean fuzz fuzz-build
