@@ -273,10 +273,11 @@ static int copy_one(const char *src, const char *dst, const char *type,
 			goto out;
 		}
 		/* the type the plan decided (and named the key by) is the
-		 * type uploaded: it rides with the upload */
+		 * type uploaded: it rides with the upload (a target that keeps
+		 * no user xattrs is no mediafs mount: nothing to tell) */
 		*step = "setting the content type";
 		if (type && fsetxattr(out, "user.mediafs.content_type", type,
-				      strlen(type), 0)) {
+				      strlen(type), 0) && errno != ENOTSUP) {
 			err = errno;
 			goto out;
 		}
