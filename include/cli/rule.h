@@ -4,7 +4,8 @@
  * captured), * (any characters inside a segment) and ** (anything,
  * slashes included). TARGET is a path relative to --to built from
  * literal text, {name} (a capture), {map[name]} (the capture looked up in
- * the ID map "map"), {ext} (the extension the source's bytes sniff as:
+ * the ID map "map"), {map[name].column} (another column of the record the
+ * capture keys, in a JSON array or CSV map), {ext} (the extension the source's bytes sniff as:
  * jpg, png, gif, webp, tiff, …, bin when unknown) and {srcext} (the
  * source name's own extension, empty when none).
  * Owns: parsed rules and matches. Calls: cli/maps, common. A parsed rule is
@@ -45,6 +46,10 @@ void rule_match_cleanup(struct rule_match *m);
 enum mfs_err rule_expand(const struct rule *r, const struct rule_match *m,
 			 const char *rel, const char *ext, char **out,
 			 char *why, size_t cap);
+/* The first map of the target lacking an entry for m (after
+ * rule_expand's MFS_ENOTFOUND), or NULL. */
+const struct idmap *rule_missed_map(const struct rule *r,
+				    const struct rule_match *m);
 /* The map lookups of the target for a match: names[i] "users[old]" and
  * vals[i] its value (both borrowed), at most max; returns how many. */
 int rule_lookups(const struct rule *r, const struct rule_match *m,

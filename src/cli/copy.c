@@ -36,6 +36,7 @@
 
 struct entry {
 	char *src, *dst, *vars;	/* paths relative to from/to; vars JSON */
+	char *type;		/* the content type the plan decided, or NULL */
 	uint64_t size;
 };
 
@@ -73,6 +74,7 @@ static void entries_free(struct copier *cp)
 		free(cp->e[i].src);
 		free(cp->e[i].dst);
 		free(cp->e[i].vars);
+		free(cp->e[i].type);
 	}
 	free(cp->e);
 }
@@ -143,6 +145,8 @@ static int load_plan(struct copier *cp, const char *path)
 			e->src = strdup(s);
 			e->dst = strdup(d);
 			e->vars = js_dump(js_get(o, "vars"), 1);
+			e->type = js_str(js_get(o, "type")) ?
+				  strdup(js_str(js_get(o, "type"))) : NULL;
 		}
 		js_free(o);
 	}
@@ -185,8 +189,10 @@ static int already_there(const struct stat *sst, const char *dst)
 	return strtoll(v, NULL, 10) == (long long)sst->st_size;
 }
 
-/* Copy one file; 0 on success, else errno with what in *step. */
-static int copy_one(const char *src, const char *dst, const char **step)
+/* Copy one file; 0 on success, else errno with what in *step. type (the
+ * plan's decision, or NULL) is set as the upload's content type. */
+static int copy_one(const char *src, const char *dst, const char *type,
+		    const char **step)
 {
 	char *tmp = NULL, *dir = strdup(dst), *slash, *buf = NULL;
 	int in = -1, out = -1, err = 0;
@@ -266,6 +272,15 @@ static int copy_one(const char *src, const char *dst, const char **step)
 			err = errno;
 			goto out;
 		}
+		/* the type the plan decided (and named the key by) is the
+		 * type uploaded: it rides with the upload (a target that keeps
+		 * no user xattrs is no mediafs mount: nothing to tell) */
+		*step = "setting the content type";
+		if (type && fsetxattr(out, "user.mediafs.content_type", type,
+				      strlen(type), 0) && errno != ENOTSUP) {
+			err = errno;
+			goto out;
+		}
 	}
 	*step = "closing the target (mediafs refused the data)";
 	if (close(out)) {
@@ -298,15 +313,29 @@ out:
 	return err;
 }
 
+/* The mount answers for dst's remote and key: 1, or 0 with errno when
+ * asking failed (ENOTCONN: the daemon died after the fsync). A target that
+ * is no mediafs mount (no such xattrs at all) counts as known. */
+static int dst_known(const char *dst)
+{
+	char v[8];
+
+	if (getxattr(dst, "user.mediafs.remote", v, 0) > 0 &&
+	    getxattr(dst, "user.mediafs.key", v, 0) > 0)
+		return 1;
+	return errno == ENODATA || errno == ENOTSUP;
+}
+
 static void record(struct copier *cp, const struct entry *e, const char *src,
 		   const char *dst, int err, const char *step, double t0)
 {
 	char *sr = xattr(src, "user.mediafs.remote");
 	char *sk = xattr(src, "user.mediafs.key");
 	char *su = xattr(src, "user.mediafs.url");
-	char *dr = err ? NULL : xattr(dst, "user.mediafs.remote");
-	char *dk = err ? NULL : xattr(dst, "user.mediafs.key");
-	char *du = err ? NULL : xattr(dst, "user.mediafs.url");
+	/* also for a failure: where it was going, when the mount says */
+	char *dr = xattr(dst, "user.mediafs.remote");
+	char *dk = xattr(dst, "user.mediafs.key");
+	char *du = xattr(dst, "user.mediafs.url");
 	char *error = err ? str_fmt("%s: %s", step, strerror(err)) : NULL;
 	char size[32], ts0[32], ts1[32];
 	const char *p[] = { cp->plan_abs, cp->label, src, dst, e->src, sr, sk,
@@ -367,7 +396,13 @@ static void *worker(void *arg)
 		src = str_fmt("%s/%s", cp->from, e->src);
 		dst = str_fmt("%s/%s", cp->to, e->dst);
 		t0 = cli_now();
-		err = src && dst ? copy_one(src, dst, &step) : ENOMEM;
+		err = src && dst ? copy_one(src, dst, e->type, &step) : ENOMEM;
+		if (!err && src && dst && !dst_known(dst)) {
+			/* stored, but the mount cannot say where (it went
+			 * away after the fsync): not done, a re-run checks */
+			err = errno ? errno : EIO;
+			step = "reading the destination's key (xattr)";
+		}
 		if (src && dst)
 			record(cp, e, src, dst, err, step, t0);
 		pthread_mutex_lock(&cp->lock);

@@ -14,9 +14,16 @@
 
 struct idmap {
 	char *name;
-	char **keys;		/* slots: NULL or key\0value */
+	char **keys;		/* slots: NULL or key\0value\0(col\0val\0)*\0 */
 	size_t cap, n;		/* cap a power of two */
 	const char *file;	/* borrowed during load, for messages */
+	char *miss, *missing;	/* user-named reasons (miss=, missing=) */
+};
+
+/* The extra columns of a record being loaded: names and values borrowed. */
+struct cols {
+	const char *name[64], *val[64];
+	int n;
 };
 
 static uint64_t fnv1a(const char *s)
@@ -55,10 +62,12 @@ static enum mfs_err grow(struct idmap *m)
 }
 
 static enum mfs_err put(struct idmap *m, const char *key, const char *val,
-			const char *where, struct errbuf *eb)
+			const struct cols *cl, const char *where,
+			struct errbuf *eb)
 {
-	size_t kl = strlen(key), vl = strlen(val);
+	size_t kl = strlen(key), vl = strlen(val), extra = 1, off;
 	char **s, *e;
+	int i;
 
 	if (!*key)
 		return eb_set(eb, MFS_EINVAL, "%s%s: an empty key", m->file,
@@ -73,11 +82,22 @@ static enum mfs_err put(struct idmap *m, const char *key, const char *val,
 			      "%s%s: key '%s' maps to both '%s' and '%s'",
 			      m->file, where, key, *s + kl + 1, val);
 	}
-	e = malloc(kl + vl + 2);
+	for (i = 0; cl && i < cl->n; i++)
+		extra += strlen(cl->name[i]) + strlen(cl->val[i]) + 2;
+	e = malloc(kl + vl + 2 + extra);
 	if (!e)
 		return MFS_ENOMEM;
 	memcpy(e, key, kl + 1);
 	memcpy(e + kl + 1, val, vl + 1);
+	off = kl + vl + 2;
+	for (i = 0; cl && i < cl->n; i++) {
+		size_t a = strlen(cl->name[i]) + 1, b = strlen(cl->val[i]) + 1;
+
+		memcpy(e + off, cl->name[i], a);
+		memcpy(e + off + a, cl->val[i], b);
+		off += a + b;
+	}
+	e[off] = '\0';
 	*s = e;
 	m->n++;
 	return MFS_OK;
@@ -91,6 +111,66 @@ const char *idmap_get(const struct idmap *m, const char *key)
 		return NULL;
 	s = slot(m, key);
 	return *s ? *s + strlen(*s) + 1 : NULL;
+}
+
+const char *idmap_col(const struct idmap *m, const char *key,
+		      const char *col)
+{
+	const char *e, *v;
+
+	if (!m->cap)
+		return NULL;
+	e = *slot(m, key);
+	if (!e)
+		return NULL;
+	v = e + strlen(e) + 1;
+	if (!col)
+		return v;
+	for (e = v + strlen(v) + 1; *e; e = v + strlen(v) + 1) {
+		v = e + strlen(e) + 1;
+		if (!strcmp(e, col))
+			return v;
+	}
+	return NULL;
+}
+
+int idmap_each_col(const struct idmap *m, const char *key,
+		   int (*cb)(void *ud, const char *col, const char *val),
+		   void *ud)
+{
+	const char *e, *v;
+
+	if (!m->cap || !(e = *slot(m, key)))
+		return 0;
+	v = e + strlen(e) + 1;
+	for (e = v + strlen(v) + 1; *e; e = v + strlen(v) + 1) {
+		v = e + strlen(e) + 1;
+		if (cb(ud, e, v))
+			return 1;
+	}
+	return 0;
+}
+
+int idmap_each(const struct idmap *m,
+	       int (*cb)(void *ud, const char *key, const char *val), void *ud)
+{
+	size_t i;
+
+	for (i = 0; i < m->cap; i++)
+		if (m->keys[i] &&
+		    cb(ud, m->keys[i], m->keys[i] + strlen(m->keys[i]) + 1))
+			return 1;
+	return 0;
+}
+
+const char *idmap_miss_reason(const struct idmap *m)
+{
+	return m->miss;
+}
+
+const char *idmap_missing_reason(const struct idmap *m)
+{
+	return m->missing;
 }
 
 struct idmap *idmap_new(const char *name)
@@ -109,7 +189,7 @@ struct idmap *idmap_new(const char *name)
 enum mfs_err idmap_put(struct idmap *m, const char *key, const char *val,
 		       struct errbuf *eb)
 {
-	return put(m, key, val, "", eb);
+	return put(m, key, val, NULL, "", eb);
 }
 
 const char *idmap_name(const struct idmap *m)
@@ -132,6 +212,8 @@ void idmap_free(struct idmap *m)
 		free(m->keys[i]);
 	free(m->keys);
 	free(m->name);
+	free(m->miss);
+	free(m->missing);
 	free(m);
 }
 
@@ -190,8 +272,29 @@ static int obj_member(void *ud, const char *key, const struct js *val)
 			       "%s: the value of '%s' is not a string or number",
 			       l->m->file, key);
 	else
-		l->rc = put(l->m, key, v, where, l->eb);
+		l->rc = put(l->m, key, v, NULL, where, l->eb);
 	return l->rc != MFS_OK;
+}
+
+/* The scalar members of one element of a JSON array map. */
+struct elem_cols {
+	struct cols c;
+	char num[64][32];
+};
+
+static int elem_col(void *ud, const char *key, const struct js *val)
+{
+	struct elem_cols *ec = ud;
+	const char *v;
+
+	if (ec->c.n == 64)
+		return 1;
+	v = js_scalar(val, ec->num[ec->c.n], sizeof(ec->num[0]));
+	if (v) {
+		ec->c.name[ec->c.n] = key;
+		ec->c.val[ec->c.n++] = v;
+	}
+	return 0;
 }
 
 static enum mfs_err load_json(struct idmap *m, const char *p, size_t n,
@@ -224,13 +327,17 @@ static enum mfs_err load_json(struct idmap *m, const char *p, size_t n,
 			const char *k = js_scalar(js_get(e, kf), kb, sizeof(kb));
 			const char *v = js_scalar(js_get(e, vf), vb, sizeof(vb));
 
+			struct elem_cols ec;
+
+			ec.c.n = 0;
 			snprintf(where, sizeof(where), " (element %zu)", i);
+			js_each(e, elem_col, &ec);
 			if (!k || !v)
 				rc = eb_set(eb, MFS_EINVAL,
 					    "map %s element %zu has no '%s' or no '%s' (string or number)",
 					    m->file, i, kf, vf);
 			else
-				rc = put(m, k, v, where, eb);
+				rc = put(m, k, v, &ec.c, where, eb);
 		}
 	} else {
 		rc = eb_set(eb, MFS_EINVAL,
@@ -298,9 +405,10 @@ static int csv_fields(char **pp, char **f, int maxf, int *lines)
 static enum mfs_err load_csv(struct idmap *m, char *p, const char *kf,
 			     const char *vf, struct errbuf *eb)
 {
-	char *f[MAX_COLS], where[64];
+	char *f[MAX_COLS], *hdr[MAX_COLS], where[64];
 	int n, ncol, kc = 0, vc = 1, line = 1, i;
 	enum mfs_err rc = MFS_OK;
+	struct cols cl;
 
 	if (!strncmp(p, "\xef\xbb\xbf", 3))
 		p += 3;		/* a BOM from a spreadsheet */
@@ -309,6 +417,8 @@ static enum mfs_err load_csv(struct idmap *m, char *p, const char *kf,
 		return eb_set(eb, MFS_EINVAL,
 			      "map %s line 1: a header of 2 to %d columns, please",
 			      m->file, MAX_COLS);
+	for (i = 0; i < ncol; i++)
+		hdr[i] = f[i];	/* in place in the file's buffer */
 	if (kf || vf) {
 		kc = vc = -1;
 		for (i = 0; i < ncol; i++) {
@@ -340,7 +450,12 @@ static enum mfs_err load_csv(struct idmap *m, char *p, const char *kf,
 				      "map %s line %d: %d fields, the header has %d",
 				      m->file, line, n, ncol);
 		snprintf(where, sizeof(where), " line %d", line);
-		rc = put(m, f[kc], f[vc], where, eb);
+		cl.n = ncol;
+		for (i = 0; i < ncol; i++) {
+			cl.name[i] = hdr[i];
+			cl.val[i] = f[i];
+		}
+		rc = put(m, f[kc], f[vc], &cl, where, eb);
 	}
 	return rc;
 }
@@ -349,6 +464,7 @@ enum mfs_err idmap_load(const char *arg, struct idmap **out,
 			struct errbuf *eb)
 {
 	char *spec = strdup(arg), *eq, *file, *opt, *kf = NULL, *vf = NULL;
+	char *miss = NULL, *missing = NULL;
 	char *data = NULL;
 	struct idmap *m = NULL;
 	enum mfs_err rc = MFS_OK;
@@ -370,7 +486,9 @@ enum mfs_err idmap_load(const char *arg, struct idmap **out,
 	/* options start at the first ",key=" or ",value=" (a file name may
 	 * hold commas) */
 	for (opt = strchr(file, ','); opt; opt = strchr(opt + 1, ','))
-		if (str_starts(opt + 1, "key=") || str_starts(opt + 1, "value="))
+		if (str_starts(opt + 1, "key=") || str_starts(opt + 1, "value=") ||
+		    str_starts(opt + 1, "miss=") ||
+		    str_starts(opt + 1, "missing="))
 			break;
 	while (opt) {
 		char *next;
@@ -383,9 +501,13 @@ enum mfs_err idmap_load(const char *arg, struct idmap **out,
 			kf = opt + 4;
 		} else if (str_starts(opt, "value=")) {
 			vf = opt + 6;
+		} else if (str_starts(opt, "miss=") && opt[5]) {
+			miss = opt + 5;
+		} else if (str_starts(opt, "missing=") && opt[8]) {
+			missing = opt + 8;
 		} else {
 			rc = eb_set(eb, MFS_EINVAL,
-				    "--map %s: unknown option '%s' (key=, value=)",
+				    "--map %s: unknown option '%s' (key=, value=, miss=REASON, missing=REASON)",
 				    arg, opt);
 			goto out;
 		}
@@ -400,7 +522,9 @@ enum mfs_err idmap_load(const char *arg, struct idmap **out,
 			goto out;
 		}
 	m = calloc(1, sizeof(*m));
-	if (!m || !(m->name = strdup(spec))) {
+	if (!m || !(m->name = strdup(spec)) ||
+	    (miss && !(m->miss = strdup(miss))) ||
+	    (missing && !(m->missing = strdup(missing)))) {
 		rc = MFS_ENOMEM;
 		goto out;
 	}

@@ -28,6 +28,7 @@
 
 #define MAX_RULES 64
 #define MAX_MAPS 32
+#define MAX_REASONS 64
 
 struct planner {
 	struct cli *c;
@@ -37,34 +38,57 @@ struct planner {
 	int nrules;
 	struct idmap *maps[MAX_MAPS];
 	int nmaps;
-	const char *skips[MAX_RULES];
+	char *skips[MAX_RULES];		/* globs (owned) */
+	const char *skip_why[MAX_RULES];	/* user reasons or NULL */
 	int nskips;
+	struct idmap *used[MAX_MAPS];	/* keys of maps[i] some source had */
+	const char *rnames[MAX_REASONS];	/* user reasons counted */
+	uint64_t rcounts[MAX_REASONS];
+	int nreasons;
 	struct idmap *targets;	/* dst -> src: two sources, one target */
 	struct sniff *sniff;
 	FILE *out, *skipped;
 	uint64_t nplan, bytes, nskipped, nerr;
-	uint64_t kinds[6];
+	uint64_t kinds[8];	/* by kind_names */
 };
 
 static const char *const kind_names[] = { "skip-rule", "no-rule",
 					  "no-mapping", "unreadable",
-					  "bad-target", "duplicate-target" };
-enum { K_SKIP, K_NORULE, K_NOMAP, K_UNREADABLE, K_BADTARGET, K_DUP };
+					  "bad-target", "duplicate-target",
+					  "missing-source" };
+enum { K_SKIP, K_NORULE, K_NOMAP, K_UNREADABLE, K_BADTARGET, K_DUP,
+       K_MISSING, K_NKINDS };
 
-static void skip(struct planner *p, const char *rel, int kind,
-		 const char *reason)
+/* Record a skipped source: in PLAN.skipped {"src","kind","reason"} (plus
+ * "detail" when the user named the reason: then "reason" is that name)
+ * and in the journal (skip_kind: the user's reason, else the kind). */
+static void skip_named(struct planner *p, const char *rel, int kind,
+		       const char *named, const char *detail)
 {
 	struct js *o = js_obj();
 	char *line;
 	char now[32];
 	const char *params[] = { p->plan_abs, p->label, NULL, rel,
-				 kind_names[kind], reason, now };
-	char *src = str_fmt("%s/%s", p->from, rel);
+				 named ? named : kind_names[kind], detail, now };
+	char *src = kind == K_MISSING ? str_fmt("(missing) %s", rel)
+				      : str_fmt("%s/%s", p->from, rel);
+	int i;
 
 	snprintf(now, sizeof(now), "%.3f", cli_now());
 	js_set_str(o, "src", rel);
 	js_set_str(o, "kind", kind_names[kind]);
-	js_set_str(o, "reason", reason);
+	js_set_str(o, "reason", named ? named : detail);
+	if (named)
+		js_set_str(o, "detail", detail);
+	if (named) {
+		for (i = 0; i < p->nreasons && strcmp(p->rnames[i], named); i++)
+			;
+		if (i < MAX_REASONS) {
+			if (i == p->nreasons)
+				p->rnames[p->nreasons++] = named;
+			p->rcounts[i]++;
+		}
+	}
 	line = js_dump(o, 0);
 	if (line)
 		fprintf(p->skipped, "%s\n", line);
@@ -78,11 +102,18 @@ static void skip(struct planner *p, const char *rel, int kind,
 		     params, 7, NULL, NULL);
 	free(src);
 	p->nskipped++;
-	p->kinds[kind]++;
+	if (!named)
+		p->kinds[kind]++;
+}
+
+static void skip(struct planner *p, const char *rel, int kind,
+		 const char *reason)
+{
+	skip_named(p, rel, kind, NULL, reason);
 }
 
 static int skipped_by_glob(struct planner *p, const char *rel,
-			   const char **which)
+			   int *which)
 {
 	char dir[PATH_MAX];
 	int i;
@@ -91,14 +122,14 @@ static int skipped_by_glob(struct planner *p, const char *rel,
 		const char *s;
 
 		if (!fnmatch(p->skips[i], rel, 0)) {
-			*which = p->skips[i];
+			*which = i;
 			return 1;
 		}
 		/* a glob naming a folder skips what is below it */
 		for (s = strchr(rel, '/'); s; s = strchr(s + 1, '/')) {
 			snprintf(dir, sizeof(dir), "%.*s", (int)(s - rel), rel);
 			if (!fnmatch(p->skips[i], dir, 0)) {
-				*which = p->skips[i];
+				*which = i;
 				return 1;
 			}
 		}
@@ -107,9 +138,9 @@ static int skipped_by_glob(struct planner *p, const char *rel,
 }
 
 static int sniff_file(struct planner *p, const char *path, const char **ext,
-		      char *why, size_t cap)
+		      char *type, size_t tcap, char *why, size_t cap)
 {
-	char head[SNIFF_BYTES], type[128];
+	char head[SNIFF_BYTES];
 	ssize_t n;
 	size_t got = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -127,8 +158,83 @@ static int sniff_file(struct planner *p, const char *path, const char **ext,
 		return -1;
 	}
 	close(fd);
-	sniff_type(p->sniff, head, got, NULL, type, sizeof(type));
+	sniff_type(p->sniff, head, got, NULL, type, tcap);
 	*ext = sniff_ext(type);
+	/* a key named .bin holds application/octet-stream (an XML error
+	 * page is not uploaded as text/xml under a .bin name) */
+	if (!strcmp(*ext, "bin"))
+		snprintf(type, tcap, "application/octet-stream");
+	return 0;
+}
+
+struct var_add {
+	struct js *vars;
+	const char *prefix;	/* "map[capture]" */
+};
+
+static int add_col(void *ud, const char *col, const char *val)
+{
+	struct var_add *va = ud;
+	char *name = str_fmt("%s.%s", va->prefix, col);
+
+	if (name)
+		js_set_str(va->vars, name, val);
+	free(name);
+	return 0;
+}
+
+/* Every loaded map looked up by every capture: {map[capture]} and
+ * {map[capture].column} reach the plan's variables (and the rewrite's
+ * templates); the keys found are marked used (missing sources). */
+static void map_vars(struct planner *p, const struct rule_match *m,
+		     struct js *vars)
+{
+	struct errbuf eb = { 0 };
+	int i, k;
+
+	for (i = 0; i < p->nmaps; i++)
+		for (k = 0; k < m->n; k++) {
+			const char *v = idmap_get(p->maps[i], m->vals[k]);
+			char *name;
+
+			if (!v)
+				continue;
+			if (p->used[i])
+				idmap_put(p->used[i], m->vals[k], "1", &eb);
+			if (!vars)
+				continue;
+			name = str_fmt("%s[%s]", idmap_name(p->maps[i]),
+				       m->names[k]);
+			if (name) {
+				struct var_add va = { vars, name };
+
+				js_set_str(vars, name, v);
+				idmap_each_col(p->maps[i], m->vals[k], add_col,
+					       &va);
+			}
+			free(name);
+		}
+}
+
+struct missing_walk {
+	struct planner *p;
+	int map;
+};
+
+static int missing_key(void *ud, const char *key, const char *val)
+{
+	struct missing_walk *mw = ud;
+	struct planner *p = mw->p;
+	char why[600];
+
+	(void)val;
+	if (idmap_get(p->used[mw->map], key))
+		return 0;
+	snprintf(why, sizeof(why),
+		 "key '%.200s' of map %s: no source below --from has it",
+		 key, idmap_name(p->maps[mw->map]));
+	skip_named(p, key, K_MISSING,
+		   idmap_missing_reason(p->maps[mw->map]), why);
 	return 0;
 }
 
@@ -136,14 +242,14 @@ static void plan_file(struct planner *p, const char *rel, const struct stat *st)
 {
 	struct rule_match m;
 	struct rule *r = NULL;
-	const char *glob, *ext = NULL;
-	char why[1024], *dst = NULL, *path;
+	const char *ext = NULL;
+	char why[1024], *dst = NULL, *path, type[128] = "";
 	enum mfs_err rc;
-	int i;
+	int i, glob;
 
 	if (skipped_by_glob(p, rel, &glob)) {
-		snprintf(why, sizeof(why), "matches --skip '%s'", glob);
-		skip(p, rel, K_SKIP, why);
+		snprintf(why, sizeof(why), "matches --skip '%s'", p->skips[glob]);
+		skip_named(p, rel, K_SKIP, p->skip_why[glob], why);
 		return;
 	}
 	for (i = 0; i < p->nrules && !r; i++)
@@ -153,9 +259,21 @@ static void plan_file(struct planner *p, const char *rel, const struct stat *st)
 		skip(p, rel, K_NORULE, "no rule matches");
 		return;
 	}
+	map_vars(p, &m, NULL);	/* marks the keys this source has */
 	path = str_fmt("%s/%s", p->from, rel);
+	rc = rule_expand(r, &m, rel, "bin", &dst, why, sizeof(why));
+	if (rc == MFS_ENOTFOUND) {
+		/* a map miss decides before any byte is read */
+		const struct idmap *mm = rule_missed_map(r, &m);
+
+		skip_named(p, rel, K_NOMAP, mm ? idmap_miss_reason(mm) : NULL,
+			   why);
+		goto out;
+	}
+	free(dst);
+	dst = NULL;
 	if (path && rule_wants_ext(r) &&
-	    sniff_file(p, path, &ext, why, sizeof(why))) {
+	    sniff_file(p, path, &ext, type, sizeof(type), why, sizeof(why))) {
 		skip(p, rel, K_UNREADABLE, why);
 		goto out;
 	}
@@ -178,11 +296,15 @@ static void plan_file(struct planner *p, const char *rel, const struct stat *st)
 		js_set_str(o, "src", rel);
 		js_set_str(o, "dst", dst);
 		js_set_int(o, "size", (int64_t)st->st_size);
+		/* the type {ext} was decided by: the copy uploads it as that */
+		if (type[0])
+			js_set_str(o, "type", type);
 		const char *ln[RULE_MAX_CAPS], *lv[RULE_MAX_CAPS];
 		int nl = rule_lookups(r, &m, ln, lv, RULE_MAX_CAPS);
 
 		for (i = 0; i < m.n; i++)
 			js_set_str(vars, m.names[i], m.vals[i]);
+		map_vars(p, &m, vars);
 		for (i = 0; i < nl; i++)
 			js_set_str(vars, ln[i], lv[i]);
 		if (ext)
@@ -272,17 +394,20 @@ static void plan_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: mediactl plan --from DIR --to DIR --rule 'SOURCE -> TARGET' [--rule ...]\n"
-		"                     [--map NAME=FILE[,key=FIELD,value=FIELD]]... [--skip GLOB]...\n"
-		"                     [--label L] -o PLAN\n"
+		"                     [--map NAME=FILE[,key=FIELD,value=FIELD][,miss=REASON][,missing=REASON]]...\n"
+		"                     [--skip GLOB[,reason=REASON]]... [--label L] -o PLAN\n"
 		"  SOURCE: a path below --from with {name} captures (inside one path\n"
 		"          segment), * (inside a segment) and ** (across segments).\n"
 		"  TARGET: a path below --to from text, {name}, {map[name]} (an ID map\n"
-		"          lookup), {ext} (sniffed from the bytes: jpg png gif webp tiff … bin)\n"
-		"          and {srcext} (the source name's extension).\n"
+		"          lookup), {map[name].column} (another column of that record),\n"
+		"          {ext} (sniffed from the bytes: jpg png gif webp tiff … bin) and\n"
+		"          {srcext} (the source name's extension).\n"
 		"  Maps: a JSON object {\"old\":\"new\"}, a JSON array of objects (key=,value=\n"
 		"        name the fields) or a CSV file with a header (key=,value= name the\n"
 		"        columns; default the first two).\n"
-		"  --skip GLOB (fnmatch, '*' crosses '/') skips matching files and folders.\n"
+		"  --skip GLOB (fnmatch, '*' crosses '/') skips matching files and folders;\n"
+		"  ,reason=R names the reason. A map's miss=R names the reason of a source\n"
+		"  it has no entry for; missing=R reports its keys no source had.\n"
 		"  The first rule that matches a file decides; a file no rule matches, a\n"
 		"  capture a map lacks, or an unreadable file is skipped with its reason\n"
 		"  in PLAN.skipped and the journal.\n"
@@ -355,7 +480,20 @@ int cmd_plan(struct cli *c, int argc, char **argv)
 				ret = cli_fail(EXIT_USAGE, "at most %d --skip", MAX_RULES);
 				goto out;
 			}
-			p.skips[p.nskips++] = optarg;
+			{
+				/* GLOB[,reason=NAME] */
+				const char *rs = strstr(optarg, ",reason=");
+
+				p.skips[p.nskips] = rs ?
+					str_ndup(optarg, (size_t)(rs - optarg)) :
+					strdup(optarg);
+				p.skip_why[p.nskips] = rs && rs[8] ? rs + 8 : NULL;
+				if (!p.skips[p.nskips]) {
+					ret = cli_fail(EXIT_STORE, "out of memory");
+					goto out;
+				}
+				p.nskips++;
+			}
 			break;
 		case 'l':
 			p.label = optarg;
@@ -408,6 +546,12 @@ int cmd_plan(struct cli *c, int argc, char **argv)
 		goto out;
 	}
 	p.plan_abs = realpath(out, NULL);
+	for (i = 0; i < p.nmaps; i++)
+		if (idmap_missing_reason(p.maps[i]) &&
+		    !(p.used[i] = idmap_new("used"))) {
+			ret = cli_fail(EXIT_STORE, "out of memory");
+			goto out;
+		}
 	for (i = 0; i < p.nrules; i++)
 		if (rule_wants_ext(p.rules[i]) && !p.sniff &&
 		    sniff_new(&p.sniff, &eb)) {
@@ -424,7 +568,7 @@ int cmd_plan(struct cli *c, int argc, char **argv)
 		for (i = 0; i < nrt; i++)
 			js_push_str(rs, rule_txt[i]);
 		for (i = 0; i < p.nskips; i++)
-			js_push_str(sk, p.skips[i]);
+			js_push_str(sk, p.skips[i]);	/* globs only */
 		js_set(h, "rules", rs);
 		js_set(h, "skip", sk);
 		if (p.label)
@@ -442,6 +586,12 @@ int cmd_plan(struct cli *c, int argc, char **argv)
 		journal_exec(c->j, "DELETE FROM copies WHERE plan=?1 AND state='skipped'",
 			     params, 1, NULL, NULL);
 		walk(&p, "");
+		for (i = 0; i < p.nmaps; i++)
+			if (p.used[i]) {
+				struct missing_walk mw = { &p, i };
+
+				idmap_each(p.maps[i], missing_key, &mw);
+			}
 		journal_exec(c->j, "COMMIT", NULL, 0, NULL, NULL);
 	}
 	if (fflush(p.out) || ferror(p.out) || fflush(p.skipped) ||
@@ -459,13 +609,18 @@ int cmd_plan(struct cli *c, int argc, char **argv)
 		printf("plan %s: %llu files to copy (%s), %llu skipped",
 		       out, (unsigned long long)p.nplan, b,
 		       (unsigned long long)p.nskipped);
-		for (i = 0; i < 6; i++)
+		for (i = 0; i < K_NKINDS; i++)
 			if (p.kinds[i]) {
 				printf("%s %llu %s", first ? ":" : ",",
 				       (unsigned long long)p.kinds[i],
 				       kind_names[i]);
 				first = 0;
 			}
+		for (i = 0; i < p.nreasons; i++) {
+			printf("%s %llu %s", first ? ":" : ",",
+			       (unsigned long long)p.rcounts[i], p.rnames[i]);
+			first = 0;
+		}
 		printf(" (reasons in %s); built in %s\n", skpath, d);
 	}
 	if (p.nerr)
@@ -477,8 +632,12 @@ out:
 		fclose(p.skipped);
 	for (i = 0; i < p.nrules; i++)
 		rule_free(p.rules[i]);
-	for (i = 0; i < p.nmaps; i++)
+	for (i = 0; i < p.nmaps; i++) {
 		idmap_free(p.maps[i]);
+		idmap_free(p.used[i]);
+	}
+	for (i = 0; i < p.nskips; i++)
+		free(p.skips[i]);
 	idmap_free(p.targets);
 	sniff_free(p.sniff);
 	free(p.from);

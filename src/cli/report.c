@@ -171,6 +171,19 @@ int cmd_report(struct cli *c, int argc, char **argv)
 			    " AND substr(key,-1)!='/' AND (?1 IS NULL OR label=?1)"
 			    " GROUP BY remote,key) ORDER BY remote,key",
 			    p, 1, upload_row, &a, NULL);
+		/* copies of the label that failed without a failed upload
+		 * of the label to show for them (refused before an upload
+		 * existed, or its upload is not labelled): each counts once */
+		journal_sql(c->j,
+			    "SELECT coalesce(c.dst_remote,'copy'),"
+			    " coalesce(c.dst_key,c.rel),'failed',NULL,NULL,"
+			    " c.started_at,c.finished_at FROM copies c WHERE"
+			    " c.state='failed' AND (?1 IS NULL OR c.label=?1)"
+			    " AND NOT EXISTS(SELECT 1 FROM uploads u WHERE"
+			    " u.remote=c.dst_remote AND u.key=c.dst_key AND"
+			    " u.state!='cancelled' AND (?1 IS NULL OR u.label=?1))"
+			    " ORDER BY c.id",
+			    p, 1, upload_row, &a, NULL);
 		sk = js_obj();
 		js_set_int(sk, "total", 0);
 		js_set(sk, "by_reason", js_obj());

@@ -37,6 +37,8 @@
 #define PAGE 1000
 #define MAX_SETS 32
 #define SAMPLES 3
+#define MAX_MAPS 32
+#define SHOWN_UNRESOLVED 5
 
 enum kind { K_PREFIX, K_MAP, K_INSERT };
 static const char *const kind_names[] = { "prefix", "map", "insert" };
@@ -64,8 +66,11 @@ struct rw {
 	size_t npairs, cap;
 	struct idmap *by_old;	/* map: old URL -> index in pairs */
 	struct idmap *verified;	/* prefix --only-verified: uploaded URLs */
+	struct idmap *maps[MAX_MAPS];	/* --map: {NAME[x]}, {NAME[x].col} */
+	int nmaps;
 	int64_t id;		/* the rewrite's journal id */
 	uint64_t scanned, planned, nosource;
+	uint64_t unresolved;	/* templates without a value: nothing kept */
 	int nsamples;
 };
 
@@ -88,9 +93,65 @@ static void pair_free(struct pair *p)
 
 /* ---- templates ---- */
 
-/* The value of {name} for pair p into out (may point into p). */
-static int field(const struct pair *p, const char *name, size_t n,
-		 struct buf *out)
+static int field(const struct rw *w, const struct pair *p, const char *name,
+		 size_t n, struct buf *out);
+
+/* {MAP[x]} or {MAP[x].column} with a --map of the rewrite: x is any
+ * template name ({svc[sid].stylistId}, {users[path[1]]}). 1: not such a
+ * name or no value. */
+static int map_field(const struct rw *w, const struct pair *p,
+		     const char *name, size_t n, struct buf *out)
+{
+	const char *br = memchr(name, '[', n), *rb = NULL, *col = NULL, *v;
+	const struct idmap *m = NULL;
+	struct buf key;
+	size_t i, coln = 0;
+	int depth = 0, r;
+	char cb[128];
+
+	if (!br)
+		return 1;
+	for (i = (size_t)(br - name); i < n && !rb; i++) {
+		if (name[i] == '[')
+			depth++;
+		else if (name[i] == ']' && !--depth)
+			rb = name + i;
+	}
+	if (!rb)
+		return 1;
+	if (rb + 1 < name + n) {
+		if (rb[1] != '.' || (coln = (size_t)(name + n - rb - 2)) == 0 ||
+		    coln >= sizeof(cb))
+			return 1;
+		memcpy(cb, rb + 2, coln);
+		cb[coln] = '\0';
+		col = cb;
+	}
+	for (i = 0; i < (size_t)w->nmaps && !m; i++)
+		if (strlen(idmap_name(w->maps[i])) == (size_t)(br - name) &&
+		    !strncmp(idmap_name(w->maps[i]), name, (size_t)(br - name)))
+			m = w->maps[i];
+	if (!m)
+		return 1;
+	buf_init(&key, 0);
+	r = field(w, p, br + 1, (size_t)(rb - br - 1), &key);
+	if (!r && !key.data)
+		r = buf_adds(&key, "") ? -1 : 0;
+	if (r) {
+		buf_cleanup(&key);
+		return r;
+	}
+	v = idmap_col(m, key.data, col);
+	buf_cleanup(&key);
+	if (!v)
+		return 1;
+	return buf_adds(out, v) ? -1 : 0;
+}
+
+/* The value of {name} for pair p into out (may point into p): 0, 1 when
+ * the name has no value, -1 out of memory. */
+static int field(const struct rw *w, const struct pair *p, const char *name,
+		 size_t n, struct buf *out)
 {
 	static const struct {
 		const char *name;
@@ -146,13 +207,13 @@ static int field(const struct pair *p, const char *name, size_t n,
 		if (s)
 			return buf_adds(out, s) ? -1 : 0;
 	}
-	return 1;
+	return map_field(w, p, name, n, out);
 }
 
 /* Expand tpl for p into a malloc'd string; NULL with the reason in why
  * when a name has no value. */
-static char *expand(const char *tpl, const struct pair *p, char *why,
-		    size_t cap)
+static char *expand(const struct rw *w, const char *tpl, const struct pair *p,
+		    char *why, size_t cap)
 {
 	struct buf b;
 	const char *s = tpl, *open, *close;
@@ -163,7 +224,7 @@ static char *expand(const char *tpl, const struct pair *p, char *why,
 
 		if (buf_add(&b, s, (size_t)(open - s)))
 			goto nomem;
-		r = field(p, open + 1, (size_t)(close - open - 1), &b);
+		r = field(w, p, open + 1, (size_t)(close - open - 1), &b);
 		if (r < 0)
 			goto nomem;
 		if (r) {
@@ -408,6 +469,15 @@ static void record(struct rw *w, const char *pk, const char *before,
 	}
 }
 
+/* A template without a value for p: counted, the first few shown; the
+ * rewrite is then refused as a whole (nothing recorded, exit 2). */
+static void unresolved(struct rw *w, const struct pair *p, const char *why)
+{
+	if (w->unresolved++ < SHOWN_UNRESOLVED)
+		fprintf(stderr, "mediactl: %s:%s: %s\n", p->remote ? p->remote : "",
+			p->key ? p->key : "", why);
+}
+
 /* Extra columns of a text-column rewrite: {"col":[before,after]} from
  * --set templates, before as the row holds it (null for NULL). */
 static char *extra_for(struct rw *w, const struct pair *p,
@@ -423,7 +493,7 @@ static char *extra_for(struct rw *w, const struct pair *p,
 	for (i = 0; i < w->nsets && !bad; i++) {
 		const char *eq = strchr(w->sets[i], '=');
 		char *col = str_ndup(w->sets[i], (size_t)(eq - w->sets[i]));
-		char *v = expand(eq + 1, p, why, cap);
+		char *v = expand(w, eq + 1, p, why, cap);
 		struct js *a = js_arr(), *nul = NULL;
 
 		if (!col || !v) {
@@ -480,10 +550,12 @@ static char *rewrite_json(struct rw *w, const char *text, const char **first_old
 		for (j = 0; j < w->nsets; j++) {
 			const char *eq = strchr(w->sets[j], '=');
 			char *f = str_ndup(w->sets[j], (size_t)(eq - w->sets[j]));
-			char *val = expand(eq + 1, p, why, cap);
+			char *val = expand(w, eq + 1, p, why, cap);
 
 			if (f && val)
 				js_set_str(e, f, val);
+			else if (f)
+				unresolved(w, p, why);
 			free(f);
 			free(val);
 		}
@@ -550,6 +622,13 @@ static int plan_row(void *ud, int ncol, const char *const *v)
 		nw = p->new_url;
 		src = p->upload_id;
 		extra = extra_for(w, p, v + 2, why, sizeof(why));
+		if (w->nsets && !extra)
+			unresolved(w, p, why);
+	}
+	if (w->unresolved) {
+		free(after);
+		free(extra);
+		return 0;	/* nothing is kept: the rewrite is refused */
 	}
 	if (after && strcmp(after, v[1]))
 		record(w, v[0], v[1], after, extra, src, old, nw);
@@ -612,13 +691,12 @@ static int plan_update(struct rw *w)
 		    (w->limit > 0 && w->planned >= (uint64_t)w->limit))
 			break;
 		if (isatty(2))
-			fprintf(stderr, "\r%llu rows read, %llu to change\033[K",
+			fprintf(stderr, "%llu rows read, %llu to change\n",
 				(unsigned long long)w->scanned,
 				(unsigned long long)w->planned);
 	}
-	if (isatty(2))
-		fprintf(stderr, "\r\033[K");
-	journal_exec(w->c->j, "COMMIT", NULL, 0, NULL, NULL);
+	journal_exec(w->c->j, w->unresolved ? "ROLLBACK" : "COMMIT", NULL, 0,
+		     NULL, NULL);
 out:
 	free(pg.last);
 	free(sql1);
@@ -669,11 +747,10 @@ static int plan_insert(struct rw *w)
 		for (k = 0; k < w->nsets && !bad; k++) {
 			const char *eq = strchr(w->sets[k], '=');
 			char *col = str_ndup(w->sets[k], (size_t)(eq - w->sets[k]));
-			char *v = expand(eq + 1, p, why, sizeof(why));
+			char *v = expand(w, eq + 1, p, why, sizeof(why));
 
 			if (!col || !v) {
-				fprintf(stderr, "mediactl: %s:%s: %s; not inserted\n",
-					p->remote, p->key, why);
+				unresolved(w, p, why);
 				bad = 1;
 			} else {
 				js_set_str(o, col, v);
@@ -684,7 +761,11 @@ static int plan_insert(struct rw *w)
 		if (!bad && fcol) {
 			char col[256];
 
-			g = expand(fgroup, p, why, sizeof(why));
+			g = expand(w, fgroup, p, why, sizeof(why));
+			if (!g) {
+				unresolved(w, p, why);
+				bad = 1;
+			}
 			snprintf(col, sizeof(col), "%.*s",
 				 (int)(strchr(fcol, '=') - fcol), fcol);
 			/* 1/0: a boolean to PostgreSQL and SQLite alike */
@@ -693,7 +774,7 @@ static int plan_insert(struct rw *w)
 				snprintf(prevgroup, sizeof(prevgroup), "%s", g);
 		}
 		free(g);
-		row = bad || seen ? NULL : js_dump(o, 0);
+		row = w->unresolved || seen ? NULL : js_dump(o, 0);
 		js_free(o);
 		if (seen)
 			dups++;
@@ -702,7 +783,8 @@ static int plan_insert(struct rw *w)
 			       p->old_url, p->new_url);
 		free(row);
 	}
-	journal_exec(w->c->j, "COMMIT", NULL, 0, NULL, NULL);
+	journal_exec(w->c->j, w->unresolved ? "ROLLBACK" : "COMMIT", NULL, 0,
+		     NULL, NULL);
 	free(fgroup);
 	if (dups)
 		printf("  %d objects were inserted by an earlier rewrite into %s: not again\n",
@@ -741,6 +823,7 @@ static void rewrite_usage(FILE *f)
 "                        [--label L] [--mirror SRC[:P]=DST[:P]] [COMMON]\n"
 "       mediactl rewrite insert --db CONN --table T --set COL=TEMPLATE...\n"
 "                        [--first COL=GROUP-TEMPLATE] [--label L] [--keys GLOB]\n"
+"                        [--map NAME=FILE[,key=F][,value=F]]...\n"
 "                        [--limit N] [--apply]\n"
 "       mediactl rewrite apply ID --db CONN\n"
 "       mediactl rewrite list\n"
@@ -752,7 +835,11 @@ static void rewrite_usage(FILE *f)
 "        samples printed, nothing written; 'rewrite apply ID' writes them.\n"
 "  Templates: {old_url} {new_url} {key} {remote} {file_id} {uploaded_at}\n"
 "        {size} {content_type} {sha256} {etag} {label} {path[N]} (segment N of\n"
-"        the key; -1 the last) and a copy plan's captures ({old}, {users[old]}).\n");
+"        the key; -1 the last), a copy plan's captures and lookups ({old},\n"
+"        {users[old]}, {svc[sid].stylistId}: every --map of the plan by every\n"
+"        capture, every column), and {NAME[X]} / {NAME[X].COLUMN} with a\n"
+"        --map NAME=FILE[,key=F] given here, X any template name ({path[1]}).\n"
+"        A template without a value refuses the whole rewrite (exit 2).\n");
 }
 
 static int cmd_list(struct cli *c)
@@ -801,6 +888,7 @@ int cmd_rewrite(struct cli *c, int argc, char **argv)
 		{ "pk", required_argument, NULL, 'p' },
 		{ "log-table", required_argument, NULL, 'L' },
 		{ "apply", no_argument, NULL, 'a' },
+		{ "map", required_argument, NULL, 'M' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -882,6 +970,17 @@ int cmd_rewrite(struct cli *c, int argc, char **argv)
 		case 'p': w.pk_opt = optarg; break;
 		case 'L': w.log_table = optarg; break;
 		case 'a': w.apply = 1; break;
+		case 'M':
+			if (w.nmaps == MAX_MAPS) {
+				ret = cli_fail(EXIT_USAGE, "at most %d maps", MAX_MAPS);
+				goto out;
+			}
+			if (idmap_load(optarg, &w.maps[w.nmaps], &eb)) {
+				ret = cli_fail(EXIT_USAGE, "%s", eb.msg);
+				goto out;
+			}
+			w.nmaps++;
+			break;
 		case 'h':
 			rewrite_usage(stdout);
 			goto out;
@@ -976,6 +1075,18 @@ int cmd_rewrite(struct cli *c, int argc, char **argv)
 		printf("  %zu moved objects in the journal%s%s\n", w.npairs,
 		       w.label ? " with label " : "", w.label ? w.label : "");
 	ret = w.kind == K_INSERT ? plan_insert(&w) : plan_update(&w);
+	if (!ret && w.unresolved) {
+		const char *p[] = { idtxt };
+
+		journal_exec(c->j, "DELETE FROM rewrite_changes WHERE rewrite_id=?1",
+			     p, 1, NULL, NULL);
+		journal_exec(c->j, "DELETE FROM rewrites WHERE id=?1", p, 1,
+			     NULL, NULL);
+		ret = cli_fail(EXIT_USAGE, "%llu template values could not be resolved%s: rewrite #%s not recorded, nothing written",
+			       (unsigned long long)w.unresolved,
+			       w.unresolved > SHOWN_UNRESOLVED ? " (the first shown above)" : "",
+			       idtxt);
+	}
 	if (ret)
 		goto out;
 	{
@@ -1013,6 +1124,8 @@ out:
 	free(w.pairs);
 	idmap_free(w.by_old);
 	idmap_free(w.verified);
+	for (i = 0; i < w.nmaps; i++)
+		idmap_free(w.maps[i]);
 	db_close(w.db);
 	free(w.pk);
 	free(w.qt);

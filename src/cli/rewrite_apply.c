@@ -191,6 +191,41 @@ static int icol_member(void *ud, const char *key, const struct js *val)
 	return x->rc != MFS_OK;
 }
 
+/* DELETE's compare-and-set: "AND col=$n" for every inserted column (the
+ * database converts the text parameter to the column's type, as the
+ * INSERT did). */
+struct dcol {
+	struct buf *sql;
+	const char **params;
+	int n;
+	enum mfs_err rc;
+};
+
+static int dcol_member(void *ud, const char *key, const struct js *val)
+{
+	struct dcol *x = ud;
+	char *q = db_ident(key);
+
+	if (!q || x->n >= 60 || !js_str(val)) {
+		x->rc = q ? MFS_EINVAL : MFS_ENOMEM;
+		free(q);
+		return 1;
+	}
+	x->params[x->n++] = js_str(val);
+	if (buf_addf(x->sql, " AND %s=$%d", q, x->n))
+		x->rc = MFS_ENOMEM;
+	free(q);
+	return x->rc != MFS_OK;
+}
+
+static int found_row(void *ud, int ncol, const char *const *v)
+{
+	(void)ncol;
+	(void)v;
+	*(int *)ud = 1;
+	return 0;
+}
+
 /* One change, applied (or undone) in the current transaction: 0 done,
  * 1 skipped (the row changed meanwhile: c->detail says how), -1 an error
  * (eb). */
@@ -216,24 +251,68 @@ static int one(struct applier *a, struct change *c, struct errbuf *eb)
 			js_each(hold, icol_member, &x);
 			rc = x.rc;
 		}
-		if (!rc)
-			rc = buf_addf(&sql, "INSERT INTO %s(%s) VALUES(%s)", a->qt,
-				      cols.data ? cols.data : "",
-				      vals.data ? vals.data : "");
-		if (!rc)
-			rc = a->db->ops->insert(a->db, sql.data, params, x.n,
-						a->ri->pk, &c->newpk, eb);
+		/* a row holding every value already (an apply interrupted
+		 * between the database's commit and the journal's) is this
+		 * change: a re-run does not insert it twice */
+		if (!rc) {
+			struct dcol d = { &sql, params, 0, MFS_OK };
+
+			rc = buf_addf(&sql, "SELECT %s FROM %s WHERE 1=1",
+				      a->qpk, a->qt);
+			if (!rc)
+				js_each(hold, dcol_member, &d);
+			rc = rc ? rc : d.rc;
+			if (!rc)
+				rc = buf_adds(&sql, " LIMIT 1");
+			if (!rc)
+				rc = a->db->ops->query(a->db, sql.data, params,
+						       d.n, first_text, &c->newpk,
+						       eb);
+			buf_reset(&sql);
+		}
+		if (!rc && c->newpk) {
+			c->detail = strdup("in the table already (an interrupted apply wrote it): not inserted again");
+		} else {
+			if (!rc)
+				rc = buf_addf(&sql, "INSERT INTO %s(%s) VALUES(%s)",
+					      a->qt, cols.data ? cols.data : "",
+					      vals.data ? vals.data : "");
+			if (!rc)
+				rc = a->db->ops->insert(a->db, sql.data, params,
+							x.n, a->ri->pk,
+							&c->newpk, eb);
+		}
 		buf_cleanup(&cols);
 		buf_cleanup(&vals);
 	} else if (!strcmp(a->ri->kind, "insert")) {
+		/* compare-and-set: only a row still holding every value the
+		 * rewrite inserted is deleted */
+		struct dcol x = { &sql, params, 1, MFS_OK };
 		int64_t ch = 0;
+		int found = 0;
 
 		params[0] = c->pk;
 		rc = buf_addf(&sql, "DELETE FROM %s WHERE %s=$1", a->qt, a->qpk);
+		if (!rc && js_parse(c->extra, strlen(c->extra), &hold, eb))
+			rc = MFS_EPROTO;
+		if (!rc) {
+			js_each(hold, dcol_member, &x);
+			rc = x.rc;
+		}
 		if (!rc)
-			rc = a->db->ops->exec(a->db, sql.data, params, 1, &ch, eb);
+			rc = a->db->ops->exec(a->db, sql.data, params, x.n, &ch,
+					      eb);
 		if (!rc && ch != 1) {
-			c->detail = strdup("the row is gone already");
+			char *q = str_fmt("SELECT 1 FROM %s WHERE %s=$1", a->qt,
+					  a->qpk);
+
+			if (q)
+				rc = a->db->ops->query(a->db, q, params, 1,
+						       found_row, &found, eb);
+			free(q);
+			c->detail = strdup(found ?
+				"changed since the rewrite: kept as it is" :
+				"the row is gone already");
 			ret = 1;
 		}
 	} else {
@@ -550,17 +629,13 @@ int rewrite_apply(struct cli *c, struct db *db, const char *rwid, int undo,
 
 			cli_duration(done > 0 ? el / done * ((double)total - done) : 0,
 				     eta, sizeof(eta));
-			fprintf(stderr, "%s%llu/%llu rows, %.0f rows/s, ETA %s%s",
-				isatty(2) ? "\n" : "",
+			fprintf(stderr, "%llu/%llu rows, %.0f rows/s, ETA %s\n",
 				(unsigned long long)(n_ok + n_kept + n_fail),
 				(unsigned long long)total,
-				el > 0 ? done / el : 0.0, eta,
-				isatty(2) ? "[K" : "\n");
+				el > 0 ? done / el : 0.0, eta);
 			tlast = cli_now();
 		}
 	}
-	if (isatty(2))
-		fprintf(stderr, "\n[K");
 	if (!ret && undo && a.qlog) {
 		char *sql = str_fmt("DELETE FROM %s WHERE rewrite_id=$1", a.qlog);
 

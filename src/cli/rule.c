@@ -18,6 +18,7 @@ struct tok {
 	enum tok_kind kind;
 	char *text;		/* literal text, capture or variable name */
 	const struct idmap *map;	/* T_MAP */
+	char *col;		/* T_MAP: a column of the record, or NULL */
 	int cap;		/* T_VAR, T_MAP: index of the capture */
 };
 
@@ -33,8 +34,10 @@ static void toks_free(struct tok *t, int n)
 {
 	int i;
 
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		free(t[i].text);
+		free(t[i].col);
+	}
 	free(t);
 }
 
@@ -173,16 +176,20 @@ static enum mfs_err parse_dst(struct rule *r, const char *s, int index,
 						index);
 		n = (size_t)(close - p - 1);
 		br = memchr(p + 1, '[', n);
-		if (br) {	/* {map[capture]} */
+		if (br) {	/* {map[capture]} or {map[capture].column} */
 			size_t mn = (size_t)(br - p - 1);
-			size_t cn = (size_t)(close - br - 2);
+			const char *rb = memchr(br, ']', (size_t)(close - br));
+			size_t cn = rb ? (size_t)(rb - br - 1) : 0;
+			const char *col = rb && rb + 1 < close ? rb + 2 : NULL;
 			const struct idmap *m = NULL;
 			int c;
 
-			if (close[-1] != ']' || !is_name(p + 1, mn) ||
-			    !is_name(br + 1, cn))
+			if (!rb || !is_name(p + 1, mn) || !is_name(br + 1, cn) ||
+			    (rb + 1 < close &&
+			     (rb[1] != '.' ||
+			      !is_name(col, (size_t)(close - col)))))
 				return eb_set(eb, MFS_EINVAL,
-					      "rule %d: '%.*s' is not {map[name]}",
+					      "rule %d: '%.*s' is not {map[name]} or {map[name].column}",
 					      index, (int)n + 2, p);
 			for (i = 0; i < nmaps; i++)
 				if (strlen(idmap_name(maps[i])) == mn &&
@@ -204,6 +211,8 @@ static enum mfs_err parse_dst(struct rule *r, const char *s, int index,
 			t = &r->dst[r->ndst - 1];
 			t->map = m;
 			t->cap = c;
+			if (col && !(t->col = str_ndup(col, (size_t)(close - col))))
+				return MFS_ENOMEM;
 		} else if (n == 3 && !strncmp(p + 1, "ext", 3) &&
 			   find_cap(r, "ext", 3) < 0) {
 			rc = add_tok(&r->dst, &r->ndst, T_EXT, "ext", 3);
@@ -370,8 +379,13 @@ enum mfs_err rule_expand(const struct rule *r, const struct rule_match *m,
 			v = m->vals[t->cap];
 			break;
 		case T_MAP:
-			v = idmap_get(t->map, m->vals[t->cap]);
-			if (!v) {
+			v = idmap_col(t->map, m->vals[t->cap], t->col);
+			if (!v && t->col && idmap_get(t->map, m->vals[t->cap])) {
+				snprintf(why, cap, "no column '%s' for %s='%s' in %s",
+					 t->col, m->names[t->cap],
+					 m->vals[t->cap], idmap_name(t->map));
+				rc = MFS_ENOTFOUND;
+			} else if (!v) {
 				snprintf(why, cap, "no mapping for %s='%s' in %s",
 					 m->names[t->cap], m->vals[t->cap],
 					 idmap_name(t->map));
@@ -433,11 +447,26 @@ int rule_lookups(const struct rule *r, const struct rule_match *m,
 
 		if (t->kind != T_MAP)
 			continue;
-		v = idmap_get(t->map, m->vals[t->cap]);
+		v = idmap_col(t->map, m->vals[t->cap], t->col);
 		if (!v)
 			continue;
 		names[n] = t->text;
 		vals[n++] = v;
 	}
 	return n;
+}
+
+const struct idmap *rule_missed_map(const struct rule *r,
+				    const struct rule_match *m)
+{
+	int i;
+
+	for (i = 0; i < r->ndst; i++) {
+		const struct tok *t = &r->dst[i];
+
+		if (t->kind == T_MAP &&
+		    !idmap_col(t->map, m->vals[t->cap], t->col))
+			return t->map;
+	}
+	return NULL;
 }

@@ -102,6 +102,21 @@ static int rsync_temp(const char *key)
 	return 1;
 }
 
+/* mediactl copy's temporaries (".<name>.mctlcp"): nobody else writes
+ * them, and one a killed copy left behind must never reach the server
+ * under that name. They are held with no time limit — uploaded only once
+ * renamed to their final name, dropped when removed (the next copy run
+ * removes them), and kept staged and pending across an unmount. */
+static int ctl_temp(const char *key)
+{
+	const char *base = strrchr(key, '/');
+	size_t n;
+
+	base = base ? base + 1 : key;
+	n = strlen(base);
+	return n > 8 && base[0] == '.' && !strcmp(base + n - 7, ".mctlcp");
+}
+
 static void item_free(struct item *it)
 {
 	if (!it)
@@ -374,17 +389,23 @@ static enum mfs_err multipart(struct upq *q, struct backend *be,
 
 /* A type for an upload nobody gave one: from its first bytes. The
  * generic "don't know" types (what S3 clients store when they were not
- * told, copied over by rsync -X) count as none. */
+ * told, copied over by rsync -X) count as none — unless the name agrees:
+ * application/octet-stream given for a key ending in ".bin" is what the
+ * writer decided (mediactl copy of a plan's {ext} "bin"), and is kept. */
 static void sniff_staged(struct upq *q, int fd, const char *key,
 			 struct upq_meta *meta)
 {
 	char buf[SNIFF_BYTES];
 	const char *base = strrchr(key, '/');
 	const char *t = meta->content_type;
+	size_t kl = strlen(key);
 	ssize_t n;
 
 	if (t[0] && strcmp(t, "application/octet-stream") &&
 	    strcmp(t, "binary/octet-stream"))
+		return;
+	if (!strcmp(t, "application/octet-stream") && kl > 4 &&
+	    !strcmp(key + kl - 4, ".bin"))
 		return;
 	n = pread(fd, buf, sizeof(buf), 0);
 	sniff_type(q->cfg.sniff, buf, n > 0 ? (size_t)n : 0,
@@ -627,8 +648,9 @@ static int marker_waits(struct upq *q, const struct item *m, int64_t t)
 	struct item *it;
 
 	for (it = q->head; it; it = it->next) {
-		if (it->marker || it->state == S_FAILED)
-			continue;
+		if (it->marker || it->state == S_FAILED ||
+		    (it->state == S_HELD && ctl_temp(it->key)))
+			continue;	/* (a held temporary may never land) */
 		if (!old)
 			return 1;
 		if (it->be == m->be && !strncmp(it->key, m->key, n) &&
@@ -650,6 +672,8 @@ static struct item *pick(struct upq *q, int64_t *wait_ms)
 		if (it->marker && it->state == S_QUEUED &&
 		    it->not_before_ms <= t && marker_waits(q, it, t))
 			it->not_before_ms = t + q->cfg.marker_ms;
+		if (it->state == S_HELD && ctl_temp(it->key))
+			continue;	/* until its rename or removal */
 		if (it->state == S_HELD && it->hold_until_ms <= t) {
 			log_dbg(LOG_SUB_UPQ, "%s: no rename came; uploading under this name",
 				it->key);
@@ -1371,6 +1395,8 @@ void upq_drain(struct upq *q)
 	for (;;) {
 		busy = 0;
 		for (it = q->head; it; it = it->next) {
+			if (it->state == S_HELD && ctl_temp(it->key))
+				continue;	/* stays pending, never sent */
 			if (it->state == S_HELD)
 				it->state = S_QUEUED;
 			it->not_before_ms = 0;

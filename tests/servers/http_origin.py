@@ -9,6 +9,7 @@ STATE_DIR/control (re-read at every request, lines optional):
   flaky=PATH,PATH   these paths answer 503 twice, then normally
   norange=1         ignore Range headers (answer 200 with the whole body)
   rate503=0.1       answer this fraction of requests with 503
+  get_delay_ms=N    wait 0..N ms (at random) before answering a GET
 STATE_DIR/requests.log gets "METHOD PATH STATUS" per request.
 Prints "ready" when listening.
 """
@@ -21,6 +22,7 @@ import random
 import re
 import sys
 import threading
+import time
 import urllib.parse
 
 from testhttp import QuietHandler, read_control
@@ -72,6 +74,8 @@ class H(QuietHandler):
                 fail = x < float(c.get('rate503', 0))
         if fail:
             return self.send(503, b'Service Unavailable', head=head)
+        if not head and float(c.get('get_delay_ms', 0)) > 0:
+            time.sleep(random.uniform(0, float(c["get_delay_ms"])) / 1000)
         fs = os.path.join(ROOT, urllib.parse.unquote(path).lstrip('/'))
         if '..' in path or not os.path.isfile(fs):
             return self.send(404, b'Not Found', head=head)

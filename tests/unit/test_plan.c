@@ -205,16 +205,89 @@ static void test_rules(void)
 	idmap_free(users);
 }
 
+static int count_col(void *ud, const char *col, const char *val)
+{
+	(void)col;
+	(void)val;
+	(*(int *)ud)++;
+	return 0;
+}
+
+/* gap 1 and 4 of issue #17: any column of a record, user-named reasons */
+static void test_columns(void)
+{
+	struct errbuf eb;
+	struct idmap *svc, *csv;
+	struct rule *r = NULL;
+	struct rule_match m;
+	char spec[512], why[256], *out = NULL;
+	int n = 0;
+
+	CASE("a JSON array map keeps every column of its records");
+	snprintf(spec, sizeof(spec),
+		 "svc=%s,key=oldId,value=newId,miss=unmigrated_service",
+		 write_file("cols.json",
+			    "[{\"oldId\":\"o1\",\"newId\":\"n1\",\"stylistId\":\"st1\"},"
+			    "{\"oldId\":\"o2\",\"newId\":\"n2\",\"stylistId\":7}]"));
+	svc = load(spec, &eb);
+	CHECK(svc != NULL);
+	CHECK_STR(svc ? idmap_col(svc, "o1", "stylistId") : NULL, "st1");
+	CHECK_STR(svc ? idmap_col(svc, "o2", "stylistId") : NULL, "7");
+	CHECK_STR(svc ? idmap_col(svc, "o2", NULL) : NULL, "n2");
+	CHECK_STR(svc ? idmap_col(svc, "o1", "oldId") : NULL, "o1");
+	CHECK(svc && !idmap_col(svc, "o1", "nope") && !idmap_col(svc, "o9", NULL));
+	CHECK(svc && !idmap_each_col(svc, "o1", count_col, &n) && n == 3);
+	CHECK_STR(svc ? idmap_miss_reason(svc) : NULL, "unmigrated_service");
+	CHECK(svc && !idmap_missing_reason(svc));
+
+	CASE("a CSV map keeps every column, missing= names a reason");
+	snprintf(spec, sizeof(spec), "v=%s,key=image,value=slug,missing=gone",
+		 write_file("cols.csv", "slug,image,city\ns-a,a.jpg,Leeds\n"));
+	csv = load(spec, &eb);
+	CHECK_STR(csv ? idmap_col(csv, "a.jpg", "city") : NULL, "Leeds");
+	CHECK_STR(csv ? idmap_get(csv, "a.jpg") : NULL, "s-a");
+	CHECK_STR(csv ? idmap_missing_reason(csv) : NULL, "gone");
+
+	CASE("{map[capture].column} in a rule target");
+	CHECK(!rule_parse("S/{sid}/{img} -> m/{svc[sid]}/{svc[sid].stylistId}/{img}",
+			  1, &svc, 1, &r, &eb));
+	CHECK(r && rule_match(r, "S/o1/i1", &m));
+	CHECK(r && !rule_expand(r, &m, "S/o1/i1", NULL, &out, why, sizeof(why)));
+	CHECK_STR(out, "m/n1/st1/i1");
+	free(out);
+	out = NULL;
+	rule_match_cleanup(&m);
+	CASE("a miss names its map (for the user's reason)");
+	CHECK(r && rule_match(r, "S/o9/i1", &m));
+	CHECK(r && rule_expand(r, &m, "S/o9/i1", NULL, &out, why, sizeof(why)) ==
+	      MFS_ENOTFOUND);
+	CHECK(r && rule_missed_map(r, &m) == svc);
+	rule_match_cleanup(&m);
+	rule_free(r);
+	r = NULL;
+	CASE("a bad column spec is an error");
+	CHECK(rule_parse("{x} -> {svc[x].}", 1, &svc, 1, &r, &eb));
+	CHECK(rule_parse("{x} -> {svc[x]y}", 1, &svc, 1, &r, &eb));
+	CHECK_HAS(eb.msg, "{map[name].column}");
+	CASE("an unknown option of --map is named");
+	snprintf(spec, sizeof(spec), "v=%s,miss=", write_file("cols.csv", "a,b\n"));
+	CHECK(!load(spec, &eb));
+	idmap_free(svc);
+	idmap_free(csv);
+}
+
 int main(void)
 {
 	if (!mkdtemp(dir))
 		return 2;
 	test_maps();
 	test_rules();
+	test_columns();
 	{
 		static const char *const files[] = {
 			"u.json", "s.json", "s2.json", "bad.json", "m.csv",
 			"short.csv", "dup.csv", "big.csv", "users.json",
+			"cols.json", "cols.csv",
 		};
 		char path[300];
 		size_t i;

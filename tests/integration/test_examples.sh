@@ -1,0 +1,282 @@
+#!/bin/bash
+# The example scripts (examples/) end to end, on data generated from a seed
+# (EXAMPLES_SEED, default 1; tests/lib/gen-s1.py): S1 killed with kill -9
+# mid-copy and run again (no duplicate upload, no duplicate row), the store
+# checked through its own API (keys, types, bytes), the rows against the
+# maps (owners, services, one preview per service, foreign keys), the skip
+# file and the report against what the generator says, a third run that
+# changes nothing, and the rollback.
+. "$(dirname "$0")/../lib/common.sh"
+. "$LIB_DIR/supabase.sh"
+
+EX=$(cd "$TESTS_DIR/../examples" && pwd)
+SEED=${EXAMPLES_SEED:-1}
+PATH="$(cd "$(dirname "$MEDIAFS")" && pwd):$PATH"
+export PATH
+supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
+S1W=$T/s1/work
+trap 'mountpoint -q "$S1W/mnt" && fusermount3 -u -z "$S1W/mnt"; supa_stop' EXIT
+
+# smaller data in run-all's sanitizer pass (it looks for memory errors)
+SIZE="--users 20 --services 6" NJSON=3
+[ "${MFS_TEST_PASS:-}" = mount-asan ] && SIZE="--users 10 --services 3" NJSON=2
+
+# ---- S1: the backup in the S3 server, the maps and app.db on disk
+"$SYS_PY" "$LIB_DIR/gen-s1.py" "$T/s1" --seed "$SEED" $SIZE ||
+	{ fail "s1 data" "the generator failed"; exit 1; }
+s3 mkbucket s1backup >/dev/null && s3 putdir s1backup "$T/s1/backup" >/dev/null ||
+	{ fail "s1 data" "cannot fill the bucket"; exit 1; }
+export S1_DATA=$T/s1/data S1_S3_ENDPOINT=http://127.0.0.1:$S3_PORT \
+	S1_S3_REGION=us-east-1 S1_S3_BUCKET=s1backup S1_S3_KEY_ID=test:tester \
+	S1_S3_SECRET=testing S1_SUPABASE_URL=http://127.0.0.1:$SB_PORT \
+	S1_SUPABASE_KEY=$SB_KEY S1_WORK=$S1W
+mkdir -p "$S1W"
+J=$S1W/journal.db
+APPDB=$S1_DATA/app.db
+NPLAN=$(grep -cv $'\tskip:' "$T/s1/expect.tsv")
+
+# run 1, killed (-9, the script and its mediactl) once a file is in; 30%
+# of the server's answers are 500s meanwhile (retried by mediafs), so the
+# copy takes long enough for the kill to land in it on any machine
+echo rate500=0.3 >"$SB_CONTROL"
+setsid sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.run1" 2>&1 &
+PG=$!
+killed=0
+for i in $(seq 1 1200); do
+	d=$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
+	if [ "${d:-0}" -ge 1 ]; then
+		kill -9 -- -"$PG" 2>/dev/null && killed=1
+		break
+	fi
+	kill -0 "$PG" 2>/dev/null || break
+	sleep 0.1
+done
+wait "$PG" 2>/dev/null
+: >"$SB_CONTROL"
+d1=$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
+[ $killed -eq 1 ] && [ "${d1:-0}" -lt "$NPLAN" ] &&
+	pass "s1: the script killed (-9) mid-copy after ${d1} of $NPLAN files (seed $SEED)" ||
+	fail "s1 kill" "killed=$killed, $d1 of $NPLAN copied; $(tail -3 "$T/s1.run1")"
+
+# run 2: finishes the job
+sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.run2" 2>&1
+rc=$?
+[ $rc -eq 0 ] && grep -q "^s1: done: $NPLAN files on Supabase, $NPLAN media rows" "$T/s1.run2" &&
+	pass "s1: the re-run finishes: exit 0, $NPLAN files, $NPLAN rows" ||
+	fail "s1 re-run" "rc=$rc $(tail -5 "$T/s1.run2")"
+
+# the store, through its own API
+{ sb manifest avatars; sb manifest service-media | sed 's/^/service-media\//'; } |
+	grep -v 'emptyFolderPlaceholder' >"$T/s1.store"
+sed -i '/^service-media\//!s/^/avatars\//' "$T/s1.store"
+"$SYS_PY" - "$T/s1" "$T/s1.store" <<'PY' && pass "s1: the store holds exactly the planned objects, each with the type its name says; GIFs byte for byte; nothing larger than its source" || fail "s1 store" "$(head -c 600 "$T/s1/store.err")"
+import hashlib, os, sys
+d, store = sys.argv[1], sys.argv[2]
+err = open(os.path.join(d, 'store.err'), 'w')
+want = {}
+for l in open(os.path.join(d, 'expect.tsv')):
+    rel, out, owner, svc, ctype = l.rstrip('\n').split('\t')
+    if not out.startswith('skip:'):
+        want[out] = (rel, ctype)
+got = {}
+for l in open(store):
+    k, size, md5, ctype = l.rstrip('\n').split('\t')[:4]
+    got[k] = (int(size), md5, ctype)
+bad = []
+if set(got) != set(want):
+    bad.append('missing %s extra %s' % (sorted(set(want) - set(got))[:3],
+                                        sorted(set(got) - set(want))[:3]))
+for k in set(got) & set(want):
+    rel, ctype = want[k]
+    src = open(os.path.join(d, 'backup', rel), 'rb').read()
+    size, md5, gtype = got[k]
+    if gtype != ctype:
+        bad.append('%s: type %s, want %s' % (k, gtype, ctype))
+    if size > len(src):
+        bad.append('%s: %d bytes, larger than its source (%d)' % (k, size, len(src)))
+    if (ctype in ('image/gif', 'image/tiff', 'application/octet-stream')
+            and md5 != hashlib.md5(src).hexdigest()):
+        bad.append('%s: bytes differ from the source' % k)
+err.write('\n'.join(bad))
+sys.exit(1 if bad else 0)
+PY
+n=$(grep -c 'mctlcp' "$SB_REQLOG")
+dups=$(awk '($1=="POST"||$1=="PUT") && $3 ~ /^2/ && $2 ~ /^\/storage\/v1\/object\/(avatars|service-media)\// {print $2}' "$SB_REQLOG" | sort | uniq -d | wc -l)
+[ "$n" -eq 0 ] && [ "$dups" -eq 0 ] &&
+	pass "s1: no temporary reached the server, no object was uploaded twice across the kill" ||
+	fail "s1 uploads" "$n requests name a temporary, $dups keys uploaded twice"
+
+# the rows
+sqlite3 -separator $'\t' "$APPDB" "SELECT file_path, owner_id, coalesce(service_id,''), media_type, is_preview_image, created_at FROM media" >"$T/s1.rows"
+"$SYS_PY" - "$T/s1" "$T/s1.rows" <<'PY' && pass "s1: one media row per object: file_path, owner (the new user, the service's stylistId), service, type, one preview per service (its smallest imageId)" || fail "s1 rows" "$(head -c 600 "$T/s1/rows.err")"
+import os, sys
+d = sys.argv[1]
+err = open(os.path.join(d, 'rows.err'), 'w')
+want, first = {}, {}
+for l in open(os.path.join(d, 'expect.tsv')):
+    rel, out, owner, svc, ctype = l.rstrip('\n').split('\t')
+    if out.startswith('skip:'):
+        continue
+    bucket, path = out.split('/', 1)
+    want[path] = (owner, svc, 'avatar' if bucket == 'avatars' else 'service_image')
+    if svc:
+        img = path.split('/')[1]
+        first[svc] = min(first.get(svc, img), img)
+rows = [l.rstrip('\n').split('\t') for l in open(sys.argv[2])]
+bad = []
+if len(rows) != len(want):
+    bad.append('%d rows for %d objects' % (len(rows), len(want)))
+seen = set()
+for path, owner, svc, mt, prev, created in rows:
+    if path in seen:
+        bad.append('two rows for ' + path)
+    seen.add(path)
+    if path not in want:
+        bad.append('a row for no object: ' + path)
+        continue
+    if (owner, svc, mt) != want[path]:
+        bad.append('%s: %s, want %s' % (path, (owner, svc, mt), want[path]))
+    is_first = bool(svc) and path.split('/')[1] == first[svc]
+    if str(prev) != ('1' if is_first else '0'):
+        bad.append('%s: is_preview_image %s' % (path, prev))
+    if not created.startswith('20'):
+        bad.append('%s: created_at %r' % (path, created))
+err.write('\n'.join(bad[:10]))
+sys.exit(1 if bad else 0)
+PY
+fk=$(sqlite3 "$APPDB" "PRAGMA foreign_keys=ON; PRAGMA foreign_key_check;")
+[ -z "$fk" ] && pass "s1: the rows satisfy PRAGMA foreign_key_check" || fail "s1 foreign keys" "$(echo "$fk" | head -3)"
+
+# the skip file and the report
+"$SYS_PY" - "$T/s1" "$S1W/skipped.jsonl" "$S1W/report.json" "$NPLAN" <<'PY' && pass "s1: skipped.jsonl names each skipped source with the team's reason; report.json counts them and every upload" || fail "s1 skips/report" "$(head -c 600 "$T/s1/skip.err")"
+import collections, json, os, sys
+d = sys.argv[1]
+err = open(os.path.join(d, 'skip.err'), 'w')
+want = {}
+for l in open(os.path.join(d, 'expect.tsv')):
+    rel, out = l.split('\t')[:2]
+    if out.startswith('skip:'):
+        want[rel] = out[5:]
+got = {}
+for l in open(sys.argv[2]):
+    o = json.loads(l)
+    got[o['src']] = o['reason']
+bad = []
+if got != want:
+    bad.append('skips differ: %s' % sorted(set(got.items()) ^ set(want.items()))[:4])
+r = json.load(open(sys.argv[3]))
+if r['skipped']['by_reason'] != dict(collections.Counter(want.values())):
+    bad.append('report by_reason %s' % r['skipped']['by_reason'])
+t = r['totals']
+if t['succeeded'] != int(sys.argv[4]) or t['failed'] != 0:
+    bad.append('report totals %s' % t)
+if t['uploaded_bytes'] > t['original_bytes']:
+    bad.append('compression made things larger: %s' % t)
+err.write('\n'.join(bad))
+sys.exit(1 if bad else 0)
+PY
+
+# run 3: nothing left to do, nothing done twice
+mark=$(sb_mark)
+sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.run3" 2>&1
+rc=$?
+ups=$(sb_since "$mark" '^(POST|PUT) /storage/v1/object/(avatars|service-media)/')
+[ $rc -eq 0 ] && [ "$ups" -eq 0 ] && [ "$(sqlite3 "$APPDB" "SELECT count(*) FROM media")" -eq "$NPLAN" ] &&
+	pass "s1: a third run uploads nothing and inserts nothing (exit 0)" ||
+	fail "s1 third run" "rc=$rc, $ups uploads, $(sqlite3 "$APPDB" "SELECT count(*) FROM media") rows; $(tail -3 "$T/s1.run3")"
+
+# rollback
+sh "$EX/s1-backup-to-supabase.sh" rollback >"$T/s1.rb" 2>&1
+rc=$?
+left=$({ sb keys avatars; sb keys service-media; } | grep -vc 'emptyFolderPlaceholder')
+rows=$(sqlite3 "$APPDB" "SELECT count(*) FROM media")
+[ $rc -eq 0 ] && [ "$left" -eq 0 ] && [ "$rows" -eq 0 ] &&
+	pass "s1: rollback deletes every object and row it made (exit 0)" ||
+	fail "s1 rollback" "rc=$rc, $left objects, $rows rows left; $(tail -3 "$T/s1.rb")"
+
+echo "  (s1: $SECONDS s)"
+
+# ---- S4: a URL list (JSON files) on an HTTP origin -> an S3 bucket
+OPORT=$("$SYS_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+mkdir -p "$T/s4/json" "$T/s4/state" "$T/s4/work"
+"$SYS_PY" - "$T/s4" "$OPORT" "$SEED" "$NJSON" <<'PY'
+import json, os, random, sys
+t, port, seed, nj = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+rnd = random.Random(seed)
+base = f'http://127.0.0.1:{port}/auctionimages'
+want, missing = [], []
+for j in range(nj):
+    lot, ts = rnd.randrange(1000, 9999), 1713553344 + rnd.randrange(10**6)
+    items = []
+    for k in range(rnd.randrange(1, 4)):
+        rel = [f'{lot}/{ts}/i{k:04d}-{j}.jpg', f'{lot}/{ts}/thumbs/i{k:04d}-{j}.jpg']
+        for r in rel:
+            if rnd.random() < 0.12:
+                missing.append(r)	# listed, not on the origin: 404
+                continue
+            p = f'{t}/origin/auctionimages/{r}'
+            os.makedirs(os.path.dirname(p), exist_ok=True)
+            open(p, 'wb').write(b'\xff\xd8\xff\xe0' + rnd.randbytes(rnd.randrange(300, 4000)))
+            want.append(r)
+        items.append({'image_url': f'{base}/{rel[0]}', 'thumb_url': f'{base}/{rel[1]}'})
+    json.dump({'lots': items}, open(f'{t}/json/page-{j}.json', 'w'))
+open(f'{t}/want', 'w').write(''.join(w + '\n' for w in sorted(want)))
+open(f'{t}/missing', 'w').write(''.join(m + '\n' for m in sorted(missing)))
+PY
+setsid "$SYS_PY" "$TESTS_DIR/servers/http_origin.py" "$OPORT" "$T/s4/origin" "$T/s4/state" >"$T/s4/origin.out" 2>&1 &
+OPID=$!
+trap 'mountpoint -q "$S1W/mnt" && fusermount3 -u -z "$S1W/mnt"; mountpoint -q "$T/s4/work/mnt" && fusermount3 -u -z "$T/s4/work/mnt"; kill $OPID 2>/dev/null; supa_stop' EXIT
+for i in $(seq 1 100); do grep -q ready "$T/s4/origin.out" && break; sleep 0.1; done
+s3 mkbucket s4dst >/dev/null || fail "s4 bucket" "mkbucket failed"
+export S4_JSON_DIR=$T/s4/json S4_STRIP_PREFIX=/auctionimages/ \
+	S4_S3_ENDPOINT=http://127.0.0.1:$S3_PORT S4_S3_REGION=us-east-1 \
+	S4_S3_BUCKET=s4dst S4_S3_KEY_ID=test:tester S4_S3_SECRET=testing \
+	S4_WORK=$T/s4/work
+NWANT=$(wc -l <"$T/s4/want") NMISS=$(wc -l <"$T/s4/missing")
+J4=$T/s4/work/journal.db
+echo get_delay_ms=1500 >"$T/s4/state/control"	# GETs spread over 1.5 s: the kill lands mid-copy
+setsid sh "$EX/s4-urls-to-s3.sh" >"$T/s4.run1" 2>&1 &
+PG=$!
+killed=0
+for i in $(seq 1 1200); do
+	d=$(sqlite3 "$J4" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
+	if [ "${d:-0}" -ge 1 ]; then
+		kill -9 -- -"$PG" 2>/dev/null && killed=1
+		break
+	fi
+	kill -0 "$PG" 2>/dev/null || break
+	sleep 0.1
+done
+wait "$PG" 2>/dev/null
+: >"$T/s4/state/control"
+d1=$(sqlite3 "$J4" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
+sh "$EX/s4-urls-to-s3.sh" >"$T/s4.run2" 2>&1
+rc=$?
+s3 manifest s4dst "" >"$T/s4.store" 2>/dev/null
+(cd "$T/s4/origin/auctionimages" && while read -r k; do
+	printf '%s\t%s\t%s\n' "$k" "$(stat -c %s "$k")" "$(md5sum <"$k" | cut -d' ' -f1)"
+done <"$T/s4/want") >"$T/s4.expect"
+[ $killed -eq 1 ] && [ "${d1:-0}" -lt "$NWANT" ] && [ $rc -eq 0 ] &&
+	diff -q "$T/s4.expect" "$T/s4.store" >/dev/null &&
+	pass "s4: killed (-9) after ${d1} files, the re-run stores all $NWANT images under their URL paths, byte for byte (exit 0)" ||
+	fail "s4 copy" "killed=$killed d1=$d1 rc=$rc $(diff "$T/s4.expect" "$T/s4.store" | head -3) $(tail -3 "$T/s4.run2")"
+[ "$(sort "$T/s4/work/missing.txt")" = "$(cat "$T/s4/missing")" ] &&
+	grep -qE "^s4: [0-9]+ uploaded, $NMISS missing \(404\), [0-9]+ skipped \(copied before\); 0 failed$" "$T/s4.run2" &&
+	pass "s4: the $NMISS URLs that answer 404 are logged (missing.txt) and counted in the summary" ||
+	fail "s4 missing" "$(tail -2 "$T/s4.run2"); $(head -3 "$T/s4/work/missing.txt")"
+dups=$(awk '$1=="PUT" && $3 ~ /^2/ && $2 ~ /^\/s4dst\/./ {print $2}' "$S3_REQLOG" | sort | uniq -d | wc -l)
+tmps=$(grep -c '^PUT /s4dst/.*mctlcp' "$S3_REQLOG")
+mark=$(req_mark)
+sh "$EX/s4-urls-to-s3.sh" >"$T/s4.run3" 2>&1
+rc=$?
+[ "$dups" -eq 0 ] && [ "$tmps" -eq 0 ] && [ $rc -eq 0 ] &&
+	[ "$(req_since "$mark" '^PUT /s4dst/')" -eq 0 ] &&
+	grep -qE "^s4: 0 uploaded, $NMISS missing \(404\), $NWANT skipped" "$T/s4.run3" &&
+	pass "s4: no object uploaded twice, no temporary stored; a third run uploads nothing ($NWANT skipped)" ||
+	fail "s4 re-runs" "dups=$dups tmps=$tmps rc=$rc $(tail -2 "$T/s4.run3")"
+sh "$EX/s4-urls-to-s3.sh" rollback >"$T/s4.rb" 2>&1
+rc=$?
+[ $rc -eq 0 ] && [ -z "$(s3 keys s4dst 2>/dev/null | grep -v '/$')" ] &&
+	pass "s4: rollback deletes every object it uploaded (exit 0)" ||
+	fail "s4 rollback" "rc=$rc $(s3 keys s4dst | head -3) $(tail -2 "$T/s4.rb")"
+echo "  (s1 and s4: $SECONDS s)"
