@@ -302,7 +302,7 @@ static int collect_cb(void *ud, const struct mc_node *n)
 static enum mfs_err walk(struct fs *fs, struct mc_node *dir,
 			 struct subtree *t, struct errbuf *eb)
 {
-	size_t first, i;
+	size_t first, last, i;
 	enum mfs_err rc = fsi_listed(fs, dir, eb);
 
 	if (rc)
@@ -311,7 +311,10 @@ static enum mfs_err walk(struct fs *fs, struct mc_node *dir,
 	rc = mcache_children(fs->mc, dir->ino, collect_cb, t);
 	if (rc)
 		return rc;
-	for (i = first; i < t->count && !rc; i++) {
+	/* only dir's own children: the recursion appends theirs after
+	 * last, and visiting those here too walked them twice */
+	last = t->count;
+	for (i = first; i < last && !rc; i++) {
 		if (t->n[i].kind == MC_DIR) {
 			struct mc_node d = t->n[i];
 

@@ -26,6 +26,8 @@ STATE_DIR/control (re-read at every request, all lines optional):
   seed=N
   no_list_v2=1  answer list-v2 with 400 FeatureNotEnabled (an old project)
   max_list=N    list-v2 pages hold at most N entries (forces cursor paging)
+  hold_key=TEXT hold every PUT/POST/PATCH whose path contains TEXT until
+                the line is gone (noted in STATE_DIR/control.held)
 STATE_DIR/requests.log gets one line per request: "METHOD PATH STATUS".
 Objects live in memory. Prints "ready" when listening.
 """
@@ -42,7 +44,7 @@ import time
 import urllib.parse
 import uuid
 
-from testhttp import QuietHandler, read_control
+from testhttp import QuietHandler, hold, read_control
 
 CHUNK = 6 * 1024 * 1024
 KEY_RE = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]*$")
@@ -209,6 +211,8 @@ class Handler(QuietHandler):
 
     def dispatch(self):
         raw = self.read_body()
+        hold(os.path.join(self.state.dir, 'control'), self.command,
+             self.path)
         url = urllib.parse.urlsplit(self.path)
         path = url.path
         if not path.startswith('/storage/v1/'):

@@ -8,6 +8,8 @@ answers some requests itself with S3's 503 SlowDown instead.
 Control file lines (all optional):
   rate=0.2          fail this fraction of requests (seeded, reproducible)
   fail_key=TEXT     fail every PUT/POST whose path contains TEXT
+  hold_key=TEXT     hold every PUT/POST whose path contains TEXT until the
+                    line is gone (noted in CONTROL_FILE.held; testhttp.hold)
   seed=N
 Headers and bodies pass through unchanged (the Host header too, so SigV4
 signatures still verify upstream). Prints "ready" when listening.
@@ -18,7 +20,7 @@ import random
 import sys
 import threading
 
-from testhttp import QuietHandler, read_control
+from testhttp import QuietHandler, hold, read_control
 
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown'
             b'</Code><Message>Please reduce your request rate.</Message>'
@@ -38,6 +40,7 @@ class Handler(QuietHandler):
     def handle_one(self):
         n = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(n) if n else b''
+        hold(self.control, self.command, self.path)
         r = rules(self.control)
         fail = False
         with Handler.lock:

@@ -1,0 +1,98 @@
+#!/bin/bash
+# Filesystem semantics that hand-picked tests missed (issue 15), each on S3
+# (Swift, through the fault proxy) and, where the backend matters, on the
+# Supabase fake: a directory rename at depth, unlink of an open file, open
+# for writing while the upload runs, rm of a file whose upload is in flight.
+# "Upload in flight" is a state, not a race: the proxy and the fake hold a
+# PUT/POST whose URL contains the control file's hold_key until the line
+# goes (tests/servers/testhttp.py hold()).
+. "$(dirname "$0")/../lib/common.sh"
+. "$LIB_DIR/supabase.sh"
+
+MNT=$T/mnt
+LOG=$T/mediafs.log
+J=$T/journal.db
+MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
+s3 mkbucket sem
+supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
+PPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+: >"$T/control"
+/usr/bin/python3 "$TESTS_DIR/servers/fault_proxy.py" "$PPORT" "$S3_PORT" "$T/control" >"$T/proxy.out" 2>&1 &
+proxy=$!
+trap 'cleanup_mounts; kill $proxy 2>/dev/null; supa_stop' EXIT
+for i in $(seq 1 100); do grep -q ready "$T/proxy.out" && break; sleep 0.1; done
+S3_PORT=$PPORT write_conf "$T/m.conf" sem
+export TEST_SB_KEY=$SB_KEY
+cat >>"$T/m.conf" <<EOC
+
+[supa]
+type = supabase
+url = http://127.0.0.1:$SB_PORT
+key = env:TEST_SB_KEY
+retry_base_ms = 20
+EOC
+OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
+mctl() { "$MEDIACTL" --journal "$J" --config "$T/m.conf" "$@"; }
+mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
+S=$MNT/s3t
+mkdir "$MNT/supa/sem" || { fail mount "no Supabase bucket"; exit 1; }
+P=$MNT/supa/sem
+
+# hold KEYTEXT / release: uploads whose URL contains KEYTEXT wait at the
+# server (S3 proxy and Supabase fake alike); held KEYTEXT waits (60 s) until
+# one has arrived.
+hold() { echo "hold_key=$1" >"$T/control"; cp "$T/control" "$SB_CONTROL"; }
+release() { : >"$T/control"; : >"$SB_CONTROL"; }
+held() {
+	local i
+	for i in $(seq 1 600); do
+		grep -qs -- "$1" "$T/control.held" "$SB_CONTROL.held" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+sem_tree() {	# sem_tree DIR: files at every level of DIR/a/b/c
+	mkdir -p "$1/a/b/c" "$1/a/e" &&
+	echo top >"$1/t.txt" && echo one >"$1/a/1.txt" &&
+	echo two >"$1/a/b/2.txt" && echo three >"$1/a/b/c/3.txt" &&
+	echo four >"$1/a/b/c/4.txt"
+}
+sem_expect() {	# sem_expect PREFIX: the manifest sem_tree makes
+	local d=$T/exp.tree
+	rm -rf "$d"
+	sem_tree "$d"
+	rmdir "$d/a/e"
+	tree_manifest "$d" "$1"
+}
+
+# ---- 1. directory rename at depth
+sem_tree "$S/d1" && sem_tree "$P/d1" || fail "rename at depth" "could not make the trees"
+wait_uploads "$J"
+m=$(req_mark)
+if mv "$S/d1" "$S/d2" 2>"$T/err"; then
+	c=$(req_since "$m" '^COPY')
+	s3 manifest sem d2/ >"$T/got"
+	sem_expect "" >"$T/exp"
+	[ "$c" -eq 5 ] && cmp -s "$T/got" "$T/exp" && [ -z "$(s3 keys sem d1)" ] &&
+		[ "$(s3 keys sem d2/a/e/)" = d2/a/e/ ] && [ "$(cat "$S/d2/a/b/c/3.txt")" = three ] &&
+		[ ! -e "$S/d1" ] &&
+		pass "S3: mv of a directory 3 deep copies each of its 5 files once (5 COPY), none left under the old name" ||
+		fail "S3 rename at depth" "$c COPY; $(diff "$T/exp" "$T/got" | head -5 | tr '\n' ' ') left: $(s3 keys sem d1 | head -3)"
+else
+	fail "S3 rename at depth" "mv: $(cat "$T/err")"
+fi
+if mv "$P/d1" "$P/d2" 2>"$T/err"; then
+	sb manifest sem | cut -f1-3 | grep -v "/$\|emptyFolderPlaceholder" >"$T/got"
+	sem_expect "d2/" | grep -v '/$' >"$T/exp"
+	cmp -s "$T/got" "$T/exp" && [ "$(cat "$P/d2/a/b/c/4.txt")" = four ] && [ ! -e "$P/d1" ] &&
+		pass "Supabase: mv of a directory 3 deep succeeds, every file moved once" ||
+		fail "Supabase rename at depth" "$(diff "$T/exp" "$T/got" | head -5 | tr '\n' ' ')"
+else
+	fail "Supabase rename at depth" "mv: $(cat "$T/err")"
+fi
+mctl verify >"$T/v.out" 2>&1
+[ $? -eq 0 ] && ! grep -q MISMATCH "$T/v.out" &&
+	pass "mediactl verify after directory renames: no object reported missing" ||
+	fail "verify after rename" "$(grep MISMATCH "$T/v.out" | head -3 | tr '\n' ' ') $(tail -1 "$T/v.out")"
+
+umount_fs "$LOG" "$MNT" && pass "the daemon exits 0 at unmount" || fail "unmount" "$(tail -3 "$LOG")"
