@@ -82,7 +82,6 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 {
 	struct fs_remote *r;
 	struct mc_node n;
-	struct wfile *w;
 	enum mfs_err rc = writable_dir(fs, parent, &r);
 	int after;
 
@@ -95,11 +94,7 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 		mc_node_cleanup(&n);
 		return MFS_EISDIR;
 	}
-	pthread_mutex_lock(&fs->lock);
-	w = fsi_wfile(fs, n.ino);
-	if (w)
-		w->unlinked = 1;	/* open writers: discarded at close */
-	pthread_mutex_unlock(&fs->lock);
+	fsi_orphan(fs, &n);	/* open handles: usable until closed */
 	after = upq_cancel(fs->cfg.upq, n.ino);
 	/* an older version on the server goes too (a running upload deletes
 	 * what it lands when it finishes) */

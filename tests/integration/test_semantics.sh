@@ -95,4 +95,42 @@ mctl verify >"$T/v.out" 2>&1
 	pass "mediactl verify after directory renames: no object reported missing" ||
 	fail "verify after rename" "$(grep MISMATCH "$T/v.out" | head -3 | tr '\n' ' ') $(tail -1 "$T/v.out")"
 
+# ---- 3. unlink of an open file: usable through its descriptor until the
+# last close, and never uploaded
+unlink_open() {	# unlink_open PATH: a new file, and an uploaded one opened O_RDWR
+	"$SYS_PY" - "$1" <<'PY'
+import os, sys
+p = sys.argv[1]
+fd = os.open(p + '.new', os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b'hello ')
+os.unlink(p + '.new')
+os.write(fd, b'world')
+os.fsync(fd)
+assert os.pread(fd, 100, 0) == b'hello world', os.pread(fd, 100, 0)
+st = os.fstat(fd)
+assert st.st_size == 11 and st.st_nlink == 0, (st.st_size, st.st_nlink)
+os.close(fd)
+fd = os.open(p + '.old', os.O_RDWR)
+os.unlink(p + '.old')
+assert os.pread(fd, 100, 0) == b'stored\n', os.pread(fd, 100, 0)
+os.pwrite(fd, b'STORED', 0)
+os.fsync(fd)
+assert os.pread(fd, 100, 0) == b'STORED\n'
+assert os.fstat(fd).st_size == 7
+os.close(fd)
+assert not os.path.exists(p + '.new') and not os.path.exists(p + '.old')
+PY
+}
+echo stored >"$S/u.old" && echo stored >"$P/u.old"
+wait_uploads "$J"
+m=$(req_mark) sm=$(sb_mark)
+unlink_open "$S/u" 2>"$T/err" && wait_uploads "$J" && [ "$(req_since "$m" '^PUT /sem/u\.')" -eq 0 ] &&
+	[ -z "$(s3 keys sem u.)" ] && [ ! -e "$S/u.new" ] &&
+	pass "S3: an unlinked open file reads, writes, fsyncs and fstats through its descriptor; nothing uploaded" ||
+	fail "S3 unlink of an open file" "$(tail -2 "$T/err" | tr '\n' ' ') PUTs: $(req_since "$m" '^PUT /sem/u\.') keys: $(s3 keys sem u.)"
+unlink_open "$P/u" 2>"$T/err" && wait_uploads "$J" && [ "$(sb_since "$sm" '^(PUT|POST) /storage/v1/object/sem/u\.')" -eq 0 ] &&
+	! sb manifest sem | grep -q '^u\.' &&
+	pass "Supabase: an unlinked open file stays usable through its descriptor; nothing uploaded" ||
+	fail "Supabase unlink of an open file" "$(tail -2 "$T/err" | tr '\n' ' ') $(sb manifest sem | grep '^u\.')"
+
 umount_fs "$LOG" "$MNT" && pass "the daemon exits 0 at unmount" || fail "unmount" "$(tail -3 "$LOG")"
