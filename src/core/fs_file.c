@@ -142,6 +142,13 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 			rc = eb_set(eb, stage_errno(errno), "truncate: %s",
 				    strerror(errno));
 	} else {
+		struct mc_node cur = { 0 };
+
+		/* upq_take waited for a running upload of n: it has landed
+		 * since (then its content is fetched from the server like any
+		 * stored file's), or failed (then it was taken above) */
+		if (!fresh && n->pending && !mcache_get(fs->mc, n->ino, &cur))
+			n = &cur;
 		rc = stage_create(fs->cfg.stage, &w->fd, &w->path, eb);
 		if (!rc && !trunc && n->size) {
 			if (n->pending) {	/* staged content vanished */
@@ -159,6 +166,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 			}
 		}
 		w->dirty = trunc;
+		mc_node_cleanup(&cur);
 	}
 	if (rc) {
 		wfile_free(w);

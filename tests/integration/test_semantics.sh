@@ -133,4 +133,50 @@ unlink_open "$P/u" 2>"$T/err" && wait_uploads "$J" && [ "$(sb_since "$sm" '^(PUT
 	pass "Supabase: an unlinked open file stays usable through its descriptor; nothing uploaded" ||
 	fail "Supabase unlink of an open file" "$(tail -2 "$T/err" | tr '\n' ' ') $(sb manifest sem | grep '^u\.')"
 
+# ---- 2. open for writing while the upload runs
+in_open() {	# in_open PID: until PID (past its marker) is in openat or gone
+	local i
+	for i in $(seq 1 600); do
+		if [ -e "$T/rw.opening" ]; then
+			kill -0 "$1" 2>/dev/null || return 0
+			case $(cat "/proc/$1/syscall" 2>/dev/null) in 257\ *) return 0 ;; esac
+		fi
+		sleep 0.1
+	done
+}
+rw_during_upload() {	# rw_during_upload LABEL NAME DIR STORE-CHECK...
+	local label=$1 name=$2 dir=$3 pid
+	shift 3
+	hold "$name"
+	echo first >"$dir/$name"
+	if ! held "$name"; then
+		release
+		fail "$label O_RDWR during upload" "the upload never reached the server"
+		return
+	fi
+	rm -f "$T/rw.opening"
+	"$SYS_PY" - "$dir/$name" "$T/rw.opening" >"$T/rw.out" 2>&1 <<'PY' &
+import os, sys
+open(sys.argv[2], 'w').close()
+fd = os.open(sys.argv[1], os.O_RDWR)
+got = os.pread(fd, 100, 0)
+os.pwrite(fd, b'FIRST', 0)
+os.close(fd)
+print('read', got)
+PY
+	pid=$!
+	in_open "$pid"
+	release
+	if wait "$pid" && grep -qF "read b'first\\n'" "$T/rw.out" && wait_uploads "$J" &&
+		[ "$(cat "$dir/$name")" = FIRST ] && "$@"; then
+		pass "$label: O_RDWR open of a file whose upload is in flight reads its content, and its write lands"
+	else
+		fail "$label O_RDWR during upload" "$(tail -2 "$T/rw.out" | tr '\n' ' ') now: $(cat "$dir/$name")"
+	fi
+}
+s3_has() { s3 manifest sem "$1" >"$T/m1" && [ "$(cut -f2 "$T/m1")" = "$2" ] && [ "$(cut -f3 "$T/m1")" = "$(printf "$3" | md5sum | cut -d' ' -f1)" ]; }
+sb_has() { [ "$(sb manifest sem | awk -F'\t' -v k="$1" '$1 == k {print $2 "/" $3}')" = "$2/$(printf "$3" | md5sum | cut -d' ' -f1)" ]; }
+rw_during_upload S3 rw2.txt "$S" s3_has rw2.txt 6 'FIRST\n'
+rw_during_upload Supabase rw2.txt "$P" sb_has rw2.txt 6 'FIRST\n'
+
 umount_fs "$LOG" "$MNT" && pass "the daemon exits 0 at unmount" || fail "unmount" "$(tail -3 "$LOG")"
