@@ -604,8 +604,15 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 			    "'%s' exists and remote [%s] cannot rename a stored file over another; remove it first",
 			    newkey, r->name);
 	if (!rc && dst.ino && dst.kind == MC_FILE) {
-		/* replaced: a queued upload of the old target is moot */
-		upq_cancel(fs->cfg.upq, dst.ino);
+		/* replaced: a queued upload of the old target is moot; a
+		 * running one deletes what it lands, so it must be over
+		 * before src takes the name */
+		if (upq_cancel(fs->cfg.upq, dst.ino)) {
+			upq_wait(fs->cfg.upq, dst.ino, NULL);
+			/* src's own upload may have landed meanwhile */
+			mc_node_cleanup(&src);
+			rc = mcache_get(fs->mc, src.ino, &src);
+		}
 	} else if (!rc && dst.ino && dst.kind == MC_DIR) {
 		rc = r->be->ops->rmdir(r->be, dst.key, eb);
 	}

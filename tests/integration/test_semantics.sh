@@ -179,4 +179,54 @@ sb_has() { [ "$(sb manifest sem | awk -F'\t' -v k="$1" '$1 == k {print $2 "/" $3
 rw_during_upload S3 rw2.txt "$S" s3_has rw2.txt 6 'FIRST\n'
 rw_during_upload Supabase rw2.txt "$P" sb_has rw2.txt 6 'FIRST\n'
 
+# ---- 4. rm of a file whose upload is in flight, also after an overwrite
+# by mv: the upload is cancelled cleanly (no failed row, nothing a retry
+# would make again, no staging file left)
+held_n() {	# held_n TEXT N: until N held uploads named TEXT arrived
+	local i
+	for i in $(seq 1 600); do
+		[ "$(cat "$T/control.held" "$SB_CONTROL.held" 2>/dev/null | grep -c -- "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+gone_everywhere() {	# gone_everywhere LABEL DIR LISTER NAME...
+	local label=$1 dir=$2 lister=$3 n
+	shift 3
+	for n in "$@"; do
+		[ -e "$dir/$n" ] && { echo "$label: $n still in the mount"; return 1; }
+		$lister | grep -q "^$n[[:space:]]*" && { echo "$label: $n still in the store"; return 1; }
+	done
+	return 0
+}
+s3_list() { s3 keys sem; }
+sb_list() { sb manifest sem | cut -f1; }
+rm_during_upload() {	# rm_during_upload LABEL DIR LISTER
+	local label=$1 dir=$2 lister=$3 mvpid
+	: >"$T/control.held"; : >"$SB_CONTROL.held"
+	hold ow-
+	echo gone >"$dir/ow-1" && held ow-1 && rm "$dir/ow-1"
+	echo AAAA >"$dir/ow-A" && echo BBBB >"$dir/ow-B" && held_n ow- 3
+	mv "$dir/ow-A" "$dir/ow-B" 2>"$T/mv.err" &
+	mvpid=$!
+	release
+	wait "$mvpid" && [ "$(cat "$dir/ow-B")" = AAAA ] && rm "$dir/ow-B" && wait_uploads "$J" &&
+		gone_everywhere "$label" "$dir" "$lister" ow-1 ow-A ow-B >"$T/gone.out" &&
+		[ "$(sqlite3 "$J" "select count(*) from uploads where state='failed'")" = 0 ] &&
+		pass "$label: rm of a file whose upload is in flight, and mv A B then rm B while both upload: all gone, no failed row" ||
+		fail "$label rm during upload" "$(cat "$T/mv.err" "$T/gone.out") $(sqlite3 "$J" "select key,error from uploads where state='failed'" | tr '\n' ' ')"
+	release
+}
+rm_during_upload S3 "$S" s3_list
+rm_during_upload Supabase "$P" sb_list
+mctl retry --all >"$T/retry.out" 2>&1
+wait_uploads "$J"
+gone_everywhere S3 "$S" s3_list ow-1 ow-A ow-B >"$T/gone.out" &&
+	gone_everywhere Supabase "$P" sb_list ow-1 ow-A ow-B >>"$T/gone.out" &&
+	pass "mediactl retry --all afterwards makes none of the deleted files again" ||
+	fail "retry after rm" "$(cat "$T/gone.out" "$T/retry.out")"
+
 umount_fs "$LOG" "$MNT" && pass "the daemon exits 0 at unmount" || fail "unmount" "$(tail -3 "$LOG")"
+[ -z "$(find "$T/cache" -path '*staging*' -type f 2>/dev/null)" ] &&
+	pass "no staging file is left once the queue has drained" ||
+	fail "staging files left" "$(find "$T/cache" -path '*staging*' -type f | head -3)"
