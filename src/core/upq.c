@@ -622,6 +622,27 @@ static int marker_waits(struct upq *q, const struct item *m, int64_t t)
 	return 0;
 }
 
+static int count_one(void *ud, const struct mc_node *n)
+{
+	(void)n;
+	*(int *)ud = 1;
+	return 1;	/* one is enough */
+}
+
+/* Caller holds lock: does marker m's directory hold anything now (a file
+ * being written, staged, queued or stored, or a subdirectory)? Then the
+ * directory is not empty and needs no marker: whatever is below it keeps
+ * it on the server, or queues a marker again when it goes (fs_unlink). This
+ * is decided from what exists, not from how long the copy took. */
+static int marker_not_needed(struct upq *q, const struct item *m)
+{
+	int any = 0;
+
+	if (!q->mc || mcache_children(q->mc, m->ino, count_one, &any))
+		return 0;
+	return any;
+}
+
 static struct item *pick(struct upq *q, int64_t *wait_ms)
 {
 	int64_t t = now_ms();
@@ -681,6 +702,21 @@ static void *worker(void *arg)
 			} else {
 				pthread_cond_wait(&q->work, &q->lock);
 			}
+			continue;
+		}
+		if (it->marker && marker_not_needed(q, it)) {
+			struct mc_set s = { 0 };
+
+			s.mask = MC_SET_PENDING;
+			mcache_set(q->mc, it->ino, &s);
+			journal_cancel(q->j, it->jid, NULL);
+			q->st.queued--;
+			log_dbg(LOG_SUB_UPQ, "marker of %s not needed: the directory is not empty",
+				it->key);
+			it->rc = MFS_OK;
+			it->state = S_DONE;
+			release_item(q, it);
+			pthread_cond_broadcast(&q->changed);
 			continue;
 		}
 		it->state = S_RUNNING;

@@ -66,18 +66,20 @@ sem_expect() {	# sem_expect PREFIX: the manifest sem_tree makes
 }
 
 # ---- 1. directory rename at depth
+echo "t=$SECONDS s: section 1" >&2
 sem_tree "$S/d1" && sem_tree "$P/d1" || fail "rename at depth" "could not make the trees"
 wait_uploads "$J"
 m=$(req_mark)
 if mv "$S/d1" "$S/d2" 2>"$T/err"; then
 	c=$(req_since "$m" '^COPY')
 	s3 manifest sem d2/ >"$T/got"
+	s3 keys sem d >"$T/keys"
 	sem_expect "" >"$T/exp"
-	[ "$c" -eq 5 ] && cmp -s "$T/got" "$T/exp" && [ -z "$(s3 keys sem d1)" ] &&
-		[ "$(s3 keys sem d2/a/e/)" = d2/a/e/ ] && [ "$(cat "$S/d2/a/b/c/3.txt")" = three ] &&
+	[ "$c" -eq 5 ] && cmp -s "$T/got" "$T/exp" && ! grep -q '^d1' "$T/keys" &&
+		grep -qx d2/a/e/ "$T/keys" && [ "$(cat "$S/d2/a/b/c/3.txt")" = three ] &&
 		[ ! -e "$S/d1" ] &&
 		pass "S3: mv of a directory 3 deep copies each of its 5 files once (5 COPY), none left under the old name" ||
-		fail "S3 rename at depth" "$c COPY; $(diff "$T/exp" "$T/got" | head -5 | tr '\n' ' ') left: $(s3 keys sem d1 | head -3)"
+		fail "S3 rename at depth" "$c COPY; $(diff "$T/exp" "$T/got" | head -5 | tr '\n' ' ') left: $(grep '^d1' "$T/keys" | head -3)"
 else
 	fail "S3 rename at depth" "mv: $(cat "$T/err")"
 fi
@@ -96,6 +98,7 @@ mctl verify >"$T/v.out" 2>&1
 	fail "verify after rename" "$(grep MISMATCH "$T/v.out" | head -3 | tr '\n' ' ') $(tail -1 "$T/v.out")"
 
 # ---- 3. unlink of an open file: usable through its descriptor until the
+echo "t=$SECONDS s: section 3" >&2
 # last close, and never uploaded
 unlink_open() {	# unlink_open PATH: a new file, and an uploaded one opened O_RDWR
 	"$SYS_PY" - "$1" <<'PY'
@@ -134,6 +137,7 @@ unlink_open "$P/u" 2>"$T/err" && wait_uploads "$J" && [ "$(sb_since "$sm" '^(PUT
 	fail "Supabase unlink of an open file" "$(tail -2 "$T/err" | tr '\n' ' ') $(sb manifest sem | grep '^u\.')"
 
 # ---- 2. open for writing while the upload runs
+echo "t=$SECONDS s: section 2" >&2
 in_open() {	# in_open PID: until PID (past its marker) is in openat or gone
 	local i
 	for i in $(seq 1 600); do
@@ -180,6 +184,7 @@ rw_during_upload S3 rw2.txt "$S" s3_has rw2.txt 6 'FIRST\n'
 rw_during_upload Supabase rw2.txt "$P" sb_has rw2.txt 6 'FIRST\n'
 
 # ---- 4. rm of a file whose upload is in flight, also after an overwrite
+echo "t=$SECONDS s: section 4" >&2
 # by mv: the upload is cancelled cleanly (no failed row, nothing a retry
 # would make again, no staging file left)
 held_n() {	# held_n TEXT N: until N held uploads named TEXT arrived
@@ -193,9 +198,10 @@ held_n() {	# held_n TEXT N: until N held uploads named TEXT arrived
 gone_everywhere() {	# gone_everywhere LABEL DIR LISTER NAME...
 	local label=$1 dir=$2 lister=$3 n
 	shift 3
+	$lister >"$T/list" || return 1
 	for n in "$@"; do
 		[ -e "$dir/$n" ] && { echo "$label: $n still in the mount"; return 1; }
-		$lister | grep -q "^$n[[:space:]]*" && { echo "$label: $n still in the store"; return 1; }
+		grep -qx -- "$n" "$T/list" && { echo "$label: $n still in the store"; return 1; }
 	done
 	return 0
 }
@@ -225,6 +231,39 @@ gone_everywhere S3 "$S" s3_list ow-1 ow-A ow-B >"$T/gone.out" &&
 	gone_everywhere Supabase "$P" sb_list ow-1 ow-A ow-B >>"$T/gone.out" &&
 	pass "mediactl retry --all afterwards makes none of the deleted files again" ||
 	fail "retry after rm" "$(cat "$T/gone.out" "$T/retry.out")"
+
+# ---- 7. an empty-folder marker only for a folder that is empty when its
+echo "t=$SECONDS s: section 7" >&2
+# marker would go up: a file still being written below it (however long
+# that takes) means no marker. The file is held open until the marker's
+# journal row is settled, so the order is fixed, not raced.
+no_marker_while_writing() {	# LABEL DIR JKEY LISTER
+	local label=$1 dir=$2 jkey=$3 lister=$4 pid i st=
+	mkdir "$dir/mk" || { fail "$label marker" "mkdir failed"; return; }
+	rm -f "$T/mk.go"
+	"$SYS_PY" - "$dir/mk/f.txt" "$T/mk.go" <<'PY' &
+import os, sys, time
+f = open(sys.argv[1], 'w')
+f.write('written slowly\n')
+f.flush()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+f.close()
+PY
+	pid=$!
+	for i in $(seq 1 600); do
+		st=$(sqlite3 "$J" "select state from uploads where key='$jkey' order by id desc limit 1" 2>/dev/null)
+		[ -n "$st" ] && [ "$st" != pending ] && break
+		sleep 0.1
+	done
+	touch "$T/mk.go"
+	wait "$pid" && wait_uploads "$J" && [ "$($lister | grep -c '^mk/')" = 1 ] &&
+		[ "$(cat "$dir/mk/f.txt")" = "written slowly" ] &&
+		pass "$label: no empty-folder marker for a folder whose file was still being written when the marker was due" ||
+		fail "$label marker" "marker row: $st; store: $($lister | grep '^mk/' | tr '\n' ' ')"
+}
+no_marker_while_writing S3 "$S" mk/ s3_list
+no_marker_while_writing Supabase "$P" sem/mk/ sb_list
 
 umount_fs "$LOG" "$MNT" && pass "the daemon exits 0 at unmount" || fail "unmount" "$(tail -3 "$LOG")"
 [ -z "$(find "$T/cache" -path '*staging*' -type f 2>/dev/null)" ] &&
