@@ -12,7 +12,7 @@ swift_start() {
 		setsid /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../servers/swift_s3.py" \
 		"$dir" "$S3_PORT" --reqlog "$S3_REQLOG" >"$dir/swift.out" 2>&1 &
 	SWIFT_PID=$!
-	for i in $(seq 1 150); do
+	for i in $(seq 1 1200); do	# 120 s: four servers on a busy machine
 		grep -q ready "$dir/swift.out" 2>/dev/null && break
 		kill -0 "$SWIFT_PID" 2>/dev/null || break
 		sleep 0.1

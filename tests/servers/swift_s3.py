@@ -288,7 +288,7 @@ def main():
 
     # ready = all four servers accept connections (the proxy alone would
     # answer NoSuchBucket/503 while its backends start)
-    deadline = time.time() + 30
+    deadline = time.time() + 120
     for p in [port] + list(ports.values()):
         while True:
             try:
