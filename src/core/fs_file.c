@@ -88,6 +88,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 				  struct errbuf *eb)
 {
 	struct wfile *w, *other;
+	struct mc_node cur = { 0 };	/* n re-read; n may point here */
 	enum mfs_err rc = MFS_OK;
 	char *taken = NULL;
 
@@ -142,8 +143,6 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 			rc = eb_set(eb, stage_errno(errno), "truncate: %s",
 				    strerror(errno));
 	} else {
-		struct mc_node cur = { 0 };
-
 		/* upq_take waited for a running upload of n: it has landed
 		 * since (then its content is fetched from the server like any
 		 * stored file's), or failed (then it was taken above) */
@@ -356,9 +355,9 @@ void fsi_orphan(struct fs *fs, const struct mc_node *n)
 	if (wfile_load(fs, w, UINT64_MAX, &eb))
 		log_warn("'%s' unlinked while open: its content could not be fetched: %s",
 			 n->key, eb.msg);
-	pthread_mutex_lock(&fs->lock);
-	w->refs--;	/* the caller's handles still hold it */
-	pthread_mutex_unlock(&fs->lock);
+	/* ours; if the handles were all closed meanwhile, the last
+	 * reference frees it (unlinked: nothing is uploaded) */
+	wfile_put(fs, w, NULL);
 }
 
 enum mfs_err fsi_orphan_attr(struct fs *fs, uint64_t ino, struct fs_attr *a)

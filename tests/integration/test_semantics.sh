@@ -151,6 +151,7 @@ in_open() {	# in_open PID: until PID (past its marker) is in openat or gone
 rw_during_upload() {	# rw_during_upload LABEL NAME DIR STORE-CHECK...
 	local label=$1 name=$2 dir=$3 pid
 	shift 3
+	: >"$T/control.held"; : >"$SB_CONTROL.held"
 	hold "$name"
 	echo first >"$dir/$name"
 	if ! held "$name"; then
@@ -239,11 +240,11 @@ echo "t=$SECONDS s: section 7" >&2
 # journal row is settled, so the order is fixed, not raced.
 no_marker_while_writing() {	# LABEL DIR JKEY LISTER
 	local label=$1 dir=$2 jkey=$3 lister=$4 pid i st=
-	mkdir "$dir/mk" || { fail "$label marker" "mkdir failed"; return; }
 	rm -f "$T/mk.go"
-	"$SYS_PY" - "$dir/mk/f.txt" "$T/mk.go" <<'PY' &
+	"$SYS_PY" - "$dir/mk" "$T/mk.go" <<'PY' &
 import os, sys, time
-f = open(sys.argv[1], 'w')
+os.mkdir(sys.argv[1])	# the marker is due 1 s later: the file is there
+f = open(sys.argv[1] + '/f.txt', 'w')
 f.write('written slowly\n')
 f.flush()
 while not os.path.exists(sys.argv[2]):
