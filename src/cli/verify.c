@@ -19,14 +19,16 @@
 #include "net/json.h"
 
 /* The newest upload of each key, still standing (not deleted or renamed
- * through the mount since, not rolled back). */
+ * through the mount since, by itself or with a directory above it: a
+ * directory rename is one event naming the directory; not rolled back). */
 #define NEWEST_DONE \
 	"SELECT id,remote,key,size,etag,sha256,url FROM uploads u WHERE id IN" \
 	" (SELECT max(id) FROM uploads WHERE state IN ('done','rolledback')" \
 	"  AND substr(key,-1)!='/' AND (?1 IS NULL OR label=?1)" \
 	"  GROUP BY remote,key) AND state='done' AND NOT EXISTS" \
-	" (SELECT 1 FROM events e WHERE e.remote=u.remote AND e.key=u.key" \
-	"  AND e.op IN ('delete','rename') AND e.time>u.updated_at)" \
+	" (SELECT 1 FROM events e WHERE e.remote=u.remote AND e.time>u.updated_at" \
+	"  AND ((e.key=u.key AND e.op IN ('delete','rename')) OR (e.op='rename'" \
+	"  AND substr(u.key,1,length(e.key)+1)=e.key||'/')))" \
 	" ORDER BY remote,key"
 
 struct urow {

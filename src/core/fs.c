@@ -687,6 +687,8 @@ enum mfs_err fs_getattr(struct fs *fs, uint64_t ino, struct fs_attr *out,
 	struct mc_node n;
 	enum mfs_err rc = mcache_get(fs->mc, ino, &n);
 
+	if (rc == MFS_ENOTFOUND)	/* unlinked, maybe still open */
+		return fsi_orphan_attr(fs, ino, out);
 	if (rc)
 		return rc;
 	if (lazy_node(fs, &n)) {

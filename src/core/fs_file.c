@@ -90,6 +90,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 				  struct errbuf *eb)
 {
 	struct wfile *w, *other;
+	struct mc_node cur = { 0 };	/* n re-read; n may point here */
 	enum mfs_err rc = MFS_OK;
 	char *taken = NULL;
 
@@ -144,6 +145,11 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 			rc = eb_set(eb, stage_errno(errno), "truncate: %s",
 				    strerror(errno));
 	} else {
+		/* upq_take waited for a running upload of n: it has landed
+		 * since (then its content is fetched from the server like any
+		 * stored file's), or failed (then it was taken above) */
+		if (!fresh && n->pending && !mcache_get(fs->mc, n->ino, &cur))
+			n = &cur;
 		rc = stage_create(fs->cfg.stage, &w->fd, &w->path, eb);
 		if (!rc && !trunc && n->size) {
 			if (n->pending) {	/* staged content vanished */
@@ -161,6 +167,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 			}
 		}
 		w->dirty = trunc;
+		mc_node_cleanup(&cur);
 	}
 	if (rc) {
 		wfile_free(w);
@@ -322,6 +329,66 @@ static void discard_failed(struct fs *fs, struct wfile *w)
 	mc_node_cleanup(&n);
 }
 
+void fsi_orphan(struct fs *fs, const struct mc_node *n)
+{
+	struct fs_attr a;
+	struct fs_file *f;
+	struct wfile *w;
+	struct errbuf eb = { 0 };
+
+	fsi_attr(fs, n, &a);
+	a.nlink = 0;
+	pthread_mutex_lock(&fs->lock);
+	w = fsi_wfile(fs, n->ino);
+	if (w) {
+		w->unlinked = 1;	/* discarded at the last release */
+		w->refs++;
+	}
+	for (f = fs->files; f; f = f->next)
+		if (f->ino == n->ino) {
+			f->orphan = 1;
+			f->oattr = a;
+		}
+	pthread_mutex_unlock(&fs->lock);
+	if (!w)
+		return;
+	/* the server's copy goes next: what the writer has not fetched yet
+	 * is fetched now, so reads through it keep working */
+	if (wfile_load(fs, w, UINT64_MAX, &eb))
+		log_warn("'%s' unlinked while open: its content could not be fetched: %s",
+			 n->key, eb.msg);
+	/* ours; if the handles were all closed meanwhile, the last
+	 * reference frees it (unlinked: nothing is uploaded) */
+	wfile_put(fs, w, NULL);
+}
+
+enum mfs_err fsi_orphan_attr(struct fs *fs, uint64_t ino, struct fs_attr *a)
+{
+	struct fs_file *f;
+	struct wfile *w;
+	struct stat st;
+	enum mfs_err rc = MFS_ENOTFOUND;
+
+	pthread_mutex_lock(&fs->lock);
+	for (f = fs->files; f; f = f->next)
+		if (f->ino == ino && f->orphan)
+			break;
+	if (f) {
+		*a = f->oattr;
+		w = fsi_wfile(fs, ino);
+		if (w && __atomic_load_n(&w->loaded, __ATOMIC_ACQUIRE) &&
+		    !fstat(w->fd, &st))
+			a->size = (uint64_t)st.st_size;
+		if (w && (w->meta_set & UQ_META_MTIME))
+			a->mtime_ns = w->meta.mtime_ns;
+		if (w && (w->meta_set & UQ_META_MODE))
+			a->mode = S_IFREG | (w->meta.mode & 07777);
+		rc = MFS_OK;
+	}
+	pthread_mutex_unlock(&fs->lock);
+	return rc;
+}
+
 /* Drop a reference; the last one queues the upload of dirty content. */
 static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 			      struct errbuf *eb)
@@ -417,6 +484,17 @@ static struct fs_file *file_new(struct fs *fs, uint64_t ino)
 	return f;
 }
 
+/* Put f on fs->files (fs_release takes it off). */
+static void file_link(struct fs *fs, struct fs_file *f)
+{
+	pthread_mutex_lock(&fs->lock);
+	f->next = fs->files;
+	if (f->next)
+		f->next->prev = f;
+	fs->files = f;
+	pthread_mutex_unlock(&fs->lock);
+}
+
 enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 		     struct fs_file **out, struct errbuf *eb)
 {
@@ -480,12 +558,7 @@ out:
 		free(f);
 		return rc;
 	}
-	pthread_mutex_lock(&fs->lock);
-	f->next = fs->files;
-	if (f->next)
-		f->next->prev = f;
-	fs->files = f;
-	pthread_mutex_unlock(&fs->lock);
+	file_link(fs, f);
 	*out = f;
 	return MFS_OK;
 }
@@ -610,12 +683,17 @@ enum mfs_err fs_fsync(struct fs_file *f, struct errbuf *eb)
 	if (!f->fs->cfg.upq)
 		return MFS_OK;
 	if (f->w) {
+		int unlinked;
+
 		if (fsync(f->w->fd))
 			return eb_set(eb, stage_errno(errno), "fsync: %s",
 				      strerror(errno));
 		pthread_mutex_lock(&f->fs->lock);
 		dirty = f->w->dirty;
+		unlinked = f->w->unlinked;
 		pthread_mutex_unlock(&f->fs->lock);
+		if (unlinked)	/* never uploaded: its bytes are on disk */
+			return MFS_OK;
 	}
 	if (dirty)
 		rc = wfile_commit(f->fs, f->w, eb);
@@ -901,6 +979,8 @@ enum mfs_err fs_create(struct fs *fs, uint64_t parent, const char *name,
 			rc = mcache_get(fs->mc, ino, &n);
 		if (!rc) {
 			f = file_new(fs, ino);
+			if (f)	/* on the list like fs_open's (fs_release) */
+				file_link(fs, f);
 			rc = f ? wfile_acquire(fs, &n, 1, 1, &f->w, eb)
 			       : MFS_ENOMEM;
 			if (!rc) {

@@ -77,6 +77,8 @@ struct fs_file {
 				 * says octet-stream or nothing) */
 	char etag[80];		/* of the object read (for the sniffed
 				 * type's record) */
+	int orphan;		/* guarded by fs->lock: unlinked while open */
+	struct fs_attr oattr;	/* guarded by fs->lock: its attributes then */
 };
 
 int64_t fsi_now_ns(void);
@@ -107,6 +109,15 @@ struct wfile *fsi_wfile(struct fs *fs, uint64_t ino);
 enum mfs_err fsi_new_key(struct fs_remote *r, const char *pkey,
 			 const char *name, int is_dir, char **key,
 			 struct errbuf *eb);
+/* n (a file) is being unlinked: open handles keep it usable until the
+ * last close (POSIX) — a writer's content is fetched now if it was not yet
+ * (the server's copy is about to go), it is marked for discarding at the
+ * last release, and every handle keeps n's attributes for fsi_orphan_attr.
+ * Caller does not hold fs->lock. */
+void fsi_orphan(struct fs *fs, const struct mc_node *n);
+/* Attributes of ino if it is an unlinked file still open, else
+ * MFS_ENOTFOUND. */
+enum mfs_err fsi_orphan_attr(struct fs *fs, uint64_t ino, struct fs_attr *a);
 /* Write access to ino's remote, or MFS_EROFS. */
 enum mfs_err fsi_writable(struct fs *fs, const struct mc_node *n,
 			  struct fs_remote **r);

@@ -83,7 +83,6 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 {
 	struct fs_remote *r;
 	struct mc_node n;
-	struct wfile *w;
 	enum mfs_err rc = writable_dir(fs, parent, &r);
 	int after;
 
@@ -96,11 +95,7 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 		mc_node_cleanup(&n);
 		return MFS_EISDIR;
 	}
-	pthread_mutex_lock(&fs->lock);
-	w = fsi_wfile(fs, n.ino);
-	if (w)
-		w->unlinked = 1;	/* open writers: discarded at close */
-	pthread_mutex_unlock(&fs->lock);
+	fsi_orphan(fs, &n);	/* open handles: usable until closed */
 	after = upq_cancel(fs->cfg.upq, n.ino);
 	/* an older version on the server goes too (a running upload deletes
 	 * what it lands when it finishes) */
@@ -303,7 +298,7 @@ static int collect_cb(void *ud, const struct mc_node *n)
 static enum mfs_err walk(struct fs *fs, struct mc_node *dir,
 			 struct subtree *t, struct errbuf *eb)
 {
-	size_t first, i;
+	size_t first, last, i;
 	enum mfs_err rc = fsi_listed(fs, dir, eb);
 
 	if (rc)
@@ -312,7 +307,10 @@ static enum mfs_err walk(struct fs *fs, struct mc_node *dir,
 	rc = mcache_children(fs->mc, dir->ino, collect_cb, t);
 	if (rc)
 		return rc;
-	for (i = first; i < t->count && !rc; i++) {
+	/* only dir's own children: the recursion appends theirs after
+	 * last, and visiting those here too walked them twice */
+	last = t->count;
+	for (i = first; i < last && !rc; i++) {
 		if (t->n[i].kind == MC_DIR) {
 			struct mc_node d = t->n[i];
 
@@ -619,8 +617,15 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 			    "'%s' exists and remote [%s] cannot rename a stored file over another; remove it first",
 			    newkey, r->name);
 	if (!rc && dst.ino && dst.kind == MC_FILE) {
-		/* replaced: a queued upload of the old target is moot */
-		upq_cancel(fs->cfg.upq, dst.ino);
+		/* replaced: a queued upload of the old target is moot; a
+		 * running one deletes what it lands, so it must be over
+		 * before src takes the name */
+		if (upq_cancel(fs->cfg.upq, dst.ino)) {
+			upq_wait(fs->cfg.upq, dst.ino, NULL);
+			/* src's own upload may have landed meanwhile */
+			mc_node_cleanup(&src);
+			rc = mcache_get(fs->mc, src.ino, &src);
+		}
 	} else if (!rc && dst.ino && dst.kind == MC_DIR) {
 		rc = r->be->ops->rmdir(r->be, dst.key, eb);
 	}

@@ -43,6 +43,8 @@ struct item {
 	int meta_changed;	/* guarded: while running */
 	char *rename_to;	/* guarded: while running */
 	int cancelled;		/* guarded: unlinked while running */
+	int discarded;		/* guarded: cancelled, and what landed was
+				 * deleted again: no journal row stays */
 	int marker;		/* a directory marker: key is the directory,
 				 * no staging file */
 	int64_t created_ms;
@@ -581,9 +583,18 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 			return MFS_ENOMEM;
 		put_meta_from(&meta, &pm);
 		if (it->cancelled) {
+			/* the user deleted it: a rename or metadata change
+			 * queued behind the upload is moot (renaming the
+			 * deleted object failed the row, and a retry made the
+			 * file again) */
 			it->cancelled = 0;
+			it->discarded = 1;
+			it->meta_changed = 0;
+			free(it->rename_to);
+			it->rename_to = NULL;
 			pthread_mutex_unlock(&q->lock);
-			rc = be->ops->del(be, key, eb);
+			rc = it->marker ? be->ops->rmdir(be, key, eb)
+					: be->ops->del(be, key, eb);
 			pthread_mutex_lock(&q->lock);
 		} else if (it->rename_to) {
 			char *to = it->rename_to;
@@ -660,6 +671,27 @@ static int marker_waits(struct upq *q, const struct item *m, int64_t t)
 	return 0;
 }
 
+static int count_one(void *ud, const struct mc_node *n)
+{
+	(void)n;
+	*(int *)ud = 1;
+	return 1;	/* one is enough */
+}
+
+/* Caller holds lock: does marker m's directory hold anything now (a file
+ * being written, staged, queued or stored, or a subdirectory)? Then the
+ * directory is not empty and needs no marker: whatever is below it keeps
+ * it on the server, or queues a marker again when it goes (fs_unlink). This
+ * is decided from what exists, not from how long the copy took. */
+static int marker_not_needed(struct upq *q, const struct item *m)
+{
+	int any = 0;
+
+	if (!q->mc || mcache_children(q->mc, m->ino, count_one, &any))
+		return 0;
+	return any;
+}
+
 static struct item *pick(struct upq *q, int64_t *wait_ms)
 {
 	int64_t t = now_ms();
@@ -723,6 +755,21 @@ static void *worker(void *arg)
 			}
 			continue;
 		}
+		if (it->marker && marker_not_needed(q, it)) {
+			struct mc_set s = { 0 };
+
+			s.mask = MC_SET_PENDING;
+			mcache_set(q->mc, it->ino, &s);
+			journal_cancel(q->j, it->jid, NULL);
+			q->st.queued--;
+			log_dbg(LOG_SUB_UPQ, "marker of %s not needed: the directory is not empty",
+				it->key);
+			it->rc = MFS_OK;
+			it->state = S_DONE;
+			release_item(q, it);
+			pthread_cond_broadcast(&q->changed);
+			continue;
+		}
 		it->state = S_RUNNING;
 		q->st.queued--;
 		q->st.running++;
@@ -748,7 +795,23 @@ static void *worker(void *arg)
 			rc = after_upload(q, it, &out, &eb);
 		q->st.running--;
 		it->rc = rc;
-		if (!rc && it->marker) {
+		if (it->discarded || (rc && it->cancelled)) {
+			/* deleted by the user while uploading: nothing of it
+			 * stays (no failed row a retry would upload again,
+			 * no staging file) */
+			if (rc)
+				log_warn("%s was deleted while uploading; %s: %s",
+					 it->key, it->discarded ?
+					 "deleting what landed failed" :
+					 "its upload failed, nothing to undo",
+					 eb.msg[0] ? eb.msg : mfs_strerror(rc));
+			journal_cancel(q->j, it->jid, NULL);
+			if (it->stage_path)
+				unlink(it->stage_path);
+			it->rc = MFS_OK;
+			it->state = S_DONE;
+			release_item(q, it);
+		} else if (!rc && it->marker) {
 			struct mc_set s = { 0 };
 			char *mk = str_fmt("%s/", it->key);
 

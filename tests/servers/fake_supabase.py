@@ -43,6 +43,8 @@ x-upsert: true -- the POST and each PATCH (409 text/plain "The resource
 already exists" otherwise); a wrong Upload-Offset is 409 text/plain
 "Upload-Offset conflict"; the object made has the version named in the
 upload's id (base64url of bucket/object/version).
+  hold_key=TEXT hold every PUT/POST/PATCH whose path contains TEXT until
+                the line is gone (noted in STATE_DIR/control.held)
 STATE_DIR/requests.log gets one line per request: "METHOD PATH STATUS".
 Objects live in memory. Prints "ready" when listening.
 """
@@ -59,7 +61,7 @@ import time
 import urllib.parse
 import uuid
 
-from testhttp import QuietHandler, read_control
+from testhttp import QuietHandler, hold, read_control
 
 CHUNK = 6 * 1024 * 1024
 KEY_RE = re.compile(r"^[A-Za-z0-9_/!.*'() &$=@;:+,?-]*$")
@@ -228,6 +230,8 @@ class Handler(QuietHandler):
 
     def dispatch(self):
         raw = self.read_body()
+        hold(os.path.join(self.state.dir, 'control'), self.command,
+             self.path)
         url = urllib.parse.urlsplit(self.path)
         path = url.path
         prefix = '/' if self.state.control().get('no_prefix') == '1' \

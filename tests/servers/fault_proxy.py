@@ -15,6 +15,8 @@ Control file lines (all optional):
                     EntityTooLarge (the store's size limit)
   hang=1            swallow every request: never answer while this holds
                     (a server that never answers)
+  hold_key=TEXT     hold every PUT/POST whose path contains TEXT until the
+                    line is gone (noted in CONTROL_FILE.held; testhttp.hold)
   seed=N
 Lies, deterministic (every Nth request of a kind, counted from the proxy's
 start, or by key); each one prints "LIE <rule> <method> <path>" on stdout:
@@ -50,7 +52,7 @@ import threading
 import time
 import urllib.parse
 
-from testhttp import QuietHandler, read_control
+from testhttp import QuietHandler, hold, read_control
 
 SLOWDOWN = (b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown'
             b'</Code><Message>Please reduce your request rate.</Message>'
@@ -238,6 +240,7 @@ class Handler(QuietHandler):
     def handle_one(self):
         n = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(n) if n else b''
+        hold(self.control, self.command, self.path)
         r = rules(self.control)
         while r.get('hang') == '1':     # swallowed: no answer
             time.sleep(0.2)

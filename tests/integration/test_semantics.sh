@@ -1,0 +1,272 @@
+#!/bin/bash
+# Filesystem semantics that hand-picked tests missed (issue 15), each on S3
+# (Swift, through the fault proxy) and, where the backend matters, on the
+# Supabase fake: a directory rename at depth, unlink of an open file, open
+# for writing while the upload runs, rm of a file whose upload is in flight.
+# "Upload in flight" is a state, not a race: the proxy and the fake hold a
+# PUT/POST whose URL contains the control file's hold_key until the line
+# goes (tests/servers/testhttp.py hold()).
+. "$(dirname "$0")/../lib/common.sh"
+. "$LIB_DIR/supabase.sh"
+
+MNT=$T/mnt
+LOG=$T/mediafs.log
+J=$T/journal.db
+MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
+s3 mkbucket sem
+supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
+PPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+: >"$T/control"
+/usr/bin/python3 "$TESTS_DIR/servers/fault_proxy.py" "$PPORT" "$S3_PORT" "$T/control" >"$T/proxy.out" 2>&1 &
+proxy=$!
+trap 'cleanup_mounts; kill $proxy 2>/dev/null; supa_stop' EXIT
+for i in $(seq 1 100); do grep -q ready "$T/proxy.out" && break; sleep 0.1; done
+S3_PORT=$PPORT write_conf "$T/m.conf" sem
+export TEST_SB_KEY=$SB_KEY
+cat >>"$T/m.conf" <<EOC
+
+[supa]
+type = supabase
+url = http://127.0.0.1:$SB_PORT
+key = env:TEST_SB_KEY
+retry_base_ms = 20
+EOC
+OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
+mctl() { "$MEDIACTL" --journal "$J" --config "$T/m.conf" "$@"; }
+mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
+S=$MNT/s3t
+mkdir "$MNT/supa/sem" || { fail mount "no Supabase bucket"; exit 1; }
+P=$MNT/supa/sem
+
+# hold KEYTEXT / release: uploads whose URL contains KEYTEXT wait at the
+# server (S3 proxy and Supabase fake alike); held KEYTEXT waits (60 s) until
+# one has arrived.
+hold() { echo "hold_key=$1" >"$T/control"; cp "$T/control" "$SB_CONTROL"; }
+release() { : >"$T/control"; : >"$SB_CONTROL"; }
+held() {
+	local i
+	for i in $(seq 1 600); do
+		grep -qs -- "$1" "$T/control.held" "$SB_CONTROL.held" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+sem_tree() {	# sem_tree DIR: files at every level of DIR/a/b/c
+	mkdir -p "$1/a/b/c" "$1/a/e" &&
+	echo top >"$1/t.txt" && echo one >"$1/a/1.txt" &&
+	echo two >"$1/a/b/2.txt" && echo three >"$1/a/b/c/3.txt" &&
+	echo four >"$1/a/b/c/4.txt"
+}
+sem_expect() {	# sem_expect PREFIX: the manifest sem_tree makes
+	local d=$T/exp.tree
+	rm -rf "$d"
+	sem_tree "$d"
+	rmdir "$d/a/e"
+	tree_manifest "$d" "$1"
+}
+
+# ---- 1. directory rename at depth
+echo "t=$SECONDS s: section 1" >&2
+sem_tree "$S/d1" && sem_tree "$P/d1" || fail "rename at depth" "could not make the trees"
+wait_uploads "$J"
+m=$(req_mark)
+if mv "$S/d1" "$S/d2" 2>"$T/err"; then
+	c=$(req_since "$m" '^COPY')
+	s3 manifest sem d2/ >"$T/got"
+	s3 keys sem d >"$T/keys"
+	sem_expect "" >"$T/exp"
+	[ "$c" -eq 5 ] && cmp -s "$T/got" "$T/exp" && ! grep -q '^d1' "$T/keys" &&
+		grep -qx d2/a/e/ "$T/keys" && [ "$(cat "$S/d2/a/b/c/3.txt")" = three ] &&
+		[ ! -e "$S/d1" ] &&
+		pass "S3: mv of a directory 3 deep copies each of its 5 files once (5 COPY), none left under the old name" ||
+		fail "S3 rename at depth" "$c COPY; $(diff "$T/exp" "$T/got" | head -5 | tr '\n' ' ') left: $(grep '^d1' "$T/keys" | head -3)"
+else
+	fail "S3 rename at depth" "mv: $(cat "$T/err")"
+fi
+if mv "$P/d1" "$P/d2" 2>"$T/err"; then
+	sb manifest sem | cut -f1-3 | grep -v "/$\|emptyFolderPlaceholder" >"$T/got"
+	sem_expect "d2/" | grep -v '/$' >"$T/exp"
+	cmp -s "$T/got" "$T/exp" && [ "$(cat "$P/d2/a/b/c/4.txt")" = four ] && [ ! -e "$P/d1" ] &&
+		pass "Supabase: mv of a directory 3 deep succeeds, every file moved once" ||
+		fail "Supabase rename at depth" "$(diff "$T/exp" "$T/got" | head -5 | tr '\n' ' ')"
+else
+	fail "Supabase rename at depth" "mv: $(cat "$T/err")"
+fi
+mctl verify >"$T/v.out" 2>&1
+[ $? -eq 0 ] && ! grep -q MISMATCH "$T/v.out" &&
+	pass "mediactl verify after directory renames: no object reported missing" ||
+	fail "verify after rename" "$(grep MISMATCH "$T/v.out" | head -3 | tr '\n' ' ') $(tail -1 "$T/v.out")"
+
+# ---- 3. unlink of an open file: usable through its descriptor until the
+echo "t=$SECONDS s: section 3" >&2
+# last close, and never uploaded
+unlink_open() {	# unlink_open PATH: a new file, and an uploaded one opened O_RDWR
+	"$SYS_PY" - "$1" <<'PY'
+import os, sys
+p = sys.argv[1]
+fd = os.open(p + '.new', os.O_RDWR | os.O_CREAT, 0o644)
+os.write(fd, b'hello ')
+os.unlink(p + '.new')
+os.write(fd, b'world')
+os.fsync(fd)
+assert os.pread(fd, 100, 0) == b'hello world', os.pread(fd, 100, 0)
+st = os.fstat(fd)
+assert st.st_size == 11 and st.st_nlink == 0, (st.st_size, st.st_nlink)
+os.close(fd)
+fd = os.open(p + '.old', os.O_RDWR)
+os.unlink(p + '.old')
+assert os.pread(fd, 100, 0) == b'stored\n', os.pread(fd, 100, 0)
+os.pwrite(fd, b'STORED', 0)
+os.fsync(fd)
+assert os.pread(fd, 100, 0) == b'STORED\n'
+assert os.fstat(fd).st_size == 7
+os.close(fd)
+assert not os.path.exists(p + '.new') and not os.path.exists(p + '.old')
+PY
+}
+echo stored >"$S/u.old" && echo stored >"$P/u.old"
+wait_uploads "$J"
+m=$(req_mark) sm=$(sb_mark)
+unlink_open "$S/u" 2>"$T/err" && wait_uploads "$J" && [ "$(req_since "$m" '^PUT /sem/u\.')" -eq 0 ] &&
+	[ -z "$(s3 keys sem u.)" ] && [ ! -e "$S/u.new" ] &&
+	pass "S3: an unlinked open file reads, writes, fsyncs and fstats through its descriptor; nothing uploaded" ||
+	fail "S3 unlink of an open file" "$(tail -2 "$T/err" | tr '\n' ' ') PUTs: $(req_since "$m" '^PUT /sem/u\.') keys: $(s3 keys sem u.)"
+unlink_open "$P/u" 2>"$T/err" && wait_uploads "$J" && [ "$(sb_since "$sm" '^(PUT|POST) /storage/v1/object/sem/u\.')" -eq 0 ] &&
+	! sb manifest sem | grep -q '^u\.' &&
+	pass "Supabase: an unlinked open file stays usable through its descriptor; nothing uploaded" ||
+	fail "Supabase unlink of an open file" "$(tail -2 "$T/err" | tr '\n' ' ') $(sb manifest sem | grep '^u\.')"
+
+# ---- 2. open for writing while the upload runs
+echo "t=$SECONDS s: section 2" >&2
+in_open() {	# in_open PID: until PID (past its marker) is in openat or gone
+	local i
+	for i in $(seq 1 600); do
+		if [ -e "$T/rw.opening" ]; then
+			kill -0 "$1" 2>/dev/null || return 0
+			case $(cat "/proc/$1/syscall" 2>/dev/null) in 257\ *) return 0 ;; esac
+		fi
+		sleep 0.1
+	done
+}
+rw_during_upload() {	# rw_during_upload LABEL NAME DIR STORE-CHECK...
+	local label=$1 name=$2 dir=$3 pid
+	shift 3
+	: >"$T/control.held"; : >"$SB_CONTROL.held"
+	hold "$name"
+	echo first >"$dir/$name"
+	if ! held "$name"; then
+		release
+		fail "$label O_RDWR during upload" "the upload never reached the server"
+		return
+	fi
+	rm -f "$T/rw.opening"
+	"$SYS_PY" - "$dir/$name" "$T/rw.opening" >"$T/rw.out" 2>&1 <<'PY' &
+import os, sys
+open(sys.argv[2], 'w').close()
+fd = os.open(sys.argv[1], os.O_RDWR)
+got = os.pread(fd, 100, 0)
+os.pwrite(fd, b'FIRST', 0)
+os.close(fd)
+print('read', got)
+PY
+	pid=$!
+	in_open "$pid"
+	release
+	if wait "$pid" && grep -qF "read b'first\\n'" "$T/rw.out" && wait_uploads "$J" &&
+		[ "$(cat "$dir/$name")" = FIRST ] && "$@"; then
+		pass "$label: O_RDWR open of a file whose upload is in flight reads its content, and its write lands"
+	else
+		fail "$label O_RDWR during upload" "$(tail -2 "$T/rw.out" | tr '\n' ' ') now: $(cat "$dir/$name")"
+	fi
+}
+s3_has() { s3 manifest sem "$1" >"$T/m1" && [ "$(cut -f2 "$T/m1")" = "$2" ] && [ "$(cut -f3 "$T/m1")" = "$(printf "$3" | md5sum | cut -d' ' -f1)" ]; }
+sb_has() { [ "$(sb manifest sem | awk -F'\t' -v k="$1" '$1 == k {print $2 "/" $3}')" = "$2/$(printf "$3" | md5sum | cut -d' ' -f1)" ]; }
+rw_during_upload S3 rw2.txt "$S" s3_has rw2.txt 6 'FIRST\n'
+rw_during_upload Supabase rw2.txt "$P" sb_has rw2.txt 6 'FIRST\n'
+
+# ---- 4. rm of a file whose upload is in flight, also after an overwrite
+echo "t=$SECONDS s: section 4" >&2
+# by mv: the upload is cancelled cleanly (no failed row, nothing a retry
+# would make again, no staging file left)
+held_n() {	# held_n TEXT N: until N held uploads named TEXT arrived
+	local i
+	for i in $(seq 1 600); do
+		[ "$(cat "$T/control.held" "$SB_CONTROL.held" 2>/dev/null | grep -c -- "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+gone_everywhere() {	# gone_everywhere LABEL DIR LISTER NAME...
+	local label=$1 dir=$2 lister=$3 n
+	shift 3
+	$lister >"$T/list" || return 1
+	for n in "$@"; do
+		[ -e "$dir/$n" ] && { echo "$label: $n still in the mount"; return 1; }
+		grep -qx -- "$n" "$T/list" && { echo "$label: $n still in the store"; return 1; }
+	done
+	return 0
+}
+s3_list() { s3 keys sem; }
+sb_list() { sb manifest sem | cut -f1; }
+rm_during_upload() {	# rm_during_upload LABEL DIR LISTER
+	local label=$1 dir=$2 lister=$3 mvpid
+	: >"$T/control.held"; : >"$SB_CONTROL.held"
+	hold ow-
+	echo gone >"$dir/ow-1" && held ow-1 && rm "$dir/ow-1"
+	echo AAAA >"$dir/ow-A" && echo BBBB >"$dir/ow-B" && held_n ow- 3
+	mv "$dir/ow-A" "$dir/ow-B" 2>"$T/mv.err" &
+	mvpid=$!
+	release
+	wait "$mvpid" && [ "$(cat "$dir/ow-B")" = AAAA ] && rm "$dir/ow-B" && wait_uploads "$J" &&
+		gone_everywhere "$label" "$dir" "$lister" ow-1 ow-A ow-B >"$T/gone.out" &&
+		[ "$(sqlite3 "$J" "select count(*) from uploads where state='failed'")" = 0 ] &&
+		pass "$label: rm of a file whose upload is in flight, and mv A B then rm B while both upload: all gone, no failed row" ||
+		fail "$label rm during upload" "$(cat "$T/mv.err" "$T/gone.out") $(sqlite3 "$J" "select key,error from uploads where state='failed'" | tr '\n' ' ')"
+	release
+}
+rm_during_upload S3 "$S" s3_list
+rm_during_upload Supabase "$P" sb_list
+mctl retry --all >"$T/retry.out" 2>&1
+wait_uploads "$J"
+gone_everywhere S3 "$S" s3_list ow-1 ow-A ow-B >"$T/gone.out" &&
+	gone_everywhere Supabase "$P" sb_list ow-1 ow-A ow-B >>"$T/gone.out" &&
+	pass "mediactl retry --all afterwards makes none of the deleted files again" ||
+	fail "retry after rm" "$(cat "$T/gone.out" "$T/retry.out")"
+
+# ---- 7. an empty-folder marker only for a folder that is empty when its
+echo "t=$SECONDS s: section 7" >&2
+# marker would go up: a file still being written below it (however long
+# that takes) means no marker. The file is held open until the marker's
+# journal row is settled, so the order is fixed, not raced.
+no_marker_while_writing() {	# LABEL DIR JKEY LISTER
+	local label=$1 dir=$2 jkey=$3 lister=$4 pid i st=
+	rm -f "$T/mk.go"
+	"$SYS_PY" - "$dir/mk" "$T/mk.go" <<'PY' &
+import os, sys, time
+os.mkdir(sys.argv[1])	# the marker is due 1 s later: the file is there
+f = open(sys.argv[1] + '/f.txt', 'w')
+f.write('written slowly\n')
+f.flush()
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+f.close()
+PY
+	pid=$!
+	for i in $(seq 1 600); do
+		st=$(sqlite3 "$J" "select state from uploads where key='$jkey' order by id desc limit 1" 2>/dev/null)
+		[ -n "$st" ] && [ "$st" != pending ] && break
+		sleep 0.1
+	done
+	touch "$T/mk.go"
+	wait "$pid" && wait_uploads "$J" && [ "$($lister | grep -c '^mk/')" = 1 ] &&
+		[ "$(cat "$dir/mk/f.txt")" = "written slowly" ] &&
+		pass "$label: no empty-folder marker for a folder whose file was still being written when the marker was due" ||
+		fail "$label marker" "marker row: $st; store: $($lister | grep '^mk/' | tr '\n' ' ')"
+}
+no_marker_while_writing S3 "$S" mk/ s3_list
+no_marker_while_writing Supabase "$P" sem/mk/ sb_list
+
+umount_fs "$LOG" "$MNT" && pass "the daemon exits 0 at unmount" || fail "unmount" "$(tail -3 "$LOG")"
+[ -z "$(find "$T/cache" -path '*staging*' -type f 2>/dev/null)" ] &&
+	pass "no staging file is left once the queue has drained" ||
+	fail "staging files left" "$(find "$T/cache" -path '*staging*' -type f | head -3)"
