@@ -105,6 +105,11 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 			       const char *dir, int64_t jid,
 			       struct errbuf *eb);
 
+/* A file was opened for writing (+1) or its last writer closed (-1): a
+ * queued directory marker waits while any file is open for writing, as a
+ * file about to land below it would make it unnecessary. */
+void upq_writers(struct upq *q, int delta);
+
 /* Change the metadata (bits of enum upq_meta_bits) of ino's upload. */
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 			  const struct upq_meta *m);

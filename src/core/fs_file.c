@@ -186,6 +186,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 	w->next = fs->wfiles;
 	fs->wfiles = w;
 	pthread_mutex_unlock(&fs->lock);
+	upq_writers(fs->cfg.upq, 1);
 	*out = w;
 	return MFS_OK;
 }
@@ -415,6 +416,7 @@ static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 				break;
 			}
 		pthread_mutex_unlock(&fs->lock);
+		upq_writers(fs->cfg.upq, -1);
 		if (rc) {
 			/* could not queue it: keep the staged file and say
 			 * where it is rather than lose it */
@@ -588,11 +590,21 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 	rc = prefetch_read(f->pf, off, len, dst, got, eb);
 	if (!rc && f->sniff && !off && *got) {
 		char type[128];
+		struct mc_node n;
+		const char *base = NULL;
+		int have = !mcache_get(f->fs->mc, f->ino, &n);
 
+		/* the bytes decide, the name breaks ties (as for uploads) */
+		if (have) {
+			base = strrchr(n.key, '/');
+			base = base ? base + 1 : n.key;
+		}
 		f->sniff = 0;
 		sniff_type(f->fs->cfg.sniff, dst,
-			   *got < SNIFF_BYTES ? *got : SNIFF_BYTES, NULL,
+			   *got < SNIFF_BYTES ? *got : SNIFF_BYTES, base,
 			   type, sizeof(type));
+		if (have)
+			mc_node_cleanup(&n);
 		if (mcache_set_sniffed(f->fs->mc, f->ino, f->etag, type))
 			log_warn("cannot keep the sniffed type of inode %llu",
 				 (unsigned long long)f->ino);

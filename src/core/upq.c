@@ -66,6 +66,7 @@ struct upq {
 	pthread_cond_t changed;	/* an item finished */
 	struct item *head, *tail;	/* guarded */
 	int stop;		/* guarded */
+	int writers;		/* guarded: files open for writing (fs) */
 	struct upq_stats st;	/* guarded */
 	pthread_t *threads;
 	int nthreads;
@@ -649,14 +650,19 @@ static void drop_markers_above(struct upq *q, const struct item *it)
 }
 
 /* Caller holds lock: should marker m wait? While files are on their way
- * (below it, or anywhere: tools like rsync make every directory first and
- * fill them later), a file landing below will make it unnecessary. A
- * marker older than a minute stops waiting for unrelated files. */
+ * (being written, or queued: below it, or anywhere, as tools like rsync
+ * and cp make directories first and fill them later), a file landing below
+ * will make it unnecessary. So whether a folder that gets files also gets
+ * a marker does not depend on how fast the machine writes them. A marker
+ * older than a minute stops waiting for unrelated files. */
 static int marker_waits(struct upq *q, const struct item *m, int64_t t)
 {
 	size_t n = strlen(m->key);
 	int old = t - m->created_ms > 60000;
 	struct item *it;
+
+	if (!old && q->writers > 0)
+		return 1;
 
 	for (it = q->head; it; it = it->next) {
 		if (it->marker || it->state == S_FAILED ||
@@ -925,7 +931,7 @@ enum mfs_err upq_new(const struct upq_config *cfg, struct mcache *mc,
 	if (q->cfg.hold_ms <= 0)
 		q->cfg.hold_ms = 5000;
 	if (q->cfg.marker_ms <= 0)
-		q->cfg.marker_ms = 1000;
+		q->cfg.marker_ms = 2000;
 	if (q->cfg.settle_ms < 0)
 		q->cfg.settle_ms = 0;
 	else if (!q->cfg.settle_ms)
@@ -1352,6 +1358,9 @@ void upq_tally(struct upq *q, const struct backend *be, const char *prefix,
 	for (it = q->head; it; it = it->next) {
 		if ((be && it->be != be) || !under(it->key, prefix))
 			continue;
+		if (it->marker && it->state == S_QUEUED &&
+		    marker_not_needed(q, it))
+			continue;	/* will be dropped: nothing to wait for */
 		if (it->state == S_HELD || it->state == S_QUEUED) {
 			t->pending++;
 		} else if (it->state == S_RUNNING) {
@@ -1396,6 +1405,9 @@ enum mfs_err upq_wait_under(struct upq *q, const struct backend *be,
 				failed = it;
 			if (it->state == S_FAILED || it->state == S_DONE)
 				continue;
+			if (it->marker && it->state == S_QUEUED &&
+			    marker_not_needed(q, it))
+				continue;	/* will be dropped */
 			busy++;
 			/* files start now; a directory marker keeps waiting
 			 * for a file to land below it (then it is dropped) */
@@ -1522,4 +1534,15 @@ int upq_retry(struct upq *q, const int64_t *jids, int n)
 		pthread_cond_broadcast(&q->work);
 	pthread_mutex_unlock(&q->lock);
 	return count;
+}
+
+void upq_writers(struct upq *q, int delta)
+{
+	if (!q)
+		return;
+	pthread_mutex_lock(&q->lock);
+	q->writers += delta;
+	if (q->writers < 0)
+		q->writers = 0;
+	pthread_mutex_unlock(&q->lock);
 }

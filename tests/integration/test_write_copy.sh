@@ -25,8 +25,8 @@ t0=$(date +%s.%N)
 cp -r "$T/src" "$MNT/cp" || fail "cp -r" "exit $?"
 t1=$(date +%s.%N)
 wait_uploads "$JOURNAL" || fail "cp -r uploads" "not finished"
-puts=$(req_since "$m" '^PUT /wcopy/cp/.*[^/] 200$')
-markers=$(req_since "$m" '^PUT /wcopy/cp/.*/ 200$')
+puts=$(req_since "$m" '^PUT /wcopy/cp/.*[^/] 200( [-0-9]+)?$')
+markers=$(req_since "$m" '^PUT /wcopy/cp/.*/ 200( [-0-9]+)?$')
 parts=$(req_since "$m" 'partNumber=')
 mpu=$(req_since "$m" '^POST .*uploads')
 copies=$(req_since "$m" '^COPY ')

@@ -6,7 +6,8 @@ Creates DIR (config, rings, data), starts proxy (the S3 endpoint on PORT) and
 object/container/account servers on free ports, prints "ready" on stdout when
 the endpoint answers, and runs until SIGTERM. Credentials: access key
 "test:tester", secret "testing" (tempauth). Every S3 request is appended to the
-request log as "METHOD PATH?QUERY STATUS" (one line each) for request counting.
+request log as "METHOD PATH?QUERY STATUS LENGTH" (one line each; LENGTH is the
+response's Content-Length, "-" when it has none) for request and byte counting.
 Must run under Debian's /usr/bin/python3 (python3-swift).
 """
 import os
@@ -86,10 +87,13 @@ def reqlog_filter_factory(global_conf, **local_conf):
 
     def wrap(app):
         def mw(environ, start_response):
-            status = ['-']
+            status = ['-', '-']
 
             def sr(st, headers, exc_info=None):
                 status[0] = st.split(' ', 1)[0]
+                for k, v in headers:
+                    if k.lower() == 'content-length':
+                        status[1] = v
                 return start_response(st, headers, exc_info)
             try:
                 return app(environ, sr)
@@ -100,11 +104,11 @@ def reqlog_filter_factory(global_conf, **local_conf):
                     # a CopyObject is a PUT on the wire: name it
                     if m == 'PUT' and 'HTTP_X_AMZ_COPY_SOURCE' in environ:
                         m = 'COPY'
-                    f.write('%s %s%s %s\n' % (
+                    f.write('%s %s%s %s %s\n' % (
                         m,
                         environ.get('RAW_PATH_INFO',
                                     environ.get('PATH_INFO', '')),
-                        ('?' + q) if q else '', status[0]))
+                        ('?' + q) if q else '', status[0], status[1]))
         return mw
     return wrap
 
@@ -288,7 +292,7 @@ def main():
 
     # ready = all four servers accept connections (the proxy alone would
     # answer NoSuchBucket/503 while its backends start)
-    deadline = time.time() + 120	# a busy machine (load 30) starts it slowly
+    deadline = time.time() + 120  # a loaded machine (sanitizer runs)
     for p in [port] + list(ports.values()):
         while True:
             try:
