@@ -33,6 +33,8 @@ enum mfs_err str_uri_decode(const char *s, size_t n, int plus_space,
 
 /* Lowercase hex of n bytes into out (2n + 1 bytes). */
 void str_hex(const unsigned char *p, size_t n, char *out);
+/* The value of one hex digit, -1 for any other character. */
+int str_hexval(char c);
 
 /* "2024-05-01T10:00:00.000Z" -> ns since the epoch. */
 enum mfs_err str_parse_iso8601(const char *s, int64_t *ns);

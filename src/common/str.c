@@ -83,7 +83,7 @@ enum mfs_err str_uri_encode(struct buf *out, const char *s, size_t n,
 	return rc;
 }
 
-static int hexval(char c)
+int str_hexval(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -105,8 +105,8 @@ enum mfs_err str_uri_decode(const char *s, size_t n, int plus_space,
 		return MFS_ENOMEM;
 	for (i = 0; i < n; i++) {
 		if (s[i] == '%') {
-			int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
-			int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+			int hi = i + 1 < n ? str_hexval(s[i + 1]) : -1;
+			int lo = i + 2 < n ? str_hexval(s[i + 2]) : -1;
 
 			/* %00 would cut the name short: refuse it too. */
 			if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {

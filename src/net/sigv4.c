@@ -289,17 +289,6 @@ void sigv4_content_md5(const void *p, size_t n, char out[25])
 	EVP_EncodeBlock((unsigned char *)out, md, 16);
 }
 
-static int hexv(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 int sigv4_md5_from_hex(const char *hex, unsigned char md[16])
 {
 	int i;
@@ -307,7 +296,8 @@ int sigv4_md5_from_hex(const char *hex, unsigned char md[16])
 	if (!hex || strlen(hex) != 32)
 		return -1;
 	for (i = 0; i < 16; i++) {
-		int hi = hexv(hex[2 * i]), lo = hexv(hex[2 * i + 1]);
+		int hi = str_hexval(hex[2 * i]);
+		int lo = str_hexval(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return -1;
