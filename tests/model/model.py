@@ -596,7 +596,8 @@ class Runner:
                 raise Mismatch('store %s: content type %s, model %s' %
                                (p, ctype, want), defect=6)
         implied = set()
-        for k in files:
+        # a directory is on the store through a file or a marker below it
+        for k in list(files) + [d + '/x' for d in markers if d]:
             d = Model.parent(k)
             while d:
                 implied.add(d)
