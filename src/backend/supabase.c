@@ -944,6 +944,7 @@ static void sb_free(struct backend *be)
 	sb = be->priv;
 	if (sb) {
 		http_client_free(sb->http);
+		keylock_free(sb->moves);
 		free(sb->base);
 		free(sb->origin);
 		if (sb->key) {
@@ -999,6 +1000,11 @@ enum mfs_err supabase_backend_create(struct ini *ini, struct ini_section *sec,
 		return MFS_ENOMEM;
 	sb = be->priv;
 	pthread_mutex_init(&sb->lock, NULL);
+	sb->moves = keylock_new();
+	if (!sb->moves) {
+		sb_free(be);
+		return MFS_ENOMEM;
+	}
 	snprintf(where, sizeof(where), "%s:%d: [%s]", ini->path, sec->line,
 		 sec->name);
 	rc = backend_check_keys(ini, sec, sb_keys, eb);

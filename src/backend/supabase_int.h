@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "common/keylock.h"
 #include "net/http.h"
 #include "net/json.h"
 
@@ -37,6 +38,8 @@ struct supa {
 	int retries;
 	long backoff_ms;
 	struct http_client *http;
+	struct keylock *moves;	/* "bucket/key"s a move is about: one move
+				 * of a key at a time (API-NOTES F19) */
 
 	pthread_mutex_t lock;
 	int v1_only;			/* guarded: list-v2 unavailable */

@@ -692,16 +692,30 @@ static enum mfs_err move_checked(struct backend *be, const char *src,
 	}
 }
 
+/* Moves of one key wait for each other (API-NOTES F19): a move holds its
+ * source and its target in sb->moves until its answer is settled, so
+ * `mv a b` racing `mv b c` (or a folder rename moving a file that is being
+ * renamed alone) reach the server one after the other; the second then
+ * finds the key gone or there, never a half-done move. */
 enum mfs_err supabase_move(struct backend *be, const char *src,
 			   const char *dst, struct errbuf *eb)
 {
-	enum mfs_err rc = move_checked(be, src, dst, eb);
+	struct supa *sb = be->priv;
+	enum mfs_err rc;
+	int waited = keylock_acquire(sb->moves, src, dst);
 
+	if (waited < 0)
+		return MFS_ENOMEM;
+	if (waited)
+		log_info("move %s -> %s: waited for another move of the same key",
+			 src, dst);
+	rc = move_checked(be, src, dst, eb);
 	if (rc == MFS_EEXIST) {
 		rc = supabase_del(be, dst, eb);
 		if (!rc)
 			rc = move_checked(be, src, dst, eb);
 	}
+	keylock_release(sb->moves, src, dst);
 	return rc;
 }
 

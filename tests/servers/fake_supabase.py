@@ -43,6 +43,12 @@ x-upsert: true -- the POST and each PATCH (409 text/plain "The resource
 already exists" otherwise); a wrong Upload-Offset is 409 text/plain
 "Upload-Offset conflict"; the object made has the version named in the
 upload's id (base64url of bucket/object/version).
+  move_ms=N     each move stays in flight N ms before it is done (so two
+                moves can overlap)
+Two moves of one key at once (F19): a move whose source or destination is
+the source or destination of a move still in flight answers 500 (ENOENT,
+as the real file backend) and leaves an orphan version: one line
+"bucket/key" in STATE_DIR/orphans.
   hold_key=TEXT hold every PUT/POST/PATCH whose path contains TEXT until
                 the line is gone (noted in STATE_DIR/control.held)
 STATE_DIR/requests.log gets one line per request: "METHOD PATH STATUS".
@@ -140,6 +146,7 @@ class State:
         self.seeded = False
         self.puts = 0           # REST uploads seen (put_lie, put_err200)
         self.tries = {}         # key -> REST uploads seen (put_bad_first)
+        self.moving = set()     # (bucket, key)s of moves in flight (F19)
         self.log = open(os.path.join(statedir, 'requests.log'), 'a',
                         buffering=1)
 
@@ -548,6 +555,29 @@ class Handler(QuietHandler):
     def move(self, j):
         st = self.state
         sb, sk, db, dk = self.move_args(j)
+        keys = {(sb, sk), (db, dk)}
+        with st.lock:
+            if keys & st.moving:
+                # F19: the real file backend renames a version file the
+                # other move renamed first; its copy stays behind
+                with open(os.path.join(st.dir, 'orphans'), 'a') as f:
+                    f.write('%s/%s\n' % (sb, sk))
+                raise Err('InternalError', 500, 'Internal',
+                          "ENOENT: no such file or directory, rename '%s/%s'"
+                          % (sb, sk), http_status=500)
+            st.moving |= keys
+        try:
+            time.sleep(int(st.control().get('move_ms', 0)) / 1000.0)
+            self.move_now(sb, sk, db, dk)
+        finally:
+            # out of flight before the answer leaves: a client that
+            # moves the key again after it is not concurrent
+            with st.lock:
+                st.moving -= keys
+        return self.reply(200, {'message': 'Successfully moved'})
+
+    def move_now(self, sb, sk, db, dk):
+        st = self.state
         with st.lock:
             src, dst = st.bucket(sb), st.bucket(db)
             o = src['objects'].get(sk)
@@ -559,7 +589,6 @@ class Handler(QuietHandler):
             del src['objects'][sk]
             o.updated = now_iso()
             dst['objects'][dk] = o
-        return self.reply(200, {'message': 'Successfully moved'})
 
     def copy(self, j):
         st = self.state

@@ -1,11 +1,15 @@
 /* common/: percent-encoding, time parsing, names, INI parsing, secrets
- * (env:, file:, literal, and the permission rules), log redaction. */
+ * (env:, file:, literal, and the permission rules), log redaction, key
+ * locks (a taker of a held name waits; overlapping pairs never deadlock). */
 #include <fcntl.h>
+#include <pthread.h>
+#include <time.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/ini.h"
+#include "common/keylock.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "unit.h"
@@ -263,6 +267,54 @@ static void test_buf_cap(void)
 	buf_cleanup(&b);
 }
 
+struct taker {
+	struct keylock *kl;
+	const char *a, *b;
+	int done;	/* atomic */
+};
+
+static void *take(void *arg)
+{
+	struct taker *t = arg;
+
+	if (keylock_acquire(t->kl, t->a, t->b) == 1) {
+		__atomic_store_n(&t->done, 1, __ATOMIC_SEQ_CST);
+		keylock_release(t->kl, t->a, t->b);
+	}
+	return NULL;
+}
+
+static void test_keylock(void)
+{
+	struct keylock *kl = keylock_new();
+	struct taker t = { kl, "b/k2", "b/k3", 0 };
+	pthread_t th;
+	time_t until = time(NULL) + 60;
+
+	CASE("key locks: a pair sharing a held name waits until its release");
+	CHECK(kl != NULL);
+	if (!kl)
+		return;
+	CHECK(keylock_acquire(kl, "b/k1", "b/k2") == 0);
+	CHECK(keylock_acquire(kl, "b/other", "b/other") == 0);	/* disjoint */
+	CHECK(keylock_waits(kl) == 0);
+	keylock_release(kl, "b/other", "b/other");
+	CHECK(pthread_create(&th, NULL, take, &t) == 0);
+	while (keylock_waits(kl) < 1 && time(NULL) < until)
+		usleep(1000);
+	CHECK(keylock_waits(kl) == 1);
+	CHECK(__atomic_load_n(&t.done, __ATOMIC_SEQ_CST) == 0);
+	keylock_release(kl, "b/k1", "b/k2");
+	pthread_join(th, NULL);
+	CHECK(t.done == 1);
+	CASE("key locks: a released name can be taken again, alone");
+	CHECK(keylock_acquire(kl, "b/k2", NULL) == 0);
+	keylock_release(kl, "b/k2", NULL);
+	CHECK(keylock_waits(kl) == 1);
+	keylock_free(kl);
+	keylock_free(NULL);
+}
+
 int main(void)
 {
 	test_uri();
@@ -271,5 +323,6 @@ int main(void)
 	test_ini();
 	test_secrets();
 	test_buf_cap();
+	test_keylock();
 	return unit_report();
 }
