@@ -189,6 +189,23 @@ static int already_there(const struct stat *sst, const char *dst)
 	return strtoll(v, NULL, 10) == (long long)sst->st_size;
 }
 
+/* The source's own content type (a mediafs mount shows it as
+ * user.mediafs.content_type), when it says more than "bytes": a plan that
+ * decided no type (no {ext} in its rule) copies each object with the type
+ * it had (S5: same keys, same Content-Type). NULL when there is none. */
+static const char *source_type(int fd, char *buf, size_t cap)
+{
+	ssize_t n = fgetxattr(fd, "user.mediafs.content_type", buf, cap - 1);
+
+	if (n <= 0)
+		return NULL;
+	buf[n] = '\0';
+	if (!strcmp(buf, "application/octet-stream") ||
+	    !strcmp(buf, "binary/octet-stream") || strchr(buf, '\n'))
+		return NULL;
+	return buf;
+}
+
 /* Copy one file; 0 on success, else errno with what in *step. type (the
  * plan's decision, or NULL) is set as the upload's content type. */
 static int copy_one(const char *src, const char *dst, const char *type,
@@ -198,6 +215,7 @@ static int copy_one(const char *src, const char *dst, const char *type,
 	int in = -1, out = -1, err = 0;
 	struct stat st;
 	ssize_t r;
+	char stype[256];
 
 	*step = "out of memory";
 	if (!dir)
@@ -276,6 +294,8 @@ static int copy_one(const char *src, const char *dst, const char *type,
 		 * type uploaded: it rides with the upload (a target that keeps
 		 * no user xattrs is no mediafs mount: nothing to tell) */
 		*step = "setting the content type";
+		if (!type)
+			type = source_type(in, stype, sizeof(stype));
 		if (type && fsetxattr(out, "user.mediafs.content_type", type,
 				      strlen(type), 0) && errno != ENOTSUP) {
 			err = errno;
