@@ -193,9 +193,12 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 
 /* Queue the upload of w's content: the staging file is handed to the
  * queue (no copy); w keeps its descriptor to read, and a later write
- * reclaims the file (wfile_reclaim). Caller holds a reference and not
- * fs->lock. */
-static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w,
+ * reclaims the file (wfile_reclaim). last: the last reference goes (the
+ * release), so an empty file a backend cannot store fails for good; a
+ * flush or fsync of a still-empty file only answers the refusal, as
+ * another descriptor (the shell's dup'd stdout) may still write it.
+ * Caller holds a reference and not fs->lock. */
+static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w, int last,
 				 struct errbuf *eb)
 {
 	struct upq_meta meta;
@@ -217,12 +220,16 @@ static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w,
 	if (fstat(w->fd, &st))
 		st.st_size = 0;
 	if (!st.st_size && (r->be->ops->caps & BE_CAP_NO_EMPTY)) {
-		/* refused now, so close() says so (not a silent drop) */
-		log_warn("remote [%s]: '%s' is empty and %s cannot store empty files: not uploaded",
-			 r->name, n.key, r->be->ops->type);
-		pthread_mutex_lock(&fs->lock);
-		w->failed = MFS_EUNSUPP;
-		pthread_mutex_unlock(&fs->lock);
+		/* refused now, so close() says so (not a silent drop); not
+		 * for good while a descriptor may still write it */
+		log_warn("remote [%s]: '%s' is empty and %s cannot store empty files: not uploaded%s",
+			 r->name, n.key, r->be->ops->type,
+			 last ? "" : " while empty");
+		if (last) {
+			pthread_mutex_lock(&fs->lock);
+			w->failed = MFS_EUNSUPP;
+			pthread_mutex_unlock(&fs->lock);
+		}
 		rc = eb_set(eb, MFS_EUNSUPP, "'%s': %s cannot store empty files",
 			    n.key, r->be->ops->type);
 		mc_node_cleanup(&n);
@@ -405,8 +412,8 @@ static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 	if (!last)
 		return MFS_OK;
 	if (commit)
-		rc = wfile_commit(fs, w, eb);
-	else if (w->failed && w->dirty)
+		rc = wfile_commit(fs, w, 1, eb);
+	if (w->failed && w->dirty)
 		discard_failed(fs, w);
 	pthread_mutex_lock(&fs->lock);
 	if (w->refs == 0) {
@@ -417,7 +424,7 @@ static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 			}
 		pthread_mutex_unlock(&fs->lock);
 		upq_writers(fs->cfg.upq, -1);
-		if (rc) {
+		if (rc && !w->failed) {
 			/* could not queue it: keep the staged file and say
 			 * where it is rather than lose it */
 			log_err("upload of inode %llu not queued; its data is kept in %s",
@@ -679,7 +686,7 @@ enum mfs_err fs_flush(struct fs_file *f, struct errbuf *eb)
 	 * handle may still write (a dup'd fd), then release queues again */
 	if (!commit)
 		return MFS_OK;
-	rc = wfile_commit(f->fs, w, eb);
+	rc = wfile_commit(f->fs, w, 0, eb);
 	/* -o sync_close: close() returns when the file is on the store, with
 	 * the upload's error, so cp's exit status says so */
 	if (!rc && f->fs->cfg.sync_close)
@@ -708,7 +715,7 @@ enum mfs_err fs_fsync(struct fs_file *f, struct errbuf *eb)
 			return MFS_OK;
 	}
 	if (dirty)
-		rc = wfile_commit(f->fs, f->w, eb);
+		rc = wfile_commit(f->fs, f->w, 0, eb);
 	if (!rc)
 		rc = upq_wait(f->fs->cfg.upq, f->ino, eb);
 	return rc;
