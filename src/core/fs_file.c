@@ -41,6 +41,16 @@ static void wfile_free(struct wfile *w)
 	free(w);
 }
 
+/* Caller holds fs->lock: w's bytes change. A content type given by
+ * setfattr (or kept from an outside writer) described the old bytes: the
+ * upload of the new ones sniffs (README, "Content types"). */
+static void wfile_changed(struct wfile *w)
+{
+	w->dirty = 1;
+	w->meta_set &= ~UQ_META_CTYPE;
+	w->meta.content_type[0] = '\0';
+}
+
 /* Fetch the first limit bytes of w's object from the server into its
  * staging file, once (to modify it in place). */
 static enum mfs_err wfile_load(struct fs *fs, struct wfile *w, uint64_t limit,
@@ -112,7 +122,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 				      strerror(errno));
 		if (trunc) {
 			pthread_mutex_lock(&fs->lock);
-			w->dirty = 1;
+			wfile_changed(w);
 			pthread_mutex_unlock(&fs->lock);
 		}
 		*out = w;
@@ -144,6 +154,8 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 		else if (trunc && ftruncate(w->fd, 0))
 			rc = eb_set(eb, stage_errno(errno), "truncate: %s",
 				    strerror(errno));
+		else if (trunc)
+			wfile_changed(w);	/* not shared yet */
 	} else {
 		/* upq_take waited for a running upload of n: it has landed
 		 * since (then its content is fetched from the server like any
@@ -660,7 +672,7 @@ enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
 		return rc;
 	}
 	pthread_mutex_lock(&f->fs->lock);
-	f->w->dirty = 1;
+	wfile_changed(f->w);
 	pthread_mutex_unlock(&f->fs->lock);
 	*done = (size_t)n;
 	return MFS_OK;
@@ -871,7 +883,7 @@ enum mfs_err fs_setattr(struct fs *fs, uint64_t ino,
 					    "truncate: %s", strerror(errno));
 			if (!rc) {
 				pthread_mutex_lock(&fs->lock);
-				w->dirty = 1;
+				wfile_changed(w);
 				pthread_mutex_unlock(&fs->lock);
 			}
 			prc = wfile_put(fs, w, eb);
