@@ -41,6 +41,9 @@ enum backend_cap {
 	BE_CAP_NO_CLOBBER = 1 << 10,	/* move refuses an existing target:
 					 * renaming a stored file over
 					 * another is EEXIST */
+	BE_CAP_TYPES = 1 << 11,		/* keeps the content type sent with
+					 * a put or a metadata-replacing
+					 * copy (ImageKit decides its own) */
 };
 
 /* Part size for a multipart upload of size bytes: equal parts of

@@ -50,6 +50,9 @@ struct mc_entry {
 	uint64_t size;
 	int64_t mtime_ns;
 	const char *etag;	/* "" when unknown */
+	uint32_t mode;		/* permission bits when the listing carries
+				 * them (ImageKit's custom metadata), 0 =
+				 * unknown */
 };
 
 struct mcache;

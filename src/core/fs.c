@@ -293,6 +293,7 @@ struct centry {
 	int kind;
 	uint64_t size;
 	int64_t mtime_ns;
+	uint32_t mode;		/* 0 = the listing does not say */
 	char etag[80];
 };
 
@@ -323,6 +324,7 @@ static enum mfs_err collect_cb(void *ud, const char *name,
 	e->kind = m->kind == OBJ_DIR ? MC_DIR : MC_FILE;
 	e->size = m->size;
 	e->mtime_ns = m->mtime_ns;
+	e->mode = m->mode;
 	memcpy(e->etag, m->etag, sizeof(e->etag));
 	c->n++;
 	return MFS_OK;
@@ -369,6 +371,7 @@ static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
 			me[n].size = c.e[i].size;
 			me[n].mtime_ns = c.e[i].mtime_ns;
 			me[n].etag = c.e[i].etag;
+			me[n].mode = c.e[i].mode;
 			n++;
 		}
 	}

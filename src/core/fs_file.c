@@ -41,6 +41,16 @@ static void wfile_free(struct wfile *w)
 	free(w);
 }
 
+/* Caller holds fs->lock: w's bytes change. A content type given by
+ * setfattr (or kept from an outside writer) described the old bytes: the
+ * upload of the new ones sniffs (README, "Content types"). */
+static void wfile_changed(struct wfile *w)
+{
+	w->dirty = 1;
+	w->meta_set &= ~UQ_META_CTYPE;
+	w->meta.content_type[0] = '\0';
+}
+
 /* Fetch the first limit bytes of w's object from the server into its
  * staging file, once (to modify it in place). */
 static enum mfs_err wfile_load(struct fs *fs, struct wfile *w, uint64_t limit,
@@ -112,7 +122,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 				      strerror(errno));
 		if (trunc) {
 			pthread_mutex_lock(&fs->lock);
-			w->dirty = 1;
+			wfile_changed(w);
 			pthread_mutex_unlock(&fs->lock);
 		}
 		*out = w;
@@ -144,6 +154,8 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 		else if (trunc && ftruncate(w->fd, 0))
 			rc = eb_set(eb, stage_errno(errno), "truncate: %s",
 				    strerror(errno));
+		else if (trunc)
+			wfile_changed(w);	/* not shared yet */
 	} else {
 		/* upq_take waited for a running upload of n: it has landed
 		 * since (then its content is fetched from the server like any
@@ -193,9 +205,12 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 
 /* Queue the upload of w's content: the staging file is handed to the
  * queue (no copy); w keeps its descriptor to read, and a later write
- * reclaims the file (wfile_reclaim). Caller holds a reference and not
- * fs->lock. */
-static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w,
+ * reclaims the file (wfile_reclaim). last: the last reference goes (the
+ * release), so an empty file a backend cannot store fails for good; a
+ * flush or fsync of a still-empty file only answers the refusal, as
+ * another descriptor (the shell's dup'd stdout) may still write it.
+ * Caller holds a reference and not fs->lock. */
+static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w, int last,
 				 struct errbuf *eb)
 {
 	struct upq_meta meta;
@@ -217,12 +232,16 @@ static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w,
 	if (fstat(w->fd, &st))
 		st.st_size = 0;
 	if (!st.st_size && (r->be->ops->caps & BE_CAP_NO_EMPTY)) {
-		/* refused now, so close() says so (not a silent drop) */
-		log_warn("remote [%s]: '%s' is empty and %s cannot store empty files: not uploaded",
-			 r->name, n.key, r->be->ops->type);
-		pthread_mutex_lock(&fs->lock);
-		w->failed = MFS_EUNSUPP;
-		pthread_mutex_unlock(&fs->lock);
+		/* refused now, so close() says so (not a silent drop); not
+		 * for good while a descriptor may still write it */
+		log_warn("remote [%s]: '%s' is empty and %s cannot store empty files: not uploaded%s",
+			 r->name, n.key, r->be->ops->type,
+			 last ? "" : " while empty");
+		if (last) {
+			pthread_mutex_lock(&fs->lock);
+			w->failed = MFS_EUNSUPP;
+			pthread_mutex_unlock(&fs->lock);
+		}
 		rc = eb_set(eb, MFS_EUNSUPP, "'%s': %s cannot store empty files",
 			    n.key, r->be->ops->type);
 		mc_node_cleanup(&n);
@@ -405,8 +424,8 @@ static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 	if (!last)
 		return MFS_OK;
 	if (commit)
-		rc = wfile_commit(fs, w, eb);
-	else if (w->failed && w->dirty)
+		rc = wfile_commit(fs, w, 1, eb);
+	if (w->failed && w->dirty)
 		discard_failed(fs, w);
 	pthread_mutex_lock(&fs->lock);
 	if (w->refs == 0) {
@@ -417,7 +436,7 @@ static enum mfs_err wfile_put(struct fs *fs, struct wfile *w,
 			}
 		pthread_mutex_unlock(&fs->lock);
 		upq_writers(fs->cfg.upq, -1);
-		if (rc) {
+		if (rc && !w->failed) {
 			/* could not queue it: keep the staged file and say
 			 * where it is rather than lose it */
 			log_err("upload of inode %llu not queued; its data is kept in %s",
@@ -653,7 +672,7 @@ enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
 		return rc;
 	}
 	pthread_mutex_lock(&f->fs->lock);
-	f->w->dirty = 1;
+	wfile_changed(f->w);
 	pthread_mutex_unlock(&f->fs->lock);
 	*done = (size_t)n;
 	return MFS_OK;
@@ -679,7 +698,7 @@ enum mfs_err fs_flush(struct fs_file *f, struct errbuf *eb)
 	 * handle may still write (a dup'd fd), then release queues again */
 	if (!commit)
 		return MFS_OK;
-	rc = wfile_commit(f->fs, w, eb);
+	rc = wfile_commit(f->fs, w, 0, eb);
 	/* -o sync_close: close() returns when the file is on the store, with
 	 * the upload's error, so cp's exit status says so */
 	if (!rc && f->fs->cfg.sync_close)
@@ -708,7 +727,7 @@ enum mfs_err fs_fsync(struct fs_file *f, struct errbuf *eb)
 			return MFS_OK;
 	}
 	if (dirty)
-		rc = wfile_commit(f->fs, f->w, eb);
+		rc = wfile_commit(f->fs, f->w, 0, eb);
 	if (!rc)
 		rc = upq_wait(f->fs->cfg.upq, f->ino, eb);
 	return rc;
@@ -864,7 +883,7 @@ enum mfs_err fs_setattr(struct fs *fs, uint64_t ino,
 					    "truncate: %s", strerror(errno));
 			if (!rc) {
 				pthread_mutex_lock(&fs->lock);
-				w->dirty = 1;
+				wfile_changed(w);
 				pthread_mutex_unlock(&fs->lock);
 			}
 			prc = wfile_put(fs, w, eb);

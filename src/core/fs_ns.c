@@ -15,6 +15,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "fs_int.h"
+#include "meta/sniff.h"
 
 #define COPY_THREADS 8
 
@@ -234,11 +235,53 @@ static int stored_as_is(struct fs *fs, const struct mc_node *n)
 	return !writing;
 }
 
+/* The type stored file n takes under newname, into type ("" when it
+ * keeps its own). A type is one of the bytes and the final name (the name
+ * breaks ties, src/meta/sniff.c), so it changes only when the old and new
+ * names break ties differently, and only when the stored type is the one
+ * the bytes and the old name give (a type set by setfattr or an outside
+ * writer stays; the generic application/octet-stream counts as none).
+ * Costs a HEAD when the type is not known yet and one ranged GET of the
+ * first SNIFF_BYTES, for such renames only, on stores that keep types. */
+static enum mfs_err retype(struct fs *fs, struct fs_remote *r,
+			   struct mc_node *n, const char *newname, char *type,
+			   size_t cap, struct errbuf *eb)
+{
+	char was[128], now[128], *buf;
+	size_t got = 0;
+	enum mfs_err rc;
+
+	type[0] = '\0';
+	if (!(r->be->ops->caps & BE_CAP_TYPES) || !fs->cfg.sniff)
+		return MFS_OK;
+	sniff_type(NULL, "", 0, n->name, was, sizeof(was));
+	sniff_type(NULL, "", 0, newname, now, sizeof(now));
+	if (!strcmp(was, now))
+		return MFS_OK;	/* both names break ties alike */
+	rc = fsi_full(fs, n, eb);
+	buf = rc ? NULL : malloc(SNIFF_BYTES);
+	if (!rc && !buf)
+		rc = MFS_ENOMEM;
+	if (!rc)
+		rc = r->be->ops->get(r->be, n->key, 0, SNIFF_BYTES, n->etag,
+				     buf, &got, eb);
+	if (!rc) {
+		sniff_type(fs->cfg.sniff, buf, got, n->name, was, sizeof(was));
+		sniff_type(fs->cfg.sniff, buf, got, newname, now, sizeof(now));
+		if ((fsi_vague_type(n->ctype) || !strcmp(n->ctype, was)) &&
+		    strcmp(n->ctype, now))
+			snprintf(type, cap, "%s", now);
+	}
+	free(buf);
+	return rc;
+}
+
 static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 				struct mc_node *n, uint64_t newparent,
 				const char *newname, const char *newkey,
 				struct errbuf *eb)
 {
+	char type[128] = "";
 	enum upq_hit hit = upq_rename(fs->cfg.upq, n->ino, newkey);
 	enum mfs_err rc = MFS_OK;
 	int writing;
@@ -254,6 +297,31 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	} else if (n->pending) {
 		/* staged content whose upload failed: nothing on the server
 		 * to move */
+	} else if ((rc = retype(fs, r, n, newname, type, sizeof(type), eb))) {
+		/* (nothing moved) */
+	} else if (type[0]) {
+		/* a copy under the new name with the new type */
+		struct put_meta pm = { 0 };
+		struct obj_meta out = { 0 };
+
+		pm.content_type = type;
+		pm.cache_control = n->cc[0] ? n->cc : NULL;
+		pm.mtime_ns = n->mtime_ns;
+		pm.mode = S_IFREG | (n->mode ? n->mode : fs->cfg.file_mode);
+		rc = r->be->ops->copy(r->be, n->key, newkey, &pm, &out, eb);
+		if (!rc)
+			rc = r->be->ops->del(r->be, n->key, eb);
+		if (!rc) {
+			struct mc_set s = { 0 };
+
+			s.mask = MC_SET_CTYPE | (out.etag[0] ? MC_SET_ETAG : 0);
+			s.ctype = type;
+			s.etag = out.etag;
+			rc = mcache_set(fs->mc, n->ino, &s);
+		}
+		if (!rc)
+			log_info("renamed %s to %s: its type is now %s",
+				 n->key, newkey, type);
 	} else if (r->be->ops->move) {
 		rc = r->be->ops->move(r->be, n->key, newkey, eb);
 	} else {

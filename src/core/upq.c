@@ -41,6 +41,9 @@ struct item {
 	int64_t hold_until_ms;	/* guarded: S_HELD until then */
 	int64_t not_before_ms;	/* guarded: S_QUEUED does not start before */
 	int meta_changed;	/* guarded: while running */
+	int sniffed;		/* guarded: meta.content_type came from the
+				 * bytes and the name (no setfattr): a
+				 * rename after the upload types again */
 	char *rename_to;	/* guarded: while running */
 	int cancelled;		/* guarded: unlinked while running */
 	int discarded;		/* guarded: cancelled, and what landed was
@@ -416,6 +419,22 @@ static void sniff_staged(struct upq *q, int fd, const char *key,
 		   sizeof(meta->content_type));
 }
 
+/* The type of staged file path under the name key, into meta (a sniffed
+ * type is replaced; the file unreadable: meta stays). */
+static void resniff(struct upq *q, const char *path, const char *key,
+		    struct upq_meta *meta)
+{
+	struct upq_meta m = *meta;
+	int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+
+	if (fd < 0)
+		return;
+	m.content_type[0] = '\0';
+	sniff_staged(q, fd, key, &m);
+	close(fd);
+	memcpy(meta->content_type, m.content_type, sizeof(m.content_type));
+}
+
 static const struct hook_cfg *hook_of(const struct upq *q,
 				      const struct backend *be)
 {
@@ -599,14 +618,26 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 			pthread_mutex_lock(&q->lock);
 		} else if (it->rename_to) {
 			char *to = it->rename_to;
+			int sniffed = it->sniffed;
 
 			it->rename_to = NULL;
 			it->meta_changed = 0;
 			pthread_mutex_unlock(&q->lock);
+			/* the type is one of the final name: sniffed again
+			 * with it, as an upload that started after the rename
+			 * would have (the staged file is still here) */
+			if (sniffed) {
+				resniff(q, it->stage_path, to, &meta);
+				put_meta_from(&meta, &pm);
+			}
 			rc = be->ops->copy(be, key, to, &pm, out, eb);
 			if (!rc)
 				rc = be->ops->del(be, key, eb);
 			pthread_mutex_lock(&q->lock);
+			if (!rc && sniffed && it->sniffed)
+				memcpy(it->meta.content_type,
+				       meta.content_type,
+				       sizeof(meta.content_type));
 			free(it->key);
 			it->key = to;
 		} else {
@@ -794,9 +825,11 @@ static void *worker(void *arg)
 		free(key);
 
 		pthread_mutex_lock(&q->lock);
-		if (!rc && !it->meta.content_type[0])	/* the sniffed type */
+		if (!rc && !it->meta.content_type[0]) {	/* the sniffed type */
 			memcpy(it->meta.content_type, meta.content_type,
 			       sizeof(meta.content_type));
+			it->sniffed = 1;
+		}
 		if (!rc)
 			rc = after_upload(q, it, &out, &eb);
 		q->st.running--;
@@ -1113,6 +1146,8 @@ enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 	it = find(q, ino);
 	if (it) {
 		upq_meta_apply(&it->meta, bits, m);
+		if (bits & UQ_META_CTYPE)
+			it->sniffed = 0;	/* given: stays on a rename */
 		if (it->state == S_RUNNING) {
 			it->meta_changed = 1;
 			hit = UQ_AFTER;

@@ -36,10 +36,11 @@ static const char *const sql[S_COUNT] = {
 		  "CASE WHEN sniff_etag=etag THEN stype END FROM node "
 		       "WHERE parent=?1 ORDER BY name",
 	[S_INSERT] = "INSERT INTO node(parent,name,kind,rid,size,mtime_ns,"
-		     "etag,key,seen) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9)",
+		     "etag,key,seen,mode) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
+		     "?10)",
 	/* etag changed or unknown: listing values win, HEAD data is stale */
 	[S_UPDATE_LISTED] = "UPDATE node SET size=?2,mtime_ns=?3,etag=?4,"
-			    "full=0,mode=0,ctype=NULL,seen=?5 WHERE ino=?1",
+			    "full=0,mode=?6,ctype=NULL,seen=?5 WHERE ino=?1",
 	[S_UPDATE_KEEP] = "UPDATE node SET seen=?2 WHERE ino=?1",
 	[S_SET_LISTED] = "UPDATE node SET listed_at=?2 WHERE ino=?1",
 	[S_MARK] = "UPDATE node SET seen=?2 WHERE ino=?1",
@@ -376,6 +377,7 @@ static int insert_child(struct mcache *mc, const struct mc_node *dir,
 	sqlite3_bind_text(st, 7, e->etag ? e->etag : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, key, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 9, mc->gen);
+	sqlite3_bind_int(st, 10, (int)(e->mode & 07777));
 	ok = step_done(st);
 	free(key);
 	if (ok && ino)
@@ -420,6 +422,7 @@ static int merge_entry(struct mcache *mc, const struct mc_node *dir,
 		sqlite3_bind_text(st, 4, e->etag ? e->etag : "", -1,
 				  SQLITE_STATIC);
 		sqlite3_bind_int64(st, 5, mc->gen);
+		sqlite3_bind_int(st, 6, (int)(e->mode & 07777));
 	}
 	mc_node_cleanup(&old);
 	return step_done(st);

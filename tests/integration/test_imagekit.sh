@@ -5,7 +5,8 @@
 # read-back checksums of the original bytes (CDN cache and ignored Range
 # included), rename within and across folders, a refused clobber, directory
 # rename through bulk jobs, mkdir/rmdir through the folder API, refused
-# names and empty files, a lost upload reply that is not sent again, a
+# names and empty files, the shell's redirection pattern, a mode read back
+# from a cold cache, a lost upload reply that is not sent again, a
 # rate-limit storm, and fileId + URL in xattrs and the journal.
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/imagekit.sh"
@@ -225,6 +226,29 @@ bad=$(sqlite3 "$J" "select count(*) from uploads where key like 'storm/%' and ke
 	[ "$(sqlite3 "$J" "select count(*) from uploads where key like 'storm/%' and key not like '%/' and state='done'")" = "$k" ] &&
 	pass "rate-limit storm ($n429 answers 429): all $k files right, each journal row with its fileId and URL" ||
 	fail "storm" "429s $n429, $bad rows without ids; $(diff "$T/want.storm" "$T/got.storm" | head -3)"
+
+# ---- the shell's redirection (open, dup, close the first descriptor, then
+# write through the copy: issue 15 #5) and dd of=: the flush of the still
+# empty file does not fail it; a mode set by chmod is read back from the
+# listing's custom metadata once the cache is lost (#10)
+printf 'written through a redirection\n' >"$T/redir"
+cat "$T/redir" >"$MNT/moved/redir.txt" 2>"$T/err" &&
+	dd if="$T/redir" of="$MNT/moved/dd.txt" status=none 2>>"$T/err" &&
+	chmod 600 "$MNT/moved/dd.txt" 2>>"$T/err" ||
+	fail "shell redirection into ImageKit" "$(cat "$T/err")"
+wait_uploads "$J" 120
+want=" $(stat -c %s "$T/redir") $(md5sum <"$T/redir" | cut -d' ' -f1)"
+server /moved >"$T/got.redir"
+grep -qx "/moved/redir.txt$want" "$T/got.redir" && grep -qx "/moved/dd.txt$want" "$T/got.redir" &&
+	pass "cat f > mnt/x and dd of=mnt/x (open, dup, close, write): exit 0, the bytes on ImageKit" ||
+	fail "shell redirection into ImageKit" "$(grep -E 'redir|dd' "$T/got.redir")"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache-modes",journal="$J" ik: ||
+	{ fail mount "remount with a new cache"; exit 1; }
+modes="$(stat -c %a "$MNT/moved/dd.txt") $(stat -c %a "$MNT/moved/redir.txt")"
+[ "$modes" = "600 644" ] &&
+	pass "a mode set by chmod (600) shows after the cache is lost: from the listing's custom metadata" ||
+	fail "mode after the cache is lost" "dd.txt and redir.txt show $modes, want 600 644"
 
 # ---- an account whose field 'mtime' is not a Number: said once, files
 # still go up (without mtimes)

@@ -2,7 +2,8 @@
 # Filesystem semantics that hand-picked tests missed (issue 15), each on S3
 # (Swift, through the fault proxy) and, where the backend matters, on the
 # Supabase fake: a directory rename at depth, unlink of an open file, open
-# for writing while the upload runs, rm of a file whose upload is in flight.
+# for writing while the upload runs, rm of a file whose upload is in flight,
+# content types that follow the final name and writes, not timing.
 # "Upload in flight" is a state, not a race: the proxy and the fake hold a
 # PUT/POST whose URL contains the control file's hold_key until the line
 # goes (tests/servers/testhttp.py hold()).
@@ -265,6 +266,42 @@ PY
 }
 no_marker_while_writing S3 "$S" mk/ s3_list
 no_marker_while_writing Supabase "$P" sem/mk/ sb_list
+
+# ---- 6. a content type is the final name's, whatever the upload's timing
+# (renamed while uploading, or after); a type given by setfattr stays
+# through a rename; 14. a write drops it (on both stores alike). The bytes
+# say nothing to libmagic (application/octet-stream): the name decides.
+"$SYS_PY" -c "import sys; sys.stdout.buffer.write(b'\x00\xff\xfe\x01' * 750)" >"$T/generic"
+s3_type() { s3 head sem "$1" | sed -n 's/^content-type=//p'; }
+sb_type() { sb manifest sem | awk -F'\t' -v k="$1" '$1 == k {print $4}'; }
+types_follow_names() {	# LABEL DIR KEYPREFIX TYPE_FN
+	local label=$1 dir=$2 pre=$3 tf=$4 got want
+	hold t6held
+	cp "$T/generic" "$dir/t6held.txt"
+	if ! held t6held; then
+		release
+		fail "$label types" "the upload of t6held.txt never reached the server"
+		return
+	fi
+	mv "$dir/t6held.txt" "$dir/t6moved"	# while its upload runs
+	release
+	cp "$T/generic" "$dir/t6a.txt" && cp "$T/generic" "$dir/t6b.txt" &&
+		cp "$T/generic" "$dir/t6c.txt"
+	wait_uploads "$J" 120
+	mv "$dir/t6a.txt" "$dir/t6a.json"	# after its upload
+	setfattr -n user.mediafs.content_type -v text/markdown "$dir/t6b.txt"
+	mv "$dir/t6b.txt" "$dir/t6b"
+	setfattr -n user.mediafs.content_type -v image/webp "$dir/t6c.txt"
+	printf more >>"$dir/t6c.txt"
+	wait_uploads "$J" 120
+	got="$($tf "${pre}t6moved") $($tf "${pre}t6a.json") $($tf "${pre}t6b") $($tf "${pre}t6c.txt")"
+	want="application/octet-stream application/json text/markdown text/plain"
+	[ "$got" = "$want" ] &&
+		pass "$label: a type is the final name's (mv while uploading, mv after), a setfattr type stays through mv, a write drops it" ||
+		fail "$label types" "t6moved t6a.json t6b t6c.txt are '$got', want '$want'"
+}
+types_follow_names S3 "$S" "" s3_type
+types_follow_names Supabase "$P" "" sb_type
 
 umount_fs "$LOG" "$MNT" && pass "the daemon exits 0 at unmount" || fail "unmount" "$(tail -3 "$LOG")"
 [ -z "$(find "$T/cache" -path '*staging*' -type f 2>/dev/null)" ] &&

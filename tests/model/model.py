@@ -164,10 +164,10 @@ class File:
         return f
 
     def written(self):
-        """The mount changed the bytes: an outside writer's type is not
-        known to it (listings carry none) and the upload sniffs."""
-        if self.outside:
-            self.xtype, self.outside = None, False
+        """The mount changed the bytes: a type given by setfattr or an
+        outside writer described the old ones and goes; the upload sniffs
+        the new bytes (mediafs's rule, README "Content types")."""
+        self.xtype, self.outside = None, False
 
 
 class Model:

@@ -51,9 +51,9 @@ int main(void)
 	CASE("listing stores children with keys under the directory's key");
 	{
 		struct mc_entry e[] = {
-			{ "a.jpg", MC_FILE, 10, 1000, "e1" },
-			{ "sub", MC_DIR, 0, 0, "" },
-			{ "x", MC_FILE, 5, 5, "e2" },
+			{ "a.jpg", MC_FILE, 10, 1000, "e1", 0 },
+			{ "sub", MC_DIR, 0, 0, "", 0 },
+			{ "x", MC_FILE, 5, 5, "e2", 0600 },
 		};
 
 		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 3, 100, &eb) ==
@@ -69,6 +69,8 @@ int main(void)
 	sub_ino = n.ino;
 	mc_node_cleanup(&n);
 	CHECK(mcache_lookup(mc, MC_ROOT_INO, "x", &n) == MFS_OK);
+	/* a mode the listing carries (ImageKit) is kept; none is 0 */
+	CHECK(n.mode == 0600);
 	x_ino = n.ino;
 	mc_node_cleanup(&n);
 	CHECK(mcache_get(mc, MC_ROOT_INO, &root) == MFS_OK);
@@ -76,7 +78,7 @@ int main(void)
 	mc_node_cleanup(&root);
 	CHECK(mcache_lookup(mc, MC_ROOT_INO, "absent", &n) == MFS_ENOTFOUND);
 	{
-		struct mc_entry e[] = { { "deep.png", MC_FILE, 1, 1, "e3" } };
+		struct mc_entry e[] = { { "deep.png", MC_FILE, 1, 1, "e3", 0 } };
 
 		CHECK(mcache_dir_replace(mc, sub_ino, e, 1, 100, &eb) == MFS_OK);
 	}
@@ -90,8 +92,8 @@ int main(void)
 	      MFS_OK);
 	{
 		struct mc_entry e[] = {
-			{ "a.jpg", MC_FILE, 10, 1000, "e1" },
-			{ "x", MC_FILE, 6, 9, "e2-changed" },
+			{ "a.jpg", MC_FILE, 10, 1000, "e1", 0 },
+			{ "x", MC_FILE, 6, 9, "e2-changed", 0 },
 		};
 
 		CHECK(mcache_set_full(mc, x_ino, 5, 55, 0, "e2", "text/plain", NULL) ==
@@ -117,8 +119,8 @@ int main(void)
 	CASE("a name that changes kind gets a new inode; inodes not reused");
 	{
 		struct mc_entry e[] = {
-			{ "a.jpg", MC_DIR, 0, 0, "" },
-			{ "x", MC_FILE, 6, 9, "e2-changed" },
+			{ "a.jpg", MC_DIR, 0, 0, "", 0 },
+			{ "x", MC_FILE, 6, 9, "e2-changed", 0 },
 		};
 
 		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 2, 300, &eb) ==
@@ -138,7 +140,7 @@ int main(void)
 	      MFS_OK);
 	CHECK(children(mc, MC_ROOT_INO) == 0);
 	{
-		struct mc_entry e[] = { { "keep", MC_FILE, 3, 3, "k" } };
+		struct mc_entry e[] = { { "keep", MC_FILE, 3, 3, "k", 0 } };
 
 		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 1, 500, &eb) ==
 		      MFS_OK);
@@ -169,7 +171,7 @@ int main(void)
 
 	CASE("a different root prefix starts afresh");
 	{
-		struct mc_entry e[] = { { "k2", MC_FILE, 3, 3, "k" } };
+		struct mc_entry e[] = { { "k2", MC_FILE, 3, 3, "k", 0 } };
 
 		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 1, 600, &eb) ==
 		      MFS_OK);
