@@ -41,6 +41,11 @@ enum backend_cap {
 	BE_CAP_NO_CLOBBER = 1 << 10,	/* move refuses an existing target:
 					 * renaming a stored file over
 					 * another is EEXIST */
+	BE_CAP_MARKER_OBJECTS = 1 << 11, /* a directory marker is an object
+					 * of its own ("dir/"), beside the
+					 * files below it: it stays when
+					 * files arrive until deleted (S3,
+					 * Supabase; not a real directory) */
 };
 
 /* Part size for a multipart upload of size bytes: equal parts of

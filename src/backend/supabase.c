@@ -961,7 +961,8 @@ static void sb_free(struct backend *be)
 static const struct backend_ops sb_ops = {
 	.type = "supabase",
 	.caps = BE_CAP_RANGE_READ | BE_CAP_WRITE | BE_CAP_SERVER_COPY |
-		BE_CAP_USER_MTIME | BE_CAP_DIR_MARKERS | BE_CAP_BUCKETS,
+		BE_CAP_USER_MTIME | BE_CAP_DIR_MARKERS | BE_CAP_BUCKETS |
+		BE_CAP_MARKER_OBJECTS,
 	.list = sb_list,
 	.head = supabase_head,
 	.get = sb_get,

@@ -737,8 +737,12 @@ static void *worker(void *arg)
 			free(url);
 			{
 				uint64_t ino = it->ino;
+				struct backend *be = it->be;
 
 				release_item(q, it);
+				/* (in the critical section of journal_done:
+				 * nobody sees the queue drained before) */
+				upqm_clear_above(q, be, ino);
 				if (!newer && ur.size != ur.orig_size &&
 				    q->inval) {
 					/* the kernel still has the size that

@@ -80,8 +80,16 @@ int upqm_not_needed(struct upq *q, const struct item *m);
 /* A worker picked marker it: if its directory is not empty, drop it
  * (journal row cancelled, item released, waiters woken) and return 1. */
 int upqm_skip(struct upq *q, struct item *it);
-/* Marker it landed: journal row done, directory no longer pending, item
- * released. */
+/* Marker it landed: journal row done, directory no longer pending (and,
+ * where a marker is an object of its own, known in the cache to have
+ * one: its etag is UPQ_MARKER_ETAG), item released; then the markers
+ * above it go (upqm_clear_above: drops q->lock meanwhile). */
 void upqm_landed(struct upq *q, struct item *it);
+/* A file of be at cache node ino landed: delete the stored markers of the
+ * directories above it that the cache knows of (one DELETE each, none
+ * when none is known), so no folder that holds a file keeps a marker.
+ * Drops q->lock while it talks to the server. */
+#define UPQM_MAX_DEPTH 64
+void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino);
 
 #endif

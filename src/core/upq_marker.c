@@ -5,6 +5,7 @@
  * Calls: backend, meta (journal, mcache), common. Every function here runs
  * with q->lock held (see upq.c).
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -111,6 +112,8 @@ int upqm_skip(struct upq *q, struct item *it)
 
 void upqm_landed(struct upq *q, struct item *it)
 {
+	struct backend *be = it->be;
+	uint64_t ino = it->ino;
 	struct mc_set s = { 0 };
 	struct jdone d = { 0 };
 	char *mk = str_fmt("%s/", it->key);
@@ -120,8 +123,89 @@ void upqm_landed(struct upq *q, struct item *it)
 	journal_done(q->j, it->jid, &d, NULL);
 	free(mk);
 	s.mask = MC_SET_PENDING;
+	if (it->be->ops->caps & BE_CAP_MARKER_OBJECTS) {
+		/* the cache remembers it, for upqm_clear_above */
+		s.mask |= MC_SET_ETAG;
+		s.etag = UPQ_MARKER_ETAG;
+	}
 	mcache_set(q->mc, it->ino, &s);
 	q->st.done++;
 	it->state = S_DONE;
 	upqi_release_item(q, it);
+	/* its parents are on the store through it now */
+	upqm_clear_above(q, be, ino);
+}
+
+enum mfs_err upq_clear_markers(struct upq *q, struct backend *be,
+			       uint64_t ino)
+{
+	pthread_mutex_lock(&q->lock);
+	upqm_clear_above(q, be, ino);
+	pthread_mutex_unlock(&q->lock);
+	return MFS_OK;
+}
+
+/* The directories above ino whose marker the cache knows is stored. */
+struct landed {
+	uint64_t ino[UPQM_MAX_DEPTH];
+	char *key[UPQM_MAX_DEPTH];
+	int n;
+};
+
+void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino)
+{
+	struct landed l = { .n = 0 };
+	struct mc_node n;
+	int i, depth;
+
+	if (!q->mc || !(be->ops->caps & BE_CAP_MARKER_OBJECTS) ||
+	    mcache_get(q->mc, ino, &n))
+		return;
+	/* up the tree to the remote's top: a handful of cache lookups, no
+	 * request unless a marker is known */
+	for (depth = 0; depth < UPQM_MAX_DEPTH && n.parent &&
+	     n.ino != MC_ROOT_INO; depth++) {
+		uint64_t parent = n.parent;
+
+		mc_node_cleanup(&n);
+		if (mcache_get(q->mc, parent, &n)) {
+			memset(&n, 0, sizeof(n));
+			break;
+		}
+		if (n.kind != MC_DIR || !n.key[0])
+			break;
+		if (!strcmp(n.etag, UPQ_MARKER_ETAG) &&
+		    (!(be->ops->caps & BE_CAP_BUCKETS) || strchr(n.key, '/'))) {
+			l.key[l.n] = str_fmt("%s/", n.key);
+			if (l.key[l.n])
+				l.ino[l.n++] = n.ino;
+		}
+	}
+	mc_node_cleanup(&n);
+	if (!l.n)
+		return;
+	/* counted as running: the journal row of what landed is done, and
+	 * whoever waits for the queue to drain must wait for this too */
+	q->st.running++;
+	pthread_mutex_unlock(&q->lock);
+	for (i = 0; i < l.n; i++) {
+		struct errbuf eb = { 0 };
+		struct mc_set s = { 0 };
+
+		if (be->ops->del(be, l.key[i], &eb)) {
+			/* it stays; the next file that lands tries again */
+			log_warn("could not delete the marker %s of a directory that now holds files: %s",
+				 l.key[i], eb.msg);
+			continue;
+		}
+		log_dbg(LOG_SUB_UPQ, "deleted marker %s: the directory holds files",
+			l.key[i]);
+		s.mask = MC_SET_ETAG;
+		s.etag = "";
+		mcache_set(q->mc, l.ino[i], &s);
+	}
+	for (i = 0; i < l.n; i++)
+		free(l.key[i]);
+	pthread_mutex_lock(&q->lock);
+	q->st.running--;
 }
