@@ -44,6 +44,11 @@ enum backend_cap {
 	BE_CAP_TYPES = 1 << 11,		/* keeps the content type sent with
 					 * a put or a metadata-replacing
 					 * copy (ImageKit decides its own) */
+	BE_CAP_MARKER_OBJECTS = 1 << 12, /* a directory marker is an object
+					 * of its own ("dir/"), beside the
+					 * files below it: it stays when
+					 * files arrive until deleted (S3,
+					 * Supabase; not a real directory) */
 };
 
 /* Part size for a multipart upload of size bytes: equal parts of

@@ -105,6 +105,17 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 			       const char *dir, int64_t jid,
 			       struct errbuf *eb);
 
+/* A directory's etag in the cache while its marker object is known to be
+ * stored (on a backend with BE_CAP_MARKER_OBJECTS): the ETag of an empty
+ * object. A file that lands below deletes it (one request). */
+#define UPQ_MARKER_ETAG "d41d8cd98f00b204e9800998ecf8427e"
+
+/* Something (a file or directory) arrived at cache node ino of be without
+ * an upload (a rename): delete the stored markers the cache knows of in
+ * the directories above it, one request each. Thread-safe. */
+enum mfs_err upq_clear_markers(struct upq *q, struct backend *be,
+			       uint64_t ino);
+
 /* A file was opened for writing (+1) or its last writer closed (-1): a
  * queued directory marker waits while any file is open for writing, as a
  * file about to land below it would make it unnecessary. */

@@ -955,7 +955,8 @@ static const struct backend_ops s3_ops = {
 	.type = "s3",
 	.caps = BE_CAP_RANGE_READ | BE_CAP_WRITE | BE_CAP_SERVER_COPY |
 		BE_CAP_USER_MTIME | BE_CAP_DIR_MARKERS | BE_CAP_MULTIPART |
-		BE_CAP_TYPES,
+		BE_CAP_TYPES |
+		BE_CAP_MARKER_OBJECTS,
 	.list = s3_list,
 	.head = s3_head,
 	.get = s3_get,

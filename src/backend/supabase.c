@@ -963,7 +963,8 @@ static const struct backend_ops sb_ops = {
 	.type = "supabase",
 	.caps = BE_CAP_RANGE_READ | BE_CAP_WRITE | BE_CAP_SERVER_COPY |
 		BE_CAP_USER_MTIME | BE_CAP_DIR_MARKERS | BE_CAP_BUCKETS |
-		BE_CAP_TYPES,
+		BE_CAP_TYPES |
+		BE_CAP_MARKER_OBJECTS,
 	.list = sb_list,
 	.head = supabase_head,
 	.get = sb_get,

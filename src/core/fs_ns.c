@@ -62,8 +62,10 @@ static void keep_if_empty(struct fs *fs, struct fs_remote *r, uint64_t dir)
 		mc_node_cleanup(&top);
 		return;
 	}
-	if (is_bucket(r, d.key) || (r->be->ops->caps & BE_CAP_FOLDERS)) {
-		/* a bucket or a folder stays without a marker */
+	if (is_bucket(r, d.key) || (r->be->ops->caps & BE_CAP_FOLDERS) ||
+	    !strcmp(d.etag, UPQ_MARKER_ETAG)) {
+		/* a bucket or a folder stays without a marker; a stored
+		 * marker is there already */
 		mc_node_cleanup(&d);
 		mc_node_cleanup(&top);
 		return;
@@ -284,7 +286,7 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	char type[128] = "";
 	enum upq_hit hit = upq_rename(fs->cfg.upq, n->ino, newkey);
 	enum mfs_err rc = MFS_OK;
-	int writing;
+	int writing, landed = 0;
 
 	pthread_mutex_lock(&fs->lock);
 	writing = fsi_wfile(fs, n->ino) != NULL;
@@ -322,17 +324,24 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 		if (!rc)
 			log_info("renamed %s to %s: its type is now %s",
 				 n->key, newkey, type);
-	} else if (r->be->ops->move) {
-		rc = r->be->ops->move(r->be, n->key, newkey, eb);
+		landed = !rc;
 	} else {
-		struct obj_meta out;
+		if (r->be->ops->move) {
+			rc = r->be->ops->move(r->be, n->key, newkey, eb);
+		} else {
+			struct obj_meta out;
 
-		rc = r->be->ops->copy(r->be, n->key, newkey, NULL, &out, eb);
-		if (!rc)
-			rc = r->be->ops->del(r->be, n->key, eb);
+			rc = r->be->ops->copy(r->be, n->key, newkey, NULL,
+					      &out, eb);
+			if (!rc)
+				rc = r->be->ops->del(r->be, n->key, eb);
+		}
+		landed = !rc;
 	}
 	if (!rc)
 		rc = mcache_move(fs->mc, n->ino, newparent, newname, eb);
+	if (!rc && landed)	/* its new folders hold it now */
+		upq_clear_markers(fs->cfg.upq, r->be, n->ino);
 	return rc;
 }
 
@@ -509,6 +518,32 @@ static int has_files_below(const struct subtree *t, const char *key)
 	return 0;
 }
 
+/* After a directory rename (src and the nodes of t moved in the cache):
+ * which of them has a marker on the store now (rename_dir made one for
+ * each directory with no file below), and the folders above that hold it
+ * need theirs no more. */
+static void note_markers(struct fs *fs, struct fs_remote *r,
+			 const struct mc_node *src, const struct subtree *t,
+			 size_t ncopy)
+{
+	struct mc_set s = { 0 };
+	size_t i;
+
+	if (!(r->be->ops->caps & BE_CAP_MARKER_OBJECTS))
+		return;
+	s.mask = MC_SET_ETAG;
+	for (i = 0; i < t->count; i++) {
+		if (t->n[i].kind != MC_DIR)
+			continue;
+		s.etag = has_files_below(t, t->n[i].key) ? "" : UPQ_MARKER_ETAG;
+		mcache_set(fs->mc, t->n[i].ino, &s);
+	}
+	s.etag = has_files_below(t, src->key) ? "" : UPQ_MARKER_ETAG;
+	mcache_set(fs->mc, src->ino, &s);
+	if (ncopy || s.etag[0])
+		upq_clear_markers(fs->cfg.upq, r->be, src->ino);
+}
+
 static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 			       struct mc_node *src, uint64_t newparent,
 			       const char *newname, const char *newkey,
@@ -585,6 +620,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		rc = delete_all(r->be, del, ndel, eb);
 	if (!rc)
 		rc = mcache_move(fs->mc, src->ino, newparent, newname, eb);
+	if (!rc)
+		note_markers(fs, r, src, &t, ncopy);
 	if (!rc) {
 		const char *how = r->be->ops->move ? "moved" : "copied";
 
@@ -703,6 +740,9 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 		rc = rename_dir(fs, r, &src, newparent, newname, newkey, eb);
 	if (!rc && src.kind == MC_FILE)
 		event(fs, r, "rename", src.key, newkey, NULL);
+	if (!rc && newparent != parent)
+		/* the folder it left may be empty now: it keeps a marker */
+		keep_if_empty(fs, r, parent);
 out:
 	free(newkey);
 	mc_node_cleanup(&src);

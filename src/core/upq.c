@@ -25,62 +25,7 @@
 #include "common/log.h"
 #include "core/hooks.h"
 #include "common/str.h"
-
-enum ustate { S_HELD, S_QUEUED, S_RUNNING, S_FAILED, S_DONE };
-
-struct item {
-	struct item *next;	/* guarded */
-	uint64_t ino;
-	struct backend *be;
-	int64_t jid;
-	char *key;		/* guarded */
-	char *stage_path;	/* owned by the item */
-	uint64_t size;
-	struct upq_meta meta;	/* guarded */
-	enum ustate state;	/* guarded */
-	int64_t hold_until_ms;	/* guarded: S_HELD until then */
-	int64_t not_before_ms;	/* guarded: S_QUEUED does not start before */
-	int meta_changed;	/* guarded: while running */
-	int sniffed;		/* guarded: meta.content_type came from the
-				 * bytes and the name (no setfattr): a
-				 * rename after the upload types again */
-	char *rename_to;	/* guarded: while running */
-	int cancelled;		/* guarded: unlinked while running */
-	int discarded;		/* guarded: cancelled, and what landed was
-				 * deleted again: no journal row stays */
-	int marker;		/* a directory marker: key is the directory,
-				 * no staging file */
-	int64_t created_ms;
-	int in_list;		/* guarded */
-	int refs;		/* guarded: waiters */
-	enum mfs_err rc;	/* guarded: result once finished */
-	char error[512];
-};
-
-struct upq {
-	struct upq_config cfg;
-	char *mount_id;
-	char *label;
-	struct mcache *mc;
-	struct journal *j;
-
-	pthread_mutex_t lock;
-	pthread_cond_t work;	/* an item became runnable, or stop */
-	pthread_cond_t changed;	/* an item finished */
-	struct item *head, *tail;	/* guarded */
-	int stop;		/* guarded */
-	int writers;		/* guarded: files open for writing (fs) */
-	struct upq_stats st;	/* guarded */
-	pthread_t *threads;
-	int nthreads;
-	struct {
-		const struct backend *be;
-		const struct hook_cfg *cfg;	/* borrowed */
-	} hooks[UPQ_MAX_HOOKS];
-	int nhooks;		/* set before upq_start, then read-only */
-	void (*inval)(void *ctx, uint64_t ino);	/* set before upq_start */
-	void *inval_ctx;
-};
+#include "upq_int.h"
 
 static int64_t now_ms(void)
 {
@@ -168,6 +113,16 @@ static void release_item(struct upq *q, struct item *it)
 		unlink_item(q, it);
 	if (!it->refs)
 		item_free(it);
+}
+
+void upqi_release_item(struct upq *q, struct item *it)
+{
+	release_item(q, it);
+}
+
+int upqi_ctl_temp(const char *key)
+{
+	return ctl_temp(key);
 }
 
 /* jrow_from fills r; for a marker, r->key must outlive r: mkey[] */
@@ -651,84 +606,6 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 	return rc;
 }
 
-/* Caller holds lock: it landed, so its directories exist on the server
- * through it; their queued markers are not needed. */
-static void drop_markers_above(struct upq *q, const struct item *it)
-{
-	struct item *m, *next;
-
-	for (m = q->head; m; m = next) {
-		size_t n;
-
-		next = m->next;
-		if (!m->marker || m->be != it->be || m->state != S_QUEUED)
-			continue;
-		n = strlen(m->key);
-		if (strncmp(it->key, m->key, n) || it->key[n] != '/')
-			continue;
-		{
-			struct mc_set s = { 0 };
-
-			s.mask = MC_SET_PENDING;
-			mcache_set(q->mc, m->ino, &s);
-		}
-		journal_cancel(q->j, m->jid, NULL);
-		q->st.queued--;
-		log_dbg(LOG_SUB_UPQ, "marker of %s not needed: %s landed",
-			m->key, it->key);
-		release_item(q, m);
-	}
-}
-
-/* Caller holds lock: should marker m wait? While files are on their way
- * (being written, or queued: below it, or anywhere, as tools like rsync
- * and cp make directories first and fill them later), a file landing below
- * will make it unnecessary. So whether a folder that gets files also gets
- * a marker does not depend on how fast the machine writes them. A marker
- * older than a minute stops waiting for unrelated files. */
-static int marker_waits(struct upq *q, const struct item *m, int64_t t)
-{
-	size_t n = strlen(m->key);
-	int old = t - m->created_ms > 60000;
-	struct item *it;
-
-	if (!old && q->writers > 0)
-		return 1;
-
-	for (it = q->head; it; it = it->next) {
-		if (it->marker || it->state == S_FAILED ||
-		    (it->state == S_HELD && ctl_temp(it->key)))
-			continue;	/* (a held temporary may never land) */
-		if (!old)
-			return 1;
-		if (it->be == m->be && !strncmp(it->key, m->key, n) &&
-		    it->key[n] == '/')
-			return 1;
-	}
-	return 0;
-}
-
-static int count_one(void *ud, const struct mc_node *n)
-{
-	(void)n;
-	*(int *)ud = 1;
-	return 1;	/* one is enough */
-}
-
-/* Caller holds lock: does marker m's directory hold anything now (a file
- * being written, staged, queued or stored, or a subdirectory)? Then the
- * directory is not empty and needs no marker: whatever is below it keeps
- * it on the server, or queues a marker again when it goes (fs_unlink). This
- * is decided from what exists, not from how long the copy took. */
-static int marker_not_needed(struct upq *q, const struct item *m)
-{
-	int any = 0;
-
-	if (!q->mc || mcache_children(q->mc, m->ino, count_one, &any))
-		return 0;
-	return any;
-}
-
 static struct item *pick(struct upq *q, int64_t *wait_ms)
 {
 	int64_t t = now_ms();
@@ -739,7 +616,7 @@ static struct item *pick(struct upq *q, int64_t *wait_ms)
 		/* a marker waits while files below it are on their way:
 		 * when one lands, the marker is dropped */
 		if (it->marker && it->state == S_QUEUED &&
-		    it->not_before_ms <= t && marker_waits(q, it, t))
+		    it->not_before_ms <= t && upqm_waits(q, it, t))
 			it->not_before_ms = t + q->cfg.marker_ms;
 		if (it->state == S_HELD && ctl_temp(it->key))
 			continue;	/* until its rename or removal */
@@ -792,21 +669,8 @@ static void *worker(void *arg)
 			}
 			continue;
 		}
-		if (it->marker && marker_not_needed(q, it)) {
-			struct mc_set s = { 0 };
-
-			s.mask = MC_SET_PENDING;
-			mcache_set(q->mc, it->ino, &s);
-			journal_cancel(q->j, it->jid, NULL);
-			q->st.queued--;
-			log_dbg(LOG_SUB_UPQ, "marker of %s not needed: the directory is not empty",
-				it->key);
-			it->rc = MFS_OK;
-			it->state = S_DONE;
-			release_item(q, it);
-			pthread_cond_broadcast(&q->changed);
+		if (it->marker && upqm_skip(q, it))
 			continue;
-		}
 		it->state = S_RUNNING;
 		q->st.queued--;
 		q->st.running++;
@@ -851,25 +715,12 @@ static void *worker(void *arg)
 			it->state = S_DONE;
 			release_item(q, it);
 		} else if (!rc && it->marker) {
-			struct mc_set s = { 0 };
-			char *mk = str_fmt("%s/", it->key);
-
-			struct jdone d = { 0 };
-
-			d.key = mk ? mk : it->key;
-			d.content_type = "application/x-directory";
-			journal_done(q->j, it->jid, &d, NULL);
-			free(mk);
-			s.mask = MC_SET_PENDING;
-			mcache_set(q->mc, it->ino, &s);
-			q->st.done++;
-			it->state = S_DONE;
-			release_item(q, it);
+			upqm_landed(q, it);
 		} else if (!rc) {
 			struct mc_set s = { 0 };
 			struct item *newer;
 
-			drop_markers_above(q, it);
+			upqm_drop_above(q, it);
 			it->be->ops->url(it->be, it->key, &url);
 			if (!out.etag[0])
 				log_warn("%s: the server sent no ETag", it->key);
@@ -916,8 +767,12 @@ static void *worker(void *arg)
 			free(url);
 			{
 				uint64_t ino = it->ino;
+				struct backend *be = it->be;
 
 				release_item(q, it);
+				/* (in the critical section of journal_done:
+				 * nobody sees the queue drained before) */
+				upqm_clear_above(q, be, ino);
 				if (!newer && ur.size != ur.orig_size &&
 				    q->inval) {
 					/* the kernel still has the size that
@@ -1394,7 +1249,7 @@ void upq_tally(struct upq *q, const struct backend *be, const char *prefix,
 		if ((be && it->be != be) || !under(it->key, prefix))
 			continue;
 		if (it->marker && it->state == S_QUEUED &&
-		    marker_not_needed(q, it))
+		    upqm_not_needed(q, it))
 			continue;	/* will be dropped: nothing to wait for */
 		if (it->state == S_HELD || it->state == S_QUEUED) {
 			t->pending++;
@@ -1441,7 +1296,7 @@ enum mfs_err upq_wait_under(struct upq *q, const struct backend *be,
 			if (it->state == S_FAILED || it->state == S_DONE)
 				continue;
 			if (it->marker && it->state == S_QUEUED &&
-			    marker_not_needed(q, it))
+			    upqm_not_needed(q, it))
 				continue;	/* will be dropped */
 			busy++;
 			/* files start now; a directory marker keeps waiting

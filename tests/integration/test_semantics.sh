@@ -302,6 +302,69 @@ types_follow_names() {	# LABEL DIR KEYPREFIX TYPE_FN
 }
 types_follow_names S3 "$S" "" s3_type
 types_follow_names Supabase "$P" "" sb_type
+# ---- 8. a folder that holds anything keeps no marker object; a folder the
+echo "t=$SECONDS s: section 8" >&2
+# user still sees keeps one (issue 15, defects 7 and 11). Polled, not slept:
+# the marker's journal row says when it landed.
+marker_of() {	# marker_of LISTER DIR: DIR's marker lines in the store
+	$1 | grep -E "^$2/(\.emptyFolderPlaceholder)?\$" || true
+}
+row_done() {	# row_done JKEY: until the newest row of JKEY is done (60 s)
+	local i
+	for i in $(seq 1 600); do
+		[ "$(sqlite3 "$J" "select state from uploads where key='$1' order by id desc limit 1" 2>/dev/null)" = done ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+until_store() {	# until_store CMD...: until CMD succeeds (60 s)
+	local i
+	for i in $(seq 1 600); do
+		"$@" && return 0
+		sleep 0.1
+	done
+	return 1
+}
+no_marker_of() { [ -z "$(marker_of "$1" "$2")" ]; }
+has_marker_of() { [ -n "$(marker_of "$1" "$2")" ]; }
+landed_marker_goes_when_a_file_lands() {	# LABEL DIR JPREFIX LISTER
+	local label=$1 dir=$2 jp=$3 lister=$4 before after m
+	mkdir "$dir/lm" && row_done "${jp}lm/" || {
+		fail "$label landed marker" "the marker of lm did not land"; return; }
+	before=$(marker_of "$lister" lm | wc -l)
+	m=$(req_mark)
+	echo below >"$dir/lm/f.txt" && wait_uploads "$J" &&
+		until_store no_marker_of "$lister" lm
+	after=$(marker_of "$lister" lm | wc -l)
+	[ "$before" = 1 ] && [ "$after" = 0 ] &&
+		[ "$($lister | grep -c '^lm/')" = 1 ] &&
+		[ "$(cat "$dir/lm/f.txt")" = below ] &&
+		pass "$label: a marker that landed before a file was written below it is deleted when the file lands (markers of lm: $before before, $after after)" ||
+		fail "$label landed marker" "markers of lm: $before before, $after after; store: $($lister | grep '^lm/' | tr '\n' ' ')"
+	if [ "$label" = S3 ]; then
+		[ "$(req_since "$m" '^DELETE /sem/lm/')" = 1 ] &&
+			pass "S3: that costs one DELETE ($(req_since "$m" '^PUT /sem/lm/') PUT)" ||
+			fail "S3 marker DELETE count" "$(req_since "$m" '^DELETE /sem/lm/') DELETE, want 1"
+	fi
+}
+landed_marker_goes_when_a_file_lands S3 "$S" "" s3_list
+landed_marker_goes_when_a_file_lands Supabase "$P" sem/ sb_list
+folder_left_empty_by_mv_keeps_a_marker() {	# LABEL DIR LISTER
+	local label=$1 dir=$2 lister=$3
+	mkdir -p "$dir/mv1/sub" "$dir/mv2" && echo a >"$dir/mv1/sub/a.txt" &&
+		echo b >"$dir/mv2/b.txt" && wait_uploads "$J" &&
+		until_store no_marker_of "$lister" mv1/sub &&
+		until_store no_marker_of "$lister" mv2 &&
+		mv "$dir/mv1/sub" "$dir/sub-moved" && mv "$dir/mv2/b.txt" "$dir/b-moved.txt" &&
+		until_store has_marker_of "$lister" mv1 &&
+		until_store has_marker_of "$lister" mv2 && wait_uploads "$J" &&
+		[ "$($lister | grep -cE '^(mv1|mv2)/')" = 2 ] &&
+		[ -d "$dir/mv1" ] && [ -d "$dir/mv2" ] && [ "$(cat "$dir/sub-moved/a.txt")" = a ] &&
+		pass "$label: a folder whose last entry was moved out (a folder, a file) keeps a marker on the store" ||
+		fail "$label folder left empty by mv" "store: $($lister | grep -E '^(mv1|mv2|sub-moved|b-moved)' | tr '\n' ' ')"
+}
+folder_left_empty_by_mv_keeps_a_marker S3 "$S" s3_list
+folder_left_empty_by_mv_keeps_a_marker Supabase "$P" sb_list
 
 umount_fs "$LOG" "$MNT" && pass "the daemon exits 0 at unmount" || fail "unmount" "$(tail -3 "$LOG")"
 [ -z "$(find "$T/cache" -path '*staging*' -type f 2>/dev/null)" ] &&

@@ -453,7 +453,7 @@ class Mount:
             return None
         n = 0
         for d in o.get('daemons') or []:
-            n += int(d.get('queued', 0)) + int(d.get('uploading', 0))
+            n += int(d.get('queued', 0)) + int(d.get('running', 0))
         return n
 
     def settle(self):

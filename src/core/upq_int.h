@@ -1,0 +1,98 @@
+/* upq_int.h - what upq.c and upq_marker.c share: the queue and its items.
+ * Not a public interface: everything else goes through core/upq.h.
+ * Locking: q->lock guards the item list and every field marked "guarded"
+ * (see upq.c).
+ */
+#ifndef MFS_CORE_UPQ_INT_H
+#define MFS_CORE_UPQ_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "core/upq.h"
+
+enum ustate { S_HELD, S_QUEUED, S_RUNNING, S_FAILED, S_DONE };
+
+struct item {
+	struct item *next;	/* guarded */
+	uint64_t ino;
+	struct backend *be;
+	int64_t jid;
+	char *key;		/* guarded */
+	char *stage_path;	/* owned by the item */
+	uint64_t size;
+	struct upq_meta meta;	/* guarded */
+	enum ustate state;	/* guarded */
+	int64_t hold_until_ms;	/* guarded: S_HELD until then */
+	int64_t not_before_ms;	/* guarded: S_QUEUED does not start before */
+	int meta_changed;	/* guarded: while running */
+	int sniffed;		/* guarded: meta.content_type came from the
+				 * bytes and the name (no setfattr): a
+				 * rename after the upload types again */
+	char *rename_to;	/* guarded: while running */
+	int cancelled;		/* guarded: unlinked while running */
+	int discarded;		/* guarded: cancelled, and what landed was
+				 * deleted again: no journal row stays */
+	int marker;		/* a directory marker: key is the directory,
+				 * no staging file */
+	int64_t created_ms;
+	int in_list;		/* guarded */
+	int refs;		/* guarded: waiters */
+	enum mfs_err rc;	/* guarded: result once finished */
+	char error[512];
+};
+
+struct upq {
+	struct upq_config cfg;
+	char *mount_id;
+	char *label;
+	struct mcache *mc;
+	struct journal *j;
+
+	pthread_mutex_t lock;
+	pthread_cond_t work;	/* an item became runnable, or stop */
+	pthread_cond_t changed;	/* an item finished */
+	struct item *head, *tail;	/* guarded */
+	int stop;		/* guarded */
+	int writers;		/* guarded: files open for writing (fs) */
+	struct upq_stats st;	/* guarded */
+	pthread_t *threads;
+	int nthreads;
+	struct {
+		const struct backend *be;
+		const struct hook_cfg *cfg;	/* borrowed */
+	} hooks[UPQ_MAX_HOOKS];
+	int nhooks;		/* set before upq_start, then read-only */
+	void (*inval)(void *ctx, uint64_t ino);	/* set before upq_start */
+	void *inval_ctx;
+};
+
+/* upq.c: caller holds lock: drop the list's claim on it (freed unless a
+ * waiter holds a reference). */
+void upqi_release_item(struct upq *q, struct item *it);
+/* upq.c: is key a mediactl copy temporary (".<name>.mctlcp")? */
+int upqi_ctl_temp(const char *key);
+
+/* upq_marker.c: directory markers. Every one: caller holds q->lock. */
+/* it (a file) landed: its directories' queued markers are not needed. */
+void upqm_drop_above(struct upq *q, const struct item *it);
+/* Should queued marker m (due at t, ms) wait longer? */
+int upqm_waits(struct upq *q, const struct item *m, int64_t t);
+/* Does marker m's directory hold anything now (then it needs none)? */
+int upqm_not_needed(struct upq *q, const struct item *m);
+/* A worker picked marker it: if its directory is not empty, drop it
+ * (journal row cancelled, item released, waiters woken) and return 1. */
+int upqm_skip(struct upq *q, struct item *it);
+/* Marker it landed: journal row done, directory no longer pending (and,
+ * where a marker is an object of its own, known in the cache to have
+ * one: its etag is UPQ_MARKER_ETAG), item released; then the markers
+ * above it go (upqm_clear_above: drops q->lock meanwhile). */
+void upqm_landed(struct upq *q, struct item *it);
+/* A file of be at cache node ino landed: delete the stored markers of the
+ * directories above it that the cache knows of (one DELETE each, none
+ * when none is known), so no folder that holds a file keeps a marker.
+ * Drops q->lock while it talks to the server. */
+#define UPQM_MAX_DEPTH 64
+void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino);
+
+#endif

@@ -1,0 +1,211 @@
+/* upq_marker.c - directory markers of the upload queue: the object "dir/"
+ * that keeps an empty directory on a store without folders. A marker item
+ * waits (marker_ms, longer while files are on their way) and is dropped
+ * when its directory turns out not to be empty.
+ * Calls: backend, meta (journal, mcache), common. Every function here runs
+ * with q->lock held (see upq.c).
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "upq_int.h"
+
+/* Caller holds lock: it landed, so its directories exist on the server
+ * through it; their queued markers are not needed. */
+void upqm_drop_above(struct upq *q, const struct item *it)
+{
+	struct item *m, *next;
+
+	for (m = q->head; m; m = next) {
+		size_t n;
+
+		next = m->next;
+		if (!m->marker || m->be != it->be || m->state != S_QUEUED)
+			continue;
+		n = strlen(m->key);
+		if (strncmp(it->key, m->key, n) || it->key[n] != '/')
+			continue;
+		{
+			struct mc_set s = { 0 };
+
+			s.mask = MC_SET_PENDING;
+			mcache_set(q->mc, m->ino, &s);
+		}
+		journal_cancel(q->j, m->jid, NULL);
+		q->st.queued--;
+		log_dbg(LOG_SUB_UPQ, "marker of %s not needed: %s landed",
+			m->key, it->key);
+		upqi_release_item(q, m);
+	}
+}
+
+/* Caller holds lock: should marker m wait? While files are on their way
+ * (being written, or queued: below it, or anywhere, as tools like rsync
+ * and cp make directories first and fill them later), a file landing below
+ * will make it unnecessary. So whether a folder that gets files also gets
+ * a marker does not depend on how fast the machine writes them. A marker
+ * older than a minute stops waiting for unrelated files. */
+int upqm_waits(struct upq *q, const struct item *m, int64_t t)
+{
+	size_t n = strlen(m->key);
+	int old = t - m->created_ms > 60000;
+	struct item *it;
+
+	if (!old && q->writers > 0)
+		return 1;
+
+	for (it = q->head; it; it = it->next) {
+		if (it->marker || it->state == S_FAILED ||
+		    (it->state == S_HELD && upqi_ctl_temp(it->key)))
+			continue;	/* (a held temporary may never land) */
+		if (!old)
+			return 1;
+		if (it->be == m->be && !strncmp(it->key, m->key, n) &&
+		    it->key[n] == '/')
+			return 1;
+	}
+	return 0;
+}
+
+static int count_one(void *ud, const struct mc_node *n)
+{
+	(void)n;
+	*(int *)ud = 1;
+	return 1;	/* one is enough */
+}
+
+/* Caller holds lock: does marker m's directory hold anything now (a file
+ * being written, staged, queued or stored, or a subdirectory)? Then the
+ * directory is not empty and needs no marker: whatever is below it keeps
+ * it on the server, or queues a marker again when it goes (fs_unlink). This
+ * is decided from what exists, not from how long the copy took. */
+int upqm_not_needed(struct upq *q, const struct item *m)
+{
+	int any = 0;
+
+	if (!q->mc || mcache_children(q->mc, m->ino, count_one, &any))
+		return 0;
+	return any;
+}
+
+int upqm_skip(struct upq *q, struct item *it)
+{
+	struct mc_set s = { 0 };
+
+	if (!upqm_not_needed(q, it))
+		return 0;
+	s.mask = MC_SET_PENDING;
+	mcache_set(q->mc, it->ino, &s);
+	journal_cancel(q->j, it->jid, NULL);
+	q->st.queued--;
+	log_dbg(LOG_SUB_UPQ, "marker of %s not needed: the directory is not empty",
+		it->key);
+	it->rc = MFS_OK;
+	it->state = S_DONE;
+	upqi_release_item(q, it);
+	pthread_cond_broadcast(&q->changed);
+	return 1;
+}
+
+void upqm_landed(struct upq *q, struct item *it)
+{
+	struct backend *be = it->be;
+	uint64_t ino = it->ino;
+	struct mc_set s = { 0 };
+	struct jdone d = { 0 };
+	char *mk = str_fmt("%s/", it->key);
+
+	d.key = mk ? mk : it->key;
+	d.content_type = "application/x-directory";
+	journal_done(q->j, it->jid, &d, NULL);
+	free(mk);
+	s.mask = MC_SET_PENDING;
+	if (it->be->ops->caps & BE_CAP_MARKER_OBJECTS) {
+		/* the cache remembers it, for upqm_clear_above */
+		s.mask |= MC_SET_ETAG;
+		s.etag = UPQ_MARKER_ETAG;
+	}
+	mcache_set(q->mc, it->ino, &s);
+	q->st.done++;
+	it->state = S_DONE;
+	upqi_release_item(q, it);
+	/* its parents are on the store through it now */
+	upqm_clear_above(q, be, ino);
+}
+
+enum mfs_err upq_clear_markers(struct upq *q, struct backend *be,
+			       uint64_t ino)
+{
+	pthread_mutex_lock(&q->lock);
+	upqm_clear_above(q, be, ino);
+	pthread_mutex_unlock(&q->lock);
+	return MFS_OK;
+}
+
+/* The directories above ino whose marker the cache knows is stored. */
+struct landed {
+	uint64_t ino[UPQM_MAX_DEPTH];
+	char *key[UPQM_MAX_DEPTH];
+	int n;
+};
+
+void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino)
+{
+	struct landed l = { .n = 0 };
+	struct mc_node n;
+	int i, depth;
+
+	if (!q->mc || !(be->ops->caps & BE_CAP_MARKER_OBJECTS) ||
+	    mcache_get(q->mc, ino, &n))
+		return;
+	/* up the tree to the remote's top: a handful of cache lookups, no
+	 * request unless a marker is known */
+	for (depth = 0; depth < UPQM_MAX_DEPTH && n.parent &&
+	     n.ino != MC_ROOT_INO; depth++) {
+		uint64_t parent = n.parent;
+
+		mc_node_cleanup(&n);
+		if (mcache_get(q->mc, parent, &n)) {
+			memset(&n, 0, sizeof(n));
+			break;
+		}
+		if (n.kind != MC_DIR || !n.key[0])
+			break;
+		if (!strcmp(n.etag, UPQ_MARKER_ETAG) &&
+		    (!(be->ops->caps & BE_CAP_BUCKETS) || strchr(n.key, '/'))) {
+			l.key[l.n] = str_fmt("%s/", n.key);
+			if (l.key[l.n])
+				l.ino[l.n++] = n.ino;
+		}
+	}
+	mc_node_cleanup(&n);
+	if (!l.n)
+		return;
+	/* counted as running: the journal row of what landed is done, and
+	 * whoever waits for the queue to drain must wait for this too */
+	q->st.running++;
+	pthread_mutex_unlock(&q->lock);
+	for (i = 0; i < l.n; i++) {
+		struct errbuf eb = { 0 };
+		struct mc_set s = { 0 };
+
+		if (be->ops->del(be, l.key[i], &eb)) {
+			/* it stays; the next file that lands tries again */
+			log_warn("could not delete the marker %s of a directory that now holds files: %s",
+				 l.key[i], eb.msg);
+			continue;
+		}
+		log_dbg(LOG_SUB_UPQ, "deleted marker %s: the directory holds files",
+			l.key[i]);
+		s.mask = MC_SET_ETAG;
+		s.etag = "";
+		mcache_set(q->mc, l.ino[i], &s);
+	}
+	for (i = 0; i < l.n; i++)
+		free(l.key[i]);
+	pthread_mutex_lock(&q->lock);
+	q->st.running--;
+}
