@@ -638,7 +638,8 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 	}
 	pthread_rwlock_rdlock(&f->pf_lock);
 	gen = f->pf_gen;
-	rc = prefetch_read(f->pf, off, len, dst, got, eb);
+	rc = f->pf ? prefetch_read(f->pf, off, len, dst, got, eb)
+		   : eb_set(eb, MFS_EIO, "no reader of the new version");
 	if (rc == MFS_ECONFLICT && !f->keep_cache) {
 		/* replaced on the server before this handle answered
 		 * anything (and the kernel dropped its pages at open): move
@@ -660,7 +661,6 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 	}
 	if (!rc && *got)
 		__atomic_store_n(&f->served, 1, __ATOMIC_RELEASE);
-	pthread_rwlock_unlock(&f->pf_lock);
 	if (!rc && f->sniff && !off && *got) {
 		char type[128];
 		struct mc_node n;
@@ -682,6 +682,7 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 			log_warn("cannot keep the sniffed type of inode %llu",
 				 (unsigned long long)f->ino);
 	}
+	pthread_rwlock_unlock(&f->pf_lock);	/* f->etag, f->sniff too */
 	if (rc == MFS_ECONFLICT) {
 		/* replaced on the server since we listed it: the next
 		 * lookup lists the directory again */
