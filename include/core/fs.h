@@ -9,7 +9,7 @@
  * rather than HEAD the name, because the callers that matter (ls -l, find,
  * rsync) go on to look at its siblings. A name absent from a listing older
  * than neg_ttl seconds is asked of the store (one HEAD, at most once per
- * name per neg_ttl), so an object another client wrote is found by name
+ * name per neg_ttl; never for a hidden name), so an object another client wrote is found by name
  * within seconds; a handle that meets a changed version before it read
  * anything moves to the new one (see fs_read); setxattr
  * user.mediafs.refresh makes a listing stale at once.

@@ -78,8 +78,10 @@ enum mfs_err fsi_neg_recheck(struct fs *fs, const struct mc_node *d,
 		mc_node_cleanup(&again);
 	}
 	/* a listing younger than negative_ttl answers alone; names of a
-	 * URL list come from the list only */
-	if (!r || (r->be->ops->caps & BE_CAP_LAZY_ATTRS) ||
+	 * URL list come from the list only; hidden names are what desktops
+	 * probe every mount for (.Trash, .Trash-UID, .hidden) and rsync's
+	 * temporary names: they stay absent as long as the listing */
+	if (!r || name[0] == '.' || (r->be->ops->caps & BE_CAP_LAZY_ATTRS) ||
 	    (listed_at && now >= listed_at &&
 	     now - listed_at < fs->cfg.neg_ttl_s))
 		return MFS_ENOTFOUND;

@@ -99,8 +99,8 @@ struct fs_file {
 
 int64_t fsi_now_ns(void);
 /* fs_fresh.c. name is not in d's listing: when the listing is older than
- * negative_ttl and the name was not checked within it, ask the store (one
- * HEAD); an object found there joins the listing and *out gets it.
+ * negative_ttl and the name (not a hidden one) was not checked within it,
+ * ask the store (one HEAD); an object found there joins the listing and *out gets it.
  * MFS_ENOTFOUND otherwise (also when the store cannot be reached: the
  * listing's answer holds). */
 enum mfs_err fsi_neg_recheck(struct fs *fs, const struct mc_node *d,
