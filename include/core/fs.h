@@ -7,7 +7,12 @@
  * across remounts in the metadata cache); lookups in a directory whose
  * listing is stale list the whole directory (one LIST per 1,000 entries)
  * rather than HEAD the name, because the callers that matter (ls -l, find,
- * rsync) go on to look at its siblings.
+ * rsync) go on to look at its siblings. A name absent from a listing older
+ * than neg_ttl seconds is asked of the store (one HEAD, at most once per
+ * name per neg_ttl; never for a hidden name), so an object another client wrote is found by name
+ * within seconds; a handle that meets a changed version before it read
+ * anything moves to the new one (see fs_read); setxattr
+ * user.mediafs.refresh makes a listing stale at once.
  */
 #ifndef MFS_CORE_FS_H
 #define MFS_CORE_FS_H
@@ -38,6 +43,9 @@ struct fs_config {
 	int nremotes;
 	int single;		/* 1: the root is remotes[0] at its prefix */
 	int64_t ttl_s;		/* listing lifetime, seconds */
+	int64_t neg_ttl_s;	/* seconds a name absent from a listing stays
+				 * absent without asking the store; >= ttl_s:
+				 * as long as the listing */
 	uid_t uid;
 	gid_t gid;
 	uint32_t file_mode;	/* default permission bits, 0644 */
@@ -80,6 +88,14 @@ void fs_free(struct fs *fs);
  * back (a file refused at close is gone). Once, when mounted. */
 void fs_set_inval(struct fs *fs, void (*fn)(void *ctx, uint64_t ino),
 		  void *ctx);
+/* attr(ctx, ino) drops the kernel's cached attributes of ino only
+ * (callable while a read of ino waits for its answer); entry(ctx, parent,
+ * name) drops the kernel's entry of a name (not callable from an operation
+ * on parent). Once, when mounted. */
+void fs_set_notify(struct fs *fs, void (*attr)(void *ctx, uint64_t ino),
+		   void (*entry)(void *ctx, uint64_t parent,
+				 const char *name),
+		   void *ctx);
 /* Make sure the top of every remote is listed (from the cache when still
  * fresh, so a warm remount sends nothing). Configuration and credential
  * errors are returned, so the mount command can fail with the message;
@@ -92,6 +108,9 @@ enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 			       struct errbuf *eb);
 /* Seconds the kernel may cache entries and attributes. */
 double fs_ttl(const struct fs *fs);
+/* Seconds the kernel may keep a negative entry (a name lookup did not
+ * find): negative_ttl, at most the listing TTL. */
+double fs_negative_ttl(const struct fs *fs);
 
 enum mfs_err fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 		       struct fs_attr *out, struct errbuf *eb);

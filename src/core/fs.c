@@ -179,9 +179,25 @@ void fs_set_inval(struct fs *fs, void (*fn)(void *ctx, uint64_t ino),
 	fs->inval_ctx = ctx;
 }
 
+void fs_set_notify(struct fs *fs, void (*attr)(void *ctx, uint64_t ino),
+		   void (*entry)(void *ctx, uint64_t parent,
+				 const char *name),
+		   void *ctx)
+{
+	fs->inval_attr = attr;
+	fs->inval_entry = entry;
+	fs->notify_ctx = ctx;
+}
+
 double fs_ttl(const struct fs *fs)
 {
 	return (double)fs->cfg.ttl_s;
+}
+
+double fs_negative_ttl(const struct fs *fs)
+{
+	return (double)(fs->cfg.neg_ttl_s < fs->cfg.ttl_s ? fs->cfg.neg_ttl_s
+			: fs->cfg.ttl_s);
 }
 
 void fsi_attr(struct fs *fs, const struct mc_node *n, struct fs_attr *a)
@@ -666,10 +682,11 @@ enum mfs_err fs_lookup(struct fs *fs, uint64_t parent, const char *name,
 	if (rc)
 		return rc;
 	rc = fsi_listed(fs, &d, eb);
+	if (!rc)
+		rc = mcache_lookup(fs->mc, parent, name, &n);
+	if (rc == MFS_ENOTFOUND)	/* written by another client? */
+		rc = fsi_neg_recheck(fs, &d, name, &n, eb);
 	mc_node_cleanup(&d);
-	if (rc)
-		return rc;
-	rc = mcache_lookup(fs->mc, parent, name, &n);
 	if (rc)
 		return rc;
 	if (lazy_node(fs, &n)) {

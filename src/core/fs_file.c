@@ -493,6 +493,51 @@ static enum mfs_err open_remote(struct fs *fs, struct fs_remote *r,
 	return MFS_OK;
 }
 
+/* f's object changed on the server (its ETag no longer matches) and f
+ * answered nothing yet: one HEAD, the cache takes the new size and ETag,
+ * and f reads the new version (the kernel is told the size changed).
+ * MFS_ENOTFOUND when the object is gone (the cache forgets it). */
+static enum mfs_err reopen_changed(struct fs_file *f, struct errbuf *eb)
+{
+	struct fs *fs = f->fs;
+	struct fs_remote *r;
+	struct obj_meta m;
+	struct mc_node n;
+	enum mfs_err rc = mcache_get(fs->mc, f->ino, &n);
+
+	if (rc)
+		return rc;
+	r = fsi_remote(fs, n.rid);
+	memset(&m, 0, sizeof(m));
+	rc = r ? r->be->ops->head(r->be, n.key, &m, eb) : MFS_EIO;
+	if (rc == MFS_ENOTFOUND && !n.pending) {
+		log_info("'%s' was deleted on the server", n.key);
+		mcache_remove(fs->mc, n.ino);
+		fsi_neg_note(fs, n.parent, n.name);
+		if (fs->inval_entry)	/* a read does not lock the parent */
+			fs->inval_entry(fs->notify_ctx, n.parent, n.name);
+	}
+	if (!rc && m.kind == OBJ_DIR)
+		rc = MFS_ENOTFOUND;
+	if (!rc)
+		rc = mcache_set_full(fs->mc, n.ino, m.size, m.mtime_ns, m.mode,
+				     m.etag, m.content_type, m.cache_control);
+	mc_node_cleanup(&n);
+	if (!rc)
+		rc = mcache_get(fs->mc, f->ino, &n);
+	if (rc)
+		return rc;
+	log_info("'%s' changed on the server; reading its new version",
+		 n.key);
+	prefetch_free(f->pf);
+	f->pf = NULL;
+	rc = open_remote(fs, r, &n, f, eb);
+	mc_node_cleanup(&n);
+	if (fs->inval_attr)
+		fs->inval_attr(fs->notify_ctx, f->ino);
+	return rc;
+}
+
 static struct fs_file *file_new(struct fs *fs, uint64_t ino)
 {
 	struct fs_file *f = calloc(1, sizeof(*f));
@@ -501,6 +546,7 @@ static struct fs_file *file_new(struct fs *fs, uint64_t ino)
 		f->fs = fs;
 		f->ino = ino;
 		f->rfd = -1;
+		pthread_rwlock_init(&f->pf_lock, NULL);
 	}
 	return f;
 }
@@ -576,6 +622,8 @@ enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 out:
 	mc_node_cleanup(&n);
 	if (rc) {
+		prefetch_free(f->pf);
+		pthread_rwlock_destroy(&f->pf_lock);
 		free(f);
 		return rc;
 	}
@@ -593,6 +641,7 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 		     size_t *got, struct errbuf *eb)
 {
 	enum mfs_err rc;
+	unsigned gen;
 	int fd = f->w ? f->w->fd : f->rfd;
 
 	if (f->w && (rc = wfile_load(f->fs, f->w, UINT64_MAX, eb)))
@@ -606,7 +655,31 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 		*got = (size_t)n;
 		return MFS_OK;
 	}
-	rc = prefetch_read(f->pf, off, len, dst, got, eb);
+	pthread_rwlock_rdlock(&f->pf_lock);
+	gen = f->pf_gen;
+	rc = f->pf ? prefetch_read(f->pf, off, len, dst, got, eb)
+		   : eb_set(eb, MFS_EIO, "no reader of the new version");
+	if (rc == MFS_ECONFLICT && !f->keep_cache) {
+		/* replaced on the server before this handle answered
+		 * anything (and the kernel dropped its pages at open): move
+		 * to the new version, once, whichever reader comes first.
+		 * Bytes already answered from the old one keep ESTALE. */
+		pthread_rwlock_unlock(&f->pf_lock);
+		pthread_rwlock_wrlock(&f->pf_lock);
+		if (f->pf_gen == gen &&
+		    !__atomic_load_n(&f->served, __ATOMIC_ACQUIRE)) {
+			rc = reopen_changed(f, eb);
+			f->pf_gen++;
+		} else if (f->pf_gen != gen) {
+			rc = MFS_OK;	/* another reader moved it */
+		}
+		if (!rc && f->pf)
+			rc = prefetch_read(f->pf, off, len, dst, got, eb);
+		else if (!rc)
+			rc = MFS_EIO;
+	}
+	if (!rc && *got)
+		__atomic_store_n(&f->served, 1, __ATOMIC_RELEASE);
 	if (!rc && f->sniff && !off && *got) {
 		char type[128];
 		struct mc_node n;
@@ -628,6 +701,7 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 			log_warn("cannot keep the sniffed type of inode %llu",
 				 (unsigned long long)f->ino);
 	}
+	pthread_rwlock_unlock(&f->pf_lock);	/* f->etag, f->sniff too */
 	if (rc == MFS_ECONFLICT) {
 		/* replaced on the server since we listed it: the next
 		 * lookup lists the directory again */
@@ -752,6 +826,7 @@ void fs_release(struct fs_file *f)
 	if (f->rfd >= 0)
 		close(f->rfd);
 	prefetch_free(f->pf);
+	pthread_rwlock_destroy(&f->pf_lock);
 	free(f);
 }
 
@@ -933,6 +1008,8 @@ enum mfs_err fs_setxattr(struct fs *fs, uint64_t ino, const char *name,
 	enum mfs_err rc;
 	char *dst;
 
+	if (!strcmp(name, "user.mediafs.refresh"))
+		return fsi_refresh(fs, ino);	/* any value */
 	if (!strcmp(name, "user.mediafs.content_type")) {
 		bits = UQ_META_CTYPE;
 		dst = m.content_type;

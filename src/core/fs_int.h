@@ -43,6 +43,7 @@ struct wfile {
 };
 
 #define OPENED_SLOTS 1024
+#define NEG_SLOTS 4096
 
 struct fs {
 	struct fs_config cfg;	/* read-only after fs_new */
@@ -61,8 +62,16 @@ struct fs {
 	 * slot = ino % OPENED_SLOTS, a collision only costs a re-read. */
 	struct { uint64_t ino; char etag[80]; } opened[OPENED_SLOTS];
 					/* guarded by lock */
+	/* Names a store check found absent lately (fs_fresh.c): slot =
+	 * hash % NEG_SLOTS, a collision only costs one more check. */
+	struct { uint64_t hash; int64_t at; } negs[NEG_SLOTS];
+					/* guarded by lock; at in seconds */
 	void (*inval)(void *ctx, uint64_t ino);	/* set once, at mount */
 	void *inval_ctx;
+	/* set once, at mount (fs_set_notify) */
+	void (*inval_attr)(void *ctx, uint64_t ino);
+	void (*inval_entry)(void *ctx, uint64_t parent, const char *name);
+	void *notify_ctx;
 };
 
 struct fs_file {
@@ -77,11 +86,35 @@ struct fs_file {
 				 * says octet-stream or nothing) */
 	char etag[80];		/* of the object read (for the sniffed
 				 * type's record) */
+	int served;		/* atomic: bytes of the server's version
+				 * were answered, it may not change under
+				 * it */
+	/* pf is used under a read lock, replaced under the write lock
+	 * (a version changed on the server before anything was read) */
+	pthread_rwlock_t pf_lock;
+	unsigned pf_gen;	/* guarded by pf_lock: replacements so far */
 	int orphan;		/* guarded by fs->lock: unlinked while open */
 	struct fs_attr oattr;	/* guarded by fs->lock: its attributes then */
 };
 
 int64_t fsi_now_ns(void);
+/* fs_fresh.c. name is not in d's listing: when the listing is older than
+ * negative_ttl and the name (not a hidden one) was not checked within it,
+ * ask the store (one HEAD); an object found there joins the listing and *out gets it.
+ * MFS_ENOTFOUND otherwise (also when the store cannot be reached: the
+ * listing's answer holds). */
+enum mfs_err fsi_neg_recheck(struct fs *fs, const struct mc_node *d,
+			     const char *name, struct mc_node *out,
+			     struct errbuf *eb);
+/* The mount itself removed parent/name (unlink, rename): its absence is
+ * known for negative_ttl without asking (an upload of it may still be
+ * landing before its delete). */
+void fsi_neg_note(struct fs *fs, uint64_t parent, const char *name);
+/* user.mediafs.refresh of ino: a directory lists again at its next use; a
+ * file is asked of the store now (one HEAD): a new version's size and ETag
+ * replace the cached ones, a deleted object leaves the cache and the
+ * kernel. A file with local changes is left alone. */
+enum mfs_err fsi_refresh(struct fs *fs, uint64_t ino);
 struct fs_remote *fsi_remote(struct fs *fs, int rid);
 int fsi_multi_root(const struct fs *fs, uint64_t ino);
 /* Attributes of n, with the live size/mtime of a file being written. */

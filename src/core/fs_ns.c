@@ -107,6 +107,7 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 	if (!rc) {
 		event(fs, r, "delete", n.key, NULL, NULL);
 		mcache_remove(fs->mc, n.ino);
+		fsi_neg_note(fs, parent, name);
 		keep_if_empty(fs, r, parent);
 	}
 	mc_node_cleanup(&n);
@@ -216,6 +217,7 @@ enum mfs_err fs_rmdir(struct fs *fs, uint64_t parent, const char *name,
 	if (!rc) {
 		event(fs, r, "rmdir", n.key, NULL, NULL);
 		mcache_remove(fs->mc, n.ino);
+		fsi_neg_note(fs, parent, name);
 	}
 	mc_node_cleanup(&n);
 	return rc;
@@ -743,6 +745,8 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 	if (!rc && newparent != parent)
 		/* the folder it left may be empty now: it keeps a marker */
 		keep_if_empty(fs, r, parent);
+	if (!rc)	/* the old name is gone; its upload may still land */
+		fsi_neg_note(fs, parent, name);
 out:
 	free(newkey);
 	mc_node_cleanup(&src);

@@ -40,11 +40,13 @@
 #endif
 
 #define DEFAULT_TTL 300
+#define DEFAULT_NEG_TTL 5
 
 struct options {
 	char *config;
 	char *cache_dir;
 	char *cache_ttl;
+	char *negative_ttl;
 	char *debug;
 	char *readahead;
 	char *data_cache;
@@ -72,6 +74,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("--config=%s", config),
 	OPT("cache_dir=%s", cache_dir),
 	OPT("cache_ttl=%s", cache_ttl),
+	OPT("negative_ttl=%s", negative_ttl),
 	OPT("debug=%s", debug),
 	OPT("readahead=%s", readahead),
 	OPT("data_cache=%s", data_cache),
@@ -112,6 +115,10 @@ static const char usage_text[] =
 "                         mount, kept across remounts\n"
 "  -o cache_ttl=SECONDS   how long a directory listing is trusted, also\n"
 "                         across remounts (default 300)\n"
+"  -o negative_ttl=SECONDS  a name missing from a listing older than this\n"
+"                         is asked of the store (one HEAD per name at most\n"
+"                         this often), so what other clients write is\n"
+"                         found by name (default 5; >= cache_ttl: never)\n"
 "  -o readahead=BYTES     largest sequential read-ahead window (default\n"
 "                         8388608)\n"
 "  -o data_cache=SIZE     file data kept on disk under the cache directory\n"
@@ -443,6 +450,16 @@ int main(int argc, char **argv)
 		}
 		cfg.ttl_s = (int64_t)v;
 	}
+	cfg.neg_ttl_s = DEFAULT_NEG_TTL;
+	if (o.negative_ttl) {
+		if (str_parse_u64(o.negative_ttl, &v) ||
+		    v > 10 * 365 * 86400) {
+			fprintf(stderr, "mediafs: negative_ttl must be a number of seconds, not '%s'\n",
+				o.negative_ttl);
+			goto out;
+		}
+		cfg.neg_ttl_s = (int64_t)v;
+	}
 	mo.op_timeout_ms = 20000;
 	if (o.op_timeout) {
 		if (str_parse_u64(o.op_timeout, &v) || v > 86400) {
@@ -725,6 +742,7 @@ out:
 	free(o.config);
 	free(o.cache_dir);
 	free(o.cache_ttl);
+	free(o.negative_ttl);
 	free(o.debug);
 	free(o.readahead);
 	free(o.data_cache);

@@ -147,9 +147,9 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	enum mfs_err rc = fs_lookup(op_fs(req), parent, name, &a, &eb);
 
 	if (rc == MFS_ENOTFOUND) {
-		/* a negative entry the kernel may keep for the TTL */
+		/* a negative entry the kernel may keep for negative_ttl */
 		memset(&e, 0, sizeof(e));
-		e.entry_timeout = fs_ttl(fs_of(req));
+		e.entry_timeout = fs_negative_ttl(fs_of(req));
 		fuse_reply_entry(req, &e);
 		return;
 	}
@@ -651,6 +651,27 @@ static void ll_inval(void *ctx, uint64_t ino)
 			(unsigned long long)ino, strerror(-r));
 }
 
+/* Attributes only: safe from within a read of ino (no page is locked). */
+static void ll_inval_attr(void *ctx, uint64_t ino)
+{
+	int r = fuse_lowlevel_notify_inval_inode(ctx, (fuse_ino_t)ino, -1, 0);
+
+	if (r && r != -ENOENT)
+		log_dbg(LOG_SUB_FUSE, "attribute inval of inode %llu: %s",
+			(unsigned long long)ino, strerror(-r));
+}
+
+/* From setxattr of the child (never of parent: its lock is held then). */
+static void ll_inval_entry(void *ctx, uint64_t parent, const char *name)
+{
+	int r = fuse_lowlevel_notify_inval_entry(ctx, (fuse_ino_t)parent, name,
+						 strlen(name));
+
+	if (r && r != -ENOENT)
+		log_dbg(LOG_SUB_FUSE, "entry inval of %llu/%s: %s",
+			(unsigned long long)parent, name, strerror(-r));
+}
+
 int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 		const struct fuse_mount_opts *o)
 {
@@ -672,6 +693,7 @@ int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 		log_use_syslog("mediafs");
 	if (o->set_inval)
 		o->set_inval(o->ud, ll_inval, se);
+	fs_set_notify(fs, ll_inval_attr, ll_inval_entry, se);
 	if (o->started)
 		o->started(o->ud);
 	log_info("mounted at %s", mountpoint);

@@ -31,7 +31,9 @@ echo x | s3 put names "marked/inside" -
 echo clash | s3 put names "clash" -
 echo child | s3 put names "clash/child" -
 
-mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache" s3t: ||
+# negative_ttl=60: a missing name is asked of the store at most once a
+# minute (and not at all while the listing is younger than that)
+mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache",negative_ttl=60 s3t: ||
 	{ fail mount "mediafs did not mount"; exit 1; }
 
 ok=1
@@ -62,8 +64,14 @@ stat "$MNT/odd/nope" >/dev/null 2>&1 && fail "missing name" "stat succeeded" ||
 	pass "missing name: ENOENT"
 m=$(req_mark)
 for i in 1 2 3; do stat "$MNT/odd/missing-$i" >/dev/null 2>&1; done
-[ "$(req_since "$m")" -eq 0 ] && pass "negative lookups in a listed directory cost 0 requests" ||
-	fail "negative lookups" "$(req_since "$m") requests"
+n1=$(req_since "$m")
+h1=$(req_since "$m" '^HEAD /[^ ]*/odd/missing-[123] 404')
+m=$(req_mark)
+for i in 1 2 3; do stat "$MNT/odd/missing-$i" >/dev/null 2>&1; done
+# the first round asks the store only if the listing is over 60 s old
+[ "$n1" -eq "$h1" ] && [ "$n1" -le 3 ] && [ "$(req_since "$m")" -eq 0 ] &&
+	pass "negative lookups in a listed directory: $n1 HEAD, then 0 requests within negative_ttl" ||
+	fail "negative lookups" "$n1 then $(req_since "$m") requests"
 
 # extended attributes
 f="$MNT/odd/sp ace"

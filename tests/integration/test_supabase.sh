@@ -27,7 +27,11 @@ EOC
 }
 export TEST_SB_KEY=$SB_KEY
 conf "$T/m.conf"
-OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
+# negative_ttl=3600 (>= cache_ttl): names missing from a listing are not
+# asked of the store, so the request counts below stay exact; creating a
+# name in a directory listed over negative_ttl ago costs one HEAD by
+# default (test_outside_writer_seen_by_name covers that check)
+OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J,negative_ttl=3600
 
 # local manifest: key size md5, like sbtool's first three columns
 manifest() { tree_manifest "$1" "$2"; }
@@ -88,7 +92,7 @@ sb manifest media | grep -P "^cp/\Q$f\E\t" | cut -f5 >"$T/mt"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 
 # a cold cache (another cache directory): listing, then reads
-mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache2",journal="$J" supa: ||
+mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache2",journal="$J",negative_ttl=3600 supa: ||
 	{ fail remount "did not mount"; exit 1; }
 echo max_list=50 >"$SB_CONTROL"
 m=$(sb_mark)
@@ -155,7 +159,7 @@ umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 
 # ---- injected 429 and 500, a public bucket, the list-v1 fallback
 printf 'rate429=0.15\nrate500=0.1\nseed=3\nno_list_v2=1\n' >"$SB_CONTROL"
-mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache3",journal="$J",supabase_public_buckets supa: ||
+mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache3",journal="$J",negative_ttl=3600,supabase_public_buckets supa: ||
 	{ fail mount3 "did not mount"; exit 1; }
 mkdir "$MNT/pub"
 python3 "$LIB_DIR/mktree.py" "$T/src2" 200 --supabase --small --seed 9 >/dev/null
@@ -177,7 +181,7 @@ sb buckets | grep -qx "pub public" && url=$(getfattr --only-values -n user.media
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 
 # ---- one bucket as the mount's root: supa:media
-mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache6",journal="$J" supa:media ||
+mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache6",journal="$J",negative_ttl=3600 supa:media ||
 	{ fail "mount supa:media" "did not mount"; exit 1; }
 [ -d "$MNT/tree" ] && cmp -s "$MNT/big.bin" "$T/big" &&
 	pass "supa:media mounts one bucket as the root" || fail "supa:media" "$(ls "$MNT" | head -3)"
@@ -208,7 +212,7 @@ type = supabase
 url = http://127.0.0.1:$SB_PORT
 key = env:TEST_SB_KEY
 EOC
-mount_fs "$LOG" "$MNT" -o config="$T/x.conf",cache_dir="$T/cache5",journal="$J" ||
+mount_fs "$LOG" "$MNT" -o config="$T/x.conf",cache_dir="$T/cache5",journal="$J",negative_ttl=3600 ||
 	{ fail "mount all" "did not mount"; exit 1; }
 mkdir "$MNT/supa/xcopy"
 rsync -aX "$MNT/s3t/" "$MNT/supa/xcopy/" 2>"$T/rsync.err" || fail "cross rsync" "$(head -3 "$T/rsync.err")"

@@ -839,6 +839,10 @@ class Runner:
             del m.files[op['p']]
             if op.get('refresh', True):
                 self.cache_drop()
+            else:
+                # what a user does to see it now (README, "How it
+                # behaves"): refresh the one path, no remount
+                os.setxattr(P(op['p']), 'user.mediafs.refresh', b'1')
         elif t == 'remount':
             self.mount.stop()
             self.mount.start()
@@ -928,7 +932,9 @@ class Runner:
             f.attrs_known = f.attrs_known and f.mode == 0o644
         self.mount.start()
 
-    def wait_visible(self, p, data, limit=10):
+    def wait_visible(self, p, data, limit=60):
+        # negative_ttl (5 s) on each side: the listing's age, the
+        # kernel's negative entry; 60 s is the deadline of a loaded host
         deadline = time.time() + limit
         while time.time() < deadline:
             try:
