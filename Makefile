@@ -116,6 +116,7 @@ demo: deps all
 bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench.sh
 	scripts/bench-read.sh
+	scripts/bench-fm.sh
 	scripts/bench-hooks.sh
 	scripts/bench-plan.sh
 	scripts/bench-rewrite.sh

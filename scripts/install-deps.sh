@@ -23,6 +23,9 @@ FUZZ_PKGS="clang libclang-rt-14-dev"
 # mediafs, and bc for the figures.
 BENCH_PKGS=""
 [ "${1:-}" = bench ] && BENCH_PKGS="s3fs rclone bc"
+# The file-manager benchmark (scripts/install-deps.sh fm): the peers, an X
+# server without a screen, a GTK file manager and a session bus for it.
+[ "${1:-}" = fm ] && BENCH_PKGS="s3fs rclone bc xvfb x11-utils pcmanfm dbus"
 
 missing=""
 for p in $BUILD_PKGS $TEST_PKGS $FUZZ_PKGS $BENCH_PKGS; do
