@@ -97,6 +97,15 @@ enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
 			const struct upq_meta *meta, int64_t jid,
 			struct errbuf *eb);
 
+/* Keep stage_path (ownership moves) of an upload that failed in an earlier
+ * run (journal row jid, reason error) as a failed upload of ino: its
+ * staged copy serves reads, and upq_retry (mediactl retry) sends it. */
+enum mfs_err upq_submit_failed(struct upq *q, struct backend *be,
+			       uint64_t ino, const char *key, char *stage_path,
+			       uint64_t size, const struct upq_meta *meta,
+			       int64_t jid, const char *error,
+			       struct errbuf *eb);
+
 /* Queue the marker object "dir/" that keeps an empty directory on the
  * server (journaled as key "dir/"). It is dropped when an upload below the
  * directory succeeds first: then the directory exists through its files.
@@ -127,9 +136,13 @@ enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 /* Give ino's upload the key new_key (a rename before upload). */
 enum upq_hit upq_rename(struct upq *q, uint64_t ino, const char *new_key);
 /* Rename every queued upload under directory old_prefix to new_prefix;
- * waits for running ones in that subtree first. */
+ * waits for running ones in that subtree first (they land under the old
+ * key). cb (may be NULL) gets the inode of every file upload renamed (it
+ * goes up under its new key), called with the queue's lock held: it must
+ * not call the queue. */
 void upq_rename_dir(struct upq *q, const char *old_prefix,
-		    const char *new_prefix, struct backend *be);
+		    const char *new_prefix, struct backend *be,
+		    void (*cb)(void *ud, uint64_t ino), void *ud);
 /* Take back a queued upload's staging file (reopen for writing, truncate):
  * returns 1 with *stage_path (caller owns it) and *meta, cancelling the
  * upload; a running upload is waited for and 0 returned. */
@@ -175,6 +188,8 @@ void upq_drain(struct upq *q);
 
 struct upq_stats {
 	unsigned long queued, running, done, failed;
+	unsigned long failed_before;	/* of failed: failed in an earlier
+					 * run, not retried in this one */
 	uint64_t bytes_done;
 };
 void upq_stats(struct upq *q, struct upq_stats *st);

@@ -32,6 +32,14 @@ struct jrow {
 	const char *content_type;
 	const char *cache_control;
 	int state;		/* enum jstate */
+	/* Set while the upload runs and the file was renamed or deleted
+	 * meanwhile (journal_update_pending writes them before the change is
+	 * answered): drop_key is the key the running upload may land under,
+	 * which must not stay on the server; discard says the file was
+	 * deleted (nothing is to be uploaded). NULL/0 otherwise. */
+	const char *drop_key;
+	int discard;
+	const char *error;	/* output only: why a failed row failed */
 };
 
 struct journal;
@@ -46,7 +54,8 @@ enum mfs_err journal_reopen(struct journal *j, struct errbuf *eb);
 enum mfs_err journal_add_pending(struct journal *j, struct jrow *r,
 				 struct errbuf *eb);
 /* Update what a pending upload will be (rename, attributes, new content):
- * key, stage_path, size, mtime, mode, content type, cache control. */
+ * key, stage_path, size, mtime, mode, content type, cache control,
+ * drop_key and discard. Its state stays (a failed upload stays failed). */
 enum mfs_err journal_update_pending(struct journal *j, const struct jrow *r,
 				    struct errbuf *eb);
 /* The upload finished: its final facts. Strings borrowed. */
@@ -122,6 +131,12 @@ enum mfs_err journal_event(struct journal *j, const char *mount_id,
 			   const char *remote, const char *op,
 			   const char *key, const char *new_key,
 			   const char *detail);
+
+/* Did key on remote finish an upload in a row newer than id? (Then an
+ * object there is that row's, not one row id left behind.) 1 also when
+ * the journal cannot tell. */
+int journal_done_after(struct journal *j, const char *remote, const char *key,
+		       int64_t id);
 
 /* A failed upload goes back to pending (mediactl retry). */
 enum mfs_err journal_requeue(struct journal *j, int64_t id, struct errbuf *eb);

@@ -546,12 +546,58 @@ static void note_markers(struct fs *fs, struct fs_remote *r,
 		upq_clear_markers(fs->cfg.upq, r->be, src->ino);
 }
 
+/* The files whose queued uploads a directory rename gave new keys. */
+struct inos {
+	uint64_t *v;
+	size_t n, cap;
+};
+
+static void renamed_cb(void *ud, uint64_t ino)
+{
+	struct inos *s = ud;
+
+	if (s->n == s->cap) {
+		size_t ncap = s->cap ? s->cap * 2 : 16;
+		uint64_t *v = realloc(s->v, sizeof(*v) * ncap);
+
+		if (!v)
+			return;
+		s->v = v;
+		s->cap = ncap;
+	}
+	s->v[s->n++] = ino;
+}
+
+static int was_renamed(const struct inos *s, uint64_t ino)
+{
+	size_t i;
+
+	for (i = 0; i < s->n; i++)
+		if (s->v[i] == ino)
+			return 1;
+	return 0;
+}
+
+/* n as the cache has it now: an upload that ran during the walk has
+ * landed since (upq_rename_dir waited for it), under the old key. */
+static void refresh(struct fs *fs, struct mc_node *n)
+{
+	struct mc_node now;
+
+	if (mcache_get(fs->mc, n->ino, &now))
+		return;
+	n->pending = now.pending;
+	memcpy(n->etag, now.etag, sizeof(n->etag));
+	mc_node_cleanup(&now);
+}
+
 static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 			       struct mc_node *src, uint64_t newparent,
 			       const char *newname, const char *newkey,
 			       struct errbuf *eb)
 {
 	struct subtree t = { 0 };
+	struct inos ren = { 0 };
 	char **copy = NULL, **del = NULL, *detail = NULL;
 	size_t ncopy = 0, ndel = 0, i;
 	enum mfs_err rc;
@@ -559,7 +605,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	if (r->be->ops->move_dir) {
 		/* the provider renames folders itself (queued uploads below
 		 * just get their new keys) */
-		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be);
+		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be, NULL,
+			       NULL);
 		rc = r->be->ops->move_dir(r->be, src->key, newkey, eb);
 		if (!rc)
 			rc = mcache_move(fs->mc, src->ino, newparent, newname,
@@ -581,9 +628,11 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		if (!copy || !del)
 			rc = MFS_ENOMEM;
 	}
-	/* queued uploads below simply get their new keys */
+	/* queued uploads below simply get their new keys; running ones
+	 * land first, under their old keys, to be copied with the rest */
 	if (!rc)
-		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be);
+		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be,
+			       renamed_cb, &ren);
 	for (i = 0; i < t.count && !rc; i++) {
 		struct mc_node *n = &t.n[i];
 
@@ -591,6 +640,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 			del[ndel++] = str_fmt("%s/", n->key);	/* marker */
 			continue;
 		}
+		if (!was_renamed(&ren, n->ino))
+			refresh(fs, n);
 		if (n->etag[0] && !n->pending)
 			copy[ncopy++] = n->key;
 		/* a moved key is gone already; a pending one's old version
@@ -637,6 +688,7 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	}
 	for (i = 0; i < t.count; i++)
 		mc_node_cleanup(&t.n[i]);
+	free(ren.v);
 	for (i = 0; i < ndel; i++)
 		free(del[i]);
 	free(t.n);

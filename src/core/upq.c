@@ -157,6 +157,35 @@ static void jrow_from(struct upq *q, const struct item *it, struct jrow *r)
 						   : NULL;
 	r->cache_control = it->meta.cache_control[0] ? it->meta.cache_control
 						     : NULL;
+	if (!it->marker && it->state == S_RUNNING &&
+	    (it->rename_to || it->cancelled)) {
+		/* what the running upload lands must go (journal.h) */
+		r->drop_key = it->key;
+		r->discard = it->cancelled;
+		if (it->rename_to)
+			r->key = it->rename_to;
+	}
+}
+
+/* Caller holds lock: write what it will be to its journal row, before the
+ * change that made it so is answered (a kill -9 then loses nothing). */
+static void record(struct upq *q, const struct item *it)
+{
+	struct jrow r;
+	char *mk;
+
+	jrow_for(q, it, &r, &mk);
+	journal_update_pending(q->j, &r, NULL);
+	free(mk);
+}
+
+/* Caller holds lock: a failed item leaves the failed count. */
+static void unfail(struct upq *q, struct item *it)
+{
+	q->st.failed--;
+	if (it->earlier)
+		q->st.failed_before--;
+	it->earlier = 0;
 }
 
 /* ---- uploading ---- */
@@ -602,6 +631,8 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 			pthread_mutex_lock(&q->lock);
 		}
 		free(key);
+		if (!rc && !it->discarded)
+			record(q, it);	/* where it is now */
 	}
 	return rc;
 }
@@ -741,7 +772,6 @@ static void *worker(void *arg)
 			d.hook_result = ur.text[0] ? ur.text : NULL;
 			d.file_id = out.id[0] ? out.id : NULL;
 			journal_done(q->j, it->jid, &d, NULL);
-			unlink(it->stage_path);
 			s.mask = MC_SET_ETAG | MC_SET_FULL | MC_SET_CTYPE;
 			s.etag = out.etag;
 			s.full = 1;
@@ -759,6 +789,9 @@ static void *worker(void *arg)
 				s.size = ur.size;
 			}
 			mcache_set(q->mc, it->ino, &s);
+			/* after the cache says where the bytes are now: a
+			 * reader that finds no staged copy finds them there */
+			unlink(it->stage_path);
 			q->st.done++;
 			q->st.bytes_done += ur.size;
 			it->state = S_DONE;
@@ -784,6 +817,15 @@ static void *worker(void *arg)
 				}
 			}
 		} else {
+			if (it->rename_to) {
+				/* renamed meanwhile: a retry goes up under
+				 * the name the file has now */
+				free(it->key);
+				it->key = it->rename_to;
+				it->rename_to = NULL;
+			}
+			it->meta_changed = 0;
+			record(q, it);
 			snprintf(it->error, sizeof(it->error), "%s",
 				 eb.msg[0] ? eb.msg : mfs_strerror(rc));
 			log_redact(it->error);
@@ -899,7 +941,7 @@ void upq_free(struct upq *q)
 static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 			   const char *key, char *stage_path, uint64_t size,
 			   const struct upq_meta *meta, int64_t jid,
-			   int marker, struct errbuf *eb)
+			   int marker, const char *failed, struct errbuf *eb)
 {
 	struct item *it = calloc(1, sizeof(*it));
 	struct jrow r;
@@ -921,6 +963,12 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 	it->hold_until_ms = now_ms() + q->cfg.hold_ms;
 	it->not_before_ms = now_ms() + (marker ? q->cfg.marker_ms
 					       : q->cfg.settle_ms);
+	if (failed) {
+		it->state = S_FAILED;
+		it->earlier = 1;
+		it->rc = MFS_EIO;
+		snprintf(it->error, sizeof(it->error), "%s", failed);
+	}
 	if (jid <= 0) {
 		/* durable before release() returns */
 		char *mk;
@@ -942,7 +990,12 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 	else
 		q->head = it;
 	q->tail = it;
-	q->st.queued++;
+	if (failed) {
+		q->st.failed++;
+		q->st.failed_before++;
+	} else {
+		q->st.queued++;
+	}
 	pthread_cond_signal(&q->work);
 	pthread_mutex_unlock(&q->lock);
 	log_dbg(LOG_SUB_UPQ, "queued %s (%llu bytes)%s", key,
@@ -976,7 +1029,18 @@ enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
 			const struct upq_meta *meta, int64_t jid,
 			struct errbuf *eb)
 {
-	return submit(q, be, ino, key, stage_path, size, meta, jid, 0, eb);
+	return submit(q, be, ino, key, stage_path, size, meta, jid, 0, NULL,
+		      eb);
+}
+
+enum mfs_err upq_submit_failed(struct upq *q, struct backend *be,
+			       uint64_t ino, const char *key, char *stage_path,
+			       uint64_t size, const struct upq_meta *meta,
+			       int64_t jid, const char *error,
+			       struct errbuf *eb)
+{
+	return submit(q, be, ino, key, stage_path, size, meta, jid, 0,
+		      error && *error ? error : "failed in an earlier run", eb);
 }
 
 enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
@@ -987,7 +1051,7 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 
 	snprintf(meta.content_type, sizeof(meta.content_type),
 		 "application/x-directory");
-	return submit(q, be, ino, dir, NULL, 0, &meta, jid, 1, eb);
+	return submit(q, be, ino, dir, NULL, 0, &meta, jid, 1, NULL, eb);
 }
 
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
@@ -995,7 +1059,6 @@ enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 {
 	enum upq_hit hit = UQ_NONE;
 	struct item *it;
-	struct jrow r;
 
 	pthread_mutex_lock(&q->lock);
 	it = find(q, ino);
@@ -1007,13 +1070,9 @@ enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 			it->meta_changed = 1;
 			hit = UQ_AFTER;
 		} else {
-			char *mk;
-
 			hit = UQ_ABSORBED;
-			jrow_for(q, it, &r, &mk);
-			journal_update_pending(q->j, &r, NULL);
-			free(mk);
 		}
+		record(q, it);
 	}
 	pthread_mutex_unlock(&q->lock);
 	return hit;
@@ -1036,13 +1095,13 @@ static enum upq_hit rename_item(struct upq *q, struct item *it,
 				const char *new_key)
 {
 	char *k = strdup(new_key);
-	struct jrow r;
 
 	if (!k)
 		return UQ_NONE;
 	if (it->state == S_RUNNING) {
 		free(it->rename_to);
 		it->rename_to = k;
+		record(q, it);
 		return UQ_AFTER;
 	}
 	free(it->key);
@@ -1051,13 +1110,7 @@ static enum upq_hit rename_item(struct upq *q, struct item *it,
 		it->state = S_QUEUED;	/* renamed to its final name */
 		pthread_cond_signal(&q->work);
 	}
-	{
-		char *mk;
-
-		jrow_for(q, it, &r, &mk);
-		journal_update_pending(q->j, &r, NULL);
-		free(mk);
-	}
+	record(q, it);
 	return UQ_ABSORBED;
 }
 
@@ -1075,7 +1128,8 @@ enum upq_hit upq_rename(struct upq *q, uint64_t ino, const char *new_key)
 }
 
 void upq_rename_dir(struct upq *q, const char *old_prefix,
-		    const char *new_prefix, struct backend *be)
+		    const char *new_prefix, struct backend *be,
+		    void (*cb)(void *ud, uint64_t ino), void *ud)
 {
 	size_t n = strlen(old_prefix);
 	struct item *it;
@@ -1101,8 +1155,9 @@ void upq_rename_dir(struct upq *q, const char *old_prefix,
 		    (it->key[n] != '/' && !(it->marker && !it->key[n])))
 			continue;
 		k = str_fmt("%s%s", new_prefix, it->key + n);
-		if (k)
-			rename_item(q, it, k);
+		if (k && rename_item(q, it, k) != UQ_NONE && cb &&
+		    !it->marker)
+			cb(ud, it->ino);
 		free(k);
 	}
 	pthread_mutex_unlock(&q->lock);
@@ -1131,7 +1186,7 @@ int upq_take(struct upq *q, uint64_t ino, char **stage_path,
 		if (it->state != S_FAILED)
 			q->st.queued--;
 		else
-			q->st.failed--;
+			unfail(q, it);
 		journal_cancel(q->j, it->jid, NULL);
 		*stage_path = it->stage_path;
 		it->stage_path = NULL;
@@ -1152,13 +1207,14 @@ int upq_cancel(struct upq *q, uint64_t ino)
 	while ((it = find(q, ino))) {
 		if (it->state == S_RUNNING) {
 			it->cancelled = 1;	/* deleted when it lands */
+			record(q, it);
 			after = 1;
 			break;
 		}
 		if (it->state != S_FAILED)
 			q->st.queued--;
 		else
-			q->st.failed--;
+			unfail(q, it);
 		journal_cancel(q->j, it->jid, NULL);
 		if (it->stage_path)
 			unlink(it->stage_path);
@@ -1416,7 +1472,7 @@ int upq_retry(struct upq *q, const int64_t *jids, int n)
 		it->not_before_ms = 0;
 		it->rc = MFS_OK;
 		it->error[0] = '\0';
-		q->st.failed--;
+		unfail(q, it);
 		q->st.queued++;
 		count++;
 	}

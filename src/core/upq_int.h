@@ -35,6 +35,8 @@ struct item {
 				 * deleted again: no journal row stays */
 	int marker;		/* a directory marker: key is the directory,
 				 * no staging file */
+	int earlier;		/* guarded: S_FAILED in an earlier run
+				 * (resumed so its staged copy serves) */
 	int64_t created_ms;
 	int in_list;		/* guarded */
 	int refs;		/* guarded: waiters */

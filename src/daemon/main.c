@@ -704,7 +704,11 @@ int main(int argc, char **argv)
 		if (st.done || st.failed)
 			log_info("%lu uploads done, %lu failed", st.done,
 				 st.failed);
-		if (st.failed) {
+		if (st.failed && st.failed == st.failed_before) {
+			/* nothing failed in this run: the exit status says so */
+			log_warn("%lu uploads that failed in an earlier run are still not on the store; their files are kept ('mediactl failed', 'mediactl retry')",
+				 st.failed);
+		} else if (st.failed) {
 			/* the unmount summary: what is not on the store */
 			char *list = malloc(65536);
 			struct upq_tally t;

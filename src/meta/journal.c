@@ -36,7 +36,11 @@ static const char schema[] =
 	" orig_sha256 TEXT,"
 	" hook TEXT,"		/* "compress", "exec:tool", NULL */
 	" hook_result TEXT,"
-	" file_id TEXT);"	/* the provider's id of the object (ImageKit) */
+	" file_id TEXT,"	/* the provider's id of the object (ImageKit) */
+	/* while an upload runs: a key it may land under that must go (it was
+	 * renamed or deleted meanwhile), and whether the file was deleted */
+	" drop_key TEXT,"
+	" discard INTEGER);"
 	"CREATE INDEX IF NOT EXISTS uploads_state ON uploads(mount_id, state);"
 	/* multipart uploads started on a server and not yet completed nor
 	 * aborted: what a daemon killed meanwhile leaves there (billed) */
@@ -177,7 +181,7 @@ static int has_column(sqlite3 *db, const char *col)
 /* Bring an older journal's schema up to date (kept rows, new columns). */
 static enum mfs_err upgrade(struct journal *j, struct errbuf *eb)
 {
-	if (user_version(j->db) >= 2)
+	if (user_version(j->db) >= 3)
 		return MFS_OK;
 	if (!has_column(j->db, "orig_size") &&
 	    sqlite3_exec(j->db, upgrade_1, NULL, NULL, NULL))
@@ -186,7 +190,12 @@ static enum mfs_err upgrade(struct journal *j, struct errbuf *eb)
 	    sqlite3_exec(j->db, "ALTER TABLE uploads ADD COLUMN file_id TEXT;",
 			 NULL, NULL, NULL))
 		return db_err(j, eb, "upgrading the schema");
-	if (sqlite3_exec(j->db, "PRAGMA user_version=2", NULL, NULL, NULL))
+	if (!has_column(j->db, "drop_key") &&
+	    sqlite3_exec(j->db, "ALTER TABLE uploads ADD COLUMN drop_key TEXT;"
+			 "ALTER TABLE uploads ADD COLUMN discard INTEGER;",
+			 NULL, NULL, NULL))
+		return db_err(j, eb, "upgrading the schema");
+	if (sqlite3_exec(j->db, "PRAGMA user_version=3", NULL, NULL, NULL))
 		return db_err(j, eb, "upgrading the schema");
 	return MFS_OK;
 }
@@ -338,7 +347,8 @@ enum mfs_err journal_update_pending(struct journal *j, const struct jrow *r,
 	pthread_mutex_lock(&j->lock);
 	st = prep(j, "UPDATE uploads SET key=?2,stage_path=?3,size=?4,"
 		     "mtime_ns=?5,mode=?6,content_type=?7,cache_control=?8,"
-		     "state='pending',updated_at=?9 WHERE id=?1");
+		     "updated_at=?9,drop_key=?10,discard=?11 "
+		     "WHERE id=?1");
 	if (!st) {
 		rc = db_err(j, eb, "update");
 		goto out;
@@ -352,6 +362,8 @@ enum mfs_err journal_update_pending(struct journal *j, const struct jrow *r,
 	bind_text(st, 7, r->content_type);
 	bind_text(st, 8, r->cache_control);
 	sqlite3_bind_double(st, 9, now());
+	bind_text(st, 10, r->drop_key);
+	sqlite3_bind_int(st, 11, r->discard);
 	rc = run(j, st, eb, "update");
 out:
 	pthread_mutex_unlock(&j->lock);
@@ -368,8 +380,8 @@ enum mfs_err journal_done(struct journal *j, int64_t id,
 	st = prep(j, "UPDATE uploads SET state='done',key=?2,size=?3,"
 		     "sha256=?4,etag=?5,url=?6,content_type=?7,mtime_ns=?8,"
 		     "stage_path=NULL,error=NULL,updated_at=?9,orig_size=?10,"
-		     "orig_sha256=?11,hook=?12,hook_result=?13,file_id=?14 "
-		     "WHERE id=?1");
+		     "orig_sha256=?11,hook=?12,hook_result=?13,file_id=?14,"
+		     "drop_key=NULL,discard=NULL WHERE id=?1");
 	if (!st) {
 		rc = db_err(j, eb, "done");
 		goto out;
@@ -487,11 +499,13 @@ enum mfs_err journal_pending(struct journal *j, const char *mount_id,
 	pthread_mutex_lock(&j->lock);
 	st = prep(j, failed ?
 		  "SELECT id,remote,key,stage_path,size,mtime_ns,mode,"
-		  "content_type,cache_control,label,state FROM uploads "
-		  "WHERE mount_id=?1 AND state IN ('pending','failed') ORDER BY id" :
+		  "content_type,cache_control,label,state,drop_key,discard,"
+		  "error FROM uploads WHERE mount_id=?1 AND "
+		  "state IN ('pending','failed') ORDER BY id" :
 		  "SELECT id,remote,key,stage_path,size,mtime_ns,mode,"
-		  "content_type,cache_control,label,state FROM uploads "
-		  "WHERE mount_id=?1 AND state='pending' ORDER BY id");
+		  "content_type,cache_control,label,state,drop_key,discard,"
+		  "error FROM uploads WHERE mount_id=?1 AND state='pending' "
+		  "ORDER BY id");
 	if (!st) {
 		pthread_mutex_unlock(&j->lock);
 		return MFS_EIO;
@@ -512,6 +526,9 @@ enum mfs_err journal_pending(struct journal *j, const char *mount_id,
 		row.content_type = (const char *)sqlite3_column_text(st, 7);
 		row.cache_control = (const char *)sqlite3_column_text(st, 8);
 		row.label = (const char *)sqlite3_column_text(st, 9);
+		row.drop_key = (const char *)sqlite3_column_text(st, 11);
+		row.discard = sqlite3_column_int(st, 12);
+		row.error = (const char *)sqlite3_column_text(st, 13);
 		for (i = 0; i < 5; i++)
 			if (state && !strcmp(state, state_names[i]))
 				row.state = i;
@@ -522,6 +539,28 @@ enum mfs_err journal_pending(struct journal *j, const char *mount_id,
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&j->lock);
 	return rc;
+}
+
+int journal_done_after(struct journal *j, const char *remote, const char *key,
+		       int64_t id)
+{
+	sqlite3_stmt *st;
+	int found = 0;
+
+	pthread_mutex_lock(&j->lock);
+	st = prep(j, "SELECT 1 FROM uploads WHERE remote=?1 AND key=?2 AND "
+		     "id>?3 AND state='done' LIMIT 1");
+	if (st) {
+		bind_text(st, 1, remote);
+		bind_text(st, 2, key);
+		sqlite3_bind_int64(st, 3, id);
+		found = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_finalize(st);
+	} else {
+		found = 1;	/* unknown: do not delete */
+	}
+	pthread_mutex_unlock(&j->lock);
+	return found;
 }
 
 enum mfs_err journal_event(struct journal *j, const char *mount_id,

@@ -57,6 +57,14 @@ def load_known_open(table=False):
     return (known, j.get('cases', {})) if table else known
 
 
+def load_held():
+    """Fixed defects whose generator variants safe mode still leaves out
+    ('held' in known_open.json): their replay cases run and must pass."""
+    with open(os.path.join(HERE, 'known_open.json')) as f:
+        j = json.load(f)
+    return {int(k) for k in j.get('held', {})}
+
+
 # ---------------------------------------------------------------- types
 # The same rule as src/meta/sniff.c sniff_type(), over the same libmagic.
 BY_EXT = {
@@ -325,8 +333,30 @@ class SupabaseStore:
                                                self.q(key)))
 
     def fault(self, on):
-        with open(os.path.join(self.dir, 'control'), 'w') as f:
-            f.write('rate500=1\n' if on else '')
+        """Fail every request to this bucket (500) or stop: only this
+        bucket's, as other runs share the server and its control file
+        (read, changed and written under a lock)."""
+        import fcntl
+        path = os.path.join(self.dir, 'control')
+        mine = '/%s/' % self.bucket
+        with open(path + '.lock', 'a') as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            try:
+                lines = open(path).read().splitlines()
+            except FileNotFoundError:
+                lines = []
+            keep, texts = [], []
+            for ln in lines:
+                if ln.startswith('fail500='):
+                    texts += [t for t in ln[8:].split(',') if t]
+                else:
+                    keep.append(ln)
+            texts = [t for t in texts if t != mine] + ([mine] if on else [])
+            if texts:
+                keep.append('fail500=' + ','.join(texts))
+            with open(path + '.tmp', 'w') as f:
+                f.write(''.join(ln + '\n' for ln in keep))
+            os.replace(path + '.tmp', path)
         return True
 
 
@@ -419,7 +449,9 @@ class Mount:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
             self.proc = None
-        subprocess.run(['fusermount3', '-u', self.mnt],
+        # lazily: a dead mount can be busy for a moment, and ismount()
+        # says False for it (stat fails with ENOTCONN) while it is there
+        subprocess.run(['fusermount3', '-u', '-z', self.mnt],
                        stderr=subprocess.DEVNULL)
         if os.path.ismount(self.mnt):
             subprocess.run(['umount', '-l', self.mnt],
@@ -894,10 +926,15 @@ class Runner:
             if got != data:
                 raise Mismatch('%s after a remount: wrong bytes' % op['p'],
                                defect=8)
-            subprocess.run([self.mount.mediactl, '--journal',
-                            self.mount.journal, '--config', self.mount.conf,
-                            'retry', '--all'], capture_output=True,
-                           timeout=120)
+            r = subprocess.run([self.mount.mediactl, '--journal',
+                                self.mount.journal, '--config',
+                                self.mount.conf, 'retry', '--all'],
+                               capture_output=True, text=True, timeout=120)
+            if not r.stdout.startswith('1 queued again in a running'):
+                # no control socket (a path over 107 bytes): the row is
+                # pending again in the journal, sent at the next start
+                self.mount.stop()
+                self.mount.start()
             self.mount.settle()
         elif t == 'overwrite_delete':
             # write A and B, mv A B while B uploads, rm B
@@ -1362,7 +1399,8 @@ def run_seed(a, known, seed):
     rng = random.Random(seed)
     workdir = os.path.join(a.workdir, '%s-%d' % (a.backend, seed))
     rn = Runner(a.backend, workdir, known)
-    gen = Generator(rng, rn.model, a.backend, a.mode, known)
+    gen = Generator(rng, rn.model, a.backend, a.mode,
+                    set(known) | load_held())
     rn.setup()
     err = None
     try:

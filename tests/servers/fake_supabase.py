@@ -23,6 +23,8 @@
 STATE_DIR/control (re-read at every request, all lines optional):
   rate429=0.1   answer this fraction of requests with 429 SlowDown
   rate500=0.1   ... with 500 InternalError
+  fail500=T1,T2 answer every request whose path contains one of these
+                texts with 500 InternalError (a fault scoped to a bucket)
   seed=N
   no_list_v2=1  answer list-v2 with 400 FeatureNotEnabled (an old project)
   max_list=N    list-v2 pages hold at most N entries (forces cursor paging)
@@ -230,7 +232,9 @@ class Handler(QuietHandler):
         if x < r429:
             raise Err('SlowDown', 429, 'too_many_connections',
                       'Too many connections', http_status=429)
-        if x < r429 + r500:
+        if x < r429 + r500 or \
+                any(t and t in self.path
+                    for t in r.get('fail500', '').split(',')):
             raise Err('InternalError', 500, 'Internal', 'Internal error',
                       http_status=500)
         return r
