@@ -268,7 +268,7 @@ static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
 }
 
 static const char load_usage[] =
-	"usage: mediactl [--journal LEDGER] load PLAN [--name NAME]\n"
+	"usage: mediactl load PLAN [--name NAME]   (mediactl --journal LEDGER …)\n"
 	"Load a plan from 'mediactl plan' into the ledger once, as a queue that\n"
 	"'mediactl work' on any number of hosts takes entries from. LEDGER is a\n"
 	"PostgreSQL connection string (postgres://user@host/db; the password\n"
@@ -766,8 +766,8 @@ static void *heartbeat(void *arg)
 }
 
 static const char work_usage[] =
-	"usage: mediactl [--journal LEDGER] work [--plan NAME] [--from DIR] [--to DIR]\n"
-	"                [--host NAME] [--threads N] [--batch N] [--lease SECONDS]\n"
+	"usage: mediactl work [--plan NAME] [--from DIR] [--to DIR]\n"
+	"                     [--host NAME] [--threads N] [--batch N] [--lease SECONDS]\n"
 	"Take entries of a loaded plan from the ledger and copy them through this\n"
 	"host's mediafs mount until none is left. --from/--to: where the plan's\n"
 	"source and target are on this host (default: the plan's). Each thread\n"
@@ -1053,14 +1053,14 @@ static int worker_row(void *ud, int ncol, const char *const *v)
 	double started, beat, fin, last, lease, rate, span;
 	const char *state;
 
-	if (ncol < 11)
+	if (ncol < 12)
 		return 0;
 	started = num(v[3]);
 	beat = num(v[4]);
 	fin = v[5] ? num(v[5]) : 0;
 	lease = num(v[6]);
 	last = v[10] ? num(v[10]) : 0;
-	h->now = num(v[11 < ncol ? 11 : 0]);
+	h->now = num(v[11]);
 	span = (fin ? fin : last ? last : started) - started;
 	rate = span > 0 ? num(v[8]) / span : 0;
 	state = fin ? "finished" : h->now - beat > lease ? "lost" : "running";
@@ -1092,7 +1092,7 @@ static int worker_row(void *ud, int ncol, const char *const *v)
 }
 
 static const char hosts_usage[] =
-	"usage: mediactl [--journal LEDGER] hosts [--json]\n"
+	"usage: mediactl hosts [--json]   (mediactl --journal LEDGER …)\n"
 	"Each loaded plan's progress in the ledger and every worker's: host,\n"
 	"files, bytes, rate, failures, last heartbeat; 'lost' when the heartbeat\n"
 	"is older than the worker's lease. With a PostgreSQL ledger 'status'\n"
