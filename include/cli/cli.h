@@ -76,6 +76,24 @@ int cli_label_json_opts(int argc, char **argv, const char *usage,
 enum mfs_err cli_ctl(const char *socket, const char *req, struct js **reply,
 		     struct errbuf *eb);
 
+/* Copy one file src to dst through a mediafs mount (cli/copy): written
+ * under a temporary name, given src's mtime and mode, renamed, then waited
+ * for with fsync (mediafs answers when the upload is on the store). When
+ * dst is already src's copy (same mtime; same size or original size) only
+ * the wait happens and *present (may be NULL) is set. 0 on success, else
+ * errno with what failed in *step. type (or NULL) is the content type.
+ * Thread-safe (no shared state). */
+int copy_file(const char *src, const char *dst, const char *type,
+	      const char **step, int *present);
+
+/* The shared ledger (cli/ledger): a plan's entries as a work queue that
+ * workers on many hosts claim under a lease. */
+int cmd_load(struct cli *c, int argc, char **argv);
+int cmd_work(struct cli *c, int argc, char **argv);
+int cmd_hosts(struct cli *c, int argc, char **argv);
+/* The journal named by --journal is a PostgreSQL connection string. */
+int cli_journal_is_pg(const struct cli *c);
+
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_failed(struct cli *c, int argc, char **argv);
 int cmd_wait(struct cli *c, int argc, char **argv);

@@ -207,9 +207,10 @@ static const char *source_type(int fd, char *buf, size_t cap)
 }
 
 /* Copy one file; 0 on success, else errno with what in *step. type (the
- * plan's decision, or NULL) is set as the upload's content type. */
-static int copy_one(const char *src, const char *dst, const char *type,
-		    const char **step)
+ * plan's decision, or NULL) is set as the upload's content type; *present
+ * (when given) says the target already held it. */
+int copy_file(const char *src, const char *dst, const char *type,
+	      const char **step, int *present)
 {
 	char *tmp = NULL, *dir = strdup(dst), *slash, *buf = NULL;
 	int in = -1, out = -1, err = 0;
@@ -245,8 +246,13 @@ static int copy_one(const char *src, const char *dst, const char *type,
 		err = errno;
 		goto out;
 	}
-	if (already_there(&st, dst))
-		goto uploaded;	/* only its upload may still be running */
+	if (present)
+		*present = 0;
+	if (already_there(&st, dst)) {
+		if (present)
+			*present = 1;
+		goto uploaded;
+	}	/* only its upload may still be running */
 	*step = "creating the target";
 	out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
 	if (out < 0) {
@@ -416,7 +422,7 @@ static void *worker(void *arg)
 		src = str_fmt("%s/%s", cp->from, e->src);
 		dst = str_fmt("%s/%s", cp->to, e->dst);
 		t0 = cli_now();
-		err = src && dst ? copy_one(src, dst, e->type, &step) : ENOMEM;
+		err = src && dst ? copy_file(src, dst, e->type, &step, NULL) : ENOMEM;
 		if (!err && src && dst && !dst_known(dst)) {
 			/* stored, but the mount cannot say where (it went
 			 * away after the fsync): not done, a re-run checks */

@@ -25,13 +25,16 @@ static const struct {
 	{ "report", cmd_report, "a migration's summary per category" },
 	{ "rewrite", cmd_rewrite, "point a database (PostgreSQL, SQLite) at the moved media" },
 	{ "rollback", cmd_rollback, "delete what a batch uploaded, or undo a rewrite" },
+	{ "load", cmd_load, "load a plan into the ledger as a queue for many hosts" },
+	{ "work", cmd_work, "take entries from the ledger and copy them through this host's mount" },
+	{ "hosts", cmd_hosts, "the ledger's progress per plan and per host" },
 };
 
 static void usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: mediactl [--journal PATH] [--config FILE] COMMAND [ARGS]\n\n"
+	fprintf(f, "usage: mediactl [--journal PATH|postgres://…] [--config FILE] COMMAND [ARGS]\n\n"
 		   "commands:\n");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].what);

@@ -150,6 +150,8 @@ int cmd_report(struct cli *c, int argc, char **argv)
 	struct js *o, *cats, *sk;
 	char t0[32] = "-", t1[32] = "-";
 
+	if (cli_journal_is_pg(c))	/* the shared ledger (cli/ledger) */
+		return cmd_hosts(c, argc, argv);
 	rc = cli_label_json_opts(argc, argv,
 		"usage: mediactl report [--label L] [--json]\n"
 		"  per category (remote/first folder): processed, succeeded, failed,\n"

@@ -235,6 +235,9 @@ int cmd_status(struct cli *c, int argc, char **argv)
 	};
 	const char *label = NULL;
 	int json = 0, ch, rc, tty = isatty(1);
+
+	if (cli_journal_is_pg(c))	/* the shared ledger (cli/ledger) */
+		return cmd_hosts(c, argc, argv);
 	double every = 0;
 	long count = -1;
 

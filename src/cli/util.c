@@ -50,6 +50,9 @@ int cli_journal(struct cli *c)
 
 	if (c->j)
 		return 0;
+	if (cli_journal_is_pg(c))
+		return cli_fail(EXIT_USAGE, "a PostgreSQL ledger serves 'load', 'work', 'hosts', "
+				"'status' and 'report'; this command needs the SQLite journal");
 	if (fsu_mkdirs(c->journal_path, 0700, 1))
 		return cli_fail(EXIT_STORE, "cannot create the directory of %s: %s",
 				c->journal_path, strerror(errno));

@@ -75,7 +75,7 @@ mkdir "$MNT/supa/avatars" "$MNT/supa/service-media"
 
 # ---- every command has --help; a wrong one says so
 bad=0
-for c in status failed retry plan copy verify report rollback; do
+for c in status failed retry plan copy verify report rollback load work hosts; do
 	mctl $c --help | grep -q "usage: mediactl $c" || bad=$((bad + 1))
 done
 mctl frobnicate 2>"$T/err"

@@ -1,0 +1,1146 @@
+/* ledger.c - mediactl load / work / hosts: a plan as a shared work queue
+ * in the ledger, for many hosts each with its own mediafs mount. The
+ * ledger is the journal database: a PostgreSQL connection string (many
+ * hosts) or the SQLite journal file (one host); both go through cli/db's
+ * vtable with the same SQL, except the claim's lock clause (FOR UPDATE
+ * SKIP LOCKED in PostgreSQL; SQLite has one writer at a time anyway) and
+ * the server clock's expression. Leases run on the database's clock, so
+ * hosts' clocks need not agree.
+ *
+ * A worker's threads each claim a batch of queued entries (or entries
+ * whose lease expired: their worker died), copy them through the mount
+ * (cli/copy's copy_file: temporary, rename, fsync = on the store) and
+ * record each result fenced by the claim (worker and state), so a worker
+ * that lost its lease cannot overwrite the new owner's result. A
+ * heartbeat thread extends the worker's leases every lease/3 seconds. A
+ * re-claimed entry is checked on the store first (copy_file's
+ * already_there: size and mtime through the mount), so it is uploaded
+ * again only when the store lacks it or holds other content.
+ *
+ * Locking: struct ledger's lock serialises the one connection (cli/db is
+ * not thread-safe) and guards queries; struct worker's lock its counters.
+ * Calls: cli/db, cli/copy, net/json, common. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/backend.h"
+#include "cli/cli.h"
+#include "cli/db.h"
+#include "common/buf.h"
+#include "common/str.h"
+#include "net/json.h"
+
+/* One DDL for both databases (SQLite maps the types by affinity). */
+static const char *const schema[] = {
+	"CREATE TABLE IF NOT EXISTS ledger_plans("
+	" name TEXT PRIMARY KEY,"
+	" from_dir TEXT NOT NULL, to_dir TEXT NOT NULL,"	/* the plan's */
+	" label TEXT,"
+	" entries BIGINT NOT NULL,"
+	" loaded_at DOUBLE PRECISION NOT NULL)",
+	"CREATE TABLE IF NOT EXISTS ledger_entries("
+	" plan TEXT NOT NULL,"
+	" seq BIGINT NOT NULL,"		/* the plan's line order */
+	" src TEXT NOT NULL, dst TEXT NOT NULL,"	/* below from/to */
+	" type TEXT,"
+	" size BIGINT NOT NULL,"
+	" state TEXT NOT NULL,"		/* queued | claimed | done | failed */
+	" worker TEXT, host TEXT,"	/* the last claim's */
+	" lease_until DOUBLE PRECISION,"	/* database clock, seconds */
+	" attempts INTEGER NOT NULL DEFAULT 0,"	/* claims so far */
+	" claimed_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,"
+	" outcome TEXT,"		/* uploaded | present (already there) */
+	" dst_remote TEXT, dst_key TEXT, etag TEXT, error TEXT,"
+	" PRIMARY KEY(plan, seq))",
+	"CREATE INDEX IF NOT EXISTS ledger_entries_state ON "
+	"ledger_entries(plan, state, seq)",
+	"CREATE INDEX IF NOT EXISTS ledger_entries_worker ON "
+	"ledger_entries(worker, state)",
+	"CREATE TABLE IF NOT EXISTS ledger_workers("
+	" worker TEXT PRIMARY KEY,"	/* host:pid:time */
+	" host TEXT NOT NULL, plan TEXT NOT NULL,"
+	" lease DOUBLE PRECISION NOT NULL,"	/* seconds */
+	" started_at DOUBLE PRECISION NOT NULL,"
+	" heartbeat_at DOUBLE PRECISION NOT NULL,"
+	" finished_at DOUBLE PRECISION)",
+};
+
+#define PG_NOW "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"
+#define SQ_NOW "((julianday('now') - 2440587.5) * 86400.0)"
+
+struct ledger {
+	struct db *d;
+	int pg;			/* PostgreSQL: SKIP LOCKED, its clock */
+	const char *now;	/* the server clock as SQL */
+	pthread_mutex_t lock;	/* guards d and queries */
+	uint64_t queries;	/* statements sent, for the overhead figure */
+};
+
+int cli_journal_is_pg(const struct cli *c)
+{
+	const char *p = c->journal_path;
+
+	return p && (str_starts(p, "postgres://") ||
+		     str_starts(p, "postgresql://") ||
+		     strstr(p, "dbname=") || strstr(p, "host="));
+}
+
+static int ledger_open(struct cli *c, struct ledger *l)
+{
+	struct errbuf eb = { 0 };
+	enum mfs_err rc;
+	size_t i;
+
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->lock, NULL);
+	l->pg = cli_journal_is_pg(c);
+	l->now = l->pg ? PG_NOW : SQ_NOW;
+	if (!l->pg && cli_journal(c))	/* creates the SQLite file */
+		return EXIT_STORE;
+	rc = l->pg ? db_pg_open(c->journal_path, &l->d, &eb) :
+		     db_sqlite_open(c->journal_path, &l->d, &eb);
+	if (rc)
+		return cli_fail(EXIT_STORE, "ledger: %s", eb.msg);
+	/* no "already exists, skipping" notices on stderr */
+	if (l->pg && l->d->ops->exec(l->d, "SET client_min_messages TO warning",
+				     NULL, 0, NULL, &eb))
+		return cli_fail(EXIT_STORE, "ledger: %s", eb.msg);
+	for (i = 0; i < sizeof(schema) / sizeof(schema[0]); i++)
+		if (l->d->ops->exec(l->d, schema[i], NULL, 0, NULL, &eb))
+			return cli_fail(EXIT_STORE, "ledger: %s", eb.msg);
+	return 0;
+}
+
+static void ledger_close(struct ledger *l)
+{
+	db_close(l->d);
+	l->d = NULL;
+	pthread_mutex_destroy(&l->lock);
+}
+
+/* One statement under the lock; the error printed when eb is NULL. */
+static enum mfs_err lexec(struct ledger *l, const char *sql,
+			  const char *const *p, int n, int64_t *changes)
+{
+	struct errbuf eb = { 0 };
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&l->lock);
+	l->queries++;
+	rc = l->d->ops->exec(l->d, sql, p, n, changes, &eb);
+	pthread_mutex_unlock(&l->lock);
+	if (rc)
+		fprintf(stderr, "mediactl: ledger: %s\n", eb.msg);
+	return rc;
+}
+
+static enum mfs_err lquery(struct ledger *l, const char *sql,
+			   const char *const *p, int n, db_row_cb cb,
+			   void *ud)
+{
+	struct errbuf eb = { 0 };
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&l->lock);
+	l->queries++;
+	rc = l->d->ops->query(l->d, sql, p, n, cb, ud, &eb);
+	pthread_mutex_unlock(&l->lock);
+	if (rc)
+		fprintf(stderr, "mediactl: ledger: %s\n", eb.msg);
+	return rc;
+}
+
+/* sql with every "NOW" replaced by the server clock, malloc'd. */
+static char *with_now(const struct ledger *l, const char *sql)
+{
+	struct buf b;
+	const char *p = sql, *q;
+
+	buf_init(&b, 0);
+	while ((q = strstr(p, "NOW"))) {
+		if (buf_add(&b, p, (size_t)(q - p)) || buf_adds(&b, l->now))
+			goto fail;
+		p = q + 3;
+	}
+	if (buf_adds(&b, p))
+		goto fail;
+	return buf_take(&b);
+fail:
+	buf_cleanup(&b);
+	return NULL;
+}
+
+static int first_row(void *ud, int ncol, const char *const *v)
+{
+	char **out = ud;
+
+	if (ncol > 0 && v[0] && !*out)
+		*out = strdup(v[0]);
+	return 1;
+}
+
+/* ---- mediactl load */
+
+struct loader {
+	struct ledger *l;
+	const char *name;
+	struct buf sql;
+	const char **p;		/* the batch's parameters */
+	char **own;		/* strings to free with the batch */
+	int np, nown, rows;
+	int64_t seq;
+};
+
+#define LOAD_BATCH 200
+#define LOAD_COLS 6
+
+static void batch_reset(struct loader *ld)
+{
+	int i;
+
+	for (i = 0; i < ld->nown; i++)
+		free(ld->own[i]);
+	ld->nown = ld->np = ld->rows = 0;
+	buf_cleanup(&ld->sql);
+	buf_init(&ld->sql, 0);
+}
+
+static enum mfs_err batch_flush(struct loader *ld)
+{
+	enum mfs_err rc = MFS_OK;
+
+	if (ld->rows) {
+		if (buf_adds(&ld->sql, " ON CONFLICT (plan, seq) DO NOTHING"))
+			rc = MFS_ENOMEM;
+		else
+			rc = lexec(ld->l, ld->sql.data, ld->p, ld->np, NULL);
+	}
+	batch_reset(ld);
+	return rc;
+}
+
+/* Queue one entry; takes ownership of src, dst and type (freed with the
+ * batch even on failure). */
+static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
+			      char *type, int64_t size)
+{
+	char *seq = str_fmt("%lld", (long long)ld->seq);
+	char *sz = str_fmt("%lld", (long long)size);
+	char *ph;
+	int b = ld->np;
+
+	ld->own[ld->nown++] = src;
+	ld->own[ld->nown++] = dst;
+	ld->own[ld->nown++] = type;
+	ld->own[ld->nown++] = seq;
+	ld->own[ld->nown++] = sz;
+	if (!seq || !sz || !src || !dst)
+		return MFS_ENOMEM;
+	ld->p[ld->np++] = ld->name;
+	ld->p[ld->np++] = seq;
+	ld->p[ld->np++] = src;
+	ld->p[ld->np++] = dst;
+	ld->p[ld->np++] = type;
+	ld->p[ld->np++] = sz;
+	ph = str_fmt("%s($%d,CAST($%d AS BIGINT),$%d,$%d,$%d,"
+		     "CAST($%d AS BIGINT),'queued')",
+		     ld->rows ? "," : "INSERT INTO ledger_entries(plan,seq,src,"
+		     "dst,type,size,state) VALUES", b + 1, b + 2, b + 3, b + 4,
+		     b + 5, b + 6);
+	if (!ph || buf_adds(&ld->sql, ph)) {
+		free(ph);
+		return MFS_ENOMEM;
+	}
+	free(ph);
+	ld->rows++;
+	ld->seq++;
+	return ld->rows == LOAD_BATCH ? batch_flush(ld) : MFS_OK;
+}
+
+static const char load_usage[] =
+	"usage: mediactl load PLAN [--name NAME]   (mediactl --journal LEDGER …)\n"
+	"Load a plan from 'mediactl plan' into the ledger once, as a queue that\n"
+	"'mediactl work' on any number of hosts takes entries from. LEDGER is a\n"
+	"PostgreSQL connection string (postgres://user@host/db; the password\n"
+	"from PGPASSWORD or ~/.pgpass) or the SQLite journal. Loading the same\n"
+	"NAME again changes nothing. NAME defaults to the plan file's name.\n";
+
+int cmd_load(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "name", required_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct ledger l;
+	struct loader ld = { 0 };
+	char *name = NULL, *have = NULL, *line = NULL, *from = NULL,
+	     *to = NULL, *label = NULL;
+	const char *plan;
+	size_t cap = 0;
+	ssize_t len;
+	long lineno = 0;
+	FILE *f = NULL;
+	int ch, ret = 0, began = 0;
+
+	while ((ch = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+		switch (ch) {
+		case 'n':
+			free(name);
+			name = strdup(optarg);
+			break;
+		case 'h':
+			fputs(load_usage, stdout);
+			free(name);
+			return 0;
+		default:
+			fputs(load_usage, stderr);
+			free(name);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fputs(load_usage, stderr);
+		free(name);
+		return EXIT_USAGE;
+	}
+	plan = argv[optind];
+	if (!name) {
+		const char *b = strrchr(plan, '/');
+		char *dot;
+
+		name = strdup(b ? b + 1 : plan);
+		if (name && (dot = strrchr(name, '.')) && dot != name)
+			*dot = '\0';
+	}
+	f = fopen(plan, "r");
+	if (!f) {
+		free(name);
+		return cli_fail(EXIT_USAGE, "cannot open plan %s: %s", plan,
+				strerror(errno));
+	}
+	if ((ret = ledger_open(c, &l))) {
+		fclose(f);
+		free(name);
+		ledger_close(&l);
+		return ret;
+	}
+	{
+		const char *p[] = { name };
+
+		if (lquery(&l, "SELECT entries FROM ledger_plans WHERE name=$1",
+			   p, 1, first_row, &have)) {
+			ret = EXIT_STORE;
+			goto out;
+		}
+	}
+	if (have) {
+		printf("load: plan '%s' is in the ledger already (%s entries); nothing changed\n",
+		       name, have);
+		goto out;
+	}
+	ld.l = &l;
+	ld.name = name;
+	buf_init(&ld.sql, 0);
+	ld.p = calloc(LOAD_BATCH * LOAD_COLS, sizeof(*ld.p));
+	ld.own = calloc(LOAD_BATCH * 5, sizeof(*ld.own));
+	if (!ld.p || !ld.own) {
+		ret = cli_fail(EXIT_STORE, "out of memory");
+		goto out;
+	}
+	if (lexec(&l, "BEGIN", NULL, 0, NULL)) {
+		ret = EXIT_STORE;
+		goto out;
+	}
+	began = 1;
+	while ((len = getline(&line, &cap, f)) > 0) {
+		struct errbuf eb = { 0 };
+		struct js *o = NULL;
+
+		lineno++;
+		if (js_parse(line, (size_t)len, &o, &eb)) {
+			ret = cli_fail(EXIT_USAGE, "plan %s line %ld: %s", plan,
+				       lineno, eb.msg);
+			break;
+		}
+		if (lineno == 1) {
+			if (!js_get(o, "mediactl_plan") ||
+			    !js_get_str(o, "from") || !js_get_str(o, "to")) {
+				js_free(o);
+				ret = cli_fail(EXIT_USAGE, "%s is not a plan from 'mediactl plan' (line 1)",
+					       plan);
+				break;
+			}
+			from = strdup(js_get_str(o, "from"));
+			to = strdup(js_get_str(o, "to"));
+			label = cli_dup0(js_get_str(o, "label"));
+		} else {
+			int64_t size = 0;
+			const char *s = js_get_str(o, "src");
+			const char *d = js_get_str(o, "dst");
+
+			js_int(js_get(o, "size"), &size);
+			if (!s || !d) {
+				js_free(o);
+				ret = cli_fail(EXIT_USAGE, "plan %s line %ld: no src or dst",
+					       plan, lineno);
+				break;
+			}
+			if (batch_add(&ld, strdup(s), strdup(d),
+				      cli_dup0(js_get_str(o, "type")), size)) {
+				js_free(o);
+				ret = cli_fail(EXIT_STORE, "ledger: loading failed");
+				break;
+			}
+		}
+		js_free(o);
+	}
+	if (!ret && lineno == 0)
+		ret = cli_fail(EXIT_USAGE, "plan %s is empty", plan);
+	if (!ret && batch_flush(&ld))
+		ret = cli_fail(EXIT_STORE, "ledger: loading failed");
+	if (!ret) {
+		char n[32];
+		const char *p[] = { name, from, to, label, n };
+		char *sql = with_now(&l, "INSERT INTO ledger_plans(name,from_dir,"
+				     "to_dir,label,entries,loaded_at) VALUES"
+				     "($1,$2,$3,$4,CAST($5 AS BIGINT),NOW)");
+
+		snprintf(n, sizeof(n), "%lld", (long long)ld.seq);
+		if (!sql || lexec(&l, sql, p, 5, NULL) ||
+		    lexec(&l, "COMMIT", NULL, 0, NULL))
+			ret = EXIT_STORE;
+		else
+			began = 0;
+		free(sql);
+	}
+	if (!ret) {
+		char *red = db_redacted(c->journal_path);
+
+		printf("load: plan '%s': %lld entries queued in %s\n", name,
+		       (long long)ld.seq, red ? red : "the ledger");
+		free(red);
+	}
+out:
+	if (began)
+		lexec(&l, "ROLLBACK", NULL, 0, NULL);
+	batch_reset(&ld);
+	buf_cleanup(&ld.sql);
+	free(ld.p);
+	free(ld.own);
+	free(line);
+	free(from);
+	free(to);
+	free(label);
+	free(have);
+	free(name);
+	fclose(f);
+	ledger_close(&l);
+	return ret;
+}
+
+/* ---- mediactl work */
+
+struct claim {
+	char *seq, *src, *dst, *type;
+	int64_t size;
+	int attempts;
+};
+
+struct claims {
+	struct claim *e;
+	int n, cap;
+};
+
+static int claim_row(void *ud, int ncol, const char *const *v)
+{
+	struct claims *cs = ud;
+	struct claim *e;
+
+	if (ncol < 6 || !v[0] || !v[1] || !v[2] || cs->n == cs->cap)
+		return 0;
+	e = &cs->e[cs->n++];
+	e->seq = strdup(v[0]);
+	e->src = strdup(v[1]);
+	e->dst = strdup(v[2]);
+	e->type = cli_dup0(v[3]);
+	e->size = v[4] ? strtoll(v[4], NULL, 10) : 0;
+	e->attempts = v[5] ? (int)strtol(v[5], NULL, 10) : 1;
+	return 0;
+}
+
+static void claims_clear(struct claims *cs)
+{
+	int i;
+
+	for (i = 0; i < cs->n; i++) {
+		free(cs->e[i].seq);
+		free(cs->e[i].src);
+		free(cs->e[i].dst);
+		free(cs->e[i].type);
+	}
+	cs->n = 0;
+}
+
+struct worker {
+	struct ledger *l;
+	const char *plan, *host, *from, *to;
+	char id[192];
+	char lease_s[32];
+	double lease;
+	int batch;
+	struct cli *c;
+	/* guarded by lock, set once (resolved): the target's remote and
+	 * the key of --to on it, for the store check of re-claims */
+	int resolved;
+	struct backend *be;
+	char *prefix;
+	char *claim_sql, *done_sql, *left_sql, *beat_sql, *beat2_sql;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	int stop;		/* guarded by lock: heartbeat ends */
+	/* guarded by lock: */
+	uint64_t files, bytes, uploaded, present, failed, lost, reclaimed;
+	int db_failed;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static char *xattr_get(const char *path, const char *name)
+{
+	char v[1024];
+	ssize_t n = getxattr(path, name, v, sizeof(v) - 1);
+
+	if (n < 0)
+		return NULL;
+	v[n] = '\0';
+	return strdup(v);
+}
+
+/* Record one entry's result, fenced by our claim. */
+static void record(struct worker *w, const struct claim *e, int err,
+		   const char *step, int present, const char *dst,
+		   const struct obj_meta *head, const char *head_key)
+{
+	char *dr = err ? NULL : head ? strdup(w->be->name) :
+		   xattr_get(dst, "user.mediafs.remote");
+	char *dk = err ? NULL : head && head_key ? strdup(head_key) :
+		   xattr_get(dst, "user.mediafs.key");
+	char *et = err ? NULL : head ? strdup(head->etag) :
+		   xattr_get(dst, "user.mediafs.etag");
+	char *error = err ? str_fmt("%s: %s", step, strerror(err)) : NULL;
+	const char *p[] = { w->plan, e->seq, w->id, err ? "failed" : "done",
+			    err ? NULL : present ? "present" : "uploaded",
+			    error, dr, dk, et };
+	int64_t changes = 0;
+	enum mfs_err rc = lexec(w->l, w->done_sql, p, 9, &changes);
+
+	pthread_mutex_lock(&w->lock);
+	if (rc)
+		w->db_failed = 1;
+	else if (!changes)
+		w->lost++;	/* our lease expired and another took it */
+	else if (err)
+		w->failed++;
+	else {
+		w->files++;
+		w->bytes += (uint64_t)e->size;
+		if (present)
+			w->present++;
+		else
+			w->uploaded++;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (err)
+		fprintf(stderr, "mediactl: %s -> %s: %s\n", e->src, e->dst,
+			error);
+	else if (!rc && !changes)
+		fprintf(stderr, "mediactl: %s: the lease expired before the result was recorded; "
+			"the entry's new owner records it\n", e->dst);
+	free(dr);
+	free(dk);
+	free(et);
+	free(error);
+}
+
+static int count_row(void *ud, int ncol, const char *const *v)
+{
+	int64_t *n = ud;
+
+	*n = ncol > 0 && v[0] ? strtoll(v[0], NULL, 10) : 0;
+	return 1;
+}
+
+/* A re-claimed entry: its previous owner died or stalled, maybe after
+ * the upload. Ask the store itself (HEAD, not the mount's cache, whose
+ * listing may predate that upload): 1 when the key holds src's size and
+ * mtime, *head filled. */
+static int on_store(struct worker *w, const struct claim *e, const char *src,
+		    struct obj_meta *head, char **keyout)
+{
+	struct errbuf eb = { 0 };
+	struct stat st;
+	char *key;
+	int yes;
+
+	pthread_mutex_lock(&w->lock);
+	if (!w->resolved) {
+		/* from any recorded upload: its key ends with its dst */
+		struct claims one = { 0 };
+		struct claim r = { 0 };
+		const char *p[] = { w->plan };
+		size_t kn, dn;
+
+		w->resolved = 1;
+		one.e = &r;
+		one.cap = 1;
+		if (!lquery(w->l, "SELECT dst_remote, dst_key, dst, type, size,"
+			    " attempts FROM ledger_entries WHERE plan=$1 AND"
+			    " state='done' AND dst_key IS NOT NULL AND"
+			    " dst_remote IS NOT NULL LIMIT 1", p, 1,
+			    claim_row, &one) && one.n &&
+		    (kn = strlen(r.src)) >= (dn = strlen(r.dst)) &&
+		    !strcmp(r.src + kn - dn, r.dst)) {
+			kn -= dn;
+			while (kn && r.src[kn - 1] == '/')
+				kn--;
+			w->prefix = strndup(r.src, kn);
+			if (w->prefix)
+				w->be = cli_backend(w->c, r.seq);
+		}
+		claims_clear(&one);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (!w->be || stat(src, &st))
+		return 0;
+	key = w->prefix[0] ? str_fmt("%s/%s", w->prefix, e->dst) :
+			     strdup(e->dst);
+	if (!key)
+		return 0;
+	memset(head, 0, sizeof(*head));
+	yes = !w->be->ops->head(w->be, key, head, &eb) &&
+	      head->size == (uint64_t)st.st_size &&
+	      head->mtime_ns == (int64_t)st.st_mtim.tv_sec * 1000000000 +
+				st.st_mtim.tv_nsec;
+	if (yes)
+		*keyout = key;
+	else
+		free(key);
+	return yes;
+}
+
+/* Sleep up to s seconds, or until the worker stops. */
+static void nap(struct worker *w, double s)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t)s;
+	ts.tv_nsec += (long)((s - (double)(time_t)s) * 1e9);
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&w->lock);
+	if (!w->stop && !interrupted)
+		pthread_cond_timedwait(&w->wake, &w->lock, &ts);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static void *copier(void *arg)
+{
+	struct worker *w = arg;
+	struct claims cs = { 0 };
+	char batch[16];
+
+	snprintf(batch, sizeof(batch), "%d", w->batch);
+	cs.cap = w->batch;
+	cs.e = calloc((size_t)cs.cap, sizeof(*cs.e));
+	if (!cs.e)
+		return NULL;
+	while (!interrupted) {
+		const char *p[] = { w->plan, w->id, w->host, w->lease_s, batch };
+		int i, dead;
+
+		pthread_mutex_lock(&w->lock);
+		dead = w->db_failed;
+		pthread_mutex_unlock(&w->lock);
+		if (dead)
+			break;
+		if (lquery(w->l, w->claim_sql, p, 5, claim_row, &cs)) {
+			pthread_mutex_lock(&w->lock);
+			w->db_failed = 1;
+			pthread_mutex_unlock(&w->lock);
+			break;
+		}
+		if (!cs.n) {
+			/* nothing free: done, or another worker holds a
+			 * lease that may yet expire */
+			int64_t left = -1;
+			const char *q[] = { w->plan };
+
+			if (lquery(w->l, w->left_sql, q, 1, count_row,
+				   &left) || left <= 0)
+				break;
+			nap(w, w->lease / 4 < 1 ? w->lease / 4 : 1);
+			continue;
+		}
+		for (i = 0; i < cs.n; i++) {
+			struct claim *e = &cs.e[i];
+			char *src = str_fmt("%s/%s", w->from, e->src);
+			char *dst = str_fmt("%s/%s", w->to, e->dst);
+			const char *step = "out of memory";
+			struct obj_meta head;
+			char *head_key = NULL;
+			int present = 0, err, found = 0;
+
+			if (interrupted) {
+				free(src);
+				free(dst);
+				break;	/* the rest is released at exit */
+			}
+			if (e->attempts > 1) {
+				pthread_mutex_lock(&w->lock);
+				w->reclaimed++;
+				pthread_mutex_unlock(&w->lock);
+				found = src && dst && on_store(w, e, src, &head,
+								   &head_key);
+			}
+			if (found)
+				err = 0, present = 1;
+			else
+				err = src && dst ? copy_file(src, dst, e->type,
+							     &step, &present) :
+						   ENOMEM;
+			if (src && dst)
+				record(w, e, err, step, present, dst,
+				       found ? &head : NULL, head_key);
+			free(head_key);
+			free(src);
+			free(dst);
+		}
+		claims_clear(&cs);
+	}
+	claims_clear(&cs);
+	free(cs.e);
+	return NULL;
+}
+
+static void *heartbeat(void *arg)
+{
+	struct worker *w = arg;
+	const char *p[] = { w->id, w->lease_s };
+
+	for (;;) {
+		int stop;
+
+		nap(w, w->lease / 3);
+		pthread_mutex_lock(&w->lock);
+		stop = w->stop;
+		pthread_mutex_unlock(&w->lock);
+		if (stop)
+			break;
+		/* the heartbeat's time first: a lease always ends after
+		 * heartbeat + lease, so a worker whose entries were taken
+		 * over shows as lost */
+		lexec(w->l, w->beat2_sql, p, 1, NULL);
+		lexec(w->l, w->beat_sql, p, 2, NULL);
+	}
+	return NULL;
+}
+
+static const char work_usage[] =
+	"usage: mediactl work [--plan NAME] [--from DIR] [--to DIR]\n"
+	"                     [--host NAME] [--threads N] [--batch N] [--lease SECONDS]\n"
+	"Take entries of a loaded plan from the ledger and copy them through this\n"
+	"host's mediafs mount until none is left. --from/--to: where the plan's\n"
+	"source and target are on this host (default: the plan's). Each thread\n"
+	"claims --batch entries (default 8) under a lease of --lease seconds\n"
+	"(default 60) that a heartbeat renews; the entries of a worker that dies\n"
+	"go back to the queue when its lease expires. --host defaults to the\n"
+	"host name. Exit 0 when every entry this worker took is done, 1 when some\n"
+	"failed, 3 when the ledger failed, 130 when interrupted (entries released).\n";
+
+int cmd_work(struct cli *c, int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "plan", required_argument, NULL, 'p' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "to", required_argument, NULL, 't' },
+		{ "host", required_argument, NULL, 'H' },
+		{ "threads", required_argument, NULL, 'n' },
+		{ "batch", required_argument, NULL, 'b' },
+		{ "lease", required_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct worker w = { 0 };
+	struct ledger l;
+	const char *plan = NULL, *from = NULL, *to = NULL, *host = NULL;
+	char hostname[128], *pfrom = NULL, *pto = NULL, *pname = NULL;
+	pthread_t tids[64], hb;
+	struct sigaction sa;
+	int ch, ret = 0, threads = 2, batch = 8, i, started = 0, hb_on = 0;
+	double lease = 60, t0;
+	char *end;
+
+	while ((ch = getopt_long(argc, argv, "p:f:t:H:n:b:l:h", opts,
+				 NULL)) != -1) {
+		switch (ch) {
+		case 'p':
+			plan = optarg;
+			break;
+		case 'f':
+			from = optarg;
+			break;
+		case 't':
+			to = optarg;
+			break;
+		case 'H':
+			host = optarg;
+			break;
+		case 'n':
+			threads = (int)strtol(optarg, &end, 10);
+			if (*end || threads < 1 || threads > 64)
+				return cli_fail(EXIT_USAGE, "--threads takes 1 to 64");
+			break;
+		case 'b':
+			batch = (int)strtol(optarg, &end, 10);
+			if (*end || batch < 1 || batch > 1000)
+				return cli_fail(EXIT_USAGE, "--batch takes 1 to 1000");
+			break;
+		case 'l':
+			lease = strtod(optarg, &end);
+			if (*end || !(lease >= 1 && lease <= 86400))
+				return cli_fail(EXIT_USAGE, "--lease takes 1 to 86400 seconds");
+			break;
+		case 'h':
+			fputs(work_usage, stdout);
+			return 0;
+		default:
+			fputs(work_usage, stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		fputs(work_usage, stderr);
+		return EXIT_USAGE;
+	}
+	if (!host) {
+		if (gethostname(hostname, sizeof(hostname)))
+			snprintf(hostname, sizeof(hostname), "localhost");
+		hostname[sizeof(hostname) - 1] = '\0';
+		host = hostname;
+	}
+	if ((ret = ledger_open(c, &l))) {
+		ledger_close(&l);
+		return ret;
+	}
+	{
+		struct claims one = { 0 };
+		const char *p[] = { plan };
+		struct claim pc = { 0 };
+
+		/* the plan: the one named, or the only one */
+		one.e = &pc;
+		one.cap = 1;
+		if (lquery(&l, plan ? "SELECT name,from_dir,to_dir,label,entries,"
+			   "entries FROM ledger_plans WHERE name=$1" :
+			   "SELECT name,from_dir,to_dir,label,entries,entries "
+			   "FROM ledger_plans ORDER BY loaded_at DESC", p,
+			   plan ? 1 : 0, claim_row, &one)) {
+			ret = EXIT_STORE;
+			goto out;
+		}
+		pname = pc.seq;
+		pfrom = pc.src;
+		pto = pc.dst;
+		free(pc.type);
+	}
+	if (!pname) {
+		ret = cli_fail(EXIT_USAGE, plan ? "no plan '%s' in the ledger ('mediactl load' first)" :
+			       "no plan in the ledger ('mediactl load' first)%s",
+			       plan ? plan : "");
+		goto out;
+	}
+	w.l = &l;
+	w.plan = pname;
+	w.host = host;
+	w.from = from ? from : pfrom;
+	w.to = to ? to : pto;
+	w.lease = lease;
+	w.batch = batch;
+	snprintf(w.lease_s, sizeof(w.lease_s), "%.3f", lease);
+	w.c = c;
+	snprintf(w.id, sizeof(w.id), "%s:%ld:%ld", host, (long)getpid(),
+		 (long)time(NULL));
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.wake, NULL);
+	w.claim_sql = with_now(&l, l.pg ?
+		"WITH c AS MATERIALIZED (SELECT plan, seq FROM ledger_entries"
+		" WHERE plan=$1 AND (state='queued' OR (state='claimed' AND"
+		" lease_until < NOW)) ORDER BY seq LIMIT CAST($5 AS INTEGER)"
+		" FOR UPDATE SKIP LOCKED)"
+		" UPDATE ledger_entries SET state='claimed', worker=$2, host=$3,"
+		" lease_until=NOW + CAST($4 AS DOUBLE PRECISION), claimed_at=NOW,"
+		" attempts=attempts+1, error=NULL"
+		" WHERE (plan, seq) IN (SELECT plan, seq FROM c)"
+		" RETURNING seq, src, dst, type, size, attempts" :
+		"UPDATE ledger_entries SET state='claimed', worker=$2, host=$3,"
+		" lease_until=NOW + CAST($4 AS DOUBLE PRECISION), claimed_at=NOW,"
+		" attempts=attempts+1, error=NULL"
+		" WHERE (plan, seq) IN (SELECT plan, seq FROM ledger_entries"
+		" WHERE plan=$1 AND (state='queued' OR (state='claimed' AND"
+		" lease_until < NOW)) ORDER BY seq LIMIT CAST($5 AS INTEGER))"
+		" RETURNING seq, src, dst, type, size, attempts");
+	w.done_sql = with_now(&l, "UPDATE ledger_entries SET state=$4,"
+		" outcome=$5, error=$6, dst_remote=$7, dst_key=$8, etag=$9,"
+		" finished_at=NOW, lease_until=NULL WHERE plan=$1 AND"
+		" seq=CAST($2 AS BIGINT) AND worker=$3 AND state='claimed'");
+	w.left_sql = strdup("SELECT count(*) FROM ledger_entries WHERE plan=$1"
+			    " AND state IN ('queued','claimed')");
+	w.beat_sql = with_now(&l, "UPDATE ledger_entries SET lease_until=NOW +"
+		" CAST($2 AS DOUBLE PRECISION) WHERE worker=$1 AND"
+		" state='claimed'");
+	w.beat2_sql = with_now(&l, "UPDATE ledger_workers SET heartbeat_at=NOW"
+			       " WHERE worker=$1");
+	if (!w.claim_sql || !w.done_sql || !w.left_sql || !w.beat_sql ||
+	    !w.beat2_sql) {
+		ret = cli_fail(EXIT_STORE, "out of memory");
+		goto out;
+	}
+	{
+		const char *p[] = { w.id, host, pname, w.lease_s };
+		char *sql = with_now(&l, "INSERT INTO ledger_workers(worker,host,"
+			"plan,lease,started_at,heartbeat_at) VALUES($1,$2,$3,"
+			"CAST($4 AS DOUBLE PRECISION),NOW,NOW)");
+
+		if (!sql || lexec(&l, sql, p, 4, NULL)) {
+			free(sql);
+			ret = EXIT_STORE;
+			goto out;
+		}
+		free(sql);
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal;
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	t0 = cli_now();
+	printf("work: worker %s on plan '%s': %s -> %s, %d threads, batches of %d, lease %.0f s\n",
+	       w.id, pname, w.from, w.to, threads, batch, lease);
+	if (!pthread_create(&hb, NULL, heartbeat, &w))
+		hb_on = 1;
+	for (i = 0; i < threads; i++)
+		if (!pthread_create(&tids[i], NULL, copier, &w))
+			started++;
+	for (i = 0; i < started; i++)
+		pthread_join(tids[i], NULL);
+	pthread_mutex_lock(&w.lock);
+	w.stop = 1;
+	pthread_cond_broadcast(&w.wake);
+	pthread_mutex_unlock(&w.lock);
+	if (hb_on)
+		pthread_join(hb, NULL);
+	{
+		const char *p[] = { w.id };
+		char *sql = with_now(&l, "UPDATE ledger_workers SET finished_at=NOW,"
+				     "heartbeat_at=NOW WHERE worker=$1");
+
+		/* what an interrupt left claimed goes back to the queue */
+		lexec(&l, "UPDATE ledger_entries SET state='queued',"
+		      " lease_until=NULL WHERE worker=$1 AND state='claimed'",
+		      p, 1, NULL);
+		if (sql)
+			lexec(&l, sql, p, 1, NULL);
+		free(sql);
+	}
+	{
+		double s = cli_now() - t0;
+		char b[32];
+		uint64_t done = w.files + w.failed;
+
+		cli_bytes(w.bytes, b, sizeof(b));
+		printf("work: %s: %llu files (%llu uploaded, %llu already on the store), %s in %.1f s, "
+		       "%llu failed, %llu re-claimed after an expired lease, %llu leases lost; "
+		       "%llu ledger queries (%.2f per file)\n",
+		       w.id, (unsigned long long)w.files,
+		       (unsigned long long)w.uploaded,
+		       (unsigned long long)w.present, b, s,
+		       (unsigned long long)w.failed,
+		       (unsigned long long)w.reclaimed,
+		       (unsigned long long)w.lost,
+		       (unsigned long long)l.queries,
+		       done ? (double)l.queries / (double)done : 0.0);
+	}
+	ret = interrupted ? EXIT_INTERRUPTED : w.db_failed ? EXIT_STORE :
+	      w.failed ? EXIT_PROBLEMS : 0;
+	pthread_cond_destroy(&w.wake);
+	pthread_mutex_destroy(&w.lock);
+out:
+	free(w.prefix);
+	free(w.claim_sql);
+	free(w.done_sql);
+	free(w.left_sql);
+	free(w.beat_sql);
+	free(w.beat2_sql);
+	free(pname);
+	free(pfrom);
+	free(pto);
+	ledger_close(&l);
+	return ret;
+}
+
+/* ---- mediactl hosts (and status/report on a PostgreSQL ledger) */
+
+struct hosts {
+	int json;
+	struct js *arr;
+	double now;
+};
+
+static double num(const char *v)
+{
+	return v ? strtod(v, NULL) : 0;
+}
+
+static int plan_row(void *ud, int ncol, const char *const *v)
+{
+	struct hosts *h = ud;
+
+	if (ncol < 7)
+		return 0;
+	if (h->json) {
+		struct js *o = js_obj();
+
+		js_set_str(o, "plan", v[0] ? v[0] : "");
+		js_set_int(o, "entries", (int64_t)num(v[1]));
+		js_set_int(o, "done", (int64_t)num(v[2]));
+		js_set_int(o, "failed", (int64_t)num(v[3]));
+		js_set_int(o, "claimed", (int64_t)num(v[4]));
+		js_set_int(o, "queued", (int64_t)num(v[5]));
+		js_set_int(o, "reclaimed", (int64_t)num(v[6]));
+		js_push(h->arr, o);
+	} else {
+		printf("plan %s: %s entries: %s done, %s failed, %s claimed, %s queued "
+		       "(%s claimed again after an expired lease)\n",
+		       v[0] ? v[0] : "", v[1] ? v[1] : "0", v[2] ? v[2] : "0",
+		       v[3] ? v[3] : "0", v[4] ? v[4] : "0", v[5] ? v[5] : "0",
+		       v[6] ? v[6] : "0");
+	}
+	return 0;
+}
+
+static int worker_row(void *ud, int ncol, const char *const *v)
+{
+	struct hosts *h = ud;
+	double started, beat, fin, last, lease, rate, span;
+	const char *state;
+
+	if (ncol < 12)
+		return 0;
+	started = num(v[3]);
+	beat = num(v[4]);
+	fin = v[5] ? num(v[5]) : 0;
+	lease = num(v[6]);
+	last = v[10] ? num(v[10]) : 0;
+	h->now = num(v[11]);
+	span = (fin ? fin : last ? last : started) - started;
+	rate = span > 0 ? num(v[8]) / span : 0;
+	state = fin ? "finished" : h->now - beat > lease ? "lost" : "running";
+	if (h->json) {
+		struct js *o = js_obj();
+
+		js_set_str(o, "worker", v[0] ? v[0] : "");
+		js_set_str(o, "host", v[1] ? v[1] : "");
+		js_set_str(o, "plan", v[2] ? v[2] : "");
+		js_set_str(o, "state", state);
+		js_set_int(o, "files", (int64_t)num(v[7]));
+		js_set_int(o, "bytes", (int64_t)num(v[8]));
+		js_set_int(o, "failed", (int64_t)num(v[9]));
+		js_set_int(o, "bytes_per_s", (int64_t)rate);
+		js_set_int(o, "heartbeat_age_s", (int64_t)(h->now - beat));
+		js_push(h->arr, o);
+	} else {
+		char b[32], r[32], age[32];
+
+		cli_bytes((uint64_t)num(v[8]), b, sizeof(b));
+		cli_bytes((uint64_t)rate, r, sizeof(r));
+		cli_duration(h->now - beat > 0 ? h->now - beat : 0, age,
+			     sizeof(age));
+		printf("  host %-16s %-8s %6lld files %10s %10s/s %4lld failed  heartbeat %s ago  (%s)\n",
+		       v[1] ? v[1] : "", state, (long long)num(v[7]), b, r,
+		       (long long)num(v[9]), age, v[0] ? v[0] : "");
+	}
+	return 0;
+}
+
+static const char hosts_usage[] =
+	"usage: mediactl hosts [--json]   (mediactl --journal LEDGER …)\n"
+	"Each loaded plan's progress in the ledger and every worker's: host,\n"
+	"files, bytes, rate, failures, last heartbeat; 'lost' when the heartbeat\n"
+	"is older than the worker's lease. With a PostgreSQL ledger 'status'\n"
+	"and 'report' show the same.\n";
+
+int cmd_hosts(struct cli *c, int argc, char **argv)
+{
+	struct hosts h = { 0 };
+	struct ledger l;
+	const char *label = NULL;
+	char *sql = NULL;
+	int ret;
+
+	ret = cli_label_json_opts(argc, argv, hosts_usage, &label, &h.json);
+	if (ret >= 0)
+		return ret;
+	if ((ret = ledger_open(c, &l))) {
+		ledger_close(&l);
+		return ret;
+	}
+	if (h.json)
+		h.arr = js_arr();
+	if (lquery(&l, "SELECT p.name, p.entries,"
+		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.state='done'),"
+		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.state='failed'),"
+		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.state='claimed'),"
+		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.state='queued'),"
+		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.attempts>1)"
+		   " FROM ledger_plans p ORDER BY p.loaded_at", NULL, 0,
+		   plan_row, &h)) {
+		ret = EXIT_STORE;
+		goto out;
+	}
+	sql = with_now(&l, "SELECT w.worker, w.host, w.plan, w.started_at,"
+		" w.heartbeat_at, w.finished_at, w.lease,"
+		" (SELECT count(*) FROM ledger_entries e WHERE e.worker=w.worker AND e.state='done'),"
+		" (SELECT coalesce(sum(size),0) FROM ledger_entries e WHERE e.worker=w.worker AND e.state='done'),"
+		" (SELECT count(*) FROM ledger_entries e WHERE e.worker=w.worker AND e.state='failed'),"
+		" (SELECT max(finished_at) FROM ledger_entries e WHERE e.worker=w.worker),"
+		" NOW FROM ledger_workers w ORDER BY w.started_at, w.worker");
+	if (!sql || lquery(&l, sql, NULL, 0, worker_row, &h))
+		ret = EXIT_STORE;
+	if (h.json && !ret)
+		cli_print_json(h.arr);
+	else
+		js_free(h.arr);
+out:
+	free(sql);
+	ledger_close(&l);
+	return ret;
+}
