@@ -156,6 +156,14 @@ icons_shown() {
 # screenshot, close
 fm() {
 	local m t0 first="-" s
+	# no file manager left from the step before (pcmanfm is single-
+	# instance per display: a second one hands its folder to the first)
+	# and nothing of its window left on the screen
+	for i in $(seq 1 300); do
+		pgrep -x pcmanfm >/dev/null || icons_shown || break
+		pkill -9 -x pcmanfm
+		sleep 0.1
+	done
 	m=$(mark)
 	t0=$(now)
 	# its own session (process group) so that closing it ends every process it started
@@ -163,6 +171,7 @@ fm() {
 	local fpid=$!
 	# first icons: the first screenshot showing thumbnails, at most 300 s
 	for i in $(seq 1 600); do
+		echo "$1 $2 $(el "$t0" "$(now)") s: $(($(mark) - m)) requests" >>"$D/timeline"
 		icons_shown && { first=$(el "$t0" "$(now)"); break; }
 		[ "$(el "$t0" "$(now)" | cut -d. -f1)" -ge 300 ] && break
 	done
@@ -170,6 +179,7 @@ fm() {
 	import -window root "$D/shots/$1-$2.png" 2>/dev/null
 	kill -- -"$fpid" 2>/dev/null
 	wait "$fpid" 2>/dev/null
+	pkill -9 -x pcmanfm
 	row "$1" "pcmanfm $2" "$m" "$s" "$first"
 }
 row() {	# row TOOL STEP MARK SECONDS FIRST
