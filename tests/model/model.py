@@ -1291,7 +1291,13 @@ class Generator:
                     'refresh': refresh, 'risk': [] if refresh else [9]}
         if t == 'outside_delete':
             refresh = r.random() < 0.5
-            clean = [p for p in files if p not in self.dirty]
+            # not a folder's last entry: an outside writer that deletes
+            # it deletes the folder from the store too, while the mount
+            # keeps showing it until cache_ttl or a refresh of the folder
+            # (README, "Other writers"); the model leaves that case out
+            clean = [p for p in files if p not in self.dirty and
+                     (not Model.parent(p) or
+                      len(m.children(Model.parent(p))) > 1)]
             if not clean:
                 return None
             return {'op': 'outside_delete', 'p': r.choice(clean),
