@@ -209,14 +209,21 @@ gone_everywhere() {	# gone_everywhere LABEL DIR LISTER NAME...
 }
 s3_list() { s3 keys sem; }
 sb_list() { sb manifest sem | cut -f1; }
-rm_during_upload() {	# rm_during_upload LABEL DIR LISTER
-	local label=$1 dir=$2 lister=$3 mvpid
+rm_during_upload() {	# rm_during_upload LABEL DIR LISTER JPREFIX
+	local label=$1 dir=$2 lister=$3 jp=$4 mvpid i
 	: >"$T/control.held"; : >"$SB_CONTROL.held"
 	hold ow-
 	echo gone >"$dir/ow-1" && held ow-1 && rm "$dir/ow-1"
 	echo AAAA >"$dir/ow-A" && echo BBBB >"$dir/ow-B" && held_n ow- 3
 	mv "$dir/ow-A" "$dir/ow-B" 2>"$T/mv.err" &
 	mvpid=$!
+	# the uploads go on only once the mv has reached the daemon (the
+	# cancel of ow-B's running upload is in its journal row): else a
+	# slow mv may come after both landed, which is not this case
+	for i in $(seq 1 600); do
+		[ "$(sqlite3 "$J" "select count(*) from uploads where key='${jp}ow-B' and discard=1" 2>/dev/null)" -ge 1 ] 2>/dev/null && break
+		sleep 0.1
+	done
 	release
 	wait "$mvpid" && [ "$(cat "$dir/ow-B")" = AAAA ] && rm "$dir/ow-B" && wait_uploads "$J" &&
 		gone_everywhere "$label" "$dir" "$lister" ow-1 ow-A ow-B >"$T/gone.out" &&
@@ -225,8 +232,8 @@ rm_during_upload() {	# rm_during_upload LABEL DIR LISTER
 		fail "$label rm during upload" "$(cat "$T/mv.err" "$T/gone.out") $(sqlite3 "$J" "select key,error from uploads where state='failed'" | tr '\n' ' ')"
 	release
 }
-rm_during_upload S3 "$S" s3_list
-rm_during_upload Supabase "$P" sb_list
+rm_during_upload S3 "$S" s3_list ""
+rm_during_upload Supabase "$P" sb_list sem/
 mctl retry --all >"$T/retry.out" 2>&1
 wait_uploads "$J"
 gone_everywhere S3 "$S" s3_list ow-1 ow-A ow-B >"$T/gone.out" &&
