@@ -239,6 +239,26 @@ static int stored_as_is(struct fs *fs, const struct mc_node *n)
 	return !writing;
 }
 
+/* n as the cache has it now: an upload that ran meanwhile (during a
+ * directory walk, or between the lookup of a renamed file and
+ * upq_rename) has landed since, under the old key. An upload updates the
+ * cache before it leaves the queue, and upq_rename holds the queue's
+ * lock: once the queue has no item of n, the cache says where it is. */
+static void refresh(struct fs *fs, struct mc_node *n)
+{
+	struct mc_node now;
+
+	if (mcache_get(fs->mc, n->ino, &now))
+		return;
+	n->pending = now.pending;
+	n->size = now.size;
+	n->full = now.full;
+	memcpy(n->etag, now.etag, sizeof(n->etag));
+	memcpy(n->ctype, now.ctype, sizeof(n->ctype));
+	memcpy(n->stype, now.stype, sizeof(n->stype));
+	mc_node_cleanup(&now);
+}
+
 /* The type stored file n takes under newname, into type ("" when it
  * keeps its own). A type is one of the bytes and the final name (the name
  * breaks ties, src/meta/sniff.c), so it changes only when the old and new
@@ -289,6 +309,9 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	enum upq_hit hit = upq_rename(fs->cfg.upq, n->ino, newkey);
 	enum mfs_err rc = MFS_OK;
 	int writing, landed = 0;
+
+	if (hit == UQ_NONE)	/* (it may have landed since n was read) */
+		refresh(fs, n);
 
 	pthread_mutex_lock(&fs->lock);
 	writing = fsi_wfile(fs, n->ino) != NULL;
@@ -576,19 +599,6 @@ static int was_renamed(const struct inos *s, uint64_t ino)
 		if (s->v[i] == ino)
 			return 1;
 	return 0;
-}
-
-/* n as the cache has it now: an upload that ran during the walk has
- * landed since (upq_rename_dir waited for it), under the old key. */
-static void refresh(struct fs *fs, struct mc_node *n)
-{
-	struct mc_node now;
-
-	if (mcache_get(fs->mc, n->ino, &now))
-		return;
-	n->pending = now.pending;
-	memcpy(n->etag, now.etag, sizeof(n->etag));
-	mc_node_cleanup(&now);
 }
 
 static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
