@@ -95,7 +95,10 @@ struct put_body {
 struct backend;
 
 /* Called once per listing entry; name is one path component, borrowed for
- * the call. A non-zero return stops the listing and is returned. */
+ * the call. A non-zero return stops the listing and is returned. On a
+ * backend with BE_CAP_MARKER_OBJECTS the listed directory's own marker
+ * object, when the store holds one, comes as an entry named "" (kind
+ * OBJ_DIR): not a child, the news that the marker is stored. */
 typedef enum mfs_err (*backend_list_cb)(void *ud, const char *name,
 					const struct obj_meta *m);
 

@@ -479,8 +479,13 @@ static enum mfs_err emit_entry(struct backend *be, const char *prefix,
 	}
 	name = key + plen;
 	n = strlen(name);
-	if (n == 0 && m->kind == OBJ_FILE)
-		return MFS_OK;	/* the directory's own marker object */
+	if (n == 0 && m->kind == OBJ_FILE) {
+		/* the directory's own marker object: named "" */
+		dm = *m;
+		dm.kind = OBJ_DIR;
+		dm.size = 0;
+		return cb(ud, "", &dm);
+	}
 	if (m->kind == OBJ_FILE && n && name[n - 1] == '/') {
 		/* a marker "sub/" listed as content: a directory */
 		dm = *m;

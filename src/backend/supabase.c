@@ -588,8 +588,16 @@ static enum mfs_err emit(struct backend *be, const char *name, int dir,
 
 	if (dir && n && name[n - 1] == '/')
 		n--;
-	if (!n || (!dir && !strcmp(name, PLACEHOLDER)))
+	if (!n)
 		return MFS_OK;
+	if (!dir && !strcmp(name, PLACEHOLDER)) {
+		/* the folder's own marker: named "" */
+		struct obj_meta dm = *m;
+
+		dm.kind = OBJ_DIR;
+		dm.size = 0;
+		return cb(ud, "", &dm);
+	}
 	bad = str_bad_name(name, n);
 	if (!bad && memchr(name, '/', n))
 		bad = "nested name in a one-level listing";

@@ -316,6 +316,7 @@ struct centry {
 struct collect {
 	struct centry *e;
 	int n, cap;
+	int marker;	/* the directory's own marker object is stored */
 };
 
 static enum mfs_err collect_cb(void *ud, const char *name,
@@ -324,6 +325,10 @@ static enum mfs_err collect_cb(void *ud, const char *name,
 	struct collect *c = ud;
 	struct centry *e;
 
+	if (!name[0]) {
+		c->marker = 1;
+		return MFS_OK;
+	}
 	if (c->n == c->cap) {
 		int ncap = c->cap ? c->cap * 2 : 256;
 
@@ -393,6 +398,15 @@ static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
 	}
 	if (!rc)
 		rc = mcache_dir_replace(fs->mc, d->ino, me, n, now_s(), eb);
+	if (!rc && c.marker && strcmp(d->etag, UPQ_MARKER_ETAG)) {
+		/* the cache learns of it (it may have been lost, or made
+		 * by someone else): a file that lands below deletes it */
+		struct mc_set s = { 0 };
+
+		s.mask = MC_SET_ETAG;
+		s.etag = UPQ_MARKER_ETAG;
+		rc = mcache_set(fs->mc, d->ino, &s);
+	}
 	for (i = 0; i < c.n; i++)
 		free(c.e[i].name);
 	free(c.e);
@@ -1009,12 +1023,13 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 		    upq_get_meta(fs->cfg.upq, ino, &m))
 			snprintf(n.ctype, sizeof(n.ctype), "%s",
 				 m.content_type);
-		else if (!n.pending && !n.stype[0])
+		else if (!n.pending)
 			rc = fsi_full(fs, &n, eb);
-		/* the bytes' type when the store says nothing useful (a
-		 * type sniffed from a read: no HEAD for it) */
+		/* the bytes' type (sniffed from a read) only when the store
+		 * says nothing useful: a listing does not say what the store
+		 * says, and an outside writer's type is the object's type */
 		if (!rc && !n.pending && n.stype[0] &&
-		    fsi_vague_type(n.full ? n.ctype : ""))
+		    fsi_vague_type(n.ctype))
 			snprintf(n.ctype, sizeof(n.ctype), "%s", n.stype);
 		if (!rc)
 			rc = put_value(n.ctype[0] ? n.ctype

@@ -740,9 +740,9 @@ class Runner:
             finally:
                 os.close(fd)
             f = m.files[op['p']]
-            f.written()
             off = op['off']
-            if data:	# a write of 0 bytes does not extend the file
+            if data:	# a write of 0 bytes changes nothing
+                f.written()
                 if off > len(f.data):
                     f.data.extend(b'\0' * (off - len(f.data)))
                 f.data[off:off + len(data)] = data
@@ -753,7 +753,8 @@ class Runner:
                 os.write(fd, data)
             finally:
                 os.close(fd)
-            m.files[op['p']].written()
+            if data:	# a write of 0 bytes changes nothing
+                m.files[op['p']].written()
             m.files[op['p']].data.extend(data)
         elif t == 'truncate':
             os.truncate(P(op['p']), op['n'])

@@ -64,10 +64,10 @@ static void test_list_paging(struct backend *be)
 	struct names nm = { { 0 }, 0 };
 	struct errbuf eb = { 0 };
 
-	CASE("list: two pages, url-decoding, markers, bad names skipped");
+	CASE("list: two pages, url-decoding, markers (the directory's own as \"\"), bad names skipped");
 	play(r);
 	CHECK(be->ops->list(be, "d", collect, &nm, &eb) == MFS_OK);
-	CHECK_STR(nm.buf, "f:a b.jpg:12|f:plus+sign:3|d:sub:0|"
+	CHECK_STR(nm.buf, "d::0|f:a b.jpg:12|f:plus+sign:3|d:sub:0|"
 			  "f:\xc3\xbcni code:7|d:marker:0");
 	CHECK(requests() == 2);
 	/* the token goes back encoded exactly as signed */

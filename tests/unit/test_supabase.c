@@ -55,10 +55,10 @@ static void test_list(struct backend *be)
 	struct names nm = { { 0 }, 0 }, nb = { { 0 }, 0 };
 	struct errbuf eb = { 0 };
 
-	CASE("list-v2: two pages by cursor, folders, placeholder hidden");
+	CASE("list-v2: two pages by cursor, folders, placeholder as the folder's own marker \"\"");
 	play(r);
 	CHECK(be->ops->list(be, "b/d", collect, &nm, &eb) == MFS_OK);
-	CHECK_STR(nm.buf, "d:sub:0|f:a b:12|f:c:7");
+	CHECK_STR(nm.buf, "d:sub:0|f:a b:12|d::0|f:c:7");
 	CHECK(requests() == 2);
 	CHECK_HAS(srv.reqs[0], "POST /storage/v1/object/list-v2/b ");
 	CHECK_HAS(srv.reqs[1], "\"cursor\":\"Yw==\"");
