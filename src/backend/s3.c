@@ -971,6 +971,7 @@ static const struct backend_ops s3_ops = {
 	.mp_part = s3_mp_part,
 	.mp_complete = s3_mp_complete,
 	.mp_abort = s3_mp_abort,
+	.mp_list = s3_mp_list,
 	.free = s3_free,
 };
 
