@@ -671,7 +671,9 @@ static void test_config(void)
 		CHECK(be->ops->url(be, "k", &url) == MFS_OK);
 		CHECK_STR(url, "http://127.0.0.1:9000/media/k");
 		CASE("config: any key on an S3 endpoint that is not Supabase's");
-		CHECK(be->ops->check_key(be, "a~b%c\xc3\xa9", 0, why,
+		CHECK(be->ops->check_key != NULL);
+		CHECK(be->ops->check_key &&
+		      be->ops->check_key(be, "a~b%c\xc3\xa9", 0, why,
 					 sizeof(why)) == 0);
 		backend_free(be);
 		free(url);
@@ -698,7 +700,8 @@ static void test_config(void)
 		};
 		size_t i;
 
-		for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		for (i = 0; be->ops->check_key && i < sizeof(t) / sizeof(t[0]);
+		     i++) {
 			why[0] = '\0';
 			CHECK(be->ops->check_key(be, t[i].key, 0, why,
 						 sizeof(why)) == t[i].refused);
