@@ -119,8 +119,9 @@ static void reply_err(fuse_req_t req, enum mfs_err rc,
 		log_info("%s: %s%s%s", op, mfs_strerror(rc),
 			 eb && eb->msg[0] ? ": " : "",
 			 eb && eb->msg[0] ? eb->msg : "");
-	else if (rc != MFS_ENOTFOUND && rc != MFS_ENODATA && rc != MFS_ERANGE &&
-	    rc != MFS_ENOTDIR && rc != MFS_EISDIR && rc != MFS_ENAMETOOLONG)
+	else if (rc != MFS_ENOTFOUND && rc != MFS_ENODATA &&
+		 rc != MFS_ERANGE && rc != MFS_ENOTDIR && rc != MFS_EISDIR &&
+		 rc != MFS_ENAMETOOLONG)
 		log_warn("%s: %s%s%s", op, mfs_strerror(rc),
 			 eb && eb->msg[0] ? ": " : "",
 			 eb && eb->msg[0] ? eb->msg : "");
