@@ -102,6 +102,11 @@ struct backend;
 typedef enum mfs_err (*backend_list_cb)(void *ud, const char *name,
 					const struct obj_meta *m);
 
+/* One multipart upload in progress: its id and when the server started it
+ * (ns since the epoch, 0 = not said). */
+typedef enum mfs_err (*backend_mp_cb)(void *ud, const char *upload_id,
+				      int64_t initiated_ns);
+
 struct backend_ops {
 	const char *type;	/* "s3" */
 	unsigned caps;		/* enum backend_cap */
@@ -173,6 +178,12 @@ struct backend_ops {
 				    struct obj_meta *out, struct errbuf *eb);
 	enum mfs_err (*mp_abort)(struct backend *be, const char *key,
 				 const char *upload_id, struct errbuf *eb);
+	/* The multipart uploads in progress of exactly key, cb for each; a
+	 * cb error stops the listing and is returned. NULL: the provider
+	 * cannot list them. */
+	enum mfs_err (*mp_list)(struct backend *be, const char *key,
+				backend_mp_cb cb, void *ud,
+				struct errbuf *eb);
 	/* Names the provider refuses (NULL: any name str_bad_name allows).
 	 * Returns non-zero and a reason in why for a key (a directory when
 	 * is_dir) the server would refuse, so nothing is sent. */
@@ -237,6 +248,14 @@ struct backend *backend_alloc(const struct backend_ops *ops,
 /* Free what backend_alloc made (be->priv itself, not what it points to),
  * and be->ident. */
 void backend_dealloc(struct backend *be);
+
+/* Abort every multipart upload of key the server started at or after
+ * since_ns (its clock) and that is not keep (NULL = none): what a start
+ * whose reply never came left behind. *aborted counts them. MFS_EUNSUPP
+ * when the backend cannot list uploads. Thread-safe as the backend. */
+enum mfs_err backend_mp_sweep(struct backend *be, const char *key,
+			      int64_t since_ns, const char *keep,
+			      int *aborted, struct errbuf *eb);
 
 struct http_client;
 /* What every HTTP backend reads the same way: retries (default

@@ -8,12 +8,20 @@
  * retries included, while a long one that makes progress (a directory
  * rename copying 500 objects) is not cut. Threads that never set one
  * (upload workers) have no limit.
+ * Beside the limit, an operation may carry its caller's interrupt flag
+ * (deadline_watch): the FUSE adapter passes one in for calls a killed or
+ * signalled process may give up on (lookup, getattr, opendir); the HTTP
+ * layer stops an exchange, a backoff sleep or the next page once it is
+ * set, and the operation ends with MFS_EINTR.
  */
 #ifndef MFS_COMMON_DEADLINE_H
 #define MFS_COMMON_DEADLINE_H
 
+#include <stdatomic.h>
+
 /* Start a limit of limit_ms from now for this thread's current operation;
- * limit_ms <= 0 clears it. */
+ * limit_ms <= 0 clears it. Both forget the interrupt flag (deadline_watch).
+ */
 void deadline_start(long limit_ms);
 void deadline_clear(void);
 /* A successful answer arrived: the limit counts again from now. */
@@ -24,5 +32,13 @@ long deadline_left_ms(void);
 
 /* The limit this thread's deadline was started with (ms), 0 = none. */
 long deadline_limit_ms(void);
+
+/* Watch flag (borrowed: it must outlive the watch; NULL = none) for this
+ * thread's current operation: once another thread sets it non-zero,
+ * deadline_interrupted() says so. The setter owns the flag's lifetime and
+ * calls deadline_watch(NULL) before it goes. */
+void deadline_watch(const atomic_int *flag);
+/* Has the current operation's caller been interrupted? 1 or 0. */
+int deadline_interrupted(void);
 
 #endif

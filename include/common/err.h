@@ -32,6 +32,7 @@ enum mfs_err {
 	MFS_EXDEV,	/* across remotes */
 	MFS_EFBIG,	/* larger than the store accepts */
 	MFS_ETIMEDOUT,	/* an operation's time limit was reached */
+	MFS_EINTR,	/* the operation's caller was interrupted */
 	MFS_ERR_COUNT
 };
 

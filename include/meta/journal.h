@@ -110,19 +110,26 @@ enum mfs_err journal_pending(struct journal *j, const char *mount_id,
 
 /* A multipart upload upload_id of key on remote was started on the server
  * for upload row upload: recorded (durably) until journal_mp_close, so a
- * daemon killed meanwhile can abort it on the next mount. */
+ * daemon killed meanwhile can abort it on the next mount. upload_id may
+ * also be an intent, JOURNAL_MP_INTENT followed by the row's id, recorded
+ * before asking the server to start one: a reply that never came leaves
+ * an upload whose id nobody knows, found by listing the key's uploads
+ * started since the intent. A row already there is kept as it is (its time
+ * too); *created (may be NULL) says whether this call added it. */
+#define JOURNAL_MP_INTENT "?start-of-row-"
 enum mfs_err journal_mp_open(struct journal *j, const char *mount_id,
 			     const char *remote, const char *key,
 			     const char *upload_id, int64_t upload,
-			     struct errbuf *eb);
+			     int *created, struct errbuf *eb);
 /* Completed or aborted on the server: forget it. */
 enum mfs_err journal_mp_close(struct journal *j, const char *remote,
 			      const char *upload_id, struct errbuf *eb);
-/* Every multipart upload mount_id recorded and did not close, oldest
- * first; the strings are valid during the call. cb must not call the
- * journal (its lock is held). */
+/* Every multipart upload (or intent) mount_id recorded and did not close,
+ * oldest first, with the time it was recorded (seconds since the epoch);
+ * the strings are valid during the call. cb must not call the journal
+ * (its lock is held). */
 typedef void (*journal_mp_cb)(void *ud, const char *remote, const char *key,
-			      const char *upload_id);
+			      const char *upload_id, double created_at);
 enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
 			     journal_mp_cb cb, void *ud);
 

@@ -92,7 +92,9 @@ const char *http_header(const struct http_response *r, const char *name);
  * connection failures, resets, timeouts and truncated bodies; MFS_EPROTO when
  * a body exceeds its cap; MFS_EINVAL for a bad URL; MFS_ETIMEDOUT when the
  * calling thread's deadline (common/deadline.h) has passed or passes during
- * the exchange (never retried). eb says what happened. */
+ * the exchange (never retried); MFS_EINTR when the calling operation's
+ * caller was interrupted (deadline_interrupted) before or during the
+ * exchange (never retried). eb says what happened. */
 enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 			  struct http_response *resp, struct errbuf *eb);
 
@@ -104,7 +106,8 @@ int http_status_transient(long status);
 /* Full-jitter exponential backoff for attempt 0, 1, ...: a random delay in
  * [0, min(cap_ms, base_ms * 2^attempt)], at least 1/4 of it. */
 long http_backoff_ms(int attempt, long base_ms, long cap_ms);
-/* Sleep ms, at most until the calling thread's deadline. */
+/* Sleep ms, at most until the calling thread's deadline or until its
+ * caller is interrupted. */
 void http_sleep_ms(long ms);
 
 #endif

@@ -151,3 +151,57 @@ void backend_dealloc(struct backend *be)
 	free(be->ident);
 	free(be);
 }
+
+struct sweep {
+	char **ids;
+	int n, cap;
+	int64_t since_ns;
+	const char *keep;
+};
+
+static enum mfs_err sweep_cb(void *ud, const char *upload_id,
+			     int64_t initiated_ns)
+{
+	struct sweep *w = ud;
+	char **nv;
+
+	if (initiated_ns < w->since_ns || (w->keep &&
+					   !strcmp(upload_id, w->keep)))
+		return MFS_OK;
+	if (w->n == w->cap) {
+		nv = realloc(w->ids, sizeof(*nv) * (size_t)(w->cap * 2 + 4));
+		if (!nv)
+			return MFS_ENOMEM;
+		w->ids = nv;
+		w->cap = w->cap * 2 + 4;
+	}
+	w->ids[w->n] = strdup(upload_id);
+	if (!w->ids[w->n])
+		return MFS_ENOMEM;
+	w->n++;
+	return MFS_OK;
+}
+
+enum mfs_err backend_mp_sweep(struct backend *be, const char *key,
+			      int64_t since_ns, const char *keep,
+			      int *aborted, struct errbuf *eb)
+{
+	struct sweep w = { NULL, 0, 0, since_ns, keep };
+	enum mfs_err rc;
+	int i;
+
+	*aborted = 0;
+	if (!be->ops->mp_list || !be->ops->mp_abort)
+		return MFS_EUNSUPP;
+	rc = be->ops->mp_list(be, key, sweep_cb, &w, eb);
+	for (i = 0; i < w.n; i++) {
+		if (!rc) {
+			rc = be->ops->mp_abort(be, key, w.ids[i], eb);
+			if (!rc)
+				(*aborted)++;
+		}
+		free(w.ids[i]);
+	}
+	free(w.ids);
+	return rc;
+}

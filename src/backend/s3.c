@@ -956,6 +956,41 @@ static void s3_free(struct backend *be)
 	backend_dealloc(be);
 }
 
+/* Supabase's S3 endpoint (its documented form: the API gateway's
+ * .../storage/v1/s3) stores keys under Supabase Storage's own rule and
+ * answers 400 InvalidKey to a key with '~', '%', non-ASCII and the like
+ * (API-NOTES B2): refuse those before anything is written. Any other
+ * endpoint: any key. */
+#define SUPABASE_S3_PATH "/storage/v1/s3"
+
+static int s3_check_key(struct backend *be, const char *key, int is_dir,
+			char *why, size_t cap)
+{
+	const struct s3 *s3 = be->priv;
+	size_t n = strlen(s3->base_path), m = strlen(SUPABASE_S3_PATH);
+	const unsigned char *p;
+
+	(void)is_dir;
+	if (n < m || strcmp(s3->base_path + n - m, SUPABASE_S3_PATH))
+		return 0;
+	for (p = (const unsigned char *)key; *p; p++) {
+		if (*p >= 0x80) {
+			snprintf(why, cap, "Supabase's S3 endpoint refuses non-ASCII characters in keys");
+			return 1;
+		}
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
+		      (*p >= '0' && *p <= '9') ||
+		      strchr("_/!.*'() &$=@;:+,?-", *p))) {
+			snprintf(why, cap, *p < 0x20 || *p == 0x7f ?
+				 "Supabase's S3 endpoint refuses control character 0x%02x in keys" :
+				 "Supabase's S3 endpoint refuses '%c' in keys (allowed: letters, digits and _/!.*'() &$=@;:+,?-)",
+				 *p);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static const struct backend_ops s3_ops = {
 	.type = "s3",
 	.caps = BE_CAP_RANGE_READ | BE_CAP_WRITE | BE_CAP_SERVER_COPY |
@@ -976,6 +1011,8 @@ static const struct backend_ops s3_ops = {
 	.mp_part = s3_mp_part,
 	.mp_complete = s3_mp_complete,
 	.mp_abort = s3_mp_abort,
+	.mp_list = s3_mp_list,
+	.check_key = s3_check_key,
 	.free = s3_free,
 };
 

@@ -102,6 +102,8 @@ enum mfs_err s3_mp_complete(struct backend *be, const char *key,
 			    const char *upload_id, char (*etags)[80],
 			    int nparts, struct obj_meta *out,
 			    struct errbuf *eb);
+enum mfs_err s3_mp_list(struct backend *be, const char *key,
+			backend_mp_cb cb, void *ud, struct errbuf *eb);
 enum mfs_err s3_mp_abort(struct backend *be, const char *key,
 			 const char *upload_id, struct errbuf *eb);
 

@@ -565,3 +565,95 @@ enum mfs_err s3_mp_abort(struct backend *be, const char *key,
 
 	return delete_key(be, key, q, 1, eb);
 }
+
+/* One page of ListMultipartUploads: cb for each upload of exactly key;
+ * *next_key / *next_id (freed by the caller) when there is more. */
+static enum mfs_err mp_list_page(const struct buf *body, const char *key,
+				 backend_mp_cb cb, void *ud, char **next_key,
+				 char **next_id, struct errbuf *eb)
+{
+	const struct xml_node *root, *n;
+	struct xml_doc *doc = NULL;
+	char *trunc = NULL;
+	enum mfs_err rc;
+
+	*next_key = *next_id = NULL;
+	rc = xml_parse(body->data, body->len, &doc, eb);
+	if (rc)
+		return rc;
+	root = xml_root(doc);
+	if (strcmp(xml_name(root), "ListMultipartUploadsResult")) {
+		rc = eb_set(eb, MFS_EPROTO,
+			    "listing multipart uploads: <%s> instead of <ListMultipartUploadsResult>",
+			    xml_name(root));
+		goto out;
+	}
+	for (n = xml_first(root, "Upload"); n && !rc;
+	     n = xml_next(n, "Upload")) {
+		char *k = xml_child_text(n, "Key");
+		char *id = xml_child_text(n, "UploadId");
+		char *at = xml_child_text(n, "Initiated");
+		int64_t ns = 0;
+
+		if (at && str_parse_iso8601(at, &ns))
+			ns = 0;
+		if (k && id && *id && !strcmp(k, key))
+			rc = cb(ud, id, ns);
+		free(k);
+		free(id);
+		free(at);
+	}
+	trunc = xml_child_text(root, "IsTruncated");
+	if (!rc && trunc && !strcmp(trunc, "true")) {
+		*next_key = xml_child_text(root, "NextKeyMarker");
+		*next_id = xml_child_text(root, "NextUploadIdMarker");
+	}
+out:
+	free(trunc);
+	xml_free(doc);
+	return rc;
+}
+
+enum mfs_err s3_mp_list(struct backend *be, const char *key,
+			backend_mp_cb cb, void *ud, struct errbuf *eb)
+{
+	struct http_response resp;
+	char *kmark = NULL, *imark = NULL;
+	enum mfs_err rc = MFS_OK;
+	int pages = 0;
+
+	http_response_init(&resp);
+	do {
+		struct sigv4_pair q[4];
+		struct s3_call call = { 0 };
+		char *nk = NULL, *ni = NULL;
+		int nq = 0;
+
+		q[nq++] = (struct sigv4_pair){ "uploads", "" };
+		q[nq++] = (struct sigv4_pair){ "prefix", key };
+		if (kmark)
+			q[nq++] = (struct sigv4_pair){ "key-marker", kmark };
+		if (imark)
+			q[nq++] = (struct sigv4_pair){ "upload-id-marker",
+						       imark };
+		call.method = "GET";
+		call.query = q;
+		call.nquery = nq;
+		rc = s3_do(be, &call, &resp, eb);
+		if (!rc)
+			rc = mp_list_page(&resp.body, key, cb, ud, &nk, &ni,
+					  eb);
+		free(kmark);
+		free(imark);
+		kmark = nk;
+		imark = ni;
+		if (!rc && kmark && ++pages >= 100)
+			rc = eb_set(eb, MFS_EIO,
+				    "multipart uploads of %s: still truncated after %d pages",
+				    key, pages);
+	} while (!rc && kmark && *kmark);
+	free(kmark);
+	free(imark);
+	http_response_cleanup(&resp);
+	return rc;
+}

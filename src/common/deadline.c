@@ -7,6 +7,7 @@
 
 static __thread int64_t until_ms;	/* CLOCK_MONOTONIC ms, 0 = none */
 static __thread long limit;		/* ms */
+static __thread const atomic_int *intr;	/* the caller's flag, or NULL */
 
 static int64_t mono_ms(void)
 {
@@ -22,6 +23,7 @@ void deadline_start(long limit_ms)
 		deadline_clear();
 		return;
 	}
+	intr = NULL;
 	limit = limit_ms;
 	until_ms = mono_ms() + limit_ms;
 }
@@ -30,6 +32,7 @@ void deadline_clear(void)
 {
 	until_ms = 0;
 	limit = 0;
+	intr = NULL;
 }
 
 void deadline_progress(void)
@@ -51,4 +54,14 @@ long deadline_left_ms(void)
 long deadline_limit_ms(void)
 {
 	return until_ms ? limit : 0;
+}
+
+void deadline_watch(const atomic_int *flag)
+{
+	intr = flag;
+}
+
+int deadline_interrupted(void)
+{
+	return intr && atomic_load(intr) != 0;
 }

@@ -29,6 +29,7 @@ static const char *const names[MFS_ERR_COUNT] = {
 	[MFS_EXDEV] = "not on the same remote",
 	[MFS_EFBIG] = "file too large for the store",
 	[MFS_ETIMEDOUT] = "timed out",
+	[MFS_EINTR] = "interrupted",
 };
 
 const char *mfs_strerror(enum mfs_err rc)

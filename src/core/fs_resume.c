@@ -345,16 +345,24 @@ static void run_fix(struct resume *res, struct fixup *f)
 
 /* Multipart uploads the journal says a daemon started and never completed
  * nor aborted (it was killed): the parts are billed and invisible, and the
- * file is sent again from its pending row anyway, so abort them. */
+ * file is sent again from its pending row anyway, so abort them. An intent
+ * (JOURNAL_MP_INTENT: a start asked for, its reply maybe never seen) is
+ * settled by listing the key's uploads the server started since the
+ * intent, less MP_CLOCK_SLACK_S for clocks that differ, and aborting them.
+ */
+#define MP_CLOCK_SLACK_S 60
+
 struct mp_left {
 	char **v;	/* remote, key, upload id; 3 per upload */
+	double *at;	/* when each was recorded, one per upload */
 	int n, cap;
 };
 
 static void mp_collect(void *ud, const char *remote, const char *key,
-		       const char *upload_id)
+		       const char *upload_id, double created_at)
 {
 	struct mp_left *l = ud;
+	double *na;
 	char **nv;
 
 	if (!remote || !key || !upload_id)
@@ -364,46 +372,87 @@ static void mp_collect(void *ud, const char *remote, const char *key,
 		if (!nv)
 			return;
 		l->v = nv;
+		na = realloc(l->at, sizeof(*na) * (size_t)(l->cap * 2 + 6) / 3);
+		if (!na)
+			return;
+		l->at = na;
 		l->cap = l->cap * 2 + 6;
 	}
 	l->v[l->n] = strdup(remote);
 	l->v[l->n + 1] = strdup(key);
 	l->v[l->n + 2] = strdup(upload_id);
+	l->at[l->n / 3] = created_at;
 	l->n += 3;
+}
+
+static int is_intent(const char *upload_id)
+{
+	return !strncmp(upload_id, JOURNAL_MP_INTENT,
+			strlen(JOURNAL_MP_INTENT));
+}
+
+/* Abort upload i of l (an intent: the uploads it may have started); 1 when
+ * settled (the journal's row can go). */
+static int abort_one(struct fs *fs, const struct mp_left *l, int i,
+		     int *aborted)
+{
+	struct fs_remote *rem = NULL;
+	struct errbuf eb = { 0 };
+	int k, n = 0;
+
+	for (k = 0; k < fs->cfg.nremotes; k++)
+		if (l->v[i] && !strcmp(fs->cfg.remotes[k].name, l->v[i]))
+			rem = &fs->cfg.remotes[k];
+	if (!rem || !l->v[i + 1] || !l->v[i + 2] || !rem->be->ops->mp_abort)
+		return 0;
+	if (!is_intent(l->v[i + 2])) {
+		if (rem->be->ops->mp_abort(rem->be, l->v[i + 1], l->v[i + 2],
+					   &eb)) {
+			log_warn("cannot abort the multipart upload of %s left by a daemon that was stopped (tried again at the next mount): %s",
+				 l->v[i + 1], eb.msg);
+			return 0;
+		}
+		(*aborted)++;
+		return 1;
+	}
+	if (backend_mp_sweep(rem->be, l->v[i + 1],
+			     ((int64_t)l->at[i / 3] - MP_CLOCK_SLACK_S) *
+				     1000000000LL,
+			     NULL, &n, &eb) == MFS_EUNSUPP)
+		return 1;	/* nothing to list: nothing to do */
+	*aborted += n;
+	if (eb.msg[0]) {
+		log_warn("cannot list the multipart uploads of %s a daemon that was stopped may have started (tried again at the next mount): %s",
+			 l->v[i + 1], eb.msg);
+		return 0;
+	}
+	if (n)
+		log_info("aborted %d multipart upload%s of %s whose start the journal never saw answered",
+			 n, n == 1 ? "" : "s", l->v[i + 1]);
+	return 1;
 }
 
 static void abort_left_multipart(struct fs *fs)
 {
-	struct mp_left l = { NULL, 0, 0 };
-	int i, k, aborted = 0;
+	struct mp_left l = { NULL, NULL, 0, 0 };
+	int i, pass, aborted = 0;
 
 	if (journal_mp_list(fs->cfg.journal, fs->mount_id, mp_collect, &l))
 		log_warn("cannot read the journal's open multipart uploads");
-	for (i = 0; i + 2 < l.n; i += 3) {
-		struct fs_remote *rem = NULL;
-		struct errbuf eb = { 0 };
-
-		for (k = 0; k < fs->cfg.nremotes; k++)
-			if (l.v[i] && !strcmp(fs->cfg.remotes[k].name, l.v[i]))
-				rem = &fs->cfg.remotes[k];
-		if (!rem || !l.v[i + 1] || !l.v[i + 2] ||
-		    !rem->be->ops->mp_abort)
-			continue;
-		if (rem->be->ops->mp_abort(rem->be, l.v[i + 1], l.v[i + 2],
-					   &eb)) {
-			log_warn("cannot abort the multipart upload of %s left by a daemon that was stopped (tried again at the next mount): %s",
-				 l.v[i + 1], eb.msg);
-			continue;
-		}
-		journal_mp_close(fs->cfg.journal, l.v[i], l.v[i + 2], NULL);
-		aborted++;
-	}
+	/* the uploads the journal knows first, then the intents' sweeps */
+	for (pass = 0; pass < 2; pass++)
+		for (i = 0; i + 2 < l.n; i += 3)
+			if (l.v[i + 2] && is_intent(l.v[i + 2]) == pass &&
+			    abort_one(fs, &l, i, &aborted))
+				journal_mp_close(fs->cfg.journal, l.v[i],
+						 l.v[i + 2], NULL);
 	if (aborted)
 		log_info("aborted %d multipart upload%s left open on the server by a daemon that was stopped",
 			 aborted, aborted == 1 ? "" : "s");
 	for (i = 0; i < l.n; i++)
 		free(l.v[i]);
 	free(l.v);
+	free(l.at);
 }
 
 enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,

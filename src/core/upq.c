@@ -12,6 +12,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +20,6 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
-
-#include <openssl/evp.h>
 
 #include "common/log.h"
 #include "core/hooks.h"
@@ -202,181 +201,6 @@ static void put_meta_from(const struct upq_meta *m, struct put_meta *pm)
 	pm->gid = m->gid;
 }
 
-/* Hex SHA-256 and (md5 non-NULL) hex MD5 of len bytes of fd at off, in
- * one pass; written only on success. */
-static enum mfs_err hash_range(int fd, uint64_t off, uint64_t len,
-			       char hex[65], char md5[33])
-{
-	static const size_t bufsz = 1 << 20;
-	unsigned char md[32], mmd[16];
-	unsigned int mdlen = 32, mlen = 16;
-	EVP_MD_CTX *ctx = EVP_MD_CTX_new(), *mctx = EVP_MD_CTX_new();
-	char *buf = malloc(bufsz);
-	enum mfs_err rc = MFS_OK;
-
-	if (!ctx || !mctx || !buf ||
-	    !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) ||
-	    !EVP_DigestInit_ex(mctx, EVP_md5(), NULL)) {
-		rc = MFS_ENOMEM;
-		goto out;
-	}
-	while (len) {
-		size_t want = len < bufsz ? (size_t)len : bufsz;
-		ssize_t n = pread(fd, buf, want, (off_t)off);
-
-		if (n <= 0) {
-			rc = MFS_EIO;
-			goto out;
-		}
-		EVP_DigestUpdate(ctx, buf, (size_t)n);
-		if (md5)
-			EVP_DigestUpdate(mctx, buf, (size_t)n);
-		off += (uint64_t)n;
-		len -= (uint64_t)n;
-	}
-	EVP_DigestFinal_ex(ctx, md, &mdlen);
-	str_hex(md, 32, hex);
-	if (md5) {
-		EVP_DigestFinal_ex(mctx, mmd, &mlen);
-		str_hex(mmd, 16, md5);
-	}
-out:
-	EVP_MD_CTX_free(ctx);
-	EVP_MD_CTX_free(mctx);
-	free(buf);
-	return rc;
-}
-
-struct mp {
-	struct backend *be;
-	const char *key;
-	const char *upload_id;
-	int fd;
-	uint64_t size;
-	uint64_t part_size;
-	int nparts;
-	char (*etags)[80];
-	pthread_mutex_t lock;
-	int next;		/* guarded by lock */
-	enum mfs_err rc;	/* guarded by lock: first error */
-	struct errbuf eb;	/* guarded by lock */
-};
-
-static void *part_worker(void *arg)
-{
-	struct mp *m = arg;
-
-	for (;;) {
-		struct put_body body;
-		struct errbuf eb = { 0 };
-		char sha[65], md5[33];
-		enum mfs_err rc;
-		int p;
-
-		pthread_mutex_lock(&m->lock);
-		p = m->rc ? m->nparts : m->next++;
-		pthread_mutex_unlock(&m->lock);
-		if (p >= m->nparts)
-			break;
-		body.fd = m->fd;
-		body.off = (uint64_t)p * m->part_size;
-		body.len = m->size - body.off < m->part_size ?
-			   m->size - body.off : m->part_size;
-		rc = hash_range(m->fd, body.off, body.len, sha, md5);
-		body.sha256 = sha;
-		body.md5 = md5;
-		if (!rc)
-			rc = m->be->ops->mp_part(m->be, m->key, m->upload_id,
-						 p + 1, &body, m->etags[p],
-						 &eb);
-		if (rc) {
-			pthread_mutex_lock(&m->lock);
-			if (!m->rc) {
-				m->rc = rc;
-				m->eb = eb;
-			}
-			pthread_mutex_unlock(&m->lock);
-			break;
-		}
-	}
-	return NULL;
-}
-
-/* The multipart upload is recorded in the journal from mp_begin until it is
- * completed or aborted: a daemon killed in between leaves the row, and the
- * next mount aborts the upload (fs_resume_uploads) before sending the file
- * again. */
-static enum mfs_err multipart(struct upq *q, struct backend *be,
-			      const char *key, int fd, uint64_t size,
-			      const struct put_meta *pm, int64_t jid,
-			      struct obj_meta *out, struct errbuf *eb)
-{
-	struct mp m = { 0 };
-	pthread_t th[16];
-	char *upload_id = NULL;
-	enum mfs_err rc;
-	int i, nth = q->cfg.part_threads, started = 0;
-	struct errbuf aeb = { 0 };
-
-	m.part_size = backend_part_size(size);
-	m.nparts = (int)((size + m.part_size - 1) / m.part_size);
-	m.etags = calloc((size_t)m.nparts, 80);
-	if (!m.etags)
-		return MFS_ENOMEM;
-	rc = be->ops->mp_begin(be, key, pm, &upload_id, eb);
-	if (rc) {
-		free(m.etags);
-		return rc;
-	}
-	if (journal_mp_open(q->j, q->mount_id, be->name, key, upload_id, jid,
-			    &aeb))
-		log_warn("%s", aeb.msg);
-	m.be = be;
-	m.key = key;
-	m.upload_id = upload_id;
-	m.fd = fd;
-	m.size = size;
-	pthread_mutex_init(&m.lock, NULL);
-	if (nth < 1)
-		nth = 1;
-	if (nth > 16)
-		nth = 16;
-	if (nth > m.nparts)
-		nth = m.nparts;
-	for (i = 0; i < nth; i++)
-		if (!pthread_create(&th[i], NULL, part_worker, &m))
-			started++;
-	if (!started)
-		part_worker(&m);
-	for (i = 0; i < started; i++)
-		pthread_join(th[i], NULL);
-	rc = m.rc;
-	if (rc)
-		*eb = m.eb;
-	else
-		rc = be->ops->mp_complete(be, key, upload_id, m.etags,
-					  m.nparts, out, eb);
-	if (rc) {
-		/* parts are billed until aborted */
-		eb_clear(&aeb);
-		if (be->ops->mp_abort(be, key, upload_id, &aeb))
-			log_warn("could not abort multipart upload of %s (the next mount tries again): %s",
-				 key, aeb.msg);
-		else
-			journal_mp_close(q->j, be->name, upload_id, NULL);
-	} else {
-		journal_mp_close(q->j, be->name, upload_id, NULL);
-		if (out)
-			out->size = size;
-	}
-	log_dbg(LOG_SUB_UPQ, "multipart %s: %d parts of %llu bytes: %s", key,
-		m.nparts, (unsigned long long)m.part_size, mfs_strerror(rc));
-	pthread_mutex_destroy(&m.lock);
-	free(m.etags);
-	free(upload_id);
-	return rc;
-}
-
 /* A type for an upload nobody gave one: from its first bytes. The
  * generic "don't know" types (what S3 clients store when they were not
  * told, copied over by rsync -X) count as none — unless the name agrees:
@@ -515,7 +339,7 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 	}
 	ur->orig_size = ur->size = (uint64_t)st.st_size;
 	sniff_staged(q, fd, key, meta);
-	rc = hash_range(fd, 0, ur->size, ur->orig_sha, ur->md5);
+	rc = upqi_hash_range(fd, 0, ur->size, ur->orig_sha, ur->md5);
 	if (rc) {
 		close(fd);
 		return eb_set(eb, rc, "reading staged file %s", path);
@@ -533,7 +357,7 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 		if (hr.applied)
 			hfd = open(hout, O_RDONLY | O_CLOEXEC);
 		if (hfd >= 0 && !fstat(hfd, &st) &&
-		    !hash_range(hfd, 0, (uint64_t)st.st_size, ur->sha,
+		    !upqi_hash_range(hfd, 0, (uint64_t)st.st_size, ur->sha,
 			       ur->md5)) {
 			close(fd);
 			fd = hfd;
@@ -557,7 +381,7 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 	put_meta_from(meta, &pm);
 	if (ur->size >= q->cfg.multipart_threshold && be->ops->mp_begin &&
 	    (be->ops->caps & BE_CAP_MULTIPART)) {
-		rc = multipart(q, be, key, fd, ur->size, &pm, jid, out, eb);
+		rc = upqi_multipart(q, be, key, fd, ur->size, &pm, jid, out, eb);
 	} else {
 		body.fd = fd;
 		body.off = 0;

@@ -1,4 +1,4 @@
-/* upq_int.h - what upq.c and upq_marker.c share: the queue and its items.
+/* upq_int.h - what upq.c, upq_marker.c and upq_mp.c share: the queue and its items.
  * Not a public interface: everything else goes through core/upq.h.
  * Locking: q->lock guards the item list and every field marked "guarded"
  * (see upq.c).
@@ -74,6 +74,17 @@ struct upq {
 void upqi_release_item(struct upq *q, struct item *it);
 /* upq.c: is key a mediactl copy temporary (".<name>.mctlcp")? */
 int upqi_ctl_temp(const char *key);
+
+/* upq_mp.c: hex SHA-256 and (md5 non-NULL) hex MD5 of len bytes of fd
+ * at off, in one pass; written only on success. */
+enum mfs_err upqi_hash_range(int fd, uint64_t off, uint64_t len,
+			     char hex[65], char md5[33]);
+/* upq_mp.c: upload size bytes of fd as key in parts (upload row jid);
+ * out as put() fills it. Called without q->lock. */
+enum mfs_err upqi_multipart(struct upq *q, struct backend *be,
+			    const char *key, int fd, uint64_t size,
+			    const struct put_meta *pm, int64_t jid,
+			    struct obj_meta *out, struct errbuf *eb);
 
 /* upq_marker.c: directory markers. Every one: caller holds q->lock. */
 /* it (a file) landed: its directories' queued markers are not needed. */

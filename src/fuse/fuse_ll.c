@@ -9,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,7 @@ static const int errnos[MFS_ERR_COUNT] = {
 	[MFS_EXDEV] = EXDEV,
 	[MFS_EFBIG] = EFBIG,
 	[MFS_ETIMEDOUT] = ETIMEDOUT,
+	[MFS_EINTR] = EINTR,
 };
 
 int fuse_ll_errno(enum mfs_err rc)
@@ -78,12 +80,48 @@ static struct fs *op_fs(fuse_req_t req)
 	return fs_of(req);
 }
 
+/* A caller that gives up (ls killed, ^C): libfuse calls this from the
+ * thread that read the kernel's INTERRUPT, with the request's lock held;
+ * flag is the handler's (on its stack, see op_watch). */
+static void on_interrupt(fuse_req_t req, void *flag)
+{
+	(void)req;
+	atomic_store((atomic_int *)flag, 1);
+}
+
+/* op_fs for a handler whose caller may give up meanwhile (a lookup or an
+ * opendir that pages a long listing): also hands the request's interrupt
+ * to the operation (common/deadline.h), which stops talking to the server
+ * and fails with MFS_EINTR. flag lives on the handler's stack; op_unwatch
+ * must run before the reply. */
+static struct fs *op_watch(fuse_req_t req, atomic_int *flag)
+{
+	op_start(req);
+	atomic_init(flag, 0);
+	deadline_watch(flag);
+	fuse_req_interrupt_func(req, on_interrupt, flag);
+	return fs_of(req);
+}
+
+/* After op_unwatch returns, on_interrupt is not running and never runs
+ * again for req (libfuse takes the request's lock for both). */
+static void op_unwatch(fuse_req_t req)
+{
+	fuse_req_interrupt_func(req, NULL, NULL);
+	deadline_watch(NULL);
+}
+
 /* Errors a user did not cause are logged with their detail. */
 static void reply_err(fuse_req_t req, enum mfs_err rc,
 		      const struct errbuf *eb, const char *op)
 {
-	if (rc != MFS_ENOTFOUND && rc != MFS_ENODATA && rc != MFS_ERANGE &&
-	    rc != MFS_ENOTDIR && rc != MFS_EISDIR && rc != MFS_ENAMETOOLONG)
+	if (rc == MFS_EINTR)
+		log_info("%s: %s%s%s", op, mfs_strerror(rc),
+			 eb && eb->msg[0] ? ": " : "",
+			 eb && eb->msg[0] ? eb->msg : "");
+	else if (rc != MFS_ENOTFOUND && rc != MFS_ENODATA &&
+		 rc != MFS_ERANGE && rc != MFS_ENOTDIR && rc != MFS_EISDIR &&
+		 rc != MFS_ENAMETOOLONG)
 		log_warn("%s: %s%s%s", op, mfs_strerror(rc),
 			 eb && eb->msg[0] ? ": " : "",
 			 eb && eb->msg[0] ? eb->msg : "");
@@ -144,8 +182,11 @@ static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 	struct fuse_entry_param e;
 	struct errbuf eb = { 0 };
 	struct fs_attr a;
-	enum mfs_err rc = fs_lookup(op_fs(req), parent, name, &a, &eb);
+	atomic_int intr;
+	enum mfs_err rc = fs_lookup(op_watch(req, &intr), parent, name, &a,
+				    &eb);
 
+	op_unwatch(req);
 	if (rc == MFS_ENOTFOUND) {
 		/* a negative entry the kernel may keep for negative_ttl */
 		memset(&e, 0, sizeof(e));
@@ -174,8 +215,10 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino,
 	struct errbuf eb = { 0 };
 	struct fs_attr a;
 	struct stat st;
-	enum mfs_err rc = fs_getattr(op_fs(req), ino, &a, &eb);
+	atomic_int intr;
+	enum mfs_err rc = fs_getattr(op_watch(req, &intr), ino, &a, &eb);
 
+	op_unwatch(req);
 	(void)fi;
 	if (rc) {
 		reply_err(req, rc, &eb, "getattr");
@@ -190,8 +233,10 @@ static void ll_opendir(fuse_req_t req, fuse_ino_t ino,
 {
 	struct errbuf eb = { 0 };
 	struct fs_dir *d;
-	enum mfs_err rc = fs_opendir(op_fs(req), ino, &d, &eb);
+	atomic_int intr;
+	enum mfs_err rc = fs_opendir(op_watch(req, &intr), ino, &d, &eb);
 
+	op_unwatch(req);
 	if (rc) {
 		reply_err(req, rc, &eb, "opendir");
 		return;

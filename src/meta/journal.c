@@ -658,13 +658,15 @@ out:
 enum mfs_err journal_mp_open(struct journal *j, const char *mount_id,
 			     const char *remote, const char *key,
 			     const char *upload_id, int64_t upload,
-			     struct errbuf *eb)
+			     int *created, struct errbuf *eb)
 {
 	sqlite3_stmt *st;
 	enum mfs_err rc;
 
+	if (created)
+		*created = 0;
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "INSERT OR REPLACE INTO multipart(upload_id,mount_id,"
+	st = prep(j, "INSERT OR IGNORE INTO multipart(upload_id,mount_id,"
 		     "remote,key,upload,created_at) VALUES(?1,?2,?3,?4,?5,?6)");
 	if (!st) {
 		rc = db_err(j, eb, "multipart");
@@ -677,6 +679,8 @@ enum mfs_err journal_mp_open(struct journal *j, const char *mount_id,
 	sqlite3_bind_int64(st, 5, upload);
 	sqlite3_bind_double(st, 6, now());
 	rc = run(j, st, eb, "multipart");
+	if (!rc && created)
+		*created = sqlite3_changes(j->db) > 0;
 out:
 	pthread_mutex_unlock(&j->lock);
 	return rc;
@@ -710,7 +714,7 @@ enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
 	int r;
 
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "SELECT remote,key,upload_id FROM multipart "
+	st = prep(j, "SELECT remote,key,upload_id,created_at FROM multipart "
 		     "WHERE mount_id=?1 ORDER BY created_at");
 	if (!st) {
 		pthread_mutex_unlock(&j->lock);
@@ -720,7 +724,8 @@ enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
 	while ((r = sqlite3_step(st)) == SQLITE_ROW)
 		cb(ud, (const char *)sqlite3_column_text(st, 0),
 		   (const char *)sqlite3_column_text(st, 1),
-		   (const char *)sqlite3_column_text(st, 2));
+		   (const char *)sqlite3_column_text(st, 2),
+		   sqlite3_column_double(st, 3));
 	if (r != SQLITE_DONE)
 		rc = MFS_EIO;
 	sqlite3_finalize(st);

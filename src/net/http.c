@@ -186,6 +186,20 @@ struct xfer {
 	size_t hdr_bytes;
 };
 
+/* libcurl calls this about once a second, and more often while data
+ * flows: a non-zero return aborts the exchange (CURLE_ABORTED_BY_CALLBACK)
+ * when the calling operation's caller was interrupted. */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+		       curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)ud;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return deadline_interrupted();
+}
+
 static size_t on_header(char *p, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
@@ -358,6 +372,9 @@ static void setup(struct http_client *c, CURL *h, struct xfer *x,
 	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
 	curl_easy_setopt(h, CURLOPT_WRITEDATA, x);
 	curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_progress);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
 	if (!strcmp(req->method, "HEAD")) {
 		curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
 	} else if (has_body || !strcmp(req->method, "PUT")) {
@@ -388,6 +405,17 @@ static enum mfs_err timed_out(const struct http_client *c,
 		      req->method, req->url);
 }
 
+/* The calling operation's caller was interrupted (a killed ls). */
+static enum mfs_err interrupted(const struct http_client *c,
+				const struct http_request *req,
+				struct errbuf *eb)
+{
+	return eb_set(eb, MFS_EINTR,
+		      "%s%s%sthe caller was interrupted: stopped %s %s",
+		      c->name ? "remote [" : "", c->name ? c->name : "",
+		      c->name ? "]: " : "", req->method, req->url);
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -409,6 +437,8 @@ enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 
 	http_response_cleanup(resp);
 	http_response_init(resp);
+	if (deadline_interrupted())
+		return interrupted(c, req, eb);
 	if (!deadline_left_ms())
 		return timed_out(c, req, eb);
 	if (req->max_body)
@@ -462,7 +492,9 @@ enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 		}
 		eb_set(eb, rc, "%s %s: %s", req->method, req->url,
 		       curl_easy_strerror(cc));
-		if (!deadline_left_ms())
+		if (cc == CURLE_ABORTED_BY_CALLBACK || deadline_interrupted())
+			rc = interrupted(c, req, eb);
+		else if (!deadline_left_ms())
 			rc = timed_out(c, req, eb);
 	}
 	if (!rc && resp->status >= 200 && resp->status < 300)
@@ -517,8 +549,13 @@ void http_sleep_ms(long ms)
 
 	if (left >= 0 && left < ms)
 		ms = left;
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000 };
+	/* in slices of at most 100 ms, to see an interrupt */
+	while (ms > 0 && !deadline_interrupted()) {
+		long step = ms < 100 ? ms : 100;
+		struct timespec ts = { 0, step * 1000000 };
 
-	while (nanosleep(&ts, &ts) && errno == EINTR)
-		;
+		while (nanosleep(&ts, &ts) && errno == EINTR)
+			;
+		ms -= step;
+	}
 }

@@ -31,12 +31,22 @@ start, or by key); each one prints "LIE <rule> <method> <path>" on stdout:
   get_error_key=TEXT  every ranged GET whose path contains TEXT: as above
   list_cycle=PREFIX   a ListObjectsV2 of PREFIX: an empty truncated page
                       whose next token cycles A, B, A, ...
+  list_endless=PREFIX a ListObjectsV2 of PREFIX: after list_delay seconds
+                      (default 0.2), an empty truncated page whose next
+                      token is new each time (t1, t2, ...): pages forever
+  list_hold=PREFIX    a ListObjectsV2 of PREFIX is answered 200 and then a
+                      byte every 0.5 s (up to 300 s) while the control file
+                      still says so: a page that never ends; prints
+                      "CLOSED list_hold ..." when the client hangs up
   list_nul=PREFIX     a ListObjectsV2 of PREFIX: forwarded, with an extra
                       key PREFIX + "bad%00name" (URL-encoded listing)
   complete_garble=TEXT a CompleteMultipartUpload whose path contains TEXT:
                       forwarded, then answered 200 with half its body
   reset_once=TEXT     the first POST/PUT per path containing TEXT: forwarded,
                       then the connection is reset without an answer
+  lose_reply=TEXT     a POST whose path contains TEXT: forwarded, then no
+                      answer (up to 300 s) while the control file still
+                      says so, then the connection is reset
   hold=TEXT           a PUT whose path contains TEXT waits (up to 300 s)
                       while the control file still says so
 Headers and bodies pass through unchanged (the Host header too, so SigV4
@@ -192,6 +202,45 @@ class Handler(QuietHandler):
                 '<NextContinuationToken>%s</NextContinuationToken>'
                 '</ListBucketResult>' % (enc, nxt)).encode())
             return True
+        if listing and r.get('list_hold') and \
+                q.get('prefix', [''])[0] == r['list_hold']:
+            # a page that never ends: headers, then a byte every 0.5 s (so
+            # no stall timeout fires) until the client goes or the line does
+            lie('list_hold', m, path)
+            self.send_response(200)
+            self.send_header('Content-Type', 'application/xml')
+            self.send_header('Content-Length', '1000000')
+            self.end_headers()
+            t0 = time.time()
+            try:
+                while time.time() - t0 < 300 and rules(self.control).get(
+                        'list_hold') == r['list_hold']:
+                    self.wfile.write(b' ')
+                    self.wfile.flush()
+                    time.sleep(0.5)
+            except OSError:
+                print('CLOSED list_hold %s %s' % (m, path), flush=True)
+            self.close_connection = True
+            return True
+        if listing and r.get('list_endless') and \
+                q.get('prefix', [''])[0] == r['list_endless']:
+            tok = q.get('continuation-token', ['t0'])[0]
+            try:
+                nxt = 't%d' % (int(tok[1:]) + 1)
+            except ValueError:
+                nxt = 't1'
+            lie('list_endless', m, path)
+            time.sleep(float(r.get('list_delay') or 0.2))
+            enc = urllib.parse.quote(r['list_endless'], safe='')
+            self.reply(200, [('Content-Type', 'application/xml')], (
+                '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult '
+                'xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b'
+                '</Name><Prefix>%s</Prefix><KeyCount>0</KeyCount><MaxKeys>'
+                '1000</MaxKeys><Delimiter>%%2F</Delimiter><EncodingType>url'
+                '</EncodingType><IsTruncated>true</IsTruncated>'
+                '<NextContinuationToken>%s</NextContinuationToken>'
+                '</ListBucketResult>' % (enc, nxt)).encode())
+            return True
         if listing and r.get('list_nul') and \
                 q.get('prefix', [''])[0] == r['list_nul']:
             st, reason, hdrs, data = self.forward(body)
@@ -213,6 +262,16 @@ class Handler(QuietHandler):
             lie('complete_garble', m, path)
             self.reply(200, [('Content-Type', 'application/xml')],
                        data[:len(data) // 2])
+            return True
+        if m == 'POST' and r.get('lose_reply') and \
+                r['lose_reply'] in path:
+            self.forward(body)
+            lie('lose_reply', m, path)
+            t0 = time.time()
+            while time.time() - t0 < 300 and rules(self.control).get(
+                    'lose_reply') == r['lose_reply']:
+                time.sleep(0.1)
+            self.reset()
             return True
         if m in ('POST', 'PUT') and r.get('reset_once') and \
                 r['reset_once'] in path:

@@ -625,6 +625,7 @@ static void test_no_replay(void)
 
 static void test_config(void)
 {
+	char why[256] = "";
 	struct errbuf eb = { 0 };
 	struct ini *ini = NULL;
 	struct backend *be = NULL;
@@ -669,8 +670,44 @@ static void test_config(void)
 
 		CHECK(be->ops->url(be, "k", &url) == MFS_OK);
 		CHECK_STR(url, "http://127.0.0.1:9000/media/k");
+		CASE("config: any key on an S3 endpoint that is not Supabase's");
+		CHECK(be->ops->check_key != NULL);
+		CHECK(be->ops->check_key &&
+		      be->ops->check_key(be, "a~b%c\xc3\xa9", 0, why,
+					 sizeof(why)) == 0);
 		backend_free(be);
 		free(url);
+	}
+	ini_free(ini);
+
+	CASE("config: Supabase's S3 endpoint refuses ~, %, non-ASCII up front");
+	CHECK(ini_parse("[x]\ntype = s3\nbucket = media\nregion = local\n"
+			"endpoint = https://ref.storage.supabase.co/storage/v1/s3/\n"
+			"access_key_id = a\nsecret_access_key = bbbbbbbb\n",
+			"c.conf", &ini, &eb) == MFS_OK);
+	CHECK(backend_create(ini, &ini->sec[0], &be, &eb) == MFS_OK);
+	if (be) {
+		static const struct {
+			const char *key;
+			int refused;
+			const char *why;
+		} t[] = {
+			{ "photos/a b (1)+x.jpg", 0, "" },
+			{ "photos/a~b.jpg", 1, "refuses '~'" },
+			{ "photos/100%.jpg", 1, "refuses '%'" },
+			{ "photos/caf\xc3\xa9.jpg", 1, "non-ASCII" },
+			{ "photos/a#b.jpg", 1, "refuses '#'" },
+		};
+		size_t i;
+
+		for (i = 0; be->ops->check_key && i < sizeof(t) / sizeof(t[0]);
+		     i++) {
+			why[0] = '\0';
+			CHECK(be->ops->check_key(be, t[i].key, 0, why,
+						 sizeof(why)) == t[i].refused);
+			CHECK_HAS(why, t[i].why);
+		}
+		backend_free(be);
 	}
 	ini_free(ini);
 }
