@@ -8,7 +8,9 @@
 #   200 files; the same after an unmount and a mount.
 # Prints seconds, GETs and bytes fetched / bytes read per step; the figures
 # are recorded in docs/BENCHMARKS.md. Needs root (network namespace, FUSE).
-#   BENCH_TOOLS="mediafs s3fs rclone"
+#   BENCH_TOOLS="mediafs s3fs rclone"; the tool "base" is another mediafs
+#   binary, BENCH_BASE=PATH (e.g. a build of the previous commit), for a
+#   before/after comparison in the same run
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -69,9 +71,11 @@ PID=
 mount_tool() {	# mount_tool TOOL MNT
 	mkdir -p "$2"
 	case $1 in
-	mediafs)
-		./mediafs -f -o config="$D/mediafs.conf",cache_dir="$D/mfs-cache",journal="$D/journal.db" \
-			b: "$2" 2>>"$D/mediafs.log" &
+	mediafs|base)
+		local bin=./mediafs
+		[ "$1" = base ] && bin=${BENCH_BASE:?BENCH_BASE=PATH of the base binary}
+		"$bin" -f -o config="$D/mediafs.conf",cache_dir="$D/$1-cache",journal="$D/$1-journal.db" \
+			b: "$2" 2>>"$D/$1.log" &
 		;;
 	s3fs)
 		AWSACCESSKEYID=test:tester AWSSECRETACCESSKEY=testing \

@@ -107,6 +107,12 @@ typedef enum mfs_err (*backend_list_cb)(void *ud, const char *name,
 typedef enum mfs_err (*backend_mp_cb)(void *ud, const char *upload_id,
 				      int64_t initiated_ns);
 
+/* Called with each piece of a streamed body, in order; p is borrowed for
+ * the call. A non-zero return stops the transfer and is returned (the
+ * callback fills eb). */
+typedef enum mfs_err (*backend_sink_cb)(void *ud, const char *p, size_t n,
+					struct errbuf *eb);
+
 struct backend_ops {
 	const char *type;	/* "s3" */
 	unsigned caps;		/* enum backend_cap */
@@ -122,6 +128,17 @@ struct backend_ops {
 	enum mfs_err (*get)(struct backend *be, const char *key, uint64_t off,
 			    size_t len, const char *etag, char *dst,
 			    size_t *got, struct errbuf *eb);
+	/* Optional (NULL: callers use get): one request for up to len bytes
+	 * at off, handed to sink as they arrive (fewer only at the end of the
+	 * object). Retried like get until the first byte is handed over;
+	 * after that a failure ends it (MFS_ETRANSIENT for a broken
+	 * connection or a short body): the caller keeps what it got and asks
+	 * again for the rest. With etag non-NULL and non-empty,
+	 * MFS_ECONFLICT, before any byte, when the object changed since. */
+	enum mfs_err (*get_stream)(struct backend *be, const char *key,
+				   uint64_t off, uint64_t len,
+				   const char *etag, backend_sink_cb sink,
+				   void *ud, struct errbuf *eb);
 	/* The object's URL, malloc'd. */
 	enum mfs_err (*url)(struct backend *be, const char *key, char **out);
 	/* The provider's id of the object, malloc'd (NULL: it has none;

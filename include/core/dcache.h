@@ -67,8 +67,39 @@ enum mfs_err dobj_fill(struct dobj *o, uint64_t roff, size_t rlen,
 /* A claimed range was not fetched: its pages become EMPTY again. */
 void dobj_fail(struct dobj *o, uint64_t roff, size_t rlen);
 /* Copy [off, off+len) into dst, waiting for INFLIGHT pages. MFS_ENODATA
- * when a page in range is (or became) EMPTY: claim and fetch, then again. */
+ * when a page in range is (or became) EMPTY: claim and fetch, then again.
+ * The read steers the object's streams (below). */
 enum mfs_err dobj_read(struct dobj *o, uint64_t off, size_t len, char *dst,
 		       struct errbuf *eb);
+
+/* A stream: one fetcher that fills a long claimed run of pages in order as
+ * the bytes of one request arrive, so readers waiting for its pages get
+ * them piece by piece. The readers steer it (dobj_read):
+ * - it holds (blocks in dstream_put) while it is lead bytes or more ahead
+ *   of the furthest read inside its run, so a paused reader does not make
+ *   it fetch the whole object;
+ * - a read cut bytes or more ahead of where it has got takes the rest of
+ *   the run away from it (the pages become EMPTY, the reader fetches its
+ *   own), so a seek never waits for the bytes in between.
+ * Claim the first run of EMPTY pages in [off, end) (as dobj_claim, without
+ * a length cap) and register the stream; reader_end is where its reader
+ * has read up to. *roff, *rlen: the run to request. MFS_ENODATA when
+ * nothing in range is EMPTY. */
+struct dstream;
+enum mfs_err dstream_new(struct dobj *o, uint64_t off, uint64_t end,
+			 uint64_t reader_end, uint64_t lead, uint64_t cut,
+			 struct dstream **out, uint64_t *roff, uint64_t *rlen);
+/* The next n bytes of the run (n = 0: only ask). MFS_ENODATA when no more
+ * are wanted (stopped, or the run was cut before them): end the request.
+ * Other errors: the data cache could not store them. The stream's own
+ * thread only. */
+enum mfs_err dstream_put(struct dstream *s, const char *p, size_t n,
+			 struct errbuf *eb);
+/* Ask the stream to end (its next dstream_put says MFS_ENODATA); any
+ * thread, while the stream exists. */
+void dstream_stop(struct dstream *s);
+/* Keep the bytes handed over, give the pages that never came back
+ * (EMPTY: readers fetch them), unregister and free. NULL is a no-op. */
+void dstream_end(struct dstream *s);
 
 #endif

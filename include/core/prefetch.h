@@ -5,8 +5,10 @@
  * by all handles on it, kept on disk when the data cache is on).
  * A first small read fetches at most 64 KiB; other reads fetch what they
  * ask, rounded to 4 KiB pages; from the second sequential read on, windows
- * that double up to max_window are fetched ahead in the background. No
- * range is fetched twice while the object's record lives. Thread-safe: the
+ * that double up to max_window are fetched ahead in the background, or,
+ * when the backend can stream and more than max_window is left, one
+ * request for the rest (held to max_window ahead of the reads). No range
+ * is fetched twice while the object's record lives. Thread-safe: the
  * kernel may send reads on one handle concurrently and out of order.
  */
 #ifndef MFS_CORE_PREFETCH_H

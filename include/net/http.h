@@ -47,6 +47,8 @@ enum http_replay {
 	HTTP_REPLAY_NEVER,	/* never send this one twice */
 };
 
+struct http_response;
+
 struct http_request {
 	const char *method;		/* GET HEAD PUT POST DELETE */
 	enum http_replay replay;
@@ -67,6 +69,18 @@ struct http_request {
 	size_t dst_cap;
 	uint64_t skip_on_200;
 	size_t max_body;
+	/* Or a sink (dst NULL, sink set): 2xx bodies are handed to sink piece
+	 * by piece as they arrive, after skip_on_200 and up to dst_cap bytes
+	 * as for dst; resp->dst_len counts the bytes handed over before the
+	 * piece (the headers are complete at the first call). An error from
+	 * sink ends the transfer and is http_perform's result (eb filled by
+	 * sink). Such a transfer has no total time limit: the calling
+	 * thread's deadline moves on with each piece taken (time spent in
+	 * sink does not count), so it ends when no byte arrives for that
+	 * long. */
+	enum mfs_err (*sink)(void *ud, const struct http_response *resp,
+			     const char *p, size_t n, struct errbuf *eb);
+	void *sink_ud;
 };
 
 struct http_response {

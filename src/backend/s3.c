@@ -360,6 +360,8 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		}
 		req.dst = call->dst;
 		req.dst_cap = call->dst_cap;
+		req.sink = call->sink;
+		req.sink_ud = call->sink_ud;
 		req.skip_on_200 = call->skip_on_200;
 		req.max_body = call->max_body;
 		count(be, call);
@@ -369,7 +371,9 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		free(hdr);
 		free(url);
 		sigv4_result_cleanup(&sig);
-		if (rc == MFS_ETRANSIENT)
+		/* a stream that handed bytes over ends here: the caller
+		 * keeps them and asks again for the rest */
+		if (rc == MFS_ETRANSIENT && !(call->sink && resp->dst_len))
 			continue;
 		if (rc)
 			return rc;
@@ -387,7 +391,8 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 			} else {
 				return MFS_OK;
 			}
-			if (rc != MFS_ETRANSIENT)
+			if (rc != MFS_ETRANSIENT ||
+			    (call->sink && resp->dst_len))
 				return rc;
 			log_warn("remote [%s]: %s%s", be->name, eb ? eb->msg :
 				 "a reply that proves nothing",
@@ -803,13 +808,13 @@ static int parse_content_range(const char *v, uint64_t *a, uint64_t *b,
  * ignored) carries the whole object, Content-Length long; either names
  * the ETag asked for. Anything else (a 200 with an <Error> body, a short
  * body, another range) is retried, never served. */
-enum mfs_err s3_check_range(const struct s3_call *call,
-			    const struct http_response *resp,
-			    struct errbuf *eb)
+enum mfs_err s3_range_need(const struct s3_call *call,
+			   const struct http_response *resp, uint64_t *need,
+			   struct errbuf *eb)
 {
 	const struct s3_range *w = call->check_ud;
 	const char *v = http_header(resp, "etag");
-	uint64_t a, b, total, need;
+	uint64_t a, b, total;
 	char etag[80];
 
 	if (!v)
@@ -834,20 +839,32 @@ enum mfs_err s3_check_range(const struct s3_call *call,
 				      call->key, (unsigned long long)w->off,
 				      (unsigned long long)(w->off + w->len - 1),
 				      http_header(resp, "content-range"));
-		need = b - a + 1;
+		*need = b - a + 1;
 	} else if (resp->status == 200) {
 		v = http_header(resp, "content-length");
 		if (!v || str_parse_u64(v, &total))
 			return eb_set(eb, MFS_ETRANSIENT,
 				      "GET %s: 200 without a Content-Length",
 				      call->key);
-		need = total <= w->off ? 0 : total - w->off;
-		if (need > w->len)
-			need = w->len;
+		*need = total <= w->off ? 0 : total - w->off;
+		if (*need > w->len)
+			*need = w->len;
 	} else {
 		return eb_set(eb, MFS_ETRANSIENT, "GET %s: unexpected HTTP %ld",
 			      call->key, resp->status);
 	}
+	return MFS_OK;
+}
+
+enum mfs_err s3_check_range(const struct s3_call *call,
+			    const struct http_response *resp,
+			    struct errbuf *eb)
+{
+	uint64_t need;
+	enum mfs_err rc = s3_range_need(call, resp, &need, eb);
+
+	if (rc)
+		return rc;
 	if (resp->dst_len != need)
 		return eb_set(eb, MFS_ETRANSIENT,
 			      "GET %s: short body: %zu of %llu bytes",
@@ -896,6 +913,71 @@ static enum mfs_err s3_get(struct backend *be, const char *key, uint64_t off,
 	if (!rc)
 		*got = resp.dst_len;
 	else if (rc == MFS_ERANGE)
+		rc = MFS_OK;	/* at or past the end: nothing to read */
+	http_response_cleanup(&resp);
+	return rc;
+}
+
+struct stream {
+	const struct s3_call *call;
+	backend_sink_cb sink;
+	void *ud;
+};
+
+/* A piece of a streamed GET: the first one's headers must prove the range
+ * (s3_range_need) before any byte goes on. */
+static enum mfs_err stream_piece(void *ud, const struct http_response *resp,
+				 const char *p, size_t n, struct errbuf *eb)
+{
+	struct stream *st = ud;
+	uint64_t need;
+	enum mfs_err rc;
+
+	if (!resp->dst_len && (rc = s3_range_need(st->call, resp, &need, eb)))
+		return rc;
+	return st->sink(st->ud, p, n, eb);
+}
+
+static enum mfs_err s3_get_stream(struct backend *be, const char *key,
+				  uint64_t off, uint64_t len, const char *etag,
+				  backend_sink_cb sink, void *ud,
+				  struct errbuf *eb)
+{
+	struct http_response resp;
+	struct s3_call call = { 0 };
+	struct s3_range want;
+	struct stream st = { &call, sink, ud };
+	struct sigv4_pair h[2];
+	char range[64], quoted[96];
+	enum mfs_err rc;
+	int nh = 0;
+
+	if (!len)
+		return MFS_OK;
+	snprintf(range, sizeof(range), "bytes=%llu-%llu",
+		 (unsigned long long)off,
+		 (unsigned long long)(off + len - 1));
+	h[nh++] = (struct sigv4_pair){ "range", range };
+	if (etag && *etag) {
+		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
+		h[nh++] = (struct sigv4_pair){ "if-match", quoted };
+	}
+	want.off = off;
+	want.len = (size_t)len;
+	want.etag = etag;
+	call.method = "GET";
+	call.key = key;
+	call.headers = h;
+	call.nheaders = nh;
+	call.sink = stream_piece;
+	call.sink_ud = &st;
+	call.dst_cap = (size_t)len;
+	call.skip_on_200 = off;
+	call.check = s3_check_range;
+	call.check_ud = &want;
+	http_response_init(&resp);
+	rc = s3_do(be, &call, &resp, eb);
+	if (rc == MFS_ERANGE)
 		rc = MFS_OK;	/* at or past the end: nothing to read */
 	http_response_cleanup(&resp);
 	return rc;
@@ -1000,6 +1082,7 @@ static const struct backend_ops s3_ops = {
 	.list = s3_list,
 	.head = s3_head,
 	.get = s3_get,
+	.get_stream = s3_get_stream,
 	.url = s3_url,
 	.put = s3_put,
 	.copy = s3_copy,

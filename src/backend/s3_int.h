@@ -48,6 +48,11 @@ struct s3_call {
 	size_t body_len;		/* of body */
 	char *dst;			/* GET into memory */
 	size_t dst_cap;
+	/* or streamed (http_request's sink): not retried once a byte
+	 * went to the sink */
+	enum mfs_err (*sink)(void *ud, const struct http_response *resp,
+			     const char *p, size_t n, struct errbuf *eb);
+	void *sink_ud;
 	uint64_t skip_on_200;
 	size_t max_body;
 	int may_200_error;		/* 200 with <Error> possible (copy) */
@@ -78,6 +83,11 @@ struct s3_range {
 enum mfs_err s3_check_range(const struct s3_call *call,
 			    const struct http_response *resp,
 			    struct errbuf *eb);
+/* The same proof from the status and headers alone: *need is the number of
+ * body bytes the reply must carry. */
+enum mfs_err s3_range_need(const struct s3_call *call,
+			   const struct http_response *resp, uint64_t *need,
+			   struct errbuf *eb);
 
 enum mfs_err s3_put(struct backend *be, const char *key,
 		    const struct put_body *body, const struct put_meta *meta,

@@ -44,8 +44,31 @@ struct dobj {
 	int dfd;		/* data */
 	int mfd;		/* map, -1 when not persistent */
 	pthread_mutex_t lock;
-	pthread_cond_t changed;	/* a page left INFLIGHT */
+	pthread_cond_t changed;	/* a page left INFLIGHT, or a stream's
+				 * readers moved on */
 	unsigned char *st;	/* lock: P_* per page */
+	struct dstream *streams;	/* lock: the running streams */
+};
+
+/* See dcache.h. The run [pos, end) is the stream's: INFLIGHT pages only it
+ * fills. It fills [pos, fill_end) outside the lock; a cut never goes below
+ * fill_end. */
+#define STREAM_BUF (256 * 1024)	/* bytes gathered before a fill */
+
+struct dstream {
+	struct dobj *o;
+	struct dstream *next;	/* o->lock */
+	uint64_t pos;		/* o->lock: filled up to here */
+	uint64_t fill_end;	/* o->lock: being filled up to here */
+	uint64_t end;		/* o->lock: the run ends here (a cut lowers
+				 * it) */
+	uint64_t reader_end;	/* o->lock: the furthest read in the run */
+	uint64_t lead;		/* bytes it may run ahead of reader_end */
+	uint64_t cut;		/* a read this far ahead of pos cuts */
+	int stop;		/* o->lock */
+	int paused;		/* o->lock: waiting for its readers */
+	char *buf;		/* the stream's thread only: bytes not yet */
+	size_t nbuf;		/* filled, from pos on */
 };
 
 struct dcache {
@@ -486,10 +509,31 @@ uint64_t dobj_frontier(struct dobj *o, uint64_t off)
 	       (uint64_t)i * DCACHE_PAGE : o->size;
 }
 
+/* Caller holds o->lock: dobj_claim's work; end is capped already. */
+static enum mfs_err claim_locked(struct dobj *o, uint64_t off, uint64_t end,
+				 size_t maxp, uint64_t *roff, uint64_t *rlen)
+{
+	size_t i, j, last = (size_t)((end + DCACHE_PAGE - 1) / DCACHE_PAGE);
+
+	for (i = (size_t)(off / DCACHE_PAGE); i < last; i++)
+		if (o->st[i] == P_EMPTY)
+			break;
+	if (i == last)
+		return MFS_ENODATA;
+	for (j = i; j < last && j - i < maxp && o->st[j] == P_EMPTY; j++)
+		o->st[j] = P_INFLIGHT;
+	*roff = (uint64_t)i * DCACHE_PAGE;
+	*rlen = ((uint64_t)j * DCACHE_PAGE < o->size ?
+		 (uint64_t)j * DCACHE_PAGE : o->size) - *roff;
+	return MFS_OK;
+}
+
 enum mfs_err dobj_claim(struct dobj *o, uint64_t off, uint64_t end,
 			size_t max, uint64_t *roff, size_t *rlen)
 {
-	size_t i, j, last, maxp = max / DCACHE_PAGE;
+	size_t maxp = max / DCACHE_PAGE;
+	uint64_t n;
+	enum mfs_err rc;
 
 	if (end > o->size)
 		end = o->size;
@@ -497,22 +541,12 @@ enum mfs_err dobj_claim(struct dobj *o, uint64_t off, uint64_t end,
 		return MFS_ENODATA;
 	if (!maxp)
 		maxp = 1;
-	last = (size_t)((end + DCACHE_PAGE - 1) / DCACHE_PAGE);
 	pthread_mutex_lock(&o->lock);
-	for (i = (size_t)(off / DCACHE_PAGE); i < last; i++)
-		if (o->st[i] == P_EMPTY)
-			break;
-	if (i == last) {
-		pthread_mutex_unlock(&o->lock);
-		return MFS_ENODATA;
-	}
-	for (j = i; j < last && j - i < maxp && o->st[j] == P_EMPTY; j++)
-		o->st[j] = P_INFLIGHT;
+	rc = claim_locked(o, off, end, maxp, roff, &n);
 	pthread_mutex_unlock(&o->lock);
-	*roff = (uint64_t)i * DCACHE_PAGE;
-	*rlen = (size_t)(((uint64_t)j * DCACHE_PAGE < o->size ?
-			  (uint64_t)j * DCACHE_PAGE : o->size) - *roff);
-	return MFS_OK;
+	if (!rc)
+		*rlen = (size_t)n;
+	return rc;
 }
 
 static void set_pages(struct dobj *o, uint64_t off, uint64_t end,
@@ -572,6 +606,33 @@ void dobj_fail(struct dobj *o, uint64_t roff, size_t rlen)
 	set_pages(o, roff, roff + rlen, P_EMPTY);
 }
 
+/* Caller holds o->lock. A read of [off, end) steers the streams it
+ * reaches into (see dcache.h). */
+static void steer(struct dobj *o, uint64_t off, uint64_t end)
+{
+	uint64_t page = off - off % DCACHE_PAGE;
+	struct dstream *s;
+	size_t i;
+
+	for (s = o->streams; s; s = s->next) {
+		if (off >= s->end || end <= s->reader_end)
+			continue;
+		if (page >= s->fill_end && page >= s->pos + s->cut) {
+			/* a seek far ahead: the reader fetches its own */
+			for (i = (size_t)(page / DCACHE_PAGE);
+			     i < (size_t)((s->end + DCACHE_PAGE - 1) /
+					  DCACHE_PAGE); i++)
+				o->st[i] = P_EMPTY;
+			s->end = page;
+			pthread_cond_broadcast(&o->changed);
+			continue;
+		}
+		s->reader_end = end < s->end ? end : s->end;
+		if (s->paused)
+			pthread_cond_broadcast(&o->changed);
+	}
+}
+
 enum mfs_err dobj_read(struct dobj *o, uint64_t off, size_t len, char *dst,
 		       struct errbuf *eb)
 {
@@ -583,6 +644,7 @@ enum mfs_err dobj_read(struct dobj *o, uint64_t off, size_t len, char *dst,
 		return MFS_OK;
 	last = (size_t)((off + len + DCACHE_PAGE - 1) / DCACHE_PAGE);
 	pthread_mutex_lock(&o->lock);
+	steer(o, off, off + len);
 	for (i = (size_t)(off / DCACHE_PAGE); i < last; i++) {
 		while (o->st[i] == P_INFLIGHT)
 			pthread_cond_wait(&o->changed, &o->lock);
@@ -596,4 +658,155 @@ enum mfs_err dobj_read(struct dobj *o, uint64_t off, size_t len, char *dst,
 		return eb_set(eb, MFS_EIO, "reading the data cache: %s",
 			      errno ? strerror(errno) : "short read");
 	return MFS_OK;
+}
+
+/* ---- streams ---- */
+
+enum mfs_err dstream_new(struct dobj *o, uint64_t off, uint64_t end,
+			 uint64_t reader_end, uint64_t lead, uint64_t cut,
+			 struct dstream **out, uint64_t *roff, uint64_t *rlen)
+{
+	struct dstream *s;
+	enum mfs_err rc;
+
+	*out = NULL;
+	if (end > o->size)
+		end = o->size;
+	if (off >= end)
+		return MFS_ENODATA;
+	s = calloc(1, sizeof(*s));
+	if (!s || !(s->buf = malloc(STREAM_BUF))) {
+		free(s);
+		return MFS_ENOMEM;
+	}
+	s->o = o;
+	s->lead = lead;
+	s->cut = cut > STREAM_BUF ? cut : STREAM_BUF;
+	pthread_mutex_lock(&o->lock);
+	rc = claim_locked(o, off, end, SIZE_MAX, roff, rlen);
+	if (!rc) {
+		s->pos = s->fill_end = *roff;
+		s->end = *roff + *rlen;
+		s->reader_end = reader_end;
+		s->next = o->streams;
+		o->streams = s;
+	}
+	pthread_mutex_unlock(&o->lock);
+	if (rc) {
+		free(s->buf);
+		free(s);
+		return rc;
+	}
+	*out = s;
+	return MFS_OK;
+}
+
+/* Fill the gathered bytes from s->pos on: whole pages, or all of them
+ * when they complete the run or with last (the request ended; a partial
+ * page is given back). Unless they complete the run, holds first while the
+ * stream is lead bytes ahead of its readers. MFS_ENODATA when stopped. */
+static enum mfs_err flush(struct dstream *s, int last, struct errbuf *eb)
+{
+	struct dobj *o = s->o;
+	uint64_t at;
+	size_t n;
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&o->lock);
+	while (!last && !s->stop && s->pos + s->nbuf < s->end &&
+	       s->pos >= s->reader_end + s->lead) {
+		s->paused = 1;
+		pthread_cond_wait(&o->changed, &o->lock);
+	}
+	s->paused = 0;
+	if (!last && s->stop) {
+		pthread_mutex_unlock(&o->lock);
+		return eb_set(eb, MFS_ENODATA, "stream stopped");
+	}
+	n = s->nbuf;
+	if (n >= s->end - s->pos)	/* the rest of the run (cut or not) */
+		n = (size_t)(s->end - s->pos);
+	else if (!last)
+		n -= n % DCACHE_PAGE;
+	at = s->pos;
+	s->fill_end = at + n;
+	pthread_mutex_unlock(&o->lock);
+	if (!n)
+		return MFS_OK;
+	rc = dobj_fill(o, at, n, s->buf, n, eb);
+	pthread_mutex_lock(&o->lock);
+	s->pos = at + n;
+	pthread_mutex_unlock(&o->lock);
+	memmove(s->buf, s->buf + n, s->nbuf - n);
+	s->nbuf -= n;
+	return rc;
+}
+
+enum mfs_err dstream_put(struct dstream *s, const char *p, size_t n,
+			 struct errbuf *eb)
+{
+	struct dobj *o = s->o;
+	uint64_t want;
+	enum mfs_err rc;
+	size_t k;
+	int stop;
+
+	for (;;) {
+		pthread_mutex_lock(&o->lock);
+		stop = s->stop;
+		want = s->end > s->pos + s->nbuf ?
+		       s->end - s->pos - s->nbuf : 0;
+		pthread_mutex_unlock(&o->lock);
+		if (stop)
+			return eb_set(eb, MFS_ENODATA, "stream stopped");
+		if (!n)
+			return MFS_OK;
+		if (!want)	/* more than the run (cut meanwhile) */
+			return eb_set(eb, MFS_ENODATA, "stream cut");
+		k = STREAM_BUF - s->nbuf;
+		if (k > n)
+			k = n;
+		if (k > want)
+			k = (size_t)want;
+		memcpy(s->buf + s->nbuf, p, k);
+		s->nbuf += k;
+		p += k;
+		n -= k;
+		if ((s->nbuf == STREAM_BUF || k == want) &&
+		    (rc = flush(s, 0, eb)))
+			return rc;
+	}
+}
+
+void dstream_stop(struct dstream *s)
+{
+	pthread_mutex_lock(&s->o->lock);
+	s->stop = 1;
+	pthread_cond_broadcast(&s->o->changed);
+	pthread_mutex_unlock(&s->o->lock);
+}
+
+void dstream_end(struct dstream *s)
+{
+	struct dobj *o;
+	struct dstream **pp;
+	struct errbuf eb = { 0 };
+
+	if (!s)
+		return;
+	o = s->o;
+	if (s->nbuf && flush(s, 1, &eb))
+		log_warn("%s", eb.msg);
+	pthread_mutex_lock(&o->lock);
+	for (pp = &o->streams; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			break;
+		}
+	pthread_mutex_unlock(&o->lock);
+	/* unregistered: no cut moves s->end any more */
+	if (s->pos < s->end)
+		dobj_fail(o, s->pos, (size_t)(s->end - s->pos));
+	free(s->buf);
+	free(s);
 }

@@ -19,6 +19,16 @@
  * read whose pages are in flight waits for them instead of fetching them
  * again. A random reader's reads start where no read ended: they fetch
  * what they ask, nothing ahead.
+ *
+ * On a backend that can stream (ops->get_stream), the first read-ahead of
+ * a confirmed stream with more than max_window left starts one request for
+ * the rest of the object instead (a struct dstream of core/dcache): its
+ * bytes fill the data cache and wake the waiting reads as they arrive, it
+ * holds while max_window ahead of the reads, and a seek far ahead takes the
+ * rest from it. One stream per handle; while it runs, windows still fill
+ * what it does not cover (after such a seek). A stream that breaks ends:
+ * its readers fetch what it did not bring, and the next read-ahead starts
+ * another from there.
  */
 #include "core/prefetch.h"
 
@@ -33,6 +43,9 @@
 #define FIRST_STREAM (1024 * 1024)
 #define MIN_WINDOW (256 * 1024)
 #define RECENT 8
+#define MIN_LEAD (1024 * 1024)		/* a stream's lead, at least */
+#define MIN_CUT (16 * 1024 * 1024)	/* a seek this far ahead of a
+					 * stream cuts it, at least */
 
 struct prefetch {
 	struct backend *be;
@@ -50,6 +63,8 @@ struct prefetch {
 	size_t window;		/* lock: read-ahead window, 0 = none yet */
 	uint64_t eof;		/* lock: where the server's object ended
 				 * short of size (size when it did not) */
+	struct dstream *stream;	/* lock: the running stream, or NULL */
+	int stop;		/* lock: closing: streams end */
 };
 
 struct job {
@@ -145,6 +160,91 @@ static void *fetcher(void *arg)
 	return NULL;
 }
 
+struct sjob {
+	struct prefetch *p;
+	struct dstream *s;
+	uint64_t off, len;	/* the run requested */
+	uint64_t got;		/* bytes handed over */
+	long limit_ms;
+};
+
+static enum mfs_err stream_sink(void *ud, const char *d, size_t n,
+				struct errbuf *eb)
+{
+	struct sjob *j = ud;
+
+	j->got += n;
+	return dstream_put(j->s, d, n, eb);
+}
+
+static void *streamer(void *arg)
+{
+	struct sjob *j = arg;
+	struct prefetch *p = j->p;
+	struct errbuf eb = { 0 };
+	enum mfs_err rc;
+
+	deadline_start(j->limit_ms);	/* moved on by every piece */
+	rc = p->be->ops->get_stream(p->be, p->key, j->off, j->len, p->etag,
+				    stream_sink, j, &eb);
+	pthread_mutex_lock(&p->lock);
+	if (!rc && j->got < j->len && j->off + j->got < p->eof)
+		p->eof = j->off + j->got;	/* shorter than listed */
+	p->stream = NULL;
+	pthread_mutex_unlock(&p->lock);
+	if (rc && rc != MFS_ENODATA)
+		log_dbg(LOG_SUB_CACHE, "stream of %s at %llu ended after %llu bytes: %s",
+			p->key, (unsigned long long)j->off,
+			(unsigned long long)j->got, eb.msg);
+	/* what did not come is EMPTY again: its readers fetch it */
+	dstream_end(j->s);
+	free(j);
+	pthread_mutex_lock(&p->lock);
+	p->nbg--;
+	pthread_cond_broadcast(&p->idle);
+	pthread_mutex_unlock(&p->lock);
+	return NULL;
+}
+
+/* Caller holds p->lock. Start a stream of the run of EMPTY pages from
+ * start on, its reader at reader_end. Non-zero when none was started
+ * (nothing EMPTY, no memory, no thread). */
+static int stream_ahead(struct prefetch *p, uint64_t start,
+			uint64_t reader_end)
+{
+	struct sjob *j = calloc(1, sizeof(*j));
+	uint64_t lead = p->max_window < MIN_LEAD ? MIN_LEAD : p->max_window;
+	pthread_attr_t a;
+	pthread_t t;
+	int made = 0;
+
+	if (!j)
+		return -1;
+	j->p = p;
+	j->limit_ms = deadline_limit_ms();
+	if (dstream_new(p->o, start, p->eof, reader_end, lead,
+			2 * lead < MIN_CUT ? MIN_CUT : 2 * lead, &j->s, &j->off,
+			&j->len)) {
+		free(j);
+		return -1;
+	}
+	p->stream = j->s;
+	p->nbg++;
+	if (!pthread_attr_init(&a)) {
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		made = !pthread_create(&t, &a, streamer, j);
+		pthread_attr_destroy(&a);
+	}
+	if (!made) {
+		p->nbg--;
+		p->stream = NULL;
+		dstream_end(j->s);	/* fetched on demand */
+		free(j);
+		return -1;
+	}
+	return 0;
+}
+
 /* Caller holds p->lock. Claim the window after start and fetch it in the
  * background (or here, when no thread can be made). */
 static void read_ahead(struct prefetch *p, uint64_t start)
@@ -218,7 +318,10 @@ enum mfs_err prefetch_read(struct prefetch *p, uint64_t off, size_t len,
 			p->window = MIN_WINDOW;
 		if (start < want_end)
 			start = want_end;
-		if (start < eof && start - (off + len) < p->window) {
+		if (start < eof && start - (off + len) < p->window &&
+		    (!p->be->ops->get_stream || p->stream || p->stop ||
+		     eof - start <= p->max_window ||
+		     stream_ahead(p, start, off + len))) {
 			read_ahead(p, start);
 			if (p->window < p->max_window)
 				p->window *= 2;
@@ -263,6 +366,9 @@ void prefetch_free(struct prefetch *p)
 	if (!p)
 		return;
 	pthread_mutex_lock(&p->lock);
+	p->stop = 1;
+	if (p->stream)
+		dstream_stop(p->stream);
 	while (p->nbg)
 		pthread_cond_wait(&p->idle, &p->lock);
 	pthread_mutex_unlock(&p->lock);

@@ -23,6 +23,7 @@
 #define MAX_HEADER_BYTES (64 * 1024)
 #define MAX_HEADERS 128
 #define DEFAULT_MAX_BODY (1024 * 1024)
+#define SINK_PIECE (256L * 1024)	/* receive buffer of a streamed body */
 
 struct http_client {
 	struct http_opts opts;
@@ -184,6 +185,8 @@ struct xfer {
 	int overflow;		/* body exceeded its cap */
 	int read_error;		/* errno from the body file */
 	size_t hdr_bytes;
+	struct errbuf *eb;	/* http_perform's, for the sink */
+	enum mfs_err sink_rc;	/* the sink's error, MFS_OK when none */
 };
 
 /* libcurl calls this about once a second, and more often while data
@@ -253,6 +256,41 @@ static size_t on_header(char *p, size_t size, size_t n, void *ud)
 	return len;
 }
 
+/* Hand n body bytes to dst or the sink; non-zero when the sink refused
+ * them (x->sink_rc says why). */
+static int store(struct xfer *x, const char *p, size_t n)
+{
+	const struct http_request *req = x->req;
+	struct http_response *r = x->resp;
+
+	if (!req->sink) {
+		memcpy(req->dst + r->dst_len, p, n);
+		r->dst_len += n;
+		return 0;
+	}
+	if (!n)
+		return 0;
+	x->sink_rc = req->sink(req->sink_ud, r, p, n, x->eb);
+	if (x->sink_rc)
+		return -1;
+	r->dst_len += n;
+	deadline_progress();	/* bytes arrived; time in sink is not idle */
+	return 0;
+}
+
+/* A streamed transfer's only time limit: the calling operation's
+ * deadline, moved on by every piece (store). */
+static int on_xfer(void *ud, curl_off_t dltotal, curl_off_t dlnow,
+		   curl_off_t ultotal, curl_off_t ulnow)
+{
+	(void)ud;
+	(void)dltotal;
+	(void)dlnow;
+	(void)ultotal;
+	(void)ulnow;
+	return deadline_left_ms() == 0;
+}
+
 static size_t on_body(char *p, size_t size, size_t n, void *ud)
 {
 	struct xfer *x = ud;
@@ -262,13 +300,14 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 	long status = 0;
 
 	curl_easy_getinfo(x->h, CURLINFO_RESPONSE_CODE, &status);
-	if (!req->dst || status < 200 || status > 299) {
+	if ((!req->dst && !req->sink) || status < 200 || status > 299) {
 		if (buf_add(&r->body, p, len)) {
 			x->overflow = 1;
 			return 0;
 		}
 		return len;
 	}
+	r->status = status;	/* for a sink's first look */
 	if (!x->skip_decided) {
 		x->skip_decided = 1;
 		x->skip = status == 200 ? req->skip_on_200 : 0;
@@ -287,13 +326,13 @@ static size_t on_body(char *p, size_t size, size_t n, void *ud)
 		 * what was asked for and stop the transfer. */
 		size_t room = req->dst_cap - r->dst_len;
 
-		memcpy(req->dst + r->dst_len, p, room);
-		r->dst_len += room;
+		if (store(x, p, room))
+			return 0;
 		x->overflow = status == 200 ? 2 : 1;
 		return 0;
 	}
-	memcpy(req->dst + r->dst_len, p, len);
-	r->dst_len += len;
+	if (store(x, p, len))
+		return 0;
 	return size * n;
 }
 
@@ -355,7 +394,14 @@ static void setup(struct http_client *c, CURL *h, struct xfer *x,
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, c->opts.connect_timeout_s);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, c->opts.stall_timeout_s);
-	{
+	if (req->sink) {
+		/* a stream: no limit on the whole, the deadline moves on with
+		 * each piece (store) and is checked as the transfer goes */
+		curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, on_xfer);
+		curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+		curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+		curl_easy_setopt(h, CURLOPT_BUFFERSIZE, SINK_PIECE);
+	} else {
 		/* the whole exchange: the client's limit, shortened to what
 		 * is left of the calling operation's deadline */
 		long total_ms = c->opts.total_timeout_s * 1000;
@@ -461,17 +507,22 @@ enum mfs_err http_perform(struct http_client *c, const struct http_request *req,
 	x.req = req;
 	x.resp = resp;
 	x.no_rewind = !http_replay_safe(req);
+	x.eb = eb;
 	setup(c, h, &x, hl);
 	cc = curl_easy_perform(h);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
 	resp->seconds = now_s() - t0;
-	if (cc == CURLE_WRITE_ERROR && x.overflow == 2) {
+	if (x.sink_rc) {
+		rc = x.sink_rc;	/* the sink said why */
+		cc = CURLE_OK;
+	} else if (cc == CURLE_WRITE_ERROR && x.overflow == 2) {
 		cc = CURLE_OK;	/* got the range we wanted from a 200 */
 	} else if (x.overflow) {
 		rc = eb_set(eb, MFS_EPROTO,
 			    "%s %s: reply larger than expected (%zu bytes max)",
 			    req->method, req->url,
-			    req->dst ? req->dst_cap : resp->body.max);
+			    req->dst || req->sink ? req->dst_cap :
+			    resp->body.max);
 	} else if (x.read_error) {
 		rc = eb_set(eb, MFS_EIO, "reading upload body: %s",
 			    strerror(x.read_error));

@@ -1,7 +1,8 @@
 /* test_dcache.c - the data cache: page claims (no range handed out twice,
  * also to concurrent claimers), fills and failures, reads that wait for
- * in-flight pages, persistence across a reopen of the cache, invalidation
- * by a new ETag, anonymous objects, and the LRU size bound. */
+ * in-flight pages, streams (in-order fills, holding for their readers, cut
+ * by a read far ahead, stopped), persistence across a reopen of the cache,
+ * invalidation by a new ETag, anonymous objects, and the LRU size bound. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -136,6 +137,163 @@ static void test_concurrent(struct dcache *dc)
 	free(data);
 }
 
+/* A stream fills its run in order: pieces of any size, whole pages
+ * become readable as they come; what never came is EMPTY again. */
+static void test_stream_fill(struct dcache *dc)
+{
+	size_t size = 100 * P + 100, at, k;
+	char *data = pattern(size, 5), *buf = malloc(size);
+	struct dstream *s;
+	struct dobj *o;
+	uint64_t off, len;
+	size_t clen;
+
+	CASE("stream fill");
+	CHECK(!dcache_open(dc, "r/stream", "e", size, &o, NULL));
+	/* page 0 is someone else's: the run starts after it */
+	CHECK(!dobj_claim(o, 0, P, P, &off, &clen));
+	CHECK(!dobj_fill(o, 0, P, data, P, NULL));
+	CHECK(!dstream_new(o, 0, size, size, 64 * P, 128 * P, &s, &off,
+			   &len));
+	CHECK(off == P && len == size - P);
+	CHECK(dobj_claim(o, 0, size, SIZE_MAX, &off, &clen) == MFS_ENODATA);
+	for (at = P; at < size; at += k) {
+		k = at % 3 ? 10007 : 70001;
+		if (k > size - at)
+			k = size - at;
+		CHECK(!dstream_put(s, data + at, k, NULL));
+	}
+	CHECK(!dstream_put(s, NULL, 0, NULL));	/* a poll: go on */
+	CHECK(dstream_put(s, data, 1, NULL) == MFS_ENODATA); /* too much */
+	dstream_end(s);
+	CHECK(!dobj_read(o, 0, size, buf, NULL));
+	CHECK(!memcmp(buf, data, size));
+	dcache_close(o);
+
+	/* a stream that breaks after 30 pages and a bit keeps the whole
+	 * pages it got; the rest can be claimed again */
+	CHECK(!dcache_open(dc, "r/stream2", "e", size, &o, NULL));
+	CHECK(!dstream_new(o, 0, size, size, 64 * P, 128 * P, &s, &off,
+			   &len));
+	CHECK(!dstream_put(s, data, 30 * P + 10, NULL));
+	dstream_end(s);
+	CHECK(!dobj_read(o, 0, 30 * P, buf, NULL));
+	CHECK(!memcmp(buf, data, 30 * P));
+	CHECK(!dobj_claim(o, 0, size, SIZE_MAX, &off, &clen));
+	CHECK(off == 30 * P && clen == size - 30 * P);
+	dobj_fail(o, off, clen);
+	dcache_close(o);
+	free(data);
+	free(buf);
+}
+
+struct feeder {
+	struct dstream *s;
+	const char *data;
+	size_t size;
+	size_t handed;		/* atomic: bytes taken by dstream_put */
+	enum mfs_err rc;	/* of the last put */
+};
+
+static void *feed(void *arg)
+{
+	struct feeder *f = arg;
+	size_t at = 0, k;
+
+	while (at < f->size) {
+		k = f->size - at < 5000 ? f->size - at : 5000;
+		f->rc = dstream_put(f->s, f->data + at, k, NULL);
+		if (f->rc)
+			break;
+		at += k;
+		__atomic_store_n(&f->handed, at, __ATOMIC_RELEASE);
+	}
+	return NULL;
+}
+
+static size_t handed(struct feeder *f)
+{
+	return __atomic_load_n(&f->handed, __ATOMIC_ACQUIRE);
+}
+
+/* Wait until f has taken nothing more for 100 ms (it holds), at most 6 s. */
+static void settle(struct feeder *f)
+{
+	size_t last = SIZE_MAX;
+	int i;
+
+	for (i = 0; i < 60 && handed(f) != last; i++) {
+		last = handed(f);
+		usleep(100000);
+	}
+}
+
+/* Its readers steer a stream: it holds lead bytes ahead of them, a read
+ * far ahead takes the rest of the run away, dstream_stop ends it. */
+static void test_stream_steer(struct dcache *dc)
+{
+	size_t size = 512 * P, clen;
+	char *data = pattern(size, 9), buf[P];
+	struct feeder f = { 0 };
+	struct dobj *o;
+	uint64_t off, len, lead = 64 * P, cut = 128 * P, i;
+	pthread_t t;
+	int bad = 0;
+
+	CASE("stream steer");
+	CHECK(!dcache_open(dc, "r/steer", "e", size, &o, NULL));
+	CHECK(!dstream_new(o, 0, size, 0, lead, cut, &f.s, &off, &len));
+	f.data = data;
+	f.size = size;
+	pthread_create(&t, NULL, feed, &f);
+	/* no reader yet: it fills 256 KiB (64 pages, >= lead), gathers the
+	 * next 256 KiB and holds */
+	settle(&f);
+	CHECK(handed(&f) < 128 * P);
+	/* a read moves it on (to 64 pages past the read, then the next
+	 * multiple of 64: at most 192) */
+	CHECK(!dobj_read(o, 100 * P, P, buf, NULL));
+	CHECK(!memcmp(buf, data + 100 * P, P));
+	settle(&f);
+	CHECK(handed(&f) < 256 * P);
+	/* a read far ahead of it (450 >= 192 + 128 pages) takes the rest of
+	 * the run: those pages are EMPTY, the reader fetches its own */
+	CHECK(dobj_read(o, 450 * P, P, buf, NULL) == MFS_ENODATA);
+	CHECK(!dobj_claim(o, 450 * P, 451 * P, P, &off, &clen));
+	CHECK(off == 450 * P && clen == P);
+	CHECK(!dobj_fill(o, off, clen, data + off, clen, NULL));
+	/* the pages before the cut come from the stream, as read */
+	for (i = 101; i < 450; i++)
+		if (dobj_read(o, i * P, P, buf, NULL) ||
+		    memcmp(buf, data + i * P, P))
+			bad = 1;
+	CHECK(!bad);
+	pthread_join(t, NULL);
+	CHECK(f.rc == MFS_ENODATA);	/* the run ended at the cut */
+	dstream_end(f.s);
+	CHECK(!dobj_claim(o, 0, size, SIZE_MAX, &off, &clen));
+	CHECK(off == 451 * P && clen == size - 451 * P);
+	dobj_fail(o, off, clen);
+	dcache_close(o);
+
+	/* stopped while it holds: it ends, keeping what it gathered (64
+	 * pages filled, 64 in hand), and the rest is EMPTY */
+	CHECK(!dcache_open(dc, "r/steer2", "e", size, &o, NULL));
+	CHECK(!dstream_new(o, 0, size, 0, lead, cut, &f.s, &off, &len));
+	f.handed = 0;
+	pthread_create(&t, NULL, feed, &f);
+	settle(&f);
+	dstream_stop(f.s);
+	pthread_join(t, NULL);
+	CHECK(f.rc == MFS_ENODATA);
+	dstream_end(f.s);
+	CHECK(!dobj_claim(o, 0, size, SIZE_MAX, &off, &clen));
+	CHECK(off <= 128 * P && off % P == 0 && off + clen == size);
+	dobj_fail(o, off, clen);
+	dcache_close(o);
+	free(data);
+}
+
 static void test_persist(const char *dir)
 {
 	struct dcache *dc;
@@ -253,6 +411,8 @@ int main(void)
 	CHECK(!dcache_new(sub, 0, &dc, NULL));
 	test_claims(dc);
 	test_concurrent(dc);
+	test_stream_fill(dc);
+	test_stream_steer(dc);
 	dcache_free(dc);
 	rm_dir(sub);
 	snprintf(sub, sizeof(sub), "%s/b", dir);
