@@ -1,9 +1,12 @@
 /* ledger_view.c - the shared ledger read from any host: mediactl hosts
  * (and status / report with --ledger or a PostgreSQL --journal): each
  * plan's progress and every worker's; mediactl verify --ledger: every
- * done entry's object checked on its store. Single-threaded.
+ * done entry's object checked on its store, 8 HEADs at once (struct
+ * vjobs: its lock hands out entries; each thread writes only the entries
+ * it took).
  * Calls: cli/ledger (ledger_int.h), backend, net/json, common. */
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -163,6 +166,8 @@ out:
 struct ventry {
 	char *plan, *seq, *src, *state, *remote, *key, *etag;
 	uint64_t size;
+	struct backend *be;	/* the remote's, resolved before the checks */
+	char *why;		/* what is wrong (malloc'd), or NULL */
 };
 
 struct ventries {
@@ -198,6 +203,8 @@ static int ventry_row(void *ud, int ncol, const char *const *v)
 	e->key = cli_dup0(v[5]);
 	e->etag = cli_dup0(v[6]);
 	e->size = v[7] ? strtoull(v[7], NULL, 10) : 0;
+	e->be = NULL;
+	e->why = NULL;
 	return 0;
 }
 
@@ -213,6 +220,7 @@ static void ventries_free(struct ventries *vs)
 		free(vs->e[i].remote);
 		free(vs->e[i].key);
 		free(vs->e[i].etag);
+		free(vs->e[i].why);
 	}
 	free(vs->e);
 }
@@ -234,21 +242,19 @@ static void bare_etag(const char *t, char *out, size_t cap)
  * object must be there; with an etag in the ledger the store's must be
  * it (then a size other than the plan's is the remote's on_write
  * transform); without one the size must be the plan's. */
-static char *ventry_check(struct cli *c, const struct ventry *e)
+static char *ventry_check(const struct ventry *e)
 {
 	struct errbuf eb = { 0 };
 	struct obj_meta m;
-	struct backend *be;
 	char want[96], have[96];
 	enum mfs_err rc;
 
 	if (!e->remote || !e->key)
 		return strdup("no remote or key recorded");
-	be = cli_backend(c, e->remote);
-	if (!be)
+	if (!e->be)
 		return str_fmt("no remote '%s' in the config", e->remote);
 	memset(&m, 0, sizeof(m));
-	rc = be->ops->head(be, e->key, &m, &eb);
+	rc = e->be->ops->head(e->be, e->key, &m, &eb);
 	if (rc == MFS_ENOTFOUND)
 		return strdup("missing on the store");
 	if (rc)
@@ -263,6 +269,39 @@ static char *ventry_check(struct cli *c, const struct ventry *e)
 		return str_fmt("size %llu, the plan's %llu",
 			       (unsigned long long)m.size,
 			       (unsigned long long)e->size);
+	return NULL;
+}
+
+/* The checks, VERIFY_JOBS at once (HEADs are round trips; backends are
+ * thread-safe): each thread takes the next entry under lock. */
+#define VERIFY_JOBS 8
+
+struct vjobs {
+	struct ventries *vs;
+	size_t next;		/* guarded by lock */
+	pthread_mutex_t lock;
+};
+
+static int is_done(const struct ventry *e)
+{
+	return e->state && !strcmp(e->state, "done");
+}
+
+static void *vjob(void *arg)
+{
+	struct vjobs *j = arg;
+
+	for (;;) {
+		struct ventry *e;
+
+		pthread_mutex_lock(&j->lock);
+		e = j->next < j->vs->n ? &j->vs->e[j->next++] : NULL;
+		pthread_mutex_unlock(&j->lock);
+		if (!e)
+			break;
+		if (is_done(e))
+			e->why = ventry_check(e);
+	}
 	return NULL;
 }
 
@@ -322,11 +361,30 @@ int cmd_ledger_verify(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 	}
+	{
+		struct vjobs j = { .vs = &vs };
+		pthread_t tids[VERIFY_JOBS];
+		int k, started = 0;
+
+		/* cli_backend is not thread-safe: every remote first */
+		for (i = 0; i < vs.n; i++)
+			if (is_done(&vs.e[i]) && vs.e[i].remote)
+				vs.e[i].be = cli_backend(c, vs.e[i].remote);
+		pthread_mutex_init(&j.lock, NULL);
+		for (k = 0; k < VERIFY_JOBS; k++)
+			if (!pthread_create(&tids[k], NULL, vjob, &j))
+				started++;
+		if (!started)
+			vjob(&j);
+		for (k = 0; k < started; k++)
+			pthread_join(tids[k], NULL);
+		pthread_mutex_destroy(&j.lock);
+	}
 	for (i = 0; i < vs.n; i++) {
 		const struct ventry *e = &vs.e[i];
-		char *why;
+		const char *why;
 
-		if (!e->state || strcmp(e->state, "done")) {
+		if (!is_done(e)) {
 			notdone++;
 			printf("  not done: plan %s #%s %s (%s)\n",
 			       e->plan ? e->plan : "", e->seq ? e->seq : "",
@@ -334,14 +392,13 @@ int cmd_ledger_verify(struct cli *c, int argc, char **argv)
 			continue;
 		}
 		checked++;
-		why = ventry_check(c, e);
+		why = e->why;
 		if (why) {
 			bad++;
 			printf("  wrong: %s:%s (plan %s #%s): %s\n",
 			       e->remote ? e->remote : "?",
 			       e->key ? e->key : "?", e->plan ? e->plan : "",
 			       e->seq ? e->seq : "", why);
-			free(why);
 		} else {
 			ok++;
 		}
