@@ -29,6 +29,7 @@ struct js;
 struct cli {
 	char *journal_path;	/* --journal, or mediafs's default */
 	char *config_path;	/* --config, or mediafs's default */
+	char *ledger_path;	/* --ledger (cli/ledger), or NULL */
 	struct journal *j;	/* opened by cli_journal */
 	struct ini *ini;	/* loaded by cli_backend */
 	struct backend **be;	/* created on demand, one per section */
@@ -91,8 +92,14 @@ int copy_file(const char *src, const char *dst, const char *type,
 int cmd_load(struct cli *c, int argc, char **argv);
 int cmd_work(struct cli *c, int argc, char **argv);
 int cmd_hosts(struct cli *c, int argc, char **argv);
+/* mediactl verify against the ledger: every 'done' entry's object on its
+ * store with the ledger's size and ETag. */
+int cmd_ledger_verify(struct cli *c, int argc, char **argv);
 /* The journal named by --journal is a PostgreSQL connection string. */
 int cli_journal_is_pg(const struct cli *c);
+/* status / report / verify go to the ledger: --ledger was given, or
+ * --journal is a PostgreSQL connection string. */
+int cli_use_ledger(const struct cli *c);
 
 int cmd_status(struct cli *c, int argc, char **argv);
 int cmd_failed(struct cli *c, int argc, char **argv);

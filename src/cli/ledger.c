@@ -1,7 +1,8 @@
-/* ledger.c - mediactl load / work / hosts: a plan as a shared work queue
- * in the ledger, for many hosts each with its own mediafs mount. The
- * ledger is the journal database: a PostgreSQL connection string (many
- * hosts) or the SQLite journal file (one host); both go through cli/db's
+/* ledger.c - mediactl load / work: a plan as a shared work queue in the
+ * ledger, for many hosts each with its own mediafs mount (ledger_view.c
+ * reads it: hosts, status, report, verify). The ledger is --ledger or the
+ * journal database: a PostgreSQL connection string (many hosts) or a
+ * SQLite file (one host); both go through cli/db's
  * vtable with the same SQL, except the claim's lock clause (FOR UPDATE
  * SKIP LOCKED in PostgreSQL; SQLite has one writer at a time anyway) and
  * the server clock's expression. Leases run on the database's clock, so
@@ -16,6 +17,11 @@
  * re-claimed entry is checked on the store first (copy_file's
  * already_there: size and mtime through the mount), so it is uploaded
  * again only when the store lacks it or holds other content.
+ *
+ * Limits: a host's --threads (files at once) and --bwlimit (bytes per
+ * second, paced file by file in this process); a plan's global rate
+ * (files per second for all workers) is a row of ledger_rates whose slot
+ * each file takes before it starts (pace()).
  *
  * Locking: struct ledger's lock serialises the one connection (cli/db is
  * not thread-safe) and guards queries; struct worker's lock its counters.
@@ -39,6 +45,8 @@
 #include "common/buf.h"
 #include "common/str.h"
 #include "net/json.h"
+
+#include "ledger_int.h"
 
 /* One DDL for both databases (SQLite maps the types by affinity). */
 static const char *const schema[] = {
@@ -73,42 +81,60 @@ static const char *const schema[] = {
 	" started_at DOUBLE PRECISION NOT NULL,"
 	" heartbeat_at DOUBLE PRECISION NOT NULL,"
 	" finished_at DOUBLE PRECISION)",
+	/* a plan's global rate limit, for stores that limit per account:
+	 * each file takes the slot next_at (database clock), which moves
+	 * on by 1/rate (a generic cell rate algorithm without bursts) */
+	"CREATE TABLE IF NOT EXISTS ledger_rates("
+	" plan TEXT PRIMARY KEY,"
+	" rate DOUBLE PRECISION NOT NULL,"	/* files per second */
+	" next_at DOUBLE PRECISION NOT NULL)",
 };
 
 #define PG_NOW "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"
 #define SQ_NOW "((julianday('now') - 2440587.5) * 86400.0)"
 
-struct ledger {
-	struct db *d;
-	int pg;			/* PostgreSQL: SKIP LOCKED, its clock */
-	const char *now;	/* the server clock as SQL */
-	pthread_mutex_t lock;	/* guards d and queries */
-	uint64_t queries;	/* statements sent, for the overhead figure */
-};
-
-int cli_journal_is_pg(const struct cli *c)
+static int is_pg(const char *p)
 {
-	const char *p = c->journal_path;
-
 	return p && (str_starts(p, "postgres://") ||
 		     str_starts(p, "postgresql://") ||
 		     strstr(p, "dbname=") || strstr(p, "host="));
 }
 
-static int ledger_open(struct cli *c, struct ledger *l)
+int cli_journal_is_pg(const struct cli *c)
 {
+	return is_pg(c->journal_path);
+}
+
+int cli_use_ledger(const struct cli *c)
+{
+	return c->ledger_path || cli_journal_is_pg(c);
+}
+
+/* --ledger, else --journal: PostgreSQL, or a SQLite file (the journal
+ * itself, or a file of its own, created here). */
+int ledger_open(struct cli *c, struct ledger *l)
+{
+	const char *conn = c->ledger_path ? c->ledger_path : c->journal_path;
 	struct errbuf eb = { 0 };
 	enum mfs_err rc;
 	size_t i;
 
 	memset(l, 0, sizeof(*l));
 	pthread_mutex_init(&l->lock, NULL);
-	l->pg = cli_journal_is_pg(c);
+	l->pg = is_pg(conn);
 	l->now = l->pg ? PG_NOW : SQ_NOW;
-	if (!l->pg && cli_journal(c))	/* creates the SQLite file */
-		return EXIT_STORE;
-	rc = l->pg ? db_pg_open(c->journal_path, &l->d, &eb) :
-		     db_sqlite_open(c->journal_path, &l->d, &eb);
+	if (!l->pg && !c->ledger_path && cli_journal(c))
+		return EXIT_STORE;	/* cli_journal creates the file */
+	if (!l->pg && c->ledger_path) {
+		FILE *f = fopen(conn, "a");
+
+		if (!f)
+			return cli_fail(EXIT_STORE, "ledger %s: %s", conn,
+					strerror(errno));
+		fclose(f);
+	}
+	rc = l->pg ? db_pg_open(conn, &l->d, &eb) :
+		     db_sqlite_open(conn, &l->d, &eb);
 	if (rc)
 		return cli_fail(EXIT_STORE, "ledger: %s", eb.msg);
 	/* no "already exists, skipping" notices on stderr */
@@ -121,7 +147,7 @@ static int ledger_open(struct cli *c, struct ledger *l)
 	return 0;
 }
 
-static void ledger_close(struct ledger *l)
+void ledger_close(struct ledger *l)
 {
 	db_close(l->d);
 	l->d = NULL;
@@ -144,9 +170,8 @@ static enum mfs_err lexec(struct ledger *l, const char *sql,
 	return rc;
 }
 
-static enum mfs_err lquery(struct ledger *l, const char *sql,
-			   const char *const *p, int n, db_row_cb cb,
-			   void *ud)
+enum mfs_err ledger_query(struct ledger *l, const char *sql,
+			  const char *const *p, int n, db_row_cb cb, void *ud)
 {
 	struct errbuf eb = { 0 };
 	enum mfs_err rc;
@@ -161,7 +186,7 @@ static enum mfs_err lquery(struct ledger *l, const char *sql,
 }
 
 /* sql with every "NOW" replaced by the server clock, malloc'd. */
-static char *with_now(const struct ledger *l, const char *sql)
+char *ledger_sql(const struct ledger *l, const char *sql)
 {
 	struct buf b;
 	const char *p = sql, *q;
@@ -180,7 +205,7 @@ fail:
 	return NULL;
 }
 
-static int first_row(void *ud, int ncol, const char *const *v)
+int ledger_first_row(void *ud, int ncol, const char *const *v)
 {
 	char **out = ud;
 
@@ -267,23 +292,46 @@ static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
 	return ld->rows == LOAD_BATCH ? batch_flush(ld) : MFS_OK;
 }
 
+/* Set (rate > 0) or drop a plan's global rate limit. */
+static enum mfs_err set_rate(struct ledger *l, const char *plan, double rate)
+{
+	char r[32];
+	const char *p[] = { plan, r };
+
+	snprintf(r, sizeof(r), "%.6f", rate);
+	if (rate <= 0)
+		return lexec(l, "DELETE FROM ledger_rates WHERE plan=$1", p, 1,
+			     NULL);
+	return lexec(l, "INSERT INTO ledger_rates(plan,rate,next_at) VALUES"
+		     "($1,CAST($2 AS DOUBLE PRECISION),0) ON CONFLICT(plan)"
+		     " DO UPDATE SET rate=excluded.rate", p, 2, NULL);
+}
+
 static const char load_usage[] =
-	"usage: mediactl load PLAN [--name NAME]   (mediactl --journal LEDGER …)\n"
+	"usage: mediactl load PLAN [--name NAME] [--rate FILES_PER_S]\n"
+	"                          (mediactl --ledger LEDGER …)\n"
 	"Load a plan from 'mediactl plan' into the ledger once, as a queue that\n"
 	"'mediactl work' on any number of hosts takes entries from. LEDGER is a\n"
 	"PostgreSQL connection string (postgres://user@host/db; the password\n"
 	"from PGPASSWORD or ~/.pgpass) or the SQLite journal. Loading the same\n"
-	"NAME again changes nothing. NAME defaults to the plan file's name.\n";
+	"NAME again changes nothing. NAME defaults to the plan file's name.\n"
+	"--rate: at most this many files per second for all workers together\n"
+	"(held in the ledger, on its clock; for stores that limit per account);\n"
+	"given for a loaded plan it changes the limit (0: none) for workers that\n"
+	"start from then on.\n";
 
 int cmd_load(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "name", required_argument, NULL, 'n' },
+		{ "rate", required_argument, NULL, 'r' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct ledger l;
 	struct loader ld = { 0 };
+	double rate = -1;
+	char *end;
 	char *name = NULL, *have = NULL, *line = NULL, *from = NULL,
 	     *to = NULL, *label = NULL;
 	const char *plan;
@@ -293,11 +341,18 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	FILE *f = NULL;
 	int ch, ret = 0, began = 0;
 
-	while ((ch = getopt_long(argc, argv, "n:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "n:r:h", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'n':
 			free(name);
 			name = strdup(optarg);
+			break;
+		case 'r':
+			rate = strtod(optarg, &end);
+			if (*end || !(rate >= 0 && rate <= 1e6)) {
+				free(name);
+				return cli_fail(EXIT_USAGE, "--rate takes 0 to 1000000 files per second");
+			}
 			break;
 		case 'h':
 			fputs(load_usage, stdout);
@@ -338,15 +393,21 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	{
 		const char *p[] = { name };
 
-		if (lquery(&l, "SELECT entries FROM ledger_plans WHERE name=$1",
-			   p, 1, first_row, &have)) {
+		if (ledger_query(&l, "SELECT entries FROM ledger_plans WHERE name=$1",
+			         p, 1, ledger_first_row, &have)) {
 			ret = EXIT_STORE;
 			goto out;
 		}
 	}
 	if (have) {
-		printf("load: plan '%s' is in the ledger already (%s entries); nothing changed\n",
-		       name, have);
+		if (rate < 0)
+			printf("load: plan '%s' is in the ledger already (%s entries); nothing changed\n",
+			       name, have);
+		else if (set_rate(&l, name, rate))
+			ret = EXIT_STORE;
+		else
+			printf("load: plan '%s' is in the ledger already (%s entries); rate limit %s\n",
+			       name, have, rate > 0 ? "set" : "removed");
 		goto out;
 	}
 	ld.l = &l;
@@ -412,12 +473,13 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	if (!ret) {
 		char n[32];
 		const char *p[] = { name, from, to, label, n };
-		char *sql = with_now(&l, "INSERT INTO ledger_plans(name,from_dir,"
-				     "to_dir,label,entries,loaded_at) VALUES"
-				     "($1,$2,$3,$4,CAST($5 AS BIGINT),NOW)");
+		char *sql = ledger_sql(&l, "INSERT INTO ledger_plans(name,from_dir,"
+				       "to_dir,label,entries,loaded_at) VALUES"
+				       "($1,$2,$3,$4,CAST($5 AS BIGINT),NOW)");
 
 		snprintf(n, sizeof(n), "%lld", (long long)ld.seq);
 		if (!sql || lexec(&l, sql, p, 5, NULL) ||
+		    (rate > 0 && set_rate(&l, name, rate)) ||
 		    lexec(&l, "COMMIT", NULL, 0, NULL))
 			ret = EXIT_STORE;
 		else
@@ -425,10 +487,14 @@ int cmd_load(struct cli *c, int argc, char **argv)
 		free(sql);
 	}
 	if (!ret) {
-		char *red = db_redacted(c->journal_path);
+		char *red = db_redacted(c->ledger_path ? c->ledger_path :
+						 c->journal_path);
 
-		printf("load: plan '%s': %lld entries queued in %s\n", name,
+		printf("load: plan '%s': %lld entries queued in %s", name,
 		       (long long)ld.seq, red ? red : "the ledger");
+		if (rate > 0)
+			printf(", at most %g files/s", rate);
+		putchar('\n');
 		free(red);
 	}
 out:
@@ -506,6 +572,11 @@ struct worker {
 	struct backend *be;
 	char *prefix;
 	char *claim_sql, *done_sql, *left_sql, *beat_sql, *beat2_sql;
+	char *rate_sql;		/* the plan's next slot, when rated */
+	int rated;		/* the plan has a global rate limit */
+	double bwlimit;		/* --bwlimit, bytes per second; 0: none */
+	double bw_next;		/* guarded by lock: the next file's start
+				 * under --bwlimit, cli_now() seconds */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	int stop;		/* guarded by lock: heartbeat ends */
@@ -610,11 +681,11 @@ static int on_store(struct worker *w, const struct claim *e, const char *src,
 		w->resolved = 1;
 		one.e = &r;
 		one.cap = 1;
-		if (!lquery(w->l, "SELECT dst_remote, dst_key, dst, type, size,"
-			    " attempts FROM ledger_entries WHERE plan=$1 AND"
-			    " state='done' AND dst_key IS NOT NULL AND"
-			    " dst_remote IS NOT NULL LIMIT 1", p, 1,
-			    claim_row, &one) && one.n &&
+		if (!ledger_query(w->l, "SELECT dst_remote, dst_key, dst, type, size,"
+			          " attempts FROM ledger_entries WHERE plan=$1 AND"
+			          " state='done' AND dst_key IS NOT NULL AND"
+			          " dst_remote IS NOT NULL LIMIT 1", p, 1,
+			          claim_row, &one) && one.n &&
 		    (kn = strlen(r.src)) >= (dn = strlen(r.dst)) &&
 		    !strcmp(r.src + kn - dn, r.dst)) {
 			kn -= dn;
@@ -663,6 +734,40 @@ static void nap(struct worker *w, double s)
 	pthread_mutex_unlock(&w->lock);
 }
 
+/* Wait for one file's turn: a slot of the plan's global rate (from the
+ * ledger, on its clock: the wait until the slot, or none when it has
+ * passed) and this worker's bandwidth cap (file by file: a file starts
+ * once the bytes before it fit under the cap). Either wait holds the
+ * file back, not the claim: the lease is renewed meanwhile. 0, or -1
+ * when the ledger failed. */
+static int pace(struct worker *w, const struct claim *e)
+{
+	double wait = 0, now, start, until;
+
+	if (w->rated) {
+		const char *p[] = { w->plan };
+		char *v = NULL;
+
+		if (ledger_query(w->l, w->rate_sql, p, 1, ledger_first_row, &v))
+			return -1;
+		wait = v ? strtod(v, NULL) : 0;
+		free(v);
+	}
+	if (w->bwlimit > 0) {
+		pthread_mutex_lock(&w->lock);
+		now = cli_now();
+		start = w->bw_next > now ? w->bw_next : now;
+		w->bw_next = start + (double)e->size / w->bwlimit;
+		pthread_mutex_unlock(&w->lock);
+		if (start - now > wait)
+			wait = start - now;
+	}
+	until = cli_now() + wait;
+	while (!interrupted && (wait = until - cli_now()) > 0)
+		nap(w, wait);
+	return 0;
+}
+
 static void *copier(void *arg)
 {
 	struct worker *w = arg;
@@ -683,7 +788,7 @@ static void *copier(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (dead)
 			break;
-		if (lquery(w->l, w->claim_sql, p, 5, claim_row, &cs)) {
+		if (ledger_query(w->l, w->claim_sql, p, 5, claim_row, &cs)) {
 			pthread_mutex_lock(&w->lock);
 			w->db_failed = 1;
 			pthread_mutex_unlock(&w->lock);
@@ -695,8 +800,8 @@ static void *copier(void *arg)
 			int64_t left = -1;
 			const char *q[] = { w->plan };
 
-			if (lquery(w->l, w->left_sql, q, 1, count_row,
-				   &left) || left <= 0)
+			if (ledger_query(w->l, w->left_sql, q, 1, count_row,
+				         &left) || left <= 0)
 				break;
 			nap(w, w->lease / 4 < 1 ? w->lease / 4 : 1);
 			continue;
@@ -710,9 +815,14 @@ static void *copier(void *arg)
 			char *head_key = NULL;
 			int present = 0, err, found = 0;
 
-			if (interrupted) {
+			if (interrupted || pace(w, e)) {
 				free(src);
 				free(dst);
+				if (!interrupted) {
+					pthread_mutex_lock(&w->lock);
+					w->db_failed = 1;
+					pthread_mutex_unlock(&w->lock);
+				}
 				break;	/* the rest is released at exit */
 			}
 			if (e->attempts > 1) {
@@ -768,13 +878,18 @@ static void *heartbeat(void *arg)
 static const char work_usage[] =
 	"usage: mediactl work [--plan NAME] [--from DIR] [--to DIR]\n"
 	"                     [--host NAME] [--threads N] [--batch N] [--lease SECONDS]\n"
+	"                     [--bwlimit BYTES_PER_S]\n"
 	"Take entries of a loaded plan from the ledger and copy them through this\n"
 	"host's mediafs mount until none is left. --from/--to: where the plan's\n"
 	"source and target are on this host (default: the plan's). Each thread\n"
 	"claims --batch entries (default 8) under a lease of --lease seconds\n"
 	"(default 60) that a heartbeat renews; the entries of a worker that dies\n"
 	"go back to the queue when its lease expires. --host defaults to the\n"
-	"host name. Exit 0 when every entry this worker took is done, 1 when some\n"
+	"host name. This host's limits: --threads files at once (with the mount's\n"
+	"-o upload_workers), --bwlimit bytes per second (K, M, G suffixes), paced\n"
+	"file by file; the plan's global rate ('load --rate') is taken from the\n"
+	"ledger before each file.\n"
+	"Exit 0 when every entry this worker took is done, 1 when some\n"
 	"failed, 3 when the ledger failed, 130 when interrupted (entries released).\n";
 
 int cmd_work(struct cli *c, int argc, char **argv)
@@ -787,6 +902,7 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		{ "threads", required_argument, NULL, 'n' },
 		{ "batch", required_argument, NULL, 'b' },
 		{ "lease", required_argument, NULL, 'l' },
+		{ "bwlimit", required_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -797,10 +913,10 @@ int cmd_work(struct cli *c, int argc, char **argv)
 	pthread_t tids[64], hb;
 	struct sigaction sa;
 	int ch, ret = 0, threads = 2, batch = 8, i, started = 0, hb_on = 0;
-	double lease = 60, t0;
+	double lease = 60, t0, bwlimit = 0;
 	char *end;
 
-	while ((ch = getopt_long(argc, argv, "p:f:t:H:n:b:l:h", opts,
+	while ((ch = getopt_long(argc, argv, "p:f:t:H:n:b:l:B:h", opts,
 				 NULL)) != -1) {
 		switch (ch) {
 		case 'p':
@@ -829,6 +945,17 @@ int cmd_work(struct cli *c, int argc, char **argv)
 			lease = strtod(optarg, &end);
 			if (*end || !(lease >= 1 && lease <= 86400))
 				return cli_fail(EXIT_USAGE, "--lease takes 1 to 86400 seconds");
+			break;
+		case 'B':
+			bwlimit = strtod(optarg, &end);
+			if (*end == 'k' || *end == 'K')
+				bwlimit *= 1024, end++;
+			else if (*end == 'm' || *end == 'M')
+				bwlimit *= 1024 * 1024, end++;
+			else if (*end == 'g' || *end == 'G')
+				bwlimit *= 1024.0 * 1024 * 1024, end++;
+			if (*end || !(bwlimit >= 1))
+				return cli_fail(EXIT_USAGE, "--bwlimit takes bytes per second (K, M, G suffixes)");
 			break;
 		case 'h':
 			fputs(work_usage, stdout);
@@ -860,11 +987,11 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		/* the plan: the one named, or the only one */
 		one.e = &pc;
 		one.cap = 1;
-		if (lquery(&l, plan ? "SELECT name,from_dir,to_dir,label,entries,"
-			   "entries FROM ledger_plans WHERE name=$1" :
-			   "SELECT name,from_dir,to_dir,label,entries,entries "
-			   "FROM ledger_plans ORDER BY loaded_at DESC", p,
-			   plan ? 1 : 0, claim_row, &one)) {
+		if (ledger_query(&l, plan ? "SELECT name,from_dir,to_dir,label,entries,"
+			         "entries FROM ledger_plans WHERE name=$1" :
+			         "SELECT name,from_dir,to_dir,label,entries,entries "
+			         "FROM ledger_plans ORDER BY loaded_at DESC", p,
+			         plan ? 1 : 0, claim_row, &one)) {
 			ret = EXIT_STORE;
 			goto out;
 		}
@@ -892,7 +1019,7 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		 (long)time(NULL));
 	pthread_mutex_init(&w.lock, NULL);
 	pthread_cond_init(&w.wake, NULL);
-	w.claim_sql = with_now(&l, l.pg ?
+	w.claim_sql = ledger_sql(&l, l.pg ?
 		"WITH c AS MATERIALIZED (SELECT plan, seq FROM ledger_entries"
 		" WHERE plan=$1 AND (state='queued' OR (state='claimed' AND"
 		" lease_until < NOW)) ORDER BY seq LIMIT CAST($5 AS INTEGER)"
@@ -909,25 +1036,29 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		" WHERE plan=$1 AND (state='queued' OR (state='claimed' AND"
 		" lease_until < NOW)) ORDER BY seq LIMIT CAST($5 AS INTEGER))"
 		" RETURNING seq, src, dst, type, size, attempts");
-	w.done_sql = with_now(&l, "UPDATE ledger_entries SET state=$4,"
+	w.done_sql = ledger_sql(&l, "UPDATE ledger_entries SET state=$4,"
 		" outcome=$5, error=$6, dst_remote=$7, dst_key=$8, etag=$9,"
 		" finished_at=NOW, lease_until=NULL WHERE plan=$1 AND"
 		" seq=CAST($2 AS BIGINT) AND worker=$3 AND state='claimed'");
 	w.left_sql = strdup("SELECT count(*) FROM ledger_entries WHERE plan=$1"
 			    " AND state IN ('queued','claimed')");
-	w.beat_sql = with_now(&l, "UPDATE ledger_entries SET lease_until=NOW +"
+	w.beat_sql = ledger_sql(&l, "UPDATE ledger_entries SET lease_until=NOW +"
 		" CAST($2 AS DOUBLE PRECISION) WHERE worker=$1 AND"
 		" state='claimed'");
-	w.beat2_sql = with_now(&l, "UPDATE ledger_workers SET heartbeat_at=NOW"
-			       " WHERE worker=$1");
+	w.beat2_sql = ledger_sql(&l, "UPDATE ledger_workers SET heartbeat_at=NOW"
+			         " WHERE worker=$1");
+	w.rate_sql = ledger_sql(&l, "UPDATE ledger_rates SET next_at=(CASE WHEN"
+		" next_at > NOW THEN next_at ELSE NOW END) + 1.0/rate WHERE"
+		" plan=$1 RETURNING next_at - 1.0/rate - NOW");
+	w.bwlimit = bwlimit;
 	if (!w.claim_sql || !w.done_sql || !w.left_sql || !w.beat_sql ||
-	    !w.beat2_sql) {
+	    !w.beat2_sql || !w.rate_sql) {
 		ret = cli_fail(EXIT_STORE, "out of memory");
 		goto out;
 	}
 	{
 		const char *p[] = { w.id, host, pname, w.lease_s };
-		char *sql = with_now(&l, "INSERT INTO ledger_workers(worker,host,"
+		char *sql = ledger_sql(&l, "INSERT INTO ledger_workers(worker,host,"
 			"plan,lease,started_at,heartbeat_at) VALUES($1,$2,$3,"
 			"CAST($4 AS DOUBLE PRECISION),NOW,NOW)");
 
@@ -937,6 +1068,21 @@ int cmd_work(struct cli *c, int argc, char **argv)
 			goto out;
 		}
 		free(sql);
+	}
+	{
+		const char *p[] = { pname };
+		char *r = NULL;
+
+		if (ledger_query(&l, "SELECT rate FROM ledger_rates WHERE plan=$1", p,
+			         1, ledger_first_row, &r)) {
+			ret = EXIT_STORE;
+			goto out;
+		}
+		w.rated = r != NULL;
+		if (r)
+			printf("work: plan '%s' is limited to %g files/s for all workers\n",
+			       pname, strtod(r, NULL));
+		free(r);
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_signal;
@@ -960,8 +1106,8 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		pthread_join(hb, NULL);
 	{
 		const char *p[] = { w.id };
-		char *sql = with_now(&l, "UPDATE ledger_workers SET finished_at=NOW,"
-				     "heartbeat_at=NOW WHERE worker=$1");
+		char *sql = ledger_sql(&l, "UPDATE ledger_workers SET finished_at=NOW,"
+				       "heartbeat_at=NOW WHERE worker=$1");
 
 		/* what an interrupt left claimed goes back to the queue */
 		lexec(&l, "UPDATE ledger_entries SET state='queued',"
@@ -1000,147 +1146,10 @@ out:
 	free(w.left_sql);
 	free(w.beat_sql);
 	free(w.beat2_sql);
+	free(w.rate_sql);
 	free(pname);
 	free(pfrom);
 	free(pto);
-	ledger_close(&l);
-	return ret;
-}
-
-/* ---- mediactl hosts (and status/report on a PostgreSQL ledger) */
-
-struct hosts {
-	int json;
-	struct js *arr;
-	double now;
-};
-
-static double num(const char *v)
-{
-	return v ? strtod(v, NULL) : 0;
-}
-
-static int plan_row(void *ud, int ncol, const char *const *v)
-{
-	struct hosts *h = ud;
-
-	if (ncol < 7)
-		return 0;
-	if (h->json) {
-		struct js *o = js_obj();
-
-		js_set_str(o, "plan", v[0] ? v[0] : "");
-		js_set_int(o, "entries", (int64_t)num(v[1]));
-		js_set_int(o, "done", (int64_t)num(v[2]));
-		js_set_int(o, "failed", (int64_t)num(v[3]));
-		js_set_int(o, "claimed", (int64_t)num(v[4]));
-		js_set_int(o, "queued", (int64_t)num(v[5]));
-		js_set_int(o, "reclaimed", (int64_t)num(v[6]));
-		js_push(h->arr, o);
-	} else {
-		printf("plan %s: %s entries: %s done, %s failed, %s claimed, %s queued "
-		       "(%s claimed again after an expired lease)\n",
-		       v[0] ? v[0] : "", v[1] ? v[1] : "0", v[2] ? v[2] : "0",
-		       v[3] ? v[3] : "0", v[4] ? v[4] : "0", v[5] ? v[5] : "0",
-		       v[6] ? v[6] : "0");
-	}
-	return 0;
-}
-
-static int worker_row(void *ud, int ncol, const char *const *v)
-{
-	struct hosts *h = ud;
-	double started, beat, fin, last, lease, rate, span;
-	const char *state;
-
-	if (ncol < 12)
-		return 0;
-	started = num(v[3]);
-	beat = num(v[4]);
-	fin = v[5] ? num(v[5]) : 0;
-	lease = num(v[6]);
-	last = v[10] ? num(v[10]) : 0;
-	h->now = num(v[11]);
-	span = (fin ? fin : last ? last : started) - started;
-	rate = span > 0 ? num(v[8]) / span : 0;
-	state = fin ? "finished" : h->now - beat > lease ? "lost" : "running";
-	if (h->json) {
-		struct js *o = js_obj();
-
-		js_set_str(o, "worker", v[0] ? v[0] : "");
-		js_set_str(o, "host", v[1] ? v[1] : "");
-		js_set_str(o, "plan", v[2] ? v[2] : "");
-		js_set_str(o, "state", state);
-		js_set_int(o, "files", (int64_t)num(v[7]));
-		js_set_int(o, "bytes", (int64_t)num(v[8]));
-		js_set_int(o, "failed", (int64_t)num(v[9]));
-		js_set_int(o, "bytes_per_s", (int64_t)rate);
-		js_set_int(o, "heartbeat_age_s", (int64_t)(h->now - beat));
-		js_push(h->arr, o);
-	} else {
-		char b[32], r[32], age[32];
-
-		cli_bytes((uint64_t)num(v[8]), b, sizeof(b));
-		cli_bytes((uint64_t)rate, r, sizeof(r));
-		cli_duration(h->now - beat > 0 ? h->now - beat : 0, age,
-			     sizeof(age));
-		printf("  host %-16s %-8s %6lld files %10s %10s/s %4lld failed  heartbeat %s ago  (%s)\n",
-		       v[1] ? v[1] : "", state, (long long)num(v[7]), b, r,
-		       (long long)num(v[9]), age, v[0] ? v[0] : "");
-	}
-	return 0;
-}
-
-static const char hosts_usage[] =
-	"usage: mediactl hosts [--json]   (mediactl --journal LEDGER …)\n"
-	"Each loaded plan's progress in the ledger and every worker's: host,\n"
-	"files, bytes, rate, failures, last heartbeat; 'lost' when the heartbeat\n"
-	"is older than the worker's lease. With a PostgreSQL ledger 'status'\n"
-	"and 'report' show the same.\n";
-
-int cmd_hosts(struct cli *c, int argc, char **argv)
-{
-	struct hosts h = { 0 };
-	struct ledger l;
-	const char *label = NULL;
-	char *sql = NULL;
-	int ret;
-
-	ret = cli_label_json_opts(argc, argv, hosts_usage, &label, &h.json);
-	if (ret >= 0)
-		return ret;
-	if ((ret = ledger_open(c, &l))) {
-		ledger_close(&l);
-		return ret;
-	}
-	if (h.json)
-		h.arr = js_arr();
-	if (lquery(&l, "SELECT p.name, p.entries,"
-		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.state='done'),"
-		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.state='failed'),"
-		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.state='claimed'),"
-		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.state='queued'),"
-		   " (SELECT count(*) FROM ledger_entries e WHERE e.plan=p.name AND e.attempts>1)"
-		   " FROM ledger_plans p ORDER BY p.loaded_at", NULL, 0,
-		   plan_row, &h)) {
-		ret = EXIT_STORE;
-		goto out;
-	}
-	sql = with_now(&l, "SELECT w.worker, w.host, w.plan, w.started_at,"
-		" w.heartbeat_at, w.finished_at, w.lease,"
-		" (SELECT count(*) FROM ledger_entries e WHERE e.worker=w.worker AND e.state='done'),"
-		" (SELECT coalesce(sum(size),0) FROM ledger_entries e WHERE e.worker=w.worker AND e.state='done'),"
-		" (SELECT count(*) FROM ledger_entries e WHERE e.worker=w.worker AND e.state='failed'),"
-		" (SELECT max(finished_at) FROM ledger_entries e WHERE e.worker=w.worker),"
-		" NOW FROM ledger_workers w ORDER BY w.started_at, w.worker");
-	if (!sql || lquery(&l, sql, NULL, 0, worker_row, &h))
-		ret = EXIT_STORE;
-	if (h.json && !ret)
-		cli_print_json(h.arr);
-	else
-		js_free(h.arr);
-out:
-	free(sql);
 	ledger_close(&l);
 	return ret;
 }

@@ -8,39 +8,83 @@
 #include "backend/backend.h"
 #include "cli/cli.h"
 #include "common/log.h"
+#include "common/str.h"
 #include "core/hooks.h"
 
 static const struct {
 	const char *name;
 	int (*fn)(struct cli *c, int argc, char **argv);
 	const char *what;
+	/* the command against the shared ledger (--ledger), or NULL */
+	int (*on_ledger)(struct cli *c, int argc, char **argv);
 } cmds[] = {
-	{ "status", cmd_status, "pending, done and failed uploads; live queues" },
-	{ "failed", cmd_failed, "failed uploads and their errors" },
-	{ "retry", cmd_retry, "queue failed uploads again" },
-	{ "wait", cmd_wait, "wait until the uploads below a path are on the store" },
-	{ "plan", cmd_plan, "build a copy plan from a tree, rules and ID maps" },
-	{ "copy", cmd_copy, "execute a plan through the mount, resumably" },
-	{ "verify", cmd_verify, "check uploaded objects (and URLs) against the stores" },
-	{ "report", cmd_report, "a migration's summary per category" },
-	{ "rewrite", cmd_rewrite, "point a database (PostgreSQL, SQLite) at the moved media" },
-	{ "rollback", cmd_rollback, "delete what a batch uploaded, or undo a rewrite" },
-	{ "load", cmd_load, "load a plan into the ledger as a queue for many hosts" },
-	{ "work", cmd_work, "take entries from the ledger and copy them through this host's mount" },
-	{ "hosts", cmd_hosts, "the ledger's progress per plan and per host" },
+	{ "status", cmd_status, "pending, done and failed uploads; live queues",
+	  cmd_hosts },
+	{ "failed", cmd_failed, "failed uploads and their errors", NULL },
+	{ "retry", cmd_retry, "queue failed uploads again", NULL },
+	{ "wait", cmd_wait, "wait until the uploads below a path are on the store", NULL },
+	{ "plan", cmd_plan, "build a copy plan from a tree, rules and ID maps", NULL },
+	{ "copy", cmd_copy, "execute a plan through the mount, resumably", NULL },
+	{ "verify", cmd_verify, "check uploaded objects (and URLs) against the stores",
+	  cmd_ledger_verify },
+	{ "report", cmd_report, "a migration's summary per category", cmd_hosts },
+	{ "rewrite", cmd_rewrite, "point a database (PostgreSQL, SQLite) at the moved media", NULL },
+	{ "rollback", cmd_rollback, "delete what a batch uploaded, or undo a rewrite", NULL },
+	{ "load", cmd_load, "load a plan into the ledger as a queue for many hosts",
+	  cmd_load },
+	{ "work", cmd_work, "take entries from the ledger and copy them through this host's mount",
+	  cmd_work },
+	{ "hosts", cmd_hosts, "the ledger's progress per plan and per host",
+	  cmd_hosts },
 };
 
 static void usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: mediactl [--journal PATH|postgres://…] [--config FILE] COMMAND [ARGS]\n\n"
+	fprintf(f, "usage: mediactl [--journal PATH|postgres://…] [--ledger postgres://…|PATH]\n"
+		   "                [--config FILE] COMMAND [ARGS]\n\n"
 		   "commands:\n");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		fprintf(f, "  %-9s %s\n", cmds[i].name, cmds[i].what);
 	fprintf(f, "\n'mediactl COMMAND --help' for a command's options; man mediactl(1).\n"
 		   "--journal defaults to mediafs's (-o journal=): $XDG_STATE_HOME/mediafs/journal.db\n"
-		   "--config defaults to mediafs's: $XDG_CONFIG_HOME/mediafs/mediafs.conf\n");
+		   "--config defaults to mediafs's: $XDG_CONFIG_HOME/mediafs/mediafs.conf\n"
+		   "--ledger (also after status, report, verify, load, work, hosts): the\n"
+		   "shared ledger of 'load' and 'work'; those commands then read it\n");
+}
+
+/* A command that has a ledger variant takes --ledger URL (or
+ * --ledger=URL) among its own options too: lifted out of argv (up to a
+ * "--") into c->ledger_path. 0, or EXIT_USAGE when URL is missing. */
+static int take_ledger(struct cli *c, int *argc, char **argv)
+{
+	int i, j, n;
+
+	for (i = 1; i < *argc && strcmp(argv[i], "--"); i++) {
+		const char *v = NULL;
+
+		if (!strcmp(argv[i], "--ledger")) {
+			if (i + 1 >= *argc)
+				return cli_fail(EXIT_USAGE, "--ledger needs a connection string or path");
+			v = argv[i + 1];
+			n = 2;
+		} else if (str_starts(argv[i], "--ledger=")) {
+			v = argv[i] + 9;
+			n = 1;
+		} else {
+			continue;
+		}
+		free(c->ledger_path);
+		c->ledger_path = strdup(v);
+		if (!c->ledger_path)
+			return cli_fail(EXIT_STORE, "out of memory");
+		for (j = i; j + n <= *argc; j++)
+			argv[j] = argv[j + n];
+		*argc -= n;
+		i--;
+	}
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -48,6 +92,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "journal", required_argument, NULL, 'j' },
 		{ "config", required_argument, NULL, 'c' },
+		{ "ledger", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -68,6 +113,10 @@ int main(int argc, char **argv)
 		case 'c':
 			free(c.config_path);
 			c.config_path = strdup(optarg);
+			break;
+		case 'L':
+			free(c.ledger_path);
+			c.ledger_path = strdup(optarg);
 			break;
 		case 'h':
 			usage(stdout);
@@ -107,8 +156,13 @@ int main(int argc, char **argv)
 		int sub_argc = argc - optind + 1;
 		char **sub_argv = argv + optind - 1;
 
+		if (cmds[i].on_ledger &&
+		    (ret = take_ledger(&c, &sub_argc, sub_argv)))
+			goto out;
 		optind = 0;	/* getopt_long starts afresh */
-		ret = cmds[i].fn(&c, sub_argc, sub_argv);
+		ret = cli_use_ledger(&c) && cmds[i].on_ledger ?
+		      cmds[i].on_ledger(&c, sub_argc, sub_argv) :
+		      cmds[i].fn(&c, sub_argc, sub_argv);
 	}
 out:
 	cli_cleanup(&c);

@@ -106,6 +106,7 @@ void cli_cleanup(struct cli *c)
 	journal_close(c->j);
 	free(c->journal_path);
 	free(c->config_path);
+	free(c->ledger_path);
 }
 
 void cli_bytes(uint64_t n, char *out, size_t cap)
