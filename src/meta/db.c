@@ -1,6 +1,6 @@
-/* db.c - driver choice and identifier quoting for the application
- * databases (db.h). */
-#include "cli/db.h"
+/* db.c - driver choice and identifier quoting for SQL databases
+ * (db.h). */
+#include "meta/db.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-/* db_sqlite.c - the SQLite driver of cli/db (db.h). $N placeholders become
+/* db_sqlite.c - the SQLite driver of meta/db (db.h). $N placeholders become
  * ?N outside quotes; values bind as text (SQLite's column affinity turns
  * '42' into 42 where the column is INTEGER). */
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#include "cli/db.h"
+#include "meta/db.h"
 #include "common/buf.h"
 #include "common/str.h"
 
