@@ -67,5 +67,13 @@ char *db_ident(const char *name);
 enum mfs_err db_pg_open(const char *conn, struct db **out, struct errbuf *eb);
 enum mfs_err db_sqlite_open(const char *path, struct db **out,
 			    struct errbuf *eb);
+/* The journal's SQLite file: created when create is set, no SQLite mutex
+ * (the caller serialises every call). */
+enum mfs_err db_sqlite_create(const char *path, int create, struct db **out,
+			      struct errbuf *eb);
+/* conn (a libpq connection string or URL) with password added, for a
+ * password resolved from the config (env:, file:); malloc'd, a secret:
+ * wipe before free. */
+char *db_conn_with_password(const char *conn, const char *password);
 
 #endif
