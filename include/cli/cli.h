@@ -27,7 +27,9 @@ struct ini;
 struct js;
 
 struct cli {
-	char *journal_path;	/* --journal, or mediafs's default */
+	char *journal_path;	/* --journal, or mediafs's default; for
+				 * PostgreSQL with --journal-password's
+				 * password (a secret: never printed) */
 	char *config_path;	/* --config, or mediafs's default */
 	char *ledger_path;	/* --ledger (cli/ledger), or NULL */
 	struct journal *j;	/* opened by cli_journal */
@@ -43,6 +45,9 @@ char *cli_default_config(void);
 /* Open the journal (creating it); prints the error and returns non-zero
  * when it cannot. */
 int cli_journal(struct cli *c);
+/* The same for commands whose SQL also means the same in PostgreSQL
+ * (status, failed, retry, verify): a PostgreSQL journal too. */
+int cli_journal_shared(struct cli *c);
 /* The backend of remote name from the config, created once; NULL with
  * the error printed. */
 struct backend *cli_backend(struct cli *c, const char *name);

@@ -1,12 +1,14 @@
-/* journal.h - the durable journal: one SQLite file per user (rows carry the
- * mount id) recording every upload from "pending" (before release() returns)
- * to "done" or "failed", and every rename, delete and mkdir. It is the
- * spine between the daemon and mediactl.
- * Owns: struct journal and its connection. Calls: sqlite3, common.
+/* journal.h - the durable journal: one SQLite file per user, or one
+ * PostgreSQL database shared by every host's daemons (rows carry the mount
+ * id, which then names the host), recording every upload from "pending"
+ * (before release() returns) to "done" or "failed", and every rename,
+ * delete and mkdir. It is the spine between the daemon and mediactl.
+ * Owns: struct journal and its connection. Calls: meta/db (SQLite or
+ * libpq through one vtable; the journal's SQL is written once), common.
  * Thread-safe: one connection, every call takes j->lock.
- * Durable against a daemon crash (WAL; a committed row is in the OS before
- * the call returns); with sync_full also against power loss (fsync per
- * commit).
+ * Durable against a daemon crash (SQLite: WAL, a committed row is in the
+ * OS before the call returns; PostgreSQL: committed on the server); with
+ * sync_full a SQLite journal also survives power loss (fsync per commit).
  */
 #ifndef MFS_META_JOURNAL_H
 #define MFS_META_JOURNAL_H
@@ -44,8 +46,15 @@ struct jrow {
 
 struct journal;
 
-enum mfs_err journal_open(const char *path, int sync_full,
+/* where: a file path (SQLite, created with the schema) or a PostgreSQL
+ * connection string (postgres://…, "host=… dbname=…"; the tables are
+ * created if missing). Copied; a password in it is never printed. */
+enum mfs_err journal_open(const char *where, int sync_full,
 			  struct journal **out, struct errbuf *eb);
+/* where names a PostgreSQL journal (shared by hosts), not a file. */
+int journal_is_shared(const char *where);
+/* j lives in PostgreSQL. */
+int journal_shared(const struct journal *j);
 void journal_close(struct journal *j);
 /* Open the file again (in a daemon's child: no connection across fork). */
 enum mfs_err journal_reopen(struct journal *j, struct errbuf *eb);
@@ -149,10 +158,13 @@ int journal_done_after(struct journal *j, const char *remote, const char *key,
 enum mfs_err journal_requeue(struct journal *j, int64_t id, struct errbuf *eb);
 
 /* Run one SQL statement on the journal with params bound as text (NULL:
- * SQL NULL); cb gets every result row as text (NULL for SQL NULL), valid
- * during the call; a non-zero return stops. For mediactl's reports and
- * its own tables (copies, daemons); the daemon uses the typed calls above.
- * At most 64 columns. */
+ * SQL NULL) at ?1, ?2 … (or $1, $2 …); cb gets every result row as text
+ * (NULL for SQL NULL), valid during the call; names is NULL; a non-zero
+ * return stops. For mediactl's reports and its own tables (copies,
+ * daemons); the daemon uses the typed calls above. The SQL must mean the
+ * same in SQLite and PostgreSQL where the command serves a shared journal
+ * (CASE WHEN, not sum(a=b); LIKE '%/', not substr(k,-1)). At most 64
+ * columns. */
 typedef int (*journal_sql_cb)(void *ud, int ncol, const char *const *vals,
 			      const char *const *names);
 enum mfs_err journal_sql(struct journal *j, const char *sql,

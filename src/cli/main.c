@@ -7,9 +7,12 @@
 
 #include "backend/backend.h"
 #include "cli/cli.h"
+#include "common/ini.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "core/hooks.h"
+#include "meta/db.h"
+#include "meta/journal.h"
 
 static const struct {
 	const char *name;
@@ -42,7 +45,8 @@ static void usage(FILE *f)
 {
 	size_t i;
 
-	fprintf(f, "usage: mediactl [--journal PATH|postgres://…] [--ledger postgres://…|PATH]\n"
+	fprintf(f, "usage: mediactl [--journal PATH|postgres://…] [--journal-password env:VAR|file:PATH]\n"
+		   "                [--ledger postgres://…|PATH]\n"
 		   "                [--config FILE] COMMAND [ARGS]\n\n"
 		   "commands:\n");
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
@@ -91,6 +95,7 @@ int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "journal", required_argument, NULL, 'j' },
+		{ "journal-password", required_argument, NULL, 'p' },
 		{ "config", required_argument, NULL, 'c' },
 		{ "ledger", required_argument, NULL, 'L' },
 		{ "help", no_argument, NULL, 'h' },
@@ -98,6 +103,7 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct cli c = { 0 };
+	const char *pwspec = NULL;
 	int ch, ret = EXIT_USAGE;
 	size_t i;
 
@@ -109,6 +115,9 @@ int main(int argc, char **argv)
 		case 'j':
 			free(c.journal_path);
 			c.journal_path = strdup(optarg);
+			break;
+		case 'p':
+			pwspec = optarg;
 			break;
 		case 'c':
 			free(c.config_path);
@@ -142,6 +151,30 @@ int main(int argc, char **argv)
 	if (!c.journal_path || !c.config_path) {
 		ret = cli_fail(EXIT_STORE, "out of memory");
 		goto out;
+	}
+	if (pwspec) {
+		/* the PostgreSQL journal's password, as mediafs's
+		 * -o journal_password: it joins the connection string */
+		struct errbuf eb = { 0 };
+		char *pw = NULL, *conn;
+
+		if (!journal_is_shared(c.journal_path) ||
+		    (!str_starts(pwspec, "env:") && !str_starts(pwspec, "file:"))) {
+			ret = cli_fail(EXIT_USAGE, "--journal-password is env:VAR or file:PATH, for a PostgreSQL --journal");
+			goto out;
+		}
+		if (secret_resolve(NULL, pwspec, "--journal-password", &pw, &eb)) {
+			ret = cli_fail(EXIT_USAGE, "%s", eb.msg);
+			goto out;
+		}
+		conn = db_conn_with_password(c.journal_path, pw);
+		secret_free(pw);
+		if (!conn) {
+			ret = cli_fail(EXIT_STORE, "out of memory");
+			goto out;
+		}
+		free(c.journal_path);
+		c.journal_path = conn;
 	}
 	for (i = 0; i < sizeof(cmds) / sizeof(cmds[0]); i++)
 		if (!strcmp(argv[optind], cmds[i].name))

@@ -26,7 +26,7 @@
 
 #include "backend/backend.h"
 #include "cli/cli.h"
-#include "cli/db.h"
+#include "meta/db.h"
 #include "cli/maps.h"
 #include "rewrite_int.h"
 #include "common/buf.h"

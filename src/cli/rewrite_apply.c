@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
-#include "cli/db.h"
+#include "meta/db.h"
 #include "cli/maps.h"
 #include "common/buf.h"
 #include "common/str.h"

@@ -1,6 +1,7 @@
-/* status.c - mediactl status, failed, retry and report: views of the
- * journal, and of live daemons through their control sockets.
- * Calls: meta/journal, net/json, cli/util. */
+/* status.c - mediactl status, failed and retry: views of the journal
+ * (SQLite, or PostgreSQL shared by hosts: the SQL means the same in both),
+ * and of live daemons through their control sockets.
+ * Calls: meta/journal, meta/db (redaction), net/json, cli/util. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -10,14 +11,18 @@
 
 #include "cli/cli.h"
 #include "common/str.h"
+#include "meta/db.h"
 #include "meta/journal.h"
 #include "net/json.h"
 
 /* A failed row no later upload of the same key superseded. */
-#define STILL_FAILED \
+#define STILL_FAILED_ \
 	"u.state='failed' AND NOT EXISTS (SELECT 1 FROM uploads u2 WHERE " \
 	"u2.remote=u.remote AND u2.key=u.key AND u2.id>u.id AND " \
 	"u2.state IN ('done','pending'))"
+#define STILL_FAILED "(" STILL_FAILED_ ")"
+/* 1 for a still failed row, else 0 (sum() of a boolean is SQLite only) */
+#define IS_STILL_FAILED "CASE WHEN " STILL_FAILED_ " THEN 1 ELSE 0 END"
 
 static int64_t num(const char *s)
 {
@@ -30,6 +35,7 @@ struct daemons {
 	struct js *arr;		/* their status replies */
 	char **stale;		/* mount ids whose daemon is gone */
 	int nstale;
+	int shared;		/* PostgreSQL: rows of other hosts too */
 };
 
 static int daemon_row(void *ud, int ncol, const char *const *v,
@@ -44,8 +50,13 @@ static int daemon_row(void *ud, int ncol, const char *const *v,
 	(void)names;
 	if (pid <= 0 || kill(pid, 0) ||
 	    cli_ctl(v[2], "status", &reply, &eb)) {
-		char **ns = realloc(d->stale, sizeof(*ns) *
-				    (size_t)(d->nstale + 1));
+		char **ns;
+
+		/* another host's daemon is not ours to find or remove (a
+		 * killed one's row is replaced at its next mount) */
+		if (d->shared)
+			return 0;
+		ns = realloc(d->stale, sizeof(*ns) * (size_t)(d->nstale + 1));
 
 		if (ns && (ns[d->nstale] = strdup(v[0]))) {
 			d->stale = ns;
@@ -64,7 +75,7 @@ static int daemon_row(void *ud, int ncol, const char *const *v,
  * removed. Returns a JSON array. */
 static struct js *live_daemons(struct cli *c)
 {
-	struct daemons d = { js_arr(), NULL, 0 };
+	struct daemons d = { js_arr(), NULL, 0, journal_shared(c->j) };
 	int i;
 
 	journal_sql(c->j, "SELECT mount_id,pid,socket FROM daemons", NULL, 0,
@@ -113,26 +124,62 @@ static int rate_row(void *ud, int ncol, const char *const *v,
 	return 0;
 }
 
+static int host_row(void *ud, int ncol, const char *const *v,
+		    const char *const *names)
+{
+	struct js *o = js_obj();
+
+	(void)ncol;
+	(void)names;
+	js_set_str(o, "mount_id", v[0]);
+	js_set_int(o, "pending", num(v[1]));
+	js_set_int(o, "done", num(v[2]));
+	js_set_int(o, "failed", num(v[3]));
+	js_set_int(o, "uploaded_bytes", num(v[4]));
+	js_set_int(o, "last_update", num(v[5]));
+	js_push(ud, o);
+	return 0;
+}
+
+/* Counts of an upload row set, the same SQL for SQLite and PostgreSQL. */
+#define COUNTS \
+	" sum(CASE WHEN state='pending' THEN 1 ELSE 0 END)," \
+	" sum(CASE WHEN state='done' THEN 1 ELSE 0 END)," \
+	" sum(" IS_STILL_FAILED ")," \
+	" sum(CASE WHEN state='done' THEN size ELSE 0 END)"
+#define COUNTED \
+	" FROM uploads u WHERE (CAST(?1 AS TEXT) IS NULL OR label=?1)" \
+	" AND state!='cancelled' AND key NOT LIKE '%/'"
+
 static struct js *status_json(struct cli *c, const char *label)
 {
 	struct js *o = js_obj(), *groups = js_arr();
 	const char *p[] = { label };
-	char now[32];
+	char now[32], *red;
 	const char *rp[] = { now };
 
 	journal_sql(c->j,
-		    "SELECT remote,label,"
-		    " sum(state='pending'),sum(state='done'),"
-		    " sum(" STILL_FAILED "),"
-		    " sum(CASE WHEN state='done' THEN size ELSE 0 END),"
+		    "SELECT remote,label," COUNTS ","
 		    " sum(CASE WHEN state='done' THEN coalesce(orig_size,size)"
-		    "  ELSE 0 END)"
-		    " FROM uploads u WHERE (?1 IS NULL OR label=?1)"
-		    " AND state!='cancelled' AND substr(key,-1)!='/'"
+		    "  ELSE 0 END)" COUNTED
 		    " GROUP BY remote,label ORDER BY remote,label",
 		    p, 1, group_row, groups, NULL);
-	js_set_str(o, "journal", c->journal_path);
+	/* the connection string may carry a password */
+	red = journal_shared(c->j) ? db_redacted(c->journal_path) : NULL;
+	js_set_str(o, "journal", red ? red : c->journal_path);
+	free(red);
 	js_set(o, "remotes", groups);
+	if (journal_shared(c->j)) {
+		/* one row per host's mount: the mount id is HOST:ID */
+		struct js *hosts = js_arr();
+
+		journal_sql(c->j,
+			    "SELECT mount_id," COUNTS ","
+			    " CAST(max(updated_at) AS BIGINT)" COUNTED
+			    " GROUP BY mount_id ORDER BY mount_id",
+			    p, 1, host_row, hosts, NULL);
+		js_set(o, "hosts", hosts);
+	}
 	snprintf(now, sizeof(now), "%.3f", cli_now() - 60);
 	journal_sql(c->j,
 		    "SELECT count(*),coalesce(sum(size),0) FROM uploads"
@@ -176,6 +223,27 @@ static void print_status(const struct js *o)
 		       js_str(js_get(e, "label")) ? js_str(js_get(e, "label")) : "-",
 		       (long long)p, (long long)dn, (long long)f, up, orig,
 		       saved);
+	}
+	for (i = 0; i < js_len(js_get(o, "hosts")); i++) {
+		const struct js *e = js_at(js_get(o, "hosts"), i);
+		int64_t p = 0, dn = 0, f = 0, ub = 0, t = 0;
+		char up[32], when[32] = "-";
+
+		if (!i)
+			printf("%-32s %8s %8s %8s %11s %s\n", "per host: mount",
+			       "pending", "done", "failed", "uploaded",
+			       "last update");
+		js_int(js_get(e, "pending"), &p);
+		js_int(js_get(e, "done"), &dn);
+		js_int(js_get(e, "failed"), &f);
+		js_int(js_get(e, "uploaded_bytes"), &ub);
+		js_int(js_get(e, "last_update"), &t);
+		cli_bytes((uint64_t)ub, up, sizeof(up));
+		if (t > 0)
+			cli_iso((double)t, when, sizeof(when));
+		printf("%-32s %8lld %8lld %8lld %11s %s\n",
+		       js_str(js_get(e, "mount_id")), (long long)p,
+		       (long long)dn, (long long)f, up, when);
 	}
 	js_int(js_get(o, "files_last_minute"), &files);
 	js_int(js_get(o, "bytes_last_minute"), &bytes);
@@ -223,6 +291,23 @@ static void on_sigint(int sig)
 	stop_watch = 1;
 }
 
+/* The shared ledger's progress per plan and host (cli/ledger) after the
+ * journal's, when this PostgreSQL database holds one. */
+static void ledger_status(struct cli *c, const char *label)
+{
+	char a0[] = "hosts", a1[] = "--label";
+	char *argv[] = { a0, a1, (char *)label, NULL };
+	int64_t has = 0;
+
+	if (journal_sql(c->j, "SELECT CASE WHEN to_regclass('ledger_plans')"
+			" IS NULL THEN 0 ELSE 1 END", NULL, 0, cli_int_row,
+			&has, NULL) || !has)
+		return;
+	fflush(stdout);
+	optind = 0;	/* cmd_hosts parses its own options */
+	cmd_hosts(c, label ? 3 : 1, argv);
+}
+
 int cmd_status(struct cli *c, int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -235,9 +320,6 @@ int cmd_status(struct cli *c, int argc, char **argv)
 	};
 	const char *label = NULL;
 	int json = 0, ch, rc, tty = isatty(1);
-
-	if (cli_journal_is_pg(c))	/* the shared ledger (cli/ledger) */
-		return cmd_hosts(c, argc, argv);
 	double every = 0;
 	long count = -1;
 
@@ -267,7 +349,7 @@ int cmd_status(struct cli *c, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	rc = cli_journal(c);
+	rc = cli_journal_shared(c);
 	if (rc)
 		return rc;
 	signal(SIGINT, on_sigint);
@@ -281,6 +363,8 @@ int cmd_status(struct cli *c, int argc, char **argv)
 		} else {
 			print_status(o);
 			js_free(o);
+			if (journal_shared(c->j))
+				ledger_status(c, label);
 		}
 		fflush(stdout);
 		if (every <= 0 || stop_watch || (count > 0 && --count == 0))
@@ -322,7 +406,8 @@ static struct js *failed_rows(struct cli *c, const char *label)
 
 	journal_sql(c->j,
 		    "SELECT id,remote,key,error,label,mount_id,size FROM uploads u"
-		    " WHERE " STILL_FAILED " AND (?1 IS NULL OR label=?1)"
+		    " WHERE " STILL_FAILED
+		    " AND (CAST(?1 AS TEXT) IS NULL OR label=?1)"
 		    " ORDER BY id",
 		    p, 1, failed_row, a, NULL);
 	return a;
@@ -342,7 +427,7 @@ int cmd_failed(struct cli *c, int argc, char **argv)
 		&label, &json);
 	if (rc >= 0)
 		return rc;
-	rc = cli_journal(c);
+	rc = cli_journal_shared(c);
 	if (rc)
 		return rc;
 	a = failed_rows(c, label);
@@ -432,7 +517,7 @@ int cmd_retry(struct cli *c, int argc, char **argv)
 	s.nargs = argc - optind;
 	if (!s.all && !s.nargs)
 		return cli_fail(EXIT_USAGE, "retry what? --all, or upload ids/keys from 'mediactl failed'");
-	rc = cli_journal(c);
+	rc = cli_journal_shared(c);
 	if (rc)
 		return rc;
 	a = failed_rows(c, label);

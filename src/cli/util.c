@@ -51,11 +51,23 @@ int cli_journal(struct cli *c)
 	if (c->j)
 		return 0;
 	if (cli_journal_is_pg(c))
-		return cli_fail(EXIT_USAGE, "a PostgreSQL ledger serves 'load', 'work', 'hosts', "
-				"'status' and 'report'; this command needs the SQLite journal");
+		return cli_fail(EXIT_USAGE, "a PostgreSQL journal serves 'status', 'failed', 'retry', "
+				"'verify' and the ledger's 'load', 'work', 'hosts' and 'report'; "
+				"this command needs the SQLite journal");
 	if (fsu_mkdirs(c->journal_path, 0700, 1))
 		return cli_fail(EXIT_STORE, "cannot create the directory of %s: %s",
 				c->journal_path, strerror(errno));
+	if (journal_open(c->journal_path, 0, &c->j, &eb))
+		return cli_fail(EXIT_STORE, "%s", eb.msg);
+	return 0;
+}
+
+int cli_journal_shared(struct cli *c)
+{
+	struct errbuf eb = { 0 };
+
+	if (c->j || !cli_journal_is_pg(c))
+		return cli_journal(c);
 	if (journal_open(c->journal_path, 0, &c->j, &eb))
 		return cli_fail(EXIT_STORE, "%s", eb.msg);
 	return 0;
@@ -104,6 +116,8 @@ void cli_cleanup(struct cli *c)
 	free(c->be);
 	ini_free(c->ini);
 	journal_close(c->j);
+	if (c->journal_path)	/* may hold a PostgreSQL password */
+		memset(c->journal_path, 0, strlen(c->journal_path));
 	free(c->journal_path);
 	free(c->config_path);
 	free(c->ledger_path);

@@ -24,7 +24,7 @@
 #define NEWEST_DONE \
 	"SELECT id,remote,key,size,etag,sha256,url FROM uploads u WHERE id IN" \
 	" (SELECT max(id) FROM uploads WHERE state IN ('done','rolledback')" \
-	"  AND substr(key,-1)!='/' AND (?1 IS NULL OR label=?1)" \
+	"  AND key NOT LIKE '%/' AND (CAST(?1 AS TEXT) IS NULL OR label=?1)" \
 	"  GROUP BY remote,key) AND state='done' AND NOT EXISTS" \
 	" (SELECT 1 FROM events e WHERE e.remote=u.remote AND e.time>u.updated_at" \
 	"  AND ((e.key=u.key AND e.op IN ('delete','rename')) OR (e.op='rename'" \
@@ -178,7 +178,7 @@ int cmd_verify(struct cli *c, int argc, char **argv)
 			return EXIT_USAGE;
 		}
 	}
-	ret = cli_journal(c);
+	ret = cli_journal_shared(c);
 	if (!ret)
 		ret = load_rows(c, label, &rs);
 	if (ret)

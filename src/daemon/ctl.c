@@ -224,9 +224,14 @@ enum mfs_err ctl_start(const struct ctl_config *cfg, struct ctl **out,
 					 c->mountpoint, c->label, now };
 
 		rc = journal_exec(c->journal,
-				  "INSERT OR REPLACE INTO daemons(mount_id,pid,"
-				  "socket,mountpoint,label,started_at) "
-				  "VALUES(?1,?2,?3,?4,?5,?6)",
+				  "INSERT INTO daemons(mount_id,pid,socket,"
+				  "mountpoint,label,started_at) "
+				  "VALUES(?1,?2,?3,?4,?5,?6) "
+				  "ON CONFLICT(mount_id) DO UPDATE SET "
+				  "pid=excluded.pid,socket=excluded.socket,"
+				  "mountpoint=excluded.mountpoint,"
+				  "label=excluded.label,"
+				  "started_at=excluded.started_at",
 				  params, 6, NULL, eb);
 	}
 	if (rc)

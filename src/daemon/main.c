@@ -30,6 +30,7 @@
 #include "core/upq.h"
 #include "fuse/fuse_ll.h"
 #include "meta/journal.h"
+#include "meta/db.h"
 #include "daemon/ctl.h"
 #include "meta/mcache.h"
 #include "meta/sniff.h"
@@ -52,6 +53,8 @@ struct options {
 	char *data_cache;
 	char *journal;
 	char *journal_sync;
+	char *journal_password;
+	char *host_id;
 	char *workers;
 	char *mp_threshold;
 	char *label;
@@ -80,6 +83,8 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("data_cache=%s", data_cache),
 	OPT("journal=%s", journal),
 	OPT("journal_sync=%s", journal_sync),
+	OPT("journal_password=%s", journal_password),
+	OPT("host_id=%s", host_id),
 	OPT("upload_workers=%s", workers),
 	OPT("multipart_threshold=%s", mp_threshold),
 	OPT("label=%s", label),
@@ -128,6 +133,12 @@ static const char usage_text[] =
 "                         $XDG_STATE_HOME/mediafs/journal.db)\n"
 "  -o journal_sync=full   fsync the journal at every commit (survives power\n"
 "                         loss; default: survives a daemon crash)\n"
+"  -o journal=postgres://USER@HOST:PORT/DB  the journal in PostgreSQL,\n"
+"                         shared by every host's mounts and mediactl\n"
+"  -o journal_password=env:VAR|file:PATH  its password (or libpq's\n"
+"                         PGPASSWORD, ~/.pgpass)\n"
+"  -o host_id=NAME        this mount's name in a PostgreSQL journal's rows\n"
+"                         (default: the host name)\n"
 "  -o upload_workers=N    parallel uploads (default 16)\n"
 "  -o multipart_threshold=BYTES  multipart upload from this size (default\n"
 "                         67108864); equal parts, 4 in parallel\n"
@@ -245,6 +256,44 @@ static char *mount_id(const char *config, const char *spec)
 		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
 			*p = '_';
 	return str_fmt("%s-%s", name, hex);
+}
+
+/* A shared journal's mount id: HOST:ID, HOST from -o host_id or the host
+ * name (malloc'd; NULL: no memory). */
+static char *host_mount_id(const char *host_id, const char *id)
+{
+	char host[256] = "";
+
+	if (host_id && *host_id)
+		snprintf(host, sizeof(host), "%s", host_id);
+	else if (gethostname(host, sizeof(host) - 1) || !*host)
+		snprintf(host, sizeof(host), "localhost");
+	return str_fmt("%s:%s", host, id);
+}
+
+/* The connection string of a PostgreSQL journal, with the password of
+ * -o journal_password (env:VAR or file:PATH; a literal would show in ps)
+ * added; malloc'd (a secret), or NULL with eb set. */
+static char *journal_conn(const struct options *o, const struct ini *ini,
+			  struct errbuf *eb)
+{
+	char *pw = NULL, *conn;
+
+	if (!o->journal_password)
+		return strdup(o->journal);
+	if (!str_starts(o->journal_password, "env:") &&
+	    !str_starts(o->journal_password, "file:")) {
+		eb_set(eb, MFS_EINVAL, "journal_password is env:VAR or file:PATH (a password in the mount options would show in ps)");
+		return NULL;
+	}
+	if (secret_resolve(ini, o->journal_password, "journal_password", &pw,
+			   eb))
+		return NULL;
+	conn = db_conn_with_password(o->journal, pw);
+	secret_free(pw);
+	if (!conn)
+		eb_set(eb, MFS_ENOMEM, "out of memory");
+	return conn;
 }
 
 static char *clean_prefix(const char *p)
@@ -394,8 +443,8 @@ int main(int argc, char **argv)
 	struct fs_config cfg = { 0 };
 	struct fuse_mount_opts mo = { 0 };
 	struct errbuf eb = { 0 };
-	char *cache_root = NULL, *id = NULL, *dir = NULL, *db = NULL;
-	char *lockpath = NULL, *ctl_sock = NULL, *mnt_abs = NULL;
+	char *cache_root = NULL, *id = NULL, *jid = NULL, *dir = NULL;
+	char *db = NULL, *lockpath = NULL, *ctl_sock = NULL, *mnt_abs = NULL;
 	enum mfs_err rc;
 	uint64_t v, data_cache = 1ULL << 30;
 	int ret = 1, i;
@@ -553,10 +602,12 @@ int main(int argc, char **argv)
 
 	{
 		struct upq_config uc = { 0 };
-		char *jpath = o.journal ? fsu_abs_path(o.journal)
+		int shared = o.journal && journal_is_shared(o.journal);
+		char *jpath = shared ? journal_conn(&o, d.ini, &eb) :
+			      o.journal ? fsu_abs_path(o.journal)
 				: fsu_xdg_path("XDG_STATE_HOME", ".local/state",
 					   "/journal.db");
-		char *jdir = jpath ? strdup(jpath) : NULL;
+		char *jdir = jpath && !shared ? strdup(jpath) : NULL;
 		char *sdir = str_fmt("%s/staging", dir);
 		int full = 0;
 
@@ -572,18 +623,30 @@ int main(int argc, char **argv)
 				fprintf(stderr, "mediafs: cannot create %s: %s\n",
 					jdir, strerror(errno));
 		}
+		if (shared && !jpath) {
+			free(sdir);
+			ret = fail("", &eb, MFS_EINVAL);
+			goto out;
+		}
 		rc = jpath && sdir ? journal_open(jpath, full, &d.journal, &eb)
 				   : MFS_ENOMEM;
 		if (!rc)
 			rc = stage_new(sdir, &d.stage, &eb);
+		if (jpath && shared)	/* may hold the password */
+			memset(jpath, 0, strlen(jpath));
 		free(jpath);
+		/* a shared journal's rows name the host: each daemon
+		 * resumes only its own */
+		jid = shared ? host_mount_id(o.host_id, id) : strdup(id);
+		if (!rc && !jid)
+			rc = MFS_ENOMEM;
 		free(jdir);
 		free(sdir);
 		if (rc) {
 			ret = fail("", &eb, rc);
 			goto out;
 		}
-		uc.mount_id = id;
+		uc.mount_id = jid;
 		uc.label = o.label;
 		if (sniff_new(&d.sniff, &eb))
 			log_warn("%s; uploads without a type set will be application/octet-stream",
@@ -630,7 +693,7 @@ int main(int argc, char **argv)
 	cfg.upq = d.upq;
 	cfg.stage = d.stage;
 	cfg.journal = d.journal;
-	cfg.mount_id = id;
+	cfg.mount_id = jid;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
 	cfg.file_mode = 0644;
@@ -660,7 +723,7 @@ int main(int argc, char **argv)
 	ctl_sock = str_fmt("%s/ctl.sock", dir);
 	mnt_abs = realpath(o.mountpoint, NULL);
 	d.ctl_cfg.socket_path = ctl_sock;
-	d.ctl_cfg.mount_id = id;
+	d.ctl_cfg.mount_id = jid;
 	d.ctl_cfg.mountpoint = mnt_abs ? mnt_abs : o.mountpoint;
 	d.ctl_cfg.label = o.label;
 	d.ctl_cfg.upq = d.upq;
@@ -752,6 +815,8 @@ out:
 	free(o.data_cache);
 	free(o.journal);
 	free(o.journal_sync);
+	free(o.journal_password);
+	free(o.host_id);
 	free(o.workers);
 	free(o.mp_threshold);
 	free(o.label);
@@ -760,6 +825,7 @@ out:
 	free(o.mountpoint);
 	free(cache_root);
 	free(id);
+	free(jid);
 	free(dir);
 	free(db);
 	free(lockpath);

@@ -1,5 +1,10 @@
-/* journal.c - the durable journal on SQLite. lock guards db and the
- * statements. Calls: sqlite3, common. */
+/* journal.c - the durable journal, written once over meta/db's vtable: a
+ * SQLite file (one host) or a PostgreSQL database (many hosts, one
+ * journal). The SQL is the same for both; what differs lives here in a few
+ * named places: the column types of the DDL (pg_type), schema upgrades
+ * (SQLite's user_version; PostgreSQL's tables are created whole), '?N'
+ * placeholders of mediactl's queries ($N for libpq), the pragmas.
+ * lock guards d. Calls: meta/db, common. */
 #include "meta/journal.h"
 
 #include <pthread.h>
@@ -8,11 +13,13 @@
 #include <string.h>
 #include <time.h>
 
-#include <sqlite3.h>
-
+#include "common/buf.h"
 #include "common/log.h"
+#include "common/str.h"
+#include "meta/db.h"
 
-static const char schema[] =
+/* One statement an entry; SQLite types (PostgreSQL: pg_type()). */
+static const char *const schema[] = {
 	"CREATE TABLE IF NOT EXISTS uploads("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" mount_id TEXT NOT NULL,"
@@ -40,8 +47,8 @@ static const char schema[] =
 	/* while an upload runs: a key it may land under that must go (it was
 	 * renamed or deleted meanwhile), and whether the file was deleted */
 	" drop_key TEXT,"
-	" discard INTEGER);"
-	"CREATE INDEX IF NOT EXISTS uploads_state ON uploads(mount_id, state);"
+	" discard INTEGER)",
+	"CREATE INDEX IF NOT EXISTS uploads_state ON uploads(mount_id, state)",
 	/* multipart uploads started on a server and not yet completed nor
 	 * aborted: what a daemon killed meanwhile leaves there (billed) */
 	"CREATE TABLE IF NOT EXISTS multipart("
@@ -51,8 +58,8 @@ static const char schema[] =
 	" key TEXT NOT NULL,"
 	" upload INTEGER,"	/* uploads.id */
 	" created_at REAL NOT NULL,"
-	" PRIMARY KEY(remote, upload_id));"
-	"CREATE INDEX IF NOT EXISTS uploads_key ON uploads(remote, key);"
+	" PRIMARY KEY(remote, upload_id))",
+	"CREATE INDEX IF NOT EXISTS uploads_key ON uploads(remote, key)",
 	"CREATE TABLE IF NOT EXISTS events("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" time REAL NOT NULL,"
@@ -61,7 +68,7 @@ static const char schema[] =
 	" op TEXT NOT NULL,"	/* rename | delete | mkdir | rmdir | setattr */
 	" key TEXT NOT NULL,"
 	" new_key TEXT,"
-	" detail TEXT);"
+	" detail TEXT)",
 	/* mediactl copy: one row a (plan, source) pair, the old -> new map */
 	"CREATE TABLE IF NOT EXISTS copies("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -78,8 +85,8 @@ static const char schema[] =
 	" skip_kind TEXT,"	/* no-rule | skip-rule | no-mapping | … */
 	" error TEXT,"
 	" started_at REAL, finished_at REAL,"
-	" UNIQUE(plan, src));"
-	"CREATE INDEX IF NOT EXISTS copies_dst ON copies(dst_remote, dst_key);"
+	" UNIQUE(plan, src))",
+	"CREATE INDEX IF NOT EXISTS copies_dst ON copies(dst_remote, dst_key)",
 	/* running daemons, for mediactl to find their control sockets */
 	"CREATE TABLE IF NOT EXISTS daemons("
 	" mount_id TEXT PRIMARY KEY,"
@@ -87,7 +94,7 @@ static const char schema[] =
 	" socket TEXT NOT NULL,"
 	" mountpoint TEXT,"
 	" label TEXT,"
-	" started_at REAL NOT NULL);"
+	" started_at REAL NOT NULL)",
 	/* mediactl rewrite: one row a rewrite of an application database,
 	 * one row a change (the undo record) */
 	"CREATE TABLE IF NOT EXISTS rewrites("
@@ -100,7 +107,7 @@ static const char schema[] =
 	" log_table TEXT,"
 	" state TEXT NOT NULL,"	/* planned | applied | rolledback */
 	" planned INTEGER, applied INTEGER, skipped INTEGER,"
-	" applied_at REAL, rolledback_at REAL);"
+	" applied_at REAL, rolledback_at REAL)",
 	"CREATE TABLE IF NOT EXISTS rewrite_changes("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" rewrite_id INTEGER NOT NULL,"
@@ -112,127 +119,297 @@ static const char schema[] =
 	" old_url TEXT, new_url TEXT,"
 	" state TEXT NOT NULL,"	/* planned | applied | skipped |
 				 * rolledback | kept */
-	" detail TEXT);"
+	" detail TEXT)",
 	"CREATE INDEX IF NOT EXISTS rewrite_changes_rw ON "
-	"rewrite_changes(rewrite_id, state, id);";
+	"rewrite_changes(rewrite_id, state, id)",
+};
 
-/* Columns added since the first schema (user_version 0 -> 1). */
-static const char upgrade_1[] =
-	"ALTER TABLE uploads ADD COLUMN orig_size INTEGER;"
-	"ALTER TABLE uploads ADD COLUMN orig_sha256 TEXT;"
-	"ALTER TABLE uploads ADD COLUMN hook TEXT;"
-	"ALTER TABLE uploads ADD COLUMN hook_result TEXT;";
+
+/* Columns added since the first schema (user_version 0 -> 1), SQLite. */
+static const char *const upgrade_1[] = {
+	"ALTER TABLE uploads ADD COLUMN orig_size INTEGER",
+	"ALTER TABLE uploads ADD COLUMN orig_sha256 TEXT",
+	"ALTER TABLE uploads ADD COLUMN hook TEXT",
+	"ALTER TABLE uploads ADD COLUMN hook_result TEXT",
+};
 
 static const char *const state_names[] = { "pending", "done", "failed",
 					   "cancelled", "rolledback" };
 
 struct journal {
 	pthread_mutex_t lock;
-	sqlite3 *db;	/* guarded by lock */
-	char *path;
+	struct db *d;	/* guarded by lock */
+	char *where;	/* path or connection string (may hold a password:
+			 * never printed; wiped at close) */
+	int pg;		/* d is PostgreSQL */
 	int sync_full;
 };
 
-static double now(void)
+int journal_is_shared(const char *where)
+{
+	return where && (str_starts(where, "postgres://") ||
+			 str_starts(where, "postgresql://") ||
+			 strstr(where, "dbname=") || strstr(where, "host="));
+}
+
+static void now_txt(char *out, size_t cap)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+	snprintf(out, cap, "%.6f",
+		 (double)ts.tv_sec + (double)ts.tv_nsec / 1e9);
 }
 
-static enum mfs_err db_err(struct journal *j, struct errbuf *eb,
-			   const char *what)
+/* The journal's message for a failed statement: "journal: WHAT: why". */
+static enum mfs_err jerr(struct errbuf *eb, enum mfs_err rc, const char *what,
+			 const struct errbuf *why)
 {
-	/* a full disk is the user's ENOSPC, not an I/O error */
-	int full = (sqlite3_errcode(j->db) & 0xff) == SQLITE_FULL;
-
-	return eb_set(eb, full ? MFS_ENOSPC : MFS_EIO, "journal: %s: %s",
-		      what, sqlite3_errmsg(j->db));
+	return eb_set(eb, rc, "journal: %s: %s", what, why->msg);
 }
 
-static int user_version(sqlite3 *db)
+/* Run one statement; caller holds lock. */
+static enum mfs_err jexec(struct journal *j, const char *sql,
+			  const char *const *p, int n, int64_t *changes,
+			  struct errbuf *eb, const char *what)
 {
-	sqlite3_stmt *st = NULL;
-	int v = -1;
+	struct errbuf e = { 0 };
+	enum mfs_err rc = j->d->ops->exec(j->d, sql, p, n, changes, &e);
 
-	if (sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL) ==
-	    SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int(st, 0);
-	sqlite3_finalize(st);
-	return v;
+	return rc ? jerr(eb, rc, what, &e) : MFS_OK;
 }
 
-static int has_column(sqlite3 *db, const char *col)
+static enum mfs_err jquery(struct journal *j, const char *sql,
+			   const char *const *p, int n, db_row_cb cb,
+			   void *ud, struct errbuf *eb, const char *what)
 {
-	sqlite3_stmt *st = NULL;
-	int found = 0;
+	struct errbuf e = { 0 };
+	enum mfs_err rc = j->d->ops->query(j->d, sql, p, n, cb, ud, &e);
 
-	if (sqlite3_prepare_v2(db, "PRAGMA table_info(uploads)", -1, &st,
-			       NULL) != SQLITE_OK)
+	return rc ? jerr(eb, rc, what, &e) : MFS_OK;
+}
+
+static int64_t num(const char *s)
+{
+	return s ? strtoll(s, NULL, 10) : 0;
+}
+
+static uint64_t unum(const char *s)
+{
+	return s ? strtoull(s, NULL, 10) : 0;
+}
+
+/* A SQLite column type in the DDL as PostgreSQL's: 64-bit integers and
+ * doubles (SQLite's INTEGER and REAL hold both), a bigserial key. */
+static char *pg_type(const char *ddl)
+{
+	static const char *const map[][2] = {
+		{ "INTEGER PRIMARY KEY AUTOINCREMENT", "BIGSERIAL PRIMARY KEY" },
+		{ "INTEGER", "BIGINT" },
+		{ "REAL", "DOUBLE PRECISION" },
+	};
+	struct buf b;
+	const char *p = ddl;
+	size_t i, n;
+
+	buf_init(&b, 0);
+	while (*p) {
+		for (i = 0; i < sizeof(map) / sizeof(map[0]); i++) {
+			n = strlen(map[i][0]);
+			if (p > ddl && p[-1] == ' ' && !strncmp(p, map[i][0], n) &&
+			    (p[n] == ',' || p[n] == ' ' || p[n] == ')' || !p[n]))
+				break;
+		}
+		if (i < sizeof(map) / sizeof(map[0])) {
+			if (buf_adds(&b, map[i][1]))
+				goto oom;
+			p += strlen(map[i][0]);
+		} else {
+			if (buf_add(&b, p, 1))
+				goto oom;
+			p++;
+		}
+	}
+	if (!b.data && buf_adds(&b, ""))
+		return NULL;
+	return buf_take(&b);
+oom:
+	buf_cleanup(&b);
+	return NULL;
+}
+
+/* mediactl's '?N' placeholders as libpq's '$N' (outside quotes). */
+static char *pg_params(const char *sql)
+{
+	struct buf b;
+	char q = 0;
+	const char *p;
+
+	buf_init(&b, 0);
+	for (p = sql; *p; p++) {
+		char c = *p;
+
+		if (q) {
+			if (c == q)
+				q = 0;
+		} else if (c == '\'' || c == '"') {
+			q = c;
+		} else if (c == '?' && p[1] >= '0' && p[1] <= '9') {
+			c = '$';
+		}
+		if (buf_add(&b, &c, 1)) {
+			buf_cleanup(&b);
+			return NULL;
+		}
+	}
+	if (!b.data && buf_adds(&b, ""))
+		return NULL;
+	return buf_take(&b);
+}
+
+static int first_int(void *ud, int ncol, const char *const *v)
+{
+	(void)ncol;
+	*(int64_t *)ud = num(v[0]);
+	return 1;
+}
+
+static int find_column(void *ud, int ncol, const char *const *v)
+{
+	const char **col = ud;
+
+	/* table_info: cid, name, type, notnull, dflt, pk */
+	if (ncol > 1 && v[1] && !strcmp(v[1], *col)) {
+		*col = NULL;
+		return 1;
+	}
+	return 0;
+}
+
+static int has_column(struct journal *j, const char *col)
+{
+	const char *want = col;
+
+	if (jquery(j, "PRAGMA table_info(uploads)", NULL, 0, find_column,
+		   &want, NULL, "schema"))
 		return 0;
-	while (sqlite3_step(st) == SQLITE_ROW)
-		if (!strcmp((const char *)sqlite3_column_text(st, 1), col))
-			found = 1;
-	sqlite3_finalize(st);
-	return found;
+	return want == NULL;
 }
 
-/* Bring an older journal's schema up to date (kept rows, new columns). */
+/* Bring an older SQLite journal's schema up to date (kept rows, new
+ * columns). */
 static enum mfs_err upgrade(struct journal *j, struct errbuf *eb)
 {
-	if (user_version(j->db) >= 3)
+	int64_t v = -1;
+	enum mfs_err rc = MFS_OK;
+	size_t i;
+
+	jquery(j, "PRAGMA user_version", NULL, 0, first_int, &v, NULL,
+	       "schema");
+	if (v >= 3)
 		return MFS_OK;
-	if (!has_column(j->db, "orig_size") &&
-	    sqlite3_exec(j->db, upgrade_1, NULL, NULL, NULL))
-		return db_err(j, eb, "upgrading the schema");
-	if (!has_column(j->db, "file_id") &&
-	    sqlite3_exec(j->db, "ALTER TABLE uploads ADD COLUMN file_id TEXT;",
-			 NULL, NULL, NULL))
-		return db_err(j, eb, "upgrading the schema");
-	if (!has_column(j->db, "drop_key") &&
-	    sqlite3_exec(j->db, "ALTER TABLE uploads ADD COLUMN drop_key TEXT;"
-			 "ALTER TABLE uploads ADD COLUMN discard INTEGER;",
-			 NULL, NULL, NULL))
-		return db_err(j, eb, "upgrading the schema");
-	if (sqlite3_exec(j->db, "PRAGMA user_version=3", NULL, NULL, NULL))
-		return db_err(j, eb, "upgrading the schema");
-	return MFS_OK;
+	if (!has_column(j, "orig_size"))
+		for (i = 0; !rc && i < sizeof(upgrade_1) / sizeof(upgrade_1[0]);
+		     i++)
+			rc = jexec(j, upgrade_1[i], NULL, 0, NULL, eb,
+				   "upgrading the schema");
+	if (!rc && !has_column(j, "file_id"))
+		rc = jexec(j, "ALTER TABLE uploads ADD COLUMN file_id TEXT",
+			   NULL, 0, NULL, eb, "upgrading the schema");
+	if (!rc && !has_column(j, "drop_key")) {
+		rc = jexec(j, "ALTER TABLE uploads ADD COLUMN drop_key TEXT",
+			   NULL, 0, NULL, eb, "upgrading the schema");
+		if (!rc)
+			rc = jexec(j, "ALTER TABLE uploads ADD COLUMN discard "
+				   "INTEGER", NULL, 0, NULL, eb,
+				   "upgrading the schema");
+	}
+	if (!rc)
+		rc = jexec(j, "PRAGMA user_version=3", NULL, 0, NULL, eb,
+			   "upgrading the schema");
+	return rc;
 }
 
-enum mfs_err journal_open(const char *path, int sync_full,
+/* Create the tables; caller holds lock (or owns j alone). PostgreSQL:
+ * one transaction under an advisory lock, so daemons starting together
+ * do not race on CREATE TABLE IF NOT EXISTS. */
+static enum mfs_err create_schema(struct journal *j, struct errbuf *eb)
+{
+	enum mfs_err rc = MFS_OK;
+	size_t i;
+
+	if (j->pg) {
+		rc = jexec(j, "SET client_min_messages TO warning", NULL, 0,
+			   NULL, eb, "schema");
+		if (!rc)
+			rc = jexec(j, "BEGIN", NULL, 0, NULL, eb, "schema");
+		if (!rc)
+			rc = jexec(j, "SELECT pg_advisory_xact_lock(1970170739)",
+				   NULL, 0, NULL, eb, "schema");
+	}
+	for (i = 0; !rc && i < sizeof(schema) / sizeof(schema[0]); i++) {
+		char *s = j->pg ? pg_type(schema[i]) : NULL;
+
+		if (j->pg && !s)
+			return MFS_ENOMEM;
+		rc = jexec(j, s ? s : schema[i], NULL, 0, NULL, eb, "schema");
+		free(s);
+	}
+	if (j->pg)
+		jexec(j, rc ? "ROLLBACK" : "COMMIT", NULL, 0, NULL,
+		      rc ? NULL : eb, "schema");
+	else if (!rc)
+		rc = upgrade(j, eb);
+	return rc;
+}
+
+/* Connect (and for SQLite set the pragmas); caller holds lock. */
+static enum mfs_err connect_db(struct journal *j, int create,
+			       struct errbuf *eb)
+{
+	struct errbuf e = { 0 };
+	enum mfs_err rc;
+
+	if (j->pg) {
+		rc = db_pg_open(j->where, &j->d, &e);
+		if (rc)
+			return eb_set(eb, rc, "cannot open journal: %s", e.msg);
+		return MFS_OK;
+	}
+	rc = db_sqlite_create(j->where, create, &j->d, &e);
+	if (rc)
+		return eb_set(eb, MFS_EIO, "cannot open journal %s: %s",
+			      j->where, e.msg);
+	if (create)	/* WAL stays set in the file */
+		rc = jexec(j, "PRAGMA journal_mode=WAL", NULL, 0, NULL, eb,
+			   j->where);
+	if (!rc)
+		rc = jexec(j, j->sync_full ? "PRAGMA synchronous=FULL" :
+			   "PRAGMA synchronous=NORMAL", NULL, 0, NULL, eb,
+			   j->where);
+	return rc;
+}
+
+enum mfs_err journal_open(const char *where, int sync_full,
 			  struct journal **out, struct errbuf *eb)
 {
 	struct journal *j = calloc(1, sizeof(*j));
-	enum mfs_err rc = MFS_OK;
+	enum mfs_err rc;
 
 	*out = NULL;
 	if (!j)
 		return MFS_ENOMEM;
 	pthread_mutex_init(&j->lock, NULL);
 	j->sync_full = sync_full;
-	j->path = strdup(path);
-	if (!j->path) {
+	j->pg = journal_is_shared(where);
+	j->where = strdup(where);
+	if (!j->where) {
 		journal_close(j);
 		return MFS_ENOMEM;
 	}
-	if (sqlite3_open_v2(path, &j->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-			    SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
-		rc = eb_set(eb, MFS_EIO, "cannot open journal %s: %s", path,
-			    j->db ? sqlite3_errmsg(j->db) : "no memory");
-		goto out;
-	}
-	sqlite3_busy_timeout(j->db, 10000);
-	if (sqlite3_exec(j->db, sync_full ?
-			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;" :
-			 "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-			 NULL, NULL, NULL) ||
-	    sqlite3_exec(j->db, schema, NULL, NULL, NULL))
-		rc = db_err(j, eb, path);
+	rc = connect_db(j, 1, eb);
 	if (!rc)
-		rc = upgrade(j, eb);
-out:
+		rc = create_schema(j, eb);
 	if (rc) {
 		journal_close(j);
 		return rc;
@@ -241,131 +418,85 @@ out:
 	return MFS_OK;
 }
 
+int journal_shared(const struct journal *j)
+{
+	return j->pg;
+}
+
 void journal_close(struct journal *j)
 {
 	if (!j)
 		return;
-	if (j->db)
-		sqlite3_close(j->db);
+	db_close(j->d);
 	pthread_mutex_destroy(&j->lock);
-	free(j->path);
+	if (j->where) {
+		/* a connection string may carry the password */
+		memset(j->where, 0, strlen(j->where));
+		free(j->where);
+	}
 	free(j);
 }
 
 enum mfs_err journal_reopen(struct journal *j, struct errbuf *eb)
 {
-	enum mfs_err rc = MFS_OK;
+	enum mfs_err rc;
 
 	pthread_mutex_lock(&j->lock);
-	sqlite3_close(j->db);
-	j->db = NULL;
-	if (sqlite3_open_v2(j->path, &j->db,
-			    SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
-			    NULL) != SQLITE_OK) {
-		rc = eb_set(eb, MFS_EIO, "cannot reopen journal %s", j->path);
-	} else {
-		sqlite3_busy_timeout(j->db, 10000);
-		if (sqlite3_exec(j->db, j->sync_full ?
-				 "PRAGMA synchronous=FULL;" :
-				 "PRAGMA synchronous=NORMAL;", NULL, NULL,
-				 NULL))
-			rc = db_err(j, eb, j->path);
-	}
+	db_close(j->d);
+	j->d = NULL;
+	rc = connect_db(j, 0, eb);
 	pthread_mutex_unlock(&j->lock);
 	return rc;
-}
-
-static void bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	if (s)
-		sqlite3_bind_text(st, i, s, -1, SQLITE_TRANSIENT);
-	else
-		sqlite3_bind_null(st, i);
-}
-
-/* Run one statement with bound values; caller holds lock. */
-static enum mfs_err run(struct journal *j, sqlite3_stmt *st,
-			struct errbuf *eb, const char *what)
-{
-	int r = sqlite3_step(st);
-
-	sqlite3_finalize(st);
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
-		return db_err(j, eb, what);
-	return MFS_OK;
-}
-
-static sqlite3_stmt *prep(struct journal *j, const char *sql)
-{
-	sqlite3_stmt *st = NULL;
-
-	if (sqlite3_prepare_v2(j->db, sql, -1, &st, NULL) != SQLITE_OK)
-		return NULL;
-	return st;
 }
 
 enum mfs_err journal_add_pending(struct journal *j, struct jrow *r,
 				 struct errbuf *eb)
 {
-	sqlite3_stmt *st;
+	char size[24], mtime[24], mode[16], now[32], *id = NULL;
+	const char *p[] = { r->mount_id, r->remote, r->key, r->stage_path,
+			    size, mtime, mode, r->content_type,
+			    r->cache_control, r->label, now };
+	struct errbuf e = { 0 };
 	enum mfs_err rc;
 
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)r->size);
+	snprintf(mtime, sizeof(mtime), "%lld", (long long)r->mtime_ns);
+	snprintf(mode, sizeof(mode), "%u", (unsigned)r->mode);
+	now_txt(now, sizeof(now));
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "INSERT INTO uploads(mount_id,remote,key,state,"
-		     "stage_path,size,mtime_ns,mode,content_type,"
-		     "cache_control,label,created_at,updated_at) "
-		     "VALUES(?1,?2,?3,'pending',?4,?5,?6,?7,?8,?9,?10,?11,?11)");
-	if (!st) {
-		rc = db_err(j, eb, "add");
-		goto out;
-	}
-	bind_text(st, 1, r->mount_id);
-	bind_text(st, 2, r->remote);
-	bind_text(st, 3, r->key);
-	bind_text(st, 4, r->stage_path);
-	sqlite3_bind_int64(st, 5, (sqlite3_int64)r->size);
-	sqlite3_bind_int64(st, 6, r->mtime_ns);
-	sqlite3_bind_int(st, 7, (int)r->mode);
-	bind_text(st, 8, r->content_type);
-	bind_text(st, 9, r->cache_control);
-	bind_text(st, 10, r->label);
-	sqlite3_bind_double(st, 11, now());
-	rc = run(j, st, eb, "add");
-	if (!rc)
-		r->id = sqlite3_last_insert_rowid(j->db);
-out:
+	rc = j->d->ops->insert(j->d, "INSERT INTO uploads(mount_id,remote,key,"
+			       "state,stage_path,size,mtime_ns,mode,"
+			       "content_type,cache_control,label,created_at,"
+			       "updated_at) VALUES($1,$2,$3,'pending',$4,$5,$6,"
+			       "$7,$8,$9,$10,$11,$11)", p, 11, "id", &id, &e);
 	pthread_mutex_unlock(&j->lock);
-	return rc;
+	if (rc)
+		return jerr(eb, rc, "add", &e);
+	r->id = num(id);
+	free(id);
+	return MFS_OK;
 }
 
 enum mfs_err journal_update_pending(struct journal *j, const struct jrow *r,
 				    struct errbuf *eb)
 {
-	sqlite3_stmt *st;
+	char id[24], size[24], mtime[24], mode[16], now[32], discard[8];
+	const char *p[] = { id, r->key, r->stage_path, size, mtime, mode,
+			    r->content_type, r->cache_control, now,
+			    r->drop_key, discard };
 	enum mfs_err rc;
 
+	snprintf(id, sizeof(id), "%lld", (long long)r->id);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)r->size);
+	snprintf(mtime, sizeof(mtime), "%lld", (long long)r->mtime_ns);
+	snprintf(mode, sizeof(mode), "%u", (unsigned)r->mode);
+	snprintf(discard, sizeof(discard), "%d", r->discard);
+	now_txt(now, sizeof(now));
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "UPDATE uploads SET key=?2,stage_path=?3,size=?4,"
-		     "mtime_ns=?5,mode=?6,content_type=?7,cache_control=?8,"
-		     "updated_at=?9,drop_key=?10,discard=?11 "
-		     "WHERE id=?1");
-	if (!st) {
-		rc = db_err(j, eb, "update");
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, r->id);
-	bind_text(st, 2, r->key);
-	bind_text(st, 3, r->stage_path);
-	sqlite3_bind_int64(st, 4, (sqlite3_int64)r->size);
-	sqlite3_bind_int64(st, 5, r->mtime_ns);
-	sqlite3_bind_int(st, 6, (int)r->mode);
-	bind_text(st, 7, r->content_type);
-	bind_text(st, 8, r->cache_control);
-	sqlite3_bind_double(st, 9, now());
-	bind_text(st, 10, r->drop_key);
-	sqlite3_bind_int(st, 11, r->discard);
-	rc = run(j, st, eb, "update");
-out:
+	rc = jexec(j, "UPDATE uploads SET key=$2,stage_path=$3,size=$4,"
+		   "mtime_ns=$5,mode=$6,content_type=$7,cache_control=$8,"
+		   "updated_at=$9,drop_key=$10,discard=$11 WHERE id=$1",
+		   p, 11, NULL, eb, "update");
 	pthread_mutex_unlock(&j->lock);
 	return rc;
 }
@@ -373,107 +504,94 @@ out:
 enum mfs_err journal_done(struct journal *j, int64_t id,
 			  const struct jdone *d, struct errbuf *eb)
 {
-	sqlite3_stmt *st;
+	char ids[24], size[24], mtime[24], now[32], osize[24];
+	const char *p[] = { ids, d->key, size, d->sha256, d->etag, d->url,
+			    d->content_type, mtime, now, osize,
+			    d->orig_sha256 ? d->orig_sha256 : d->sha256,
+			    d->hook, d->hook_result, d->file_id };
 	enum mfs_err rc;
 
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	snprintf(size, sizeof(size), "%llu", (unsigned long long)d->size);
+	snprintf(mtime, sizeof(mtime), "%lld", (long long)d->mtime_ns);
+	snprintf(osize, sizeof(osize), "%llu", (unsigned long long)
+		 (d->orig_sha256 ? d->orig_size : d->size));
+	now_txt(now, sizeof(now));
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "UPDATE uploads SET state='done',key=?2,size=?3,"
-		     "sha256=?4,etag=?5,url=?6,content_type=?7,mtime_ns=?8,"
-		     "stage_path=NULL,error=NULL,updated_at=?9,orig_size=?10,"
-		     "orig_sha256=?11,hook=?12,hook_result=?13,file_id=?14,"
-		     "drop_key=NULL,discard=NULL WHERE id=?1");
-	if (!st) {
-		rc = db_err(j, eb, "done");
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, id);
-	bind_text(st, 2, d->key);
-	sqlite3_bind_int64(st, 3, (sqlite3_int64)d->size);
-	bind_text(st, 4, d->sha256);
-	bind_text(st, 5, d->etag);
-	bind_text(st, 6, d->url);
-	bind_text(st, 7, d->content_type);
-	sqlite3_bind_int64(st, 8, d->mtime_ns);
-	sqlite3_bind_double(st, 9, now());
-	sqlite3_bind_int64(st, 10, (sqlite3_int64)(d->orig_sha256 ?
-						    d->orig_size : d->size));
-	bind_text(st, 11, d->orig_sha256 ? d->orig_sha256 : d->sha256);
-	bind_text(st, 12, d->hook);
-	bind_text(st, 13, d->hook_result);
-	bind_text(st, 14, d->file_id);
-	rc = run(j, st, eb, "done");
-out:
+	rc = jexec(j, "UPDATE uploads SET state='done',key=$2,size=$3,"
+		   "sha256=$4,etag=$5,url=$6,content_type=$7,mtime_ns=$8,"
+		   "stage_path=NULL,error=NULL,updated_at=$9,orig_size=$10,"
+		   "orig_sha256=$11,hook=$12,hook_result=$13,file_id=$14,"
+		   "drop_key=NULL,discard=NULL WHERE id=$1", p, 14, NULL, eb,
+		   "done");
 	pthread_mutex_unlock(&j->lock);
 	return rc;
 }
 
-static void col_copy(sqlite3_stmt *st, int i, char *dst, size_t cap)
+static void col_copy(const char *v, char *dst, size_t cap)
 {
-	const unsigned char *v = sqlite3_column_text(st, i);
+	snprintf(dst, cap, "%s", v ? v : "");
+}
 
-	snprintf(dst, cap, "%s", v ? (const char *)v : "");
+static int last_row(void *ud, int ncol, const char *const *v)
+{
+	struct jlast *out = ud;
+
+	if (ncol < 13)
+		return 1;
+	out->id = num(v[0]);
+	out->size = unum(v[1]);
+	col_copy(v[2], out->sha256, sizeof(out->sha256));
+	col_copy(v[3], out->etag, sizeof(out->etag));
+	col_copy(v[4], out->url, sizeof(out->url));
+	col_copy(v[5], out->content_type, sizeof(out->content_type));
+	col_copy(v[6], out->cache_control, sizeof(out->cache_control));
+	out->mtime_ns = num(v[7]);
+	out->mode = (uint32_t)num(v[8]);
+	out->orig_size = unum(v[9]);
+	col_copy(v[10], out->orig_sha256, sizeof(out->orig_sha256));
+	col_copy(v[11], out->hook, sizeof(out->hook));
+	col_copy(v[12], out->hook_result, sizeof(out->hook_result));
+	return 1;
 }
 
 enum mfs_err journal_last_done(struct journal *j, const char *remote,
 			       const char *key, struct jlast *out)
 {
-	sqlite3_stmt *st;
-	enum mfs_err rc = MFS_ENOTFOUND;
+	const char *p[] = { remote, key };
+	enum mfs_err rc;
 
 	memset(out, 0, sizeof(*out));
+	out->id = -1;
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "SELECT id,size,sha256,etag,url,content_type,"
-		     "cache_control,mtime_ns,mode,orig_size,orig_sha256,hook,"
-		     "hook_result FROM uploads WHERE remote=?1 AND key=?2 AND "
-		     "state='done' ORDER BY id DESC LIMIT 1");
-	if (!st) {
-		rc = MFS_EIO;
-		goto out;
-	}
-	bind_text(st, 1, remote);
-	bind_text(st, 2, key);
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		out->id = sqlite3_column_int64(st, 0);
-		out->size = (uint64_t)sqlite3_column_int64(st, 1);
-		col_copy(st, 2, out->sha256, sizeof(out->sha256));
-		col_copy(st, 3, out->etag, sizeof(out->etag));
-		col_copy(st, 4, out->url, sizeof(out->url));
-		col_copy(st, 5, out->content_type, sizeof(out->content_type));
-		col_copy(st, 6, out->cache_control, sizeof(out->cache_control));
-		out->mtime_ns = sqlite3_column_int64(st, 7);
-		out->mode = (uint32_t)sqlite3_column_int(st, 8);
-		out->orig_size = (uint64_t)sqlite3_column_int64(st, 9);
-		col_copy(st, 10, out->orig_sha256, sizeof(out->orig_sha256));
-		col_copy(st, 11, out->hook, sizeof(out->hook));
-		col_copy(st, 12, out->hook_result, sizeof(out->hook_result));
-		rc = MFS_OK;
-	}
-	sqlite3_finalize(st);
-out:
+	rc = jquery(j, "SELECT id,size,sha256,etag,url,content_type,"
+		    "cache_control,mtime_ns,mode,orig_size,orig_sha256,hook,"
+		    "hook_result FROM uploads WHERE remote=$1 AND key=$2 AND "
+		    "state='done' ORDER BY id DESC LIMIT 1", p, 2, last_row,
+		    out, NULL, "last");
 	pthread_mutex_unlock(&j->lock);
-	return rc;
+	if (rc)
+		return MFS_EIO;
+	if (out->id < 0) {
+		out->id = 0;
+		return MFS_ENOTFOUND;
+	}
+	return MFS_OK;
 }
 
 static enum mfs_err set_state(struct journal *j, int64_t id,
 			      const char *state, const char *error,
 			      struct errbuf *eb)
 {
-	sqlite3_stmt *st;
+	char ids[24], now[32];
+	const char *p[] = { ids, state, error, now };
 	enum mfs_err rc;
 
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
+	now_txt(now, sizeof(now));
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "UPDATE uploads SET state=?2,error=?3,updated_at=?4 "
-		     "WHERE id=?1");
-	if (!st) {
-		rc = db_err(j, eb, state);
-		goto out;
-	}
-	sqlite3_bind_int64(st, 1, id);
-	bind_text(st, 2, state);
-	bind_text(st, 3, error);
-	sqlite3_bind_double(st, 4, now());
-	rc = run(j, st, eb, state);
-out:
+	rc = jexec(j, "UPDATE uploads SET state=$2,error=$3,updated_at=$4 "
+		   "WHERE id=$1", p, 4, NULL, eb, state);
 	pthread_mutex_unlock(&j->lock);
 	return rc;
 }
@@ -489,76 +607,83 @@ enum mfs_err journal_cancel(struct journal *j, int64_t id, struct errbuf *eb)
 	return set_state(j, id, "cancelled", NULL, eb);
 }
 
+struct pending_ctx {
+	const char *mount_id;
+	journal_row_cb cb;
+	void *ud;
+};
+
+static int pending_row(void *ud, int ncol, const char *const *v)
+{
+	struct pending_ctx *pc = ud;
+	struct jrow row = { 0 };
+	int i;
+
+	if (ncol < 14)
+		return 1;
+	row.id = num(v[0]);
+	row.mount_id = pc->mount_id;
+	row.remote = v[1];
+	row.key = v[2];
+	row.stage_path = v[3];
+	row.size = unum(v[4]);
+	row.mtime_ns = num(v[5]);
+	row.mode = (uint32_t)num(v[6]);
+	row.content_type = v[7];
+	row.cache_control = v[8];
+	row.label = v[9];
+	row.drop_key = v[11];
+	row.discard = (int)num(v[12]);
+	row.error = v[13];
+	for (i = 0; i < 5; i++)
+		if (v[10] && !strcmp(v[10], state_names[i]))
+			row.state = i;
+	pc->cb(pc->ud, &row);
+	return 0;
+}
+
 enum mfs_err journal_pending(struct journal *j, const char *mount_id,
 			     int failed, journal_row_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
-	enum mfs_err rc = MFS_OK;
-	int r, i;
+	struct pending_ctx pc = { mount_id, cb, ud };
+	const char *p[] = { mount_id };
+	enum mfs_err rc;
 
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, failed ?
-		  "SELECT id,remote,key,stage_path,size,mtime_ns,mode,"
-		  "content_type,cache_control,label,state,drop_key,discard,"
-		  "error FROM uploads WHERE mount_id=?1 AND "
-		  "state IN ('pending','failed') ORDER BY id" :
-		  "SELECT id,remote,key,stage_path,size,mtime_ns,mode,"
-		  "content_type,cache_control,label,state,drop_key,discard,"
-		  "error FROM uploads WHERE mount_id=?1 AND state='pending' "
-		  "ORDER BY id");
-	if (!st) {
-		pthread_mutex_unlock(&j->lock);
-		return MFS_EIO;
-	}
-	bind_text(st, 1, mount_id);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		struct jrow row = { 0 };
-		const char *state = (const char *)sqlite3_column_text(st, 10);
-
-		row.id = sqlite3_column_int64(st, 0);
-		row.mount_id = mount_id;
-		row.remote = (const char *)sqlite3_column_text(st, 1);
-		row.key = (const char *)sqlite3_column_text(st, 2);
-		row.stage_path = (const char *)sqlite3_column_text(st, 3);
-		row.size = (uint64_t)sqlite3_column_int64(st, 4);
-		row.mtime_ns = sqlite3_column_int64(st, 5);
-		row.mode = (uint32_t)sqlite3_column_int(st, 6);
-		row.content_type = (const char *)sqlite3_column_text(st, 7);
-		row.cache_control = (const char *)sqlite3_column_text(st, 8);
-		row.label = (const char *)sqlite3_column_text(st, 9);
-		row.drop_key = (const char *)sqlite3_column_text(st, 11);
-		row.discard = sqlite3_column_int(st, 12);
-		row.error = (const char *)sqlite3_column_text(st, 13);
-		for (i = 0; i < 5; i++)
-			if (state && !strcmp(state, state_names[i]))
-				row.state = i;
-		cb(ud, &row);
-	}
-	if (r != SQLITE_DONE)
-		rc = MFS_EIO;
-	sqlite3_finalize(st);
+	rc = jquery(j, failed ?
+		    "SELECT id,remote,key,stage_path,size,mtime_ns,mode,"
+		    "content_type,cache_control,label,state,drop_key,discard,"
+		    "error FROM uploads WHERE mount_id=$1 AND "
+		    "state IN ('pending','failed') ORDER BY id" :
+		    "SELECT id,remote,key,stage_path,size,mtime_ns,mode,"
+		    "content_type,cache_control,label,state,drop_key,discard,"
+		    "error FROM uploads WHERE mount_id=$1 AND state='pending' "
+		    "ORDER BY id", p, 1, pending_row, &pc, NULL, "pending");
 	pthread_mutex_unlock(&j->lock);
-	return rc;
+	return rc ? MFS_EIO : MFS_OK;
+}
+
+static int any_row(void *ud, int ncol, const char *const *v)
+{
+	(void)ncol;
+	(void)v;
+	*(int *)ud = 1;
+	return 1;
 }
 
 int journal_done_after(struct journal *j, const char *remote, const char *key,
 		       int64_t id)
 {
-	sqlite3_stmt *st;
+	char ids[24];
+	const char *p[] = { remote, key, ids };
 	int found = 0;
 
+	snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "SELECT 1 FROM uploads WHERE remote=?1 AND key=?2 AND "
-		     "id>?3 AND state='done' LIMIT 1");
-	if (st) {
-		bind_text(st, 1, remote);
-		bind_text(st, 2, key);
-		sqlite3_bind_int64(st, 3, id);
-		found = sqlite3_step(st) == SQLITE_ROW;
-		sqlite3_finalize(st);
-	} else {
+	if (jquery(j, "SELECT 1 FROM uploads WHERE remote=$1 AND key=$2 AND "
+		   "id>$3 AND state='done' LIMIT 1", p, 3, any_row, &found,
+		   NULL, "done after"))
 		found = 1;	/* unknown: do not delete */
-	}
 	pthread_mutex_unlock(&j->lock);
 	return found;
 }
@@ -568,24 +693,15 @@ enum mfs_err journal_event(struct journal *j, const char *mount_id,
 			   const char *key, const char *new_key,
 			   const char *detail)
 {
-	sqlite3_stmt *st;
+	char now[32];
+	const char *p[] = { now, mount_id, remote, op, key, new_key, detail };
 	enum mfs_err rc;
 
+	now_txt(now, sizeof(now));
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "INSERT INTO events(time,mount_id,remote,op,key,new_key,"
-		     "detail) VALUES(?1,?2,?3,?4,?5,?6,?7)");
-	if (!st) {
-		pthread_mutex_unlock(&j->lock);
-		return MFS_EIO;
-	}
-	sqlite3_bind_double(st, 1, now());
-	bind_text(st, 2, mount_id);
-	bind_text(st, 3, remote);
-	bind_text(st, 4, op);
-	bind_text(st, 5, key);
-	bind_text(st, 6, new_key);
-	bind_text(st, 7, detail);
-	rc = run(j, st, NULL, "event");
+	rc = jexec(j, "INSERT INTO events(time,mount_id,remote,op,key,new_key,"
+		   "detail) VALUES($1,$2,$3,$4,$5,$6,$7)", p, 7, NULL, NULL,
+		   "event");
 	pthread_mutex_unlock(&j->lock);
 	return rc;
 }
@@ -595,39 +711,33 @@ enum mfs_err journal_requeue(struct journal *j, int64_t id, struct errbuf *eb)
 	return set_state(j, id, "pending", NULL, eb);
 }
 
+struct sql_ctx {
+	journal_sql_cb cb;
+	void *ud;
+};
+
+static int sql_row(void *ud, int ncol, const char *const *v)
+{
+	struct sql_ctx *sc = ud;
+
+	return sc->cb ? sc->cb(sc->ud, ncol, v, NULL) : 0;
+}
+
 enum mfs_err journal_sql(struct journal *j, const char *sql,
 			 const char *const *params, int nparams,
 			 journal_sql_cb cb, void *ud, struct errbuf *eb)
 {
-	const char *names[64], *vals[64];
-	sqlite3_stmt *st;
-	enum mfs_err rc = MFS_OK;
-	int r = SQLITE_DONE, i, ncol;
+	struct sql_ctx sc = { cb, ud };
+	char *s = j->pg ? pg_params(sql) : NULL;
+	enum mfs_err rc;
 
+	if (j->pg && !s)
+		return MFS_ENOMEM;
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, sql);
-	if (!st) {
-		rc = db_err(j, eb, "query");
-		goto out;
-	}
-	for (i = 0; i < nparams; i++)
-		bind_text(st, i + 1, params[i]);
-	ncol = sqlite3_column_count(st);
-	if (ncol > 64)
-		ncol = 64;
-	for (i = 0; i < ncol; i++)
-		names[i] = sqlite3_column_name(st, i);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW) {
-		for (i = 0; i < ncol; i++)
-			vals[i] = (const char *)sqlite3_column_text(st, i);
-		if (cb && cb(ud, ncol, vals, names))
-			break;
-	}
-	if (r != SQLITE_DONE && r != SQLITE_ROW)
-		rc = db_err(j, eb, "query");
-	sqlite3_finalize(st);
-out:
+	rc = jquery(j, s ? s : sql, params, nparams, sql_row, &sc, eb,
+		    "query");
 	pthread_mutex_unlock(&j->lock);
+	free(s);
 	return rc;
 }
 
@@ -635,23 +745,17 @@ enum mfs_err journal_exec(struct journal *j, const char *sql,
 			  const char *const *params, int nparams,
 			  int64_t *changes, struct errbuf *eb)
 {
-	sqlite3_stmt *st;
+	char *s = j->pg ? pg_params(sql) : NULL;
 	enum mfs_err rc;
-	int i;
 
-	pthread_mutex_lock(&j->lock);
-	st = prep(j, sql);
-	if (!st) {
-		rc = db_err(j, eb, "update");
-		goto out;
-	}
-	for (i = 0; i < nparams; i++)
-		bind_text(st, i + 1, params[i]);
-	rc = run(j, st, eb, "update");
 	if (changes)
-		*changes = rc ? 0 : sqlite3_changes64(j->db);
-out:
+		*changes = 0;
+	if (j->pg && !s)
+		return MFS_ENOMEM;
+	pthread_mutex_lock(&j->lock);
+	rc = jexec(j, s ? s : sql, params, nparams, changes, eb, "update");
 	pthread_mutex_unlock(&j->lock);
+	free(s);
 	return rc;
 }
 
@@ -660,28 +764,23 @@ enum mfs_err journal_mp_open(struct journal *j, const char *mount_id,
 			     const char *upload_id, int64_t upload,
 			     int *created, struct errbuf *eb)
 {
-	sqlite3_stmt *st;
+	char up[24], now[32];
+	const char *p[] = { upload_id, mount_id, remote, key, up, now };
+	int64_t changes = 0;
 	enum mfs_err rc;
 
 	if (created)
 		*created = 0;
+	snprintf(up, sizeof(up), "%lld", (long long)upload);
+	now_txt(now, sizeof(now));
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "INSERT OR IGNORE INTO multipart(upload_id,mount_id,"
-		     "remote,key,upload,created_at) VALUES(?1,?2,?3,?4,?5,?6)");
-	if (!st) {
-		rc = db_err(j, eb, "multipart");
-		goto out;
-	}
-	bind_text(st, 1, upload_id);
-	bind_text(st, 2, mount_id);
-	bind_text(st, 3, remote);
-	bind_text(st, 4, key);
-	sqlite3_bind_int64(st, 5, upload);
-	sqlite3_bind_double(st, 6, now());
-	rc = run(j, st, eb, "multipart");
+	/* A row already there (an intent re-recorded) keeps its time. */
+	rc = jexec(j, "INSERT INTO multipart(upload_id,mount_id,remote,key,"
+		   "upload,created_at) VALUES($1,$2,$3,$4,$5,$6) "
+		   "ON CONFLICT(remote,upload_id) DO NOTHING",
+		   p, 6, &changes, eb, "multipart");
 	if (!rc && created)
-		*created = sqlite3_changes(j->db) > 0;
-out:
+		*created = changes > 0;
 	pthread_mutex_unlock(&j->lock);
 	return rc;
 }
@@ -689,46 +788,41 @@ out:
 enum mfs_err journal_mp_close(struct journal *j, const char *remote,
 			      const char *upload_id, struct errbuf *eb)
 {
-	sqlite3_stmt *st;
+	const char *p[] = { remote, upload_id };
 	enum mfs_err rc;
 
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "DELETE FROM multipart WHERE remote=?1 AND upload_id=?2");
-	if (!st) {
-		rc = db_err(j, eb, "multipart");
-		goto out;
-	}
-	bind_text(st, 1, remote);
-	bind_text(st, 2, upload_id);
-	rc = run(j, st, eb, "multipart");
-out:
+	rc = jexec(j, "DELETE FROM multipart WHERE remote=$1 AND "
+		   "upload_id=$2", p, 2, NULL, eb, "multipart");
 	pthread_mutex_unlock(&j->lock);
 	return rc;
+}
+
+struct mp_ctx {
+	journal_mp_cb cb;
+	void *ud;
+};
+
+static int mp_row(void *ud, int ncol, const char *const *v)
+{
+	struct mp_ctx *mc = ud;
+
+	if (ncol >= 4)
+		mc->cb(mc->ud, v[0], v[1], v[2], v[3] ? strtod(v[3], NULL) : 0);
+	return 0;
 }
 
 enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
 			     journal_mp_cb cb, void *ud)
 {
-	sqlite3_stmt *st;
-	enum mfs_err rc = MFS_OK;
-	int r;
+	struct mp_ctx mc = { cb, ud };
+	const char *p[] = { mount_id };
+	enum mfs_err rc;
 
 	pthread_mutex_lock(&j->lock);
-	st = prep(j, "SELECT remote,key,upload_id,created_at FROM multipart "
-		     "WHERE mount_id=?1 ORDER BY created_at");
-	if (!st) {
-		pthread_mutex_unlock(&j->lock);
-		return MFS_EIO;
-	}
-	bind_text(st, 1, mount_id);
-	while ((r = sqlite3_step(st)) == SQLITE_ROW)
-		cb(ud, (const char *)sqlite3_column_text(st, 0),
-		   (const char *)sqlite3_column_text(st, 1),
-		   (const char *)sqlite3_column_text(st, 2),
-		   sqlite3_column_double(st, 3));
-	if (r != SQLITE_DONE)
-		rc = MFS_EIO;
-	sqlite3_finalize(st);
+	rc = jquery(j, "SELECT remote,key,upload_id,created_at FROM multipart "
+		    "WHERE mount_id=$1 ORDER BY created_at", p, 1, mp_row, &mc,
+		    NULL, "multipart");
 	pthread_mutex_unlock(&j->lock);
-	return rc;
+	return rc ? MFS_EIO : MFS_OK;
 }

@@ -1,6 +1,6 @@
-/* db.c - driver choice and identifier quoting for the application
- * databases (db.h). */
-#include "cli/db.h"
+/* db.c - driver choice and identifier quoting for SQL databases
+ * (db.h). */
+#include "meta/db.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -71,4 +71,42 @@ char *db_ident(const char *name)
 		return NULL;
 	}
 	return buf_take(&b);
+}
+
+char *db_conn_with_password(const char *conn, const char *password)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	int url = str_starts(conn, "postgres://") ||
+		  str_starts(conn, "postgresql://");
+	const char *p;
+	struct buf b;
+
+	buf_init(&b, 0);
+	if (buf_adds(&b, conn) ||
+	    buf_adds(&b, url ? (strchr(conn, '?') ? "&password=" : "?password=")
+			     : (*conn ? " password='" : "password='")))
+		goto oom;
+	for (p = password; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		char e[3] = { '%', hex[c >> 4], hex[c & 15] };
+
+		if (url && !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || strchr("-._~", c))) {
+			if (buf_add(&b, e, 3))
+				goto oom;
+		} else if (!url && (c == '\'' || c == '\\')) {
+			if (buf_adds(&b, "\\") || buf_add(&b, p, 1))
+				goto oom;
+		} else if (buf_add(&b, p, 1)) {
+			goto oom;
+		}
+	}
+	if (!url && buf_adds(&b, "'"))
+		goto oom;
+	return buf_take(&b);
+oom:
+	if (b.data)
+		memset(b.data, 0, b.len);
+	buf_cleanup(&b);
+	return NULL;
 }

@@ -1,4 +1,4 @@
-/* db_sqlite.c - the SQLite driver of cli/db (db.h). $N placeholders become
+/* db_sqlite.c - the SQLite driver of meta/db (db.h). $N placeholders become
  * ?N outside quotes; values bind as text (SQLite's column affinity turns
  * '42' into 42 where the column is INTEGER). */
 #include <stdlib.h>
@@ -6,7 +6,7 @@
 
 #include <sqlite3.h>
 
-#include "cli/db.h"
+#include "meta/db.h"
 #include "common/buf.h"
 #include "common/str.h"
 
@@ -55,8 +55,10 @@ static enum mfs_err prepare(struct db *d, const char *sql,
 	if (!s)
 		return MFS_ENOMEM;
 	if (sqlite3_prepare_v2(H(d), s, -1, st, NULL) != SQLITE_OK) {
-		enum mfs_err rc = eb_set(eb, MFS_EINVAL, "sqlite: %s",
-					 sqlite3_errmsg(H(d)));
+		/* a full disk is the user's ENOSPC, not bad SQL */
+		int full = (sqlite3_errcode(H(d)) & 0xff) == SQLITE_FULL;
+		enum mfs_err rc = eb_set(eb, full ? MFS_ENOSPC : MFS_EINVAL,
+					 "sqlite: %s", sqlite3_errmsg(H(d)));
 
 		free(s);
 		return rc;
@@ -87,7 +89,8 @@ static enum mfs_err step_all(struct db *d, sqlite3_stmt *st, db_row_cb cb,
 			return MFS_OK;
 	}
 	if (r != SQLITE_DONE)
-		return eb_set(eb, r == SQLITE_CONSTRAINT ? MFS_ECONFLICT : MFS_EIO,
+		return eb_set(eb, r == SQLITE_CONSTRAINT ? MFS_ECONFLICT :
+			      (r & 0xff) == SQLITE_FULL ? MFS_ENOSPC : MFS_EIO,
 			      "sqlite: %s", sqlite3_errmsg(H(d)));
 	return MFS_OK;
 }
@@ -196,8 +199,9 @@ static const struct db_ops sqlite_ops = {
 	.close = sq_close,
 };
 
-enum mfs_err db_sqlite_open(const char *path, struct db **out,
-			    struct errbuf *eb)
+/* Open path (creating it with create); NOMUTEX: callers serialise. */
+static enum mfs_err open_flags(const char *path, int flags, struct db **out,
+			       struct errbuf *eb)
 {
 	struct db *d = calloc(1, sizeof(*d));
 	sqlite3 *h = NULL;
@@ -205,8 +209,7 @@ enum mfs_err db_sqlite_open(const char *path, struct db **out,
 	*out = NULL;
 	if (!d)
 		return MFS_ENOMEM;
-	if (sqlite3_open_v2(path, &h, SQLITE_OPEN_READWRITE, NULL) !=
-	    SQLITE_OK) {
+	if (sqlite3_open_v2(path, &h, flags, NULL) != SQLITE_OK) {
 		enum mfs_err rc = eb_set(eb, MFS_ENOTFOUND,
 					 "cannot open SQLite database %s: %s",
 					 path, h ? sqlite3_errmsg(h) : "no memory");
@@ -220,4 +223,17 @@ enum mfs_err db_sqlite_open(const char *path, struct db **out,
 	d->priv = h;
 	*out = d;
 	return MFS_OK;
+}
+
+enum mfs_err db_sqlite_open(const char *path, struct db **out,
+			    struct errbuf *eb)
+{
+	return open_flags(path, SQLITE_OPEN_READWRITE, out, eb);
+}
+
+enum mfs_err db_sqlite_create(const char *path, int create, struct db **out,
+			      struct errbuf *eb)
+{
+	return open_flags(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX |
+			  (create ? SQLITE_OPEN_CREATE : 0), out, eb);
 }

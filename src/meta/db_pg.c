@@ -1,4 +1,4 @@
-/* db_pg.c - the PostgreSQL driver of cli/db (db.h), over libpq. Values go
+/* db_pg.c - the PostgreSQL driver of meta/db (db.h), over libpq. Values go
  * as untyped text parameters (PQexecParams), so PostgreSQL infers each
  * one's type from its place (a jsonb column takes JSON text, an integer
  * key '42'). Rows come back as text. */
@@ -7,7 +7,7 @@
 
 #include <libpq-fe.h>
 
-#include "cli/db.h"
+#include "meta/db.h"
 #include "common/log.h"
 #include "common/str.h"
 
