@@ -170,7 +170,11 @@ static int sniff_file(struct planner *p, const char *path, const char **ext,
 		return -1;
 	}
 	close(fd);
-	sniff_type(p->sniff, head, got, NULL, type, tcap);
+	/* the bytes decide, the name breaks ties: as mediafs decides the
+	 * type it keeps from a read, so a later plan that asks decides the
+	 * same */
+	sniff_type(p->sniff, head, got, strrchr(path, '/') ?
+		   strrchr(path, '/') + 1 : path, type, tcap);
 	p->nsniffed++;
 decided:
 	{

@@ -19,7 +19,8 @@ write_conf "$T/m.conf" ktypes
 mctl() { "$MEDIACTL" --journal "$J" --config "$T/m.conf" "$@"; }
 
 # ---- sources: real PNG and GIF images (extension-less), a JPEG, an S3
-# error document (XML: planned as .bin), an empty file; the expected
+# error document (XML: planned as .bin), an empty file, a CSV text (its
+# name breaks the tie, in the plan's sniff as in mediafs's); the expected
 # extension of each from its first bytes
 NIMG=24
 [ "${MFS_TEST_PASS:-}" = mount-asan ] && NIMG=12
@@ -36,11 +37,13 @@ d = sys.argv[1]
 open(f'{d}/photo', 'wb').write(b'\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00' + bytes(range(256)) * 40 + b'\xff\xd9')
 open(f'{d}/denied', 'wb').write(b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>\n')
 open(f'{d}/empty', 'wb').close()
+open(f'{d}/notes.csv', 'wb').write(b'id,name\n1,one\n2,two\n')	# text: the name breaks the tie
 with open(f'{d}/../expected', 'w') as out:
     for n in sorted(os.listdir(d)):
         b = open(f'{d}/{n}', 'rb').read(16)
         ext = ('png' if b.startswith(b'\x89PNG') else 'gif' if b.startswith(b'GIF8')
-               else 'jpg' if b.startswith(b'\xff\xd8\xff') else 'bin')
+               else 'jpg' if b.startswith(b'\xff\xd8\xff') else 'csv' if n.endswith('.csv')
+               else 'bin')
         out.write(f'{n}\t{ext}\n')
 PY
 NSRC=$(wc -l <"$T/expected")
@@ -171,7 +174,7 @@ from botocore.config import Config
 c = boto3.client('s3', endpoint_url='http://127.0.0.1:%s' % sys.argv[1],
                  aws_access_key_id='test:tester', aws_secret_access_key='testing',
                  region_name='us-east-1', config=Config(s3={'addressing_style': 'path'}))
-want = {'png': 'image/png', 'gif': 'image/gif', 'jpg': 'image/jpeg'}
+want = {'png': 'image/png', 'gif': 'image/gif', 'jpg': 'image/jpeg', 'csv': 'text/csv'}
 bad = 0
 for l in open(sys.argv[2]):
     n, ext = l.rstrip('\n').split('\t')
