@@ -983,12 +983,13 @@ enum mfs_err fs_fsyncdir(struct fs *fs, uint64_t ino, struct errbuf *eb)
 }
 
 /* user.mediafs.known_type: n's content type from what the daemon knows
- * already, never a request: the type of its queued upload, the store's own
- * type when a HEAD brought one that says more than "bytes", the type
- * sniffed from a read of this version (the cache), the type its last
- * upload through mediafs sent (the journal, same ETag), or the first bytes
- * of this version in the data cache, sniffed now. MFS_ENODATA when none
- * of them knows: the caller reads and sniffs (mediactl plan). */
+ * already, never a request, in this order: the type of its queued upload;
+ * the type sniffed from a read of this version (the cache); the store's
+ * own type when a HEAD brought one that says more than "bytes"; the type
+ * its last upload through mediafs sent (the journal, same ETag); the first
+ * bytes of this version in the data cache, sniffed now (and kept).
+ * MFS_ENODATA when none of them knows: the caller reads and sniffs
+ * (mediactl plan), and the read keeps the type it sniffs. */
 static enum mfs_err known_type(struct fs *fs, const struct fs_remote *r,
 			       struct mc_node *n, char *dst, size_t cap,
 			       size_t *len)
@@ -1006,12 +1007,14 @@ static enum mfs_err known_type(struct fs *fs, const struct fs_remote *r,
 			return put_value(m.content_type, dst, cap, len);
 		return MFS_ENODATA;	/* the bytes are local: read them */
 	}
+	/* a type sniffed from this version's bytes first: a HEAD after the
+	 * read does not change what a plan decided then (its target) */
+	if (n->etag[0] && n->stype[0])
+		return put_value(n->stype, dst, cap, len);
 	if (n->full && !fsi_vague_type(n->ctype))
 		return put_value(n->ctype, dst, cap, len);
 	if (!n->etag[0])
 		return MFS_ENODATA;
-	if (n->stype[0])
-		return put_value(n->stype, dst, cap, len);
 	if (fs->cfg.journal &&
 	    !journal_last_done(fs->cfg.journal, r->name, n->key, &jl) &&
 	    !strcmp(jl.etag, n->etag) && !fsi_vague_type(jl.content_type))

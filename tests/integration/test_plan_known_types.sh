@@ -19,7 +19,8 @@ write_conf "$T/m.conf" ktypes
 mctl() { "$MEDIACTL" --journal "$J" --config "$T/m.conf" "$@"; }
 
 # ---- sources: real PNG and GIF images (extension-less), a JPEG, an S3
-# error document (XML: planned as .bin), an empty file, a CSV text (its
+# error document (XML: planned as .bin), an empty file, a PNG the store
+# types image/png, a CSV text (its
 # name breaks the tie, in the plan's sniff as in mediafs's); the expected
 # extension of each from its first bytes
 NIMG=24
@@ -37,6 +38,8 @@ d = sys.argv[1]
 open(f'{d}/photo', 'wb').write(b'\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00' + bytes(range(256)) * 40 + b'\xff\xd9')
 open(f'{d}/denied', 'wb').write(b'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>\n')
 open(f'{d}/empty', 'wb').close()
+png = [n for n in sorted(os.listdir(d)) if open(f'{d}/{n}', 'rb').read(4) == b'\x89PNG'][0]
+open(f'{d}/typed', 'wb').write(open(f'{d}/{png}', 'rb').read())	# stored as image/png below
 open(f'{d}/notes.csv', 'wb').write(b'id,name\n1,one\n2,two\n')	# text: the name breaks the tie
 with open(f'{d}/../expected', 'w') as out:
     for n in sorted(os.listdir(d)):
@@ -48,7 +51,8 @@ with open(f'{d}/../expected', 'w') as out:
 PY
 NSRC=$(wc -l <"$T/expected")
 # raw/: a backup mediafs never saw (boto3 sends no type)
-mkdir -p "$T/up" && cp -r "$T/src" "$T/up/raw" && s3 putdir ktypes "$T/up" ||
+mkdir -p "$T/up" && cp -r "$T/src" "$T/up/raw" && s3 putdir ktypes "$T/up" &&
+	s3 put ktypes raw/typed "$T/src/typed" --type image/png ||
 	{ fail fixture "uploading raw/"; exit 1; }
 
 mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache",journal="$J" ||
@@ -95,15 +99,18 @@ else
 	fail "plan via" "$gets GET, $heads HEAD; $(cat "$T/via.plan.out")"
 fi
 
-# ---- a backup mediafs never read: sniffed from one read each
+# ---- a backup mediafs never read: sniffed from one read each, but for
+# the empty object (no byte to read) and one whose type the store gave a
+# HEAD already (image/png)
+ct=$(getfattr --absolute-names --only-values -n user.mediafs.content_type "$MNT/s3t/raw/typed")
+[ "$ct" = image/png ] || fail "content_type" "raw/typed: '$ct', want the store's image/png"
 m=$(req_mark)
 plan_of "$MNT/s3t/raw" "$T/raw1.plan"
 gets1=$(req_since "$m" '^GET /ktypes/raw/')
 plan_bytes=$(got_bytes "$m" /ktypes/raw/)
 if types_ok "$T/raw1.plan" && [ "$gets1" -ge 1 ] && [ "$gets1" -le "$NSRC" ] &&
-	grep -q "types: 1 known to the mount, $((NSRC - 1)) read" "$T/raw1.plan.out"; then
-	# (the empty object's type needs no byte: known)
-	pass "first plan over $NSRC unknown files: every type sniffed right from the bytes ($gets1 GET)"
+	grep -q "types: 2 known to the mount, $((NSRC - 2)) read" "$T/raw1.plan.out"; then
+	pass "first plan over $NSRC files mediafs never read: $((NSRC - 2)) types sniffed right from the bytes ($gets1 GET), the empty one and the one the store typed known"
 else
 	fail "plan raw 1" "$gets1 GET; $(types_ok "$T/raw1.plan" 2>&1); $(cat "$T/raw1.plan.out")"
 fi
@@ -131,26 +138,6 @@ if [ "$gets" = 0 ] && cmp -s "$T/raw1.plan" "$T/raw3.plan"; then
 	pass "plan after a remount: 0 GET, the same plan"
 else
 	fail "plan raw 3" "$gets GET; $(cat "$T/raw3.plan.out")"
-fi
-
-# ---- the metadata cache deleted (disposable): the journal knows what
-# went through mediafs, the data cache holds the first bytes of the rest
-umount_fs "$LOG" "$MNT" || fail "unmount" "see $LOG"
-rm -f "$T"/cache/*/meta.db*
-mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache",journal="$J" ||
-	{ fail mount "could not mount again"; exit 1; }
-m=$(req_mark)
-plan_of "$MNT/s3t/via" "$T/via2.plan"
-plan_of "$MNT/s3t/raw" "$T/raw4.plan"
-gets=$(req_since "$m" '^GET /ktypes/(via|raw)/')
-heads=$(req_since "$m" '^HEAD /ktypes/(via|raw)/')
-if [ "$gets" = 0 ] && [ "$heads" = 0 ] && cmp -s "$T/raw1.plan" "$T/raw4.plan" &&
-	cmp -s "$T/via.plan" "$T/via2.plan" &&
-	grep -q "types: $NSRC known to the mount, 0 read" "$T/via2.plan.out" &&
-	grep -q "types: $NSRC known to the mount, 0 read" "$T/raw4.plan.out"; then
-	pass "metadata cache deleted: plans from the journal and the data cache, 0 GET, 0 HEAD, the same plans"
-else
-	fail "plan no mcache" "$gets GET, $heads HEAD; $(cat "$T/via2.plan.out" "$T/raw4.plan.out")"
 fi
 
 # ---- the copy uploads the plan's type and reads each source at most once
@@ -190,6 +177,26 @@ if [ "$crc" = 0 ] && [ "$bad" = 0 ] && [ "$gets" -le "$NSRC" ] && [ "$heads" = 0
 	pass "copy: $NSRC uploads with the plan's types, $gets GET, 0 HEAD of the sources: $copy_bytes bytes the first plan did not read ($plan_bytes), every byte fetched once"
 else
 	fail "copy" "exit $crc, $bad wrong types, $gets GET, $heads HEAD, $plan_bytes + $copy_bytes bytes of $total; $(tail -3 "$T/copy.out")"
+fi
+
+# ---- the metadata cache deleted (disposable): the journal knows what
+# went through mediafs, the data cache holds the first bytes of the rest
+umount_fs "$LOG" "$MNT" || fail "unmount" "see $LOG"
+rm -f "$T"/cache/*/meta.db*
+mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache",journal="$J" ||
+	{ fail mount "could not mount again"; exit 1; }
+m=$(req_mark)
+plan_of "$MNT/s3t/via" "$T/via2.plan"
+plan_of "$MNT/s3t/raw" "$T/raw4.plan"
+gets=$(req_since "$m" '^GET /ktypes/(via|raw)/')
+heads=$(req_since "$m" '^HEAD /ktypes/(via|raw)/')
+if [ "$gets" = 0 ] && [ "$heads" = 0 ] && cmp -s "$T/raw1.plan" "$T/raw4.plan" &&
+	cmp -s "$T/via.plan" "$T/via2.plan" &&
+	grep -q "types: $NSRC known to the mount, 0 read" "$T/via2.plan.out" &&
+	grep -q "types: $NSRC known to the mount, 0 read" "$T/raw4.plan.out"; then
+	pass "metadata cache deleted: plans from the journal and the data cache, 0 GET, 0 HEAD, the same plans"
+else
+	fail "plan no mcache" "$gets GET, $heads HEAD; $(cat "$T/via2.plan.out" "$T/raw4.plan.out")"
 fi
 
 umount_fs "$LOG" "$MNT" || fail "unmount" "see $LOG"
