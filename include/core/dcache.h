@@ -45,6 +45,13 @@ void dcache_usage(struct dcache *dc, uint64_t *used, uint64_t *limit);
  * Handles on the same id and ETag share one struct dobj (refcounted). */
 enum mfs_err dcache_open(struct dcache *dc, const char *id, const char *etag,
 			 uint64_t size, struct dobj **out, struct errbuf *eb);
+/* The first len bytes (capped at size) of the object named id at ETag etag
+ * and size bytes into dst, *got set, only when the cache already holds
+ * them (an open object's PRESENT pages, or a kept entry on disk): nothing
+ * is created, claimed or fetched. MFS_ENODATA otherwise (also for an
+ * unknown ETag ""). Thread-safe. */
+enum mfs_err dcache_peek(struct dcache *dc, const char *id, const char *etag,
+			 uint64_t size, size_t len, char *dst, size_t *got);
 /* Drop one reference; NULL is a no-op. */
 void dcache_close(struct dobj *o);
 

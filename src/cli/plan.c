@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -49,6 +50,7 @@ struct planner {
 	struct sniff *sniff;
 	FILE *out, *skipped;
 	uint64_t nplan, bytes, nskipped, nerr;
+	uint64_t nknown, nsniffed;	/* types the mount knew / read here */
 	uint64_t kinds[8];	/* by kind_names */
 };
 
@@ -137,14 +139,24 @@ static int skipped_by_glob(struct planner *p, const char *rel,
 	return 0;
 }
 
+/* The source's type: what its mediafs mount already knows
+ * (user.mediafs.known_type: no request), else sniffed from its first
+ * 4 KiB (one read; a directory that is no mediafs mount always). */
 static int sniff_file(struct planner *p, const char *path, const char **ext,
 		      char *type, size_t tcap, char *why, size_t cap)
 {
 	char head[SNIFF_BYTES];
 	ssize_t n;
 	size_t got = 0;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd;
 
+	n = getxattr(path, "user.mediafs.known_type", type, tcap - 1);
+	if (n > 0) {
+		type[n] = '\0';
+		p->nknown++;
+		goto decided;
+	}
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		snprintf(why, cap, "cannot open: %s", strerror(errno));
 		return -1;
@@ -158,8 +170,22 @@ static int sniff_file(struct planner *p, const char *path, const char **ext,
 		return -1;
 	}
 	close(fd);
-	sniff_type(p->sniff, head, got, NULL, type, tcap);
-	*ext = sniff_ext(type);
+	/* the bytes decide, the name breaks ties: as mediafs decides the
+	 * type it keeps from a read, so a later plan that asks decides the
+	 * same */
+	sniff_type(p->sniff, head, got, strrchr(path, '/') ?
+		   strrchr(path, '/') + 1 : path, type, tcap);
+	p->nsniffed++;
+decided:
+	{
+		/* "text/plain; charset=utf-8" names its extension as
+		 * text/plain does */
+		char base[128];
+
+		snprintf(base, sizeof(base), "%.*s", (int)strcspn(type, "; "),
+			 type);
+		*ext = sniff_ext(base);
+	}
 	/* a key named .bin holds application/octet-stream (an XML error
 	 * page is not uploaded as text/xml under a .bin name) */
 	if (!strcmp(*ext, "bin"))
@@ -621,7 +647,12 @@ int cmd_plan(struct cli *c, int argc, char **argv)
 			       (unsigned long long)p.rcounts[i], p.rnames[i]);
 			first = 0;
 		}
-		printf(" (reasons in %s); built in %s\n", skpath, d);
+		printf(" (reasons in %s)", skpath);
+		if (p.nknown || p.nsniffed)
+			printf("; types: %llu known to the mount, %llu read",
+			       (unsigned long long)p.nknown,
+			       (unsigned long long)p.nsniffed);
+		printf("; built in %s\n", d);
 	}
 	if (p.nerr)
 		ret = EXIT_PROBLEMS;

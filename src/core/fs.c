@@ -20,7 +20,9 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "fs_int.h"
+#include "core/dcache.h"
 #include "core/prefetch.h"
+#include "meta/sniff.h"
 
 static const char *const xattr_names[] = {
 	"user.mediafs.etag",
@@ -994,6 +996,66 @@ enum mfs_err fs_fsyncdir(struct fs *fs, uint64_t ino, struct errbuf *eb)
 	return rc;
 }
 
+/* user.mediafs.known_type: n's content type from what the daemon knows
+ * already, never a request, in this order: the type of its queued upload;
+ * the type sniffed from a read of this version (the cache); the store's
+ * own type when a HEAD brought one that says more than "bytes"; the type
+ * its last upload through mediafs sent (the journal, same ETag); the first
+ * bytes of this version in the data cache, sniffed now (and kept).
+ * MFS_ENODATA when none of them knows: the caller reads and sniffs
+ * (mediactl plan), and the read keeps the type it sniffs. */
+static enum mfs_err known_type(struct fs *fs, const struct fs_remote *r,
+			       struct mc_node *n, char *dst, size_t cap,
+			       size_t *len)
+{
+	struct upq_meta m;
+	struct jlast jl;
+	char head[SNIFF_BYTES], *id;
+	const char *base;
+	size_t got;
+	enum mfs_err rc;
+
+	if (n->pending) {
+		if (fs->cfg.upq && upq_get_meta(fs->cfg.upq, n->ino, &m) &&
+		    !fsi_vague_type(m.content_type))
+			return put_value(m.content_type, dst, cap, len);
+		return MFS_ENODATA;	/* the bytes are local: read them */
+	}
+	/* a type sniffed from this version's bytes first: a HEAD after the
+	 * read does not change what a plan decided then (its target) */
+	if (n->etag[0] && n->stype[0])
+		return put_value(n->stype, dst, cap, len);
+	if (n->full && !fsi_vague_type(n->ctype))
+		return put_value(n->ctype, dst, cap, len);
+	if (!n->etag[0])
+		return MFS_ENODATA;
+	if (fs->cfg.journal &&
+	    !journal_last_done(fs->cfg.journal, r->name, n->key, &jl) &&
+	    !strcmp(jl.etag, n->etag) && !fsi_vague_type(jl.content_type))
+		return put_value(jl.content_type, dst, cap, len);
+	if (!fs->cfg.sniff || !fs->cfg.dc)
+		return MFS_ENODATA;
+	got = 0;
+	if (n->size) {	/* an empty object's bytes are known */
+		id = str_fmt("%s/%s", r->name, n->key);
+		if (!id)
+			return MFS_ENOMEM;
+		rc = dcache_peek(fs->cfg.dc, id, n->etag, n->size,
+				 sizeof(head), head, &got);
+		free(id);
+		if (rc)
+			return MFS_ENODATA;
+	}
+	/* as a read's sniff decides: the bytes, the name breaks ties */
+	base = strrchr(n->key, '/');
+	sniff_type(fs->cfg.sniff, head, got, base ? base + 1 : n->key,
+		   n->stype, sizeof(n->stype));
+	if (mcache_set_sniffed(fs->mc, n->ino, n->etag, n->stype))
+		log_warn("cannot keep the sniffed type of inode %llu",
+			 (unsigned long long)n->ino);
+	return put_value(n->stype, dst, cap, len);
+}
+
 enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 			 char *dst, size_t cap, size_t *len,
 			 struct errbuf *eb)
@@ -1035,6 +1097,9 @@ enum mfs_err fs_getxattr(struct fs *fs, uint64_t ino, const char *name,
 			rc = put_value(n.ctype[0] ? n.ctype
 				       : "application/octet-stream",
 				       dst, cap, len);
+	} else if (!strcmp(name, "user.mediafs.known_type")) {
+		/* not listed (rsync -X would copy it): for mediactl plan */
+		rc = known_type(fs, r, &n, dst, cap, len);
 	} else if (!strcmp(name, "user.mediafs.remote")) {
 		/* not listed (rsync -X would copy it): for mediactl */
 		rc = put_value(r->name, dst, cap, len);

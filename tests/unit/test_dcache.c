@@ -2,7 +2,8 @@
  * also to concurrent claimers), fills and failures, reads that wait for
  * in-flight pages, streams (in-order fills, holding for their readers, cut
  * by a read far ahead, stopped), persistence across a reopen of the cache,
- * invalidation by a new ETag, anonymous objects, and the LRU size bound. */
+ * invalidation by a new ETag, anonymous objects, peeks at what is there (no
+ * fetch, no new entry), and the LRU size bound. */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -399,6 +400,70 @@ static void rm_dir(const char *dir)
 	rmdir(dir);
 }
 
+/* dcache_peek: the first bytes only when they are there (open or kept),
+ * never a new entry or a claim. */
+static void test_peek(const char *dir)
+{
+	struct dcache *dc;
+	struct dobj *o;
+	uint64_t off;
+	size_t len, got;
+	char *data = pattern(3 * P, 9), buf[2 * P];
+	DIR *d;
+	struct dirent *e;
+	int files = 0;
+
+	CASE("peek");
+	CHECK(!dcache_new(dir, 1 << 20, &dc, NULL));
+	/* nothing cached: nothing answered, and nothing created */
+	CHECK(dcache_peek(dc, "r/pk", "v1", 3 * P, P, buf, &got) ==
+	      MFS_ENODATA && got == 0);
+	d = opendir(dir);
+	while (d && (e = readdir(d)))
+		files += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	CHECK(files == 0);
+	CHECK(!dcache_open(dc, "r/pk", "v1", 3 * P, &o, NULL));
+	/* in flight is not there yet */
+	CHECK(!dobj_claim(o, 0, P, SIZE_MAX, &off, &len));
+	CHECK(dcache_peek(dc, "r/pk", "v1", 3 * P, P, buf, &got) ==
+	      MFS_ENODATA);
+	CHECK(!dobj_fill(o, off, len, data, len, NULL));
+	/* open: its pages answer; more than is there is not answered */
+	CHECK(!dcache_peek(dc, "r/pk", "v1", 3 * P, P, buf, &got));
+	CHECK(got == P && !memcmp(buf, data, P));
+	CHECK(dcache_peek(dc, "r/pk", "v1", 3 * P, 2 * P, buf, &got) ==
+	      MFS_ENODATA);
+	/* another ETag or size is another version */
+	CHECK(dcache_peek(dc, "r/pk", "v2", 3 * P, P, buf, &got) ==
+	      MFS_ENODATA);
+	CHECK(dcache_peek(dc, "r/pk", "v1", 3 * P + 1, P, buf, &got) ==
+	      MFS_ENODATA);
+	CHECK(dcache_peek(dc, "r/pk", "", 3 * P, P, buf, &got) ==
+	      MFS_ENODATA);
+	dcache_close(o);
+	/* closed, kept on disk: still there, also after a remount */
+	CHECK(!dcache_peek(dc, "r/pk", "v1", 3 * P, P, buf, &got));
+	CHECK(got == P && !memcmp(buf, data, P));
+	dcache_free(dc);
+	CHECK(!dcache_new(dir, 1 << 20, &dc, NULL));
+	memset(buf, 0, sizeof(buf));
+	CHECK(!dcache_peek(dc, "r/pk", "v1", 3 * P, P, buf, &got));
+	CHECK(got == P && !memcmp(buf, data, P));
+	CHECK(dcache_peek(dc, "r/pk", "v2", 3 * P, P, buf, &got) ==
+	      MFS_ENODATA);
+	/* a small object: capped at its size */
+	CHECK(!dcache_open(dc, "r/small", "s1", 100, &o, NULL));
+	CHECK(!dobj_claim(o, 0, 100, SIZE_MAX, &off, &len));
+	CHECK(!dobj_fill(o, off, len, data, 100, NULL));
+	dcache_close(o);
+	CHECK(!dcache_peek(dc, "r/small", "s1", 100, P, buf, &got));
+	CHECK(got == 100 && !memcmp(buf, data, 100));
+	dcache_free(dc);
+	free(data);
+}
+
 int main(void)
 {
 	char *dir = mkdtemp(tmpl), sub[64];
@@ -417,6 +482,9 @@ int main(void)
 	rm_dir(sub);
 	snprintf(sub, sizeof(sub), "%s/b", dir);
 	test_persist(sub);
+	rm_dir(sub);
+	snprintf(sub, sizeof(sub), "%s/p", dir);
+	test_peek(sub);
 	rm_dir(sub);
 	snprintf(sub, sizeof(sub), "%s/c", dir);
 	test_bound(sub);
