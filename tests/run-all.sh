@@ -1,15 +1,18 @@
 #!/bin/bash
-# Run every test: unit tests, then the integration and mounted tests against
-# a real S3 server (OpenStack Swift + s3api on 127.0.0.1), first with the
-# normal build, then with the ASan+UBSan build. Ends with "N passed, N failed"
-# and exits non-zero on any failure.
+# Run every test: the fuzz step and the unit tests, and the integration and
+# mounted tests against a real S3 server (OpenStack Swift + s3api on
+# 127.0.0.1), in a pass with the normal build and one with the ASan+UBSan
+# build. Ends with "N passed, N failed" and exits non-zero on any failure.
 #   tests/run-all.sh [PATTERN]   only integration tests whose name matches
 #   NO_SAN=1 tests/run-all.sh    skip the sanitizer pass (local iteration)
+#   LANES=N tests/run-all.sh     integration tests run N at a time per pass
+#                                (default 2; each lane has its own S3 server)
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 PATTERN=${1:-}
 TMP=$ROOT/tests/tmp	# on the repo's disk: Swift needs user xattrs (not tmpfs)
+LANES=${LANES:-2}
 passed=0 failed=0 skipped=0
 failures=()
 
@@ -41,51 +44,173 @@ run_unit() {	# run_unit DIR LABEL
 	done
 }
 
-# Every test runs under a time bound (TEST_TIMEOUT, default 600 s) with its
+# Every test runs under a time bound (TEST_TIMEOUT, default 1200 s: it
+# shares the machine with three others, two lanes a pass) with its
 # output in a file, not a pipe: a test whose mount hangs cannot hold the run.
 # After each test (and when it is killed) everything it left below its
 # directory is reaped: FUSE connections aborted, mounts dropped, processes
 # killed. Past SUITE_DEADLINE seconds (default 3600) the remaining tests are
 # not started and count as failures, so the suite always ends with its line.
-TEST_TIMEOUT=${TEST_TIMEOUT:-600}
+TEST_TIMEOUT=${TEST_TIMEOUT:-1200}
 SUITE_DEADLINE=${SUITE_DEADLINE:-3600}
 . tests/lib/reap.sh
-run_integration() {	# run_integration BINARY LABEL
-	local t name out rc
-	for t in tests/integration/test_*.sh; do
-		name=$(basename "$t" .sh)
-		[ -n "$PATTERN" ] && [[ $name != *$PATTERN* ]] && continue
-		export T=$TMP/$2/$name
-		if [ "$SECONDS" -ge "$SUITE_DEADLINE" ]; then
-			note_fail "[$2] $name not run: the suite passed its deadline of $SUITE_DEADLINE s"
-			continue
-		fi
+. tests/lib/swift.sh
+
+# run_one TEST BINARY LABEL: one integration test, against the S3 server of
+# the calling lane. Its block of output goes to RES/NAME.out, its counts to
+# RES/NAME.cnt ("PASSED SKIPPED"), each failure a line of RES/NAME.fail;
+# the block is printed when the test ends (the lanes' blocks do not mix).
+run_one() {
+	local t=$1 name res out rc t0 l
+	name=$(basename "$t" .sh)
+	res=$TMP/$3.res
+	export T=$TMP/$3/$name
+	if [ "$SECONDS" -ge "$SUITE_DEADLINE" ]; then
+		echo "[$3] $name not run: the suite passed its deadline of $SUITE_DEADLINE s" >"$res/$name.fail"
+		echo "0 0" >"$res/$name.cnt"
+		flock "$res/.print" echo "FAIL: $(cat "$res/$name.fail")"
+		return
+	fi
+	{
 		rm -rf "$T"
 		mkdir -p "$T"
-		echo "-- [$2] $name"
-		local t0=$SECONDS
-		MEDIAFS=$1 MFS_TEST_PASS=$2 FIXTURES=$TMP/$2-srv/fixtures \
+		echo "-- [$3] $name"
+		t0=$SECONDS
+		MEDIAFS=$2 MFS_TEST_PASS=$3 FIXTURES=$TMP/$3-srv/fixtures \
 			timeout -k 10 "$TEST_TIMEOUT" bash "$t" >"$T/stdout" 2>"$T/stderr" </dev/null
 		rc=$?
 		reap_under "$T"
 		out=$(cat "$T/stdout")
 		echo "$out" | sed 's/^/  /'
 		echo "  ($((SECONDS - t0)) s)"
+		: >"$res/$name.fail"
 		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
-			note_fail "[$2] $name killed after $TEST_TIMEOUT s (exit $rc)"
+			echo "FAIL: [$3] $name killed after $TEST_TIMEOUT s (exit $rc)"
+			echo "[$3] $name killed after $TEST_TIMEOUT s (exit $rc)" >>"$res/$name.fail"
 			tail -5 "$T/stderr"
 		fi
-		passed=$((passed + $(echo "$out" | grep -c '^PASS:')))
-		skipped=$((skipped + $(echo "$out" | grep -c '^SKIP:')))
 		while IFS= read -r l; do
-			[ -n "$l" ] && { failed=$((failed + 1)); failures+=("[$2] $name: ${l#FAIL: }"); }
+			[ -n "$l" ] && echo "[$3] $name: ${l#FAIL: }" >>"$res/$name.fail"
 		done < <(echo "$out" | grep '^FAIL:')
 		if [ $rc -ne 0 ] && [ $rc -ne 124 ] && [ $rc -ne 137 ] && ! echo "$out" | grep -q '^FAIL:'; then
-			note_fail "[$2] $name exited $rc"
+			echo "FAIL: [$3] $name exited $rc"
+			echo "[$3] $name exited $rc" >>"$res/$name.fail"
 			tail -5 "$T/stderr"
 		fi
-	done
+		echo "$(echo "$out" | grep -c '^PASS:') $(echo "$out" | grep -c '^SKIP:')" >"$res/$name.cnt"
+	} >"$res/$name.out" 2>&1
+	flock "$res/.print" cat "$res/$name.out"
 }
+
+# A pass: its integration tests in LANES lanes, each lane with its own S3
+# server (Swift s3api) so that request counts are a test's own, taking the
+# next test of the pass's queue when one ends. The queue starts with the
+# tests known to take longest. The tests that use the fixture tree (2,100
+# objects in the bucket "tree", manifest in $FIXTURES; they name
+# FIXTURES) run first in lane 0, whose server gets it uploaded.
+SLOW_FIRST="test_model test_supabase test_examples test_write_ops test_hooks
+test_imagekit test_package test_write_faults test_semantics test_examples_s5
+test_http test_mediactl test_demo test_ledger test_write_copy test_supabase_moves"
+next_test() {	# next_test LABEL: the next test of the queue, "" at its end
+	local q=$TMP/$1.queue n
+	flock "$q" bash -c 'n=$(cat "$1.next"); t=$(sed -n "$((n + 1))p" "$1"); echo $((n + 1)) >"$1.next"; echo "$t"' _ "$q"
+}
+run_lane() {	# run_lane BINARY LABEL LANE (in a subshell of its own)
+	local srv=$TMP/$2-srv t
+	trap 'swift_stop >/dev/null 2>&1' EXIT
+	[ "$3" -gt 0 ] && srv=$TMP/$2-srv$3
+	if ! swift_start "$srv/swift"; then
+		echo "FAIL: [$2] the S3 test server of lane $3 did not start"
+		echo "[$2] the S3 test server of lane $3 did not start" >"$TMP/$2.res/.lane$3.fail"
+		return
+	fi
+	export S3_PORT S3_REQLOG
+	if [ "$3" -eq 0 ] && [ -s "$TMP/$2.pinned" ]; then
+		local t0
+		t0=$(date +%s)
+		mkdir -p "$srv/fixtures"
+		if /usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" mkbucket tree &&
+			/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" tree tree \
+				"$srv/fixtures/tree.manifest" 2100; then
+			echo "  [$2] 2,100 objects uploaded by boto3 in $(( $(date +%s) - t0 )) s"
+		else
+			echo "FAIL: [$2] uploading the fixture tree"
+			echo "[$2] uploading the fixture tree" >"$TMP/$2.res/.fixtures.fail"
+		fi
+		for t in $(cat "$TMP/$2.pinned"); do
+			run_one "$t" "$1" "$2"
+		done
+	fi
+	while t=$(next_test "$2") && [ -n "$t" ]; do
+		run_one "$t" "$1" "$2"
+	done
+	swift_stop
+}
+run_pass() {	# run_pass BINARY LABEL: sets passed, skipped, failures
+	local t name lanes i f c p k
+	local res=$TMP/$2.res
+	mkdir -p "$res"
+	: >"$TMP/$2.pinned"
+	: >"$TMP/$2.queue"
+	echo 0 >"$TMP/$2.queue.next"
+	for t in tests/integration/test_*.sh; do
+		name=$(basename "$t" .sh)
+		[ -n "$PATTERN" ] && [[ $name != *$PATTERN* ]] && continue
+		if grep -q 'FIXTURES' "$t"; then
+			echo "$t" >>"$TMP/$2.pinned"
+		elif [[ " $(echo $SLOW_FIRST) " == *" $name "* ]]; then
+			echo "$t" >>"$TMP/$2.slow"
+		else
+			echo "$t" >>"$TMP/$2.rest"
+		fi
+	done
+	for name in $SLOW_FIRST; do	# the slow ones in SLOW_FIRST's order
+		grep -x "tests/integration/$name.sh" "$TMP/$2.slow" 2>/dev/null
+	done >>"$TMP/$2.queue"
+	cat "$TMP/$2.rest" >>"$TMP/$2.queue" 2>/dev/null
+	lanes=$(wc -l <"$TMP/$2.queue")	# no lane without a test
+	[ -s "$TMP/$2.pinned" ] && lanes=$((lanes + 1))
+	[ "$lanes" -gt "$LANES" ] && lanes=$LANES
+	[ "$lanes" -lt 1 ] && lanes=1
+	echo "== [$2] integration and mounted tests in $lanes lane(s), each with its own S3 server"
+	for i in $(seq 0 $((lanes - 1))); do
+		run_lane "$1" "$2" "$i" &
+	done
+	wait
+	for f in "$res"/.*.fail "$res"/*.fail; do
+		[ -s "$f" ] && mapfile -t -O ${#failures[@]} failures <"$f"
+	done
+	for c in "$res"/*.cnt; do
+		[ -f "$c" ] || continue
+		read -r p k <"$c"
+		passed=$((passed + p)) skipped=$((skipped + k))
+	done
+	failed=${#failures[@]}
+}
+
+# The passes start once the build is done, in the background, each into
+# its log and with its own S3 servers, fixtures and directories (so tests
+# that write into buckets start from the same state every time, and
+# request counts are a pass's own); the fuzz step and the unit tests run
+# meanwhile. The first pass's log is followed as it grows, the sanitizer
+# pass's printed after it.
+rm -rf "$TMP"
+mkdir -p "$TMP"
+PASS_PIDS=()
+start_pass() {	# start_pass BINARY LABEL
+	(
+		trap 'for p in $(jobs -p); do kill $p 2>/dev/null; done' EXIT
+		passed=0 failed=0 skipped=0 failures=()
+		run_pass "$1" "$2"
+		echo "$passed $failed $skipped" >"$TMP/$2.counts"
+		[ ${#failures[@]} -gt 0 ] && printf '%s\n' "${failures[@]}" >"$TMP/$2.failures"
+		true
+	) >"$TMP/$2.log" 2>&1 &
+	PASS_PIDS+=($!)
+}
+trap 'for p in "${PASS_PIDS[@]}"; do kill $p 2>/dev/null; done' EXIT
+start_pass "$ROOT/build/mediafs" mount
+[ -z "${NO_SAN:-}" ] && start_pass "$ROOT/build-san/mediafs" mount-asan
 
 # The fuzz step (tests/fuzz/run.sh: each libFuzzer target over its seed
 # corpus, then 3 s of fuzzing with a fixed seed); NO_FUZZ=1 skips it.
@@ -106,61 +231,21 @@ echo "== unit tests"
 run_unit build unit
 [ -z "${NO_SAN:-}" ] && run_unit build-san unit-asan
 
-. tests/lib/swift.sh
-rm -rf "$TMP"
-
-# Each pass gets a fresh S3 server and fixtures, so tests that write into
-# buckets start from the same state every time, and request counts are a
-# pass's own. The two passes run at the same time (most of a test's time
-# is spent waiting on Python servers and sleeps): the sanitizer pass in the
-# background into a log, printed after the first pass.
-pass_with_server() {	# pass_with_server BINARY LABEL
-	local srv=$TMP/$2-srv
-	echo "== [$2] S3 test server (Swift s3api) and fixtures"
-	mkdir -p "$srv/fixtures"
-	if ! swift_start "$srv/swift"; then
-		note_fail "[$2] the S3 test server did not start"
-		return
-	fi
-	export S3_PORT S3_REQLOG
-	local t0
-	t0=$(date +%s)
-	/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" mkbucket tree &&
-	/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" tree tree \
-		"$srv/fixtures/tree.manifest" 2100 ||
-		note_fail "[$2] uploading the fixture tree"
-	echo "  2,100 objects uploaded by boto3 in $(( $(date +%s) - t0 )) s"
-	echo "== [$2] integration and mounted tests"
-	run_integration "$1" "$2"
-	swift_stop
-}
-
-mkdir -p "$TMP"
-if [ -z "${NO_SAN:-}" ]; then
-	(
-		trap 'swift_stop 2>/dev/null' EXIT
-		passed=0 failed=0 skipped=0 failures=()
-		pass_with_server "$ROOT/build-san/mediafs" mount-asan
-		echo "$passed $failed $skipped" >"$TMP/mount-asan.counts"
-		[ ${#failures[@]} -gt 0 ] && printf '%s\n' "${failures[@]}" >"$TMP/mount-asan.failures"
-		true
-	) >"$TMP/mount-asan.log" 2>&1 &
-	SAN_PID=$!
-fi
-trap 'swift_stop 2>/dev/null; [ -n "${SAN_PID:-}" ] && kill $SAN_PID 2>/dev/null' EXIT
-pass_with_server "$ROOT/build/mediafs" mount
-if [ -n "${SAN_PID:-}" ]; then
-	wait $SAN_PID
-	SAN_PID=
-	cat "$TMP/mount-asan.log"
-	if [ -f "$TMP/mount-asan.counts" ]; then
-		read -r p f k <"$TMP/mount-asan.counts"
+# the first pass as it goes, then the sanitizer pass
+tail -n +1 -f --pid="${PASS_PIDS[0]}" "$TMP/mount.log" 2>/dev/null
+wait "${PASS_PIDS[@]}"
+PASS_PIDS=()
+for label in mount mount-asan; do
+	[ "$label" = mount-asan ] && [ -n "${NO_SAN:-}" ] && continue
+	[ "$label" = mount-asan ] && cat "$TMP/$label.log"
+	if [ -f "$TMP/$label.counts" ]; then
+		read -r p f k <"$TMP/$label.counts"
 		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + k))
-		[ -f "$TMP/mount-asan.failures" ] && mapfile -t -O ${#failures[@]} failures <"$TMP/mount-asan.failures"
+		[ -f "$TMP/$label.failures" ] && mapfile -t -O ${#failures[@]} failures <"$TMP/$label.failures"
 	else
-		note_fail "[mount-asan] the sanitizer pass ended without its counts"
+		note_fail "[$label] the pass ended without its counts"
 	fi
-fi
+done
 
 echo
 if [ ${#failures[@]} -gt 0 ]; then

@@ -686,6 +686,8 @@ enum mfs_err upq_new(const struct upq_config *cfg, struct mcache *mc,
 		q->cfg.hold_ms = 5000;
 	if (q->cfg.marker_ms <= 0)
 		q->cfg.marker_ms = 2000;
+	if (q->cfg.marker_wait_ms <= 0)
+		q->cfg.marker_wait_ms = 60000;
 	if (q->cfg.settle_ms < 0)
 		q->cfg.settle_ms = 0;
 	else if (!q->cfg.settle_ms)

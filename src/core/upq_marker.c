@@ -47,11 +47,11 @@ void upqm_drop_above(struct upq *q, const struct item *it)
  * and cp make directories first and fill them later), a file landing below
  * will make it unnecessary. So whether a folder that gets files also gets
  * a marker does not depend on how fast the machine writes them. A marker
- * older than a minute stops waiting for unrelated files. */
+ * older than marker_wait_ms (a minute) stops waiting for unrelated files. */
 int upqm_waits(struct upq *q, const struct item *m, int64_t t)
 {
 	size_t n = strlen(m->key);
-	int old = t - m->created_ms > 60000;
+	int old = t - m->created_ms > q->cfg.marker_wait_ms;
 	struct item *it;
 
 	if (!old && q->writers > 0)

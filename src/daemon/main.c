@@ -57,6 +57,7 @@ struct options {
 	char *host_id;
 	char *workers;
 	char *mp_threshold;
+	char *marker_wait;
 	char *label;
 	char *op_timeout;
 	char *spec;		/* REMOTE:[PREFIX], or NULL for all remotes */
@@ -87,6 +88,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("host_id=%s", host_id),
 	OPT("upload_workers=%s", workers),
 	OPT("multipart_threshold=%s", mp_threshold),
+	OPT("marker_wait=%s", marker_wait),
 	OPT("label=%s", label),
 	OPT("supabase_public_buckets", sb_public),
 	OPT("op_timeout=%s", op_timeout),
@@ -142,6 +144,10 @@ static const char usage_text[] =
 "  -o upload_workers=N    parallel uploads (default 16)\n"
 "  -o multipart_threshold=BYTES  multipart upload from this size (default\n"
 "                         67108864); equal parts, 4 in parallel\n"
+"  -o marker_wait=SECONDS the empty-folder marker of a new directory waits\n"
+"                         at most this long for files being written\n"
+"                         elsewhere (a file below it makes it unneeded;\n"
+"                         default 60)\n"
 "  -o label=NAME          tag this mount's journal rows (a migration batch)\n"
 "  -o op_timeout=SECONDS  a filesystem call that talks to a server (lookup,\n"
 "                         ls, read, rename...) fails with ETIMEDOUT once it\n"
@@ -664,6 +670,12 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		uc.multipart_threshold = o.mp_threshold ? v : 0;
+		if (o.marker_wait && (str_parse_u64(o.marker_wait, &v) || !v ||
+				      v > 86400)) {
+			fprintf(stderr, "mediafs: marker_wait must be 1..86400 seconds\n");
+			goto out;
+		}
+		uc.marker_wait_ms = o.marker_wait ? (long)v * 1000 : 0;
 		rc = upq_new(&uc, d.mc, d.journal, &d.upq, &eb);
 		if (rc) {
 			ret = fail("", &eb, rc);
@@ -818,6 +830,7 @@ out:
 	free(o.journal_password);
 	free(o.host_id);
 	free(o.workers);
+	free(o.marker_wait);
 	free(o.mp_threshold);
 	free(o.label);
 	free(o.op_timeout);

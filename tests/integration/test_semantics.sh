@@ -32,7 +32,9 @@ url = http://127.0.0.1:$SB_PORT
 key = env:TEST_SB_KEY
 retry_base_ms = 20
 EOC
-OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
+# marker_wait=3: section 7 holds a file open until its folder's marker is
+# settled; the marker stops waiting for it after 3 s, not the default 60
+OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J,marker_wait=3
 mctl() { "$MEDIACTL" --journal "$J" --config "$T/m.conf" "$@"; }
 mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
 S=$MNT/s3t

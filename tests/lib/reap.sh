@@ -16,11 +16,11 @@ reap_under() {
 		umount -l "$m" 2>/dev/null || fusermount3 -uz "$m" 2>/dev/null
 	done </proc/self/mountinfo
 	pids=$(pgrep -f -- "$dir/" 2>/dev/null)
-	for p in /proc/[0-9]*; do
-		c=$(readlink "$p/cwd" 2>/dev/null) || continue
-		case "$c" in "$dir" | "$dir"/*) ;; *) continue ;; esac
-		pids="$pids ${p#/proc/}"
-	done
+	# working directories: one find, not a readlink per process (that took
+	# 18 s at load average 20); glob characters in DIR matched literally
+	c=$(printf '%s' "$dir" | sed 's/[][*?\\]/\\&/g')
+	pids="$pids $(find /proc/[0-9]*/cwd -maxdepth 0 \( -lname "$c" -o -lname "$c/*" \) \
+		-printf '%h\n' 2>/dev/null | sed 's|^/proc/||')"
 	for p in $pids; do
 		[ "$p" = $$ ] || [ "$p" = "$BASHPID" ] && continue
 		kill -9 "$p" 2>/dev/null
