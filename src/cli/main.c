@@ -193,7 +193,14 @@ int main(int argc, char **argv)
 		    (ret = take_ledger(&c, &sub_argc, sub_argv)))
 			goto out;
 		optind = 0;	/* getopt_long starts afresh */
-		ret = cli_use_ledger(&c) && cmds[i].on_ledger ?
+		/* --ledger names the ledger; a PostgreSQL --journal is the
+		 * daemons' journal (status adds the ledger's hosts when the
+		 * database holds one, verify checks the journal's uploads),
+		 * and the ledger for the commands only it answers (report) */
+		ret = cmds[i].on_ledger &&
+		      (c.ledger_path || (cli_use_ledger(&c) &&
+					 cmds[i].fn != cmd_status &&
+					 cmds[i].fn != cmd_verify)) ?
 		      cmds[i].on_ledger(&c, sub_argc, sub_argv) :
 		      cmds[i].fn(&c, sub_argc, sub_argv);
 	}

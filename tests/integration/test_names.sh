@@ -82,12 +82,18 @@ url=$(getfattr --only-values -n user.mediafs.url "$f" 2>/dev/null)
 [ "$url" = "http://127.0.0.1:$S3_PORT/names/odd/sp%20ace" ] && pass "user.mediafs.url is the encoded object URL" ||
 	fail "url xattr" "'$url'"
 # read above, stored without a type: the type sniffed from that read,
-# no request
+# shown once one HEAD (then kept) has said the store has no better one;
+# asked again, no request
 m=$(req_mark)
 ct=$(getfattr --only-values -n user.mediafs.content_type "$f" 2>/dev/null)
-[ "$ct" = text/plain ] && [ "$(req_since "$m")" -eq 0 ] &&
-	pass "user.mediafs.content_type of a file read: '$ct', sniffed, no request" ||
-	fail "sniffed content_type xattr" "'$ct', $(req_since "$m") requests"
+n1=$(req_since "$m")
+h1=$(req_since "$m" '^HEAD ')
+m=$(req_mark)
+ct2=$(getfattr --only-values -n user.mediafs.content_type "$f" 2>/dev/null)
+[ "$ct" = text/plain ] && [ "$ct2" = text/plain ] && [ "$n1" -le 1 ] && [ "$n1" -eq "$h1" ] &&
+	[ "$(req_since "$m")" -eq 0 ] &&
+	pass "user.mediafs.content_type of a file read: '$ct', sniffed, $n1 HEAD, then no request" ||
+	fail "sniffed content_type xattr" "'$ct'/'$ct2', $n1 requests ($h1 HEAD), then $(req_since "$m")"
 # never read: the store's type, one HEAD, then cached
 m=$(req_mark)
 ct=$(getfattr --only-values -n user.mediafs.content_type "$MNT/marked/inside" 2>/dev/null)

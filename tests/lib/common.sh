@@ -100,7 +100,7 @@ umount_fs() {
 
 cleanup_mounts() {
 	local m
-	for m in $(awk -v t="$T" '$2 ~ "^"t {print $2}' /proc/mounts); do
+	for m in $(awk -v t="$T/" 'index($2, t) == 1 {print $2}' /proc/mounts); do
 		fusermount3 -u "$m" 2>/dev/null || umount -l "$m" 2>/dev/null
 	done
 	[ -n "$MFS_PID" ] && kill "$MFS_PID" 2>/dev/null
