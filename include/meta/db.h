@@ -63,6 +63,10 @@ char *db_redacted(const char *conn);
 /* A quoted identifier: "name", or "schema"."table" for a dotted name;
  * malloc'd. */
 char *db_ident(const char *name);
+/* sql with each placeholder FROM followed by a digit written TO ('$1' as
+ * SQLite's '?1', mediactl's '?1' as libpq's '$1'), outside quotes;
+ * malloc'd, NULL when out of memory. */
+char *db_placeholders(const char *sql, char from, char to);
 
 enum mfs_err db_pg_open(const char *conn, struct db **out, struct errbuf *eb);
 enum mfs_err db_sqlite_open(const char *path, struct db **out,

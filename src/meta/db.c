@@ -110,3 +110,31 @@ oom:
 	buf_cleanup(&b);
 	return NULL;
 }
+
+char *db_placeholders(const char *sql, char from, char to)
+{
+	struct buf b;
+	char q = 0;
+	const char *p;
+
+	buf_init(&b, 0);
+	for (p = sql; *p; p++) {
+		char c = *p;
+
+		if (q) {
+			if (c == q)
+				q = 0;
+		} else if (c == '\'' || c == '"') {
+			q = c;
+		} else if (c == from && p[1] >= '0' && p[1] <= '9') {
+			c = to;
+		}
+		if (buf_add(&b, &c, 1)) {
+			buf_cleanup(&b);
+			return NULL;
+		}
+	}
+	if (!b.data && buf_adds(&b, ""))
+		return NULL;
+	return buf_take(&b);
+}

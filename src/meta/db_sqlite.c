@@ -7,7 +7,6 @@
 #include <sqlite3.h>
 
 #include "meta/db.h"
-#include "common/buf.h"
 #include "common/str.h"
 
 static sqlite3 *H(struct db *d)
@@ -15,40 +14,11 @@ static sqlite3 *H(struct db *d)
 	return d->priv;
 }
 
-/* $N -> ?N outside string literals and quoted identifiers. */
-static char *translate(const char *sql)
-{
-	struct buf b;
-	char q = 0;
-	const char *p;
-
-	buf_init(&b, 0);
-	for (p = sql; *p; p++) {
-		char c = *p;
-
-		if (q) {
-			if (c == q)
-				q = 0;
-		} else if (c == '\'' || c == '"') {
-			q = c;
-		} else if (c == '$' && p[1] >= '0' && p[1] <= '9') {
-			c = '?';
-		}
-		if (buf_add(&b, &c, 1)) {
-			buf_cleanup(&b);
-			return NULL;
-		}
-	}
-	if (!b.data && buf_adds(&b, ""))
-		return NULL;
-	return buf_take(&b);
-}
-
 static enum mfs_err prepare(struct db *d, const char *sql,
 			    const char *const *params, int n,
 			    sqlite3_stmt **st, struct errbuf *eb)
 {
-	char *s = translate(sql);
+	char *s = db_placeholders(sql, '$', '?');
 	int i;
 
 	*st = NULL;

@@ -238,35 +238,6 @@ oom:
 	return NULL;
 }
 
-/* mediactl's '?N' placeholders as libpq's '$N' (outside quotes). */
-static char *pg_params(const char *sql)
-{
-	struct buf b;
-	char q = 0;
-	const char *p;
-
-	buf_init(&b, 0);
-	for (p = sql; *p; p++) {
-		char c = *p;
-
-		if (q) {
-			if (c == q)
-				q = 0;
-		} else if (c == '\'' || c == '"') {
-			q = c;
-		} else if (c == '?' && p[1] >= '0' && p[1] <= '9') {
-			c = '$';
-		}
-		if (buf_add(&b, &c, 1)) {
-			buf_cleanup(&b);
-			return NULL;
-		}
-	}
-	if (!b.data && buf_adds(&b, ""))
-		return NULL;
-	return buf_take(&b);
-}
-
 static int first_int(void *ud, int ncol, const char *const *v)
 {
 	(void)ncol;
@@ -728,7 +699,7 @@ enum mfs_err journal_sql(struct journal *j, const char *sql,
 			 journal_sql_cb cb, void *ud, struct errbuf *eb)
 {
 	struct sql_ctx sc = { cb, ud };
-	char *s = j->pg ? pg_params(sql) : NULL;
+	char *s = j->pg ? db_placeholders(sql, '?', '$') : NULL;
 	enum mfs_err rc;
 
 	if (j->pg && !s)
@@ -745,7 +716,7 @@ enum mfs_err journal_exec(struct journal *j, const char *sql,
 			  const char *const *params, int nparams,
 			  int64_t *changes, struct errbuf *eb)
 {
-	char *s = j->pg ? pg_params(sql) : NULL;
+	char *s = j->pg ? db_placeholders(sql, '?', '$') : NULL;
 	enum mfs_err rc;
 
 	if (changes)
