@@ -873,41 +873,56 @@ enum mfs_err s3_check_range(const struct s3_call *call,
 	return MFS_OK;
 }
 
+/* The headers and checks of a ranged GET of len bytes of key at off, with
+ * If-Match when etag is set; rg is the caller's and lives as long as
+ * call. */
+struct range_get {
+	struct sigv4_pair h[2];
+	char range[64], quoted[96];
+	struct s3_range want;
+};
+
+static void range_call(struct s3_call *call, struct range_get *rg,
+		       const char *key, uint64_t off, uint64_t len,
+		       const char *etag)
+{
+	int nh = 0;
+
+	snprintf(rg->range, sizeof(rg->range), "bytes=%llu-%llu",
+		 (unsigned long long)off,
+		 (unsigned long long)(off + len - 1));
+	rg->h[nh++] = (struct sigv4_pair){ "range", rg->range };
+	if (etag && *etag) {
+		snprintf(rg->quoted, sizeof(rg->quoted), "\"%s\"", etag);
+		rg->h[nh++] = (struct sigv4_pair){ "if-match", rg->quoted };
+	}
+	rg->want.off = off;
+	rg->want.len = (size_t)len;
+	rg->want.etag = etag;
+	call->method = "GET";
+	call->key = key;
+	call->headers = rg->h;
+	call->nheaders = nh;
+	call->dst_cap = (size_t)len;
+	call->skip_on_200 = off;
+	call->check = s3_check_range;
+	call->check_ud = &rg->want;
+}
+
 static enum mfs_err s3_get(struct backend *be, const char *key, uint64_t off,
 			   size_t len, const char *etag, char *dst, size_t *got,
 			   struct errbuf *eb)
 {
 	struct http_response resp;
 	struct s3_call call = { 0 };
-	struct s3_range want;
-	struct sigv4_pair h[2];
-	char range[64], quoted[96];
+	struct range_get rg;
 	enum mfs_err rc;
-	int nh = 0;
 
 	*got = 0;
 	if (!len)
 		return MFS_OK;
-	snprintf(range, sizeof(range), "bytes=%llu-%llu",
-		 (unsigned long long)off,
-		 (unsigned long long)(off + len - 1));
-	h[nh++] = (struct sigv4_pair){ "range", range };
-	if (etag && *etag) {
-		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
-		h[nh++] = (struct sigv4_pair){ "if-match", quoted };
-	}
-	want.off = off;
-	want.len = len;
-	want.etag = etag;
-	call.method = "GET";
-	call.key = key;
-	call.headers = h;
-	call.nheaders = nh;
+	range_call(&call, &rg, key, off, len, etag);
 	call.dst = dst;
-	call.dst_cap = len;
-	call.skip_on_200 = off;
-	call.check = s3_check_range;
-	call.check_ud = &want;
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	if (!rc)
@@ -945,36 +960,15 @@ static enum mfs_err s3_get_stream(struct backend *be, const char *key,
 {
 	struct http_response resp;
 	struct s3_call call = { 0 };
-	struct s3_range want;
+	struct range_get rg;
 	struct stream st = { &call, sink, ud };
-	struct sigv4_pair h[2];
-	char range[64], quoted[96];
 	enum mfs_err rc;
-	int nh = 0;
 
 	if (!len)
 		return MFS_OK;
-	snprintf(range, sizeof(range), "bytes=%llu-%llu",
-		 (unsigned long long)off,
-		 (unsigned long long)(off + len - 1));
-	h[nh++] = (struct sigv4_pair){ "range", range };
-	if (etag && *etag) {
-		snprintf(quoted, sizeof(quoted), "\"%s\"", etag);
-		h[nh++] = (struct sigv4_pair){ "if-match", quoted };
-	}
-	want.off = off;
-	want.len = (size_t)len;
-	want.etag = etag;
-	call.method = "GET";
-	call.key = key;
-	call.headers = h;
-	call.nheaders = nh;
+	range_call(&call, &rg, key, off, len, etag);
 	call.sink = stream_piece;
 	call.sink_ud = &st;
-	call.dst_cap = (size_t)len;
-	call.skip_on_200 = off;
-	call.check = s3_check_range;
-	call.check_ud = &want;
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	if (rc == MFS_ERANGE)
