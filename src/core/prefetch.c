@@ -206,6 +206,22 @@ static void *streamer(void *arg)
 	return NULL;
 }
 
+/* Start fn(arg) on a detached thread; 0 when it runs, -1 when no thread
+ * could be made (the caller then takes the work back). */
+static int spawn_detached(void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	int made = 0;
+
+	if (!pthread_attr_init(&a)) {
+		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+		made = !pthread_create(&t, &a, fn, arg);
+		pthread_attr_destroy(&a);
+	}
+	return made ? 0 : -1;
+}
+
 /* Caller holds p->lock. Start a stream of the run of EMPTY pages from
  * start on, its reader at reader_end. Non-zero when none was started
  * (nothing EMPTY, no memory, no thread). */
@@ -214,9 +230,6 @@ static int stream_ahead(struct prefetch *p, uint64_t start,
 {
 	struct sjob *j = calloc(1, sizeof(*j));
 	uint64_t lead = p->max_window < MIN_LEAD ? MIN_LEAD : p->max_window;
-	pthread_attr_t a;
-	pthread_t t;
-	int made = 0;
 
 	if (!j)
 		return -1;
@@ -230,12 +243,7 @@ static int stream_ahead(struct prefetch *p, uint64_t start,
 	}
 	p->stream = j->s;
 	p->nbg++;
-	if (!pthread_attr_init(&a)) {
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		made = !pthread_create(&t, &a, streamer, j);
-		pthread_attr_destroy(&a);
-	}
-	if (!made) {
+	if (spawn_detached(streamer, j)) {
 		p->nbg--;
 		p->stream = NULL;
 		dstream_end(j->s);	/* fetched on demand */
@@ -250,9 +258,6 @@ static int stream_ahead(struct prefetch *p, uint64_t start,
 static void read_ahead(struct prefetch *p, uint64_t start)
 {
 	struct job *j = malloc(sizeof(*j));
-	pthread_attr_t a;
-	pthread_t t;
-	int made = 0;
 
 	if (!j)
 		return;
@@ -264,12 +269,7 @@ static void read_ahead(struct prefetch *p, uint64_t start)
 		return;
 	}
 	p->nbg++;
-	if (!pthread_attr_init(&a)) {
-		pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-		made = !pthread_create(&t, &a, fetcher, j);
-		pthread_attr_destroy(&a);
-	}
-	if (!made) {
+	if (spawn_detached(fetcher, j)) {
 		p->nbg--;
 		dobj_fail(p->o, j->off, j->len);	/* fetched on demand */
 		free(j);
