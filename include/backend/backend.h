@@ -181,10 +181,14 @@ struct backend_ops {
 			      struct errbuf *eb);
 
 	/* Multipart upload (BE_CAP_MULTIPART): parts of part_size bytes
-	 * except the last, numbered from 1, any order and in parallel. */
+	 * except the last, numbered from 1, any order and in parallel.
+	 * mp_begin sets *unanswered to 1 when an attempt went without a
+	 * usable reply (connection lost, no UploadId): the server may have
+	 * started an upload whose id nobody knows, to settle with
+	 * backend_mp_sweep (whether or not a later attempt succeeded). */
 	enum mfs_err (*mp_begin)(struct backend *be, const char *key,
 				 const struct put_meta *meta, char **upload_id,
-				 struct errbuf *eb);
+				 int *unanswered, struct errbuf *eb);
 	enum mfs_err (*mp_part)(struct backend *be, const char *key,
 				const char *upload_id, int part,
 				const struct put_body *body, char etag[80],
@@ -273,6 +277,9 @@ void backend_dealloc(struct backend *be);
 enum mfs_err backend_mp_sweep(struct backend *be, const char *key,
 			      int64_t since_ns, const char *keep,
 			      int *aborted, struct errbuf *eb);
+/* How far before a start (local clock) a sweep looks, for a server whose
+ * clock differs from ours. */
+#define BACKEND_MP_CLOCK_SLACK_S 60
 
 struct http_client;
 /* What every HTTP backend reads the same way: retries (default

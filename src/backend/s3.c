@@ -371,6 +371,8 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		free(hdr);
 		free(url);
 		sigv4_result_cleanup(&sig);
+		if (rc == MFS_ETRANSIENT && call->unanswered)
+			*call->unanswered = 1;
 		/* a stream that handed bytes over ends here: the caller
 		 * keeps them and asks again for the rest */
 		if (rc == MFS_ETRANSIENT && !(call->sink && resp->dst_len))

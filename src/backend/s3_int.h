@@ -64,6 +64,9 @@ struct s3_call {
 			      struct errbuf *eb);
 	const void *check_ud;		/* what check compares against */
 	int replay_safe;		/* a POST that may be sent twice */
+	/* non-NULL: set to 1 when an attempt got no reply (the connection
+	 * died, a timeout): the server may have done it anyway */
+	int *unanswered;
 };
 
 /* Run call with retries (re-signed each time). On MFS_OK resp holds a 2xx
@@ -103,7 +106,7 @@ enum mfs_err s3_mkdir(struct backend *be, const char *dir,
 enum mfs_err s3_rmdir(struct backend *be, const char *dir, struct errbuf *eb);
 enum mfs_err s3_mp_begin(struct backend *be, const char *key,
 			 const struct put_meta *meta, char **upload_id,
-			 struct errbuf *eb);
+			 int *unanswered, struct errbuf *eb);
 enum mfs_err s3_mp_part(struct backend *be, const char *key,
 			const char *upload_id, int part,
 			const struct put_body *body, char etag[80],

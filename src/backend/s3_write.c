@@ -362,7 +362,7 @@ enum mfs_err s3_rmdir(struct backend *be, const char *dir,
 
 enum mfs_err s3_mp_begin(struct backend *be, const char *key,
 			 const struct put_meta *meta, char **upload_id,
-			 struct errbuf *eb)
+			 int *unanswered, struct errbuf *eb)
 {
 	struct sigv4_pair h[MAX_META_HEADERS], q[1] = { { "uploads", "" } };
 	char vals[MAX_META_HEADERS][64];
@@ -378,6 +378,9 @@ enum mfs_err s3_mp_begin(struct backend *be, const char *key,
 	call.nquery = 1;
 	call.headers = h;
 	call.nheaders = meta_headers(meta, h, vals);
+	/* a start whose reply is lost is sent again (nothing is stored
+	 * twice); the caller sweeps what the lost one may have started */
+	call.unanswered = unanswered;
 	http_response_init(&resp);
 	rc = s3_do(be, &call, &resp, eb);
 	if (!rc)
@@ -391,6 +394,8 @@ enum mfs_err s3_mp_begin(struct backend *be, const char *key,
 				    "multipart upload started without an UploadId");
 		}
 	}
+	if (rc == MFS_EPROTO)	/* a 2xx that names no upload */
+		*unanswered = 1;
 	xml_free(doc);
 	http_response_cleanup(&resp);
 	return rc;

@@ -348,9 +348,9 @@ static void run_fix(struct resume *res, struct fixup *f)
  * file is sent again from its pending row anyway, so abort them. An intent
  * (JOURNAL_MP_INTENT: a start asked for, its reply maybe never seen) is
  * settled by listing the key's uploads the server started since the
- * intent, less MP_CLOCK_SLACK_S for clocks that differ, and aborting them.
+ * intent, less BACKEND_MP_CLOCK_SLACK_S for clocks that differ, and
+ * aborting them.
  */
-#define MP_CLOCK_SLACK_S 60
 
 struct mp_left {
 	char **v;	/* remote, key, upload id; 3 per upload */
@@ -416,7 +416,8 @@ static int abort_one(struct fs *fs, const struct mp_left *l, int i,
 		return 1;
 	}
 	if (backend_mp_sweep(rem->be, l->v[i + 1],
-			     ((int64_t)l->at[i / 3] - MP_CLOCK_SLACK_S) *
+			     ((int64_t)l->at[i / 3] -
+			      BACKEND_MP_CLOCK_SLACK_S) *
 				     1000000000LL,
 			     NULL, &n, &eb) == MFS_EUNSUPP)
 		return 1;	/* nothing to list: nothing to do */

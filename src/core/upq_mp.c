@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/evp.h>
@@ -124,7 +125,37 @@ static void *part_worker(void *arg)
  * a start whose reply never came leaves an upload whose id nobody knows;
  * the intent goes once this upload settles, unless an earlier attempt of
  * the row left it (its start failed); a mount finding an intent lists the
- * key's uploads started since and aborts them (fs_resume_uploads). */
+ * key's uploads started since and aborts them (fs_resume_uploads). A
+ * start that went unanswered while the daemon runs is settled the same way
+ * at once (lost_start), so the intent stays only when that could not be
+ * done. */
+/* The backend's start of key (at start_s, our clock) went unanswered at
+ * least once: abort the key's uploads started since, but keep (the one
+ * this attempt uses, or NULL). 1 when settled. */
+static int lost_start(struct backend *be, const char *key, time_t start_s,
+		      const char *keep)
+{
+	struct errbuf eb = { 0 };
+	int n = 0;
+	enum mfs_err rc;
+
+	rc = backend_mp_sweep(be, key,
+			      ((int64_t)start_s - BACKEND_MP_CLOCK_SLACK_S) *
+				      1000000000LL,
+			      keep, &n, &eb);
+	if (rc == MFS_EUNSUPP)
+		return 1;	/* nothing to list: nothing to do */
+	if (n)
+		log_info("aborted %d multipart upload%s of %s whose start went unanswered",
+			 n, n == 1 ? "" : "s", key);
+	if (rc) {
+		log_warn("cannot list the multipart uploads of %s a start that went unanswered may have left (the next mount tries again): %s",
+			 key, eb.msg);
+		return 0;
+	}
+	return 1;
+}
+
 enum mfs_err upqi_multipart(struct upq *q, struct backend *be,
 			    const char *key, int fd, uint64_t size,
 			    const struct put_meta *pm, int64_t jid,
@@ -135,6 +166,8 @@ enum mfs_err upqi_multipart(struct upq *q, struct backend *be,
 	char *upload_id = NULL;
 	enum mfs_err rc;
 	int i, nth = q->cfg.part_threads, started = 0, fresh = 0;
+	int unanswered = 0;
+	time_t t0;
 	struct errbuf aeb = { 0 };
 	char intent[48];
 
@@ -148,10 +181,16 @@ enum mfs_err upqi_multipart(struct upq *q, struct backend *be,
 	if (journal_mp_open(q->j, q->mount_id, be->name, key, intent, jid,
 			    &fresh, &aeb))
 		log_warn("%s", aeb.msg);
-	rc = be->ops->mp_begin(be, key, pm, &upload_id, eb);
+	t0 = time(NULL);
+	rc = be->ops->mp_begin(be, key, pm, &upload_id, &unanswered, eb);
+	/* an unanswered attempt may have started an upload nobody knows */
+	if (unanswered && !lost_start(be, key, t0, upload_id))
+		fresh = 0;	/* the intent stays for the next mount */
 	if (rc) {
+		if (fresh)
+			journal_mp_close(q->j, be->name, intent, NULL);
 		free(m.etags);
-		return rc;	/* the intent stays: did the server start one? */
+		return rc;	/* refused, or settled above */
 	}
 	eb_clear(&aeb);
 	if (journal_mp_open(q->j, q->mount_id, be->name, key, upload_id, jid,

@@ -512,6 +512,33 @@ static void test_put_proof(struct backend *be)
 		CHECK_HAS(srv.reqs[0], "partNumber=1&uploadId=U1");
 		CHECK_HAS(srv.reqs[0], "content-md5: XUFAKrxLKna5cZ2REBfFkg==");
 	}
+	CASE("part and complete: an unquoted part ETag (Supabase's S3 endpoint, API-NOTES F17) goes back byte for byte");
+	{
+		char *unq = resp(200, "ETag: " HELLO_MD5 "\r\n", "");
+		char *done = resp(200, "Content-Type: application/xml\r\n",
+				  "<CompleteMultipartUploadResult><ETag>&quot;"
+				  "616b22817b80eed9f65c3aa38cd29054-2&quot;</ETag>"
+				  "</CompleteMultipartUploadResult>");
+		struct reply r1[] = { { unq, 0 }, { NULL, 0 } };
+		struct reply r2[] = { { done, 0 }, { NULL, 0 } };
+		char etags[2][80] = { "", "\"" HELLO_MD5 "\"" };
+
+		play(r1);
+		CHECK(be->ops->mp_part(be, "k", "U1", 1, &body, etag, &eb) ==
+		      MFS_OK);
+		CHECK_STR(etag, HELLO_MD5);
+		snprintf(etags[0], sizeof(etags[0]), "%s", etag);
+		play(r2);
+		CHECK(be->ops->mp_complete(be, "k", "U1", etags, 2, &out,
+					   &eb) == MFS_OK);
+		CHECK(requests() == 1);
+		CHECK_HAS(srv.reqs[0], "<Part><PartNumber>1</PartNumber><ETag>"
+			  HELLO_MD5 "</ETag></Part>");
+		CHECK_HAS(srv.reqs[0], "<Part><PartNumber>2</PartNumber><ETag>\""
+			  HELLO_MD5 "\"</ETag></Part>");
+		free(unq);
+		free(done);
+	}
 	if (body.fd >= 0)
 		close(body.fd);
 	free(errb);
@@ -539,6 +566,32 @@ static void test_complete_settle(struct backend *be)
 		     want) < 0)
 		hd = NULL;
 	hd_old = resp(200, "ETag: \"" HELLO_MD5 "\"\r\n", "");
+	CASE("start: a reply lost (connection closed) is sent again and reported unanswered");
+	{
+		char *init = resp(200, "Content-Type: application/xml\r\n",
+				  "<InitiateMultipartUploadResult><UploadId>U9"
+				  "</UploadId></InitiateMultipartUploadResult>");
+		struct reply r[] = { { init, CLOSE_NOW }, { init, 0 },
+				     { NULL, 0 } };
+		char *id = NULL;
+		int unanswered = 0;
+
+		play(r);
+		CHECK(be->ops->mp_begin(be, "k", NULL, &id, &unanswered,
+					&eb) == MFS_OK);
+		CHECK_STR(id ? id : "", "U9");
+		CHECK(unanswered == 1);
+		CHECK(requests() == 2);
+		free(id);
+		id = NULL;
+		unanswered = 0;
+		play(r + 1);
+		CHECK(be->ops->mp_begin(be, "k", NULL, &id, &unanswered,
+					&eb) == MFS_OK);
+		CHECK(unanswered == 0);
+		free(id);
+		free(init);
+	}
 	CASE("complete: a garbled reply is settled by HEAD (the parts' ETag)");
 	{
 		struct reply r[] = { { cut, 0 }, { hd, 0 }, { NULL, 0 } };
