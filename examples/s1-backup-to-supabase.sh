@@ -20,7 +20,7 @@
 # Exit 0 when every planned file is on the store and every row is in.
 set -u
 
-die() { echo "s1: $*" >&2; exit "${2:-1}"; }
+die() { echo "s1: $1" >&2; exit "${2:-1}"; }
 for v in S1_DATA S1_S3_ENDPOINT S1_S3_REGION S1_S3_BUCKET S1_S3_KEY_ID \
 	S1_S3_SECRET S1_SUPABASE_URL S1_SUPABASE_KEY S1_WORK; do
 	eval "[ -n \"\${$v:-}\" ]" || die "set $v (see the head of $0)" 2

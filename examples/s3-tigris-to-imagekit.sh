@@ -27,7 +27,7 @@
 # ImageKit, verified, and its elements rewritten.
 set -u
 
-die() { echo "s3: $*" >&2; exit "${2:-1}"; }
+die() { echo "s3: $1" >&2; exit "${2:-1}"; }
 usage() { die "usage: $0 COUNTRY [--limit N] | rollback COUNTRY" 2; }
 for v in S3_ENDPOINT S3_REGION S3_BUCKET S3_KEY_ID S3_SECRET S3_PUBLIC_URL \
 	IK_PRIVATE_KEY IK_URL_ENDPOINT IK_API_URL IK_UPLOAD_URL DATABASE_URL \

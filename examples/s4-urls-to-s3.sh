@@ -22,7 +22,7 @@
 # missing at the origin.
 set -u
 
-die() { echo "s4: $*" >&2; exit "${2:-1}"; }
+die() { echo "s4: $1" >&2; exit "${2:-1}"; }
 for v in S4_JSON_DIR S4_S3_ENDPOINT S4_S3_REGION S4_S3_BUCKET S4_S3_KEY_ID \
 	S4_S3_SECRET S4_WORK; do
 	eval "[ -n \"\${$v:-}\" ]" || die "set $v (see the head of $0)" 2

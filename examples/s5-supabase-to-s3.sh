@@ -29,7 +29,7 @@
 # and verified, and every rewrite is applied.
 set -u
 
-die() { echo "s5: $*" >&2; exit "${2:-1}"; }
+die() { echo "s5: $1" >&2; exit "${2:-1}"; }
 for v in S5_SUPABASE_URL S5_SUPABASE_KEY S5_S3_ENDPOINT S5_S3_REGION \
 	S5_S3_KEY_ID S5_S3_SECRET DATABASE_URL S5_WORK; do
 	eval "[ -n \"\${$v:-}\" ]" || die "set $v (see the head of $0)" 2

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The example scripts (examples/) end to end, on data generated from a seed
-# (EXAMPLES_SEED, default 1; tests/lib/gen-s1.py): S1 killed with kill -9
+# (a fresh seed each run, printed; EXAMPLES_SEED=N replays one;
+# tests/lib/gen-s1.py): S1 killed with kill -9
 # mid-copy and run again (no duplicate upload, no duplicate row), the store
 # checked through its own API (keys, types, bytes), the rows against the
 # maps (owners, services, one preview per service, foreign keys), the skip
@@ -10,16 +11,42 @@
 . "$LIB_DIR/supabase.sh"
 
 EX=$(cd "$TESTS_DIR/../examples" && pwd)
-SEED=${EXAMPLES_SEED:-1}
+# fresh data each run (a new seed, printed; EXAMPLES_SEED=N replays it)
+SEED=${EXAMPLES_SEED:-$((RANDOM * 32768 + RANDOM))}
+echo "  (data from seed $SEED; EXAMPLES_SEED=$SEED replays it)"
+fail() { echo "FAIL: $1 (seed $SEED): $2"; }
 PATH="$(cd "$(dirname "$MEDIAFS")" && pwd):$PATH"
 export PATH
+
+# ---- the four scripts: no Python and no jq outside comments; each takes
+# its inputs only from the environment (none set: exit 2, the first one
+# named) and a rollback argument
+bad=
+for s in s1-backup-to-supabase s3-tigris-to-imagekit s4-urls-to-s3 s5-supabase-to-s3; do
+	f=$EX/$s.sh
+	grep -v '^[[:space:]]*#' "$f" | grep -Eiwq 'python[0-9.]*|jq' && bad="$bad $s: python/jq;"
+	grep -q '"${1:-}" = rollback' "$f" || bad="$bad $s: no rollback argument;"
+	grep -q "(examples/$s.sh)" "$TESTS_DIR/../README.md" || bad="$bad $s: not in the README;"
+	env -i PATH="$PATH" sh "$f" Poland >"$T/$s.noenv" 2>&1
+	rc=$?
+	[ $rc -eq 2 ] && grep -q "set [A-Z0-9_]* (see the head of" "$T/$s.noenv" ||
+		bad="$bad $s: no inputs gave exit $rc: $(head -1 "$T/$s.noenv");"
+done
+# the README's S1 map has the file's real fields (gap 11)
+grep -q 'key=old_id' "$TESTS_DIR/../README.md" && bad="$bad README: key=old_id;"
+grep -q -- '--map svc=services-created.json,key=oldId,value=newId' "$TESTS_DIR/../README.md" ||
+	bad="$bad README: no key=oldId,value=newId map;"
+[ -z "$bad" ] &&
+	pass "the four scripts: no Python or jq; with no input variable set each exits 2 naming the first; each has a rollback argument and is linked from the README, whose S1 map names the real fields (oldId/newId)" ||
+	fail "scripts" "$bad"
+
 supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
 S1W=$T/s1/work
 trap 'mountpoint -q "$S1W/mnt" && fusermount3 -u -z "$S1W/mnt"; supa_stop' EXIT
 
 # smaller data in run-all's sanitizer pass (it looks for memory errors)
-SIZE="--users 20 --services 6" NJSON=3
-[ "${MFS_TEST_PASS:-}" = mount-asan ] && SIZE="--users 10 --services 3" NJSON=2
+SIZE="--users 18 --services 5" NJSON=3
+[ "${MFS_TEST_PASS:-}" = mount-asan ] && SIZE="--users 8 --services 3" NJSON=2
 
 # ---- S1: the backup in the S3 server, the maps and app.db on disk
 "$SYS_PY" "$LIB_DIR/gen-s1.py" "$T/s1" --seed "$SEED" $SIZE ||
@@ -69,7 +96,7 @@ rc=$?
 { sb manifest avatars; sb manifest service-media | sed 's/^/service-media\//'; } |
 	grep -v 'emptyFolderPlaceholder' >"$T/s1.store"
 sed -i '/^service-media\//!s/^/avatars\//' "$T/s1.store"
-"$SYS_PY" - "$T/s1" "$T/s1.store" <<'PY' && pass "s1: the store holds exactly the planned objects, each with the type its name says; GIFs byte for byte; nothing larger than its source" || fail "s1 store" "$(head -c 600 "$T/s1/store.err")"
+"$SYS_PY" - "$T/s1" "$T/s1.store" <<'PY' && pass "s1: the store holds exactly the planned objects, each with the type its name says; GIFs, TIFFs and .bin byte for byte; nothing larger than its source; $(cat "$T/s1/store.jpg")" || fail "s1 store" "$(head -c 600 "$T/s1/store.err")"
 import hashlib, os, sys
 d, store = sys.argv[1], sys.argv[2]
 err = open(os.path.join(d, 'store.err'), 'w')
@@ -97,6 +124,12 @@ for k in set(got) & set(want):
     if (ctype in ('image/gif', 'image/tiff', 'application/octet-stream')
             and md5 != hashlib.md5(src).hexdigest()):
         bad.append('%s: bytes differ from the source' % k)
+# compression ran: JPEG quality 85 from the backup's quality-95 JPEGs
+jpg = [k for k in set(got) & set(want) if want[k][1] == 'image/jpeg']
+small = [k for k in jpg if got[k][0] < len(open(os.path.join(d, 'backup', want[k][0]), 'rb').read())]
+if not small:
+    bad.append('no JPEG of %d stored smaller than its source' % len(jpg))
+open(os.path.join(d, 'store.jpg'), 'w').write('%d of %d JPEGs stored smaller (compressed)' % (len(small), len(jpg)))
 err.write('\n'.join(bad))
 sys.exit(1 if bad else 0)
 PY
@@ -148,7 +181,7 @@ fk=$(sqlite3 "$APPDB" "PRAGMA foreign_keys=ON; PRAGMA foreign_key_check;")
 [ -z "$fk" ] && pass "s1: the rows satisfy PRAGMA foreign_key_check" || fail "s1 foreign keys" "$(echo "$fk" | head -3)"
 
 # the skip file and the report
-"$SYS_PY" - "$T/s1" "$S1W/skipped.jsonl" "$S1W/report.json" "$NPLAN" <<'PY' && pass "s1: skipped.jsonl names each skipped source with the team's reason; report.json counts them and every upload" || fail "s1 skips/report" "$(head -c 600 "$T/s1/skip.err")"
+"$SYS_PY" - "$T/s1" "$S1W/skipped.jsonl" "$S1W/report.json" "$NPLAN" <<'PY' && pass "s1: skipped.jsonl names each skipped source with the team's reason (chat, salon over unmapped_user, unmapped_user, unmigrated_service); report.json counts them, every upload, original and compressed bytes per category" || fail "s1 skips/report" "$(head -c 600 "$T/s1/skip.err")"
 import collections, json, os, sys
 d = sys.argv[1]
 err = open(os.path.join(d, 'skip.err'), 'w')
@@ -170,8 +203,18 @@ if r['skipped']['by_reason'] != dict(collections.Counter(want.values())):
 t = r['totals']
 if t['succeeded'] != int(sys.argv[4]) or t['failed'] != 0:
     bad.append('report totals %s' % t)
-if t['uploaded_bytes'] > t['original_bytes']:
-    bad.append('compression made things larger: %s' % t)
+if t['uploaded_bytes'] >= t['original_bytes']:
+    bad.append('compression saved nothing: %s' % t)
+# original vs compressed bytes per category (SCENARIOS S1)
+per = collections.Counter()
+for l in open(os.path.join(d, 'expect.tsv')):
+    out = l.split('\t')[1]
+    if not out.startswith('skip:'):
+        per['supa/' + out.split('/')[0]] += 1
+cats = {c['category']: c for c in r['categories']}
+for c, n in per.items():
+    if c not in cats or cats[c]['succeeded'] != n or cats[c]['uploaded_bytes'] > cats[c]['original_bytes']:
+        bad.append('report category %s: %s, want %d succeeded' % (c, cats.get(c), n))
 err.write('\n'.join(bad))
 sys.exit(1 if bad else 0)
 PY
@@ -208,10 +251,15 @@ want, missing = [], []
 for j in range(nj):
     lot, ts = rnd.randrange(1000, 9999), 1713553344 + rnd.randrange(10**6)
     items = []
-    for k in range(rnd.randrange(1, 4)):
+    # every seed: the first page lists 3 images and 3 thumbnails, the last
+    # thumbnail missing (5 images to copy, a 404 to log)
+    for k in range(3 if j == 0 else rnd.randrange(1, 4)):
         rel = [f'{lot}/{ts}/i{k:04d}-{j}.jpg', f'{lot}/{ts}/thumbs/i{k:04d}-{j}.jpg']
         for r in rel:
-            if rnd.random() < 0.12:
+            gone = rnd.random() < 0.12
+            if j == 0:
+                gone = r == rel[1] and k == 2
+            if gone:
                 missing.append(r)	# listed, not on the origin: 404
                 continue
             p = f'{t}/origin/auctionimages/{r}'
@@ -234,7 +282,7 @@ export S4_JSON_DIR=$T/s4/json S4_STRIP_PREFIX=/auctionimages/ \
 	S4_WORK=$T/s4/work
 NWANT=$(wc -l <"$T/s4/want") NMISS=$(wc -l <"$T/s4/missing")
 J4=$T/s4/work/journal.db
-echo get_delay_ms=1500 >"$T/s4/state/control"	# GETs spread over 1.5 s: the kill lands mid-copy
+echo get_delay_ms=3000 >"$T/s4/state/control"	# GETs spread over 3 s: the kill lands mid-copy
 setsid sh "$EX/s4-urls-to-s3.sh" >"$T/s4.run1" 2>&1 &
 PG=$!
 killed=0

@@ -1,6 +1,6 @@
 #!/bin/bash
 # examples/s3-tigris-to-imagekit.sh end to end, on data generated from a
-# seed (EXAMPLES_SEED, default 1): venues in three countries (one name with
+# fresh seed each run (printed; EXAMPLES_SEED=N replays one): venues in three countries (one name with
 # a quote), JSON arrays of image elements, some naming images the bucket
 # lacks, some other URLs. A --limit test batch, then the country killed
 # with kill -9 mid-copy (ImageKit answering 429s) and run again, a third
@@ -12,7 +12,10 @@
 . "$LIB_DIR/imagekit.sh"
 
 EX=$(cd "$TESTS_DIR/../examples" && pwd)
-SEED=${EXAMPLES_SEED:-1}
+# fresh data each run (a new seed, printed; EXAMPLES_SEED=N replays it)
+SEED=${EXAMPLES_SEED:-$((RANDOM * 32768 + RANDOM))}
+echo "  (data from seed $SEED; EXAMPLES_SEED=$SEED replays it)"
+fail() { echo "FAIL: $1 (seed $SEED): $2"; }
 PATH="$(cd "$(dirname "$MEDIAFS")" && pwd):$PATH"
 export PATH
 # ---- S3: venue images on a CDN bucket -> ImageKit by country, the JSON

@@ -11,7 +11,10 @@
 . "$LIB_DIR/pg.sh"
 
 EX=$(cd "$TESTS_DIR/../examples" && pwd)
-SEED=${EXAMPLES_SEED:-1}
+# fresh data each run (a new seed, printed; EXAMPLES_SEED=N replays it)
+SEED=${EXAMPLES_SEED:-$((RANDOM * 32768 + RANDOM))}
+echo "  (data from seed $SEED; EXAMPLES_SEED=$SEED replays it)"
+fail() { echo "FAIL: $1 (seed $SEED): $2"; }
 PATH="$(cd "$(dirname "$MEDIAFS")" && pwd):$PATH"
 export PATH
 pg_start "$T/pg" || { fail "postgresql" "the throwaway cluster did not start"; exit 1; }

@@ -1,6 +1,6 @@
 #!/bin/bash
 # examples/s5-supabase-to-s3.sh end to end, on data generated from a seed
-# (EXAMPLES_SEED, default 1): three Supabase buckets whose objects carry
+# (a fresh seed each run, printed; EXAMPLES_SEED=N replays one): three Supabase buckets whose objects carry
 # types their bytes would not sniff to, four tables whose URL columns name
 # stored objects, objects no bucket holds, other URLs and NULLs. The script
 # is killed with kill -9 mid-copy and run again; then the S3 buckets are
@@ -11,7 +11,10 @@
 . "$LIB_DIR/supabase.sh"
 
 EX=$(cd "$TESTS_DIR/../examples" && pwd)
-SEED=${EXAMPLES_SEED:-1}
+# fresh data each run (a new seed, printed; EXAMPLES_SEED=N replays it)
+SEED=${EXAMPLES_SEED:-$((RANDOM * 32768 + RANDOM))}
+echo "  (data from seed $SEED; EXAMPLES_SEED=$SEED replays it)"
+fail() { echo "FAIL: $1 (seed $SEED): $2"; }
 PATH="$(cd "$(dirname "$MEDIAFS")" && pwd):$PATH"
 export PATH
 supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }

@@ -3,8 +3,10 @@
 # one mount and a SQLite database: map columns reach templates, the team's
 # own skip reasons, sources a map names but the store lacks, a failed copy
 # counted by the report, a copy's temporary never stored under its
-# temporary name, a template without a value refusing the whole rewrite,
-# and the rollback of inserted rows keeping a row changed since.
+# temporary name, a copy whose target the mount cannot name after the
+# fsync (ENOTCONN) counted failed, a template without a value refusing the
+# whole rewrite, the rollback of inserted rows keeping a row changed since,
+# and progress lines that end with a newline.
 . "$(dirname "$0")/../lib/common.sh"
 
 MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
@@ -64,6 +66,53 @@ assert r['totals']['failed'] == 1 and r['totals']['succeeded'] == 4, r['totals']
 assert r['skipped']['by_reason'] == {'team_reason': 1, 'missing_source': 1}, r['skipped']
 PY
 
+# ---- the mount gone after the fsync (gap 9): getxattr of the target's
+# remote answers ENOTCONN (an LD_PRELOAD shim; the file is stored). The
+# copy must count it failed, never done with an empty destination, and a
+# re-run must finish it
+cat >"$T/enotconn.c" <<'EOC'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/types.h>
+ssize_t getxattr(const char *path, const char *name, void *value, size_t size)
+{
+	static ssize_t (*real)(const char *, const char *, void *, size_t);
+	const char *m = getenv("SHIM_ENOTCONN");
+
+	if (m && strstr(path, m) && !strcmp(name, "user.mediafs.remote")) {
+		errno = ENOTCONN;
+		return -1;
+	}
+	if (!real)
+		real = (ssize_t (*)(const char *, const char *, void *, size_t))dlsym(RTLD_NEXT, "getxattr");
+	return real(path, name, value, size);
+}
+EOC
+if ${CC:-cc} -shared -fPIC -o "$T/enotconn.so" "$T/enotconn.c" -ldl 2>"$T/cc.err"; then
+	mctl plan --from "$MNT/src" --to "$MNT/dst" --rule 'imgs/{img} -> g9/{img}' \
+		--skip 'imgs/i5.jpg,reason=removed' --skip 'skipme,reason=other' \
+		--label g9 -o "$T/g9.plan" >"$T/g9.plan.out" 2>&1 || fail "g9 plan" "$(cat "$T/g9.plan.out")"
+	SHIM_ENOTCONN=/dst/g9/ LD_PRELOAD=$T/enotconn.so \
+		ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 \
+		mctl copy "$T/g9.plan" --jobs 2 >"$T/g9.copy1" 2>&1
+	rc1=$?
+	q9() { sqlite3 "$J" "SELECT count(*) FROM copies WHERE label='g9' AND $1"; }
+	f1=$(q9 "state='failed' AND error LIKE '%destination''s key (xattr)%Transport endpoint is not connected%'")
+	e1=$(q9 "state='done' AND (coalesce(dst_remote,'')='' OR coalesce(dst_key,'')='')")
+	mctl copy "$T/g9.plan" --jobs 2 >"$T/g9.copy2" 2>&1
+	rc2=$?
+	d2=$(q9 "state='done' AND dst_remote='dst' AND dst_key LIKE 'g9/i_.jpg'")
+	[ $rc1 -eq 1 ] && [ "$f1" -eq 4 ] && [ "$e1" -eq 0 ] && [ $rc2 -eq 0 ] && [ "$d2" -eq 4 ] &&
+		[ "$(find "$T/dst/g9" -type f | wc -l)" -eq 4 ] &&
+		pass "copy: a destination whose key the mount cannot give after the fsync (ENOTCONN) is failed, not done with an empty destination (exit 1); the re-run records all 4 with their keys (exit 0)" ||
+		fail "ENOTCONN after fsync" "rc1=$rc1 failed=$f1 done-empty=$e1 rc2=$rc2 done=$d2; $(tail -2 "$T/g9.copy1") $(tail -2 "$T/g9.copy2")"
+else
+	fail "ENOTCONN shim" "cannot compile: $(head -3 "$T/cc.err")"
+fi
+
 # ---- a copy's temporary is never stored under its temporary name
 printf 'partial' >"$MNT/dst/venues/.i9.jpg.mctlcp"
 sleep 7	# past the 5 s mediafs holds other temporary names
@@ -95,7 +144,7 @@ mctl rewrite insert --db "sqlite:$DB" --table media --label t \
 	--set path='{key}' --set slug='{v[img]}' --set city='{v[img].city}/{v2[path[1]]}' \
 	--apply >"$T/rw1.out" 2>&1 || fail "insert" "$(cat "$T/rw1.out")"
 [ "$(sqlite3 "$DB" "SELECT city FROM media WHERE path='venues/v-b/York-i3.jpg'")" = "York/York" ] &&
-	[ "$(sqlite3 "$DB" "SELECT count(*) FROM media")" -eq 4 ] &&
+	[ "$(sqlite3 "$DB" "SELECT count(*) FROM media WHERE path LIKE 'venues/%'")" -eq 4 ] &&
 	pass "rewrite templates: {v[img].city} from the plan, {v2[path[1]]} from the rewrite's own --map" ||
 	fail "template lookups" "$(sqlite3 "$DB" "SELECT * FROM media"; cat "$T/rw1.out")"
 rw=$(sqlite3 "$J" "SELECT max(id) FROM rewrites")
@@ -108,3 +157,16 @@ rc=$?
 	grep -q "3 rows restored, 1 kept (changed meanwhile)" "$T/rb.out" &&
 	pass "rollback of inserted rows deletes only rows still as inserted, keeps the changed one (exit 1)" ||
 	fail "insert rollback" "rc=$rc $(cat "$T/rb.out"); $(sqlite3 "$DB" "SELECT * FROM media")"
+
+# ---- progress lines (stderr) of rewrite apply and rollback end with a
+# newline: with both streams in one file, each progress line is whole and
+# the summary starts a line of its own (gap 11)
+PROG='^[0-9]+/[0-9]+ rows, [0-9]+ rows/s, ETA [^ ]+$'
+bad=
+for f in rw1.out rb.out; do
+	grep -Eq "$PROG" "$T/$f" && grep -q '^rewrite #[0-9]* ' "$T/$f" &&
+		! grep -E ' rows/s, ETA ' "$T/$f" | grep -Evq "$PROG" || bad="$bad $f: $(cat "$T/$f");"
+done
+[ -z "$bad" ] &&
+	pass "rewrite apply and rollback: each progress line ends with a newline; the summary starts its own line" ||
+	fail "progress lines" "$bad"

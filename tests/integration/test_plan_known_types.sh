@@ -161,7 +161,7 @@ PY
 )
 if [ "$crc" = 0 ] && [ "$bad" = 0 ] && [ "$gets" -le "$NSRC" ] && [ "$heads" = 0 ] &&
 	[ $((plan_bytes + copy_bytes)) = "$total" ]; then
-	pass "copy: $NSRC uploads with the plan's types, $gets GET, 0 HEAD of the sources: $copy_bytes bytes the first plan did not read ($plan_bytes), every byte fetched once"
+	pass "copy: $NSRC uploads with the plan's types (key and type agree: the AccessDenied XML and the empty file .bin as application/octet-stream), $gets GET, 0 HEAD of the sources: $copy_bytes bytes the first plan did not read ($plan_bytes), every byte fetched once"
 else
 	fail "copy" "exit $crc, $bad wrong types, $gets GET, $heads HEAD, $plan_bytes + $copy_bytes bytes of $total; $(tail -3 "$T/copy.out")"
 fi

@@ -15,7 +15,9 @@ Images are real (ImageMagick's convert for JPEG/WebP/TIFF, a few variants
 each; PNG and GIF written here); some sources are not images: an S3
 AccessDenied XML document and raw bytes (both must become .bin,
 application/octet-stream). Which user is mapped, which service migrated,
-which role, which type: all drawn from the seed.
+which role, which type: all drawn from the seed; every seed has an
+unmapped salon user with a picture (skipped as salon: salon wins over
+unmapped_user) and at least 5 planned files.
 """
 import json
 import os
@@ -94,6 +96,8 @@ def main():
     # draws), so each seed's plan holds an XML page and raw bytes too
     deck = list(TYPES)
     rnd.shuffle(deck)
+    deck.remove('jpeg')
+    deck.append('jpeg')		# the first: a JPEG to compress in every seed
 
     def content(planned=False):
         kind = rnd.choices(list(TYPES), [5, 5, 2, 2, 1, 1, 1])[0]
@@ -117,15 +121,19 @@ def main():
 
     expect = []
     users, mapping, db_users = [], {}, []
-    for _ in range(nusers):
+    for i in range(nusers):
         old, new = u(), u()
         role = rnd.choice(['buyer', 'stylist', 'salon'])
         mapped = rnd.random() < 0.75
+        # every seed has an unmapped salon (its reason must be salon, not
+        # unmapped_user) and a mapped stylist with a picture
+        if i < 2:
+            role, mapped = ('salon', False) if i == 0 else ('stylist', True)
         users.append((old, new, role, mapped))
         if mapped:
             mapping[old] = new
             db_users.append((new, old, role))
-        if rnd.random() < 0.8:		# has a profile picture
+        if rnd.random() < 0.8 or i < 2:		# has a profile picture
             kind, b = content(mapped and role != 'salon')
             rel = 'Profile-Pics/%s/%s' % (role, old)
             write(rel, b)
@@ -144,13 +152,16 @@ def main():
         db_users.append(s)
         stylists = [s]
     created = []
-    for _ in range(nsvc):
+    for j in range(nsvc):
         old, new = u(), u()
-        migrated = rnd.random() < 0.6
+        # the first service is migrated with 4 images: every seed plans at
+        # least 5 files, more than the copy's 4 jobs (a kill mid-copy has
+        # files on both sides)
+        migrated = rnd.random() < 0.6 or j == 0
         stylist = rnd.choice(stylists)[0]
         if migrated:
             created.append({'oldId': old, 'newId': new, 'stylistId': stylist})
-        for _ in range(rnd.randrange(1, 5)):
+        for _ in range(4 if j == 0 else rnd.randrange(1, 5)):
             kind, b = content(migrated)
             img = u()
             rel = 'Service-Images/%s/%s' % (old, img)
