@@ -122,6 +122,7 @@ bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench-rewrite.sh
 	scripts/bench-http.sh
 	scripts/bench-imagekit.sh
+	scripts/bench-fleet.sh
 
 soak: deps all
 	nice -n 10 tests/model/soak.sh $(or $(SOAK_SECONDS),600) $(or $(SOAK_MODE),safe)
