@@ -123,6 +123,7 @@ bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench-http.sh
 	scripts/bench-imagekit.sh
 	scripts/bench-sync-close.sh
+	scripts/bench-fleet.sh
 
 soak: deps all
 	nice -n 10 tests/model/soak.sh $(or $(SOAK_SECONDS),600) $(or $(SOAK_MODE),safe)

@@ -11,10 +11,12 @@ libvips-dev libpq-dev"
 # Tests: the S3 test server (OpenStack Swift + s3api, Debian's
 # python3-swift 2.30), an independent S3 client to upload fixtures
 # (python3-boto3), the tools the mounted tests drive, and PostgreSQL
-# (server binaries for a throwaway cluster per test run).
+# (server binaries for a throwaway cluster per test run); socat and
+# iproute2 for the hosts in network namespaces of test_ledger and
+# scripts/bench-fleet.sh (tests/lib/netns.sh).
 TEST_PKGS="python3 python3-swift python3-boto3 attr rsync sqlite3 procps file
 imagemagick libvips-tools curl
-psmisc postgresql debhelper dpkg-dev fakeroot"
+psmisc postgresql debhelper dpkg-dev fakeroot socat iproute2"
 # Fuzzing (tests/fuzz, 'make fuzz'): clang's libFuzzer and its sanitizer
 # runtimes (UBSan's float-cast checks are clang's; gcc's has none).
 FUZZ_PKGS="clang libclang-rt-14-dev"

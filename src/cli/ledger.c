@@ -160,10 +160,13 @@ static enum mfs_err lexec(struct ledger *l, const char *sql,
 {
 	struct errbuf eb = { 0 };
 	enum mfs_err rc;
+	double t0;
 
 	pthread_mutex_lock(&l->lock);
 	l->queries++;
+	t0 = cli_now();
 	rc = l->d->ops->exec(l->d, sql, p, n, changes, &eb);
+	l->qsecs += cli_now() - t0;
 	pthread_mutex_unlock(&l->lock);
 	if (rc)
 		fprintf(stderr, "mediactl: ledger: %s\n", eb.msg);
@@ -175,10 +178,13 @@ enum mfs_err ledger_query(struct ledger *l, const char *sql,
 {
 	struct errbuf eb = { 0 };
 	enum mfs_err rc;
+	double t0;
 
 	pthread_mutex_lock(&l->lock);
 	l->queries++;
+	t0 = cli_now();
 	rc = l->d->ops->query(l->d, sql, p, n, cb, ud, &eb);
+	l->qsecs += cli_now() - t0;
 	pthread_mutex_unlock(&l->lock);
 	if (rc)
 		fprintf(stderr, "mediactl: ledger: %s\n", eb.msg);
@@ -1125,7 +1131,7 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		cli_bytes(w.bytes, b, sizeof(b));
 		printf("work: %s: %llu files (%llu uploaded, %llu already on the store), %s in %.1f s, "
 		       "%llu failed, %llu re-claimed after an expired lease, %llu leases lost; "
-		       "%llu ledger queries (%.2f per file)\n",
+		       "%llu ledger queries (%.2f per file, %.2f ms per file)\n",
 		       w.id, (unsigned long long)w.files,
 		       (unsigned long long)w.uploaded,
 		       (unsigned long long)w.present, b, s,
@@ -1133,7 +1139,8 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		       (unsigned long long)w.reclaimed,
 		       (unsigned long long)w.lost,
 		       (unsigned long long)l.queries,
-		       done ? (double)l.queries / (double)done : 0.0);
+		       done ? (double)l.queries / (double)done : 0.0,
+		       done ? 1000.0 * l.qsecs / (double)done : 0.0);
 	}
 	ret = interrupted ? EXIT_INTERRUPTED : w.db_failed ? EXIT_STORE :
 	      w.failed ? EXIT_PROBLEMS : 0;

@@ -17,6 +17,7 @@ struct ledger {
 	const char *now;	/* the server clock as SQL */
 	pthread_mutex_t lock;	/* guards d and queries */
 	uint64_t queries;	/* statements sent, for the overhead figure */
+	double qsecs;		/* and the seconds they took (round trips) */
 };
 
 /* Open the ledger (--ledger, else --journal) and create its tables;
