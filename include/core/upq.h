@@ -123,8 +123,9 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 #define UPQ_MARKER_ETAG "d41d8cd98f00b204e9800998ecf8427e"
 
 /* Something (a file or directory) arrived at cache node ino of be without
- * an upload (a rename): delete the stored markers the cache knows of in
- * the directories above it, one request each. Thread-safe. */
+ * an upload (a rename, or another writer's object the mount found):
+ * delete the stored markers the cache knows of in the directories above
+ * it, one request each. Thread-safe. */
 enum mfs_err upq_clear_markers(struct upq *q, struct backend *be,
 			       uint64_t ino);
 

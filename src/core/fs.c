@@ -409,6 +409,16 @@ static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
 		s.etag = UPQ_MARKER_ETAG;
 		rc = mcache_set(fs->mc, d->ino, &s);
 	}
+	if (!rc && c.marker && n) {
+		/* a marker beside objects (another writer filled the folder,
+		 * or a marker landed before them): the folder needs none */
+		struct mc_node child;
+
+		if (!mcache_lookup(fs->mc, d->ino, me[0].name, &child)) {
+			fsi_filled(fs, child.ino);
+			mc_node_cleanup(&child);
+		}
+	}
 	for (i = 0; i < c.n; i++)
 		free(c.e[i].name);
 	free(c.e);

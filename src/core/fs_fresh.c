@@ -120,8 +120,22 @@ enum mfs_err fsi_neg_recheck(struct fs *fs, const struct mc_node *d,
 					     m.cache_control);
 	}
 	if (!rc)
+		fsi_filled(fs, ino);
+	if (!rc)
 		rc = mcache_lookup(fs->mc, d->ino, name, out);
 	return rc;
+}
+
+void fsi_filled(struct fs *fs, uint64_t ino)
+{
+	struct fs_remote *r;
+	struct mc_node n;
+
+	if (mcache_get(fs->mc, ino, &n))
+		return;
+	if (!fsi_writable(fs, &n, &r))
+		upq_clear_markers(fs->cfg.upq, r->be, ino);
+	mc_node_cleanup(&n);
 }
 
 enum mfs_err fsi_refresh(struct fs *fs, uint64_t ino)

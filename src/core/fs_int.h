@@ -106,6 +106,13 @@ int64_t fsi_now_ns(void);
 enum mfs_err fsi_neg_recheck(struct fs *fs, const struct mc_node *d,
 			     const char *name, struct mc_node *out,
 			     struct errbuf *eb);
+/* The mount learned of ino on the store (an object of another writer,
+ * found by name or by a listing): the folders above hold it, so a marker
+ * the cache knows is stored for them goes (one DELETE each, none when no
+ * marker is known), as when an upload lands below (upq_clear_markers): no
+ * folder that holds something keeps a marker, whoever filled it and
+ * however fast. Nothing on a read-only remote. */
+void fsi_filled(struct fs *fs, uint64_t ino);
 /* The mount itself removed parent/name (unlink, rename): its absence is
  * known for negative_ttl without asking (an upload of it may still be
  * landing before its delete). */

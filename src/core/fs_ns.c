@@ -47,9 +47,10 @@ static int is_bucket(const struct fs_remote *r, const char *key)
 
 static int count_child(void *ud, const struct mc_node *n);
 
-/* The last file of a directory went away: its marker may never have been
- * stored (dropped when the files landed), so queue one, or the directory
- * would vanish from the server with its last file. */
+/* The last entry of a directory went away (unlink, rmdir, rename out):
+ * its marker may never have been stored (dropped when the files landed,
+ * or not needed beside a subdirectory), so queue one, or the directory
+ * would vanish from the server with its last entry. */
 static void keep_if_empty(struct fs *fs, struct fs_remote *r, uint64_t dir)
 {
 	struct mc_node d, top = { 0 };
@@ -218,6 +219,8 @@ enum mfs_err fs_rmdir(struct fs *fs, uint64_t parent, const char *name,
 		event(fs, r, "rmdir", n.key, NULL, NULL);
 		mcache_remove(fs->mc, n.ino);
 		fsi_neg_note(fs, parent, name);
+		/* the folder may hold nothing else now */
+		keep_if_empty(fs, r, parent);
 	}
 	mc_node_cleanup(&n);
 	return rc;
@@ -532,24 +535,27 @@ static enum mfs_err delete_all(struct backend *be, char **keys, size_t n,
 	return rc;
 }
 
-static int has_files_below(const struct subtree *t, const char *key)
+/* Does anything (a file, or a directory: its own marker or files keep it
+ * on the store) lie below key? Only a directory with nothing below needs
+ * a marker, as for mkdir (upqm_not_needed): a folder that holds only
+ * folders is on the store through their objects. */
+static int has_entries_below(const struct subtree *t, const char *key)
 {
 	size_t n = strlen(key), i;
 
 	for (i = 0; i < t->count; i++)
-		if (t->n[i].kind == MC_FILE && !strncmp(t->n[i].key, key, n) &&
-		    t->n[i].key[n] == '/')
+		if (!strncmp(t->n[i].key, key, n) && t->n[i].key[n] == '/')
 			return 1;
 	return 0;
 }
 
 /* After a directory rename (src and the nodes of t moved in the cache):
  * which of them has a marker on the store now (rename_dir made one for
- * each directory with no file below), and the folders above that hold it
- * need theirs no more. */
+ * each directory with nothing below), and the folders above that hold
+ * them need theirs no more. */
 static void note_markers(struct fs *fs, struct fs_remote *r,
 			 const struct mc_node *src, const struct subtree *t,
-			 size_t ncopy)
+			 size_t landed)
 {
 	struct mc_set s = { 0 };
 	size_t i;
@@ -560,12 +566,13 @@ static void note_markers(struct fs *fs, struct fs_remote *r,
 	for (i = 0; i < t->count; i++) {
 		if (t->n[i].kind != MC_DIR)
 			continue;
-		s.etag = has_files_below(t, t->n[i].key) ? "" : UPQ_MARKER_ETAG;
+		s.etag = has_entries_below(t, t->n[i].key) ? ""
+							       : UPQ_MARKER_ETAG;
 		mcache_set(fs->mc, t->n[i].ino, &s);
 	}
-	s.etag = has_files_below(t, src->key) ? "" : UPQ_MARKER_ETAG;
+	s.etag = has_entries_below(t, src->key) ? "" : UPQ_MARKER_ETAG;
 	mcache_set(fs->mc, src->ino, &s);
-	if (ncopy || s.etag[0])
+	if (landed)
 		upq_clear_markers(fs->cfg.upq, r->be, src->ino);
 }
 
@@ -609,7 +616,7 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	struct subtree t = { 0 };
 	struct inos ren = { 0 };
 	char **copy = NULL, **del = NULL, *detail = NULL;
-	size_t ncopy = 0, ndel = 0, i;
+	size_t ncopy = 0, ndel = 0, nmade = 0, i;
 	enum mfs_err rc;
 
 	if (r->be->ops->move_dir) {
@@ -665,17 +672,21 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		rc = copy_all(r->be, src->key, newkey, copy, ncopy, eb);
 	/* empty directories exist only as markers: make them anew */
 	for (i = 0; i < t.count && !rc; i++) {
-		if (t.n[i].kind == MC_DIR && !has_files_below(&t, t.n[i].key)) {
+		if (t.n[i].kind == MC_DIR &&
+		    !has_entries_below(&t, t.n[i].key)) {
 			char *k = str_fmt("%s%s", newkey,
 					  t.n[i].key + strlen(src->key));
 
 			rc = k ? r->be->ops->mkdir(r->be, k, NULL, eb)
 			       : MFS_ENOMEM;
 			free(k);
+			nmade++;
 		}
 	}
-	if (!rc && !has_files_below(&t, src->key))
+	if (!rc && !has_entries_below(&t, src->key)) {
 		rc = r->be->ops->mkdir(r->be, newkey, NULL, eb);
+		nmade++;
+	}
 	for (i = 0; i < ndel && !rc; i++)
 		if (!del[i])
 			rc = MFS_ENOMEM;
@@ -684,7 +695,7 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	if (!rc)
 		rc = mcache_move(fs->mc, src->ino, newparent, newname, eb);
 	if (!rc)
-		note_markers(fs, r, src, &t, ncopy);
+		note_markers(fs, r, src, &t, ncopy + nmade);
 	if (!rc) {
 		const char *how = r->be->ops->move ? "moved" : "copied";
 

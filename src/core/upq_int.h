@@ -99,7 +99,8 @@ int upqm_skip(struct upq *q, struct item *it);
 /* Marker it landed: journal row done, directory no longer pending (and,
  * where a marker is an object of its own, known in the cache to have
  * one: its etag is UPQ_MARKER_ETAG), item released; then the markers
- * above it go (upqm_clear_above: drops q->lock meanwhile). */
+ * above it go, and it too if the directory got an entry meanwhile
+ * (upqm_clear_above: drops q->lock meanwhile). */
 void upqm_landed(struct upq *q, struct item *it);
 /* A file of be at cache node ino landed: delete the stored markers of the
  * directories above it that the cache knows of (one DELETE each, none

@@ -110,10 +110,16 @@ int upqm_skip(struct upq *q, struct item *it)
 	return 1;
 }
 
+static int first_child(void *ud, const struct mc_node *n)
+{
+	*(uint64_t *)ud = n->ino;
+	return 1;
+}
+
 void upqm_landed(struct upq *q, struct item *it)
 {
 	struct backend *be = it->be;
-	uint64_t ino = it->ino;
+	uint64_t ino = it->ino, child = 0;
 	struct mc_set s = { 0 };
 	struct jdone d = { 0 };
 	char *mk = str_fmt("%s/", it->key);
@@ -129,11 +135,17 @@ void upqm_landed(struct upq *q, struct item *it)
 		s.etag = UPQ_MARKER_ETAG;
 	}
 	mcache_set(q->mc, it->ino, &s);
+	/* something arrived in the directory while its marker was on its
+	 * way (another writer's object found meanwhile, a file that landed
+	 * before the marker was known stored): the marker goes too */
+	if ((be->ops->caps & BE_CAP_MARKER_OBJECTS) && q->mc)
+		mcache_children(q->mc, ino, first_child, &child);
 	q->st.done++;
 	it->state = S_DONE;
 	upqi_release_item(q, it);
-	/* its parents are on the store through it now */
-	upqm_clear_above(q, be, ino);
+	/* its parents are on the store through it now (from a child: it
+	 * too) */
+	upqm_clear_above(q, be, child ? child : ino);
 }
 
 enum mfs_err upq_clear_markers(struct upq *q, struct backend *be,

@@ -940,9 +940,12 @@ class Runner:
         elif t == 'overwrite_delete':
             # write A and B, mv A B while B uploads, rm B
             a, b = op['a'], op['b']
+            # both or neither (a shrunk case may have lost a's or b's
+            # folder): a written but not recorded would be a false mismatch
+            if any(Model.parent(p) not in m.dirs or p in m.dirs
+                   for p in (a, b)):
+                return
             for p, c in ((a, op['da']), (b, op['db'])):
-                if Model.parent(p) not in m.dirs or p in m.dirs:
-                    return
                 with open(P(p), 'wb') as fh:
                     fh.write(gen_data(c))
             time.sleep(op.get('gap', 0))	# B's upload starts
