@@ -218,6 +218,10 @@ enum mfs_err fs_rmdir(struct fs *fs, uint64_t parent, const char *name,
 		event(fs, r, "rmdir", n.key, NULL, NULL);
 		mcache_remove(fs->mc, n.ino);
 		fsi_neg_note(fs, parent, name);
+		/* its marker was the last thing the parent held: the
+		 * parent's own went when it landed (issue #15, replay
+		 * cases 15.21-rmdir-last-entry*) */
+		keep_if_empty(fs, r, parent);
 	}
 	mc_node_cleanup(&n);
 	return rc;
