@@ -263,6 +263,18 @@ static void refresh(struct fs *fs, struct mc_node *n)
 	mc_node_cleanup(&now);
 }
 
+/* Do names a and b break a sniff's ties differently (src/meta/sniff.c:
+ * the extension decides only when the bytes are generic)? Then a type
+ * sniffed from a read under one does not hold under the other. */
+static int names_differ(const char *a, const char *b)
+{
+	char ta[128], tb[128];
+
+	sniff_type(NULL, "", 0, a, ta, sizeof(ta));
+	sniff_type(NULL, "", 0, b, tb, sizeof(tb));
+	return strcmp(ta, tb) != 0;
+}
+
 /* The type stored file n takes under newname, into type ("" when it
  * keeps its own). A type is one of the bytes and the final name (the name
  * breaks ties, src/meta/sniff.c), so it changes only when the old and new
@@ -282,9 +294,7 @@ static enum mfs_err retype(struct fs *fs, struct fs_remote *r,
 	type[0] = '\0';
 	if (!(r->be->ops->caps & BE_CAP_TYPES) || !fs->cfg.sniff)
 		return MFS_OK;
-	sniff_type(NULL, "", 0, n->name, was, sizeof(was));
-	sniff_type(NULL, "", 0, newname, now, sizeof(now));
-	if (!strcmp(was, now))
+	if (!names_differ(n->name, newname))
 		return MFS_OK;	/* both names break ties alike */
 	rc = fsi_full(fs, n, eb);
 	buf = rc ? NULL : malloc(SNIFF_BYTES);
@@ -369,6 +379,11 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	}
 	if (!rc)
 		rc = mcache_move(fs->mc, n->ino, newparent, newname, eb);
+	/* a type sniffed from a read under the old name goes with it */
+	if (!rc && names_differ(n->name, newname) &&
+	    mcache_set_sniffed(fs->mc, n->ino, "", ""))
+		log_warn("cannot drop the sniffed type of inode %llu",
+			 (unsigned long long)n->ino);
 	if (!rc && landed)	/* its new folders hold it now */
 		upq_clear_markers(fs->cfg.upq, r->be, n->ino);
 	return rc;
