@@ -314,16 +314,34 @@ static enum mfs_err retype(struct fs *fs, struct fs_remote *r,
 	return rc;
 }
 
+/* over: the ETag of the stored file n replaces under newkey ("" for
+ * none). When n's bytes go up later (a queued upload, a writer, a failed
+ * upload), that object stays under newkey until they land, so n's node
+ * takes its ETag: the cache says the server holds an older version under
+ * n's key, which a later rename or unlink of n deletes, as for a stored
+ * file rewritten (else it was left behind: issue #15, replay cases
+ * 15.20-rename-over-stored-then-away*). */
 static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 				struct mc_node *n, uint64_t newparent,
 				const char *newname, const char *newkey,
-				struct errbuf *eb)
+				const char *over, struct errbuf *eb)
 {
 	char type[128] = "";
-	enum upq_hit hit = upq_rename(fs->cfg.upq, n->ino, newkey);
+	enum upq_hit hit;
 	enum mfs_err rc = MFS_OK;
 	int writing, landed = 0;
 
+	if (over[0] &&
+	    upq_state_of(fs->cfg.upq, n->ino, NULL, 0) == UPQ_UPLOADING) {
+		/* n's running upload moves to newkey only once it lands, and
+		 * not at all if n goes before: the replaced object goes now
+		 * (before the rename, so never after the move) */
+		rc = r->be->ops->del(r->be, newkey, eb);
+		if (rc)
+			return rc;
+		over = "";
+	}
+	hit = upq_rename(fs->cfg.upq, n->ino, newkey);
 	if (hit == UQ_NONE)	/* (it may have landed since n was read) */
 		refresh(fs, n);
 
@@ -384,6 +402,13 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	    mcache_set_sniffed(fs->mc, n->ino, "", ""))
 		log_warn("cannot drop the sniffed type of inode %llu",
 			 (unsigned long long)n->ino);
+	if (!rc && !landed && over[0]) {
+		struct mc_set s = { 0 };
+
+		s.mask = MC_SET_ETAG;
+		s.etag = over;
+		rc = mcache_set(fs->mc, n->ino, &s);
+	}
 	if (!rc && landed)	/* its new folders hold it now */
 		upq_clear_markers(fs->cfg.upq, r->be, n->ino);
 	return rc;
@@ -735,6 +760,7 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 	struct mc_node src = { 0 }, dst = { 0 }, np = { 0 };
 	const char *bad = str_bad_name(newname, strlen(newname));
 	char *newkey = NULL;
+	const char *over = "";	/* ETag of the stored file replaced */
 	enum mfs_err rc;
 	int children = 0;
 
@@ -813,12 +839,16 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 			/* src's own upload may have landed meanwhile */
 			mc_node_cleanup(&src);
 			rc = mcache_get(fs->mc, src.ino, &src);
+			/* (what it landed it deleted: newkey is free) */
+		} else {
+			over = dst.etag;
 		}
 	} else if (!rc && dst.ino && dst.kind == MC_DIR) {
 		rc = r->be->ops->rmdir(r->be, dst.key, eb);
 	}
 	if (!rc && src.kind == MC_FILE)
-		rc = rename_file(fs, r, &src, newparent, newname, newkey, eb);
+		rc = rename_file(fs, r, &src, newparent, newname, newkey,
+				 over, eb);
 	else if (!rc)
 		rc = rename_dir(fs, r, &src, newparent, newname, newkey, eb);
 	if (!rc && src.kind == MC_FILE)
