@@ -219,7 +219,8 @@ enum mfs_err fs_rmdir(struct fs *fs, uint64_t parent, const char *name,
 		event(fs, r, "rmdir", n.key, NULL, NULL);
 		mcache_remove(fs->mc, n.ino);
 		fsi_neg_note(fs, parent, name);
-		/* the folder may hold nothing else now */
+		/* the folder may hold nothing else now (issue #15, replay
+		 * cases 15.21-rmdir-*) */
 		keep_if_empty(fs, r, parent);
 	}
 	mc_node_cleanup(&n);
@@ -262,6 +263,18 @@ static void refresh(struct fs *fs, struct mc_node *n)
 	mc_node_cleanup(&now);
 }
 
+/* Do names a and b break a sniff's ties differently (src/meta/sniff.c:
+ * the extension decides only when the bytes are generic)? Then a type
+ * sniffed from a read under one does not hold under the other. */
+static int names_differ(const char *a, const char *b)
+{
+	char ta[128], tb[128];
+
+	sniff_type(NULL, "", 0, a, ta, sizeof(ta));
+	sniff_type(NULL, "", 0, b, tb, sizeof(tb));
+	return strcmp(ta, tb) != 0;
+}
+
 /* The type stored file n takes under newname, into type ("" when it
  * keeps its own). A type is one of the bytes and the final name (the name
  * breaks ties, src/meta/sniff.c), so it changes only when the old and new
@@ -281,9 +294,7 @@ static enum mfs_err retype(struct fs *fs, struct fs_remote *r,
 	type[0] = '\0';
 	if (!(r->be->ops->caps & BE_CAP_TYPES) || !fs->cfg.sniff)
 		return MFS_OK;
-	sniff_type(NULL, "", 0, n->name, was, sizeof(was));
-	sniff_type(NULL, "", 0, newname, now, sizeof(now));
-	if (!strcmp(was, now))
+	if (!names_differ(n->name, newname))
 		return MFS_OK;	/* both names break ties alike */
 	rc = fsi_full(fs, n, eb);
 	buf = rc ? NULL : malloc(SNIFF_BYTES);
@@ -303,16 +314,34 @@ static enum mfs_err retype(struct fs *fs, struct fs_remote *r,
 	return rc;
 }
 
+/* over: the ETag of the stored file n replaces under newkey ("" for
+ * none). When n's bytes go up later (a queued upload, a writer, a failed
+ * upload), that object stays under newkey until they land, so n's node
+ * takes its ETag: the cache says the server holds an older version under
+ * n's key, which a later rename or unlink of n deletes, as for a stored
+ * file rewritten (else it was left behind: issue #15, replay cases
+ * 15.23-rename-over-stored-then-away*). */
 static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 				struct mc_node *n, uint64_t newparent,
 				const char *newname, const char *newkey,
-				struct errbuf *eb)
+				const char *over, struct errbuf *eb)
 {
 	char type[128] = "";
-	enum upq_hit hit = upq_rename(fs->cfg.upq, n->ino, newkey);
+	enum upq_hit hit;
 	enum mfs_err rc = MFS_OK;
 	int writing, landed = 0;
 
+	if (over[0] &&
+	    upq_state_of(fs->cfg.upq, n->ino, NULL, 0) == UPQ_UPLOADING) {
+		/* n's running upload moves to newkey only once it lands, and
+		 * not at all if n goes before: the replaced object goes now
+		 * (before the rename, so never after the move) */
+		rc = r->be->ops->del(r->be, newkey, eb);
+		if (rc)
+			return rc;
+		over = "";
+	}
+	hit = upq_rename(fs->cfg.upq, n->ino, newkey);
 	if (hit == UQ_NONE)	/* (it may have landed since n was read) */
 		refresh(fs, n);
 
@@ -368,6 +397,18 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	}
 	if (!rc)
 		rc = mcache_move(fs->mc, n->ino, newparent, newname, eb);
+	/* a type sniffed from a read under the old name goes with it */
+	if (!rc && names_differ(n->name, newname) &&
+	    mcache_set_sniffed(fs->mc, n->ino, "", ""))
+		log_warn("cannot drop the sniffed type of inode %llu",
+			 (unsigned long long)n->ino);
+	if (!rc && !landed && over[0]) {
+		struct mc_set s = { 0 };
+
+		s.mask = MC_SET_ETAG;
+		s.etag = over;
+		rc = mcache_set(fs->mc, n->ino, &s);
+	}
 	if (!rc && landed)	/* its new folders hold it now */
 		upq_clear_markers(fs->cfg.upq, r->be, n->ino);
 	return rc;
@@ -727,6 +768,7 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 	struct mc_node src = { 0 }, dst = { 0 }, np = { 0 };
 	const char *bad = str_bad_name(newname, strlen(newname));
 	char *newkey = NULL;
+	const char *over = "";	/* ETag of the stored file replaced */
 	enum mfs_err rc;
 	int children = 0;
 
@@ -805,12 +847,16 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 			/* src's own upload may have landed meanwhile */
 			mc_node_cleanup(&src);
 			rc = mcache_get(fs->mc, src.ino, &src);
+			/* (what it landed it deleted: newkey is free) */
+		} else {
+			over = dst.etag;
 		}
 	} else if (!rc && dst.ino && dst.kind == MC_DIR) {
 		rc = r->be->ops->rmdir(r->be, dst.key, eb);
 	}
 	if (!rc && src.kind == MC_FILE)
-		rc = rename_file(fs, r, &src, newparent, newname, newkey, eb);
+		rc = rename_file(fs, r, &src, newparent, newname, newkey,
+				 over, eb);
 	else if (!rc)
 		rc = rename_dir(fs, r, &src, newparent, newname, newkey, eb);
 	if (!rc && src.kind == MC_FILE)
