@@ -99,6 +99,7 @@ cat >"$D/host.sh" <<'EOH'
 #!/bin/bash
 i=$1 h=$D/h$1
 . tests/lib/netns.sh
+ns_drop_inherited_mounts
 ip link set lo up
 ip link set lo mtu 1500
 tc qdisc add dev lo root tbf rate "$RATE" burst 16kb latency 100ms

@@ -88,6 +88,7 @@ cat >"$T/worker.sh" <<'EOW'
 i=$1 w=$T/w$1
 mkdir -p "$w"
 . "$LIB_DIR/netns.sh"
+ns_drop_inherited_mounts
 ip link set lo up
 # before its forwarders: the test's servers are out of this host's reach
 if ! ns_reachable "$S3_PORT" && ! ns_reachable "$PG_PORT"; then

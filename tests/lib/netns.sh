@@ -14,6 +14,10 @@
 #                           a connection (up to 60 s)
 #   ns_reachable PORT       0 when 127.0.0.1:PORT accepts a connection here
 #   ns_stop_forwarders      stop every forwarder of NS_SOCKDIR
+#   ns_drop_inherited_mounts  inside a host's new mount namespace, first:
+#                           detach the FUSE mounts copied from outside
+#                           (other tests' mounts: a copy held here keeps
+#                           their daemons from ending at their unmount)
 # NS_SOCKDIR: $T/ns, or a short directory in /tmp when $T is too long
 # for a socket's path (108 bytes).
 
@@ -67,5 +71,13 @@ ns_stop_forwarders() {
 		kill "$p" 2>/dev/null
 	done
 	case "$NS_SOCKDIR" in /tmp/mfsns.*) rm -rf "$NS_SOCKDIR" ;; esac
+	true
+}
+
+ns_drop_inherited_mounts() {
+	local m
+	awk '$3 ~ /^fuse/ {print $2}' /proc/self/mounts | while read -r m; do
+		umount -l "$m" 2>/dev/null
+	done
 	true
 }
