@@ -439,8 +439,19 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 				put_meta_from(&meta, &pm);
 			}
 			rc = be->ops->copy(be, key, to, &pm, out, eb);
-			if (!rc)
+			if (rc == MFS_EUNSUPP && be->ops->move) {
+				/* ImageKit: a copy keeps the file's name, so a
+				 * rename behind a running upload failed the row
+				 * and the old name came back (#15, found by
+				 * the model tester): move it, then give it the
+				 * metadata under the new name */
+				rc = be->ops->move(be, key, to, eb);
+				if (!rc)
+					rc = be->ops->copy(be, to, to, &pm, out,
+							   eb);
+			} else if (!rc) {
 				rc = be->ops->del(be, key, eb);
+			}
 			pthread_mutex_lock(&q->lock);
 			if (!rc && sniffed && it->sniffed)
 				memcpy(it->meta.content_type,

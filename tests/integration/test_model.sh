@@ -1,6 +1,7 @@
 #!/bin/bash
 # The reference-model tester (tests/model/model.py, issue #15): fixed seeds
-# of random operation sequences on S3 (Swift) and on the Supabase fake, each
+# of random operation sequences on S3 (Swift), the Supabase and ImageKit
+# fakes (model.py starts an ImageKit fake of its own) and type = local, each
 # step compared with the model through the mount, the store compared at
 # every settle point; then the replay cases in tests/model/cases/. A case of
 # a defect listed open in tests/model/known_open.json prints "SKIP: #15.N
@@ -22,16 +23,19 @@ if [ "${MFS_TEST_PASS:-}" = mount-asan ]; then
 else
 	SEEDS="--seed 1 --seed 2" OPS=25
 fi
-# model NAME ARGS...: run model.py in the background into NAME's files;
-# finish NAME prints its lines (a failure's seed, step, operations and
-# replay case are '#' lines) and fails if it ended without saying why. The
-# three runs go in parallel: most of their time is spent waiting for
-# uploads to settle and for the servers.
-model() {
+# run1 NAME ARGS...: run model.py into NAME's files; model NAME ARGS...:
+# the same in the background; finish NAME prints its lines (a failure's
+# seed, step, operations and replay case are '#' lines) and fails if it
+# ended without saying why. The runs go in parallel: most of their time is
+# spent waiting for uploads to settle and for the servers.
+run1() {
 	local name=$1
 	shift
-	( "$SYS_PY" "$MODEL" "$@" >"$T/$name.out" 2>"$T/$name.err"
-	  echo $? >"$T/$name.rc" ) &
+	"$SYS_PY" "$MODEL" "$@" >"$T/$name.out" 2>"$T/$name.err"
+	echo $? >"$T/$name.rc"
+}
+model() {
+	run1 "$@" &
 	PIDS+=($!)
 }
 PIDS=()
@@ -48,13 +52,28 @@ for b in s3 supabase; do
 	model "$b" run --backend "$b" $SEEDS --ops "$OPS" --mode safe \
 		--workdir "$T/model" --out "$T/cases"
 done
-# the replay cases, one run per backend (ImageKit's print a SKIP)
-for b in s3 supabase imagekit; do
-	mapfile -t cases < <(grep -l "\"backend\": \"$b\"" "$TESTS_DIR"/model/cases/*.json)
-	[ ${#cases[@]} -gt 0 ] && model "replay-$b" replay --skip-open \
-		--workdir "$T/replay-$b" "${cases[@]}"
-done
+cases_of() { grep -l "\"backend\": \"$1\"" "$TESTS_DIR"/model/cases/*.json; }
+# the replay cases: S3's (the longest chain) in two runs side by side
+mapfile -t cases < <(cases_of s3)
+h=$(( (${#cases[@]} + 1) / 2 ))
+model replay-s3 replay --skip-open --workdir "$T/replay-s3" "${cases[@]:0:$h}"
+[ ${#cases[@]} -gt "$h" ] && model replay-s3b replay --skip-open \
+	--workdir "$T/replay-s3b" "${cases[@]:$h}"
+mapfile -t cases < <(cases_of supabase)
+model replay-supabase replay --skip-open --workdir "$T/replay-supabase" "${cases[@]}"
+# ImageKit (its seeds, then its cases) and local: short, one run each
+mapfile -t cases < <(cases_of imagekit)
+# shellcheck disable=SC2086
+( run1 imagekit run --backend imagekit $SEEDS --ops "$OPS" --mode safe \
+	--workdir "$T/model" --out "$T/cases"
+  [ ${#cases[@]} -gt 0 ] && run1 replay-imagekit replay --skip-open \
+	--workdir "$T/replay-imagekit" "${cases[@]}" ) &
+PIDS+=($!)
+# shellcheck disable=SC2086
+model local run --backend local $SEEDS --ops "$OPS" --mode safe \
+	--workdir "$T/model" --out "$T/cases"
 wait "${PIDS[@]}"
-for f in s3 supabase replay-s3 replay-supabase replay-imagekit; do
+for f in s3 supabase imagekit local replay-s3 replay-s3b replay-supabase \
+	replay-imagekit; do
 	[ -f "$T/$f.rc" ] && finish "$f"
 done
