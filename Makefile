@@ -1,7 +1,9 @@
 # mediafs - plain Makefile; every library through pkg-config.
 #   make            build mediafs
-#   make check      install test deps, build, run every test (unit,
-#                   integration, mounted, and the ASan+UBSan build)
+#   make check      install test deps, build, run every test (fuzz, unit,
+#                   integration, mounted), and a chosen subset of the
+#                   mounted tests again with the ASan+UBSan build
+#   make check-asan the same with every mounted test in the ASan+UBSan pass
 #   make demo       mount a local S3 server and copy an image tree in
 #   make bench      benchmarks (docs/BENCHMARKS.md)
 #   make fuzz       libFuzzer targets (clang), FUZZ_TIME seconds each
@@ -110,6 +112,9 @@ deps:
 check: deps
 	tests/run-all.sh
 
+check-asan: deps
+	SAN_ALL=1 tests/run-all.sh
+
 demo: deps all
 	scripts/demo.sh
 
@@ -156,4 +161,4 @@ format:
 clean:
 	rm -rf build build-san build-fuzz mediafs mediactl
 
-.PHONY: all unit deps check demo bench soak install deb format clean fuzz fuzz-build
+.PHONY: all unit deps check check-asan demo bench soak install deb format clean fuzz fuzz-build
