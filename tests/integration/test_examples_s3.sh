@@ -91,7 +91,7 @@ venues >"$T/s3.before"
 s3check() {
 	ik manifest /venues >"$T/s3.ikman" 2>/dev/null; ik ids /venues >"$T/s3.ikids" 2>/dev/null
 	venues >"$T/s3.now"
-	"$SYS_PY" - "$T/s3" "$T/s3.before" "$T/s3.now" "$T/s3.ikman" "$T/s3.ikids" "$1" "$2" <<'PY'
+	"$SYS_PY" - "$T/s3" "$T/s3.before" "$T/s3.now" "$T/s3.ikman" "$T/s3.ikids" "$1" "$2" 2>&1 <<'PY' || echo "the check itself failed"
 import hashlib, json, sys
 t, before, now, man, ids, done, limit = sys.argv[1:8]
 done, limit = done.split('|') if done else [], int(limit)
