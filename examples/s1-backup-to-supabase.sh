@@ -117,14 +117,16 @@ if [ ! -f "$W/plan.done" ]; then
 		--skip 'Profile-Pics/salon,reason=salon' \
 		--rule 'Profile-Pics/{role}/{old} -> avatars/{users[old]}/{old}.{ext}' \
 		--rule 'Service-Images/{sid}/{img} -> service-media/{svc[sid]}/{img}.{ext}' \
-		--label s1 -o "$PLAN" || die "plan failed" $?
+		--label s1 -o "$PLAN" || { rc=$?; die "plan failed" $rc; }
 	cp "$PLAN.skipped" "$W/skipped.jsonl" && touch "$W/plan.done" ||
 		die "cannot write $W"
 fi
 
 # ---- the copy (resumes; a file counts once it is on the server)
-ctl copy "$PLAN" --jobs 4 || die "copy: some files failed (mediactl failed; run again)" $?
-ctl verify --label s1 >"$W/verify.out" || die "verify: $(tail -3 "$W/verify.out")" $?
+# (a failed copy still writes report.json: it counts the failed files)
+ctl copy "$PLAN" --jobs 4 || { rc=$?; ctl report --label s1 --json >"$W/report.json"
+	die "copy: some files failed (mediactl failed; run again; see $W/report.json)" $rc; }
+ctl verify --label s1 >"$W/verify.out" || { rc=$?; die "verify: $(tail -3 "$W/verify.out")" $rc; }
 
 # ---- the rows: one per uploaded object; an object already inserted is
 # not inserted again
@@ -132,13 +134,13 @@ finish_rewrites
 ctl rewrite insert --db "$DB" --table media --label s1 --keys 'avatars/*' \
 	--set created_at='{uploaded_at}' --set owner_id='{users[old]}' \
 	--set file_path='{path[1]}/{path[2]}' --set media_type=avatar \
-	--set is_preview_image=0 --apply >>"$W/rows.out" ||
-	die "avatar rows: see $W/rows.out" $?
+	--set is_preview_image=0 --apply >>"$W/rows.out" || {
+	rc=$?; die "avatar rows: see $W/rows.out" $rc; }
 ctl rewrite insert --db "$DB" --table media --label s1 --keys 'service-media/*' \
 	--set created_at='{uploaded_at}' --set owner_id='{svc[sid].stylistId}' \
 	--set service_id='{svc[sid]}' --set file_path='{path[1]}/{path[2]}' \
 	--set media_type=service_image --first is_preview_image='{path[1]}' \
-	--apply >>"$W/rows.out" || die "service rows: see $W/rows.out" $?
+	--apply >>"$W/rows.out" || { rc=$?; die "service rows: see $W/rows.out" $rc; }
 
 ctl report --label s1 --json >"$W/report.json" || die "report failed"
 ctl report --label s1

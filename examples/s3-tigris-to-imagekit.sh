@@ -147,10 +147,12 @@ EOF
 ctl plan --from "$MNT/tigris/$FOLDER" --to "$MNT/ik" \
 	--map "venue=$W/$L.csv,key=image,value=slug,miss=other_country,missing=not_in_bucket" \
 	--rule "{img} -> venues/{venue[img]}/{img}" --label "$L" -o "$W/$L.plan" \
-	>"$W/$L.plan.out" || die "plan failed: $(tail -3 "$W/$L.plan.out")" $?
-ctl copy "$W/$L.plan" --jobs 8 >"$W/$L.copy.out" ||
-	die "copy: some files failed (run again): $(tail -3 "$W/$L.copy.out")" $?
-ctl verify --label "$L" >"$W/$L.verify.out" || die "verify: $(tail -3 "$W/$L.verify.out")" $?
+	>"$W/$L.plan.out" || { rc=$?; die "plan failed: $(tail -3 "$W/$L.plan.out")" $rc; }
+# (a failed copy still writes LABEL.report.json: it counts the failed files)
+ctl copy "$W/$L.plan" --jobs 8 >"$W/$L.copy.out" || {
+	rc=$?; ctl report --label "$L" --json >"$W/$L.report.json"
+	die "copy: some files failed (run again): $(tail -3 "$W/$L.copy.out")" $rc; }
+ctl verify --label "$L" >"$W/$L.verify.out" || { rc=$?; die "verify: $(tail -3 "$W/$L.verify.out")" $rc; }
 
 # ---- the arrays: each element whose image is on ImageKit gets its new
 # URL and fields; the others keep theirs

@@ -88,8 +88,8 @@ if [ ! -f "$W/plan.done" ]; then
 	done
 	rules=
 	for r in "$@"; do rules="$rules --rule '$r'"; done
-	eval "ctl plan --from \"\$MNT/cf\" --to \"\$MNT/s3\" $rules --label s4 -o \"\$PLAN\"" ||
-		die "plan failed" $?
+	eval "ctl plan --from \"\$MNT/cf\" --to \"\$MNT/s3\" $rules --label s4 -o \"\$PLAN\"" || {
+		rc=$?; die "plan failed" $rc; }
 	touch "$W/plan.done"
 fi
 

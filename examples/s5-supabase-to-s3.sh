@@ -128,7 +128,7 @@ for p in $BUCKETS; do
 	[ -f "$W/plan$n.done" ] && continue
 	[ -d "$MNT/supa/${p%%:*}" ] || die "no bucket ${p%%:*} on $S5_SUPABASE_URL"
 	eval "ctl plan --from \"\$MNT/supa/${p%%:*}\" --to \"\$MNT/to$n\" $rules --label s5 -o \"\$W/plan$n\"" \
-		>"$W/plan$n.out" || die "plan of ${p%%:*} failed: $(tail -3 "$W/plan$n.out")" $?
+		>"$W/plan$n.out" || { rc=$?; die "plan of ${p%%:*} failed: $(tail -3 "$W/plan$n.out")" $rc; }
 	touch "$W/plan$n.done"
 done
 
@@ -137,10 +137,10 @@ done
 n=0
 for p in $BUCKETS; do
 	n=$((n + 1))
-	ctl copy "$W/plan$n" --jobs 8 >"$W/copy$n.out" ||
-		die "copy of ${p%%:*}: some files failed (run again): $(tail -3 "$W/copy$n.out")" $?
+	ctl copy "$W/plan$n" --jobs 8 >"$W/copy$n.out" || {
+		rc=$?; die "copy of ${p%%:*}: some files failed (run again): $(tail -3 "$W/copy$n.out")" $rc; }
 done
-ctl verify --label s5 >"$W/verify.out" || die "verify: $(tail -3 "$W/verify.out")" $?
+ctl verify --label s5 >"$W/verify.out" || { rc=$?; die "verify: $(tail -3 "$W/verify.out")" $rc; }
 
 # ---- the database: each column, each bucket's prefix -> its S3 URL, only
 # rows whose new URL is a verified upload (--only-verified)

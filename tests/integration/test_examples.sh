@@ -237,6 +237,33 @@ rows=$(sqlite3 "$APPDB" "SELECT count(*) FROM media")
 	pass "s1: rollback deletes every object and row it made (exit 0)" ||
 	fail "s1 rollback" "rc=$rc, $left objects, $rows rows left; $(tail -3 "$T/s1.rb")"
 
+# a small second backup (its own seed, bucket, work directory and
+# journal) migrated while the server refuses every upload larger than 1
+# byte (Supabase's UPLOAD_FILE_SIZE_LIMIT: 413 EntityTooLarge): every
+# planned file fails for real; the script must exit non-zero, insert no
+# row, and its report.json count the failed files as the journal has them
+"$SYS_PY" "$LIB_DIR/gen-s1.py" "$T/s1f" --seed "$((SEED + 1))" --users 8 --services 3 &&
+	s3 mkbucket s1fail >/dev/null && s3 putdir s1fail "$T/s1f/backup" >/dev/null ||
+	fail "s1f data" "the generator or the bucket failed"
+NF=$(grep -cv $'\tskip:' "$T/s1f/expect.tsv")
+echo max_size=1 >"$SB_CONTROL"
+mark=$(sb_mark)
+S1_DATA=$T/s1f/data S1_S3_BUCKET=s1fail S1_WORK=$T/s1f/work \
+	sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.fail" 2>&1
+rc=$?
+: >"$SB_CONTROL"
+r413=$(sb_since "$mark" '^(POST|PUT) /storage/v1/object/(avatars|service-media)/.* (400|413)$')
+nf=$(sqlite3 "$T/s1f/work/journal.db" "SELECT count(*) FROM copies WHERE state='failed'")
+nd=$(sqlite3 "$T/s1f/work/journal.db" "SELECT count(*) FROM copies WHERE state='done'")
+rows=$(sqlite3 "$T/s1f/data/app.db" "SELECT count(*) FROM media")
+left=$({ sb keys avatars; sb keys service-media; } | grep -vc 'emptyFolderPlaceholder')
+rf=$("$SYS_PY" -c 'import json,sys; t=json.load(open(sys.argv[1]))["totals"]; print(t["failed"], t["succeeded"])' "$T/s1f/work/report.json" 2>/dev/null)
+[ $rc -ne 0 ] && [ "$nf" -eq "$NF" ] && [ "$nd" -eq 0 ] && [ "$r413" -eq "$NF" ] && [ "$rf" = "$NF 0" ] &&
+	[ "$rows" -eq 0 ] && [ "$left" -eq 0 ] &&
+	grep -q '^s1: copy: some files failed' "$T/s1.fail" && ! grep -q '^s1: done' "$T/s1.fail" &&
+	pass "s1: the server refusing every upload (413), the run exits $rc, 'copy: some files failed', no row, no object; report.json counts $nf of $NF planned files failed" ||
+	fail "s1 failed files" "rc=$rc planned=$NF refused=$r413 failed=$nf done=$nd report='$rf' rows=$rows objects=$left $(tail -3 "$T/s1.fail")"
+
 echo "  (s1: $SECONDS s)"
 
 # ---- S4: a URL list (JSON files) on an HTTP origin -> an S3 bucket

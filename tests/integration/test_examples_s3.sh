@@ -61,6 +61,13 @@ for v in range(1, 3 * nv + 1):
         imgs.append({'url': cdn + 'uploads/gone_%d.jpg' % v, 'upload_status': 'external'})
     if rnd.random() < 0.2:	# already elsewhere
         imgs.append({'url': 'https://ik.imagekit.io/old/%d.jpg' % v, 'upload_status': 'completed'})
+    if country == names[2] and not os.path.exists(t + '/empty'):
+        # gap 6: an empty source (ImageKit refuses empty files) in the
+        # first venue of the third country, the one never migrated whole
+        name = 'venue_%d_empty.jpg' % v
+        open('%s/bucket/uploads/%s' % (t, name), 'wb').close()
+        imgs.append({'url': cdn + 'uploads/' + name, 'upload_status': 'external'})
+        open(t + '/empty', 'w').write(name)
     db.execute('INSERT INTO venues VALUES (?, ?, ?, ?)', (v, slug, city, json.dumps(imgs, separators=(',', ':'))))
 db.commit()
 open(t + '/expect', 'w').write('\n'.join(exp) + '\n')
@@ -84,7 +91,7 @@ venues >"$T/s3.before"
 s3check() {
 	ik manifest /venues >"$T/s3.ikman" 2>/dev/null; ik ids /venues >"$T/s3.ikids" 2>/dev/null
 	venues >"$T/s3.now"
-	"$SYS_PY" - "$T/s3" "$T/s3.before" "$T/s3.now" "$T/s3.ikman" "$T/s3.ikids" "$1" "$2" <<'PY'
+	"$SYS_PY" - "$T/s3" "$T/s3.before" "$T/s3.now" "$T/s3.ikman" "$T/s3.ikids" "$1" "$2" 2>&1 <<'PY' || echo "the check itself failed"
 import hashlib, json, sys
 t, before, now, man, ids, done, limit = sys.argv[1:8]
 done, limit = done.split('|') if done else [], int(limit)
@@ -195,4 +202,24 @@ out=$(s3check "$C2" 0)
 [ $rc -eq 0 ] && [ -z "$out" ] &&
 	pass "s3: rollback '$C1' restores its arrays byte for byte and deletes its files; \"$C2\" stays migrated" ||
 	fail "s3 rollback" "rc=$rc $out $(tail -3 "$T/s3.rb")"
+# gap 6: the third country's first venue holds an empty image, which
+# ImageKit refuses: the --limit 1 batch fails (run by bash as sh: the
+# exit status must survive the message's command substitution), its
+# report counts the empty file failed, and no array is rewritten
+C3=$(sed -n 3p "$T/s3/countries")
+L3=s3-$(printf '%s' "$C3" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9' '-')
+E3=$(cat "$T/s3/empty")
+venues >"$T/s3.b3"
+bash "$EX/s3-tigris-to-imagekit.sh" "$C3" --limit 1 >"$T/s3.c3" 2>&1
+rc=$?
+ctl3() { mediactl --journal "$J3" --config "$S3W/mediafs.conf" "$@"; }
+f3=$(ctl3 report --label "$L3" --json 2>/dev/null | "$SYS_PY" -c 'import json,sys; print(json.load(sys.stdin)["totals"]["failed"])')
+f3s=$("$SYS_PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["totals"]["failed"])' "$S3W/$L3.report.json" 2>/dev/null)
+ef=$(sqlite3 "$J3" "SELECT count(*) FROM copies WHERE state='failed' AND src LIKE '%/$E3'" 2>/dev/null)
+venues >"$T/s3.a3"
+[ $rc -ne 0 ] && [ "${f3:-0}" -ge 1 ] && [ "$f3s" = "$f3" ] && [ "${ef:-0}" -eq 1 ] &&
+	grep -q '^s3: copy: some files failed' "$T/s3.c3" && ! grep -q "^s3: $C3: " "$T/s3.c3" &&
+	cmp -s "$T/s3.b3" "$T/s3.a3" &&
+	pass "s3: '$C3' --limit 1 with an empty source ImageKit refuses: exit $rc, 'copy: some files failed', report (and $L3.report.json) failed $f3, no array rewritten" ||
+	fail "s3 failed file" "rc=$rc failed=$f3/$f3s empty-failed=$ef $(tail -3 "$T/s3.c3")"
 echo "  (s3: $SECONDS s)"

@@ -77,7 +77,7 @@ venues >"$T/pg3.before"
 s3check() {
 	ik manifest /venues >"$T/pg3.ikman" 2>/dev/null; ik ids /venues >"$T/pg3.ikids" 2>/dev/null
 	venues >"$T/pg3.now"
-	"$SYS_PY" - "$T/s3" "$T/pg3.before" "$T/pg3.now" "$T/pg3.ikman" "$T/pg3.ikids" "$1" "$2" <<'PY'
+	"$SYS_PY" - "$T/pg3" "$T/pg3.before" "$T/pg3.now" "$T/pg3.ikman" "$T/pg3.ikids" "$1" "$2" 2>&1 <<'PY' || echo "the check itself failed"
 import hashlib, json, sys
 t, before, now, man, ids, done, limit = sys.argv[1:8]
 done, limit = done.split('|') if done else [], int(limit)
