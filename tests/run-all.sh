@@ -125,7 +125,8 @@ test_write_copy test_rewrite test_read_exact test_ledger test_supabase_moves"
 # still runs in the first pass.
 SAN_SUBSET="test_local test_journal_pg test_examples test_imagekit test_ledger_one
 test_rewrite test_semantics test_write_faults test_mediactl test_hooks test_supabase
-test_write_ops test_crash_inflight test_visible_failures test_mediactl_truth"
+test_write_ops test_crash_inflight test_visible_failures test_mediactl_truth
+test_examples_s5"
 next_test() {	# next_test LABEL: the next test of the queue, "" at its end
 	local q=$TMP/$1.queue n
 	flock "$q" bash -c 'n=$(cat "$1.next"); t=$(sed -n "$((n + 1))p" "$1"); echo $((n + 1)) >"$1.next"; echo "$t"' _ "$q"
