@@ -257,6 +257,20 @@ if [ -z "${NO_FUZZ:-}" ] && [ -z "$PATTERN" ]; then
 		note_fail "[fuzz] tests/fuzz/run.sh: $(echo "$fuzz_out" | tail -1)"
 fi
 
+# Tests of a lane share its S3 server, and which tests share a lane
+# depends on timing: two tests that make the same bucket fail only when
+# they meet (CI once: test_http and test_examples both made "s4dst"). A
+# bucket name is one test's own.
+echo "== bucket names"
+dupb=$(for f in tests/integration/test_*.sh; do
+	sed -nE 's/^[[:space:]]*(s3 mkbucket|B=)[[:space:]]*([a-z0-9][a-z0-9.-]*)([[:space:]].*)?$/\2/p' "$f" | sort -u
+done | sort | uniq -d | tr '\n' ' ')
+if [ -z "$dupb" ]; then
+	passed=$((passed + 1))
+else
+	note_fail "[lint] buckets made by more than one integration test: $dupb"
+fi
+
 echo "== unit tests"
 run_unit build unit
 [ -z "${NO_SAN:-}" ] && run_unit build-san unit-asan

@@ -71,8 +71,8 @@ touch "$OLOG"
 omark() { wc -l <"$OLOG"; }
 osince() { tail -n +"$(($1 + 1))" "$OLOG" | grep -cE "${2:-.}" || true; }
 
-s3 mkbucket s4dst
-write_conf "$T/m.conf" s4dst "
+s3 mkbucket httpdst
+write_conf "$T/m.conf" httpdst "
 [cf]
 type = http
 json_glob = $T/json/*.json
@@ -113,7 +113,7 @@ echo "  (rsync and uploads: $((SECONDS - t0)) s)"
 nmiss=$(sqlite3 "$J" "select count(distinct key) from events where op='missing' and remote='cf'")
 [ "$nmiss" -eq $NMISS ] && sqlite3 "$J" "select detail from events where op='missing' limit 1" | grep -q "HTTP 404" &&
 	pass "the journal has a 'missing' row for each of the $NMISS, with the origin's answer" || fail "journal missing" "$nmiss"
-s3 manifest s4dst "" >"$T/server.man"
+s3 manifest httpdst "" >"$T/server.man"
 (cd "$O/auctionimages" && find . -type f -not -path './big/*' -print0 | xargs -0 md5sum |
 	sed -E 's|^([0-9a-f]{32})  \./(.*)$|\2\t\1|' | sort) >"$T/origin.man"
 cut -f1,3 "$T/server.man" | sort >"$T/server.km"
