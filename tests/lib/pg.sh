@@ -17,9 +17,15 @@ pg_start() {
 	runuser -u postgres -- "$PG_BIN/initdb" -D "$dir/data" -U mediafs --pwfile="$dir/pwfile" \
 		--auth-local=trust --auth-host=scram-sha-256 --no-sync >"$dir/initdb.log" 2>&1 ||
 		{ cat "$dir/initdb.log" >&2; return 1; }
-	runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
-		-o "-k $dir -p $PG_PORT -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
-		start >/dev/null || { tail -20 "$dir/server.log" >&2; return 1; }
+	# a port taken meanwhile by another lane: start again on a new one
+	local try
+	for try in 1 2 3; do
+		runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 120 \
+			-o "-k $dir -p $PG_PORT -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+			start >/dev/null && break
+		[ $try -eq 3 ] && { tail -20 "$dir/server.log" >&2; return 1; }
+		PG_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	done
 	# the password in a URL: percent-encoded
 	PG_URL="postgres://mediafs:$(/usr/bin/python3 -c 'import sys,urllib.parse; print(urllib.parse.quote(sys.argv[1], safe=""))' "$PG_PASS")@127.0.0.1:$PG_PORT/postgres"
 	PG_DIR=$dir
