@@ -16,8 +16,11 @@ ik_start() {
 	setsid /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../servers/fake_imagekit.py" \
 		"$IK_PORT" "$IK_KEY" "$dir" demo >"$dir/server.out" 2>&1 &
 	IK_PID=$!
-	for i in $(seq 1 100); do
+	# up to 60 s (a Python start-up at load average 80 took 30 s), polled
+	# every 0.05 s; not longer once the server has exited
+	for i in $(seq 1 1200); do
 		grep -q ready "$dir/server.out" 2>/dev/null && break
+		kill -0 "$IK_PID" 2>/dev/null || break
 		sleep 0.05
 	done
 	export IK_PORT IK_KEY IK_DIR IK_REQLOG IK_CONTROL IK_ENDPOINT IK_PID

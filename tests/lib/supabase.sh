@@ -13,8 +13,11 @@ supa_start() {
 	setsid /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../servers/fake_supabase.py" \
 		"$SB_PORT" "$SB_KEY" "$dir" >"$dir/server.out" 2>&1 &
 	SB_PID=$!
-	for i in $(seq 1 100); do
+	# up to 60 s (a Python start-up at load average 80 took 30 s), polled
+	# every 0.05 s; not longer once the server has exited
+	for i in $(seq 1 1200); do
 		grep -q ready "$dir/server.out" 2>/dev/null && break
+		kill -0 "$SB_PID" 2>/dev/null || break
 		sleep 0.05
 	done
 	export SB_PORT SB_KEY SB_DIR SB_REQLOG SB_CONTROL SB_PID
