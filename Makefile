@@ -82,7 +82,12 @@ FUZZ_SAN := -fsanitize=address,undefined,float-cast-overflow \
 FUZZ_CFLAGS := -O1 -g -std=c11 -D_GNU_SOURCE -DMFS_VERSION=\"$(VERSION)\" \
 	       -Wall -Iinclude $(shell pkg-config --cflags $(PKGS)) -pthread \
 	       $(FUZZ_SAN)
-FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
+# The targets fuzz parsers of the layers below the cache (common, net,
+# backend), which include and call nothing above them (docs/ARCHITECTURE.md):
+# their library is those 21 files, not all 53 of LIB_SRC (a third of the
+# source; the build's CPU time in make check fell by about two thirds).
+FUZZ_LIB_SRC := $(wildcard src/common/*.c src/net/*.c src/backend/*.c)
+FUZZ_LIB_OBJ := $(FUZZ_LIB_SRC:%.c=$(FUZZ_DIR)/%.o)
 FUZZ_BIN := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/%,\
 	    $(wildcard tests/fuzz/fuzz_*.c))
 

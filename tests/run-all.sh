@@ -58,12 +58,26 @@ SUITE_DEADLINE=${SUITE_DEADLINE:-3600}
 . tests/lib/reap.sh
 . tests/lib/swift.sh
 
+# server_cpu: the CPU ticks the lane's S3 server (its four processes) has
+# used so far, to print each test's share of it after its block.
+server_cpu() {
+	local p tot=0 f top
+	top=$(cat "$SWIFT_DIR/pid" 2>/dev/null)	# a test may have restarted it
+	[ -n "$top" ] || { echo 0; return; }
+	for p in $top $(pgrep -P "$top" 2>/dev/null); do
+		f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
+		set -- $f
+		tot=$((tot + ${12} + ${13}))
+	done
+	echo $tot
+}
+
 # run_one TEST BINARY LABEL: one integration test, against the S3 server of
 # the calling lane. Its block of output goes to RES/NAME.out, its counts to
 # RES/NAME.cnt ("PASSED SKIPPED"), each failure a line of RES/NAME.fail;
 # the block is printed when the test ends (the lanes' blocks do not mix).
 run_one() {
-	local t=$1 name res out rc t0 l
+	local t=$1 name res out rc t0 l s0
 	name=$(basename "$t" .sh)
 	res=$TMP/$3.res
 	export T=$TMP/$3/$name
@@ -78,13 +92,18 @@ run_one() {
 		mkdir -p "$T"
 		echo "-- [$3] $name"
 		t0=$SECONDS
+		s0=$(server_cpu)
 		MEDIAFS=$2 MFS_TEST_PASS=$3 FIXTURES=$TMP/$3-srv/fixtures \
+			/usr/bin/time -o "$T/cpu" -f "%U %S" \
 			timeout -k 10 "$TEST_TIMEOUT" bash "$t" >"$T/stdout" 2>"$T/stderr" </dev/null
 		rc=$?
 		reap_under "$T"
 		out=$(cat "$T/stdout")
 		echo "$out" | sed 's/^/  /'
 		echo "  ($((SECONDS - t0)) s)"
+		echo "  [cpu] $name: $(awk -v s="$(($(server_cpu) - s0))" -v hz="$(getconf CLK_TCK)" \
+			'/^[0-9.]+ [0-9.]+$/ {printf "%.0f s (user %.0f, sys %.0f), S3 server ", $1 + $2, $1, $2;
+			 if (s >= 0) printf "%.0f s", s / hz; else printf "n/a (restarted by the test)"}' "$T/cpu")"
 		: >"$res/$name.fail"
 		if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
 			echo "FAIL: [$3] $name killed after $TEST_TIMEOUT s (exit $rc)"

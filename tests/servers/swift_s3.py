@@ -234,7 +234,20 @@ def build_rings(d, ports):
         rb.get_ring().save(os.path.join(d, '%s.ring.gz' % name))
 
 
+def no_sync():
+    """A test server holds nothing worth a disk flush: a process killed by a
+    test (test_server_dies) loses nothing without fsync, only a machine
+    crash would. Swift fsyncs every object and directory it writes and drops
+    the page cache after each write and read (so every GET went to the
+    disk). Both are turned off here: in the object server they were most of
+    a PUT's time."""
+    from swift.common import utils
+    os.fsync = os.fdatasync = lambda fd: None
+    utils.drop_buffer_cache = lambda fd, offset, length: None
+
+
 def serve(conf, section):
+    no_sync()
     from swift.common import utils, constraints
     from swift.common.storage_policy import reload_storage_policies
     from swift.common.wsgi import run_wsgi
