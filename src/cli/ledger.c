@@ -69,6 +69,8 @@ static const char *const schema[] = {
 	" claimed_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,"
 	" outcome TEXT,"		/* uploaded | present (already there) */
 	" dst_remote TEXT, dst_key TEXT, etag TEXT, error TEXT,"
+	" vars TEXT,"			/* the plan line's captures, JSON */
+	" src_url TEXT, dst_url TEXT,"	/* old -> new, for mediactl rewrite */
 	" PRIMARY KEY(plan, seq))",
 	"CREATE INDEX IF NOT EXISTS ledger_entries_state ON "
 	"ledger_entries(plan, state, seq)",
@@ -88,6 +90,13 @@ static const char *const schema[] = {
 	" plan TEXT PRIMARY KEY,"
 	" rate DOUBLE PRECISION NOT NULL,"	/* files per second */
 	" next_at DOUBLE PRECISION NOT NULL)",
+};
+
+/* Columns since the first ledger (mediactl rewrite's pairs). */
+static const char *const added[] = {
+	"ALTER TABLE ledger_entries ADD COLUMN vars TEXT",
+	"ALTER TABLE ledger_entries ADD COLUMN src_url TEXT",
+	"ALTER TABLE ledger_entries ADD COLUMN dst_url TEXT",
 };
 
 #define PG_NOW "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"
@@ -144,6 +153,13 @@ int ledger_open(struct cli *c, struct ledger *l)
 	for (i = 0; i < sizeof(schema) / sizeof(schema[0]); i++)
 		if (l->d->ops->exec(l->d, schema[i], NULL, 0, NULL, &eb))
 			return cli_fail(EXIT_STORE, "ledger: %s", eb.msg);
+	/* a ledger made before the rewrite's columns: added */
+	if (l->d->ops->exec(l->d, "SELECT vars, src_url, dst_url FROM"
+			    " ledger_entries LIMIT 0", NULL, 0, NULL, NULL))
+		for (i = 0; i < sizeof(added) / sizeof(added[0]); i++)
+			if (l->d->ops->exec(l->d, added[i], NULL, 0, NULL, &eb))
+				return cli_fail(EXIT_STORE, "ledger: %s",
+						eb.msg);
 	return 0;
 }
 
@@ -233,7 +249,8 @@ struct loader {
 };
 
 #define LOAD_BATCH 200
-#define LOAD_COLS 6
+#define LOAD_COLS 7
+#define LOAD_OWN 6		/* strings owned per entry */
 
 static void batch_reset(struct loader *ld)
 {
@@ -260,10 +277,10 @@ static enum mfs_err batch_flush(struct loader *ld)
 	return rc;
 }
 
-/* Queue one entry; takes ownership of src, dst and type (freed with the
- * batch even on failure). */
+/* Queue one entry; takes ownership of src, dst, type and vars (freed
+ * with the batch even on failure). */
 static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
-			      char *type, int64_t size)
+			      char *type, char *vars, int64_t size)
 {
 	char *seq = str_fmt("%lld", (long long)ld->seq);
 	char *sz = str_fmt("%lld", (long long)size);
@@ -273,6 +290,7 @@ static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
 	ld->own[ld->nown++] = src;
 	ld->own[ld->nown++] = dst;
 	ld->own[ld->nown++] = type;
+	ld->own[ld->nown++] = vars;
 	ld->own[ld->nown++] = seq;
 	ld->own[ld->nown++] = sz;
 	if (!seq || !sz || !src || !dst)
@@ -283,11 +301,12 @@ static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
 	ld->p[ld->np++] = dst;
 	ld->p[ld->np++] = type;
 	ld->p[ld->np++] = sz;
+	ld->p[ld->np++] = vars;
 	ph = str_fmt("%s($%d,CAST($%d AS BIGINT),$%d,$%d,$%d,"
-		     "CAST($%d AS BIGINT),'queued')",
+		     "CAST($%d AS BIGINT),$%d,'queued')",
 		     ld->rows ? "," : "INSERT INTO ledger_entries(plan,seq,src,"
-		     "dst,type,size,state) VALUES", b + 1, b + 2, b + 3, b + 4,
-		     b + 5, b + 6);
+		     "dst,type,size,vars,state) VALUES", b + 1, b + 2, b + 3,
+		     b + 4, b + 5, b + 6, b + 7);
 	if (!ph || buf_adds(&ld->sql, ph)) {
 		free(ph);
 		return MFS_ENOMEM;
@@ -420,7 +439,7 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	ld.name = name;
 	buf_init(&ld.sql, 0);
 	ld.p = calloc(LOAD_BATCH * LOAD_COLS, sizeof(*ld.p));
-	ld.own = calloc(LOAD_BATCH * 5, sizeof(*ld.own));
+	ld.own = calloc(LOAD_BATCH * LOAD_OWN, sizeof(*ld.own));
 	if (!ld.p || !ld.own) {
 		ret = cli_fail(EXIT_STORE, "out of memory");
 		goto out;
@@ -464,7 +483,10 @@ int cmd_load(struct cli *c, int argc, char **argv)
 				break;
 			}
 			if (batch_add(&ld, strdup(s), strdup(d),
-				      cli_dup0(js_get_str(o, "type")), size)) {
+				      cli_dup0(js_get_str(o, "type")),
+				      js_get(o, "vars") ?
+				      js_dump(js_get(o, "vars"), 1) : NULL,
+				      size)) {
 				js_free(o);
 				ret = cli_fail(EXIT_STORE, "ledger: loading failed");
 				break;
@@ -610,10 +632,12 @@ static char *xattr_get(const char *path, const char *name)
 	return strdup(v);
 }
 
-/* Record one entry's result, fenced by our claim. */
+/* Record one entry's result, fenced by our claim; with the source's and
+ * the target's URLs (what 'mediactl rewrite' maps). */
 static void record(struct worker *w, const struct claim *e, int err,
-		   const char *step, int present, const char *dst,
-		   const struct obj_meta *head, const char *head_key)
+		   const char *step, int present, const char *src,
+		   const char *dst, const struct obj_meta *head,
+		   const char *head_key)
 {
 	char *dr = err ? NULL : head ? strdup(w->be->name) :
 		   xattr_get(dst, "user.mediafs.remote");
@@ -621,12 +645,21 @@ static void record(struct worker *w, const struct claim *e, int err,
 		   xattr_get(dst, "user.mediafs.key");
 	char *et = err ? NULL : head ? strdup(head->etag) :
 		   xattr_get(dst, "user.mediafs.etag");
+	char *su = err ? NULL : xattr_get(src, "user.mediafs.url");
+	char *du = NULL;
 	char *error = err ? str_fmt("%s: %s", step, strerror(err)) : NULL;
 	const char *p[] = { w->plan, e->seq, w->id, err ? "failed" : "done",
 			    err ? NULL : present ? "present" : "uploaded",
-			    error, dr, dk, et };
+			    error, dr, dk, et, su, NULL };
 	int64_t changes = 0;
-	enum mfs_err rc = lexec(w->l, w->done_sql, p, 9, &changes);
+	enum mfs_err rc;
+
+	if (!err && head && head_key && w->be->ops->url(w->be, head_key, &du))
+		du = NULL;
+	else if (!err && !head)
+		du = xattr_get(dst, "user.mediafs.url");
+	p[10] = du;
+	rc = lexec(w->l, w->done_sql, p, 11, &changes);
 
 	pthread_mutex_lock(&w->lock);
 	if (rc)
@@ -653,6 +686,8 @@ static void record(struct worker *w, const struct claim *e, int err,
 	free(dr);
 	free(dk);
 	free(et);
+	free(su);
+	free(du);
 	free(error);
 }
 
@@ -845,7 +880,7 @@ static void *copier(void *arg)
 							     &step, &present) :
 						   ENOMEM;
 			if (src && dst)
-				record(w, e, err, step, present, dst,
+				record(w, e, err, step, present, src, dst,
 				       found ? &head : NULL, head_key);
 			free(head_key);
 			free(src);
@@ -1044,7 +1079,7 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		" RETURNING seq, src, dst, type, size, attempts");
 	w.done_sql = ledger_sql(&l, "UPDATE ledger_entries SET state=$4,"
 		" outcome=$5, error=$6, dst_remote=$7, dst_key=$8, etag=$9,"
-		" finished_at=NOW, lease_until=NULL WHERE plan=$1 AND"
+		" src_url=$10, dst_url=$11, finished_at=NOW, lease_until=NULL WHERE plan=$1 AND"
 		" seq=CAST($2 AS BIGINT) AND worker=$3 AND state='claimed'");
 	w.left_sql = strdup("SELECT count(*) FROM ledger_entries WHERE plan=$1"
 			    " AND state IN ('queued','claimed')");
