@@ -46,7 +46,8 @@ char *cli_default_config(void);
  * when it cannot. */
 int cli_journal(struct cli *c);
 /* The same for commands whose SQL also means the same in PostgreSQL
- * (status, failed, retry, verify): a PostgreSQL journal too. */
+ * (status, failed, retry, verify, rewrite, rollback): a PostgreSQL
+ * journal too. */
 int cli_journal_shared(struct cli *c);
 /* The backend of remote name from the config, created once; NULL with
  * the error printed. */

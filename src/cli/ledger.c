@@ -11,8 +11,12 @@
  * A worker's threads each claim a batch of queued entries (or entries
  * whose lease expired: their worker died), copy them through the mount
  * (cli/copy's copy_file: temporary, rename, fsync = on the store) and
- * record each result fenced by the claim (worker and state), so a worker
- * that lost its lease cannot overwrite the new owner's result. A
+ * record the batch's results in one statement, each fenced by the claim
+ * (worker and state), so a worker that lost its lease cannot overwrite
+ * the new owner's result. Two statements a batch, not one a file: a
+ * worker that dies mid-batch leaves its finished files unrecorded, and
+ * their next owner finds them on the store (below) instead of uploading
+ * them again. A
  * heartbeat thread extends the worker's leases every lease/3 seconds. A
  * re-claimed entry is checked on the store first (copy_file's
  * already_there: size and mtime through the mount), so it is uploaded
@@ -69,6 +73,8 @@ static const char *const schema[] = {
 	" claimed_at DOUBLE PRECISION, finished_at DOUBLE PRECISION,"
 	" outcome TEXT,"		/* uploaded | present (already there) */
 	" dst_remote TEXT, dst_key TEXT, etag TEXT, error TEXT,"
+	" vars TEXT,"			/* the plan line's captures, JSON */
+	" src_url TEXT, dst_url TEXT,"	/* old -> new, for mediactl rewrite */
 	" PRIMARY KEY(plan, seq))",
 	"CREATE INDEX IF NOT EXISTS ledger_entries_state ON "
 	"ledger_entries(plan, state, seq)",
@@ -88,6 +94,13 @@ static const char *const schema[] = {
 	" plan TEXT PRIMARY KEY,"
 	" rate DOUBLE PRECISION NOT NULL,"	/* files per second */
 	" next_at DOUBLE PRECISION NOT NULL)",
+};
+
+/* Columns since the first ledger (mediactl rewrite's pairs). */
+static const char *const added[] = {
+	"ALTER TABLE ledger_entries ADD COLUMN vars TEXT",
+	"ALTER TABLE ledger_entries ADD COLUMN src_url TEXT",
+	"ALTER TABLE ledger_entries ADD COLUMN dst_url TEXT",
 };
 
 #define PG_NOW "CAST(extract(epoch from clock_timestamp()) AS DOUBLE PRECISION)"
@@ -144,6 +157,13 @@ int ledger_open(struct cli *c, struct ledger *l)
 	for (i = 0; i < sizeof(schema) / sizeof(schema[0]); i++)
 		if (l->d->ops->exec(l->d, schema[i], NULL, 0, NULL, &eb))
 			return cli_fail(EXIT_STORE, "ledger: %s", eb.msg);
+	/* a ledger made before the rewrite's columns: added */
+	if (l->d->ops->exec(l->d, "SELECT vars, src_url, dst_url FROM"
+			    " ledger_entries LIMIT 0", NULL, 0, NULL, NULL))
+		for (i = 0; i < sizeof(added) / sizeof(added[0]); i++)
+			if (l->d->ops->exec(l->d, added[i], NULL, 0, NULL, &eb))
+				return cli_fail(EXIT_STORE, "ledger: %s",
+						eb.msg);
 	return 0;
 }
 
@@ -233,7 +253,8 @@ struct loader {
 };
 
 #define LOAD_BATCH 200
-#define LOAD_COLS 6
+#define LOAD_COLS 7
+#define LOAD_OWN 6		/* strings owned per entry */
 
 static void batch_reset(struct loader *ld)
 {
@@ -260,10 +281,10 @@ static enum mfs_err batch_flush(struct loader *ld)
 	return rc;
 }
 
-/* Queue one entry; takes ownership of src, dst and type (freed with the
- * batch even on failure). */
+/* Queue one entry; takes ownership of src, dst, type and vars (freed
+ * with the batch even on failure). */
 static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
-			      char *type, int64_t size)
+			      char *type, char *vars, int64_t size)
 {
 	char *seq = str_fmt("%lld", (long long)ld->seq);
 	char *sz = str_fmt("%lld", (long long)size);
@@ -273,6 +294,7 @@ static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
 	ld->own[ld->nown++] = src;
 	ld->own[ld->nown++] = dst;
 	ld->own[ld->nown++] = type;
+	ld->own[ld->nown++] = vars;
 	ld->own[ld->nown++] = seq;
 	ld->own[ld->nown++] = sz;
 	if (!seq || !sz || !src || !dst)
@@ -283,11 +305,12 @@ static enum mfs_err batch_add(struct loader *ld, char *src, char *dst,
 	ld->p[ld->np++] = dst;
 	ld->p[ld->np++] = type;
 	ld->p[ld->np++] = sz;
+	ld->p[ld->np++] = vars;
 	ph = str_fmt("%s($%d,CAST($%d AS BIGINT),$%d,$%d,$%d,"
-		     "CAST($%d AS BIGINT),'queued')",
+		     "CAST($%d AS BIGINT),$%d,'queued')",
 		     ld->rows ? "," : "INSERT INTO ledger_entries(plan,seq,src,"
-		     "dst,type,size,state) VALUES", b + 1, b + 2, b + 3, b + 4,
-		     b + 5, b + 6);
+		     "dst,type,size,vars,state) VALUES", b + 1, b + 2, b + 3,
+		     b + 4, b + 5, b + 6, b + 7);
 	if (!ph || buf_adds(&ld->sql, ph)) {
 		free(ph);
 		return MFS_ENOMEM;
@@ -420,7 +443,7 @@ int cmd_load(struct cli *c, int argc, char **argv)
 	ld.name = name;
 	buf_init(&ld.sql, 0);
 	ld.p = calloc(LOAD_BATCH * LOAD_COLS, sizeof(*ld.p));
-	ld.own = calloc(LOAD_BATCH * 5, sizeof(*ld.own));
+	ld.own = calloc(LOAD_BATCH * LOAD_OWN, sizeof(*ld.own));
 	if (!ld.p || !ld.own) {
 		ret = cli_fail(EXIT_STORE, "out of memory");
 		goto out;
@@ -464,7 +487,10 @@ int cmd_load(struct cli *c, int argc, char **argv)
 				break;
 			}
 			if (batch_add(&ld, strdup(s), strdup(d),
-				      cli_dup0(js_get_str(o, "type")), size)) {
+				      cli_dup0(js_get_str(o, "type")),
+				      js_get(o, "vars") ?
+				      js_dump(js_get(o, "vars"), 1) : NULL,
+				      size)) {
 				js_free(o);
 				ret = cli_fail(EXIT_STORE, "ledger: loading failed");
 				break;
@@ -577,7 +603,7 @@ struct worker {
 	int resolved;
 	struct backend *be;
 	char *prefix;
-	char *claim_sql, *done_sql, *left_sql, *beat_sql, *beat2_sql;
+	char *claim_sql, *left_sql, *beat_sql, *beat2_sql;
 	char *rate_sql;		/* the plan's next slot, when rated */
 	int rated;		/* the plan has a global rate limit */
 	double bwlimit;		/* --bwlimit, bytes per second; 0: none */
@@ -610,50 +636,156 @@ static char *xattr_get(const char *path, const char *name)
 	return strdup(v);
 }
 
-/* Record one entry's result, fenced by our claim. */
-static void record(struct worker *w, const struct claim *e, int err,
-		   const char *step, int present, const char *dst,
-		   const struct obj_meta *head, const char *head_key)
-{
-	char *dr = err ? NULL : head ? strdup(w->be->name) :
-		   xattr_get(dst, "user.mediafs.remote");
-	char *dk = err ? NULL : head && head_key ? strdup(head_key) :
-		   xattr_get(dst, "user.mediafs.key");
-	char *et = err ? NULL : head ? strdup(head->etag) :
-		   xattr_get(dst, "user.mediafs.etag");
-	char *error = err ? str_fmt("%s: %s", step, strerror(err)) : NULL;
-	const char *p[] = { w->plan, e->seq, w->id, err ? "failed" : "done",
-			    err ? NULL : present ? "present" : "uploaded",
-			    error, dr, dk, et };
-	int64_t changes = 0;
-	enum mfs_err rc = lexec(w->l, w->done_sql, p, 9, &changes);
+/* One file's result, kept until its batch is recorded (strings owned). */
+struct result {
+	const struct claim *e;
+	int err, present;
+	char *dr, *dk, *et, *su, *du, *error;
+	int recorded;		/* the ledger took it (our claim held) */
+};
 
-	pthread_mutex_lock(&w->lock);
-	if (rc)
-		w->db_failed = 1;
-	else if (!changes)
-		w->lost++;	/* our lease expired and another took it */
-	else if (err)
-		w->failed++;
-	else {
-		w->files++;
-		w->bytes += (uint64_t)e->size;
-		if (present)
-			w->present++;
-		else
-			w->uploaded++;
-	}
-	pthread_mutex_unlock(&w->lock);
+static void result_clear(struct result *r)
+{
+	free(r->dr);
+	free(r->dk);
+	free(r->et);
+	free(r->su);
+	free(r->du);
+	free(r->error);
+	memset(r, 0, sizeof(*r));
+}
+
+/* One entry's result, with the source's and the target's URLs (what
+ * 'mediactl rewrite' maps), for the batch's statement. */
+static void result_set(struct worker *w, struct result *r,
+		       const struct claim *e, int err, const char *step,
+		       int present, const char *src, const char *dst,
+		       const struct obj_meta *head, const char *head_key)
+{
+	r->e = e;
+	r->err = err;
+	r->present = present;
+	r->dr = err ? NULL : head ? strdup(w->be->name) :
+		xattr_get(dst, "user.mediafs.remote");
+	r->dk = err ? NULL : head && head_key ? strdup(head_key) :
+		xattr_get(dst, "user.mediafs.key");
+	r->et = err ? NULL : head ? strdup(head->etag) :
+		xattr_get(dst, "user.mediafs.etag");
+	r->su = err ? NULL : xattr_get(src, "user.mediafs.url");
+	if (!err && head && head_key && w->be->ops->url(w->be, head_key,
+							&r->du))
+		r->du = NULL;
+	else if (!err && !head)
+		r->du = xattr_get(dst, "user.mediafs.url");
+	r->error = err ? str_fmt("%s: %s", step, strerror(err)) : NULL;
 	if (err)
 		fprintf(stderr, "mediactl: %s -> %s: %s\n", e->src, e->dst,
-			error);
-	else if (!rc && !changes)
-		fprintf(stderr, "mediactl: %s: the lease expired before the result was recorded; "
-			"the entry's new owner records it\n", e->dst);
-	free(dr);
-	free(dk);
-	free(et);
-	free(error);
+			r->error);
+}
+
+static int returned_seq(void *ud, int ncol, const char *const *v)
+{
+	struct result **rs = ud;
+	int i;
+
+	if (ncol < 1 || !v[0])
+		return 0;
+	for (i = 0; rs[i]; i++)
+		if (!strcmp(rs[i]->e->seq, v[0]))
+			rs[i]->recorded = 1;
+	return 0;
+}
+
+#define RESULT_COLS 9
+
+/* Record a batch's results in one statement, each fenced by our claim
+ * (worker and state): the entries whose lease expired and went to
+ * another worker are not returned, and count as lost. */
+static void record_batch(struct worker *w, struct result *rs, int n)
+{
+	struct result **list = calloc((size_t)n + 1, sizeof(*list));
+	const char **p = calloc((size_t)(2 + RESULT_COLS * n), sizeof(*p));
+	struct buf sql;
+	enum mfs_err rc = MFS_ENOMEM;
+	char *full = NULL;
+	int i, k = 2, oom = 0;
+
+	if (!n) {
+		free(list);
+		free(p);
+		return;
+	}
+	buf_init(&sql, 0);
+	oom |= !list || !p || buf_adds(&sql, "WITH v(seq,state,outcome,error,"
+				       "dr,dk,et,su,du) AS (VALUES ");
+	for (i = 0; !oom && i < n; i++) {
+		struct result *r = &rs[i];
+
+		list[i] = r;
+		p[k] = r->e->seq;
+		p[k + 1] = r->err ? "failed" : "done";
+		p[k + 2] = r->err ? NULL : r->present ? "present" : "uploaded";
+		p[k + 3] = r->error;
+		p[k + 4] = r->dr;
+		p[k + 5] = r->dk;
+		p[k + 6] = r->et;
+		p[k + 7] = r->su;
+		p[k + 8] = r->du;
+		oom |= buf_addf(&sql, "%s(CAST($%d AS BIGINT),CAST($%d AS TEXT),"
+				"CAST($%d AS TEXT),CAST($%d AS TEXT),"
+				"CAST($%d AS TEXT),CAST($%d AS TEXT),"
+				"CAST($%d AS TEXT),CAST($%d AS TEXT),"
+				"CAST($%d AS TEXT))", i ? "," : "", k + 1,
+				k + 2, k + 3, k + 4, k + 5, k + 6, k + 7,
+				k + 8, k + 9) != MFS_OK;
+		k += RESULT_COLS;
+	}
+	oom |= !oom && buf_adds(&sql, ") UPDATE ledger_entries SET"
+		" state=v.state, outcome=v.outcome, error=v.error,"
+		" dst_remote=v.dr, dst_key=v.dk, etag=v.et, src_url=v.su,"
+		" dst_url=v.du, finished_at=NOW, lease_until=NULL FROM v"
+		" WHERE ledger_entries.plan=$1 AND ledger_entries.seq=v.seq"
+		" AND ledger_entries.worker=$2 AND"
+		" ledger_entries.state='claimed' RETURNING ledger_entries.seq");
+	if (!oom) {
+		full = ledger_sql(w->l, sql.data);
+		p[0] = w->plan;
+		p[1] = w->id;
+		if (full)
+			rc = ledger_query(w->l, full, p, k, returned_seq, list);
+	}
+	pthread_mutex_lock(&w->lock);
+	for (i = 0; i < n; i++) {
+		struct result *r = &rs[i];
+
+		if (rc)
+			w->db_failed = 1;
+		else if (!r->recorded)
+			w->lost++;	/* our lease expired, another took it */
+		else if (r->err)
+			w->failed++;
+		else {
+			w->files++;
+			w->bytes += (uint64_t)r->e->size;
+			if (r->present)
+				w->present++;
+			else
+				w->uploaded++;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	for (i = 0; i < n; i++) {
+		if (!rc && !rs[i].recorded)
+			fprintf(stderr, "mediactl: %s: the lease expired before the result was recorded; "
+				"the entry's new owner records it\n", rs[i].e->dst);
+		result_clear(&rs[i]);
+	}
+	if (oom)
+		fprintf(stderr, "mediactl: ledger: out of memory\n");
+	buf_cleanup(&sql);
+	free(full);
+	free(list);
+	free(p);
 }
 
 static int count_row(void *ud, int ncol, const char *const *v)
@@ -778,13 +910,19 @@ static void *copier(void *arg)
 {
 	struct worker *w = arg;
 	struct claims cs = { 0 };
+	struct result *rs;
 	char batch[16];
+	int nr;
 
 	snprintf(batch, sizeof(batch), "%d", w->batch);
 	cs.cap = w->batch;
 	cs.e = calloc((size_t)cs.cap, sizeof(*cs.e));
-	if (!cs.e)
+	rs = calloc((size_t)cs.cap, sizeof(*rs));
+	if (!cs.e || !rs) {
+		free(cs.e);
+		free(rs);
 		return NULL;
+	}
 	while (!interrupted) {
 		const char *p[] = { w->plan, w->id, w->host, w->lease_s, batch };
 		int i, dead;
@@ -812,7 +950,7 @@ static void *copier(void *arg)
 			nap(w, w->lease / 4 < 1 ? w->lease / 4 : 1);
 			continue;
 		}
-		for (i = 0; i < cs.n; i++) {
+		for (i = 0, nr = 0; i < cs.n; i++) {
 			struct claim *e = &cs.e[i];
 			char *src = str_fmt("%s/%s", w->from, e->src);
 			char *dst = str_fmt("%s/%s", w->to, e->dst);
@@ -845,16 +983,19 @@ static void *copier(void *arg)
 							     &step, &present) :
 						   ENOMEM;
 			if (src && dst)
-				record(w, e, err, step, present, dst,
-				       found ? &head : NULL, head_key);
+				result_set(w, &rs[nr++], e, err, step, present,
+					   src, dst, found ? &head : NULL,
+					   head_key);
 			free(head_key);
 			free(src);
 			free(dst);
 		}
+		record_batch(w, rs, nr);
 		claims_clear(&cs);
 	}
 	claims_clear(&cs);
 	free(cs.e);
+	free(rs);
 	return NULL;
 }
 
@@ -1042,10 +1183,6 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		" WHERE plan=$1 AND (state='queued' OR (state='claimed' AND"
 		" lease_until < NOW)) ORDER BY seq LIMIT CAST($5 AS INTEGER))"
 		" RETURNING seq, src, dst, type, size, attempts");
-	w.done_sql = ledger_sql(&l, "UPDATE ledger_entries SET state=$4,"
-		" outcome=$5, error=$6, dst_remote=$7, dst_key=$8, etag=$9,"
-		" finished_at=NOW, lease_until=NULL WHERE plan=$1 AND"
-		" seq=CAST($2 AS BIGINT) AND worker=$3 AND state='claimed'");
 	w.left_sql = strdup("SELECT count(*) FROM ledger_entries WHERE plan=$1"
 			    " AND state IN ('queued','claimed')");
 	w.beat_sql = ledger_sql(&l, "UPDATE ledger_entries SET lease_until=NOW +"
@@ -1057,7 +1194,7 @@ int cmd_work(struct cli *c, int argc, char **argv)
 		" next_at > NOW THEN next_at ELSE NOW END) + 1.0/rate WHERE"
 		" plan=$1 RETURNING next_at - 1.0/rate - NOW");
 	w.bwlimit = bwlimit;
-	if (!w.claim_sql || !w.done_sql || !w.left_sql || !w.beat_sql ||
+	if (!w.claim_sql || !w.left_sql || !w.beat_sql ||
 	    !w.beat2_sql || !w.rate_sql) {
 		ret = cli_fail(EXIT_STORE, "out of memory");
 		goto out;
@@ -1149,7 +1286,6 @@ int cmd_work(struct cli *c, int argc, char **argv)
 out:
 	free(w.prefix);
 	free(w.claim_sql);
-	free(w.done_sql);
 	free(w.left_sql);
 	free(w.beat_sql);
 	free(w.beat2_sql);

@@ -292,41 +292,88 @@ static int pair_row(void *ud, int ncol, const char *const *v,
 #define NEWEST \
 	"u.id IN (SELECT max(id) FROM uploads WHERE state IN ('done'," \
 	"'rolledback') GROUP BY remote,key) AND u.state='done'" \
-	" AND substr(u.key,-1)!='/'"
+	" AND substr(u.key,length(u.key),1)!='/'"
+
+/* The journal holds the shared ledger's tables (cli/ledger: a plan
+ * copied by 'mediactl work' on many hosts): 1, else 0. */
+static int has_ledger(struct rw *w)
+{
+	return !journal_sql(w->c->j, "SELECT 1 FROM ledger_entries LIMIT 0",
+			    NULL, 0, NULL, NULL, NULL);
+}
+
+/* A ledger entry of label ?1: the plan's name or label, or the upload's. */
+#define LEDGER_LABEL \
+	"(CAST(?1 AS TEXT) IS NULL OR u.label=?1 OR e.plan=?1 OR EXISTS" \
+	" (SELECT 1 FROM ledger_plans lp WHERE lp.name=e.plan AND lp.label=?1))"
 
 static int load_pairs(struct rw *w)
 {
 	struct errbuf eb = { 0 };
-	char *sql = NULL;
+	char *sql = NULL, *lsql = NULL;
 	const char *p[] = { w->label };
+	int ledger = has_ledger(w);
 
 	if (w->kind == K_INSERT) {
-		sql = str_fmt("SELECT " UPLOAD_COLS " FROM uploads u LEFT JOIN"
-			      " copies c ON c.dst_remote=u.remote AND"
-			      " c.dst_key=u.key AND c.state='done' WHERE "
-			      NEWEST " AND (?1 IS NULL OR u.label=?1)"
-			      " GROUP BY u.id ORDER BY u.remote,u.key",
-			      "c.src_url", "c.vars");
+		/* the source of each upload: a copy's, else a ledger entry's */
+		const char *src = ledger ?
+			"coalesce((SELECT c.src_url FROM copies c WHERE"
+			" c.dst_remote=u.remote AND c.dst_key=u.key AND"
+			" c.state='done' ORDER BY c.id DESC LIMIT 1),"
+			" (SELECT e.src_url FROM ledger_entries e WHERE"
+			" e.dst_remote=u.remote AND e.dst_key=u.key AND"
+			" e.state='done' ORDER BY e.finished_at DESC LIMIT 1))" :
+			"(SELECT c.src_url FROM copies c WHERE"
+			" c.dst_remote=u.remote AND c.dst_key=u.key AND"
+			" c.state='done' ORDER BY c.id DESC LIMIT 1)";
+		const char *vars = ledger ?
+			"coalesce((SELECT c.vars FROM copies c WHERE"
+			" c.dst_remote=u.remote AND c.dst_key=u.key AND"
+			" c.state='done' ORDER BY c.id DESC LIMIT 1),"
+			" (SELECT e.vars FROM ledger_entries e WHERE"
+			" e.dst_remote=u.remote AND e.dst_key=u.key AND"
+			" e.state='done' ORDER BY e.finished_at DESC LIMIT 1))" :
+			"(SELECT c.vars FROM copies c WHERE"
+			" c.dst_remote=u.remote AND c.dst_key=u.key AND"
+			" c.state='done' ORDER BY c.id DESC LIMIT 1)";
+
+		sql = str_fmt("SELECT " UPLOAD_COLS " FROM uploads u WHERE "
+			      NEWEST " AND (CAST(?1 AS TEXT) IS NULL OR"
+			      " u.label=?1) ORDER BY u.remote,u.key", src, vars);
 	} else if (!w->mirror) {
-		/* mediactl copy's pairs */
+		/* mediactl copy's pairs, then the ledger's (mediactl work) */
 		sql = str_fmt("SELECT " UPLOAD_COLS " FROM copies c JOIN uploads u"
 			      " ON u.remote=c.dst_remote AND u.key=c.dst_key WHERE "
 			      NEWEST " AND c.state='done' AND c.src_url IS NOT NULL"
-			      " AND (?1 IS NULL OR c.label=?1 OR u.label=?1)"
-			      " GROUP BY c.id ORDER BY c.id",
+			      " AND (CAST(?1 AS TEXT) IS NULL OR c.label=?1 OR"
+			      " u.label=?1) ORDER BY c.id",
 			      "c.src_url", "c.vars");
+		if (sql && ledger)
+			lsql = str_fmt("SELECT " UPLOAD_COLS " FROM ledger_entries e"
+				       " JOIN uploads u ON u.remote=e.dst_remote AND"
+				       " u.key=e.dst_key WHERE " NEWEST " AND"
+				       " e.state='done' AND e.src_url IS NOT NULL AND "
+				       LEDGER_LABEL " ORDER BY e.plan,e.seq",
+				       "e.src_url", "e.vars");
+		if (ledger && !lsql) {
+			free(sql);
+			sql = NULL;
+		}
 	} else {
 		sql = str_fmt("SELECT " UPLOAD_COLS " FROM uploads u WHERE "
-			      NEWEST " AND (?1 IS NULL OR u.label=?1)"
-			      " ORDER BY u.remote,u.key", "NULL", "NULL");
+			      NEWEST " AND (CAST(?1 AS TEXT) IS NULL OR"
+			      " u.label=?1) ORDER BY u.remote,u.key", "NULL", "NULL");
 	}
 	if (!sql)
 		return cli_fail(EXIT_STORE, "out of memory");
-	if (journal_sql(w->c->j, sql, p, 1, pair_row, w, &eb)) {
+	if (journal_sql(w->c->j, sql, p, 1, pair_row, w, &eb) ||
+	    (lsql && journal_sql(w->c->j, lsql, p, 1, pair_row, w, &eb))) {
 		free(sql);
+		free(lsql);
 		return cli_fail(EXIT_STORE, "%s", eb.msg);
 	}
 	free(sql);
+	free(lsql);
 	if (w->mirror) {
 		/* SRC[:PREFIX]=DST[:PREFIX]: the same relative key on both */
 		char *spec = strdup(w->mirror), *eq = spec ? strchr(spec, '=') : NULL;
@@ -804,11 +851,13 @@ static int list_row(void *ud, int ncol, const char *const *v,
 		       "created (UTC)", "kind", "table.column", "state",
 		       "planned", "applied", "skipped", "database");
 	{
-		char tc[256];
+		char tc[256], t[32];
 
 		snprintf(tc, sizeof(tc), "%s%s%s", v[3], *v[4] ? "." : "", v[4]);
+		cli_iso(v[1] ? strtod(v[1], NULL) : 0, t, sizeof(t));
+		t[19] = '\0';	/* the column says UTC */
 		printf("%-4s %-19s %-6s %-24s %-10s %8s %8s %8s  %s\n", v[0],
-		       v[1], v[2], tc, v[5], v[6], v[7], v[8], v[9]);
+		       t, v[2], tc, v[5], v[6], v[7], v[8], v[9]);
 	}
 	return 0;
 }
@@ -846,13 +895,12 @@ static int cmd_list(struct cli *c)
 {
 	int n = 0;
 
-	journal_sql(c->j, "SELECT id,strftime('%Y-%m-%dT%H:%M:%S',created_at,"
-		    "'unixepoch'),kind,tbl,"
+	journal_sql(c->j, "SELECT id,created_at,kind,tbl,"
 		    "coalesce(col,''),state,coalesce(planned,0),"
 		    "coalesce(applied,0),coalesce(skipped,0),db FROM rewrites"
 		    " ORDER BY id", NULL, 0, list_row, &n, NULL);
 	if (!n)
-		printf("no rewrites in %s\n", c->journal_path);
+		printf("no rewrites in the journal\n");
 	return 0;
 }
 
@@ -904,7 +952,7 @@ int cmd_rewrite(struct cli *c, int argc, char **argv)
 		return 0;
 	}
 	if (!strcmp(sub, "list")) {
-		ret = cli_journal(c);
+		ret = cli_journal_shared(c);
 		return ret ? ret : cmd_list(c);
 	}
 	w.c = c;
@@ -995,7 +1043,7 @@ int cmd_rewrite(struct cli *c, int argc, char **argv)
 			ret = cli_fail(EXIT_USAGE, "rewrite apply ID --db CONN");
 			goto out;
 		}
-		ret = cli_journal(c);
+		ret = cli_journal_shared(c);
 		if (!ret)
 			ret = rewrite_open(c, argv[optind + 1], w.conn, &db);
 		if (!ret)
@@ -1025,7 +1073,7 @@ int cmd_rewrite(struct cli *c, int argc, char **argv)
 		ret = cli_fail(EXIT_USAGE, "'rewrite prefix' sets no other columns");
 		goto out;
 	}
-	ret = cli_journal(c);
+	ret = cli_journal_shared(c);
 	if (ret)
 		goto out;
 	if (db_open(w.conn, &w.db, &eb)) {
@@ -1064,8 +1112,7 @@ int cmd_rewrite(struct cli *c, int argc, char **argv)
 		free(red);
 	}
 	if (!w.id) {
-		ret = cli_fail(EXIT_STORE, "cannot record the rewrite in %s",
-			       c->journal_path);
+		ret = cli_fail(EXIT_STORE, "cannot record the rewrite in the journal");
 		goto out;
 	}
 	snprintf(idtxt, sizeof(idtxt), "%lld", (long long)w.id);

@@ -521,8 +521,8 @@ int rewrite_apply(struct cli *c, struct db *db, const char *rwid, int undo,
 	journal_sql(c->j, "SELECT kind,tbl,col,pk,log_table,state,db FROM rewrites"
 		    " WHERE id=?1", p, 1, info_row, &ri, NULL);
 	if (!ri.kind) {
-		ret = cli_fail(EXIT_USAGE, "no rewrite #%s in %s ('mediactl rewrite list')",
-			       rwid, c->journal_path);
+		ret = cli_fail(EXIT_USAGE, "no rewrite #%s in the journal ('mediactl rewrite list')",
+			       rwid);
 		goto out;
 	}
 	if (!undo && strcmp(ri.state, "planned")) {
@@ -694,8 +694,8 @@ int rewrite_open(struct cli *c, const char *rwid, const char *conn,
 	journal_sql(c->j, "SELECT kind,tbl,col,pk,log_table,state,db FROM rewrites"
 		    " WHERE id=?1", p, 1, info_row, &ri, NULL);
 	if (!ri.db)
-		ret = cli_fail(EXIT_USAGE, "no rewrite #%s in %s ('mediactl rewrite list')",
-			       rwid, c->journal_path);
+		ret = cli_fail(EXIT_USAGE, "no rewrite #%s in the journal ('mediactl rewrite list')",
+			       rwid);
 	else if (!red || strcmp(red, ri.db))
 		ret = cli_fail(EXIT_USAGE, "rewrite #%s was planned on '%s', not '%s'",
 			       rwid, ri.db, red ? red : "");
@@ -714,7 +714,7 @@ int rewrite_rollback(struct cli *c, const char *rwid, const char *conn,
 
 	if (!conn)
 		return cli_fail(EXIT_USAGE, "rollback --rewrite needs --db (the same database)");
-	ret = cli_journal(c);
+	ret = cli_journal_shared(c);
 	if (!ret)
 		ret = rewrite_open(c, rwid, conn, &db);
 	if (!ret)

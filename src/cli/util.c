@@ -52,8 +52,8 @@ int cli_journal(struct cli *c)
 		return 0;
 	if (cli_journal_is_pg(c))
 		return cli_fail(EXIT_USAGE, "a PostgreSQL journal serves 'status', 'failed', 'retry', "
-				"'verify' and the ledger's 'load', 'work', 'hosts' and 'report'; "
-				"this command needs the SQLite journal");
+				"'verify', 'rewrite', 'rollback' and the ledger's 'load', 'work', "
+				"'hosts' and 'report'; this command needs the SQLite journal");
 	if (fsu_mkdirs(c->journal_path, 0700, 1))
 		return cli_fail(EXIT_STORE, "cannot create the directory of %s: %s",
 				c->journal_path, strerror(errno));

@@ -290,7 +290,7 @@ int cmd_rollback(struct cli *c, int argc, char **argv)
 		return rewrite_rollback(c, rewrite, conn, dry);
 	if (!label)
 		return cli_fail(EXIT_USAGE, "rollback needs --label (the batch to undo) or --rewrite ID");
-	ret = cli_journal(c);
+	ret = cli_journal_shared(c);
 	if (!ret)
 		ret = load_rows(c, label, &rs);
 	if (ret)
@@ -347,12 +347,14 @@ int cmd_rollback(struct cli *c, int argc, char **argv)
 		journal_exec(c->j, "UPDATE uploads SET state='rolledback' WHERE id=?1",
 			     p, 1, NULL, NULL);
 		{
-			const char *q[] = { u->remote, u->key, label };
+			char now[32];
+			const char *q[] = { u->remote, u->key, label, now };
 
+			snprintf(now, sizeof(now), "%.3f", cli_now());
 			journal_exec(c->j, "INSERT INTO events(time,mount_id,remote,"
-				     "op,key,detail) VALUES(strftime('%s','now'),"
-				     "'mediactl',?1,'rollback',?2,'label '||?3)",
-				     q, 3, NULL, NULL);
+				     "op,key,detail) VALUES(?4,'mediactl',?1,"
+				     "'rollback',?2,'label '||CAST(?3 AS TEXT))",
+				     q, 4, NULL, NULL);
 			journal_exec(c->j, "UPDATE copies SET state='rolledback'"
 				     " WHERE dst_remote=?1 AND dst_key=?2 AND state='done'",
 				     q, 2, NULL, NULL);

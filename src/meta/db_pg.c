@@ -4,6 +4,7 @@
  * key '42'). Rows come back as text. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -32,22 +33,93 @@ static enum mfs_err pg_err(struct db *d, PGresult *r, struct errbuf *eb)
 		      "postgresql: %s", msg);
 }
 
+/* Reconnecting. A statement that fails because the connection is gone
+ * (the server restarted, a proxy or the network cut it) while no
+ * transaction was open is sent again on a new connection: PQreset with
+ * backoff (RETRY_FIRST_MS doubling up to RETRY_MAX_MS) for up to
+ * RETRY_FOR_S seconds, each try logged. A restart (pg_ctl restart, any
+ * mode) aborts what was running, so the statement ran not at all and
+ * runs once; a connection cut after the server committed but before its
+ * answer arrived runs it twice (the journal's writes are updates by id,
+ * or inserts the journal tolerates twice). Inside a transaction nothing
+ * is retried: the transaction is lost with the connection and the caller
+ * gets the error (after a reset, so its next statement finds a
+ * connection). The caller's lock covers all of it (cli/db is used under
+ * one). */
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 2000
+#define RETRY_FOR_S 120
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Reset the connection until it is up or RETRY_FOR_S passed since t0:
+ * 1 when up. */
+static int reconnect(struct db *d, double t0)
+{
+	long ms = RETRY_FIRST_MS;
+	int tries = 0;
+
+	for (;;) {
+		struct timespec nap = { ms / 1000, (ms % 1000) * 1000000L };
+
+		nanosleep(&nap, NULL);
+		tries++;
+		PQreset(H(d));
+		if (PQstatus(H(d)) == CONNECTION_OK) {
+			log_warn("postgresql: reconnected (after %d tries, %.1f s)",
+				 tries, mono_s() - t0);
+			return 1;
+		}
+		if (mono_s() - t0 > RETRY_FOR_S)
+			return 0;
+		ms = ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ms * 2;
+	}
+}
+
 static enum mfs_err run(struct db *d, const char *sql,
 			const char *const *params, int n, PGresult **out,
 			struct errbuf *eb)
 {
-	PGresult *r = PQexecParams(H(d), sql, n, NULL, params, NULL, NULL, 0);
-	ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+	PGTransactionStatusType ts = PQtransactionStatus(H(d));
+	/* no transaction of ours open (UNKNOWN: the connection is bad) */
+	int idle = ts == PQTRANS_IDLE || ts == PQTRANS_UNKNOWN;
+	double t0 = 0;
 
 	*out = NULL;
-	if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK) {
-		enum mfs_err rc = pg_err(d, r, eb);
+	for (;;) {
+		PGresult *r = PQexecParams(H(d), sql, n, NULL, params, NULL,
+					   NULL, 0);
+		ExecStatusType s = r ? PQresultStatus(r) : PGRES_FATAL_ERROR;
+		enum mfs_err rc;
 
+		if (s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK) {
+			*out = r;
+			return MFS_OK;
+		}
+		rc = pg_err(d, r, eb);
 		PQclear(r);
-		return rc;
+		if (PQstatus(H(d)) != CONNECTION_BAD)
+			return rc;
+		if (!t0) {
+			char msg[512];
+
+			t0 = mono_s();
+			snprintf(msg, sizeof(msg), "%s", eb ? eb->msg : "");
+			log_redact(msg);
+			log_warn("%s: the connection is lost; reconnecting%s", msg,
+				 idle ? "" : " (the open transaction is lost)");
+		}
+		if (!reconnect(d, t0) || !idle)
+			return eb_set(eb, MFS_ETRANSIENT, "postgresql: the connection was lost%s",
+				      idle ? " and not back in time" :
+				      " inside a transaction");
 	}
-	*out = r;
-	return MFS_OK;
 }
 
 static enum mfs_err pq_query(struct db *d, const char *sql,
