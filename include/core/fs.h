@@ -101,6 +101,12 @@ void fs_set_notify(struct fs *fs, void (*attr)(void *ctx, uint64_t ino),
  * errors are returned, so the mount command can fail with the message;
  * transient errors are only logged. */
 enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb);
+/* At mount, before the cache answers: forget the cached files the journal
+ * says `mediactl rollback` deleted from the stores since the cache last
+ * looked (its events with op 'rollback'; the cache keeps the mark), so a
+ * listing cached across remounts does not show them. Journal errors are
+ * logged only (the listings still expire with cache_ttl). */
+void fs_forget_rolled_back(struct fs *fs);
 /* After a crash: queue again every upload the journal holds as pending for
  * this mount, and make the files visible in the cache. Sets *resumed and
  * *lost (rows whose staged file is gone; marked failed). */

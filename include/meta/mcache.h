@@ -143,6 +143,17 @@ enum mfs_err mcache_set(struct mcache *mc, uint64_t ino,
 			const struct mc_set *s);
 /* Forget ino and its subtree. */
 enum mfs_err mcache_remove(struct mcache *mc, uint64_t ino);
+/* Forget the file of remote rid with key (an object deleted behind the
+ * cache's back), unless it holds local changes not yet uploaded (pending).
+ * *dropped (may be NULL) gets 1 when a node went. Its directory's listing
+ * stays: the name is then absent, or asked for by name. */
+enum mfs_err mcache_forget_key(struct mcache *mc, int rid, const char *key,
+			       int *dropped);
+/* A number the cache keeps under name (0 when never set), and setting it:
+ * marks of what the cache has taken in, e.g. the journal's events. */
+enum mfs_err mcache_mark_get(struct mcache *mc, const char *name,
+			     int64_t *v);
+enum mfs_err mcache_mark_set(struct mcache *mc, const char *name, int64_t v);
 /* Rename: ino becomes newparent/newname (an existing node there is
  * dropped); a directory's descendants get their new keys. */
 enum mfs_err mcache_move(struct mcache *mc, uint64_t ino, uint64_t newparent,

@@ -189,6 +189,34 @@ static int already_there(const struct stat *sst, const char *dst)
 	return strtoll(v, NULL, 10) == (long long)sst->st_size;
 }
 
+/* dst, which already_there() found, is a copy the store holds or is
+ * being given? The mount's word on it (user.mediafs.upload_state) alone
+ * is not enough: a failed upload stays in the mount, its fsync answering
+ * the old failure (the copy is made again: its rename replaces the failed
+ * upload, which is sent anew), and a listing the mount cached (across
+ * remounts, for cache_ttl) still shows an object deleted behind it, by a
+ * rollback for one. A stored copy is proven by the store:
+ * user.mediafs.refresh makes the mount ask it (one HEAD) and drop what is
+ * gone, then dst is looked at again. A target that is no mediafs mount
+ * (no such xattrs) is taken as it is. */
+static int proven(const struct stat *sst, const char *dst)
+{
+	char v[1024];
+	ssize_t n = getxattr(dst, "user.mediafs.upload_state", v,
+			     sizeof(v) - 1);
+
+	if (n < 0)	/* (ERANGE: a long "failed: why") */
+		return errno == ENODATA || errno == ENOTSUP;
+	v[n] = '\0';
+	if (!strncmp(v, "failed", 6))
+		return 0;
+	if (strcmp(v, "done"))
+		return 1;	/* pending or uploading: the fsync waits */
+	if (setxattr(dst, "user.mediafs.refresh", "1", 1, 0))
+		return 0;
+	return already_there(sst, dst);
+}
+
 /* The source's own content type (a mediafs mount shows it as
  * user.mediafs.content_type), when it says more than "bytes": a plan that
  * decided no type (no {ext} in its rule) copies each object with the type
@@ -248,7 +276,7 @@ int copy_file(const char *src, const char *dst, const char *type,
 	}
 	if (present)
 		*present = 0;
-	if (already_there(&st, dst)) {
+	if (already_there(&st, dst) && proven(&st, dst)) {
 		if (present)
 			*present = 1;
 		goto uploaded;

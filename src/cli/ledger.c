@@ -19,8 +19,9 @@
  * them again. A
  * heartbeat thread extends the worker's leases every lease/3 seconds. A
  * re-claimed entry is checked on the store first (copy_file's
- * already_there: size and mtime through the mount), so it is uploaded
- * again only when the store lacks it or holds other content.
+ * already_there: size and mtime through the mount, proven by one HEAD
+ * the mount sends), so it is uploaded again only when the store lacks it
+ * or holds other content.
  *
  * Limits: a host's --threads (files at once) and --bwlimit (bytes per
  * second, paced file by file in this process); a plan's global rate

@@ -462,7 +462,13 @@ static int run_batch(struct applier *a, struct batch *b, struct errbuf *eb)
 	for (careful = 0; careful < 2; careful++) {
 		int failed = 0;
 
-		if (a->db->ops->exec(a->db, "BEGIN", NULL, 0, NULL, eb))
+		/* SQLite: the write lock at once, waiting (busy timeout) for
+		 * another writer of the database; a plain BEGIN would read
+		 * first and then fail every row at once ("database is
+		 * locked": a reader may not wait for a writer) */
+		if (a->db->ops->exec(a->db, strcmp(a->db->ops->name, "sqlite") ?
+				     "BEGIN" : "BEGIN IMMEDIATE", NULL, 0,
+				     NULL, eb))
 			return -1;
 		for (i = 0; i < b->n; i++) {
 			struct change *c = &b->ch[i];

@@ -4,7 +4,8 @@
  * uploaded, but only objects whose etag still is the journal's.
  * Both talk to the stores directly, not through a mount: a running
  * mediafs sees a rollback's deletions when its listings expire
- * (cache_ttl) or at once after a remount.
+ * (cache_ttl) or at once after a remount (it forgets the cached files the
+ * journal's rollback events name: core/fs_fresh).
  * Calls: backend, net/http, meta/journal, net/json, cli/util. */
 #include <getopt.h>
 #include <stdio.h>

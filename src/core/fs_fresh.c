@@ -1,9 +1,10 @@
 /* fs_fresh.c - coherence with other writers of the store: the re-check of
  * names a listing does not hold (negative entries live negative_ttl, not
- * cache_ttl), a version changed on the server met by a fresh handle, and
- * the refresh of one path on request (user.mediafs.refresh).
+ * cache_ttl), a version changed on the server met by a fresh handle, the
+ * refresh of one path on request (user.mediafs.refresh), and at mount the
+ * objects `mediactl rollback` deleted (the journal's rollback events).
  * fs->lock guards negs[] (names checked lately). Calls: backend,
- * meta/mcache, common.
+ * meta/mcache, meta/journal, common.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -177,4 +178,77 @@ enum mfs_err fsi_refresh(struct fs *fs, uint64_t ino)
 out:
 	mc_node_cleanup(&n);
 	return rc;
+}
+
+/* The journal's rollback events past the cache's mark: (remote, key)
+ * pairs, copied (the journal's lock is held while they read out). */
+struct rolled {
+	char **v;		/* remote, key; 2 per event */
+	size_t n, cap;
+	int64_t last;		/* the newest event's id */
+};
+
+static int rolled_row(void *ud, int ncol, const char *const *v,
+		      const char *const *names)
+{
+	struct rolled *rb = ud;
+
+	(void)names;
+	if (ncol < 3 || !v[0] || !v[1] || !v[2])
+		return 0;
+	if (rb->n + 2 > rb->cap) {
+		size_t ncap = rb->cap ? rb->cap * 2 : 64;
+		char **nv = realloc(rb->v, sizeof(*nv) * ncap);
+
+		if (!nv)
+			return 1;
+		rb->v = nv;
+		rb->cap = ncap;
+	}
+	rb->v[rb->n] = strdup(v[1]);
+	rb->v[rb->n + 1] = strdup(v[2]);
+	rb->n += 2;
+	rb->last = strtoll(v[0], NULL, 10);
+	return 0;
+}
+
+void fs_forget_rolled_back(struct fs *fs)
+{
+	static const char mark[] = "journal_rollback_event";
+	struct rolled rb = { 0 };
+	struct errbuf eb = { 0 };
+	int64_t seen = 0;
+	char since[32];
+	const char *p[] = { since };
+	size_t i;
+	int k, n = 0, dropped;
+
+	if (!fs->cfg.journal || mcache_mark_get(fs->mc, mark, &seen))
+		return;
+	snprintf(since, sizeof(since), "%lld", (long long)seen);
+	if (journal_sql(fs->cfg.journal, "SELECT id,remote,key FROM events "
+			"WHERE op='rollback' AND id>CAST(?1 AS BIGINT) "
+			"ORDER BY id", p, 1, rolled_row, &rb, &eb)) {
+		log_warn("cannot read the journal's rollbacks: %s (the cached listings show them within cache_ttl)",
+			 eb.msg);
+		goto out;
+	}
+	for (i = 0; i + 1 < rb.n; i += 2) {
+		if (!rb.v[i] || !rb.v[i + 1])
+			continue;
+		for (k = 0; k < fs->cfg.nremotes; k++)
+			if (!strcmp(fs->cfg.remotes[k].name, rb.v[i]) &&
+			    !mcache_forget_key(fs->mc, fs->cfg.remotes[k].rid,
+					       rb.v[i + 1], &dropped))
+				n += dropped;
+	}
+	if (rb.last > seen && mcache_mark_set(fs->mc, mark, rb.last))
+		log_warn("cannot keep the mark of the journal's rollbacks");
+	if (n)
+		log_info("forgot %d cached files a rollback (mediactl) deleted from the stores",
+			 n);
+out:
+	for (i = 0; i < rb.n; i++)
+		free(rb.v[i]);
+	free(rb.v);
 }

@@ -715,6 +715,7 @@ int main(int argc, char **argv)
 		ret = fail("", &eb, rc);
 		goto out;
 	}
+	fs_forget_rolled_back(d.fs);
 	rc = fs_prime(d.fs, &eb);
 	if (rc) {
 		ret = fail("cannot mount", &eb, rc);

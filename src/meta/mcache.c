@@ -863,6 +863,68 @@ enum mfs_err mcache_remove(struct mcache *mc, uint64_t ino)
 	return ok ? MFS_OK : MFS_EIO;
 }
 
+enum mfs_err mcache_forget_key(struct mcache *mc, int rid, const char *key,
+			       int *dropped)
+{
+	sqlite3_stmt *st = NULL;
+	int ok;
+
+	if (dropped)
+		*dropped = 0;
+	pthread_mutex_lock(&mc->lock);
+	ok = sqlite3_prepare_v2(mc->db, "DELETE FROM node WHERE rid=?1 AND "
+				"key=?2 AND kind=1 AND pending=0 AND ino<>1",
+				-1, &st, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_int(st, 1, rid);
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+		ok = sqlite3_step(st) == SQLITE_DONE;
+	}
+	if (ok && dropped)
+		*dropped = sqlite3_changes(mc->db) > 0;
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&mc->lock);
+	return ok ? MFS_OK : MFS_EIO;
+}
+
+enum mfs_err mcache_mark_get(struct mcache *mc, const char *name,
+			     int64_t *v)
+{
+	sqlite3_stmt *st = NULL;
+	int ok;
+
+	*v = 0;
+	pthread_mutex_lock(&mc->lock);
+	ok = sqlite3_prepare_v2(mc->db, "SELECT v FROM meta WHERE k=?1", -1,
+				&st, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			*v = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&mc->lock);
+	return ok ? MFS_OK : MFS_EIO;
+}
+
+enum mfs_err mcache_mark_set(struct mcache *mc, const char *name, int64_t v)
+{
+	sqlite3_stmt *st = NULL;
+	int ok;
+
+	pthread_mutex_lock(&mc->lock);
+	ok = sqlite3_prepare_v2(mc->db, "INSERT OR REPLACE INTO meta "
+				"VALUES(?1,?2)", -1, &st, NULL) == SQLITE_OK;
+	if (ok) {
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, v);
+		ok = sqlite3_step(st) == SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&mc->lock);
+	return ok ? MFS_OK : MFS_EIO;
+}
+
 enum mfs_err mcache_move(struct mcache *mc, uint64_t ino, uint64_t newparent,
 			 const char *newname, struct errbuf *eb)
 {

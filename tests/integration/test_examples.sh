@@ -62,41 +62,82 @@ J=$S1W/journal.db
 APPDB=$S1_DATA/app.db
 NPLAN=$(grep -cv $'\tskip:' "$T/s1/expect.tsv")
 
-# run 1, killed (-9, the script and its mediactl) once a file is in; 30%
-# of the server's answers are 500s meanwhile (retried by mediafs), so the
-# copy takes long enough for the kill to land in it on any machine
+# kill_run OUT WHAT COND: the script started in a process group of its
+# own, killed with kill -9 (it and its mediactl, mediafs if still in the
+# group) once the shell condition COND holds; killed=1 when the kill
+# landed while the script ran. Every COND below holds at a point where
+# the script is blocked (a FIFO, a lock), so the kill lands there on any
+# machine, however slow.
+kill_run() {
+	local out=$1 cond=$2 i
+	setsid sh "$EX/s1-backup-to-supabase.sh" >"$out" 2>&1 &
+	PG=$!
+	killed=0
+	for i in $(seq 1 1200); do
+		if eval "$cond"; then
+			kill -9 -- -"$PG" 2>/dev/null && killed=1
+			break
+		fi
+		kill -0 "$PG" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$PG" 2>/dev/null
+}
+rows_n() { sqlite3 "$APPDB" "SELECT count(*) FROM media"; }
+
+# run 1, killed (-9) during the plan: the plan's skip file is a FIFO
+# nobody reads, so mediactl plan blocks opening it, its plan file just
+# created (empty); the kill lands there
+mkfifo "$S1W/s1.plan.skipped"
+kill_run "$T/s1.run0" '[ -e "$S1W/s1.plan" ]'
+rm -f "$S1W/s1.plan.skipped"
+c0=$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state<>'skipped'" 2>/dev/null)
+[ $killed -eq 1 ] && [ ! -e "$S1W/plan.done" ] && [ "${c0:-0}" -eq 0 ] &&
+	pass "s1: the script killed (-9) during its plan (plan file created, skip file not yet open)" ||
+	fail "s1 plan kill" "killed=$killed plan.done=$([ -e "$S1W/plan.done" ] && echo yes) copies=$c0; $(tail -3 "$T/s1.run0")"
+
+# run 2, killed (-9) once a file is in; 30% of the server's answers are
+# 500s meanwhile (retried by mediafs), so the copy takes long enough for
+# the kill to land in it on any machine
 echo rate500=0.3 >"$SB_CONTROL"
-setsid sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.run1" 2>&1 &
-PG=$!
-killed=0
-for i in $(seq 1 1200); do
-	d=$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
-	if [ "${d:-0}" -ge 1 ]; then
-		kill -9 -- -"$PG" 2>/dev/null && killed=1
-		break
-	fi
-	kill -0 "$PG" 2>/dev/null || break
-	sleep 0.1
-done
-wait "$PG" 2>/dev/null
+kill_run "$T/s1.run1" '[ "$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state='"'done'"'" 2>/dev/null)" -ge 1 ]'
 : >"$SB_CONTROL"
 d1=$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
 [ $killed -eq 1 ] && [ "${d1:-0}" -lt "$NPLAN" ] &&
 	pass "s1: the script killed (-9) mid-copy after ${d1} of $NPLAN files (seed $SEED)" ||
 	fail "s1 kill" "killed=$killed, $d1 of $NPLAN copied; $(tail -3 "$T/s1.run1")"
 
-# run 2: finishes the job
-sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.run2" 2>&1
+# run 3, killed (-9) during the rows: the test holds app.db's write lock,
+# so the first `rewrite insert`, its rewrite recorded in the journal,
+# waits on it (BEGIN IMMEDIATE, up to its busy timeout of 10 s); the kill
+# lands there
+mkfifo "$T/s1.lock"
+sqlite3 "$APPDB" <"$T/s1.lock" >/dev/null 2>&1 &
+LPID=$!
+exec 7>"$T/s1.lock"
+echo 'BEGIN IMMEDIATE;' >&7
+for i in $(seq 1 600); do
+	sqlite3 "$APPDB" 'BEGIN IMMEDIATE; ROLLBACK;' >/dev/null 2>&1 || break
+	sleep 0.1
+done
+kill_run "$T/s1.run2" '[ "$(sqlite3 "$J" "SELECT count(*) FROM rewrites WHERE tbl='"'media'"'" 2>/dev/null)" -ge 1 ]'
+exec 7>&-
+wait "$LPID"
+rm -f "$T/s1.lock"
+r2=$(sqlite3 "$J" "SELECT count(*) FROM rewrites WHERE tbl='media' AND state='planned'")
+[ $killed -eq 1 ] && [ "$r2" -eq 1 ] && [ "$(rows_n)" -eq 0 ] &&
+	pass "s1: the script killed (-9) during its rows (rewrite insert recorded, waiting on app.db), the copy finished before it" ||
+	fail "s1 rows kill" "killed=$killed planned=$r2 rows=$(rows_n); $(tail -3 "$T/s1.run2")"
+
+# run 4: finishes the job
+sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.run3" 2>&1
 rc=$?
-[ $rc -eq 0 ] && grep -q "^s1: done: $NPLAN files on Supabase, $NPLAN media rows" "$T/s1.run2" &&
+[ $rc -eq 0 ] && grep -q "^s1: done: $NPLAN files on Supabase, $NPLAN media rows" "$T/s1.run3" &&
 	pass "s1: the re-run finishes: exit 0, $NPLAN files, $NPLAN rows" ||
-	fail "s1 re-run" "rc=$rc $(tail -5 "$T/s1.run2")"
+	fail "s1 re-run" "rc=$rc $(tail -5 "$T/s1.run3")"
 
 # the store, through its own API
-{ sb manifest avatars; sb manifest service-media | sed 's/^/service-media\//'; } |
-	grep -v 'emptyFolderPlaceholder' >"$T/s1.store"
-sed -i '/^service-media\//!s/^/avatars\//' "$T/s1.store"
-"$SYS_PY" - "$T/s1" "$T/s1.store" <<'PY' && pass "s1: the store holds exactly the planned objects, each with the type its name says; GIFs, TIFFs and .bin byte for byte; nothing larger than its source; $(cat "$T/s1/store.jpg")" || fail "s1 store" "$(head -c 600 "$T/s1/store.err")"
+cat >"$T/s1store.py" <<'PY'
 import hashlib, os, sys
 d, store = sys.argv[1], sys.argv[2]
 err = open(os.path.join(d, 'store.err'), 'w')
@@ -133,15 +174,23 @@ open(os.path.join(d, 'store.jpg'), 'w').write('%d of %d JPEGs stored smaller (co
 err.write('\n'.join(bad))
 sys.exit(1 if bad else 0)
 PY
+s1_store() {	# s1_store FILE [DIR]: both buckets listed through Supabase's
+	# API, checked against the generator's DIR (default $T/s1)
+	{ sb manifest avatars; sb manifest service-media | sed 's/^/service-media\//'; } |
+		grep -v 'emptyFolderPlaceholder' >"$1"
+	sed -i '/^service-media\//!s/^/avatars\//' "$1"
+	"$SYS_PY" "$T/s1store.py" "${2:-$T/s1}" "$1"
+}
+s1_store "$T/s1.store" && pass "s1: the store holds exactly the planned objects, each with the type its name says; GIFs, TIFFs and .bin byte for byte; nothing larger than its source; $(cat "$T/s1/store.jpg")" || fail "s1 store" "$(head -c 600 "$T/s1/store.err")"
 n=$(grep -c 'mctlcp' "$SB_REQLOG")
 dups=$(awk '($1=="POST"||$1=="PUT") && $3 ~ /^2/ && $2 ~ /^\/storage\/v1\/object\/(avatars|service-media)\// {print $2}' "$SB_REQLOG" | sort | uniq -d | wc -l)
-[ "$n" -eq 0 ] && [ "$dups" -eq 0 ] &&
-	pass "s1: no temporary reached the server, no object was uploaded twice across the kill" ||
-	fail "s1 uploads" "$n requests name a temporary, $dups keys uploaded twice"
+ups=$(awk '($1=="POST"||$1=="PUT") && $3 ~ /^2/ && $2 ~ /^\/storage\/v1\/object\/(avatars|service-media)\// {print $2}' "$SB_REQLOG" | wc -l)
+[ "$n" -eq 0 ] && [ "$dups" -eq 0 ] && [ "$ups" -eq "$NPLAN" ] &&
+	pass "s1: no temporary reached the server; $ups uploads for $NPLAN objects, none twice across the three kills" ||
+	fail "s1 uploads" "$n requests name a temporary, $dups keys uploaded twice, $ups uploads for $NPLAN objects"
 
 # the rows
-sqlite3 -separator $'\t' "$APPDB" "SELECT file_path, owner_id, coalesce(service_id,''), media_type, is_preview_image, created_at FROM media" >"$T/s1.rows"
-"$SYS_PY" - "$T/s1" "$T/s1.rows" <<'PY' && pass "s1: one media row per object: file_path, owner (the new user, the service's stylistId), service, type, one preview per service (its smallest imageId)" || fail "s1 rows" "$(head -c 600 "$T/s1/rows.err")"
+cat >"$T/s1rows.py" <<'PY'
 import os, sys
 d = sys.argv[1]
 err = open(os.path.join(d, 'rows.err'), 'w')
@@ -177,6 +226,12 @@ for path, owner, svc, mt, prev, created in rows:
 err.write('\n'.join(bad[:10]))
 sys.exit(1 if bad else 0)
 PY
+s1_rows() {	# s1_rows FILE [DIR]: the media rows of DIR/data/app.db,
+	# checked against the generator's DIR (default $T/s1)
+	sqlite3 -separator $'\t' "${2:-$T/s1}/data/app.db" "SELECT file_path, owner_id, coalesce(service_id,''), media_type, is_preview_image, created_at FROM media" >"$1"
+	"$SYS_PY" "$T/s1rows.py" "${2:-$T/s1}" "$1"
+}
+s1_rows "$T/s1.rows" && pass "s1: one media row per object: file_path, owner (the new user, the service's stylistId), service, type, one preview per service (its smallest imageId)" || fail "s1 rows" "$(head -c 600 "$T/s1/rows.err")"
 fk=$(sqlite3 "$APPDB" "PRAGMA foreign_keys=ON; PRAGMA foreign_key_check;")
 [ -z "$fk" ] && pass "s1: the rows satisfy PRAGMA foreign_key_check" || fail "s1 foreign keys" "$(echo "$fk" | head -3)"
 
@@ -219,14 +274,14 @@ err.write('\n'.join(bad))
 sys.exit(1 if bad else 0)
 PY
 
-# run 3: nothing left to do, nothing done twice
+# one run more: nothing left to do, nothing done twice
 mark=$(sb_mark)
-sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.run3" 2>&1
+sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.run4" 2>&1
 rc=$?
 ups=$(sb_since "$mark" '^(POST|PUT) /storage/v1/object/(avatars|service-media)/')
 [ $rc -eq 0 ] && [ "$ups" -eq 0 ] && [ "$(sqlite3 "$APPDB" "SELECT count(*) FROM media")" -eq "$NPLAN" ] &&
-	pass "s1: a third run uploads nothing and inserts nothing (exit 0)" ||
-	fail "s1 third run" "rc=$rc, $ups uploads, $(sqlite3 "$APPDB" "SELECT count(*) FROM media") rows; $(tail -3 "$T/s1.run3")"
+	pass "s1: a run after the job is done uploads nothing and inserts nothing (exit 0)" ||
+	fail "s1 third run" "rc=$rc, $ups uploads, $(sqlite3 "$APPDB" "SELECT count(*) FROM media") rows; $(tail -3 "$T/s1.run4")"
 
 # rollback
 sh "$EX/s1-backup-to-supabase.sh" rollback >"$T/s1.rb" 2>&1
@@ -236,6 +291,26 @@ rows=$(sqlite3 "$APPDB" "SELECT count(*) FROM media")
 [ $rc -eq 0 ] && [ "$left" -eq 0 ] && [ "$rows" -eq 0 ] &&
 	pass "s1: rollback deletes every object and row it made (exit 0)" ||
 	fail "s1 rollback" "rc=$rc, $left objects, $rows rows left; $(tail -3 "$T/s1.rb")"
+
+# a new run in the same work directory after the rollback does it all
+# again: the rollback's deletions are not taken for copies (the mount's
+# cache, kept across remounts, still listed the deleted objects, and the
+# files stored as they were, .bin .tiff .gif, matched by size and mtime:
+# they were recorded done with no upload); each planned object is
+# uploaded once more and proven by the store, every row inserted again
+mark=$(sb_mark)
+sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.again" 2>&1
+rc=$?
+ups=$(sb_since "$mark" '^(POST|PUT) /storage/v1/object/(avatars|service-media)/.* 2[0-9][0-9]$')
+[ $rc -eq 0 ] && [ "$ups" -eq "$NPLAN" ] && s1_store "$T/s1.store2" && s1_rows "$T/s1.rows2" &&
+	pass "s1: run again after its rollback: $ups uploads, every planned object on the store again (types, bytes), $NPLAN rows (exit 0)" ||
+	fail "s1 after rollback" "rc=$rc, $ups uploads for $NPLAN objects; $(head -c 300 "$T/s1/store.err") $(head -c 300 "$T/s1/rows.err") $(tail -3 "$T/s1.again")"
+sh "$EX/s1-backup-to-supabase.sh" rollback >"$T/s1.rb2" 2>&1
+rc=$?
+left=$({ sb keys avatars; sb keys service-media; } | grep -vc 'emptyFolderPlaceholder')
+[ $rc -eq 0 ] && [ "$left" -eq 0 ] && [ "$(rows_n)" -eq 0 ] &&
+	pass "s1: rolled back again: no object, no row (exit 0)" ||
+	fail "s1 second rollback" "rc=$rc, $left objects, $(rows_n) rows left; $(tail -3 "$T/s1.rb2")"
 
 # a small second backup (its own seed, bucket, work directory and
 # journal) migrated while the server refuses every upload larger than 1
@@ -263,6 +338,19 @@ rf=$("$SYS_PY" -c 'import json,sys; t=json.load(open(sys.argv[1]))["totals"]; pr
 	grep -q '^s1: copy: some files failed' "$T/s1.fail" && ! grep -q '^s1: done' "$T/s1.fail" &&
 	pass "s1: the server refusing every upload (413), the run exits $rc, 'copy: some files failed', no row, no object; report.json counts $nf of $NF planned files failed" ||
 	fail "s1 failed files" "rc=$rc planned=$NF refused=$r413 failed=$nf done=$nd report='$rf' rows=$rows objects=$left $(tail -3 "$T/s1.fail")"
+# the cause gone (the limit lifted), the same run again sends every
+# refused file anew: before, each failed at once (EIO, no request) as the
+# mount kept its upload failed across remounts and mediactl copy took the
+# failed file for its copy
+mark=$(sb_mark)
+S1_DATA=$T/s1f/data S1_S3_BUCKET=s1fail S1_WORK=$T/s1f/work \
+	sh "$EX/s1-backup-to-supabase.sh" >"$T/s1.fail2" 2>&1
+rc=$?
+ups=$(sb_since "$mark" '^(POST|PUT) /storage/v1/object/(avatars|service-media)/.* 2[0-9][0-9]$')
+[ $rc -eq 0 ] && [ "$ups" -eq "$NF" ] && grep -q "^s1: done: $NF files on Supabase, $NF media rows" "$T/s1.fail2" &&
+	s1_store "$T/s1f.store" "$T/s1f" && s1_rows "$T/s1f.rows" "$T/s1f" &&
+	pass "s1: run again once the server takes them: the $NF refused files uploaded ($ups uploads), each on the store (types, bytes), $NF rows (exit 0)" ||
+	fail "s1 failed files again" "rc=$rc, $ups uploads for $NF files; $(head -c 300 "$T/s1f/store.err") $(head -c 300 "$T/s1f/rows.err") $(tail -3 "$T/s1.fail2")"
 
 echo "  (s1: $SECONDS s)"
 

@@ -21,7 +21,7 @@ pg_start "$T/pg" || { fail "postgresql" "the throwaway cluster did not start"; e
 ik_start "$T/ik" || { pg_stop; fail "pg fake ImageKit" "did not start"; exit 1; }
 S3W=$T/pg3/work
 mkdir -p "$S3W"
-trap 'mountpoint -q "$S3W/mnt" && fusermount3 -u -z "$S3W/mnt"; ik_stop; pg_stop' EXIT
+trap 'mountpoint -q "$S3W/mnt" && fusermount3 -u -z "$S3W/mnt"; [ -n "${LPID:-}" ] && kill $LPID 2>/dev/null; ik_stop; pg_stop' EXIT
 NV3=4
 [ "${MFS_TEST_PASS:-}" = mount-asan ] && NV3=3
 "$SYS_PY" - "$T/pg3" "$SEED" "$NV3" <<'PY' || { fail "pg data" "the generator failed"; exit 1; }
@@ -90,14 +90,72 @@ out=$(s3check "$C1" 2)
 [ $rc -eq 0 ] && [ -z "$out" ] &&
 	pass "pg: '$C1' --limit 2: the images of its first 2 venues on ImageKit, their jsonb elements rewritten, nothing else touched" ||
 	fail "pg --limit" "rc=$rc $out $(tail -3 "$T/pg3.run0")"
-run "$T/pg3.run1" "$C1"
-out=$(s3check "$C1" 0)
+# kill_run OUT COND ARGS...: the script (ARGS) in a process group of its
+# own, killed with kill -9 once the shell condition COND holds; killed=1
+# when the kill landed while it ran. Each COND below holds while the
+# script is blocked (a FIFO, a lock): the kill lands there on any machine.
+kill_run() {
+	local out=$1 cond=$2 i
+	shift 2
+	setsid sh "$EX/s3-tigris-to-imagekit.sh" "$@" >"$out" 2>&1 &
+	PG=$!
+	killed=0
+	for i in $(seq 1 1200); do
+		if eval "$cond"; then
+			kill -9 -- -"$PG" 2>/dev/null && killed=1
+			break
+		fi
+		kill -0 "$PG" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$PG" 2>/dev/null
+}
+L1=s3-$(printf '%s' "$C1" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9' '-')
+J3=$S3W/journal.db
+# the whole country, killed (-9) during its plan: the plan's skip file is
+# a FIFO nobody reads, so mediactl plan blocks opening it, its plan file
+# (the --limit batch's) just emptied; the kill lands there
+venues >"$T/pg3.mid"
+rm -f "$S3W/$L1.plan.skipped"
+mkfifo "$S3W/$L1.plan.skipped"
+kill_run "$T/pg3.k1" '[ ! -s "$S3W/$L1.plan" ]' "$C1"
+rm -f "$S3W/$L1.plan.skipped"
+k1=$killed
+# run again, killed (-9) during the rewrite: the test holds an EXCLUSIVE
+# lock on venues (reads go on, writes wait), so `rewrite map` waits on it
+# once it has recorded its rewrite in the journal; the kill lands there
+mkfifo "$T/pg3.lock"
+psql_ <"$T/pg3.lock" >/dev/null 2>&1 &
+LPID=$!
+exec 7>"$T/pg3.lock"
+printf 'BEGIN;\nLOCK TABLE venues IN EXCLUSIVE MODE;\n' >&7
+for i in $(seq 1 600); do
+	[ "$(psql_ -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'venues' AND l.mode = 'ExclusiveLock' AND l.granted")" = 1 ] && break
+	sleep 0.1
+done
+kill_run "$T/pg3.k2" '[ "$(sqlite3 "$J3" "SELECT count(*) FROM rewrites WHERE tbl='"'venues'"' AND state='"'planned'"'" 2>/dev/null)" -ge 1 ]' "$C1"
+k2=$killed
+printf 'ROLLBACK;\n' >&7
+exec 7>&-
+wait "$LPID"
+rm -f "$T/pg3.lock"
 N1=$(grep -c "^$C1	" "$T/pg3/expect")
 NV1=$(grep "^$C1	" "$T/pg3/expect" | cut -f2 | sort -u | wc -l)
+d2=$(sqlite3 "$J3" "SELECT count(*) FROM copies WHERE state='done' AND label='$L1'")
+venues >"$T/pg3.k2now"
+[ $k1 -eq 1 ] && [ $k2 -eq 1 ] && [ "$d2" -eq "$N1" ] && cmp -s "$T/pg3.mid" "$T/pg3.k2now" &&
+	pass "pg: '$C1' killed (-9) during its plan, then again during its rewrite (recorded, waiting on the table's lock) after its copy of $d2 images; nothing rewritten beyond the --limit batch" ||
+	fail "pg kills" "plan kill=$k1 rewrite kill=$k2 copied=$d2 of $N1 $(diff "$T/pg3.mid" "$T/pg3.k2now" | head -3) $(tail -3 "$T/pg3.k1") $(tail -3 "$T/pg3.k2")"
+run "$T/pg3.run1" "$C1"
+out=$(s3check "$C1" 0)
 [ $rc -eq 0 ] && [ -z "$out" ] &&
-	grep -q "^s3: $C1: $N1 images on ImageKit, [0-9]* venues rewritten" "$T/pg3.run1" &&
-	pass "pg: '$C1': $N1 images of $NV1 venues on ImageKit byte for byte, url/upload_status/imagekit_file_id/original_tigris_url/imagekit_uploaded_at set in the jsonb arrays" ||
+	grep -qx "s3: $C1: $N1 images on ImageKit, $NV1 venues rewritten, [0-9]* missing from the bucket" "$T/pg3.run1" &&
+	pass "pg: '$C1' run again: $N1 images of $NV1 venues on ImageKit byte for byte, url/upload_status/imagekit_file_id/original_tigris_url/imagekit_uploaded_at set in the jsonb arrays, $NV1 venues rewritten (none twice)" ||
 	fail "pg country" "rc=$rc $out $(tail -3 "$T/pg3.run1")"
+ups=$(awk '$1=="POST" && $3 ~ /^2/ && $2 ~ /^\/api\/v1\/files\/upload/' "$IK_REQLOG" | wc -l)
+[ "$ups" -eq "$N1" ] &&
+	pass "pg: $ups uploads for $N1 images across the --limit batch and the two kills (none twice)" ||
+	fail "pg uploads" "$ups uploads for $N1 images"
 run "$T/pg3.rb1" rollback "$C1"
 venues >"$T/pg3.after"
 ik manifest /venues >"$T/pg3.ikman" 2>/dev/null

@@ -169,6 +169,37 @@ int main(void)
 	CHECK(root.listed_at == 0);
 	mc_node_cleanup(&root);
 
+	CASE("forget_key drops a deleted file by key (a rollback), marks persist");
+	{
+		struct mc_entry e[] = {
+			{ "gone.bin", MC_FILE, 7, 7, "g", 0 },
+			{ "stays.bin", MC_FILE, 8, 8, "s", 0 },
+		};
+		int dropped = -1;
+		int64_t v = -1;
+
+		CHECK(mcache_dir_replace(mc, MC_ROOT_INO, e, 2, 500, &eb) ==
+		      MFS_OK);
+		CHECK(mcache_forget_key(mc, rid, "pre/gone.bin", &dropped) ==
+		      MFS_OK && dropped == 1);
+		CHECK(mcache_lookup(mc, MC_ROOT_INO, "gone.bin", &n) ==
+		      MFS_ENOTFOUND);
+		CHECK(mcache_lookup(mc, MC_ROOT_INO, "stays.bin", &n) == MFS_OK);
+		mc_node_cleanup(&n);
+		/* another remote's key, a key not cached: nothing goes */
+		CHECK(mcache_forget_key(mc, rid + 1, "pre/stays.bin",
+					&dropped) == MFS_OK && dropped == 0);
+		CHECK(mcache_forget_key(mc, rid, "pre/none", &dropped) ==
+		      MFS_OK && dropped == 0);
+		CHECK(children(mc, MC_ROOT_INO) == 1);
+		CHECK(mcache_mark_get(mc, "m", &v) == MFS_OK && v == 0);
+		CHECK(mcache_mark_set(mc, "m", 42) == MFS_OK);
+		mcache_close(mc);
+		mc = NULL;
+		CHECK(mcache_open(path, &mc, &eb) == MFS_OK);
+		CHECK(mc && mcache_mark_get(mc, "m", &v) == MFS_OK && v == 42);
+	}
+
 	CASE("a different root prefix starts afresh");
 	{
 		struct mc_entry e[] = { { "k2", MC_FILE, 3, 3, "k", 0 } };
