@@ -692,10 +692,17 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 
 	if (r->be->ops->move_dir) {
 		/* the provider renames folders itself (queued uploads below
-		 * just get their new keys) */
+		 * just get their new keys, and wait until the folder is in
+		 * place: a version that landed first under the new name was
+		 * replaced by the older one the move brought, issue #15,
+		 * replay case 15.30-pwrite-then-folder-move-imagekit) */
+		rc = upq_hold_dir(fs->cfg.upq, r->be, newkey);
+		if (rc)
+			return rc;
 		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be, NULL,
 			       NULL);
 		rc = r->be->ops->move_dir(r->be, src->key, newkey, eb);
+		upq_release_dir(fs->cfg.upq, r->be, newkey);
 		if (!rc)
 			rc = mcache_move(fs->mc, src->ino, newparent, newname,
 					 eb);
