@@ -147,6 +147,18 @@ enum upq_hit upq_rename(struct upq *q, uint64_t ino, const char *new_key);
 void upq_rename_dir(struct upq *q, const char *old_prefix,
 		    const char *new_prefix, struct backend *be,
 		    void (*cb)(void *ud, uint64_t ino), void *ud);
+/* Hold every upload and marker of be at or below directory prefix (also
+ * ones queued or renamed there later) until upq_release_dir: a folder
+ * moved by the provider itself (ImageKit's bulk jobs) must be in place
+ * before anything lands below its new name, or the move, landing after,
+ * puts the older version back over it (issue #15, replay case
+ * 15.30-pwrite-then-folder-move-imagekit). Running uploads are not
+ * stopped. Holds nest; MFS_ENOMEM when none could be made. */
+enum mfs_err upq_hold_dir(struct upq *q, const struct backend *be,
+			  const char *prefix);
+/* End one hold of upq_hold_dir (same be and prefix); held items start. */
+void upq_release_dir(struct upq *q, const struct backend *be,
+		     const char *prefix);
 /* Take back a queued upload's staging file (reopen for writing, truncate):
  * returns 1 with *stage_path (caller owns it) and *meta, cancelling the
  * upload; a running upload is waited for and 0 returned. */

@@ -314,6 +314,24 @@ static enum mfs_err retype(struct fs *fs, struct fs_remote *r,
 	return rc;
 }
 
+/* The cache's ETag of ino: the one a server-side copy gave the object under
+ * its new key. A store whose ETags are not of the bytes alone (local: size,
+ * mtime, inode; S3: a copy of a multipart object) gives the copy a new one,
+ * and the old one made every later conditional read of the file (truncate,
+ * pwrite, open) fail with ESTALE (issue #15, replay cases
+ * 15.31-*-after-rename*). An empty etag (the store did not say) keeps the
+ * cache's. */
+static enum mfs_err set_etag(struct fs *fs, uint64_t ino, const char *etag)
+{
+	struct mc_set s = { 0 };
+
+	if (!etag[0])
+		return MFS_OK;
+	s.mask = MC_SET_ETAG;
+	s.etag = etag;
+	return mcache_set(fs->mc, ino, &s);
+}
+
 /* over: the ETag of the stored file n replaces under newkey ("" for
  * none). When n's bytes go up later (a queued upload, a writer, a failed
  * upload), that object stays under newkey until they land, so n's node
@@ -326,7 +344,7 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 				const char *newname, const char *newkey,
 				const char *over, struct errbuf *eb)
 {
-	char type[128] = "";
+	char type[128] = "", copied[80] = "";	/* ETag of the copy */
 	enum upq_hit hit;
 	enum mfs_err rc = MFS_OK;
 	int writing, landed = 0;
@@ -386,17 +404,21 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 		if (r->be->ops->move) {
 			rc = r->be->ops->move(r->be, n->key, newkey, eb);
 		} else {
-			struct obj_meta out;
+			struct obj_meta out = { 0 };
 
 			rc = r->be->ops->copy(r->be, n->key, newkey, NULL,
 					      &out, eb);
 			if (!rc)
 				rc = r->be->ops->del(r->be, n->key, eb);
+			if (!rc)
+				memcpy(copied, out.etag, sizeof(copied));
 		}
 		landed = !rc;
 	}
 	if (!rc)
 		rc = mcache_move(fs->mc, n->ino, newparent, newname, eb);
+	if (!rc && copied[0])
+		rc = set_etag(fs, n->ino, copied);
 	/* a type sniffed from a read under the old name goes with it */
 	if (!rc && names_differ(n->name, newname) &&
 	    mcache_set_sniffed(fs->mc, n->ino, "", ""))
@@ -475,6 +497,7 @@ struct copier {
 	const char *old_prefix;
 	const char *new_prefix;
 	char **keys;		/* old keys to copy */
+	char (*etags)[80];	/* out: the ETag of each copy ("" unknown) */
 	size_t n;
 	long limit_ms;		/* the caller's op_timeout, for each worker */
 	pthread_mutex_t lock;
@@ -492,7 +515,7 @@ static void *copy_worker(void *arg)
 	deadline_start(c->limit_ms);
 	for (;;) {
 		struct errbuf eb = { 0 };
-		struct obj_meta out;
+		struct obj_meta out = { 0 };
 		enum mfs_err rc;
 		char *to;
 		size_t i;
@@ -510,6 +533,8 @@ static void *copy_worker(void *arg)
 		else
 			rc = c->be->ops->copy(c->be, c->keys[i], to, NULL,
 					      &out, &eb);
+		if (!rc && !c->be->ops->move)	/* (slot i is this worker's) */
+			memcpy(c->etags[i], out.etag, sizeof(c->etags[i]));
 		free(to);
 		if (rc) {
 			pthread_mutex_lock(&c->lock);
@@ -523,9 +548,11 @@ static void *copy_worker(void *arg)
 	return NULL;
 }
 
+/* Copy (or move) keys from old_prefix to new_prefix, COPY_THREADS at a
+ * time; etags[i] gets the ETag keys[i] has under its new key. */
 static enum mfs_err copy_all(struct backend *be, const char *old_prefix,
-			     const char *new_prefix, char **keys, size_t n,
-			     struct errbuf *eb)
+			     const char *new_prefix, char **keys,
+			     char (*etags)[80], size_t n, struct errbuf *eb)
 {
 	struct copier c = { 0 };
 	pthread_t th[COPY_THREADS];
@@ -535,6 +562,7 @@ static enum mfs_err copy_all(struct backend *be, const char *old_prefix,
 	c.old_prefix = old_prefix;
 	c.new_prefix = new_prefix;
 	c.keys = keys;
+	c.etags = etags;
 	c.n = n;
 	c.limit_ms = deadline_limit_ms();
 	pthread_mutex_init(&c.lock, NULL);
@@ -657,15 +685,24 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	struct subtree t = { 0 };
 	struct inos ren = { 0 };
 	char **copy = NULL, **del = NULL, *detail = NULL;
+	char (*etags)[80] = NULL;	/* of the copies */
+	uint64_t *copied = NULL;	/* the inode of each copy */
 	size_t ncopy = 0, ndel = 0, nmade = 0, i;
 	enum mfs_err rc;
 
 	if (r->be->ops->move_dir) {
 		/* the provider renames folders itself (queued uploads below
-		 * just get their new keys) */
+		 * just get their new keys, and wait until the folder is in
+		 * place: a version that landed first under the new name was
+		 * replaced by the older one the move brought, issue #15,
+		 * replay case 15.30-pwrite-then-folder-move-imagekit) */
+		rc = upq_hold_dir(fs->cfg.upq, r->be, newkey);
+		if (rc)
+			return rc;
 		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be, NULL,
 			       NULL);
 		rc = r->be->ops->move_dir(r->be, src->key, newkey, eb);
+		upq_release_dir(fs->cfg.upq, r->be, newkey);
 		if (!rc)
 			rc = mcache_move(fs->mc, src->ino, newparent, newname,
 					 eb);
@@ -683,7 +720,9 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	if (!rc) {
 		copy = calloc(t.count + 1, sizeof(*copy));
 		del = calloc(2 * t.count + 2, sizeof(*del));
-		if (!copy || !del)
+		etags = calloc(t.count + 1, sizeof(*etags));
+		copied = calloc(t.count + 1, sizeof(*copied));
+		if (!copy || !del || !etags || !copied)
 			rc = MFS_ENOMEM;
 	}
 	/* queued uploads below simply get their new keys; running ones
@@ -700,8 +739,10 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		}
 		if (!was_renamed(&ren, n->ino))
 			refresh(fs, n);
-		if (n->etag[0] && !n->pending)
+		if (n->etag[0] && !n->pending) {
+			copied[ncopy] = n->ino;
 			copy[ncopy++] = n->key;
+		}
 		/* a moved key is gone already; a pending one's old version
 		 * is stale */
 		if (n->etag[0] && (!r->be->ops->move || n->pending))
@@ -710,7 +751,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	if (!rc)
 		del[ndel++] = str_fmt("%s/", src->key);
 	if (!rc)
-		rc = copy_all(r->be, src->key, newkey, copy, ncopy, eb);
+		rc = copy_all(r->be, src->key, newkey, copy, etags, ncopy,
+			      eb);
 	/* empty directories exist only as markers: make them anew */
 	for (i = 0; i < t.count && !rc; i++) {
 		if (t.n[i].kind == MC_DIR &&
@@ -735,6 +777,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		rc = delete_all(r->be, del, ndel, eb);
 	if (!rc)
 		rc = mcache_move(fs->mc, src->ino, newparent, newname, eb);
+	for (i = 0; i < ncopy && !rc; i++)
+		rc = set_etag(fs, copied[i], etags[i]);
 	if (!rc)
 		note_markers(fs, r, src, &t, ncopy + nmade);
 	if (!rc) {
@@ -755,6 +799,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		free(del[i]);
 	free(t.n);
 	free(copy);
+	free(etags);
+	free(copied);
 	free(del);
 	free(detail);
 	return rc;

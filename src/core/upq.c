@@ -472,6 +472,60 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 	return rc;
 }
 
+/* Caller holds lock: is it at or below a folder being moved (a hold of
+ * upq_hold_dir)? */
+static int held_by_move(const struct upq *q, const struct item *it)
+{
+	const struct upq_hold *h;
+
+	for (h = q->holds; h; h = h->next) {
+		size_t n = strlen(h->prefix);
+
+		if (it->be == h->be && !strncmp(it->key, h->prefix, n) &&
+		    (!it->key[n] || it->key[n] == '/'))
+			return 1;
+	}
+	return 0;
+}
+
+enum mfs_err upq_hold_dir(struct upq *q, const struct backend *be,
+			  const char *prefix)
+{
+	struct upq_hold *h = calloc(1, sizeof(*h));
+
+	if (!h || !(h->prefix = strdup(prefix))) {
+		free(h);
+		return MFS_ENOMEM;
+	}
+	h->be = be;
+	pthread_mutex_lock(&q->lock);
+	h->next = q->holds;
+	q->holds = h;
+	pthread_mutex_unlock(&q->lock);
+	return MFS_OK;
+}
+
+void upq_release_dir(struct upq *q, const struct backend *be,
+		     const char *prefix)
+{
+	struct upq_hold **p, *h = NULL;
+
+	pthread_mutex_lock(&q->lock);
+	for (p = &q->holds; *p; p = &(*p)->next) {
+		if ((*p)->be == be && !strcmp((*p)->prefix, prefix)) {
+			h = *p;
+			*p = h->next;
+			break;
+		}
+	}
+	/* (what it held may start now; no deadline of theirs moved) */
+	pthread_cond_broadcast(&q->work);
+	pthread_mutex_unlock(&q->lock);
+	if (h)
+		free(h->prefix);
+	free(h);
+}
+
 static struct item *pick(struct upq *q, int64_t *wait_ms)
 {
 	int64_t t = now_ms();
@@ -479,6 +533,8 @@ static struct item *pick(struct upq *q, int64_t *wait_ms)
 
 	*wait_ms = -1;
 	for (it = q->head; it; it = it->next) {
+		if (it->state != S_RUNNING && held_by_move(q, it))
+			continue;	/* until upq_release_dir */
 		/* a marker waits while files below it are on their way:
 		 * when one lands, the marker is dropped */
 		if (it->marker && it->state == S_QUEUED &&
@@ -765,6 +821,13 @@ void upq_free(struct upq *q)
 	for (it = q->head; it; it = next) {
 		next = it->next;
 		item_free(it);
+	}
+	while (q->holds) {	/* (none: each caller releases its own) */
+		struct upq_hold *h = q->holds;
+
+		q->holds = h->next;
+		free(h->prefix);
+		free(h);
 	}
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->work);

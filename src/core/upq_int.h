@@ -44,6 +44,14 @@ struct item {
 	char error[512];
 };
 
+/* A folder moved on the server now (upq_hold_dir): uploads and markers at
+ * or below prefix wait until upq_release_dir. */
+struct upq_hold {
+	struct upq_hold *next;
+	const struct backend *be;
+	char *prefix;		/* owned */
+};
+
 struct upq {
 	struct upq_config cfg;
 	char *mount_id;
@@ -55,6 +63,7 @@ struct upq {
 	pthread_cond_t work;	/* an item became runnable, or stop */
 	pthread_cond_t changed;	/* an item finished */
 	struct item *head, *tail;	/* guarded */
+	struct upq_hold *holds;	/* guarded */
 	int stop;		/* guarded */
 	int writers;		/* guarded: files open for writing (fs) */
 	struct upq_stats st;	/* guarded */

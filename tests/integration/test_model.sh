@@ -69,11 +69,15 @@ mapfile -t cases < <(cases_of imagekit)
   [ ${#cases[@]} -gt 0 ] && run1 replay-imagekit replay --skip-open \
 	--workdir "$T/replay-imagekit" "${cases[@]}" ) &
 PIDS+=($!)
+mapfile -t cases < <(cases_of local)
 # shellcheck disable=SC2086
-model local run --backend local $SEEDS --ops "$OPS" --mode safe \
+( run1 local run --backend local $SEEDS --ops "$OPS" --mode safe \
 	--workdir "$T/model" --out "$T/cases"
+  [ ${#cases[@]} -gt 0 ] && run1 replay-local replay --skip-open \
+	--workdir "$T/replay-local" "${cases[@]}" ) &
+PIDS+=($!)
 wait "${PIDS[@]}"
 for f in s3 supabase imagekit local replay-s3 replay-s3b replay-supabase \
-	replay-imagekit; do
+	replay-imagekit replay-local; do
 	[ -f "$T/$f.rc" ] && finish "$f"
 done

@@ -516,6 +516,10 @@ class LocalStore:
 
     def put(self, key, data, ctype):
         path = os.path.join(self.dir, key)
+        # a folder made through the mount may not be on disk yet (its
+        # mkdir waits in the queue, as a marker would): the outside
+        # writer makes it, as a writer to a plain directory would
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = os.path.join(os.path.dirname(path), '.mediafs-tmp-outside')
         with open(tmp, 'wb') as f:
             f.write(bytes(data))
