@@ -386,12 +386,22 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 		if (r->be->ops->move) {
 			rc = r->be->ops->move(r->be, n->key, newkey, eb);
 		} else {
-			struct obj_meta out;
+			struct obj_meta out = { 0 };
 
 			rc = r->be->ops->copy(r->be, n->key, newkey, NULL,
 					      &out, eb);
 			if (!rc)
 				rc = r->be->ops->del(r->be, n->key, eb);
+			/* a copy need not keep the ETag (local: a new file;
+			 * S3: a multipart source): later reads check the
+			 * copy's own (#15.40) */
+			if (!rc && out.etag[0] && strcmp(out.etag, n->etag)) {
+				struct mc_set s = { 0 };
+
+				s.mask = MC_SET_ETAG;
+				s.etag = out.etag;
+				rc = mcache_set(fs->mc, n->ino, &s);
+			}
 		}
 		landed = !rc;
 	}
@@ -475,6 +485,7 @@ struct copier {
 	const char *old_prefix;
 	const char *new_prefix;
 	char **keys;		/* old keys to copy */
+	char (*etags)[80];	/* each copy's ETag ("": none), or NULL */
 	size_t n;
 	long limit_ms;		/* the caller's op_timeout, for each worker */
 	pthread_mutex_t lock;
@@ -507,9 +518,14 @@ static void *copy_worker(void *arg)
 			rc = MFS_ENOMEM;
 		else if (c->be->ops->move)
 			rc = c->be->ops->move(c->be, c->keys[i], to, &eb);
-		else
+		else {
+			memset(&out, 0, sizeof(out));
 			rc = c->be->ops->copy(c->be, c->keys[i], to, NULL,
 					      &out, &eb);
+			if (!rc && c->etags)
+				memcpy(c->etags[i], out.etag,
+				       sizeof(c->etags[i]));
+		}
 		free(to);
 		if (rc) {
 			pthread_mutex_lock(&c->lock);
@@ -524,14 +540,15 @@ static void *copy_worker(void *arg)
 }
 
 static enum mfs_err copy_all(struct backend *be, const char *old_prefix,
-			     const char *new_prefix, char **keys, size_t n,
-			     struct errbuf *eb)
+			     const char *new_prefix, char **keys,
+			     char (*etags)[80], size_t n, struct errbuf *eb)
 {
 	struct copier c = { 0 };
 	pthread_t th[COPY_THREADS];
 	int i, started = 0;
 
 	c.be = be;
+	c.etags = etags;
 	c.old_prefix = old_prefix;
 	c.new_prefix = new_prefix;
 	c.keys = keys;
@@ -657,6 +674,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	struct subtree t = { 0 };
 	struct inos ren = { 0 };
 	char **copy = NULL, **del = NULL, *detail = NULL;
+	char (*etags)[80] = NULL;	/* the copies' ETags */
+	size_t *of = NULL;		/* copy[j] is t.n[of[j]]'s key */
 	size_t ncopy = 0, ndel = 0, nmade = 0, i;
 	enum mfs_err rc;
 
@@ -683,7 +702,9 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	if (!rc) {
 		copy = calloc(t.count + 1, sizeof(*copy));
 		del = calloc(2 * t.count + 2, sizeof(*del));
-		if (!copy || !del)
+		etags = calloc(t.count + 1, sizeof(*etags));
+		of = calloc(t.count + 1, sizeof(*of));
+		if (!copy || !del || !etags || !of)
 			rc = MFS_ENOMEM;
 	}
 	/* queued uploads below simply get their new keys; running ones
@@ -700,8 +721,10 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		}
 		if (!was_renamed(&ren, n->ino))
 			refresh(fs, n);
-		if (n->etag[0] && !n->pending)
+		if (n->etag[0] && !n->pending) {
+			of[ncopy] = i;
 			copy[ncopy++] = n->key;
+		}
 		/* a moved key is gone already; a pending one's old version
 		 * is stale */
 		if (n->etag[0] && (!r->be->ops->move || n->pending))
@@ -710,7 +733,20 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	if (!rc)
 		del[ndel++] = str_fmt("%s/", src->key);
 	if (!rc)
-		rc = copy_all(r->be, src->key, newkey, copy, ncopy, eb);
+		rc = copy_all(r->be, src->key, newkey, copy, etags, ncopy, eb);
+	/* a copy need not keep the ETag (local: a new file): later reads
+	 * check the copy's own (#15.40) */
+	for (i = 0; i < ncopy && !rc; i++) {
+		struct mc_node *n = &t.n[of[i]];
+
+		if (etags[i][0] && strcmp(etags[i], n->etag)) {
+			struct mc_set s = { 0 };
+
+			s.mask = MC_SET_ETAG;
+			s.etag = etags[i];
+			rc = mcache_set(fs->mc, n->ino, &s);
+		}
+	}
 	/* empty directories exist only as markers: make them anew */
 	for (i = 0; i < t.count && !rc; i++) {
 		if (t.n[i].kind == MC_DIR &&
@@ -755,6 +791,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		free(del[i]);
 	free(t.n);
 	free(copy);
+	free(etags);
+	free(of);
 	free(del);
 	free(detail);
 	return rc;

@@ -576,6 +576,9 @@ class LocalStore:
 
     def put(self, key, data, ctype):
         path = os.path.join(self.dir, key)
+        # the folder may be the mount's, not yet on disk: another
+        # writer makes it (found/seed-local-407558 was this)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = os.path.join(os.path.dirname(path), '.mediafs-tmp-outside')
         with open(tmp, 'wb') as f:
             f.write(bytes(data))
@@ -1443,6 +1446,8 @@ class Generator:
             self.lost.add(12)
         if t in ('unlink', 'unlink_open') and op['p'] in self.dirty:
             self.lost.add(13)
+        if t in ('unlink', 'unlink_open') and op['p'] in self.moved:
+            self.lost.add(42)	# mv, rm, kill -9: the new name back
         if t == 'rename' and op['p'] in self.dirty:
             self.moved.discard(op['p'])
             self.moved.add(op['d'])
