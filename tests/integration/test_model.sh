@@ -5,9 +5,10 @@
 # step compared with the model through the mount, the store compared at
 # every settle point; then the replay cases in tests/model/cases/. A case of
 # a defect listed open in tests/model/known_open.json prints "SKIP: #15.N
-# open: ..." unrun (to stay under 2 minutes on a loaded machine; make soak
-# and model.py replay run them); the fixed seeds run in 'safe' mode, which
-# leaves out the operation variants of those defects.
+# open: ..." unrun (make soak and model.py replay run them); the fixed
+# seeds run in 'safe' mode, which leaves out the operation variants of
+# those defects. About 2,000 operations in the normal pass (the last line
+# counts them); docs/MODEL.md, "Where test_model's time goes".
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/supabase.sh"
 
