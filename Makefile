@@ -9,7 +9,8 @@
 #   make fuzz       libFuzzer targets (clang), FUZZ_TIME seconds each
 #                   (default 60; docs/FUZZING.md)
 #   make soak       the reference-model tester with fresh seeds (SOAK_SECONDS,
-#                   default 600; docs/MODEL.md)
+#                   default 600; SOAK_SLOW=1 slow mode, SOAK_HOG=N CPU hogs;
+#                   docs/MODEL.md)
 #   make SAN=1      sanitizer build into build-san/
 
 VERSION := 0.1.0
@@ -136,7 +137,8 @@ bench: deps all $(BUILD)/rawput $(BUILD)/hookbench $(BUILD)/mediactl
 	scripts/bench-fleet.sh
 
 soak: deps all
-	nice -n 10 tests/model/soak.sh $(or $(SOAK_SECONDS),600) $(or $(SOAK_MODE),safe)
+	MODEL_SLOW=$(SOAK_SLOW) MODEL_HOG=$(SOAK_HOG) nice -n 10 \
+		tests/model/soak.sh $(or $(SOAK_SECONDS),600) $(or $(SOAK_MODE),safe)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

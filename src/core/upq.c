@@ -1037,13 +1037,17 @@ void upq_rename_dir(struct upq *q, const char *old_prefix,
 
 	pthread_mutex_lock(&q->lock);
 	/* running uploads in the subtree finish first, under the old key;
-	 * the caller then copies them with everything else */
+	 * the caller then copies them with everything else. The folder's
+	 * own marker too: renamed while running, it was copied as a file
+	 * after it landed ("no such object": the row failed, found by the
+	 * model tester's slow mode, #15.41) */
 	do {
 		running = 0;
 		for (it = q->head; it; it = it->next)
 			if (it->be == be && it->state == S_RUNNING &&
 			    !strncmp(it->key, old_prefix, n) &&
-			    it->key[n] == '/')
+			    (it->key[n] == '/' ||
+			     (it->marker && !it->key[n])))
 				running = 1;
 		if (running)
 			pthread_cond_wait(&q->changed, &q->lock);

@@ -5,9 +5,10 @@
 # step compared with the model through the mount, the store compared at
 # every settle point; then the replay cases in tests/model/cases/. A case of
 # a defect listed open in tests/model/known_open.json prints "SKIP: #15.N
-# open: ..." unrun (to stay under 2 minutes on a loaded machine; make soak
-# and model.py replay run them); the fixed seeds run in 'safe' mode, which
-# leaves out the operation variants of those defects.
+# open: ..." unrun (make soak and model.py replay run them); the fixed
+# seeds run in 'safe' mode, which leaves out the operation variants of
+# those defects. About 2,000 operations in the normal pass (the last line
+# counts them); docs/MODEL.md, "Where test_model's time goes".
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/supabase.sh"
 
@@ -16,18 +17,25 @@ supa_start "$T/sb" || { fail "fake Supabase server" "did not start"; exit 1; }
 trap 'cleanup_mounts; supa_stop' EXIT
 export S3_PORT SB_PORT SB_KEY SB_DIR
 
-# Fewer operations in the sanitizer pass (3-5x slower): it looks for
-# memory errors, the normal pass for semantics.
+# Each seed is a process of its own (its own bucket, mount and daemon),
+# all side by side: most of a step's time is spent waiting for the daemon
+# and the servers, not computing. Restarts (remount, kill -9, cache loss:
+# a daemon start each, ~1 s on a loaded host) are drawn half as often as
+# in make soak (--restarts 0.5), so a seed runs more operations in its
+# time; every seed still has several. One seed a backend runs in slow
+# mode (--slow: a proxy holding each request 0-80 ms, uploads 100-700 ms
+# more, and random gaps of 0-0.8 s before steps: timing a quiet machine
+# would not show). The sanitizer pass (3-5x slower) runs fewer: it looks
+# for memory errors, the normal pass for semantics.
 if [ "${MFS_TEST_PASS:-}" = mount-asan ]; then
-	SEEDS="--seed 1" OPS=25
+	SEEDS="1" OPS=40 SLOW_SEEDS="11" SLOW_OPS=20
 else
-	SEEDS="--seed 1 --seed 2" OPS=25
+	SEEDS="1 2 3" OPS=${MODEL_OPS:-130} SLOW_SEEDS="11" SLOW_OPS=60
 fi
 # run1 NAME ARGS...: run model.py into NAME's files; model NAME ARGS...:
 # the same in the background; finish NAME prints its lines (a failure's
 # seed, step, operations and replay case are '#' lines) and fails if it
-# ended without saying why. The runs go in parallel: most of their time is
-# spent waiting for uploads to settle and for the servers.
+# ended without saying why.
 run1() {
 	local name=$1
 	shift
@@ -37,8 +45,9 @@ run1() {
 model() {
 	run1 "$@" &
 	PIDS+=($!)
+	RUNS+=("$1")
 }
-PIDS=()
+PIDS=() RUNS=()
 finish() {
 	local name=$1 rc
 	rc=$(cat "$T/$name.rc" 2>/dev/null || echo 99)
@@ -47,37 +56,38 @@ finish() {
 		fail "model $name" "exited $rc: $(tail -3 "$T/$name.err" | tr '\n' ' ')"
 	fi
 }
-for b in s3 supabase; do
-	# shellcheck disable=SC2086
-	model "$b" run --backend "$b" $SEEDS --ops "$OPS" --mode safe \
-		--workdir "$T/model" --out "$T/cases"
+for b in s3 supabase imagekit local; do
+	for s in $SEEDS; do
+		model "$b-$s" run --backend "$b" --seed "$s" --ops "$OPS" \
+			--restarts 0.5 --mode safe --workdir "$T/model" \
+			--out "$T/cases"
+	done
+	for s in $SLOW_SEEDS; do
+		model "$b-slow-$s" run --backend "$b" --seed "$s" \
+			--ops "$SLOW_OPS" --restarts 0.5 --slow --mode safe \
+			--workdir "$T/model" --out "$T/cases"
+	done
 done
 cases_of() { grep -l "\"backend\": \"$1\"" "$TESTS_DIR"/model/cases/*.json; }
-# the replay cases: S3's (the longest chain) in two runs side by side
+# the replay cases: S3's (the longest list) in three runs side by side
 mapfile -t cases < <(cases_of s3)
-h=$(( (${#cases[@]} + 1) / 2 ))
-model replay-s3 replay --skip-open --workdir "$T/replay-s3" "${cases[@]:0:$h}"
-[ ${#cases[@]} -gt "$h" ] && model replay-s3b replay --skip-open \
-	--workdir "$T/replay-s3b" "${cases[@]:$h}"
-mapfile -t cases < <(cases_of supabase)
-model replay-supabase replay --skip-open --workdir "$T/replay-supabase" "${cases[@]}"
-# ImageKit (its seeds, then its cases) and local: short, one run each
-mapfile -t cases < <(cases_of imagekit)
-# shellcheck disable=SC2086
-( run1 imagekit run --backend imagekit $SEEDS --ops "$OPS" --mode safe \
-	--workdir "$T/model" --out "$T/cases"
-  [ ${#cases[@]} -gt 0 ] && run1 replay-imagekit replay --skip-open \
-	--workdir "$T/replay-imagekit" "${cases[@]}" ) &
-PIDS+=($!)
-mapfile -t cases < <(cases_of local)
-# shellcheck disable=SC2086
-( run1 local run --backend local $SEEDS --ops "$OPS" --mode safe \
-	--workdir "$T/model" --out "$T/cases"
-  [ ${#cases[@]} -gt 0 ] && run1 replay-local replay --skip-open \
-	--workdir "$T/replay-local" "${cases[@]}" ) &
-PIDS+=($!)
-wait "${PIDS[@]}"
-for f in s3 supabase imagekit local replay-s3 replay-s3b replay-supabase \
-	replay-imagekit replay-local; do
-	[ -f "$T/$f.rc" ] && finish "$f"
+k=$(( (${#cases[@]} + 2) / 3 ))
+for i in 0 1 2; do
+	part=("${cases[@]:$((i * k)):$k}")
+	[ ${#part[@]} -gt 0 ] && model "replay-s3-$i" replay --skip-open \
+		--workdir "$T/replay-s3-$i" "${part[@]}"
 done
+for b in supabase imagekit local; do
+	mapfile -t cases < <(cases_of $b)
+	[ ${#cases[@]} -gt 0 ] && model "replay-$b" replay --skip-open \
+		--workdir "$T/replay-$b" "${cases[@]}"
+done
+wait "${PIDS[@]}"
+total=0
+for f in "${RUNS[@]}"; do
+	finish "$f"
+	n=$(sed -n 's/^PASS: .*: \([0-9]*\) ops.*/\1/p' "$T/$f.out" |
+		awk '{s += $1} END {print s + 0}')
+	total=$((total + n))
+done
+echo "# test_model: $total operations compared with the model in ${#RUNS[@]} runs"

@@ -34,6 +34,7 @@ import random
 import shutil
 import signal
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -45,6 +46,17 @@ LIB = os.path.join(os.path.dirname(HERE), 'lib')
 sys.path.insert(0, LIB)
 
 SETTLE_DEADLINE = float(os.environ.get('MODEL_SETTLE_S', '180'))
+LIVE_QUEUE = os.environ.get('MODEL_LIVE_QUEUE') == '1'
+# files whose bytes a step reads besides those it touched (MODEL_FULL_READ=1:
+# every file's bytes after every step, as before)
+TIMING = os.environ.get('MODEL_TIMING') == '1'
+ROTATE = int(os.environ.get('MODEL_ROTATE', '2'))
+FULL_READ = os.environ.get('MODEL_FULL_READ') == '1'
+# slow mode (--slow, MODEL_SLOW=1): a delaying proxy before the server and
+# random waits before steps (docs/MODEL.md, "Slow mode")
+SLOW_WAIT_P = float(os.environ.get('MODEL_SLOW_WAIT_P', '0.3'))
+SLOW_DELAY_MS = os.environ.get('MODEL_SLOW_DELAY_MS', '0-80')
+SLOW_WRITE_MS = os.environ.get('MODEL_SLOW_WRITE_MS', '100-700')
 SNIFF_BYTES = 4096
 FILE_NAMES = ['a.txt', 'b.bin', 'c', 'd.png', 'e.json', 'f.jpg', 'g']
 DIR_NAMES = ['d1', 'd2', 'x', 'y', 'deep']
@@ -138,25 +150,70 @@ def sniff(data, name):
     return t
 
 
+def _text_slow(r, n):
+    words = []
+    size = 0
+    while size < n:
+        w = ''.join(r.choice('abcdefghijklmnopqrstuvwxyz')
+                    for _ in range(r.randint(1, 9)))
+        w += '\n' if r.random() < 0.1 else ' '
+        words.append(w)
+        size += len(w)
+    return ''.join(words).encode()[:n]
+
+
+def _text_fast(r, n):
+    """_text_slow's bytes, 3x sooner: r.randint(1, 9) and r.choice of 26
+    letters spelled as the getrandbits draws they make (_randbelow)."""
+    words = []
+    size = 0
+    bits = r.getrandbits
+    rnd = r.random
+    letters = 'abcdefghijklmnopqrstuvwxyz'
+    while size < n:
+        k = bits(4)
+        while k >= 9:
+            k = bits(4)
+        chars = []
+        for _ in range(k + 1):
+            c = bits(5)
+            while c >= 26:
+                c = bits(5)
+            chars.append(letters[c])
+        w = ''.join(chars) + ('\n' if rnd() < 0.1 else ' ')
+        words.append(w)
+        size += len(w)
+    return ''.join(words).encode()[:n]
+
+
+_TEXT = []	# the text generator, once checked against the slow one
+_DATA = {}	# (kind, n, seed) -> bytes: an op's bytes are made 2-3 times
+
+
 def gen_data(spec):
     """Deterministic bytes from {'k': kind, 'n': length, 's': seed}."""
+    key = (spec['k'], spec['n'], spec['s'])
+    got = _DATA.get(key)
+    if got is not None:
+        return got
     r = random.Random(spec['s'])
     n = spec['n']
     if spec['k'] == 'text':
-        words = []
-        size = 0
-        while size < n:
-            w = ''.join(r.choice('abcdefghijklmnopqrstuvwxyz')
-                        for _ in range(r.randint(1, 9)))
-            w += '\n' if r.random() < 0.1 else ' '
-            words.append(w)
-            size += len(w)
-        return ''.join(words).encode()[:n]
-    if spec['k'] == 'png':
+        if not _TEXT:
+            same = all(_text_fast(random.Random(s), 3000) ==
+                       _text_slow(random.Random(s), 3000) for s in (1, 2))
+            _TEXT.append(_text_fast if same else _text_slow)
+        out = _TEXT[0](r, n)
+    elif spec['k'] == 'png':
         head = (b'\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10'
                 b'\x00\x00\x00\x10\x08\x06\x00\x00\x00')
-        return (head + r.randbytes(max(0, n - len(head))))[:max(n, 0)]
-    return r.randbytes(n)
+        out = (head + r.randbytes(max(0, n - len(head))))[:max(n, 0)]
+    else:
+        out = r.randbytes(n)
+    if len(_DATA) > 64:
+        _DATA.clear()
+    _DATA[key] = out
+    return out
 
 
 # ---------------------------------------------------------------- model
@@ -227,6 +284,7 @@ class Model:
 # ---------------------------------------------------------------- stores
 class S3Store:
     name = 's3'
+    dport = None	# the daemon's port: a slow-mode proxy's
 
     def __init__(self, bucket):
         import s3tool
@@ -239,7 +297,7 @@ class S3Store:
         return ('[s3t]\ntype = s3\nendpoint = http://127.0.0.1:%d\n'
                 'region = us-east-1\nbucket = %s\naccess_key_id = test:tester\n'
                 'secret_access_key = testing\nretry_base_ms = 50\n'
-                % (self.port, self.bucket)), 's3t:'
+                % (self.dport or self.port, self.bucket)), 's3t:'
 
     def listing(self):
         """{key: (bytes, content type)} of files, set of marker dirs."""
@@ -268,6 +326,7 @@ class S3Store:
 
 class SupabaseStore:
     name = 'supabase'
+    dport = None	# the daemon's port: a slow-mode proxy's
     PLACEHOLDER = '.emptyFolderPlaceholder'
 
     def __init__(self, bucket):
@@ -297,7 +356,7 @@ class SupabaseStore:
     def conf(self):
         return ('[supa]\ntype = supabase\nurl = http://127.0.0.1:%d\n'
                 'key = %s\nretry_base_ms = 20\nretries = 2\n'
-                % (self.port, self.key)), 'supa:' + self.bucket
+                % (self.dport or self.port, self.key)), 'supa:' + self.bucket
 
     def listing(self):
         keys, cursor = [], None
@@ -372,6 +431,7 @@ class ImageKitStore:
     their own: the store's folders must equal the model's directories.
     Modes travel in custom metadata, so they survive a lost cache."""
     name = 'imagekit'
+    dport = None	# the daemon's port: a slow-mode proxy's
     types = False
     keeps_modes = True
     explicit_dirs = True
@@ -416,7 +476,7 @@ class ImageKitStore:
                 'url_endpoint = http://127.0.0.1:%d/demo\n'
                 'api_url = http://127.0.0.1:%d\nupload_url = '
                 'http://127.0.0.1:%d\nretry_base_ms = 20\n'
-                % (self.key, self.port, self.port, self.port)), 'ik:'
+                % ((self.key,) + (self.dport or self.port,) * 3)), 'ik:'
 
     def call(self, method, path, body=None, headers=None):
         import base64
@@ -530,6 +590,49 @@ class LocalStore:
 
     def fault(self, on):
         return False
+
+
+class Proxy:
+    """Slow mode: tests/servers/fault_proxy.py in front of a store's
+    server, for the daemon only (the outside writer and the comparisons
+    go straight to the server), each request held a random time first
+    (SLOW_DELAY_MS, SLOW_WRITE_MS more for PUT/POST/DELETE/PATCH): a far
+    or loaded server, so uploads stay in flight across later steps."""
+
+    def __init__(self, upstream, workdir, seed):
+        import socket
+        s = socket.socket()
+        s.bind(('127.0.0.1', 0))
+        self.port = s.getsockname()[1]
+        s.close()
+        self.control = os.path.join(workdir, 'proxy.control')
+        with open(self.control, 'w') as f:
+            f.write('seed=%d\ndelay_ms=%s\ndelay_write_ms=%s\n' %
+                    (seed, SLOW_DELAY_MS, SLOW_WRITE_MS))
+        out = os.path.join(workdir, 'proxy.out')
+        env = dict(os.environ, PYTHONPATH=os.path.join(
+            os.path.dirname(HERE), 'servers'))
+        with open(out, 'w') as o:
+            self.proc = subprocess.Popen(
+                ['/usr/bin/python3', os.path.join(
+                    os.path.dirname(HERE), 'servers', 'fault_proxy.py'),
+                 str(self.port), str(upstream), self.control],
+                stdout=o, stderr=subprocess.STDOUT, env=env,
+                stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.time() + 60
+        while time.time() < deadline and self.proc.poll() is None:
+            with open(out) as f:
+                if 'ready' in f.read():
+                    return
+            time.sleep(0.05)
+        self.close()
+        raise Mismatch('the slow-mode proxy did not start')
+
+    def close(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
 
 
 STORES = {'s3': S3Store, 'supabase': SupabaseStore,
@@ -689,27 +792,49 @@ class Mount:
             n += int(d.get('queued', 0)) + int(d.get('running', 0))
         return n
 
-    def settle(self):
-        """Until no upload is pending in the journal and the live queue
-        (markers included) is empty, twice in a row; then failed rows
-        are a mismatch."""
+    def upload_state(self, path=None):
+        """The daemon's own answer (user.mediafs.upload_state, what
+        `mediactl wait` polls): 'done', 'pending: ...', 'uploading',
+        'failed: ...'; for a file written but not yet released, 'pending'.
+        One getxattr, no process start."""
+        try:
+            v = os.getxattr(path or self.mnt, 'user.mediafs.upload_state')
+        except OSError as e:
+            if path and e.errno == errno.ENOENT:
+                return 'done'
+            raise Mismatch('upload_state of %s: %s' % (path or '/', e))
+        return v.decode(errors='replace')
+
+    def settle(self, paths=()):
+        """Until no upload is pending in the journal, the daemon's queue
+        (user.mediafs.upload_state of the root: markers, renames and
+        deletes too) is empty and none of paths (the model's files) is
+        written but not yet queued, twice in a row; then failed rows are
+        a mismatch. MODEL_LIVE_QUEUE=1 also asks `mediactl status --json`
+        (a process start each) as before."""
         deadline = time.time() + SETTLE_DEADLINE
         calm = 0
+        busy = lambda v: v.startswith('pending') or \
+            v.startswith('uploading')
         while time.time() < deadline:
             self.alive()
             p = self.jrows("select count(*) from uploads where "
                            "state='pending'")
             pend = p[0][0] if p else 0
-            # mediactl only once the journal is calm (a process start
-            # each: 0.4 s on a loaded host, most of a settle's time)
-            live = self.live_queue() if self.proc and pend == 0 else 0
-            if pend == 0 and live == 0:
+            if pend == 0 and self.proc:
+                if busy(self.upload_state()) or any(
+                        busy(self.upload_state(os.path.join(self.mnt, q)))
+                        for q in paths):
+                    pend = 1
+            if pend == 0 and self.proc and LIVE_QUEUE:
+                pend = self.live_queue()
+            if pend == 0:
                 calm += 1
                 if calm >= 2:
                     break
             else:
                 calm = 0
-            time.sleep(0.2)
+            time.sleep(0.1 if calm else 0.05)
         else:
             raise Mismatch('queue did not drain in %d s' % SETTLE_DEADLINE)
         bad = self.jrows("select key, error from uploads where "
@@ -721,14 +846,17 @@ class Mount:
 # ---------------------------------------------------------------- runner
 class Runner:
     serial = 0
-    def __init__(self, backend, workdir, known_open, ops=None):
+    def __init__(self, backend, workdir, known_open, ops=None, slow=False):
         self.backend = backend
+        self.slow = slow
+        self.proxy = None
         self.w = workdir
         self.known = known_open
         self.model = Model()
         self.ops = ops or []
         self.done = []
-        self.stats = {'ops': 0, 'settles': 0}
+        self.stats = {'ops': 0, 'settles': 0, 'reads': 0}
+        self.turn = 0
         self.notes = []
 
     # ---- environment
@@ -739,6 +867,9 @@ class Runner:
         bucket = 'm%d-%d-%d' % (os.getpid(), int(time.time()) % 100000,
                                 Runner.serial)
         self.store = STORES[self.backend](bucket)
+        if self.slow and hasattr(self.store, 'dport'):
+            self.proxy = Proxy(self.store.port, self.w, Runner.serial)
+            self.store.dport = self.proxy.port
         self.mount = Mount(self.w, self.store)
         os.umask(0o022)
         self.mount.start()
@@ -752,6 +883,8 @@ class Runner:
             if self.mount.proc:
                 self.mount.stop(check=check)
         finally:
+            if self.proxy:
+                self.proxy.close()
             if hasattr(self.store, 'close'):
                 self.store.close()	# a server or directory of its own
 
@@ -759,27 +892,33 @@ class Runner:
         return os.path.join(self.mount.mnt, p)
 
     # ---- comparisons
-    def compare_mount(self):
+    def compare_mount(self, read=None):
+        """The mounted tree against the model: names and kinds (one
+        os.scandir walk), sizes and modes of every file; the bytes of the
+        files in read (None: of every file) and of ROTATE more files in
+        turn, so that a file's bytes are read a few steps after any step
+        even when no step touches it."""
         m = self.model
         seen_files, seen_dirs = {}, set()
-
-        def walk(d):
+        stack = ['']
+        while stack:
+            d = stack.pop()
             try:
-                names = os.listdir(self.P(d) if d else self.mount.mnt)
+                with os.scandir(self.P(d) if d else self.mount.mnt) as it:
+                    ents = list(it)
             except OSError as e:
                 raise Mismatch('listdir %r: %s' % (d, e))
-            for n in names:
-                p = d + '/' + n if d else n
+            for ent in ents:
+                p = d + '/' + ent.name if d else ent.name
                 try:
-                    st = os.lstat(self.P(p))
+                    st = ent.stat(follow_symlinks=False)
                 except OSError as e:
                     raise Mismatch('stat %r (listed): %s' % (p, e))
-                if os.path.isdir(self.P(p)):
+                if stat.S_ISDIR(st.st_mode):
                     seen_dirs.add(p)
-                    walk(p)
+                    stack.append(p)
                 else:
                     seen_files[p] = st
-        walk('')
         want_dirs = m.dirs - {''}
         if seen_dirs != want_dirs:
             raise Mismatch('directories: mount has extra %s, lacks %s' % (
@@ -788,11 +927,30 @@ class Runner:
             raise Mismatch('files: mount has extra %s, lacks %s' % (
                 sorted(set(seen_files) - set(m.files)),
                 sorted(set(m.files) - set(seen_files))))
-        for p, f in m.files.items():
+        names = sorted(m.files)
+        if read is None:
+            read = set(names)
+        else:
+            read = set(read) & set(names)
+            rest = [p for p in names if p not in read]
+            for _ in range(min(ROTATE, len(rest))):
+                read.add(rest[self.turn % len(rest)])
+                self.turn += 1
+        for p in names:
+            f = m.files[p]
             st = seen_files[p]
+            if not stat.S_ISREG(st.st_mode):
+                raise Mismatch('%s: not a regular file (mode %o)' %
+                               (p, st.st_mode))
             if st.st_size != len(f.data):
                 raise Mismatch('%s: size %d, model %d' %
                                (p, st.st_size, len(f.data)))
+            if f.attrs_known and (st.st_mode & 0o7777) != f.mode:
+                raise Mismatch('%s: mode %o, model %o' %
+                               (p, st.st_mode & 0o7777, f.mode))
+            if p not in read:
+                continue
+            self.stats['reads'] += 1
             try:
                 with open(self.P(p), 'rb') as fh:
                     got = fh.read()
@@ -803,9 +961,6 @@ class Runner:
                           if got[i] != f.data[i]), min(len(got), len(f.data)))
                 raise Mismatch('%s: bytes differ from offset %d (%d read)' %
                                (p, i, len(got)))
-            if f.attrs_known and (st.st_mode & 0o7777) != f.mode:
-                raise Mismatch('%s: mode %o, model %o' %
-                               (p, st.st_mode & 0o7777, f.mode))
 
     def compare_types_mount(self):
         if not getattr(self.store, 'types', True):
@@ -875,7 +1030,7 @@ class Runner:
         raise Mismatch(what, defect=defect)
 
     def settle(self, store=True):
-        self.mount.settle()
+        self.mount.settle(sorted(self.model.files))
         self.stats['settles'] += 1
         self.compare_mount()
         self.compare_types_mount()
@@ -1219,6 +1374,9 @@ class Runner:
         """Apply one op; False when its precondition does not hold."""
         if not self.valid(op):
             return False
+        if op.get('wait'):
+            time.sleep(op['wait'])	# slow mode: a gap before the step
+        t0 = time.time()
         try:
             self.apply(op)
         except Mismatch:
@@ -1227,9 +1385,41 @@ class Runner:
             raise Mismatch('%s: %s' % (op['op'], e),
                            defect=(op.get('risk') or [None])[0])
         self.mount.alive()
-        self.compare_mount()
+        self.compare_mount(None if FULL_READ else self.touched(op))
         self.stats['ops'] += 1
+        if TIMING:
+            e = TIMES.setdefault('op ' + op['op'], [0, 0.0])
+            e[0] += 1
+            e[1] += time.time() - t0
         return True
+
+    def touched(self, op):
+        """The model's files whose bytes op may have changed (None: any
+        file's, after a restart or a lost cache): their bytes are read
+        back after the step; the rest of the tree is compared by names,
+        kinds, sizes and modes (and ROTATE files' bytes in turn)."""
+        t = op['op']
+        if t in ('remount', 'kill9', 'cache_drop', 'fault_write') or \
+                (t in ('outside_put', 'outside_delete') and
+                 op.get('refresh', True)):
+            return None
+        if t == 'batch':
+            out = set()
+            for sub in op['ops']:
+                got = self.touched(sub)
+                if got is None:
+                    return None
+                out |= got
+            return out
+        if t == 'rename':
+            return {op['d']}
+        if t in ('rename_dir', 'cp_r'):
+            pre = (op['d'] if t == 'rename_dir' else op['p']) + '/'
+            return {p for p in self.model.files if p.startswith(pre)}
+        if t in ('unlink', 'rmdir', 'mkdir', 'outside_delete', 'settle',
+                 'overwrite_delete', 'pause'):
+            return set()	# settle: compared in full already
+        return {op['p']}
 
 
 # ---------------------------------------------------------------- generator
@@ -1237,7 +1427,10 @@ class Generator:
     """Draws concrete operations from the model's state. In 'safe' mode it
     leaves out every variant whose risk is a known-open defect."""
 
-    def __init__(self, rng, model, backend, mode, known_open):
+    def __init__(self, rng, model, backend, mode, known_open, slow=False,
+                 restarts=1.0):
+        self.slow = slow
+        self.restarts = restarts	# weight factor of remount/kill9/drop
         self.r = rng
         self.m = model
         self.backend = backend
@@ -1254,6 +1447,8 @@ class Generator:
             self.lost.add(12)
         if t in ('unlink', 'unlink_open') and op['p'] in self.dirty:
             self.lost.add(13)
+        if t in ('unlink', 'unlink_open') and op['p'] in self.moved:
+            self.lost.add(42)	# mv, rm, kill -9: the new name back
         if t == 'rename' and op['p'] in self.dirty:
             self.moved.discard(op['p'])
             self.moved.add(op['d'])
@@ -1348,6 +1543,10 @@ class Generator:
                    ('unlink_open', 1), ('reopen_rw', 1),
                    ('overwrite_delete', 1), ('fault_write', 1),
                    ('batch', 2)]
+        if self.restarts != 1.0:
+            choices = [(t, w * self.restarts if t in (
+                'remount', 'kill9', 'cache_drop') else w)
+                for t, w in choices]
         total = sum(w for _, w in choices)
         for _ in range(50):
             x = r.uniform(0, total)
@@ -1361,6 +1560,10 @@ class Generator:
                     op.pop('risk', None)
                 if t != 'batch':
                     self.track(op)
+                if self.slow and r.random() < SLOW_WAIT_P:
+                    # a gap of 0-0.8 s before the step: uploads started
+                    # by the steps before land during, before or after it
+                    op['wait'] = round(r.uniform(0, 0.8), 2)
                 return op
         op = {'op': 'settle'}
         self.track(op)
@@ -1569,9 +1772,9 @@ def fmt(op):
     return json.dumps(op, sort_keys=True)
 
 
-def execute(backend, workdir, ops, known, final_settle=True):
+def execute(backend, workdir, ops, known, final_settle=True, slow=False):
     """Replay concrete ops; returns (runner, None) or (runner, (i, err))."""
-    rn = Runner(backend, workdir, known)
+    rn = Runner(backend, workdir, known, slow=slow)
     err = None
     try:
         rn.setup()
@@ -1622,7 +1825,7 @@ def signature(e):
     return (e.defect, tuple(words[1:4]))
 
 
-def shrink(backend, workdir, ops, known, budget_s, sig=None):
+def shrink(backend, workdir, ops, known, budget_s, sig=None, slow=False):
     """Drop chunks, then single ops, while the sequence still fails the
     same way."""
     t_end = time.time() + budget_s
@@ -1633,7 +1836,7 @@ def shrink(backend, workdir, ops, known, budget_s, sig=None):
         changed = False
         while i >= 0 and time.time() < t_end:
             cand = cur[:i] + cur[i + n:]
-            _, err = execute(backend, workdir, cand, known)
+            _, err = execute(backend, workdir, cand, known, slow=slow)
             if err is not None and (sig is None or
                                     signature(err[1]) == sig):
                 cur = cand
@@ -1647,9 +1850,10 @@ def shrink(backend, workdir, ops, known, budget_s, sig=None):
 def run_seed(a, known, seed):
     rng = random.Random(seed)
     workdir = os.path.join(a.workdir, '%s-%d' % (a.backend, seed))
-    rn = Runner(a.backend, workdir, known)
+    rn = Runner(a.backend, workdir, known, slow=a.slow)
     gen = Generator(rng, rn.model, a.backend, a.mode,
-                    set(known) | load_held())
+                    set(known) | load_held(), slow=a.slow,
+                    restarts=a.restarts)
     t0 = time.time()
     rn.setup()
     err = None
@@ -1674,7 +1878,8 @@ def run_seed(a, known, seed):
         except Mismatch as e:
             if err is None:
                 err = (a.ops, e)
-    label = 'model %s seed %d (%s)' % (a.backend, seed, a.mode)
+    label = 'model %s seed %d (%s%s)' % (a.backend, seed, a.mode,
+                                         ', slow' if a.slow else '')
     for d, what in rn.notes[:1]:
         print('SKIP: #15.%d open: %s: seen in %s (%d times; first: %s)' %
               (d, known[d], label, len(rn.notes), what))
@@ -1695,12 +1900,14 @@ def run_seed(a, known, seed):
     ops = rn.done
     if a.shrink > 0:
         ops = shrink(a.backend, workdir + '-shrink', rn.done, known,
-                     a.shrink, signature(e))
+                     a.shrink, signature(e), slow=a.slow)
         print('# shrunk to %d ops:' % len(ops))
         for k, op in enumerate(ops):
             print('#  %3d %s' % (k, fmt(op)))
     case = {'name': 'seed-%s-%d' % (a.backend, seed), 'backend': a.backend,
             'seed': seed, 'mismatch': str(e), 'ops': ops}
+    if a.slow:
+        case['slow'] = True	# replayed behind the delaying proxy
     if d:
         case['defect'] = d
     os.makedirs(a.out, exist_ok=True)
@@ -1750,7 +1957,8 @@ def cmd_replay(a):
             continue
         workdir = os.path.join(a.workdir, 'case-' + name[:-5])
         t0 = time.time()
-        rn, err = execute(backend, workdir, case['ops'], known)
+        rn, err = execute(backend, workdir, case['ops'], known,
+                          slow=case.get('slow', False) or a.slow)
         dt = time.time() - t0
         what = ' (#15.%d)' % d if d else ''
         if err is None:
@@ -1775,13 +1983,15 @@ def cmd_shrink(a):
     known = load_known_open()
     with open(a.case) as f:
         case = json.load(f)
-    _, err = execute(case['backend'], a.workdir, case['ops'], known)
+    slow = case.get('slow', False)
+    _, err = execute(case['backend'], a.workdir, case['ops'], known,
+                     slow=slow)
     if err is None:
         print('# %s passes: nothing to shrink' % a.case)
         return 1
     print('# fails at step %d: %s' % err)
     ops = shrink(case['backend'], a.workdir, case['ops'], known, a.budget,
-                 signature(err[1]))
+                 signature(err[1]), slow=slow)
     case['ops'] = ops
     out = a.case[:-5] + '-min.json'
     with open(out, 'w') as f:
@@ -1871,6 +2081,13 @@ def main():
             os.environ.get('T', '/tmp'), 'model-cases'))
         s.add_argument('--workdir', default=os.path.join(
             os.environ.get('T', '/tmp'), 'model'))
+        s.add_argument('--slow', action='store_true',
+                       default=os.environ.get('MODEL_SLOW') == '1',
+                       help='slow mode: a delaying proxy before the '
+                       'server, random gaps between steps')
+        s.add_argument('--restarts', type=float, default=1.0,
+                       help='weight factor of remount, kill -9 and cache '
+                       'loss (each a daemon start)')
     s = sub.choices['run']
     s.add_argument('--backend', choices=sorted(STORES), required=True)
     s.add_argument('--seed', type=int, action='append', required=True)
@@ -1885,6 +2102,9 @@ def main():
         os.environ.get('T', '/tmp'), 'model-shrink'))
     s = sub.add_parser('replay')
     s.add_argument('cases', nargs='+')
+    s.add_argument('--slow', action='store_true',
+                   default=os.environ.get('MODEL_SLOW') == '1',
+                   help='replay behind the delaying proxy')
     s.add_argument('--skip-open', action='store_true',
                    help='print a SKIP for cases of open defects, unrun')
     s.add_argument('--workdir', default=os.path.join(

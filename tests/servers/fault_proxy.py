@@ -18,6 +18,10 @@ Control file lines (all optional):
   hold_key=TEXT     hold every PUT/POST whose path contains TEXT until the
                     line is gone (noted in CONTROL_FILE.held; testhttp.hold)
   seed=N
+  delay_ms=LO-HI    wait a random LO..HI ms (or exactly N: delay_ms=N)
+                    before forwarding each request: a slow server
+  delay_write_ms=LO-HI  the same, added, for PUT/POST/DELETE/PATCH only (an
+                    upload in flight for longer)
 Lies, deterministic (every Nth request of a kind, counted from the proxy's
 start, or by key); each one prints "LIE <rule> <method> <path>" on stdout:
   put_error_every=N   every Nth object PUT (not a part, not a copy) is not
@@ -296,6 +300,15 @@ class Handler(QuietHandler):
         if self.command != 'HEAD':
             self.wfile.write(body)
 
+    @classmethod
+    def delay(cls, spec):
+        """Seconds to wait for a "LO-HI" or "N" milliseconds rule."""
+        if not spec:
+            return 0.0
+        lo, _, hi = spec.partition('-')
+        with cls.lock:
+            return cls.rnd.uniform(float(lo), float(hi or lo)) / 1000.0
+
     def handle_one(self):
         n = int(self.headers.get('Content-Length') or 0)
         body = self.rfile.read(n) if n else b''
@@ -326,6 +339,11 @@ class Handler(QuietHandler):
         if fail:
             self.reply(503, [('Content-Type', 'application/xml')], SLOWDOWN)
             return
+        wait = self.delay(r.get('delay_ms'))
+        if self.command in ('PUT', 'POST', 'DELETE', 'PATCH'):
+            wait += self.delay(r.get('delay_write_ms'))
+        if wait:
+            time.sleep(wait)
         if self.lies(r, body):
             return
         st, reason, hdrs, data = self.forward(body)
@@ -339,7 +357,7 @@ class Handler(QuietHandler):
         if self.command != 'HEAD':
             self.wfile.write(data)
 
-    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_one
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_PATCH = handle_one
 
 
 def main():
