@@ -39,6 +39,8 @@ struct dirent_snap {
 struct fs_dir {
 	struct dirent_snap *e;
 	size_t n;
+	struct fs *fs;			/* once open: on fs->dirs */
+	struct fs_dir *prev, *next;
 };
 
 static int64_t now_s(void)
@@ -165,6 +167,18 @@ void fs_free(struct fs *fs)
 	}
 	if (n)
 		log_info("%d open files were never released by the kernel", n);
+	n = 0;
+	while (fs->dirs) {	/* the same for directories */
+		struct fs_dir *d = fs->dirs;
+
+		d->fs = NULL;
+		fs->dirs = d->next;
+		fs_releasedir(d);
+		n++;
+	}
+	if (n)
+		log_info("%d open directories were never released by the kernel",
+			 n);
 	for (i = 0; i < fs->cfg.nremotes; i++)
 		free(fs->cfg.remotes[i].prefix);
 	free(fs->cfg.remotes);
@@ -830,6 +844,13 @@ enum mfs_err fs_opendir(struct fs *fs, uint64_t ino, struct fs_dir **out,
 		fs_releasedir(dir);
 		return rc;
 	}
+	dir->fs = fs;
+	pthread_mutex_lock(&fs->lock);
+	dir->next = fs->dirs;
+	if (fs->dirs)
+		fs->dirs->prev = dir;
+	fs->dirs = dir;
+	pthread_mutex_unlock(&fs->lock);
 	*out = dir;
 	return MFS_OK;
 }
@@ -850,6 +871,16 @@ void fs_releasedir(struct fs_dir *d)
 
 	if (!d)
 		return;
+	if (d->fs) {
+		pthread_mutex_lock(&d->fs->lock);
+		if (d->prev)
+			d->prev->next = d->next;
+		else
+			d->fs->dirs = d->next;
+		if (d->next)
+			d->next->prev = d->prev;
+		pthread_mutex_unlock(&d->fs->lock);
+	}
 	for (i = 0; i < d->n; i++)
 		free(d->e[i].name);
 	free(d->e);

@@ -57,6 +57,7 @@ struct fs {
 	int nlisting;			/* guarded by lock */
 	struct wfile *wfiles;		/* guarded by lock */
 	struct fs_file *files;		/* guarded by lock: open handles */
+	struct fs_dir *dirs;		/* guarded by lock: open directories */
 	/* The ETag each inode was last opened for reading at, so a reopen
 	 * of the same version keeps the kernel's pages: a small table,
 	 * slot = ino % OPENED_SLOTS, a collision only costs a re-read. */
