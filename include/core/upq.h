@@ -34,9 +34,11 @@ struct upq_config {
 	long marker_ms;			/* directory markers wait this long, and
 					 * are dropped if a file lands below
 					 * first; default 1000 */
-	long marker_wait_ms;		/* longest a marker waits for files
+	long marker_wait_ms;		/* a marker stops waiting for files
 					 * being written or queued elsewhere
-					 * (not below it); default 60000 */
+					 * (not below it) once no file has
+					 * landed for this long; default
+					 * 60000 */
 	long settle_ms;			/* others wait this long before they
 					 * start, so a write through a dup'd
 					 * descriptor right after close() can

@@ -260,7 +260,10 @@ static void resume_row(void *ud, const struct jrow *r)
 	}
 	if (r->discard) {
 		/* deleted while its upload ran: what may have landed goes,
-		 * nothing is uploaded, the file is not shown */
+		 * nothing is uploaded, the file is not shown; renamed first,
+		 * its copy to the new name may have landed too (#15.51) */
+		if (r->key && r->drop_key && strcmp(r->key, r->drop_key))
+			add_fix(res, FIX_DROP, rem, r, r->key);
 		add_fix(res, FIX_DISCARD, rem, r, r->drop_key);
 		return;
 	}
@@ -299,7 +302,8 @@ static enum mfs_err drop_left(struct fs *fs, const struct fixup *f)
 			 f->key, eb.msg);
 	else
 		log_info("deleted %s: an upload stopped by a kill may have left it after its file was %s",
-			 f->key, f->kind == FIX_DISCARD ? "deleted" : "renamed");
+			 f->key, f->kind == FIX_DISCARD || f->r.discard ?
+			 "deleted" : "renamed");
 	return rc;
 }
 

@@ -157,12 +157,18 @@ static void jrow_from(struct upq *q, const struct item *it, struct jrow *r)
 	r->cache_control = it->meta.cache_control[0] ? it->meta.cache_control
 						     : NULL;
 	if (!it->marker && it->state == S_RUNNING &&
-	    (it->rename_to || it->cancelled)) {
-		/* what the running upload lands must go (journal.h) */
+	    (it->rename_to || it->cancelled || it->moving_to)) {
+		/* what the running upload lands must go (journal.h); while
+		 * after_upload copies it to its new name, that name is the
+		 * row's key, so a kill then a delete leaves neither (#15.51:
+		 * write c, kill, mv c g, rm g during the copy, kill: the row
+		 * said only c, and g stayed on the store) */
 		r->drop_key = it->key;
 		r->discard = it->cancelled;
 		if (it->rename_to)
 			r->key = it->rename_to;
+		else if (it->moving_to)
+			r->key = it->moving_to;
 	}
 }
 
@@ -429,6 +435,7 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 			int sniffed = it->sniffed;
 
 			it->rename_to = NULL;
+			it->moving_to = to;
 			it->meta_changed = 0;
 			pthread_mutex_unlock(&q->lock);
 			/* the type is one of the final name: sniffed again
@@ -459,6 +466,7 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 				       sizeof(meta.content_type));
 			free(it->key);
 			it->key = to;
+			it->moving_to = NULL;
 		} else {
 			it->meta_changed = 0;
 			pthread_mutex_unlock(&q->lock);
@@ -642,6 +650,7 @@ static void *worker(void *arg)
 			struct mc_set s = { 0 };
 			struct item *newer;
 
+			q->landed_ms = q->file_ms = now_ms();
 			upqm_drop_above(q, it);
 			it->be->ops->url(it->be, it->key, &url);
 			if (!out.etag[0])
@@ -884,6 +893,7 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 		return rc;
 	}
 	pthread_mutex_lock(&q->lock);
+	q->file_ms = now_ms();	/* a mkdir too: rsync makes its folders first */
 	it->in_list = 1;
 	if (q->tail)
 		q->tail->next = it;
@@ -1394,5 +1404,6 @@ void upq_writers(struct upq *q, int delta)
 	q->writers += delta;
 	if (q->writers < 0)
 		q->writers = 0;
+	q->file_ms = now_ms();
 	pthread_mutex_unlock(&q->lock);
 }

@@ -30,6 +30,9 @@ struct item {
 				 * bytes and the name (no setfattr): a
 				 * rename after the upload types again */
 	char *rename_to;	/* guarded: while running */
+	const char *moving_to;	/* guarded: the name after_upload is copying
+				 * it to (its rename_to, taken; owned by
+				 * after_upload): it may land there too */
 	int cancelled;		/* guarded: unlinked while running */
 	int discarded;		/* guarded: cancelled, and what landed was
 				 * deleted again: no journal row stays */
@@ -66,6 +69,12 @@ struct upq {
 	struct upq_hold *holds;	/* guarded */
 	int stop;		/* guarded */
 	int writers;		/* guarded: files open for writing (fs) */
+	int64_t file_ms;	/* guarded: when (now_ms) a file was last
+				 * opened or closed for writing, queued or
+				 * landed, or a marker queued (a mkdir): how
+				 * long the writes have been quiet */
+	int64_t landed_ms;	/* guarded: when a file last landed (the
+				 * queue's progress, for markers) */
 	struct upq_stats st;	/* guarded */
 	pthread_t *threads;
 	int nthreads;

@@ -46,15 +46,24 @@ void upqm_drop_above(struct upq *q, const struct item *it)
  * (being written, or queued: below it, or anywhere, as tools like rsync
  * and cp make directories first and fill them later), a file landing below
  * will make it unnecessary. So whether a folder that gets files also gets
- * a marker does not depend on how fast the machine writes them. A marker
- * older than marker_wait_ms (a minute) stops waiting for unrelated files. */
+ * a marker does not depend on how fast the machine writes them:
+ * - it waits while the writes have been quiet for less than marker_ms (the
+ *   moment between two files or two mkdirs of a copy, when no file is open
+ *   or queued, is not the end of the copy);
+ * - it stops waiting for unrelated files only when no file has landed for
+ *   marker_wait_ms (a writer holding a file open, nothing moving). It used
+ *   to be its own age: rsync makes the whole tree of folders first, and a
+ *   copy slower than a minute (the ASan build on a busy machine) sent the
+ *   markers of the folders it had not reached yet (#15.50). */
 int upqm_waits(struct upq *q, const struct item *m, int64_t t)
 {
 	size_t n = strlen(m->key);
-	int old = t - m->created_ms > q->cfg.marker_wait_ms;
+	int64_t since = m->created_ms > q->landed_ms ? m->created_ms
+						      : q->landed_ms;
+	int old = t - since > q->cfg.marker_wait_ms;
 	struct item *it;
 
-	if (!old && q->writers > 0)
+	if (!old && (q->writers > 0 || t - q->file_ms < q->cfg.marker_ms))
 		return 1;
 
 	for (it = q->head; it; it = it->next) {
@@ -196,6 +205,16 @@ void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino)
 	mc_node_cleanup(&n);
 	if (!l.n)
 		return;
+	/* claimed before the lock is dropped: files landing in the folder
+	 * at the same time (16 workers) do not delete it again, one DELETE
+	 * each; a failed delete gives the claim back */
+	for (i = 0; i < l.n; i++) {
+		struct mc_set s = { 0 };
+
+		s.mask = MC_SET_ETAG;
+		s.etag = "";
+		mcache_set(q->mc, l.ino[i], &s);
+	}
 	/* counted as running: the journal row of what landed is done, and
 	 * whoever waits for the queue to drain must wait for this too */
 	q->st.running++;
@@ -208,13 +227,13 @@ void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino)
 			/* it stays; the next file that lands tries again */
 			log_warn("could not delete the marker %s of a directory that now holds files: %s",
 				 l.key[i], eb.msg);
+			s.mask = MC_SET_ETAG;
+			s.etag = UPQ_MARKER_ETAG;
+			mcache_set(q->mc, l.ino[i], &s);
 			continue;
 		}
 		log_dbg(LOG_SUB_UPQ, "deleted marker %s: the directory holds files",
 			l.key[i]);
-		s.mask = MC_SET_ETAG;
-		s.etag = "";
-		mcache_set(q->mc, l.ino[i], &s);
 	}
 	for (i = 0; i < l.n; i++)
 		free(l.key[i]);

@@ -143,6 +143,39 @@ left=$(sqlite3 "$J" "select count(*) from uploads where state in ('pending','fai
 [ "$left" -eq 0 ] && pass "journal: nothing pending or failed after the remount finished them" ||
 	fail "journal" "$left rows: $(sqlite3 "$J" "select key,state,drop_key,discard from uploads where state in ('pending','failed')" | tr '\n' ' ')"
 
+# ---- #15.51: a file renamed while its upload ran is copied to its new
+# name once it lands; rm of the new name while that copy is on its way,
+# then kill -9: the next mount deletes both names (the journal said only
+# the old one, and the new one stayed on the store and in listings; the
+# model tester's seed "s3 2" at load ~35). The copy is held, not raced.
+echo "t=$SECONDS s: rm during a rename's copy, kill -9" >&2
+: >"$T/control.held"
+hold c51-
+head -c 20000 /dev/urandom >"$T/c51"
+cp "$T/c51" "$S/c51-old"
+if nheld c51-old 1; then
+	mv "$S/c51-old" "$S/c51-new"
+	hold c51-new	# the upload lands; its copy to the new name is held
+	if nheld c51-new 1; then
+		rm "$S/c51-new"
+		kill9
+		release
+		poll 60 eval 'snap; s3_has c51-new' || fail "held copy" "did not land: $(tr '\n' ' ' <"$T/s3.snap")"
+		remount
+		wait_uploads "$J"
+		snap
+		! s3_has c51-new && ! s3_has c51-old && [ ! -e "$S/c51-new" ] && [ ! -e "$S/c51-old" ] &&
+			pass "S3: rm of a renamed file while its rename's copy ran, then kill -9: neither name stays, on the mount or the store" ||
+			fail "S3 rm during a rename's copy then kill -9" "mount: $(ls "$S" | grep c51 | tr '\n' ' ') store: $(cut -f1 "$T/s3.snap" | grep c51 | tr '\n' ' ')"
+	else
+		release
+		fail "S3 rm during a rename's copy" "the copy never reached the server: $(tr '\n' ' ' <"$T/control.held")"
+	fi
+else
+	release
+	fail "S3 rm during a rename's copy" "the upload never reached the server"
+fi
+
 # ---- a folder renamed while a file below it uploads
 echo "t=$SECONDS s: folder rename during an upload" >&2
 mkdir "$S/y" && head -c 30000 /dev/urandom >"$T/r44" && cp "$T/r44" "$S/y/r44.bin"
