@@ -20,7 +20,7 @@
 enum stmt_id {
 	S_GET, S_LOOKUP, S_CHILDREN, S_INSERT, S_UPDATE_LISTED,
 	S_UPDATE_KEEP, S_SET_LISTED, S_MARK, S_SWEEP_SEL, S_DELETE_TREE,
-	S_SET_FULL, S_SET_SNIFFED, S_COUNT
+	S_SET_FULL, S_SET_SNIFFED, S_ADD_UPDATE, S_ADD_INSERT, S_COUNT
 };
 
 static const char *const sql[S_COUNT] = {
@@ -54,6 +54,11 @@ static const char *const sql[S_COUNT] = {
 		       "ctype=?6,cc=?7,full=1 WHERE ino=?1",
 	[S_SET_SNIFFED] = "UPDATE node SET stype=?3,sniff_etag=?2 "
 			  "WHERE ino=?1",
+	[S_ADD_UPDATE] = "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,"
+			 "pending=?5,full=0 WHERE ino=?1",
+	[S_ADD_INSERT] = "INSERT INTO node(parent,name,kind,rid,size,"
+			 "mtime_ns,mode,key,pending,etag,listed_at) "
+			 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'',?10)",
 };
 
 static const char schema[] =
@@ -750,17 +755,10 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	rc = one_row(st, &old);
 	if (!rc && old.kind == kind) {
-		sqlite3_stmt *up = NULL;
+		sqlite3_stmt *up = stmt(mc, S_ADD_UPDATE);
 
 		*ino = old.ino;
 		rc = MFS_OK;
-		if (sqlite3_prepare_v2(mc->db,
-				       "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,"
-				       "pending=?5,full=0 WHERE ino=?1",
-				       -1, &up, NULL) != SQLITE_OK) {
-			rc = db_err(mc, eb, "add");
-			goto out;
-		}
 		sqlite3_bind_int64(up, 1, (sqlite3_int64)old.ino);
 		sqlite3_bind_int64(up, 2, (sqlite3_int64)size);
 		sqlite3_bind_int64(up, 3, mtime_ns);
@@ -768,7 +766,7 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 		sqlite3_bind_int(up, 5, pending);
 		if (sqlite3_step(up) != SQLITE_DONE)
 			rc = db_err(mc, eb, "add");
-		sqlite3_finalize(up);
+		sqlite3_reset(up);
 		goto out;
 	}
 	if (!rc)
@@ -776,16 +774,8 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 	key = child_key(d.key, name);
 	rc = key ? MFS_OK : MFS_ENOMEM;
 	if (!rc) {
-		sqlite3_stmt *ins = NULL;
+		sqlite3_stmt *ins = stmt(mc, S_ADD_INSERT);
 
-		if (sqlite3_prepare_v2(mc->db,
-				       "INSERT INTO node(parent,name,kind,rid,size,"
-				       "mtime_ns,mode,key,pending,etag,listed_at) "
-				       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'',?10)",
-				       -1, &ins, NULL) != SQLITE_OK) {
-			rc = db_err(mc, eb, "add");
-			goto out;
-		}
 		sqlite3_bind_int64(ins, 1, (sqlite3_int64)parent);
 		sqlite3_bind_text(ins, 2, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int(ins, 3, kind);
@@ -802,7 +792,9 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 			rc = db_err(mc, eb, "add");
 		else
 			*ino = (uint64_t)sqlite3_last_insert_rowid(mc->db);
-		sqlite3_finalize(ins);
+		/* done: no borrowed text (key is freed below) stays bound */
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
 	}
 out:
 	free(key);
