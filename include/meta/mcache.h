@@ -125,6 +125,7 @@ enum mc_set_bits {
 	MC_SET_SIZE = 1 << 0, MC_SET_MTIME = 1 << 1, MC_SET_MODE = 1 << 2,
 	MC_SET_ETAG = 1 << 3, MC_SET_CTYPE = 1 << 4, MC_SET_FULL = 1 << 5,
 	MC_SET_PENDING = 1 << 6, MC_SET_CC = 1 << 7,
+	MC_SET_NCOLS = 8,	/* how many bits above */
 };
 
 /* Fields to change on one node; mask says which (enum mc_set_bits). */

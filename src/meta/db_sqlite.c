@@ -9,32 +9,109 @@
 #include "meta/db.h"
 #include "common/str.h"
 
+/* Prepared statements kept for reuse, keyed by their SQL text: the
+ * journal runs the same few statements for every file, and parsing them
+ * cost more than running them. A slot is busy while its statement runs
+ * (a query's callback may run the same SQL again: that one is prepared
+ * apart and finalized after use). */
+#define SQ_SLOTS 24
+
+struct sq_slot {
+	char *sql;		/* as the caller wrote it; NULL: empty slot */
+	sqlite3_stmt *st;
+	int busy;
+};
+
+struct sq {
+	sqlite3 *h;
+	struct sq_slot slot[SQ_SLOTS];
+	unsigned next;		/* the slot the next new statement takes */
+};
+
 static sqlite3 *H(struct db *d)
 {
-	return d->priv;
+	return ((struct sq *)d->priv)->h;
+}
+
+/* Done with st (from prepare): back into its slot, reset, bindings
+ * dropped; or finalized when it has none. */
+static void unprepare(struct db *d, sqlite3_stmt *st)
+{
+	struct sq *q = d->priv;
+	int i;
+
+	if (!st)
+		return;
+	for (i = 0; i < SQ_SLOTS; i++)
+		if (q->slot[i].st == st) {
+			sqlite3_reset(st);
+			sqlite3_clear_bindings(st);
+			q->slot[i].busy = 0;
+			return;
+		}
+	sqlite3_finalize(st);
+}
+
+/* Keep st for sql in a slot that is not busy (st is then busy). */
+static void remember(struct sq *q, const char *sql, sqlite3_stmt *st)
+{
+	struct sq_slot *sl = NULL;
+	char *copy;
+	int i;
+
+	for (i = 0; i < SQ_SLOTS && !sl; i++) {
+		struct sq_slot *c = &q->slot[(q->next + (unsigned)i) % SQ_SLOTS];
+
+		if (!c->busy)
+			sl = c;
+	}
+	if (!sl || !(copy = strdup(sql)))
+		return;
+	q->next = (unsigned)(sl - q->slot + 1) % SQ_SLOTS;
+	sqlite3_finalize(sl->st);
+	free(sl->sql);
+	sl->sql = copy;
+	sl->st = st;
+	sl->busy = 1;
 }
 
 static enum mfs_err prepare(struct db *d, const char *sql,
 			    const char *const *params, int n,
 			    sqlite3_stmt **st, struct errbuf *eb)
 {
-	char *s = db_placeholders(sql, '$', '?');
+	struct sq *q = d->priv;
+	char *s;
 	int i;
 
 	*st = NULL;
-	if (!s)
-		return MFS_ENOMEM;
-	if (sqlite3_prepare_v2(H(d), s, -1, st, NULL) != SQLITE_OK) {
-		/* a full disk is the user's ENOSPC, not bad SQL */
-		int full = (sqlite3_errcode(H(d)) & 0xff) == SQLITE_FULL;
-		enum mfs_err rc = eb_set(eb, full ? MFS_ENOSPC : MFS_EINVAL,
-					 "sqlite: %s", sqlite3_errmsg(H(d)));
+	for (i = 0; i < SQ_SLOTS; i++)
+		if (q->slot[i].sql && !q->slot[i].busy &&
+		    !strcmp(q->slot[i].sql, sql)) {
+			*st = q->slot[i].st;
+			q->slot[i].busy = 1;
+			break;
+		}
+	if (!*st) {
+		if (!(s = db_placeholders(sql, '$', '?')))
+			return MFS_ENOMEM;
+		if (sqlite3_prepare_v2(H(d), s, -1, st, NULL) != SQLITE_OK) {
+			/* a full disk is the user's ENOSPC, not bad SQL */
+			int full = (sqlite3_errcode(H(d)) & 0xff) ==
+				   SQLITE_FULL;
+			enum mfs_err rc = eb_set(eb, full ? MFS_ENOSPC :
+						 MFS_EINVAL, "sqlite: %s",
+						 sqlite3_errmsg(H(d)));
 
+			sqlite3_finalize(*st);
+			*st = NULL;
+			free(s);
+			return rc;
+		}
 		free(s);
-		return rc;
+		if (*st)	/* (NULL for SQL that is only a comment) */
+			remember(q, sql, *st);
 	}
-	free(s);
-	for (i = 0; i < n; i++) {
+	for (i = 0; *st && i < n; i++) {
 		if (params[i])
 			sqlite3_bind_text(*st, i + 1, params[i], -1,
 					  SQLITE_TRANSIENT);
@@ -72,9 +149,9 @@ static enum mfs_err sq_query(struct db *d, const char *sql,
 	sqlite3_stmt *st;
 	enum mfs_err rc = prepare(d, sql, params, n, &st, eb);
 
-	if (!rc)
+	if (!rc && st)
 		rc = step_all(d, st, cb, ud, eb);
-	sqlite3_finalize(st);
+	unprepare(d, st);
 	return rc;
 }
 
@@ -154,7 +231,15 @@ static char *sq_as_text(const char *expr)
 
 static void sq_close(struct db *d)
 {
-	sqlite3_close(H(d));
+	struct sq *q = d->priv;
+	int i;
+
+	for (i = 0; i < SQ_SLOTS; i++) {
+		sqlite3_finalize(q->slot[i].st);
+		free(q->slot[i].sql);
+	}
+	sqlite3_close(q->h);
+	free(q);
 	free(d);
 }
 
@@ -174,23 +259,29 @@ static enum mfs_err open_flags(const char *path, int flags, struct db **out,
 			       struct errbuf *eb)
 {
 	struct db *d = calloc(1, sizeof(*d));
+	struct sq *q = calloc(1, sizeof(*q));
 	sqlite3 *h = NULL;
 
 	*out = NULL;
-	if (!d)
+	if (!d || !q) {
+		free(d);
+		free(q);
 		return MFS_ENOMEM;
+	}
 	if (sqlite3_open_v2(path, &h, flags, NULL) != SQLITE_OK) {
 		enum mfs_err rc = eb_set(eb, MFS_ENOTFOUND,
 					 "cannot open SQLite database %s: %s",
 					 path, h ? sqlite3_errmsg(h) : "no memory");
 
 		sqlite3_close(h);
+		free(q);
 		free(d);
 		return rc;
 	}
 	sqlite3_busy_timeout(h, 10000);
 	d->ops = &sqlite_ops;
-	d->priv = h;
+	q->h = h;
+	d->priv = q;
 	*out = d;
 	return MFS_OK;
 }

@@ -20,7 +20,7 @@
 enum stmt_id {
 	S_GET, S_LOOKUP, S_CHILDREN, S_INSERT, S_UPDATE_LISTED,
 	S_UPDATE_KEEP, S_SET_LISTED, S_MARK, S_SWEEP_SEL, S_DELETE_TREE,
-	S_SET_FULL, S_SET_SNIFFED, S_COUNT
+	S_SET_FULL, S_SET_SNIFFED, S_ADD_UPDATE, S_ADD_INSERT, S_COUNT
 };
 
 static const char *const sql[S_COUNT] = {
@@ -54,6 +54,11 @@ static const char *const sql[S_COUNT] = {
 		       "ctype=?6,cc=?7,full=1 WHERE ino=?1",
 	[S_SET_SNIFFED] = "UPDATE node SET stype=?3,sniff_etag=?2 "
 			  "WHERE ino=?1",
+	[S_ADD_UPDATE] = "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,"
+			 "pending=?5,full=0 WHERE ino=?1",
+	[S_ADD_INSERT] = "INSERT INTO node(parent,name,kind,rid,size,"
+			 "mtime_ns,mode,key,pending,etag,listed_at) "
+			 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'',?10)",
 };
 
 static const char schema[] =
@@ -86,6 +91,9 @@ struct mcache {
 	pthread_mutex_t lock;
 	sqlite3 *db;			/* guarded by lock */
 	sqlite3_stmt *st[S_COUNT];	/* guarded by lock */
+	/* guarded by lock: mcache_set's UPDATE for each mask of columns,
+	 * prepared on first use (parsing it cost more than running it) */
+	sqlite3_stmt *set_st[1u << MC_SET_NCOLS];
 	int64_t gen;			/* guarded by lock: listing generation */
 	int64_t now_ns;			/* guarded by lock: time of this listing */
 };
@@ -194,6 +202,8 @@ void mcache_close(struct mcache *mc)
 		return;
 	for (i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(mc->st[i]);
+	for (i = 0; i < (int)(1u << MC_SET_NCOLS); i++)
+		sqlite3_finalize(mc->set_st[i]);
 	if (mc->db)
 		sqlite3_close(mc->db);
 	pthread_mutex_destroy(&mc->lock);
@@ -210,6 +220,10 @@ enum mfs_err mcache_reopen(struct mcache *mc, struct errbuf *eb)
 	for (i = 0; i < S_COUNT; i++) {
 		sqlite3_finalize(mc->st[i]);
 		mc->st[i] = NULL;
+	}
+	for (i = 0; i < (int)(1u << MC_SET_NCOLS); i++) {
+		sqlite3_finalize(mc->set_st[i]);
+		mc->set_st[i] = NULL;
 	}
 	sqlite3_close(mc->db);
 	mc->db = NULL;
@@ -741,17 +755,10 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	rc = one_row(st, &old);
 	if (!rc && old.kind == kind) {
-		sqlite3_stmt *up = NULL;
+		sqlite3_stmt *up = stmt(mc, S_ADD_UPDATE);
 
 		*ino = old.ino;
 		rc = MFS_OK;
-		if (sqlite3_prepare_v2(mc->db,
-				       "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,"
-				       "pending=?5,full=0 WHERE ino=?1",
-				       -1, &up, NULL) != SQLITE_OK) {
-			rc = db_err(mc, eb, "add");
-			goto out;
-		}
 		sqlite3_bind_int64(up, 1, (sqlite3_int64)old.ino);
 		sqlite3_bind_int64(up, 2, (sqlite3_int64)size);
 		sqlite3_bind_int64(up, 3, mtime_ns);
@@ -759,7 +766,7 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 		sqlite3_bind_int(up, 5, pending);
 		if (sqlite3_step(up) != SQLITE_DONE)
 			rc = db_err(mc, eb, "add");
-		sqlite3_finalize(up);
+		sqlite3_reset(up);
 		goto out;
 	}
 	if (!rc)
@@ -767,16 +774,8 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 	key = child_key(d.key, name);
 	rc = key ? MFS_OK : MFS_ENOMEM;
 	if (!rc) {
-		sqlite3_stmt *ins = NULL;
+		sqlite3_stmt *ins = stmt(mc, S_ADD_INSERT);
 
-		if (sqlite3_prepare_v2(mc->db,
-				       "INSERT INTO node(parent,name,kind,rid,size,"
-				       "mtime_ns,mode,key,pending,etag,listed_at) "
-				       "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'',?10)",
-				       -1, &ins, NULL) != SQLITE_OK) {
-			rc = db_err(mc, eb, "add");
-			goto out;
-		}
 		sqlite3_bind_int64(ins, 1, (sqlite3_int64)parent);
 		sqlite3_bind_text(ins, 2, name, -1, SQLITE_STATIC);
 		sqlite3_bind_int(ins, 3, kind);
@@ -793,7 +792,9 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 			rc = db_err(mc, eb, "add");
 		else
 			*ino = (uint64_t)sqlite3_last_insert_rowid(mc->db);
-		sqlite3_finalize(ins);
+		/* done: no borrowed text (key is freed below) stays bound */
+		sqlite3_reset(ins);
+		sqlite3_clear_bindings(ins);
 	}
 out:
 	free(key);
@@ -806,49 +807,60 @@ out:
 enum mfs_err mcache_set(struct mcache *mc, uint64_t ino,
 			const struct mc_set *s)
 {
-	static const char *const col[] = {
+	static const char *const col[MC_SET_NCOLS] = {
 		"size", "mtime_ns", "mode", "etag", "ctype", "full", "pending",
 		"cc",
 	};
-	sqlite3_stmt *st = NULL;
+	unsigned mask = s->mask & ((1u << MC_SET_NCOLS) - 1);
+	sqlite3_stmt *st;
 	char q[512];
 	size_t n;
 	int i, b = 2, ok;
 
-	n = (size_t)snprintf(q, sizeof(sql), "UPDATE node SET ino=ino");
-	for (i = 0; i < 8; i++)
-		if (s->mask & (1u << i))
-			n += (size_t)snprintf(q + n, sizeof(q) - n,
-					      ",%s=?%d", col[i], b++);
-	snprintf(q + n, sizeof(q) - n, " WHERE ino=?1");
 	pthread_mutex_lock(&mc->lock);
-	if (sqlite3_prepare_v2(mc->db, q, -1, &st, NULL) != SQLITE_OK) {
-		pthread_mutex_unlock(&mc->lock);
-		return MFS_EIO;
+	st = mc->set_st[mask];
+	if (!st) {
+		n = (size_t)snprintf(q, sizeof(q), "UPDATE node SET ino=ino");
+		for (i = 0; i < MC_SET_NCOLS; i++)
+			if (mask & (1u << i))
+				n += (size_t)snprintf(q + n, sizeof(q) - n,
+						      ",%s=?%d", col[i], b++);
+		snprintf(q + n, sizeof(q) - n, " WHERE ino=?1");
+		if (!mc->db ||
+		    sqlite3_prepare_v3(mc->db, q, -1,
+				       SQLITE_PREPARE_PERSISTENT, &st,
+				       NULL) != SQLITE_OK) {
+			sqlite3_finalize(st);
+			pthread_mutex_unlock(&mc->lock);
+			return MFS_EIO;
+		}
+		mc->set_st[mask] = st;
 	}
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
 	b = 2;
-	if (s->mask & MC_SET_SIZE)
+	if (mask & MC_SET_SIZE)
 		sqlite3_bind_int64(st, b++, (sqlite3_int64)s->size);
-	if (s->mask & MC_SET_MTIME)
+	if (mask & MC_SET_MTIME)
 		sqlite3_bind_int64(st, b++, s->mtime_ns);
-	if (s->mask & MC_SET_MODE)
+	if (mask & MC_SET_MODE)
 		sqlite3_bind_int(st, b++, (int)s->mode);
-	if (s->mask & MC_SET_ETAG)
+	if (mask & MC_SET_ETAG)
 		sqlite3_bind_text(st, b++, s->etag ? s->etag : "", -1,
 				  SQLITE_STATIC);
-	if (s->mask & MC_SET_CTYPE)
+	if (mask & MC_SET_CTYPE)
 		sqlite3_bind_text(st, b++, s->ctype ? s->ctype : "", -1,
 				  SQLITE_STATIC);
-	if (s->mask & MC_SET_FULL)
+	if (mask & MC_SET_FULL)
 		sqlite3_bind_int(st, b++, s->full);
-	if (s->mask & MC_SET_PENDING)
+	if (mask & MC_SET_PENDING)
 		sqlite3_bind_int(st, b++, s->pending);
-	if (s->mask & MC_SET_CC)
+	if (mask & MC_SET_CC)
 		sqlite3_bind_text(st, b++, s->cc ? s->cc : "", -1,
 				  SQLITE_STATIC);
 	ok = sqlite3_step(st) == SQLITE_DONE;
-	sqlite3_finalize(st);
+	/* done with it: no lock held, no borrowed text kept */
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	pthread_mutex_unlock(&mc->lock);
 	return ok ? MFS_OK : MFS_EIO;
 }

