@@ -58,6 +58,7 @@ struct options {
 	char *workers;
 	char *mp_threshold;
 	char *marker_wait;
+	char *upload_delay;
 	char *label;
 	char *op_timeout;
 	char *spec;		/* REMOTE:[PREFIX], or NULL for all remotes */
@@ -89,6 +90,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("upload_workers=%s", workers),
 	OPT("multipart_threshold=%s", mp_threshold),
 	OPT("marker_wait=%s", marker_wait),
+	OPT("upload_delay=%s", upload_delay),
 	OPT("label=%s", label),
 	OPT("supabase_public_buckets", sb_public),
 	OPT("op_timeout=%s", op_timeout),
@@ -148,6 +150,9 @@ static const char usage_text[] =
 "                         for files being written elsewhere (a file below\n"
 "                         it makes it unneeded) until none has landed for\n"
 "                         this long (default 60)\n"
+"  -o upload_delay=MS     an upload starts this long after the file's close\n"
+"                         (default 100); a rename or a rewrite meanwhile\n"
+"                         costs no request\n"
 "  -o label=NAME          tag this mount's journal rows (a migration batch)\n"
 "  -o op_timeout=SECONDS  a filesystem call that talks to a server (lookup,\n"
 "                         ls, read, rename...) fails with ETIMEDOUT once it\n"
@@ -676,6 +681,13 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		uc.marker_wait_ms = o.marker_wait ? (long)v * 1000 : 0;
+		if (o.upload_delay && (str_parse_u64(o.upload_delay, &v) ||
+				       v > 3600000)) {
+			fprintf(stderr, "mediafs: upload_delay must be 0..3600000 milliseconds\n");
+			goto out;
+		}
+		/* (upq: 0 is its default, below 0 none) */
+		uc.settle_ms = o.upload_delay ? (v ? (long)v : -1) : 0;
 		rc = upq_new(&uc, d.mc, d.journal, &d.upq, &eb);
 		if (rc) {
 			ret = fail("", &eb, rc);
@@ -832,6 +844,7 @@ out:
 	free(o.host_id);
 	free(o.workers);
 	free(o.marker_wait);
+	free(o.upload_delay);
 	free(o.mp_threshold);
 	free(o.label);
 	free(o.op_timeout);

@@ -15,8 +15,10 @@ s3 mkbucket wops
 # negative_ttl=3600 (>= cache_ttl): names missing from a listing are not
 # asked of the store, so the request counts below stay exact; creating a
 # name in a directory listed over negative_ttl ago costs one HEAD by
-# default (test_outside_writer_seen_by_name covers that check)
-mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache",journal="$J",negative_ttl=3600 s3t: ||
+# default (test_outside_writer_seen_by_name covers that check);
+# cache_ttl=3600: under ASan on a busy machine the test outlives the
+# default 300 s, and a listing fetched again adds a request to a count
+mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache",journal="$J",negative_ttl=3600,cache_ttl=3600 s3t: ||
 	{ fail mount "mediafs did not mount"; exit 1; }
 obj_md5() {	# obj_md5 KEY
 	s3 manifest wops "$1" | awk -F'\t' '$1 == "" {print $3}'
@@ -166,12 +168,22 @@ old=$(s3 keys wops d500/ | wc -l)
 s3 manifest wops moved/ | awk -F'\t' '$1 == "f77" {print $3}' | grep -q "$(echo "file 77" | md5sum | cut -d' ' -f1)" &&
 	pass "objects under the new name have the right bytes" || fail "renamed objects" "wrong bytes"
 
-# a file renamed before its upload started goes up once, under the new name
+# a file renamed before its upload started goes up once, under the new
+# name. "Before" must hold on any machine: with the default 100 ms between
+# a close and its upload, a busy one (load 40+) started the upload before
+# mv ran (PUT q1, COPY, DELETE). So a mount of its own whose uploads start
+# 10 s after the close (-o upload_delay), its root listed before the count
+P1=$MFS_PID
+mount_fs "$T/mediafs2.log" "$T/mnt2" -o config="$CONF",cache_dir="$T/cache2",journal="$T/j2.db",negative_ttl=3600,upload_delay=10000 s3t: ||
+	fail "early rename" "the second mount did not mount"
+ls "$T/mnt2" >/dev/null
 m=$(req_mark)
-echo quick >"$MNT/q1" && mv "$MNT/q1" "$MNT/q2"
-wait_uploads "$J"
+echo quick >"$T/mnt2/q1" && mv "$T/mnt2/q1" "$T/mnt2/q2"
+wait_uploads "$T/j2.db" 120
 n=$(req_since "$m")
 [ "$n" -eq 1 ] && [ "$(req_since "$m" '^PUT /wops/q2 ')" -eq 1 ] &&
-	pass "write + rename before upload: one PUT under the final name" ||
+	pass "write + rename before upload (-o upload_delay=10000): one PUT under the final name" ||
 	fail "early rename" "$(tail -n +$((m + 1)) "$S3_REQLOG" | tr '\n' ' ')"
+umount_fs "$T/mediafs2.log" "$T/mnt2" || fail "early rename" "the second mount's unmount"
+MFS_PID=$P1
 umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail "unmount" "see $LOG"
