@@ -3,31 +3,23 @@
 # ik_start DIR [KEY]: a free port; exports IK_PORT, IK_KEY, IK_DIR,
 # IK_REQLOG (one line per request: METHOD PATH?QUERY STATUS), IK_CONTROL,
 # IK_ENDPOINT (the URL endpoint: http://127.0.0.1:PORT/demo).
+. "$(dirname "${BASH_SOURCE[0]}")/fake_start.sh"
+
 ik_start() {
-	local dir=$1 i try
+	local dir=$1 rc
 	IK_KEY=${2:-private_test-$$-key}
 	IK_DIR=$dir
 	IK_REQLOG=$dir/requests.log
 	IK_CONTROL=$dir/control
 	mkdir -p "$dir"
 	touch "$IK_REQLOG"
-	# a server that dies before "ready" (its port taken meanwhile by
-	# another lane) is started again on a new port; up to 60 s each
-	for try in 1 2 3; do
-		IK_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-		IK_ENDPOINT=http://127.0.0.1:$IK_PORT/demo
-		setsid /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../servers/fake_imagekit.py" \
-			"$IK_PORT" "$IK_KEY" "$dir" demo >"$dir/server.out" 2>&1 &
-		IK_PID=$!
-		for i in $(seq 1 600); do
-			grep -q ready "$dir/server.out" 2>/dev/null && break
-			kill -0 "$IK_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		grep -q ready "$dir/server.out" && break
-	done
+	fake_start "$dir" "$(dirname "${BASH_SOURCE[0]}")/../servers/fake_imagekit.py" \
+		"$IK_KEY" "$dir" demo
+	rc=$?
+	IK_PORT=$FAKE_PORT IK_PID=$FAKE_PID
+	IK_ENDPOINT=http://127.0.0.1:$IK_PORT/demo
 	export IK_PORT IK_KEY IK_DIR IK_REQLOG IK_CONTROL IK_ENDPOINT IK_PID
-	grep -q ready "$dir/server.out" || { cat "$dir/server.out" >&2; return 1; }
+	return $rc
 }
 
 ik_stop() {

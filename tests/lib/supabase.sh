@@ -2,30 +2,21 @@
 # (tests/servers/fake_supabase.py; sourced).
 # supa_start DIR [KEY]: a free port; exports SB_PORT, SB_KEY, SB_DIR,
 # SB_REQLOG (one line per request: METHOD PATH STATUS), SB_CONTROL.
+. "$(dirname "${BASH_SOURCE[0]}")/fake_start.sh"
+
 supa_start() {
-	local dir=$1 i try
+	local dir=$1 rc
 	SB_KEY=${2:-sb_secret_test-$$-key}
 	SB_DIR=$dir
 	SB_REQLOG=$dir/requests.log
 	SB_CONTROL=$dir/control
 	mkdir -p "$dir"
-	# A free port, then the server binds it: another lane may take it in
-	# between, so a server that dies before "ready" is started again on a
-	# new port. Up to 60 s each: Python starts slowly at load 30+.
-	for try in 1 2 3; do
-		SB_PORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-		setsid /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/../servers/fake_supabase.py" \
-			"$SB_PORT" "$SB_KEY" "$dir" >"$dir/server.out" 2>&1 &
-		SB_PID=$!
-		for i in $(seq 1 600); do
-			grep -q ready "$dir/server.out" 2>/dev/null && break
-			kill -0 "$SB_PID" 2>/dev/null || break
-			sleep 0.1
-		done
-		grep -q ready "$dir/server.out" && break
-	done
+	fake_start "$dir" "$(dirname "${BASH_SOURCE[0]}")/../servers/fake_supabase.py" \
+		"$SB_KEY" "$dir"
+	rc=$?
+	SB_PORT=$FAKE_PORT SB_PID=$FAKE_PID
 	export SB_PORT SB_KEY SB_DIR SB_REQLOG SB_CONTROL SB_PID
-	grep -q ready "$dir/server.out" || { cat "$dir/server.out" >&2; return 1; }
+	return $rc
 }
 
 supa_stop() {
