@@ -62,27 +62,11 @@ J=$S1W/journal.db
 APPDB=$S1_DATA/app.db
 NPLAN=$(grep -cv $'\tskip:' "$T/s1/expect.tsv")
 
-# kill_run OUT WHAT COND: the script started in a process group of its
-# own, killed with kill -9 (it and its mediactl, mediafs if still in the
-# group) once the shell condition COND holds; killed=1 when the kill
-# landed while the script ran. Every COND below holds at a point where
+# kill_run OUT COND: the S1 script killed with kill -9 once COND holds
+# (kill_when, tests/lib/common.sh). Every COND below holds at a point where
 # the script is blocked (a FIFO, a lock), so the kill lands there on any
 # machine, however slow.
-kill_run() {
-	local out=$1 cond=$2 i
-	setsid sh "$EX/s1-backup-to-supabase.sh" >"$out" 2>&1 &
-	PG=$!
-	killed=0
-	for i in $(seq 1 1200); do
-		if eval "$cond"; then
-			kill -9 -- -"$PG" 2>/dev/null && killed=1
-			break
-		fi
-		kill -0 "$PG" 2>/dev/null || break
-		sleep 0.1
-	done
-	wait "$PG" 2>/dev/null
-}
+kill_run() { kill_when "$1" "$2" "$EX/s1-backup-to-supabase.sh"; }
 rows_n() { sqlite3 "$APPDB" "SELECT count(*) FROM media"; }
 
 # run 1, killed (-9) during the plan: the plan's skip file is a FIFO
@@ -398,19 +382,8 @@ export S4_JSON_DIR=$T/s4/json S4_STRIP_PREFIX=/auctionimages/ \
 NWANT=$(wc -l <"$T/s4/want") NMISS=$(wc -l <"$T/s4/missing")
 J4=$T/s4/work/journal.db
 echo get_delay_ms=3000 >"$T/s4/state/control"	# GETs spread over 3 s: the kill lands mid-copy
-setsid sh "$EX/s4-urls-to-s3.sh" >"$T/s4.run1" 2>&1 &
-PG=$!
-killed=0
-for i in $(seq 1 1200); do
-	d=$(sqlite3 "$J4" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
-	if [ "${d:-0}" -ge 1 ]; then
-		kill -9 -- -"$PG" 2>/dev/null && killed=1
-		break
-	fi
-	kill -0 "$PG" 2>/dev/null || break
-	sleep 0.1
-done
-wait "$PG" 2>/dev/null
+kill_when "$T/s4.run1" '[ "$(sqlite3 "$J4" "SELECT count(*) FROM copies WHERE state='"'done'"'" 2>/dev/null)" -ge 1 ] 2>/dev/null' \
+	"$EX/s4-urls-to-s3.sh"
 : >"$T/s4/state/control"
 d1=$(sqlite3 "$J4" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
 sh "$EX/s4-urls-to-s3.sh" >"$T/s4.run2" 2>&1

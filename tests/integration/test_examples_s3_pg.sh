@@ -90,25 +90,13 @@ out=$(s3check "$C1" 2)
 [ $rc -eq 0 ] && [ -z "$out" ] &&
 	pass "pg: '$C1' --limit 2: the images of its first 2 venues on ImageKit, their jsonb elements rewritten, nothing else touched" ||
 	fail "pg --limit" "rc=$rc $out $(tail -3 "$T/pg3.run0")"
-# kill_run OUT COND ARGS...: the script (ARGS) in a process group of its
-# own, killed with kill -9 once the shell condition COND holds; killed=1
-# when the kill landed while it ran. Each COND below holds while the
-# script is blocked (a FIFO, a lock): the kill lands there on any machine.
+# kill_run OUT COND ARGS...: the script (ARGS) killed with kill -9 once
+# COND holds (kill_when, tests/lib/common.sh). Each COND below holds while
+# the script is blocked (a FIFO, a lock): the kill lands there on any machine.
 kill_run() {
-	local out=$1 cond=$2 i
+	local o=$1 c=$2
 	shift 2
-	setsid sh "$EX/s3-tigris-to-imagekit.sh" "$@" >"$out" 2>&1 &
-	PG=$!
-	killed=0
-	for i in $(seq 1 1200); do
-		if eval "$cond"; then
-			kill -9 -- -"$PG" 2>/dev/null && killed=1
-			break
-		fi
-		kill -0 "$PG" 2>/dev/null || break
-		sleep 0.1
-	done
-	wait "$PG" 2>/dev/null
+	kill_when "$o" "$c" "$EX/s3-tigris-to-imagekit.sh" "$@"
 }
 L1=s3-$(printf '%s' "$C1" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9' '-')
 J3=$S3W/journal.db

@@ -152,6 +152,29 @@ req_since() {
 s3() { "$SYS_PY" "$LIB_DIR/s3tool.py" --port "$S3_PORT" "$@"; }
 
 # wait_uploads JOURNAL [SECONDS]: until the journal holds no pending row.
+# kill_when OUT COND SCRIPT [ARGS...]: sh SCRIPT ARGS in a process group
+# of its own (output to OUT), killed with kill -9 (it and its children in
+# the group) once the shell condition COND holds; sets PG (the group) and
+# killed=1 when the kill landed while it ran. Polled for up to 120 s; a
+# COND that holds while the script is blocked (a FIFO, a lock) makes the
+# kill land there on any machine.
+kill_when() {
+	local _kw_out=$1 _kw_cond=$2 _kw_i
+	shift 2
+	setsid sh "$@" >"$_kw_out" 2>&1 &
+	PG=$!
+	killed=0
+	for _kw_i in $(seq 1 1200); do
+		if eval "$_kw_cond"; then
+			kill -9 -- -"$PG" 2>/dev/null && killed=1
+			break
+		fi
+		kill -0 "$PG" 2>/dev/null || break
+		sleep 0.1
+	done
+	wait "$PG" 2>/dev/null
+}
+
 wait_uploads() {
 	local i n
 	for i in $(seq 1 $((${2:-60} * 10))); do
