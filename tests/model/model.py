@@ -1755,7 +1755,8 @@ class Generator:
             return {'op': 'overwrite_delete', 'a': a, 'b': b,
                     'da': self.data(), 'db': self.data(big=True),
                     'gap': r.uniform(0, 0.5),
-                    'risk': [4]}
+                    # local: #15.46 (B stays when the rm lands mid-upload)
+                    'risk': [4] + ([46] if self.backend == 'local' else [])}
         if t == 'fault_write':
             if self.backend != 'supabase':
                 return None
