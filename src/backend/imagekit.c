@@ -603,8 +603,9 @@ static int seen_add(struct seen *s, const char *name)
 	return s->names[s->n] ? (s->n++, 1) : -1;
 }
 
-enum mfs_err imagekit_list(struct backend *be, const char *dir,
-			    backend_list_cb cb, void *ud, struct errbuf *eb)
+enum mfs_err imagekit_list_all(struct backend *be, const char *dir,
+			       int moving, backend_list_cb cb, void *ud,
+			       struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	struct seen seen = { 0 };
@@ -638,7 +639,8 @@ enum mfs_err imagekit_list(struct backend *be, const char *dir,
 			struct obj_meta m = { 0 };
 			int fresh;
 
-			if (!name || !*name || strchr(name, '/'))
+			if (!name || !*name || strchr(name, '/') ||
+			    (!moving && str_starts(name, IK_MOVE_PREFIX)))
 				continue;
 			fresh = seen_add(&seen, name);
 			if (fresh < 0)
@@ -669,6 +671,12 @@ enum mfs_err imagekit_list(struct backend *be, const char *dir,
 	free(seen.names);
 	free(folder);
 	return rc;
+}
+
+enum mfs_err imagekit_list(struct backend *be, const char *dir,
+			    backend_list_cb cb, void *ud, struct errbuf *eb)
+{
+	return imagekit_list_all(be, dir, 0, cb, ud, eb);
 }
 
 static enum mfs_err ik_head(struct backend *be, const char *key,

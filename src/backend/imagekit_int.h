@@ -20,6 +20,10 @@
 #define MAX_429 200		/* rate-limited answers before giving up */
 #define JOB_TIMEOUT_S 3600
 #define SEEN_BACK 2000		/* names compared for page overlaps */
+/* The name a file or folder has between the steps of a move into another
+ * folder under a new name (relocate() in imagekit_write.c): the prefix,
+ * then 16 random hex digits. Listings of the mount leave such names out. */
+#define IK_MOVE_PREFIX ".mediafs-mv-"
 
 struct ik_ent {
 	char *key;
@@ -103,6 +107,12 @@ enum mfs_err imagekit_lookup(struct backend *be, const char *key,
 			   struct ik_ent **out, struct errbuf *eb);
 enum mfs_err imagekit_list(struct backend *be, const char *dir,
 			    backend_list_cb cb, void *ud, struct errbuf *eb);
+/* imagekit_list, and with moving set also the names of moves under way
+ * (IK_MOVE_PREFIX), which imagekit_list leaves out: for rmdir, whose
+ * delete is recursive. */
+enum mfs_err imagekit_list_all(struct backend *be, const char *dir,
+			       int moving, backend_list_cb cb, void *ud,
+			       struct errbuf *eb);
 enum mfs_err imagekit_get(struct backend *be, const char *key, uint64_t off,
 			   size_t len, const char *etag, char *dst,
 			   size_t *got, struct errbuf *eb);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -478,13 +479,23 @@ static int exists(struct backend *be, const char *key, enum mfs_err *rc,
 	return *rc ? -1 : 1;
 }
 
-/* The key "dir/name" of a name in key's folder, malloc'd. */
-static char *sibling(const char *key, const char *name)
+/* A name for a file or folder between the steps of a move (IK_MOVE_PREFIX
+ * and 16 random hex digits): no other writer uses it. */
+static void move_name(char out[sizeof(IK_MOVE_PREFIX) + 16])
 {
-	const char *s = strrchr(key, '/');
+	static unsigned long seq;
+	uint64_t r = 0;
+	struct timespec ts;
 
-	return s ? str_fmt("%.*s/%s", (int)(s - key), key, name)
-		 : strdup(name);
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
+		/* (no entropy yet: unique enough for one library) */
+		clock_gettime(CLOCK_REALTIME, &ts);
+		r = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+		    ((uint64_t)getpid() << 16) ^
+		    __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
+	}
+	snprintf(out, sizeof(IK_MOVE_PREFIX) + 16, IK_MOVE_PREFIX "%016llx",
+		 (unsigned long long)r);
 }
 
 /* Start a bulk job (kind: "moveFolder" with sourceFolderPath and
@@ -569,18 +580,24 @@ static enum mfs_err step_move(struct backend *be, int dir, const char *path,
 
 /* Rename file or folder (dir) src to dst. A target that exists is refused:
  * ImageKit would stack a file onto it as new versions, or merge folders.
- * Same folder: one rename. Another folder: a move (which keeps the name),
- * then a rename there for a new name; when the old name is taken in the
- * target folder, the rename comes first. */
+ * Same folder: one rename; same name: one move (it keeps the name).
+ * Another folder and another name: never through a name someone may use
+ * (a move onto a name that is taken stacks or merges, and the rename after
+ * it took both away: a file moved in beside one of its base name, #15.43,
+ * or a folder moved where an upload made one of its name meanwhile,
+ * #15.45): a rename to a move name (move_name) in the old folder, the move,
+ * then the rename to the new name. A step that fails undoes the ones
+ * before it (best effort: what stays under a move name is logged). */
 static enum mfs_err relocate(struct backend *be, const char *src,
 			     const char *dst, int dir, struct errbuf *eb)
 {
 	struct ik *ik = be->priv;
 	const char *sn, *dn;
 	char *sfold = imagekit_parent(ik, src, &sn), *dfold = imagekit_parent(ik, dst, &dn);
-	char *sp = imagekit_path(ik, src), *mid = NULL, *midp = NULL, *tmp = NULL;
+	char *sp = imagekit_path(ik, src), *tp = NULL, *mp = NULL;
+	char tmp[sizeof(IK_MOVE_PREFIX) + 16];
 	enum mfs_err rc = sfold && dfold && sp ? MFS_OK : MFS_ENOMEM;
-	int e;
+	struct errbuf e2 = { 0 };
 
 	if (!rc && exists(be, dst, &rc, eb) > 0)
 		rc = eb_set(eb, MFS_EEXIST,
@@ -592,37 +609,32 @@ static enum mfs_err relocate(struct backend *be, const char *src,
 		rc = step_rename(be, dir, sp, dn, src, eb);
 		goto done;
 	}
-	mid = sibling(dst, sn);	/* where a move puts it */
-	if (!mid) {
-		rc = MFS_ENOMEM;
-		goto out;
-	}
-	if (!strcmp(sn, dn) || exists(be, mid, &rc, eb) == 0) {
+	if (!strcmp(sn, dn)) {
 		rc = step_move(be, dir, sp, dfold, src, eb);
-		if (!rc && strcmp(sn, dn)) {
-			midp = imagekit_path(ik, mid);
-			rc = midp ? step_rename(be, dir, midp, dn, mid, eb)
-				  : MFS_ENOMEM;
-		}
 		goto done;
 	}
+	move_name(tmp);
+	tp = str_fmt("%s%s%s", sfold, strcmp(sfold, "/") ? "/" : "", tmp);
+	mp = str_fmt("%s%s%s", dfold, strcmp(dfold, "/") ? "/" : "", tmp);
+	if (!tp || !mp) {
+		rc = MFS_ENOMEM;
+		goto out;
+	}
+	rc = step_rename(be, dir, sp, tmp, src, eb);
 	if (rc)
 		goto out;
-	tmp = sibling(src, dn);	/* renamed first, in the old folder */
-	e = tmp ? exists(be, tmp, &rc, eb) : -1;
-	if (!tmp)
-		rc = MFS_ENOMEM;
-	else if (e > 0)
-		rc = eb_set(eb, MFS_EEXIST,
-			    "rename %s -> %s: both %s and %s are taken on ImageKit",
-			    src, dst, mid, tmp);
-	if (!rc)
-		rc = step_rename(be, dir, sp, dn, src, eb);
-	if (!rc) {
-		midp = imagekit_path(ik, tmp);
-		rc = midp ? step_move(be, dir, midp, dfold, tmp, eb)
-			  : MFS_ENOMEM;
+	rc = step_move(be, dir, tp, dfold, src, eb);
+	if (rc) {
+		if (step_rename(be, dir, tp, sn, src, &e2))
+			log_err("remote [%s]: %s is %s on ImageKit now (its move failed, and so did the way back: %s)",
+				be->name, src, tp, e2.msg);
+		goto out;
 	}
+	rc = step_rename(be, dir, mp, dn, dst, eb);
+	if (rc && (step_move(be, dir, mp, sfold, src, &e2) ||
+		   step_rename(be, dir, tp, sn, src, &e2)))
+		log_err("remote [%s]: %s is under a move name on ImageKit now (%s or %s: its rename failed, and so did the way back: %s)",
+			be->name, src, mp, tp, e2.msg);
 done:
 	if (!rc)	/* the new path's url is found again when needed */
 		imagekit_idx_drop(ik, src, dir);
@@ -630,9 +642,8 @@ out:
 	free(sfold);
 	free(dfold);
 	free(sp);
-	free(mid);
-	free(midp);
-	free(tmp);
+	free(tp);
+	free(mp);
 	return rc;
 }
 
@@ -741,7 +752,7 @@ enum mfs_err imagekit_rmdir(struct backend *be, const char *dir,
 	int children = 0;
 
 	/* the API deletes recursively: look first */
-	rc = imagekit_list(be, dir, count_one, &children, eb);
+	rc = imagekit_list_all(be, dir, 1, count_one, &children, eb);
 	if (rc == MFS_EEXIST)
 		rc = MFS_OK;
 	if (!rc && children)

@@ -135,10 +135,11 @@ mv "$MNT/rs/$d/$a" "$MNT/rs/$d/renamed-$a" &&
 mkdir -p "$MNT/moved"
 m=$(ik_mark)
 mv "$MNT/rs/$d/renamed-$a" "$MNT/moved/" && mv "$MNT/rs/$d/$b" "$MNT/moved/other-$b" &&
-	[ "$(ik_since "$m" '^POST /v1/files/move ')" = 2 ] && [ "$(ik_since "$m" '^PUT /v1/files/rename ')" = 1 ] &&
+	[ "$(ik_since "$m" '^POST /v1/files/move ')" = 2 ] && [ "$(ik_since "$m" '^PUT /v1/files/rename ')" = 2 ] &&
 	[ "$(uploads "$m")" = 0 ] && ik ids /moved | grep -q "^/moved/renamed-$a $ida " &&
+	! ik ids /moved | grep -q mediafs-mv && ! ik ids "/rs/${d#./}" | grep -q mediafs-mv &&
 	cmp -s "$T/src/$d/$a" "$MNT/moved/renamed-$a" && cmp -s "$T/src/$d/$b" "$MNT/moved/other-$b" &&
-	pass "rename across folders: move (+ rename for a new name), same fileId, bytes intact" ||
+	pass "rename across folders: a move; for a new name a rename to a move name, the move, the rename (#15.43), same fileId, bytes intact" ||
 	fail "move" "$(tail -4 "$IK_REQLOG")"
 mv "$MNT/moved/other-$b" "$MNT/moved/renamed-$a" 2>"$T/err" && fail "clobber" "mv onto an existing file succeeded" ||
 	{ grep -q "File exists" "$T/err" && cmp -s "$T/src/$d/$b" "$MNT/moved/other-$b" &&
@@ -159,10 +160,10 @@ polls=$(ik_since "$m" '^GET /v1/bulkJobs/')
 	fail "dir rename" "$(ik_since "$m") requests; $(tail -3 "$IK_REQLOG")"
 m=$(ik_mark)
 mv "$MNT/venues/Service-Images/$sd-new" "$MNT/moved/svc" || fail "dir move" "mv failed"
-[ "$(ik_since "$m" '^POST /v1/bulkJobs/moveFolder ')" = 1 ] && [ "$(ik_since "$m" '^POST /v1/bulkJobs/renameFolder ')" = 1 ] &&
+[ "$(ik_since "$m" '^POST /v1/bulkJobs/moveFolder ')" = 1 ] && [ "$(ik_since "$m" '^POST /v1/bulkJobs/renameFolder ')" = 2 ] &&
 	[ "$(ik manifest /moved/svc | wc -l)" = "$cnt" ] &&
 	diff <(cd "$T/src/Service-Images/$sd" && md5sum * | sort) <(cd "$MNT/moved/svc" && md5sum * | sort) >/dev/null &&
-	pass "directory move to another folder with a new name: moveFolder + renameFolder jobs, files intact" ||
+	pass "directory move to another folder with a new name: renameFolder to a move name, moveFolder, renameFolder (#15.45), files intact" ||
 	fail "dir move" "$(tail -4 "$IK_REQLOG")"
 control
 
