@@ -622,22 +622,21 @@ static enum mfs_err relocate(struct backend *be, const char *src,
 	}
 	rc = step_rename(be, dir, sp, tmp, src, eb);
 	if (rc)
-		goto out;
+		goto done;
 	rc = step_move(be, dir, tp, dfold, src, eb);
 	if (rc) {
 		if (step_rename(be, dir, tp, sn, src, &e2))
 			log_err("remote [%s]: %s is %s on ImageKit now (its move failed, and so did the way back: %s)",
 				be->name, src, tp, e2.msg);
-		goto out;
+		goto done;
 	}
 	rc = step_rename(be, dir, mp, dn, dst, eb);
 	if (rc && (step_move(be, dir, mp, sfold, src, &e2) ||
 		   step_rename(be, dir, tp, sn, src, &e2)))
 		log_err("remote [%s]: %s is under a move name on ImageKit now (%s or %s: its rename failed, and so did the way back: %s)",
 			be->name, src, mp, tp, e2.msg);
-done:
-	if (!rc)	/* the new path's url is found again when needed */
-		imagekit_idx_drop(ik, src, dir);
+done:	/* (also after a failed step: where it is now is found again) */
+	imagekit_idx_drop(ik, src, dir);
 out:
 	free(sfold);
 	free(dfold);
