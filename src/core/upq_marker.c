@@ -1,7 +1,8 @@
 /* upq_marker.c - directory markers of the upload queue: the object "dir/"
  * that keeps an empty directory on a store without folders. A marker item
  * waits (marker_ms, longer while files are on their way) and is dropped
- * when its directory turns out not to be empty.
+ * when its directory turns out not to be empty (one resumed from an
+ * earlier run, which may have stored it, is deleted then).
  * Calls: backend, meta (journal, mcache), common. Every function here runs
  * with q->lock held (see upq.c).
  */
