@@ -861,6 +861,7 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 		return MFS_ENOMEM;
 	}
 	it->marker = marker;
+	it->resumed = marker && jid > 0;
 	it->created_ms = now_ms();
 	it->ino = ino;
 	it->be = be;
@@ -1219,7 +1220,7 @@ void upq_tally(struct upq *q, const struct backend *be, const char *prefix,
 		if ((be && it->be != be) || !under(it->key, prefix))
 			continue;
 		if (it->marker && it->state == S_QUEUED &&
-		    upqm_not_needed(q, it))
+		    upqm_free_drop(q, it))
 			continue;	/* will be dropped: nothing to wait for */
 		if (it->state == S_HELD || it->state == S_QUEUED) {
 			t->pending++;
@@ -1266,7 +1267,7 @@ enum mfs_err upq_wait_under(struct upq *q, const struct backend *be,
 			if (it->state == S_FAILED || it->state == S_DONE)
 				continue;
 			if (it->marker && it->state == S_QUEUED &&
-			    upqm_not_needed(q, it))
+			    upqm_free_drop(q, it))
 				continue;	/* will be dropped */
 			busy++;
 			/* files start now; a directory marker keeps waiting

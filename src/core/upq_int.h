@@ -40,6 +40,9 @@ struct item {
 				 * no staging file */
 	int earlier;		/* guarded: S_FAILED in an earlier run
 				 * (resumed so its staged copy serves) */
+	int resumed;		/* a marker from an earlier run's journal
+				 * row: its request may have landed after
+				 * that run ended (a kill -9, #15.44) */
 	int64_t created_ms;
 	int in_list;		/* guarded */
 	int refs;		/* guarded: waiters */
@@ -111,8 +114,13 @@ void upqm_drop_above(struct upq *q, const struct item *it);
 int upqm_waits(struct upq *q, const struct item *m, int64_t t);
 /* Does marker m's directory hold anything now (then it needs none)? */
 int upqm_not_needed(struct upq *q, const struct item *m);
+/* Does marker m's directory hold anything now, and can m be dropped
+ * without a request (not one an earlier run may have stored)? Then
+ * nobody waits for it. */
+int upqm_free_drop(struct upq *q, const struct item *m);
 /* A worker picked marker it: if its directory is not empty, drop it
- * (journal row cancelled, item released, waiters woken) and return 1. */
+ * (journal row cancelled, item released, waiters woken; one an earlier
+ * run may have stored is deleted: drops q->lock meanwhile) and return 1. */
 int upqm_skip(struct upq *q, struct item *it);
 /* Marker it landed: journal row done, directory no longer pending (and,
  * where a marker is an object of its own, known in the cache to have

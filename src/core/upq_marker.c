@@ -1,7 +1,8 @@
 /* upq_marker.c - directory markers of the upload queue: the object "dir/"
  * that keeps an empty directory on a store without folders. A marker item
  * waits (marker_ms, longer while files are on their way) and is dropped
- * when its directory turns out not to be empty.
+ * when its directory turns out not to be empty (one resumed from an
+ * earlier run, which may have stored it, is deleted then).
  * Calls: backend, meta (journal, mcache), common. Every function here runs
  * with q->lock held (see upq.c).
  */
@@ -13,8 +14,34 @@
 #include "common/str.h"
 #include "upq_int.h"
 
+/* Caller holds lock: marker m is dropped as not needed. One resumed from
+ * an earlier run's journal row may be on the store all the same: that run
+ * sent it and ended (kill -9) before the answer, and the request landed
+ * after it (a slow server, a proxy), or just before the end. The cache
+ * takes it as stored, so upqm_clear_above deletes it like any landed
+ * marker of a folder that holds files (a DELETE of one that never landed
+ * is answered as done). Without this, the folder kept its marker beside
+ * its files (#15.44: the model tester's slow seed "s3 11", a kill -9
+ * while the marker of y/deep7 was on its way through the proxy, then a
+ * folder with files moved into y/deep7). Returns whether it did. */
+static int maybe_stored(struct upq *q, const struct item *m)
+{
+	struct mc_set s = { 0 };
+
+	if (!m->resumed || !q->mc ||
+	    !(m->be->ops->caps & BE_CAP_MARKER_OBJECTS))
+		return 0;
+	s.mask = MC_SET_ETAG;
+	s.etag = UPQ_MARKER_ETAG;
+	mcache_set(q->mc, m->ino, &s);
+	log_dbg(LOG_SUB_UPQ, "marker of %s may have landed in an earlier run: deleting it",
+		m->key);
+	return 1;
+}
+
 /* Caller holds lock: it landed, so its directories exist on the server
- * through it; their queued markers are not needed. */
+ * through it; their queued markers are not needed (one an earlier run may
+ * have stored: the caller's upqm_clear_above from it deletes it). */
 void upqm_drop_above(struct upq *q, const struct item *it)
 {
 	struct item *m, *next;
@@ -34,6 +61,7 @@ void upqm_drop_above(struct upq *q, const struct item *it)
 			s.mask = MC_SET_PENDING;
 			mcache_set(q->mc, m->ino, &s);
 		}
+		maybe_stored(q, m);
 		journal_cancel(q->j, m->jid, NULL);
 		q->st.queued--;
 		log_dbg(LOG_SUB_UPQ, "marker of %s not needed: %s landed",
@@ -100,14 +128,26 @@ int upqm_not_needed(struct upq *q, const struct item *m)
 	return any;
 }
 
+int upqm_free_drop(struct upq *q, const struct item *m)
+{
+	return upqm_not_needed(q, m) &&
+	       !(m->resumed && (m->be->ops->caps & BE_CAP_MARKER_OBJECTS));
+}
+
+static int first_child(void *ud, const struct mc_node *n);
+
 int upqm_skip(struct upq *q, struct item *it)
 {
+	struct backend *be = it->be;
 	struct mc_set s = { 0 };
+	uint64_t child = 0;
 
 	if (!upqm_not_needed(q, it))
 		return 0;
 	s.mask = MC_SET_PENDING;
 	mcache_set(q->mc, it->ino, &s);
+	if (maybe_stored(q, it))
+		mcache_children(q->mc, it->ino, first_child, &child);
 	journal_cancel(q->j, it->jid, NULL);
 	q->st.queued--;
 	log_dbg(LOG_SUB_UPQ, "marker of %s not needed: the directory is not empty",
@@ -115,6 +155,10 @@ int upqm_skip(struct upq *q, struct item *it)
 	it->rc = MFS_OK;
 	it->state = S_DONE;
 	upqi_release_item(q, it);
+	/* (counted as running while it deletes: nobody sees the queue
+	 * drained before) */
+	if (child)
+		upqm_clear_above(q, be, child);
 	pthread_cond_broadcast(&q->changed);
 	return 1;
 }

@@ -57,6 +57,10 @@ FULL_READ = os.environ.get('MODEL_FULL_READ') == '1'
 SLOW_WAIT_P = float(os.environ.get('MODEL_SLOW_WAIT_P', '0.3'))
 SLOW_DELAY_MS = os.environ.get('MODEL_SLOW_DELAY_MS', '0-80')
 SLOW_WRITE_MS = os.environ.get('MODEL_SLOW_WRITE_MS', '100-700')
+# MODEL_DEBUG=upq,http: the daemon's debug log of those subsystems (in each
+# mount's mediafs.log), to read what a failing case did
+DEBUG_OPT = (',debug=' + os.environ['MODEL_DEBUG']
+             if os.environ.get('MODEL_DEBUG') else '')
 SNIFF_BYTES = 4096
 FILE_NAMES = ['a.txt', 'b.bin', 'c', 'd.png', 'e.json', 'f.jpg', 'g']
 DIR_NAMES = ['d1', 'd2', 'x', 'y', 'deep']
@@ -669,7 +673,8 @@ class Mount:
         logf = open(self.log, 'ab')
         self.proc = subprocess.Popen(
             [self.mediafs, '-f', '-o', 'config=%s,cache_dir=%s,journal=%s' %
-             (self.conf, self.cache, self.journal), self.remote, self.mnt],
+             (self.conf, self.cache, self.journal) + DEBUG_OPT,
+             self.remote, self.mnt],
             stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)
         logf.close()
         deadline = time.time() + 60

@@ -1,0 +1,122 @@
+#!/bin/bash
+# An empty folder's marker object whose upload was on its way at a kill -9
+# lands on the store after the daemon died (the fault proxy and the
+# Supabase fake hold it, then let it through). The next mount resumes the
+# marker from the journal; when the folder gets files (a file written into
+# it, or a folder with files moved into it) that marker must go from the
+# store too, not just from the queue: a folder that holds files keeps no
+# marker (issue #15, #15.44: the model tester's slow seed "s3 11" left the
+# marker of y/deep7 on S3 and on Supabase). "In flight" is a state, not a
+# race: the marker requests are held until the daemon is dead.
+. "$(dirname "$0")/../lib/common.sh"
+. "$LIB_DIR/supabase.sh"
+
+MNT=$T/mnt
+LOG=$T/mediafs.log
+J=$T/journal.db
+s3 mkbucket bkt
+supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
+PPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+: >"$T/control"
+/usr/bin/python3 "$TESTS_DIR/servers/fault_proxy.py" "$PPORT" "$S3_PORT" "$T/control" >"$T/proxy.out" 2>&1 &
+proxy=$!
+trap 'cleanup_mounts; kill $proxy 2>/dev/null; supa_stop' EXIT
+for i in $(seq 1 100); do grep -q ready "$T/proxy.out" && break; sleep 0.1; done
+S3_PORT=$PPORT write_conf "$T/m.conf" bkt
+export TEST_SB_KEY=$SB_KEY
+cat >>"$T/m.conf" <<EOC
+
+[supa]
+type = supabase
+url = http://127.0.0.1:$SB_PORT
+key = env:TEST_SB_KEY
+retry_base_ms = 20
+EOC
+OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
+mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
+S=$MNT/s3t
+mkdir "$MNT/supa/bkt" || { fail mount "no Supabase bucket"; exit 1; }
+P=$MNT/supa/bkt
+
+hold() { echo "hold_key=$1" >"$T/control"; cp "$T/control" "$SB_CONTROL"; }
+release() { : >"$T/control"; : >"$SB_CONTROL"; }
+# nheld TEXT N: wait (60 s) until N requests containing TEXT are held
+nheld() {
+	local i
+	for i in $(seq 1 600); do
+		[ "$(cat "$T/control.held" "$SB_CONTROL.held" 2>/dev/null | grep -c -- "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+poll() {	# poll SECONDS COMMAND...: until COMMAND succeeds (by the clock:
+	local end=$((SECONDS + $1))	# a listing is a tool start, ~1 s)
+	shift
+	until "$@"; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.2
+	done
+}
+kill9() {
+	kill -9 "$MFS_PID"
+	wait "$MFS_PID" 2>/dev/null
+	MFS_PID=
+	fusermount3 -u -z "$MNT" 2>/dev/null
+}
+# snap: one listing of each store (S3's keys with the markers "d/"); s3_has
+# and sb_has read the last one
+snap() {
+	s3 keys bkt "" >"$T/s3.snap" 2>/dev/null
+	sb manifest bkt 2>/dev/null | cut -f1 >"$T/sb.snap"
+}
+s3_has() { grep -qx -- "$1" "$T/s3.snap"; }
+sb_has() { grep -qx -- "$1" "$T/sb.snap"; }
+PH=.emptyFolderPlaceholder
+markers_landed() {
+	snap
+	s3_has mkf/ && s3_has mkm/ && sb_has mkf/$PH && sb_has mkm/$PH
+}
+filled() {	# the files are stored, the four markers gone
+	snap
+	s3_has mkf/f.txt && s3_has mkm/sub/g.txt && sb_has mkf/f.txt &&
+		sb_has mkm/sub/g.txt && ! s3_has mkf/ && ! s3_has mkm/ &&
+		! sb_has mkf/$PH && ! sb_has mkm/$PH
+}
+
+# folders to move in later, their files stored first
+for d in "$S" "$P"; do
+	mkdir "$d/src" && echo g >"$d/src/g.txt" ||
+		fail "setup" "cannot write $d/src/g.txt"
+done
+wait_uploads "$J"
+: >"$T/control.held"; : >"$SB_CONTROL.held"
+hold /mk	# the markers of mkf and mkm (bucket bkt), nothing else
+for d in "$S" "$P"; do
+	mkdir "$d/mkf" "$d/mkm" || fail "mkdir" "in $d"
+done
+# both folders' markers on their way to each store (after marker_ms)
+if nheld mkf/ 2 && nheld mkm/ 2; then
+	kill9
+	release	# they land now, after the daemon died
+	poll 60 markers_landed ||
+		fail "held markers" "did not land: $(tr '\n' ' ' <"$T/s3.snap") / $(tr '\n' ' ' <"$T/sb.snap")"
+	mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }
+	# one folder gets a file, the other a folder with a file (the
+	# model's case: mv of a folder into y/deep7)
+	for d in "$S" "$P"; do
+		echo f >"$d/mkf/f.txt" && mv "$d/src" "$d/mkm/sub" ||
+			fail "fill" "in $d"
+	done
+	if poll 60 filled; then
+		pass "kill -9 while empty folders' markers were on their way, then files in them: S3 and Supabase keep no marker of a folder that holds files"
+	else
+		fail "markers of filled folders after kill -9" "S3: $(tr '\n' ' ' <"$T/s3.snap") Supabase: $(tr '\n' ' ' <"$T/sb.snap")"
+	fi
+	left=$(sqlite3 "$J" "select count(*) from uploads where state in ('pending','failed')")
+	[ "$left" -eq 0 ] && pass "journal: no marker row left pending or failed" ||
+		fail "journal" "$left rows: $(sqlite3 "$J" "select key,state from uploads where state in ('pending','failed')" | tr '\n' ' ')"
+else
+	release
+	fail "markers in flight" "the marker requests never reached the servers: $(cat "$T/control.held" "$SB_CONTROL.held" 2>/dev/null | tr '\n' ' ')"
+fi
+umount_fs "$LOG" "$MNT" || fail "unmount" "see $LOG"
