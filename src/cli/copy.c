@@ -399,6 +399,12 @@ static void record(struct copier *cp, const struct entry *e, const char *src,
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)e->size);
 	snprintf(ts0, sizeof(ts0), "%.3f", t0);
 	snprintf(ts1, sizeof(ts1), "%.3f", cli_now());
+	/* the copy's row and its upload's label in one transaction: killed
+	 * between them, a copy counted done would leave an upload no label
+	 * names (rollback --label, verify and report would miss it); cp->lock
+	 * keeps the other workers' rows out of it (one connection) */
+	pthread_mutex_lock(&cp->lock);
+	journal_exec(cp->c->j, "BEGIN", NULL, 0, NULL, NULL);
 	journal_exec(cp->c->j,
 		     "INSERT OR REPLACE INTO copies(plan,label,src,dst,rel,"
 		     "src_remote,src_key,src_url,dst_remote,dst_key,dst_url,"
@@ -415,6 +421,9 @@ static void record(struct copier *cp, const struct entry *e, const char *src,
 			     " state='done') AND label IS NULL",
 			     q, 3, NULL, NULL);
 	}
+	if (journal_exec(cp->c->j, "COMMIT", NULL, 0, NULL, NULL))
+		journal_exec(cp->c->j, "ROLLBACK", NULL, 0, NULL, NULL);
+	pthread_mutex_unlock(&cp->lock);
 	if (err)
 		fprintf(stderr, "mediactl: %s -> %s: %s\n", e->src, e->dst,
 			error);

@@ -567,6 +567,26 @@ static struct item *pick(struct upq *q, int64_t *wait_ms)
 	return NULL;
 }
 
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) && errno == EINTR)
+		;
+}
+
+/* A landed upload the journal cannot record (its "done" write failed:
+ * another process held the journal's write lock past the busy timeout,
+ * e.g. a mediactl killed mid-write whose exit waits on this mount) is
+ * not answered as done: marked done in the cache, its staged copy gone
+ * and its row still pending, it would look stored to the mount (and to
+ * a `mediactl copy` run again) while the journal, and every report,
+ * verify, rewrite and rollback reading it, never learns of it, and the
+ * next mount fails the row ("staged file missing"). The worker tries
+ * again with the queue's lock released (the lock's holder may need this
+ * mount to let go) until the write succeeds, the item staying
+ * "uploading" meanwhile (fsync waits); at shutdown it gives up keeping
+ * the staged copy, so the next mount sends the file again. */
 static void *worker(void *arg)
 {
 	struct upq *q = arg;
@@ -580,6 +600,8 @@ static void *worker(void *arg)
 		char *key, *url = NULL;
 		int64_t wait_ms, jid;
 		struct item *it = pick(q, &wait_ms);
+		struct errbuf jeb = { 0 };
+		int jtries = 0, keep_stage = 0;
 		enum mfs_err rc;
 
 		if (!it) {
@@ -627,6 +649,7 @@ static void *worker(void *arg)
 		if (!rc)
 			rc = after_upload(q, it, &out, &eb);
 		q->st.running--;
+settle:
 		it->rc = rc;
 		if (it->discarded || (rc && it->cancelled)) {
 			/* deleted by the user while uploading: nothing of it
@@ -671,7 +694,33 @@ static void *worker(void *arg)
 			d.hook = ur.hook;
 			d.hook_result = ur.text[0] ? ur.text : NULL;
 			d.file_id = out.id[0] ? out.id : NULL;
-			journal_done(q->j, it->jid, &d, NULL);
+			if (journal_done(q->j, it->jid, &d, &jeb)) {
+				if (!q->stop) {
+					/* see "A landed upload the journal
+					 * cannot record" above */
+					if (!jtries++)
+						log_warn("%s is on the server, but the journal cannot record it yet (%s): trying again until it can",
+							 it->key, jeb.msg);
+					free(url);
+					url = NULL;
+					pthread_mutex_unlock(&q->lock);
+					sleep_ms(jtries < 5 ? 100L << jtries
+							    : 2000);
+					pthread_mutex_lock(&q->lock);
+					if (!q->stop && (it->rename_to ||
+							 it->meta_changed ||
+							 it->cancelled))
+						rc = after_upload(q, it, &out,
+								  &eb);
+					goto settle;
+				}
+				log_err("%s is on the server, but the journal never recorded it (%s): its staged copy %s is kept, the next mount sends it again",
+					it->key, jeb.msg, it->stage_path);
+				keep_stage = 1;
+			} else if (jtries) {
+				log_info("%s: recorded in the journal after %d attempts",
+					 it->key, jtries + 1);
+			}
 			s.mask = MC_SET_ETAG | MC_SET_FULL | MC_SET_CTYPE;
 			s.etag = out.etag;
 			s.full = 1;
@@ -691,7 +740,8 @@ static void *worker(void *arg)
 			mcache_set(q->mc, it->ino, &s);
 			/* after the cache says where the bytes are now: a
 			 * reader that finds no staged copy finds them there */
-			unlink(it->stage_path);
+			if (!keep_stage)
+				unlink(it->stage_path);
 			q->st.done++;
 			q->st.bytes_done += ur.size;
 			it->state = S_DONE;
