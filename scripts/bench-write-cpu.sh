@@ -8,6 +8,7 @@
 # (private network namespace, FUSE) and fauxqs installed by
 # `BENCH_SERVER=fauxqs scripts/bench.sh` (build/bench-tools).
 #   scripts/bench-write-cpu.sh [MEDIAFS_BINARY] [NIMAGES]
+# PERF_OUT=FILE: also perf record -g the daemon over both phases into FILE.
 set -u
 if [ -z "${MFS_BENCH_NETNS:-}" ]; then
 	[ "$(id -u)" = 0 ] || { echo "bench-write-cpu: needs root"; exit 1; }
@@ -48,6 +49,7 @@ mkdir -p "$D/run/mnt"
 PID=$!
 for i in $(seq 1 100); do mountpoint -q "$D/run/mnt" && break; sleep 0.1; done
 cpu() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
+[ -n "${PERF_OUT:-}" ] && { perf record -F 999 -g -p $PID -o "$PERF_OUT" 2>/dev/null & PP=$!; sleep 1; }
 c0=$(cpu); t0=$(date +%s.%N); load=$(cut -d' ' -f1 /proc/loadavg)
 cp -r "$C/." "$D/run/mnt/cp"
 python3 scripts/bench-wait.py $PORT bench-mediafs cp/ "$N" "$BYTES" 900 >/dev/null
@@ -55,6 +57,7 @@ c1=$(cpu); t1=$(date +%s.%N)
 rsync -a "$C/" "$D/run/mnt/rs/"
 python3 scripts/bench-wait.py $PORT bench-mediafs rs/ "$N" "$BYTES" 900 >/dev/null
 c2=$(cpu); t2=$(date +%s.%N)
+[ -n "${PP:-}" ] && { kill -INT $PP; wait $PP; }
 (cd "$D/run/mnt/rs" && find . -type f -exec md5sum {} + | sort -k2 | md5sum) >"$D/run/readback"
 fusermount3 -u "$D/run/mnt"
 wait $PID
