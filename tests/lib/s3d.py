@@ -16,8 +16,8 @@ this small client (about 0.03 s). The helper ends when the process OWNER
 processes (its command line names SOCKET, below the test's directory).
 
 A call that cannot reach a helper (none starts, the path is too long for a
-socket, the caller is in another network or mount namespace than the
-helper) runs s3tool.py itself, as before. MFS_S3_DIRECT=1 always does.
+socket) or is made from another network or mount namespace than OWNER's
+(unshare) runs s3tool.py itself, as before. MFS_S3_DIRECT=1 always does.
 """
 import os
 import socket
@@ -32,9 +32,19 @@ def direct(args):
              + args)
 
 
-def namespaces():
-    return '%s %s' % (os.readlink('/proc/self/ns/net'),
-                      os.readlink('/proc/self/ns/mnt'))
+def namespaces(pid='self'):
+    return '%s %s' % (os.readlink('/proc/%s/ns/net' % pid),
+                      os.readlink('/proc/%s/ns/mnt' % pid))
+
+
+def owners_namespaces(owner):
+    """Whether this caller is in OWNER's network and mount namespaces: a
+    helper started from another mount namespace (unshare -m) would keep
+    that namespace, and the copies of mounts in it, for the whole test."""
+    try:
+        return namespaces() == namespaces(owner)
+    except (OSError, ValueError):
+        return False
 
 
 def recv_exact(c, n):
@@ -244,7 +254,8 @@ def main():
         serve(sys.argv[2], sys.argv[3])
         return 0
     path, owner, args = sys.argv[1], sys.argv[2], sys.argv[3:]
-    if os.environ.get('MFS_S3_DIRECT') or len(os.fsencode(path)) > 100:
+    if os.environ.get('MFS_S3_DIRECT') or len(os.fsencode(path)) > 100 or \
+            not owners_namespaces(owner):
         direct(args)
     return call(path, owner, args)
 
