@@ -101,6 +101,9 @@ def start(path, owner):
                 os.dup2(null, 1)
                 os.dup2(log, 2)
                 os.closerange(3, 65536)
+                # not the caller's directory: one in a mount would keep
+                # that mount busy (umount fails) for the rest of the test
+                os.chdir('/')
                 os.execv(sys.executable, [sys.executable,
                                           os.path.abspath(__file__),
                                           '--serve', path, owner])
