@@ -214,6 +214,10 @@ def serve(path, owner):
     import signal
     owner = int(owner)
     ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:	# left by a helper killed while it started
+        os.unlink(path + '.new')
+    except FileNotFoundError:
+        pass
     ls.bind(path + '.new')
     ls.listen(64)
     os.rename(path + '.new', path)	# callers connect from here on
@@ -234,7 +238,12 @@ def serve(path, owner):
             continue
         conn.settimeout(None)
         calls += 1
-        if os.fork() == 0:
+        try:
+            pid = os.fork()
+        except OSError:	# the caller sees no ACK: it starts a helper anew
+            conn.close()
+            continue
+        if pid == 0:
             try:
                 ls.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
