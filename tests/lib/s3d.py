@@ -131,7 +131,12 @@ def call(path, owner, args):
             fds.append(fd)
         except OSError:
             fds.append(-1)
-    fields = [namespaces(), os.getcwd(), ' '.join(str(f) for f in fds),
+    try:
+        cwd = os.getcwd()
+    except OSError:	# a directory removed: s3tool.py runs there itself
+        s.close()
+        direct(args)
+    fields = [namespaces(), cwd, ' '.join(str(f) for f in fds),
               str(len(args))] + args
     fields += ['%s=%s' % kv for kv in os.environ.items()]
     socket.send_fds(s, [pack(fields)], [f for f in fds if f >= 0])
