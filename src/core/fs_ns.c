@@ -82,6 +82,23 @@ static void keep_if_empty(struct fs *fs, struct fs_remote *r, uint64_t dir)
 	mc_node_cleanup(&top);
 }
 
+/* n was read before its upload was cancelled (upq_cancel answered 0: no
+ * upload of it runs now, none will start). One that landed in between
+ * put its object's ETag into the cache (the queue does so before the item
+ * goes, under its lock) after n was read: take it, so what it landed is
+ * deleted or counted as replaced. Without this, an upload landing between
+ * the lookup and the cancel left its object on the store, the mount
+ * showing it gone (issue #15: #15.46, local: B after overwrite_delete;
+ * #15.42: g after write c, mv c g, rm g, back once the cache was lost). */
+static void etag_now(struct fs *fs, struct mc_node *n)
+{
+	struct mc_node now = { 0 };
+
+	if (!mcache_get(fs->mc, n->ino, &now) && now.etag[0])
+		memcpy(n->etag, now.etag, sizeof(n->etag));
+	mc_node_cleanup(&now);
+}
+
 enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 		       struct errbuf *eb)
 {
@@ -101,6 +118,8 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 	}
 	fsi_orphan(fs, &n);	/* open handles: usable until closed */
 	after = upq_cancel(fs->cfg.upq, n.ino);
+	if (!after)
+		etag_now(fs, &n);
 	/* an older version on the server goes too (a running upload deletes
 	 * what it lands when it finishes) */
 	if (n.etag[0] && !after)
@@ -895,6 +914,7 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 			rc = mcache_get(fs->mc, src.ino, &src);
 			/* (what it landed it deleted: newkey is free) */
 		} else {
+			etag_now(fs, &dst);
 			over = dst.etag;
 		}
 	} else if (!rc && dst.ino && dst.kind == MC_DIR) {
