@@ -18,22 +18,10 @@ J=$T/journal.db
 MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
 s3 mkbucket fly
 supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
-PPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-: >"$T/control"
-/usr/bin/python3 "$TESTS_DIR/servers/fault_proxy.py" "$PPORT" "$S3_PORT" "$T/control" >"$T/proxy.out" 2>&1 &
-proxy=$!
+proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
 trap 'cleanup_mounts; kill $proxy 2>/dev/null; supa_stop' EXIT
-for i in $(seq 1 100); do grep -q ready "$T/proxy.out" && break; sleep 0.1; done
 S3_PORT=$PPORT write_conf "$T/m.conf" fly
-export TEST_SB_KEY=$SB_KEY
-cat >>"$T/m.conf" <<EOC
-
-[supa]
-type = supabase
-url = http://127.0.0.1:$SB_PORT
-key = env:TEST_SB_KEY
-retry_base_ms = 20
-EOC
+supa_conf "$T/m.conf"
 OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
 mctl() { "$MEDIACTL" --journal "$J" --config "$T/m.conf" "$@"; }
 mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }

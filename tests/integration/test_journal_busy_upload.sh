@@ -20,15 +20,11 @@ for i in $(seq 1 30); do
 	sleep 2
 done
 s3 keys jbusy >/dev/null 2>&1 || { fail "bucket" "cannot make bucket jbusy: $(tail -2 "$T/mkbucket.out")"; exit 1; }
-PPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-: >"$T/control"
-/usr/bin/python3 "$TESTS_DIR/servers/fault_proxy.py" "$PPORT" "$S3_PORT" "$T/control" >"$T/proxy.out" 2>&1 &
-proxy=$!
+proxy_start "$T/control" 2>"$T/proxy.err" ||
+	{ fail "proxy" "$(cat "$T/proxy.err")"; exit 1; }
 locker=
 trap 'touch "$T/unlock"; [ -n "$locker" ] && kill $locker 2>/dev/null; cleanup_mounts; kill $proxy 2>/dev/null' EXIT
-for i in $(seq 1 600); do grep -q ready "$T/proxy.out" 2>/dev/null && break; sleep 0.1; done
 S3_PORT=$PPORT write_conf "$T/m.conf" jbusy
-grep -q ready "$T/proxy.out" 2>/dev/null || { fail "proxy" "the fault proxy did not start: $(tail -3 "$T/proxy.out")"; exit 1; }
 mount_fs "$LOG" "$MNT" -o "config=$T/m.conf,cache_dir=$T/cache,journal=$J" ||
 	{ fail mount "mediafs did not mount: $(tail -3 "$LOG" | tr '\n' ' ')"; exit 1; }
 # poll SECONDS COMMAND...: until COMMAND succeeds

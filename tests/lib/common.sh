@@ -154,6 +154,24 @@ req_since() {
 export MFS_S3D_OWNER=${MFS_S3D_OWNER:-$$}
 s3() { "$SYS_PY" -I -S "$LIB_DIR/s3d.py" "$T/.s3d.sock" "$MFS_S3D_OWNER" --port "$S3_PORT" "$@"; }
 
+# proxy_start CONTROL: tests/servers/fault_proxy.py on a free port in
+# front of the S3 server, ruled by the file CONTROL (emptied); sets PPORT
+# and proxy (its pid). Waits up to 60 s for its "ready" (a Python start
+# took 30 s at load 80); fails, saying why, if it never came.
+proxy_start() {
+	local i
+	PPORT=$("$SYS_PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	: >"$1"
+	"$SYS_PY" "$TESTS_DIR/servers/fault_proxy.py" "$PPORT" "$S3_PORT" "$1" >"$T/proxy.out" 2>&1 &
+	proxy=$!
+	for i in $(seq 1 600); do
+		grep -q ready "$T/proxy.out" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "the fault proxy did not start: $(tail -3 "$T/proxy.out")" >&2
+	return 1
+}
+
 # wait_uploads JOURNAL [SECONDS]: until the journal holds no pending row.
 # kill_when OUT COND SCRIPT [ARGS...]: sh SCRIPT ARGS in a process group
 # of its own (output to OUT), killed with kill -9 (it and its children in

@@ -31,3 +31,17 @@ sb() { /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/sbtool.py" --port "$SB_P
 # sb_mark / sb_since MARK [REGEX]: requests in the fake's log.
 sb_mark() { wc -l <"$SB_REQLOG"; }
 sb_since() { tail -n +"$(($1 + 1))" "$SB_REQLOG" | grep -cE "${2:-.}" || true; }
+
+# supa_conf FILE: adds the remote "supa" (the fake, key from the
+# environment as TEST_SB_KEY) to the mediafs config FILE.
+supa_conf() {
+	export TEST_SB_KEY=$SB_KEY
+	cat >>"$1" <<EOC
+
+[supa]
+type = supabase
+url = http://127.0.0.1:$SB_PORT
+key = env:TEST_SB_KEY
+retry_base_ms = 20
+EOC
+}
