@@ -26,17 +26,6 @@ S=$MNT/s3t
 mkdir "$MNT/supa/bkt" || { fail mount "no Supabase bucket"; exit 1; }
 P=$MNT/supa/bkt
 
-hold() { echo "hold_key=$1" >"$T/control"; cp "$T/control" "$SB_CONTROL"; }
-release() { : >"$T/control"; : >"$SB_CONTROL"; }
-# nheld TEXT N: wait (60 s) until N requests containing TEXT are held
-nheld() {
-	local i
-	for i in $(seq 1 600); do
-		[ "$(cat "$T/control.held" "$SB_CONTROL.held" 2>/dev/null | grep -c -- "$1")" -ge "$2" ] && return 0
-		sleep 0.1
-	done
-	return 1
-}
 poll() {	# poll SECONDS COMMAND...: until COMMAND succeeds (by the clock:
 	local end=$((SECONDS + $1))	# a listing is a tool start, ~1 s)
 	shift

@@ -16,22 +16,10 @@ J=$T/journal.db
 MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
 s3 mkbucket sem
 supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
-PPORT=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-: >"$T/control"
-/usr/bin/python3 "$TESTS_DIR/servers/fault_proxy.py" "$PPORT" "$S3_PORT" "$T/control" >"$T/proxy.out" 2>&1 &
-proxy=$!
+proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
 trap 'cleanup_mounts; kill $proxy 2>/dev/null; supa_stop' EXIT
-for i in $(seq 1 100); do grep -q ready "$T/proxy.out" && break; sleep 0.1; done
 S3_PORT=$PPORT write_conf "$T/m.conf" sem
-export TEST_SB_KEY=$SB_KEY
-cat >>"$T/m.conf" <<EOC
-
-[supa]
-type = supabase
-url = http://127.0.0.1:$SB_PORT
-key = env:TEST_SB_KEY
-retry_base_ms = 20
-EOC
+supa_conf "$T/m.conf"
 # marker_wait=3: section 7 holds a file open until its folder's marker is
 # settled; the marker stops waiting for it after 3 s, not the default 60
 OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J,marker_wait=3
@@ -41,11 +29,9 @@ S=$MNT/s3t
 mkdir "$MNT/supa/sem" || { fail mount "no Supabase bucket"; exit 1; }
 P=$MNT/supa/sem
 
-# hold KEYTEXT / release: uploads whose URL contains KEYTEXT wait at the
-# server (S3 proxy and Supabase fake alike); held KEYTEXT waits (60 s) until
-# one has arrived.
-hold() { echo "hold_key=$1" >"$T/control"; cp "$T/control" "$SB_CONTROL"; }
-release() { : >"$T/control"; : >"$SB_CONTROL"; }
+# hold KEYTEXT / release (tests/lib/common.sh): uploads whose URL contains
+# KEYTEXT wait at the server (S3 proxy and Supabase fake alike); held
+# KEYTEXT waits (60 s) until one has arrived.
 held() {
 	local i
 	for i in $(seq 1 600); do

@@ -16,15 +16,9 @@ LOG=$T/mediafs.log
 J=$T/journal.db
 supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
 trap 'cleanup_mounts; supa_stop' EXIT
-cat >"$T/m.conf" <<EOC
-[supa]
-type = supabase
-url = http://127.0.0.1:$SB_PORT
-key = env:TEST_SB_KEY
-retry_base_ms = 20
-EOC
+: >"$T/m.conf"
 chmod 600 "$T/m.conf"
-export TEST_SB_KEY=$SB_KEY
+supa_conf "$T/m.conf"
 mount_fs "$LOG" "$MNT" -o config="$T/m.conf",cache_dir="$T/cache",journal="$J",marker_wait=5 supa: ||
 	{ fail mount "mediafs did not mount supa:"; exit 1; }
 mkdir "$MNT/media" || { fail bucket "mkdir media"; exit 1; }

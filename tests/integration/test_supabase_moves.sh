@@ -49,15 +49,9 @@ s3=$(mv_req "$T/r3" $k d)$(mv_req "$T/r4" d e)
 : >"$SB_CONTROL"
 
 # ---- through the mount
-cat >"$T/m.conf" <<EOC
-[supa]
-type = supabase
-url = http://127.0.0.1:$SB_PORT
-key = env:TEST_SB_KEY
-retry_base_ms = 20
-EOC
+: >"$T/m.conf"
 chmod 600 "$T/m.conf"
-export TEST_SB_KEY=$SB_KEY
+supa_conf "$T/m.conf"
 mount_fs "$LOG" "$MNT" -o "config=$T/m.conf,cache_dir=$T/cache,journal=$J" supa: ||
 	{ fail mount "mediafs did not mount supa:"; exit 1; }
 mkdir "$MNT/m"

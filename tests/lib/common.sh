@@ -172,6 +172,26 @@ proxy_start() {
 	return 1
 }
 
+# hold TEXT / release: requests whose URL holds TEXT wait at the fault
+# proxy (proxy_start "$T/control") and at the Supabase fake, if one runs;
+# nheld TEXT N waits (60 s) until N such requests are held.
+hold() {
+	echo "hold_key=$1" >"$T/control"
+	[ -z "${SB_CONTROL:-}" ] || cp "$T/control" "$SB_CONTROL"
+}
+release() {
+	: >"$T/control"
+	[ -z "${SB_CONTROL:-}" ] || : >"$SB_CONTROL"
+}
+nheld() {
+	local i
+	for i in $(seq 1 600); do
+		[ "$(cat "$T/control.held" ${SB_CONTROL:+"$SB_CONTROL.held"} 2>/dev/null | grep -c -- "$1")" -ge "$2" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # wait_uploads JOURNAL [SECONDS]: until the journal holds no pending row.
 # kill_when OUT COND SCRIPT [ARGS...]: sh SCRIPT ARGS in a process group
 # of its own (output to OUT), killed with kill -9 (it and its children in
