@@ -46,12 +46,7 @@ in_rename() {	# in_rename PID: PID is in rename/renameat/renameat2, or gone
 remount() {
 	mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }
 }
-kill9() {
-	kill -9 "$MFS_PID"
-	wait "$MFS_PID" 2>/dev/null
-	MFS_PID=
-	fusermount3 -u -z "$MNT" 2>/dev/null
-}
+kill9() { kill9_fs "$MNT"; }
 # snap: one listing of each store (a tool start costs seconds under load);
 # s3_has, s3_md5 and sb_has read the last one
 snap() {

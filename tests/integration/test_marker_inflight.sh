@@ -34,12 +34,7 @@ poll() {	# poll SECONDS COMMAND...: until COMMAND succeeds (by the clock:
 		sleep 0.2
 	done
 }
-kill9() {
-	kill -9 "$MFS_PID"
-	wait "$MFS_PID" 2>/dev/null
-	MFS_PID=
-	fusermount3 -u -z "$MNT" 2>/dev/null
-}
+kill9() { kill9_fs "$MNT"; }
 # snap: one listing of each store (S3's keys with the markers "d/"); s3_has
 # and sb_has read the last one
 snap() {

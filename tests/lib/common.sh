@@ -192,6 +192,15 @@ nheld() {
 	return 1
 }
 
+# kill9_fs MNT: kill -9 of the mediafs that mount_fs started (a crash:
+# no unmount, no flush), then the dead mount detached.
+kill9_fs() {
+	kill -9 "$MFS_PID"
+	wait "$MFS_PID" 2>/dev/null
+	MFS_PID=
+	fusermount3 -u -z "$1" 2>/dev/null
+}
+
 # wait_uploads JOURNAL [SECONDS]: until the journal holds no pending row.
 # kill_when OUT COND SCRIPT [ARGS...]: sh SCRIPT ARGS in a process group
 # of its own (output to OUT), killed with kill -9 (it and its children in
