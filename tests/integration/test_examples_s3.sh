@@ -104,19 +104,8 @@ out=$(s3check "$C1" 3)
 # to every other upload meanwhile (retried after its Reset)
 d0=$(sqlite3 "$J3" "SELECT count(*) FROM copies WHERE state='done'")
 printf 'every429=3\nlimit_uploads=1\nreset_ms=300\n' >"$IK_CONTROL"
-setsid sh "$EX/s3-tigris-to-imagekit.sh" "$C1" >"$T/s3.run1" 2>&1 &
-PG=$!
-killed=0
-for i in $(seq 1 1200); do
-	d=$(sqlite3 "$J3" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
-	if [ "${d:-0}" -gt "$d0" ]; then
-		kill -9 -- -"$PG" 2>/dev/null && killed=1
-		break
-	fi
-	kill -0 "$PG" 2>/dev/null || break
-	sleep 0.1
-done
-wait "$PG" 2>/dev/null
+kill_when "$T/s3.run1" '[ "$(sqlite3 "$J3" "SELECT count(*) FROM copies WHERE state='"'done'"'" 2>/dev/null)" -gt "$d0" ] 2>/dev/null' \
+	"$EX/s3-tigris-to-imagekit.sh" "$C1"
 : >"$IK_CONTROL"
 d1=$(sqlite3 "$J3" "SELECT count(*) FROM copies WHERE state='done'")
 N1=$(grep -c "^$C1	" "$T/s3/expect")

@@ -118,19 +118,8 @@ s5rows() {
 s5rows >"$T/s5.before"
 # run 1, killed (-9) once a file is in; 30% of Supabase's answers are 500s
 echo rate500=0.3 >"$SB_CONTROL"
-setsid sh "$EX/s5-supabase-to-s3.sh" >"$T/s5.run1" 2>&1 &
-PG=$!
-killed=0
-for i in $(seq 1 1200); do
-	d=$(sqlite3 "$J5" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
-	if [ "${d:-0}" -ge 1 ]; then
-		kill -9 -- -"$PG" 2>/dev/null && killed=1
-		break
-	fi
-	kill -0 "$PG" 2>/dev/null || break
-	sleep 0.1
-done
-wait "$PG" 2>/dev/null
+kill_when "$T/s5.run1" '[ "$(sqlite3 "$J5" "SELECT count(*) FROM copies WHERE state='"'done'"'" 2>/dev/null)" -ge 1 ] 2>/dev/null' \
+	"$EX/s5-supabase-to-s3.sh"
 : >"$SB_CONTROL"
 d1=$(sqlite3 "$J5" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
 sh "$EX/s5-supabase-to-s3.sh" >"$T/s5.run2" 2>&1
