@@ -1,5 +1,6 @@
 /* fs_resume.c - crash recovery at mount: the journal's pending uploads
- * are queued again (and their files made visible in the cache), the
+ * are queued again (and their files made visible in the cache, with the
+ * ETag of what a killed daemon's request may have stored already), the
  * changes a killed daemon had journaled for a running upload (a rename,
  * a delete) are finished, uploads that failed in an earlier run are kept
  * readable from their staged copies, and multipart uploads left open are
@@ -24,11 +25,14 @@ enum fix_kind {
 	FIX_DISCARD,	/* the file was deleted: delete key, cancel the row */
 	FIX_LOST,	/* staged file gone: mark the row failed */
 	FIX_FAILED,	/* failed earlier: keep it readable, retryable */
+	FIX_LANDED,	/* resumed: what its killed upload stored, if any,
+			 * is known to the cache (after every other fix) */
 };
 
 struct fixup {
 	enum fix_kind kind;
 	struct fs_remote *rem;
+	uint64_t ino;		/* FIX_LANDED: the file's cache node */
 	struct jrow r;		/* strings below, or NULL */
 	char *key, *stage_path, *content_type, *cache_control, *error;
 };
@@ -42,9 +46,10 @@ struct resume {
 	int nfix, capfix;
 };
 
-static void add_fix(struct resume *res, enum fix_kind kind,
-		    struct fs_remote *rem, const struct jrow *r,
-		    const char *key)
+/* The new fixup (NULL when out of memory: then none). */
+static struct fixup *add_fix(struct resume *res, enum fix_kind kind,
+			     struct fs_remote *rem, const struct jrow *r,
+			     const char *key)
 {
 	struct fixup *f;
 
@@ -53,7 +58,7 @@ static void add_fix(struct resume *res, enum fix_kind kind,
 		struct fixup *v = realloc(res->fix, sizeof(*v) * (size_t)ncap);
 
 		if (!v)
-			return;
+			return NULL;
 		res->fix = v;
 		res->capfix = ncap;
 	}
@@ -73,6 +78,7 @@ static void add_fix(struct resume *res, enum fix_kind kind,
 	f->r.cache_control = f->cache_control;
 	f->r.error = f->error;
 	f->r.remote = f->r.mount_id = f->r.label = f->r.drop_key = NULL;
+	return f;
 }
 
 static void fix_cleanup(struct fixup *f)
@@ -185,10 +191,11 @@ static enum mfs_err node_for_key(struct fs *fs, const struct mc_node *top,
 }
 
 /* Put r's file into the cache and queue its upload (failed: keep it as a
- * failed upload, with reason failed). */
+ * failed upload, with reason failed); *inop (when not NULL) gets its cache
+ * node. */
 static enum mfs_err resume_file(struct fs *fs, struct fs_remote *rem,
 				const struct jrow *r, const char *failed,
-				struct errbuf *eb)
+				uint64_t *inop, struct errbuf *eb)
 {
 	struct upq_meta meta = { 0 };
 	struct mc_node top = { 0 };
@@ -222,6 +229,8 @@ static enum mfs_err resume_file(struct fs *fs, struct fs_remote *rem,
 				(uint64_t)st.st_size, &meta, r->id, eb);
 	if (rc)
 		free(path);
+	else if (inop)
+		*inop = ino;
 	return rc;
 }
 
@@ -233,6 +242,8 @@ static void resume_row(void *ud, const struct jrow *r)
 	struct errbuf eb = { 0 };
 	struct mc_node top = { 0 };
 	enum mfs_err rc = MFS_OK;
+	struct fixup *f;
+	uint64_t ino = 0;
 
 	if (!rem)
 		return;		/* another mount's remote */
@@ -273,7 +284,7 @@ static void resume_row(void *ud, const struct jrow *r)
 		add_fix(res, FIX_LOST, rem, r, r->key);
 		return;
 	}
-	rc = resume_file(fs, rem, r, NULL, &eb);
+	rc = resume_file(fs, rem, r, NULL, &ino, &eb);
 	if (rc == MFS_ENOTFOUND) {
 		add_fix(res, FIX_LOST, rem, r, r->key);
 	} else if (rc) {
@@ -281,6 +292,9 @@ static void resume_row(void *ud, const struct jrow *r)
 		res->lost++;
 	} else {
 		res->resumed++;
+		f = add_fix(res, FIX_LANDED, rem, r, r->key);
+		if (f)
+			f->ino = ino;
 	}
 }
 
@@ -305,6 +319,46 @@ static enum mfs_err drop_left(struct fs *fs, const struct fixup *f)
 			 f->key, f->kind == FIX_DISCARD || f->r.discard ?
 			 "deleted" : "renamed");
 	return rc;
+}
+
+/* The upload of a pending row may have landed before its daemon was
+ * killed (the request on its way, or the journal's "done" not yet
+ * written): the store then holds an object under its key that nothing
+ * else knows of. If a rename, unlink or folder rename of the file came
+ * before the resumed upload ran, that object stayed under the old name,
+ * and the name was back once the cache was lost (issue #15, #15.47:
+ * write, kill -9, mv: the old name listed too). Its ETag goes into the
+ * cache: the cache then says an older version is stored under the
+ * file's key, which those delete, as for a stored file rewritten. One
+ * HEAD per resumed file (the queue has not started: nothing of ours
+ * lands meanwhile); a failed HEAD is only logged. */
+static void landed_before(struct fs *fs, const struct fixup *f)
+{
+	struct obj_meta m = { 0 };
+	struct mc_set s = { 0 };
+	struct errbuf eb = { 0 };
+	enum mfs_err rc;
+
+	if (!f->key || !f->ino)
+		return;
+	rc = f->rem->be->ops->head(f->rem->be, f->key, &m, &eb);
+	if (rc == MFS_ENOTFOUND)
+		return;
+	if (rc) {
+		log_warn("cannot tell whether the upload of %s stopped by a kill landed (a rename or removal before it is sent again may leave that object): %s",
+			 f->key, eb.msg);
+		return;
+	}
+	if (m.kind == OBJ_DIR || !m.etag[0])
+		return;
+	s.mask = MC_SET_ETAG;
+	s.etag = m.etag;
+	if (mcache_set(fs->mc, f->ino, &s))
+		log_warn("cannot note what the store holds under %s",
+			 f->key);
+	else
+		log_dbg(LOG_SUB_UPQ, "%s: the store holds an object there (ETag %s), maybe the upload a kill stopped: sent again",
+			f->key, m.etag);
 }
 
 static void run_fix(struct resume *res, struct fixup *f)
@@ -339,10 +393,13 @@ static void run_fix(struct resume *res, struct fixup *f)
 				       f->r.id))
 			break;
 		rc = resume_file(fs, f->rem, &f->r, f->error ? f->error : "",
-				 &eb);
+				 NULL, &eb);
 		if (rc && rc != MFS_ENOTFOUND)	/* (staged file gone) */
 			log_warn("the upload of %s failed in an earlier run and cannot be kept readable: %s",
 				 f->key, eb.msg);
+		break;
+	case FIX_LANDED:
+		landed_before(fs, f);
 		break;
 	}
 }
@@ -479,11 +536,16 @@ enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 	if (!rc)
 		rc = journal_pending(fs->cfg.journal, fs->mount_id, 1,
 				     keep_path, &res);
-	for (i = 0; i < res.nfix; i++) {
-		if (!rc)
+	/* what resumed uploads may have left is read last: after the drops
+	 * and discards, which may delete the same keys */
+	for (i = 0; i < res.nfix && !rc; i++)
+		if (res.fix[i].kind != FIX_LANDED)
 			run_fix(&res, &res.fix[i]);
+	for (i = 0; i < res.nfix && !rc; i++)
+		if (res.fix[i].kind == FIX_LANDED)
+			run_fix(&res, &res.fix[i]);
+	for (i = 0; i < res.nfix; i++)
 		fix_cleanup(&res.fix[i]);
-	}
 	free(res.fix);
 	if (!rc) {
 		swept = stage_sweep(fs->cfg.stage, res.keep, res.nkeep);
