@@ -568,9 +568,6 @@ static struct item *pick(struct upq *q, int64_t *wait_ms)
 	for (it = q->head; it; it = it->next) {
 		if (it->state != S_RUNNING && held_by_move(q, it))
 			continue;	/* until upq_release_dir */
-		if (it->state == S_QUEUED && it->not_before_ms <= t &&
-		    key_busy(q, it))
-			continue;	/* until that one is done */
 		/* a marker waits while files below it are on their way:
 		 * when one lands, the marker is dropped */
 		if (it->marker && it->state == S_QUEUED &&
@@ -583,8 +580,11 @@ static struct item *pick(struct upq *q, int64_t *wait_ms)
 				it->key);
 			it->state = S_QUEUED;
 		}
-		if (it->state == S_QUEUED && it->not_before_ms <= t)
+		if (it->state == S_QUEUED && it->not_before_ms <= t) {
+			if (key_busy(q, it))
+				continue;	/* until that one is done */
 			return it;
+		}
 		if (it->state == S_HELD &&
 		    (*wait_ms < 0 || it->hold_until_ms - t < *wait_ms))
 			*wait_ms = it->hold_until_ms - t;
