@@ -534,6 +534,31 @@ void upq_release_dir(struct upq *q, const struct backend *be,
 	free(h);
 }
 
+/* Caller holds lock: is an upload running that has landed or may land at
+ * its key (its own, the name it is being renamed to) and may still delete
+ * it there (cancelled: the file was deleted; renamed: the old name goes)?
+ * Then it waits until that one is done: the file deleted while its upload
+ * ran and written again under its name was deleted from the store by the
+ * old upload once the new one had landed, the mount showing it stored
+ * (issue #15, #15.48). The worker that finishes it wakes the queue. */
+static int key_busy(struct upq *q, struct item *it)
+{
+	const struct item *r;
+
+	for (r = q->head; r; r = r->next)
+		if (r != it && r->state == S_RUNNING && r->be == it->be &&
+		    (!strcmp(r->key, it->key) ||
+		     (r->rename_to && !strcmp(r->rename_to, it->key)) ||
+		     (r->moving_to && !strcmp(r->moving_to, it->key)))) {
+			if (!it->key_waits++)
+				log_info("%s waits for an earlier upload of that name to finish",
+					 it->key);
+			q->key_waits = 1;
+			return 1;
+		}
+	return 0;
+}
+
 static struct item *pick(struct upq *q, int64_t *wait_ms)
 {
 	int64_t t = now_ms();
@@ -555,8 +580,11 @@ static struct item *pick(struct upq *q, int64_t *wait_ms)
 				it->key);
 			it->state = S_QUEUED;
 		}
-		if (it->state == S_QUEUED && it->not_before_ms <= t)
+		if (it->state == S_QUEUED && it->not_before_ms <= t) {
+			if (key_busy(q, it))
+				continue;	/* until that one is done */
 			return it;
+		}
 		if (it->state == S_HELD &&
 		    (*wait_ms < 0 || it->hold_until_ms - t < *wait_ms))
 			*wait_ms = it->hold_until_ms - t;
@@ -786,6 +814,10 @@ settle:
 			it->state = S_FAILED;
 		}
 		pthread_cond_broadcast(&q->changed);
+		if (q->key_waits) {	/* see key_busy */
+			q->key_waits = 0;
+			pthread_cond_broadcast(&q->work);
+		}
 	}
 	pthread_mutex_unlock(&q->lock);
 	return NULL;

@@ -44,6 +44,8 @@ struct item {
 				 * row: its request may have landed after
 				 * that run ended (a kill -9, #15.44) */
 	int64_t created_ms;
+	int key_waits;		/* guarded: times picking it found its key
+				 * busy (upq.c: key_busy) */
 	int in_list;		/* guarded */
 	int refs;		/* guarded: waiters */
 	enum mfs_err rc;	/* guarded: result once finished */
@@ -71,6 +73,8 @@ struct upq {
 	struct item *head, *tail;	/* guarded */
 	struct upq_hold *holds;	/* guarded */
 	int stop;		/* guarded */
+	int key_waits;		/* guarded: an item waits for a running
+				 * upload of its key (key_busy) */
 	int writers;		/* guarded: files open for writing (fs) */
 	int64_t file_ms;	/* guarded: when (now_ms) a file was last
 				 * opened or closed for writing, queued or
