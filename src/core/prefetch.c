@@ -103,7 +103,10 @@ struct prefetch *prefetch_new(struct backend *be, const char *key,
 /* Fetch a claimed range into the object's record. When the record cannot
  * store it (the cache's disk is full) and the range holds all of the
  * reader's [roff, roff + rlen), the reader's bytes are copied to dst and
- * *served set: a full disk costs speed, not the read. */
+ * *served set: a full disk costs speed, not the read. A short answer (the
+ * object ends before its listed size) serves a reader that starts in the
+ * range the same way, up to the end: the record keeps whole pages only,
+ * so the last, partial one would be fetched again and again (#15.53). */
 static enum mfs_err fetch(struct prefetch *p, uint64_t off, size_t len,
 			  uint64_t roff, size_t rlen, char *dst, int *served,
 			  struct errbuf *eb)
@@ -128,7 +131,13 @@ static enum mfs_err fetch(struct prefetch *p, uint64_t off, size_t len,
 			pthread_mutex_unlock(&p->lock);
 		}
 		rc = dobj_fill(p->o, off, len, buf, got, eb);
-		if (rc && dst && roff >= off && roff + rlen <= off + got) {
+		if (!rc && got < len && dst && roff >= off) {
+			if (roff < off + got)
+				memcpy(dst, buf + (roff - off),
+				       rlen < off + got - roff ?
+				       rlen : (size_t)(off + got - roff));
+			*served = 1;
+		} else if (rc && dst && roff >= off && roff + rlen <= off + got) {
 			log_warn("%s; reading %s without the data cache",
 				 eb ? eb->msg : "data cache", p->key);
 			memcpy(dst, buf + (roff - off), rlen);
@@ -282,7 +291,7 @@ enum mfs_err prefetch_read(struct prefetch *p, uint64_t off, size_t len,
 	enum mfs_err rc = MFS_OK;
 	uint64_t want_end, roff, eof;
 	size_t rlen;
-	int seq, near, tries, i, served = 0;
+	int seq, near, tries, i, served = 0, shorts = 0;
 
 	*got = 0;
 	pthread_mutex_lock(&p->lock);
@@ -333,17 +342,37 @@ enum mfs_err prefetch_read(struct prefetch *p, uint64_t off, size_t len,
 
 	for (tries = 0; tries < 8; tries++) {
 		while (!rc && !served &&
-		       !dobj_claim(p->o, off, want_end, SIZE_MAX, &roff, &rlen))
+		       !dobj_claim(p->o, off, want_end, SIZE_MAX, &roff, &rlen)) {
 			rc = fetch(p, roff, rlen, off, len, dst, &served, eb);
+			pthread_mutex_lock(&p->lock);
+			eof = p->eof;
+			pthread_mutex_unlock(&p->lock);
+			if (rc || served || eof >= roff + rlen)
+				continue;
+			/* the object ended inside the range: claim no
+			 * further (pages past its end stay empty); a reader
+			 * that starts before the range and ends in its
+			 * partial last page cannot be served from whole
+			 * pages: EIO, not fetches without end (#15.53) */
+			if (want_end > eof)
+				want_end = eof;
+			if (shorts++)
+				rc = eb_set(eb, MFS_EIO,
+					    "%s on the server is shorter (%llu bytes) than its listed size (%llu)",
+					    p->key, (unsigned long long)eof,
+					    (unsigned long long)p->size);
+		}
 		if (rc)
 			return rc;
-		if (served) {
-			*got = len;
-			return MFS_OK;
-		}
 		pthread_mutex_lock(&p->lock);
 		eof = p->eof;
 		pthread_mutex_unlock(&p->lock);
+		if (served) {
+			/* (a short fetch served up to the object's end) */
+			*got = off >= eof ? 0 : len > eof - off ?
+			       (size_t)(eof - off) : len;
+			return MFS_OK;
+		}
 		if (off >= eof)
 			return MFS_OK;
 		if (len > eof - off)

@@ -3,7 +3,8 @@
  * in-flight pages, streams (in-order fills, holding for their readers, cut
  * by a read far ahead, stopped), persistence across a reopen of the cache,
  * invalidation by a new ETag, anonymous objects, peeks at what is there (no
- * fetch, no new entry), and the LRU size bound. */
+ * fetch, no new entry), the LRU size bound, and prefetch's reads of an
+ * object shorter on the server than its listed size (#15.53). */
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <dirent.h>
 
 #include "core/dcache.h"
+#include "core/prefetch.h"
 #include "unit.h"
 
 TEST_MAIN("test_dcache")
@@ -464,6 +466,72 @@ static void test_peek(const char *dir)
 	free(data);
 }
 
+/* A server whose object is shorter than the size the cache lists (same
+ * ETag): 4 pages and 500 bytes, listed as 10 pages and 100. */
+static const char *short_obj;
+static size_t short_len;
+static int short_gets;
+
+static enum mfs_err short_get(struct backend *be, const char *key,
+			      uint64_t off, size_t len, const char *etag,
+			      char *dst, size_t *got, struct errbuf *eb)
+{
+	size_t n = off >= short_len ? 0 : short_len - (size_t)off;
+
+	(void)be;
+	(void)key;
+	(void)etag;
+	if (++short_gets > 50)	/* (the hang before #15.53's fix) */
+		return eb_set(eb, MFS_EIO, "more than 50 GETs");
+	if (n > len)
+		n = len;
+	memcpy(dst, short_obj + off, n);
+	*got = n;
+	return MFS_OK;
+}
+
+static void test_short_object(struct dcache *dc)
+{
+	static const struct backend_ops ops = { .get = short_get };
+	struct backend be = { .ops = &ops, .name = (char *)"t" };
+	struct prefetch *p;
+	struct dobj *o;
+	char *data = pattern(10 * P + 100, 5), *buf = malloc(10 * P + 100);
+	size_t got = 0;
+	int before;
+
+	CASE("prefetch: an object shorter than its listed size (#15.53)");
+	short_obj = data;
+	short_len = 4 * P + 500;
+	CHECK(!dcache_open(dc, "r/short", "e1", 10 * P + 100, &o, NULL));
+	p = prefetch_new(&be, "k", "e1", o, 1 << 20);
+	CHECK(p != NULL);
+	if (!p || !buf)
+		goto out;
+	/* the whole file: what there is, then the end */
+	CHECK(!prefetch_read(p, 0, 10 * P + 100, buf, &got, NULL));
+	CHECK(got == 4 * P + 500 && !memcmp(buf, data, got));
+	CHECK(short_gets == 1);
+	/* a read in the partial last page (not kept: fetched again) */
+	before = short_gets;
+	CHECK(!prefetch_read(p, 4 * P + 100, 1000, buf, &got, NULL));
+	CHECK(got == 400 && !memcmp(buf, data + 4 * P + 100, 400));
+	CHECK(short_gets - before == 1);
+	/* from kept pages into the partial one: an error, not GETs
+	 * without end (before the fix: 50 GETs, then the fake's EIO) */
+	before = short_gets;
+	CHECK(prefetch_read(p, 0, 10 * P, buf, &got, NULL) == MFS_EIO);
+	CHECK(short_gets - before <= 3);
+	/* past the end: nothing, no GET */
+	before = short_gets;
+	CHECK(!prefetch_read(p, 6 * P, 100, buf, &got, NULL) && got == 0);
+	CHECK(short_gets == before);
+out:
+	prefetch_free(p);
+	free(data);
+	free(buf);
+}
+
 int main(void)
 {
 	char *dir = mkdtemp(tmpl), sub[64];
@@ -478,6 +546,7 @@ int main(void)
 	test_concurrent(dc);
 	test_stream_fill(dc);
 	test_stream_steer(dc);
+	test_short_object(dc);
 	dcache_free(dc);
 	rm_dir(sub);
 	snprintf(sub, sizeof(sub), "%s/b", dir);
