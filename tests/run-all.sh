@@ -21,11 +21,18 @@ LANES=${LANES:-3}
 SAN_LANES=${SAN_LANES:-2}
 passed=0 failed=0 skipped=0
 failures=()
+# at: seconds since the suite started, for the phase and test timings
+# printed below ("+N s"), so a log shows where the wall time went
+# (bash's SECONDS: since this script started, in its subshells too)
+at() { echo "+$SECONDS s"; }
 
 note_fail() { failed=$((failed + 1)); failures+=("$1"); echo "FAIL: $1"; }
 
+# The programs first: the first pass starts as soon as they are built;
+# the unit tests' binaries are built later, while it runs (below).
 echo "== build"
-make -s -j2 all unit >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+make -s -j2 all >/dev/null || { echo "build failed"; echo "0 passed, 1 failed"; exit 1; }
+echo "  (mediafs and mediactl built at $(at))"
 
 if [ ! -e /dev/fuse ] || ! command -v fusermount3 >/dev/null; then
 	echo "SKIP: mounted tests need /dev/fuse and fusermount3"
@@ -100,7 +107,7 @@ run_one() {
 		reap_under "$T"
 		out=$(cat "$T/stdout")
 		echo "$out" | sed 's/^/  /'
-		echo "  ($((SECONDS - t0)) s)"
+		echo "  ($((SECONDS - t0)) s; lane ${LANE_NO:-?}, started at +$t0 s)"
 		echo "  [cpu] $name: $(awk -v s="$(($(server_cpu) - s0))" -v hz="$(getconf CLK_TCK)" \
 			'/^[0-9.]+ [0-9.]+$/ {printf "%.0f s (user %.0f, sys %.0f), S3 server ", $1 + $2, $1, $2;
 			 if (s >= 0) printf "%.0f s", s / hz; else printf "n/a (restarted by the test)"}' "$T/cpu")"
@@ -151,7 +158,7 @@ next_test() {	# next_test LABEL: the next test of the queue, "" at its end
 	flock "$q" bash -c 'n=$(cat "$1.next"); t=$(sed -n "$((n + 1))p" "$1"); echo $((n + 1)) >"$1.next"; echo "$t"' _ "$q"
 }
 run_lane() {	# run_lane BINARY LABEL LANE (in a subshell of its own)
-	local srv=$TMP/$2-srv t
+	local srv=$TMP/$2-srv t LANE_NO=$3
 	trap 'swift_stop >/dev/null 2>&1' EXIT
 	[ "$3" -gt 0 ] && srv=$TMP/$2-srv$3
 	if ! swift_start "$srv/swift"; then
@@ -167,7 +174,7 @@ run_lane() {	# run_lane BINARY LABEL LANE (in a subshell of its own)
 		if /usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" mkbucket tree &&
 			/usr/bin/python3 tests/lib/s3tool.py --port "$S3_PORT" tree tree \
 				"$srv/fixtures/tree.manifest" 2100; then
-			echo "  [$2] 2,100 objects uploaded by boto3 in $(( $(date +%s) - t0 )) s"
+			echo "  [$2] 2,100 objects uploaded by boto3 in $(( $(date +%s) - t0 )) s (done at $(at))"
 		else
 			echo "FAIL: [$2] uploading the fixture tree"
 			echo "[$2] uploading the fixture tree" >"$TMP/$2.res/.fixtures.fail"
@@ -180,6 +187,7 @@ run_lane() {	# run_lane BINARY LABEL LANE (in a subshell of its own)
 		run_one "$t" "$1" "$2"
 	done
 	swift_stop
+	flock "$TMP/$2.res/.print" echo "  [$2] lane $3 done at $(at)"
 }
 run_pass() {	# run_pass BINARY LABEL LANES [ONLY]: sets passed, skipped, failures
 	local t name lanes i f c p k only=${4:-}
@@ -240,6 +248,7 @@ start_pass() {	# start_pass BINARY LABEL LANES [ONLY]
 		trap 'for p in $(jobs -p); do kill $p 2>/dev/null; done' EXIT
 		passed=0 failed=0 skipped=0 failures=()
 		run_pass "$@"
+		echo "  [$2] pass done at $(at)"
 		echo "$passed $failed $skipped" >"$TMP/$2.counts"
 		[ ${#failures[@]} -gt 0 ] && printf '%s\n' "${failures[@]}" >"$TMP/$2.failures"
 		true
@@ -251,7 +260,8 @@ start_pass "$ROOT/build/mediafs" mount "$LANES"
 # The sanitizer build is made while the first pass runs (it starts
 # sooner). Without SAN_ALL and PATTERN its pass runs SAN_SUBSET only.
 if [ -z "${NO_SAN:-}" ]; then
-	if make -s -j2 SAN=1 build-san/mediafs build-san/mediactl unit >/dev/null; then
+	if make -s -j2 SAN=1 build-san/mediafs build-san/mediactl >/dev/null; then
+		echo "  (the sanitizer build of mediafs and mediactl done at $(at))"
 		only=""
 		[ -z "${SAN_ALL:-}" ] && [ -z "$PATTERN" ] && only=$SAN_SUBSET
 		start_pass "$ROOT/build-san/mediafs" mount-asan "$SAN_LANES" "$only"
@@ -266,6 +276,7 @@ fi
 if [ -z "${NO_FUZZ:-}" ] && [ -z "$PATTERN" ]; then
 	fuzz_out=$(tests/fuzz/run.sh 2>&1 </dev/null)
 	echo "$fuzz_out"
+	echo "  (fuzz step done at $(at))"
 	read -r fp _ ff _ < <(echo "$fuzz_out" | tail -1)
 	passed=$((passed + ${fp:-0}))
 	skipped=$((skipped + $(echo "$fuzz_out" | grep -c '^SKIP:')))
@@ -290,9 +301,20 @@ else
 	note_fail "[lint] buckets made by more than one integration test: $dupb"
 fi
 
-echo "== unit tests"
-run_unit build unit
-[ -z "${NO_SAN:-}" ] && run_unit build-san unit-asan
+echo "== unit tests (started at $(at))"
+if make -s -j2 unit >/dev/null; then
+	run_unit build unit
+else
+	note_fail "[unit] building the unit tests (make unit)"
+fi
+if [ -z "${NO_SAN:-}" ]; then
+	if make -s -j2 SAN=1 unit >/dev/null; then
+		run_unit build-san unit-asan
+	else
+		note_fail "[unit-asan] building the unit tests (make SAN=1 unit)"
+	fi
+fi
+echo "  (unit tests done at $(at))"
 
 # the first pass as it goes, then the sanitizer pass
 tail -n +1 -f --pid="${PASS_PIDS[0]}" "$TMP/mount.log" 2>/dev/null
