@@ -212,6 +212,8 @@ rm_during_upload() {	# rm_during_upload LABEL DIR LISTER JPREFIX
 		[ "$(sqlite3 "$J" "select count(*) from uploads where key='${jp}ow-B' and discard=1" 2>/dev/null)" -ge 1 ] 2>/dev/null && break
 		sleep 0.1
 	done
+	# (said on stderr: a silent 60 s here is what a slow section 4 was)
+	[ "$i" = 600 ] && echo "t=$SECONDS s: $label: no cancel of ${jp}ow-B in the journal after 60 s; released anyway" >&2
 	release
 	wait "$mvpid" && [ "$(cat "$dir/ow-B")" = AAAA ] && rm "$dir/ow-B" && wait_uploads "$J" &&
 		gone_everywhere "$label" "$dir" "$lister" ow-1 ow-A ow-B >"$T/gone.out" &&

@@ -90,11 +90,21 @@ rmdir "$MNT/empty" && wait_uploads "$J" && [ -z "$(s3 keys wops empty)" ] && pas
 	fail rmdir "$(s3 keys wops empty)"
 
 # a directory that only gets files needs no marker; one emptied by rm keeps
-# existing on the server
+# existing on the server. The order is forced, not timed: a file held open
+# for writing (fd 3, nothing written: no upload at its close) keeps a new
+# directory's marker waiting (upqm_waits), so full/one exists before the
+# marker can be due, however long the mkdir-to-create gap is on a loaded
+# machine (a fixed "sleep 1.2" once met a marker sent first: 2 requests).
+# wait_uploads returns once the marker's journal row left 'pending'
+# (cancelled when full/one landed, or done had it been sent): nothing of
+# it can come after the count.
+echo held >"$MNT/lazy-hold.txt"
+wait_uploads "$J"
+exec 3>>"$MNT/lazy-hold.txt"
 m=$(req_mark)
 mkdir "$MNT/full" && echo 1 >"$MNT/full/one"
 wait_uploads "$J"
-sleep 1.2
+exec 3>&-
 n=$(req_since "$m")
 [ "$n" -eq 1 ] && [ "$(s3 keys wops full/)" = "full/one" ] &&
 	pass "mkdir + a file: 1 request, the marker was not needed" || fail "lazy marker" "$n requests: $(s3 keys wops full/)"
