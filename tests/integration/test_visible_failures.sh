@@ -15,12 +15,9 @@ MNT=$T/mnt
 LOG=$T/mediafs.log
 J=$T/journal.db
 s3 mkbucket visible
-PPORT=$($SYS_PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-printf 'refuse_key=denied\nmax_size=100000\n' >"$T/control"
-$SYS_PY "$TESTS_DIR/servers/fault_proxy.py" "$PPORT" "$S3_PORT" "$T/control" >"$T/proxy.out" 2>&1 &
-proxy=$!
+proxy_start "$T/control" || { fail "fault proxy" "did not start"; exit 1; }
 trap 'kill $proxy 2>/dev/null; cleanup_mounts' EXIT
-for i in $(seq 1 100); do grep -q ready "$T/proxy.out" && break; sleep 0.1; done
+printf 'refuse_key=denied\nmax_size=100000\n' >"$T/control"
 S3_PORT_REAL=$S3_PORT
 S3_PORT=$PPORT write_conf "$T/m.conf" visible "retries = 2"
 state() { getfattr --absolute-names -n user.mediafs.upload_state --only-values "$1" 2>&1; }
