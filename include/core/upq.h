@@ -94,13 +94,36 @@ enum mfs_err upq_set_hook(struct upq *q, const struct backend *be,
 /* Stop the workers (running uploads finish first) and free. */
 void upq_free(struct upq *q);
 
+/* The SHA-256 and MD5 of a staged file's bytes, computed while they were
+ * written (core/fs_file: strictly in order from offset 0), so the upload
+ * need not read the file once more to hash it. */
+struct upq_digest {
+	uint64_t size;		/* bytes hashed */
+	char sha256[65];	/* hex */
+	char md5[33];		/* hex */
+};
+/* An incremental hasher (not thread-safe: its owner locks). NULL: out of
+ * memory (then there is no digest; the upload hashes the file). */
+struct upq_hasher;
+struct upq_hasher *upq_hasher_new(void);
+void upq_hasher_free(struct upq_hasher *h);
+/* Append n bytes; 0 on success. */
+int upq_hasher_add(struct upq_hasher *h, const void *p, size_t n);
+uint64_t upq_hasher_size(const struct upq_hasher *h);
+/* The digest of what was added so far (h can go on); 0 on success. */
+int upq_hasher_digest(const struct upq_hasher *h, struct upq_digest *out);
+
 /* Queue stage_path (ownership moves to the queue) for upload to key on be,
  * for cache node ino. jid > 0 resumes a journal row (crash recovery);
- * otherwise a pending row is written before this returns. */
+ * otherwise a pending row is written before this returns. dg (may be
+ * NULL, copied): the hashes of the staged bytes; used only while the
+ * staged file still has dg->size bytes. The caller guarantees the file
+ * is not written while it is queued (a writer takes it back, upq_take, or
+ * continues on a copy). */
 enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
 			const char *key, char *stage_path, uint64_t size,
 			const struct upq_meta *meta, int64_t jid,
-			struct errbuf *eb);
+			const struct upq_digest *dg, struct errbuf *eb);
 
 /* Keep stage_path (ownership moves) of an upload that failed in an earlier
  * run (journal row jid, reason error) as a failed upload of ino: its

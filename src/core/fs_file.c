@@ -37,7 +37,9 @@ static void wfile_free(struct wfile *w)
 		unlink(w->path);
 	free(w->path);
 	free(w->key);
+	upq_hasher_free(w->hash);
 	pthread_mutex_destroy(&w->load_lock);
+	pthread_mutex_destroy(&w->hash_lock);
 	free(w);
 }
 
@@ -49,6 +51,14 @@ static void wfile_changed(struct wfile *w)
 	w->dirty = 1;
 	w->meta_set &= ~UQ_META_CTYPE;
 	w->meta.content_type[0] = '\0';
+}
+
+/* Caller holds w->hash_lock: the staged bytes change other than by an
+ * append at the end of what was hashed. */
+static void wfile_unhash(struct wfile *w)
+{
+	upq_hasher_free(w->hash);
+	w->hash = NULL;
 }
 
 /* Fetch the first limit bytes of w's object from the server into its
@@ -64,6 +74,9 @@ static enum mfs_err wfile_load(struct fs *fs, struct wfile *w, uint64_t limit,
 	pthread_mutex_lock(&w->load_lock);
 	if (w->loaded)
 		goto out;
+	pthread_mutex_lock(&w->hash_lock);
+	wfile_unhash(w);	/* (none is made for a file to load) */
+	pthread_mutex_unlock(&w->hash_lock);
 	r = fsi_remote(fs, w->rid);
 	end = limit < w->size ? limit : w->size;
 	buf = end ? malloc(FETCH_CHUNK) : NULL;
@@ -111,15 +124,18 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 		w->refs++;
 		pthread_mutex_unlock(&fs->lock);
 		if (trunc) {
+			pthread_mutex_lock(&w->hash_lock);
 			rc = wfile_reclaim(fs, w, eb);
+			if (!rc && ftruncate(w->fd, 0))
+				rc = eb_set(eb, stage_errno(errno),
+					    "truncate: %s", strerror(errno));
+			wfile_unhash(w);
+			pthread_mutex_unlock(&w->hash_lock);
 			if (rc) {
 				wfile_put(fs, w, NULL);
 				return rc;
 			}
 		}
-		if (trunc && ftruncate(w->fd, 0))
-			return eb_set(eb, stage_errno(errno), "truncate: %s",
-				      strerror(errno));
 		if (trunc) {
 			pthread_mutex_lock(&fs->lock);
 			wfile_changed(w);
@@ -138,6 +154,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 	w->refs = 1;
 	w->loaded = 1;
 	pthread_mutex_init(&w->load_lock, NULL);
+	pthread_mutex_init(&w->hash_lock, NULL);
 	/* a queued upload of this file: take its staging file back (only a
 	 * pending node can have one; a new file skips the queue scan) */
 	if (!fresh && n->pending &&
@@ -179,6 +196,8 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 			}
 		}
 		w->dirty = trunc;
+		if (!rc && w->loaded)
+			w->hash = upq_hasher_new();	/* empty; NULL: none */
 		mc_node_cleanup(&cur);
 	}
 	if (rc) {
@@ -214,12 +233,14 @@ static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w, int last,
 				 struct errbuf *eb)
 {
 	struct upq_meta meta;
+	struct upq_digest dg;
 	struct mc_node n;
 	struct mc_set s = { 0 };
 	struct fs_remote *r;
 	struct stat st;
 	char *path;
 	enum mfs_err rc;
+	int have_dg;
 
 	rc = mcache_get(fs->mc, w->ino, &n);
 	if (rc)
@@ -229,9 +250,15 @@ static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w, int last,
 		mc_node_cleanup(&n);
 		return MFS_EIO;
 	}
+	/* no write between the size, the digest and the handover */
+	pthread_mutex_lock(&w->hash_lock);
 	if (fstat(w->fd, &st))
 		st.st_size = 0;
+	have_dg = w->hash && upq_hasher_size(w->hash) ==
+			     (uint64_t)st.st_size &&
+		  !upq_hasher_digest(w->hash, &dg);
 	if (!st.st_size && (r->be->ops->caps & BE_CAP_NO_EMPTY)) {
+		pthread_mutex_unlock(&w->hash_lock);
 		/* refused now, so close() says so (not a silent drop); not
 		 * for good while a descriptor may still write it */
 		log_warn("remote [%s]: '%s' is empty and %s cannot store empty files: not uploaded%s",
@@ -264,9 +291,11 @@ static enum mfs_err wfile_commit(struct fs *fs, struct wfile *w, int last,
 	w->dirty = 0;
 	w->committed = 1;
 	pthread_mutex_unlock(&fs->lock);
+	pthread_mutex_unlock(&w->hash_lock);
 
 	rc = upq_submit(fs->cfg.upq, r->be, n.ino, n.key, path,
-			(uint64_t)st.st_size, &meta, 0, eb);
+			(uint64_t)st.st_size, &meta, 0, have_dg ? &dg : NULL,
+			eb);
 	if (rc) {
 		/* keep the data: back to the writer's state */
 		pthread_mutex_lock(&fs->lock);
@@ -728,11 +757,19 @@ enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
 	if (!f->w)
 		return MFS_EACCES;
 	rc = wfile_load(f->fs, f->w, UINT64_MAX, eb);
-	if (!rc)
-		rc = wfile_reclaim(f->fs, f->w, eb);
 	if (rc)
 		return rc;
+	pthread_mutex_lock(&f->w->hash_lock);
+	rc = wfile_reclaim(f->fs, f->w, eb);
+	if (rc) {
+		pthread_mutex_unlock(&f->w->hash_lock);
+		return rc;
+	}
 	n = pwrite(f->w->fd, src, len, (off_t)off);
+	/* hashed as written while the bytes come in order */
+	if (f->w->hash && (n < 0 || off != upq_hasher_size(f->w->hash) ||
+			   upq_hasher_add(f->w->hash, src, (size_t)n)))
+		wfile_unhash(f->w);
 	if (n < 0) {
 		rc = eb_set(eb, stage_errno(errno),
 			    "writing the staging file: %s", strerror(errno));
@@ -744,8 +781,10 @@ enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,
 		if (ftruncate(f->w->fd, 0))
 			log_warn("cannot free staging space: %s",
 				 strerror(errno));
+		pthread_mutex_unlock(&f->w->hash_lock);
 		return rc;
 	}
+	pthread_mutex_unlock(&f->w->hash_lock);
 	pthread_mutex_lock(&f->fs->lock);
 	wfile_changed(f->w);
 	pthread_mutex_unlock(&f->fs->lock);
@@ -952,11 +991,17 @@ enum mfs_err fs_setattr(struct fs *fs, uint64_t ino,
 			rc = wfile_acquire(fs, &n, sa->size == 0, 0, &w, eb);
 		if (!rc) {
 			rc = wfile_load(fs, w, sa->size, eb);
+			pthread_mutex_lock(&w->hash_lock);
 			if (!rc)
 				rc = wfile_reclaim(fs, w, eb);
 			if (!rc && ftruncate(w->fd, (off_t)sa->size))
 				rc = eb_set(eb, stage_errno(errno),
 					    "truncate: %s", strerror(errno));
+			/* the same size keeps the bytes (and their hash) */
+			if (rc || !w->hash ||
+			    upq_hasher_size(w->hash) != sa->size)
+				wfile_unhash(w);
+			pthread_mutex_unlock(&w->hash_lock);
 			if (!rc) {
 				pthread_mutex_lock(&fs->lock);
 				wfile_changed(w);

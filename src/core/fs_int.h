@@ -36,6 +36,14 @@ struct wfile {
 	 * not at open (touch, chmod through an fd need none of it). */
 	pthread_mutex_t load_lock;
 	int loaded;		/* guarded by load_lock */
+	/* The hashes of the staged bytes while they are written strictly
+	 * in order from offset 0 (a new or emptied file); any other change
+	 * drops them (NULL) and the upload hashes the file itself.
+	 * hash_lock also orders a write (its reclaim and pwrite) against a
+	 * commit, so a queued file is never written under its digest.
+	 * Lock order: load_lock, hash_lock, fs->lock. */
+	pthread_mutex_t hash_lock;
+	struct upq_hasher *hash;	/* guarded by hash_lock */
 	int rid;		/* what to fetch: */
 	char *key;
 	char etag[80];

@@ -226,7 +226,7 @@ static enum mfs_err resume_file(struct fs *fs, struct fs_remote *rem,
 				       failed, eb);
 	else if (!rc)
 		rc = upq_submit(fs->cfg.upq, rem->be, ino, r->key, path,
-				(uint64_t)st.st_size, &meta, r->id, eb);
+				(uint64_t)st.st_size, &meta, r->id, NULL, eb);
 	if (rc)
 		free(path);
 	else if (inop)

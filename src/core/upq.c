@@ -323,6 +323,7 @@ static int unchanged(struct upq *q, struct backend *be, const char *key,
 
 static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 			   const char *path, struct upq_meta *meta,
+			   const struct upq_digest *dg,
 			   int64_t jid, struct obj_meta *out,
 			   struct up_res *ur, struct errbuf *eb)
 {
@@ -345,7 +346,14 @@ static enum mfs_err upload(struct upq *q, struct backend *be, const char *key,
 	}
 	ur->orig_size = ur->size = (uint64_t)st.st_size;
 	sniff_staged(q, fd, key, meta);
-	rc = upqi_hash_range(fd, 0, ur->size, ur->orig_sha, ur->md5);
+	if (dg && dg->size == ur->size) {
+		/* hashed while it was written: no second pass over it */
+		memcpy(ur->orig_sha, dg->sha256, sizeof(ur->orig_sha));
+		memcpy(ur->md5, dg->md5, sizeof(ur->md5));
+		rc = MFS_OK;
+	} else {
+		rc = upqi_hash_range(fd, 0, ur->size, ur->orig_sha, ur->md5);
+	}
 	if (rc) {
 		close(fd);
 		return eb_set(eb, rc, "reading staged file %s", path);
@@ -625,6 +633,8 @@ static void *worker(void *arg)
 		struct obj_meta out = { 0 };
 		struct upq_meta meta;
 		struct up_res ur = { 0 };
+		struct upq_digest dg;
+		int have_dg;
 		char *key, *url = NULL;
 		int64_t wait_ms, jid;
 		struct item *it = pick(q, &wait_ms);
@@ -657,6 +667,8 @@ static void *worker(void *arg)
 		key = strdup(it->key);
 		meta = it->meta;
 		jid = it->jid;
+		dg = it->dg;
+		have_dg = it->have_dg;
 		pthread_mutex_unlock(&q->lock);
 
 		if (!key)
@@ -665,7 +677,8 @@ static void *worker(void *arg)
 			rc = it->be->ops->mkdir(it->be, key, NULL, &eb);
 		else
 			rc = upload(q, it->be, key, it->stage_path, &meta,
-				    jid, &out, &ur, &eb);
+				    have_dg ? &dg : NULL, jid, &out, &ur,
+				    &eb);
 		free(key);
 
 		pthread_mutex_lock(&q->lock);
@@ -932,7 +945,8 @@ void upq_free(struct upq *q)
 static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 			   const char *key, char *stage_path, uint64_t size,
 			   const struct upq_meta *meta, int64_t jid,
-			   int marker, const char *failed, struct errbuf *eb)
+			   const struct upq_digest *dg, int marker,
+			   const char *failed, struct errbuf *eb)
 {
 	struct item *it = calloc(1, sizeof(*it));
 	struct jrow r;
@@ -951,6 +965,10 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 	it->size = size;
 	it->meta = *meta;
 	it->jid = jid;
+	if (dg) {
+		it->dg = *dg;
+		it->have_dg = 1;
+	}
 	it->state = !marker && rsync_temp(key) ? S_HELD : S_QUEUED;
 	it->hold_until_ms = now_ms() + q->cfg.hold_ms;
 	it->not_before_ms = now_ms() + (marker ? q->cfg.marker_ms
@@ -1020,10 +1038,10 @@ void upq_meta_apply(struct upq_meta *dst, unsigned bits,
 enum mfs_err upq_submit(struct upq *q, struct backend *be, uint64_t ino,
 			const char *key, char *stage_path, uint64_t size,
 			const struct upq_meta *meta, int64_t jid,
-			struct errbuf *eb)
+			const struct upq_digest *dg, struct errbuf *eb)
 {
-	return submit(q, be, ino, key, stage_path, size, meta, jid, 0, NULL,
-		      eb);
+	return submit(q, be, ino, key, stage_path, size, meta, jid, dg, 0,
+		      NULL, eb);
 }
 
 enum mfs_err upq_submit_failed(struct upq *q, struct backend *be,
@@ -1032,7 +1050,7 @@ enum mfs_err upq_submit_failed(struct upq *q, struct backend *be,
 			       int64_t jid, const char *error,
 			       struct errbuf *eb)
 {
-	return submit(q, be, ino, key, stage_path, size, meta, jid, 0,
+	return submit(q, be, ino, key, stage_path, size, meta, jid, NULL, 0,
 		      error && *error ? error : "failed in an earlier run", eb);
 }
 
@@ -1044,7 +1062,8 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 
 	snprintf(meta.content_type, sizeof(meta.content_type),
 		 "application/x-directory");
-	return submit(q, be, ino, dir, NULL, 0, &meta, jid, 1, NULL, eb);
+	return submit(q, be, ino, dir, NULL, 0, &meta, jid, NULL, 1, NULL,
+		      eb);
 }
 
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,

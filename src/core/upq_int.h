@@ -21,6 +21,8 @@ struct item {
 	char *key;		/* guarded */
 	char *stage_path;	/* owned by the item */
 	uint64_t size;
+	struct upq_digest dg;	/* of the staged bytes, when have_dg */
+	int have_dg;
 	struct upq_meta meta;	/* guarded */
 	enum ustate state;	/* guarded */
 	int64_t hold_until_ms;	/* guarded: S_HELD until then */

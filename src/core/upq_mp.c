@@ -1,6 +1,7 @@
 /* upq_mp.c - multipart uploads for the upload queue: parts in parallel,
  * the journal's record of uploads started on the server (and of starts
- * whose reply may never have come), and hashing of file ranges.
+ * whose reply may never have come), and hashing (of file ranges, and
+ * incremental: struct upq_hasher).
  * Calls: backend, meta/journal, common. Locking: struct mp's lock guards
  * its marked fields; nothing of the queue's is touched.
  */
@@ -61,6 +62,70 @@ out:
 	EVP_MD_CTX_free(mctx);
 	free(buf);
 	return rc;
+}
+
+struct upq_hasher {
+	EVP_MD_CTX *sha, *md5;
+	uint64_t size;
+};
+
+struct upq_hasher *upq_hasher_new(void)
+{
+	struct upq_hasher *h = calloc(1, sizeof(*h));
+
+	if (!h)
+		return NULL;
+	h->sha = EVP_MD_CTX_new();
+	h->md5 = EVP_MD_CTX_new();
+	if (!h->sha || !h->md5 ||
+	    !EVP_DigestInit_ex(h->sha, EVP_sha256(), NULL) ||
+	    !EVP_DigestInit_ex(h->md5, EVP_md5(), NULL)) {
+		upq_hasher_free(h);
+		return NULL;
+	}
+	return h;
+}
+
+void upq_hasher_free(struct upq_hasher *h)
+{
+	if (!h)
+		return;
+	EVP_MD_CTX_free(h->sha);
+	EVP_MD_CTX_free(h->md5);
+	free(h);
+}
+
+int upq_hasher_add(struct upq_hasher *h, const void *p, size_t n)
+{
+	if (!EVP_DigestUpdate(h->sha, p, n) || !EVP_DigestUpdate(h->md5, p, n))
+		return -1;
+	h->size += n;
+	return 0;
+}
+
+uint64_t upq_hasher_size(const struct upq_hasher *h)
+{
+	return h->size;
+}
+
+int upq_hasher_digest(const struct upq_hasher *h, struct upq_digest *out)
+{
+	unsigned char md[32], mmd[16];
+	unsigned int mdlen = 32, mlen = 16;
+	EVP_MD_CTX *s = EVP_MD_CTX_new(), *m = EVP_MD_CTX_new();
+	int ok = s && m && EVP_MD_CTX_copy_ex(s, h->sha) &&
+		 EVP_MD_CTX_copy_ex(m, h->md5) &&
+		 EVP_DigestFinal_ex(s, md, &mdlen) &&
+		 EVP_DigestFinal_ex(m, mmd, &mlen);
+
+	EVP_MD_CTX_free(s);
+	EVP_MD_CTX_free(m);
+	if (!ok)
+		return -1;
+	out->size = h->size;
+	str_hex(md, 32, out->sha256);
+	str_hex(mmd, 16, out->md5);
+	return 0;
 }
 
 struct mp {
