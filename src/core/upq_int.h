@@ -96,6 +96,10 @@ struct upq {
 	void *inval_ctx;
 };
 
+/* upq.c: caller holds lock: the newest item of ino, or NULL. */
+struct item *upqi_find(struct upq *q, uint64_t ino);
+/* upq.c: a monotonic clock, in ms. */
+int64_t upqi_now_ms(void);
 /* upq.c: caller holds lock: drop the list's claim on it (freed unless a
  * waiter holds a reference). */
 void upqi_release_item(struct upq *q, struct item *it);
