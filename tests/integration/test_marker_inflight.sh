@@ -14,26 +14,13 @@
 MNT=$T/mnt
 LOG=$T/mediafs.log
 J=$T/journal.db
-s3 mkbucket bkt
-supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
-proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
-trap 'cleanup_mounts; kill $proxy 2>/dev/null; supa_stop' EXIT
-S3_PORT=$PPORT write_conf "$T/m.conf" bkt
-supa_conf "$T/m.conf"
+both_start bkt
 OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
 mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
 S=$MNT/s3t
 mkdir "$MNT/supa/bkt" || { fail mount "no Supabase bucket"; exit 1; }
 P=$MNT/supa/bkt
 
-poll() {	# poll SECONDS COMMAND...: until COMMAND succeeds (by the clock:
-	local end=$((SECONDS + $1))	# a listing is a tool start, ~1 s)
-	shift
-	until "$@"; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.2
-	done
-}
 kill9() { kill9_fs "$MNT"; }
 # snap: one listing of each store (S3's keys with the markers "d/"); s3_has
 # and sb_has read the last one

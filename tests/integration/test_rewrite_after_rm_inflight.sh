@@ -19,12 +19,7 @@
 MNT=$T/mnt
 LOG=$T/mediafs.log
 J=$T/journal.db
-s3 mkbucket rmrw
-supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
-proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
-trap 'cleanup_mounts; kill $proxy 2>/dev/null; supa_stop' EXIT
-S3_PORT=$PPORT write_conf "$T/m.conf" rmrw
-supa_conf "$T/m.conf"
+both_start rmrw
 echo "tus_threshold = 6291456" >>"$T/m.conf"
 OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J,multipart_threshold=5242880
 mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
@@ -32,14 +27,6 @@ S=$MNT/s3t
 mkdir "$MNT/supa/rmrw" || { fail mount "no Supabase bucket"; exit 1; }
 P=$MNT/supa/rmrw
 
-poll() {	# poll SECONDS COMMAND...: until COMMAND succeeds
-	local end=$((SECONDS + $1))
-	shift
-	until "$@"; do
-		[ "$SECONDS" -ge "$end" ] && return 1
-		sleep 0.2
-	done
-}
 head -c 7340032 /dev/urandom >"$T/old"	# 7 MiB: multipart, TUS
 echo "the new file, written after the rm" >"$T/new"
 new_line() { echo "$1	$(stat -c %s "$T/new")	$(md5sum <"$T/new" | cut -d' ' -f1)"; }

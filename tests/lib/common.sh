@@ -235,3 +235,14 @@ wait_uploads() {
 	echo "uploads still pending after ${2:-60} s: $n" >&2
 	return 1
 }
+
+# poll SECONDS COMMAND...: run COMMAND every 0.2 s until it succeeds, for
+# SECONDS by the clock (a listing is a tool start, ~1 s); 1 if it never did.
+poll() {
+	local end=$((SECONDS + $1))
+	shift
+	until "$@"; do
+		[ "$SECONDS" -ge "$end" ] && return 1
+		sleep 0.2
+	done
+}

@@ -45,3 +45,15 @@ key = env:TEST_SB_KEY
 retry_base_ms = 20
 EOC
 }
+
+# both_start BUCKET: an S3 bucket behind the fault proxy (proxy_start
+# "$T/control") and the Supabase fake, both in "$T/m.conf" (S3's through
+# the proxy); stopped at exit. Exits the test if one does not start.
+both_start() {
+	s3 mkbucket "$1"
+	supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
+	proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
+	trap 'cleanup_mounts; kill $proxy 2>/dev/null; supa_stop' EXIT
+	S3_PORT=$PPORT write_conf "$T/m.conf" "$1"
+	supa_conf "$T/m.conf"
+}
