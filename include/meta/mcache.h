@@ -144,6 +144,10 @@ enum mfs_err mcache_set(struct mcache *mc, uint64_t ino,
 			const struct mc_set *s);
 /* Forget ino and its subtree. */
 enum mfs_err mcache_remove(struct mcache *mc, uint64_t ino);
+/* Clear the pending mark of every file node; *inos (malloc'd, *n of them,
+ * NULL when none) gets those nodes. */
+enum mfs_err mcache_unpend_files(struct mcache *mc, uint64_t **inos,
+				 size_t *n);
 /* Forget the file of remote rid with key (an object deleted behind the
  * cache's back), unless it holds local changes not yet uploaded (pending).
  * *dropped (may be NULL) gets 1 when a node went. Its directory's listing

@@ -517,10 +517,53 @@ static void abort_left_multipart(struct fs *fs)
 	free(l.at);
 }
 
+/* Files the cache showed as being uploaded (pend, their marks cleared
+ * before the journal's rows resumed) that no pending or failed row marked
+ * again: their upload finished, or their content went (#15.54). A kill -9
+ * between an upload's "done" in the journal and the cache's update (the
+ * two are separate databases) leaves the node pending with no row, its
+ * staged copy swept as a write that never completed: shown as being
+ * uploaded, with nothing queued, every open of the file failed with EIO
+ * ("its staged content is gone") for good, a listing keeping it too. It is
+ * forgotten and its folder listed again: the store's object is the file.
+ * With the journal unread (failed), the marks are put back. */
+static void unpend_left(struct fs *fs, const uint64_t *pend, size_t npend,
+			enum mfs_err failed)
+{
+	struct mc_set s = { 0 };
+	size_t i, n = 0;
+
+	s.mask = MC_SET_PENDING;
+	s.pending = 1;
+	for (i = 0; i < npend; i++) {
+		struct mc_node nd = { 0 };
+
+		if (mcache_get(fs->mc, pend[i], &nd))
+			continue;
+		if (!nd.pending && failed) {
+			mcache_set(fs->mc, pend[i], &s);
+		} else if (!nd.pending && nd.kind == MC_FILE) {
+			log_dbg(LOG_SUB_UPQ, "%s: shown as being uploaded, but the journal has no upload of it left: read from the store",
+				nd.key);
+			if (!mcache_remove(fs->mc, pend[i])) {
+				mcache_invalidate_dir(fs->mc, nd.parent);
+				n++;
+			}
+		}
+		mc_node_cleanup(&nd);
+	}
+	if (n)
+		log_info("%zu file%s the cache showed as being uploaded ha%s no upload left in the journal (finished before a kill): shown as the store has %s",
+			 n, n == 1 ? "" : "s", n == 1 ? "s" : "ve",
+			 n == 1 ? "it" : "them");
+}
+
 enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 			       struct errbuf *eb)
 {
 	struct resume res = { 0 };
+	uint64_t *pend = NULL;
+	size_t npend = 0;
 	enum mfs_err rc;
 	int i, swept;
 
@@ -529,6 +572,9 @@ enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 	if (!fs->cfg.upq)
 		return MFS_OK;
 	abort_left_multipart(fs);
+	/* the rows resumed below mark their files pending again */
+	if (mcache_unpend_files(fs->mc, &pend, &npend))
+		log_warn("cannot read which files the cache shows as being uploaded");
 	rc = journal_pending(fs->cfg.journal, fs->mount_id, 0, resume_row,
 			     &res);
 	/* staged files no pending or failed row names: files that were
@@ -547,6 +593,8 @@ enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 	for (i = 0; i < res.nfix; i++)
 		fix_cleanup(&res.fix[i]);
 	free(res.fix);
+	unpend_left(fs, pend, npend, rc);
+	free(pend);
 	if (!rc) {
 		swept = stage_sweep(fs->cfg.stage, res.keep, res.nkeep);
 		if (swept)

@@ -904,6 +904,51 @@ enum mfs_err mcache_remove(struct mcache *mc, uint64_t ino)
 	return ok ? MFS_OK : MFS_EIO;
 }
 
+enum mfs_err mcache_unpend_files(struct mcache *mc, uint64_t **inos,
+				 size_t *n)
+{
+	sqlite3_stmt *st = NULL;
+	uint64_t *v = NULL, *nv;
+	size_t cnt = 0, cap = 0;
+	int r = SQLITE_ERROR, ok = 0;
+
+	*inos = NULL;
+	*n = 0;
+	pthread_mutex_lock(&mc->lock);
+	if (sqlite3_prepare_v2(mc->db, "SELECT ino FROM node WHERE kind=?1 "
+			       "AND pending=1", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, MC_FILE);
+		while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+			if (cnt == cap) {
+				cap = cap ? cap * 2 : 16;
+				nv = realloc(v, sizeof(*v) * cap);
+				if (!nv)
+					break;
+				v = nv;
+			}
+			v[cnt++] = (uint64_t)sqlite3_column_int64(st, 0);
+		}
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (r == SQLITE_DONE &&
+	    sqlite3_prepare_v2(mc->db, "UPDATE node SET pending=0 WHERE "
+			       "kind=?1 AND pending=1", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, MC_FILE);
+		ok = sqlite3_step(st) == SQLITE_DONE;
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&mc->lock);
+	if (!ok) {
+		free(v);
+		return MFS_EIO;
+	}
+	*inos = v;
+	*n = cnt;
+	return MFS_OK;
+}
+
 enum mfs_err mcache_forget_key(struct mcache *mc, int rid, const char *key,
 			       int *dropped)
 {
