@@ -80,11 +80,19 @@ c0=$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state<>'skipped'" 2>/dev/nu
 	pass "s1: the script killed (-9) during its plan (plan file created, skip file not yet open)" ||
 	fail "s1 plan kill" "killed=$killed plan.done=$([ -e "$S1W/plan.done" ] && echo yes) copies=$c0; $(tail -3 "$T/s1.run0")"
 
-# run 2, killed (-9) once a file is in; 30% of the server's answers are
-# 500s meanwhile (retried by mediafs), so the copy takes long enough for
-# the kill to land in it on any machine
-echo rate500=0.3 >"$SB_CONTROL"
-kill_run "$T/s1.run1" '[ "$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state='"'done'"'" 2>/dev/null)" -ge 1 ]'
+# run 2, killed (-9) mid-copy: the server holds the upload of one planned
+# file (the last in the generator's list), so the copy cannot finish; the
+# kill lands once that upload is held and another file is done. The held
+# request is then answered 500 (it stores nothing, as if the kill had cut
+# it), so no upload is counted twice below
+hk=$(awk -F'\t' '$2 !~ /^skip:/ {k = $2} END {print k}' "$T/s1/expect.tsv")
+hk=${hk##*/} hk=${hk%%.*}
+rm -f "$SB_CONTROL.held"
+echo "hold_key=$hk" >"$SB_CONTROL"
+kill_run "$T/s1.run1" '[ -s "$SB_CONTROL.held" ] && [ "$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state='"'done'"'" 2>/dev/null)" -ge 1 ]'
+echo "fail500=$hk" >"$SB_CONTROL"
+poll 30 grep -q "$hk.* 500\$" "$SB_REQLOG" ||
+	fail "s1 kill" "the held upload of $hk was not answered"
 : >"$SB_CONTROL"
 d1=$(sqlite3 "$J" "SELECT count(*) FROM copies WHERE state='done'" 2>/dev/null)
 [ $killed -eq 1 ] && [ "${d1:-0}" -lt "$NPLAN" ] &&
