@@ -130,6 +130,7 @@ declare -A R
 for tool in $TOOLS; do
 	echo "== $tool"
 	if [ "$tool" = raw ]; then
+		[ -x "$ROOT/build/rawput" ] || { echo "bench: $ROOT/build/rawput is not built (make bench builds it; or make build/rawput)" >&2; exit 2; }
 		s3tool mkbucket bench-raw
 		s3conf "$D/raw.conf" raw bench-raw
 		m=$(mark)

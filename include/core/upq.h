@@ -26,6 +26,8 @@
 
 struct upq;
 
+struct stage;
+
 struct upq_config {
 	int workers;			/* default 16 */
 	uint64_t multipart_threshold;	/* bytes; default 64 MiB */
@@ -48,6 +50,9 @@ struct upq_config {
 					 * one; NULL: application/octet-stream
 					 * (borrowed) */
 	const char *label;		/* copied; NULL = none */
+	struct stage *stage;		/* a landed file's staging file goes
+					 * back to it (stage_done); NULL:
+					 * unlinked (borrowed) */
 };
 
 /* Metadata an upload will carry. */

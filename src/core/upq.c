@@ -23,6 +23,7 @@
 
 #include "common/log.h"
 #include "core/hooks.h"
+#include "core/stage.h"
 #include "common/str.h"
 #include "upq_int.h"
 
@@ -792,7 +793,7 @@ settle:
 			/* after the cache says where the bytes are now: a
 			 * reader that finds no staged copy finds them there */
 			if (!keep_stage)
-				unlink(it->stage_path);
+				stage_done(q->cfg.stage, it->stage_path);
 			q->st.done++;
 			q->st.bytes_done += ur.size;
 			it->state = S_DONE;

@@ -663,6 +663,7 @@ int main(int argc, char **argv)
 			log_warn("%s; uploads without a type set will be application/octet-stream",
 				 eb.msg);
 		uc.sniff = d.sniff;
+		uc.stage = d.stage;
 		if (o.workers && (str_parse_u64(o.workers, &v) || !v ||
 				  v > 256)) {
 			fprintf(stderr, "mediafs: upload_workers must be 1..256\n");
