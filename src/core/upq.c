@@ -654,9 +654,17 @@ static void *worker(void *arg)
 		enum mfs_err rc;
 
 		if (!it) {
-			if (wait_ms >= 0) {
+			int64_t at = now_ms() + wait_ms;
+
+			/* one worker keeps the clock of the next deadline;
+			 * the others sleep until an event: were all 16 to
+			 * sleep until it, all 16 would wake at each one
+			 * (a file closed every 2 ms: 8,000 wake-ups a
+			 * second, each taking q->lock) */
+			if (wait_ms >= 0 && (!q->timer_at || at < q->timer_at)) {
 				struct timespec ts;
 
+				q->timer_at = at;
 				clock_gettime(CLOCK_REALTIME, &ts);
 				ts.tv_sec += wait_ms / 1000;
 				ts.tv_nsec += (wait_ms % 1000) * 1000000;
@@ -665,11 +673,16 @@ static void *worker(void *arg)
 					ts.tv_nsec -= 1000000000;
 				}
 				pthread_cond_timedwait(&q->work, &q->lock, &ts);
+				if (q->timer_at == at)
+					q->timer_at = 0;
 			} else {
 				pthread_cond_wait(&q->work, &q->lock);
 			}
 			continue;
 		}
+		/* the clock passes on: another worker times what still waits */
+		if (!q->timer_at && q->st.queued > 1)
+			pthread_cond_signal(&q->work);
 		if (it->marker && upqm_skip(q, it))
 			continue;
 		it->state = S_RUNNING;

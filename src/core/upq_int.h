@@ -75,6 +75,9 @@ struct upq {
 	struct item *head, *tail;	/* guarded */
 	struct upq_hold *holds;	/* guarded */
 	int stop;		/* guarded */
+	int64_t timer_at;	/* guarded: the deadline (now_ms) a worker
+				 * sleeps until, 0 if none: the others
+				 * sleep until an event */
 	int key_waits;		/* guarded: an item waits for a running
 				 * upload of its key (key_busy) */
 	int writers;		/* guarded: files open for writing (fs) */
