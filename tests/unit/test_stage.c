@@ -130,6 +130,7 @@ int main(void)
 	CHECK(access(p4, F_OK) == 0);
 	CHECK(nfiles(dir) == 1);
 	/* the spare it lost is passed over: a new file all the same */
+	free(p1);
 	CHECK(!stage_create(s, &fd, &p1, NULL) && fd >= 0);
 	CHECK(fstat(fd, &st) == 0 && st.st_size == 0);
 	close(fd);
