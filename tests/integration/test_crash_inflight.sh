@@ -111,9 +111,9 @@ cmp -s "$T/sb-fly-ren" "$P/moved-ren" && [ ! -e "$P/fly-ren" ] && [ ! -e "$P/fly
 	sb_has moved-ren && ! sb_has fly-ren && ! sb_has fly-del &&
 	pass "Supabase: mv and rm of files whose uploads ran, then kill -9: kept as done, on the mount and the store" ||
 	fail "Supabase mv/rm then kill -9" "mount: $(ls "$P" | tr '\n' ' ') store: $(tr '\n' ' ' <"$T/sb.snap")"
-left=$(sqlite3 "$J" "select count(*) from uploads where state in ('pending','failed')")
-[ "$left" -eq 0 ] && pass "journal: nothing pending or failed after the remount finished them" ||
-	fail "journal" "$left rows: $(sqlite3 "$J" "select key,state,drop_key,discard from uploads where state in ('pending','failed')" | tr '\n' ' ')"
+left=$(journal_left "$J")
+[ -z "$left" ] && pass "journal: nothing pending or failed after the remount finished them" ||
+	fail "journal" "rows left: $left"
 
 # ---- #15.51: a file renamed while its upload ran is copied to its new
 # name once it lands; rm of the new name while that copy is on its way,

@@ -52,8 +52,8 @@ want=$(printf 'landed\nmore\n' | md5sum | cut -d' ' -f1)
 got=$(s3 manifest k9done "" 2>&1 | grep '^sub/f.txt' | cut -f2,3)
 [ "$got" = "$(printf '12\t%s' "$want")" ] && pass "the store has the appended file" ||
 	fail "the store after the append" "got '$got'"
-left=$(sqlite3 "$J" "select count(*) from uploads where state in ('pending','failed')")
-[ "$left" -eq 0 ] && pass "journal: no row left pending or failed" ||
-	fail "journal" "$left rows left"
+left=$(journal_left "$J")
+[ -z "$left" ] && pass "journal: no row left pending or failed" ||
+	fail "journal" "rows left: $left"
 [ ! -e "$STAGE/up-k9done" ] && pass "the stray staged copy is swept" ||
 	fail "staging" "$STAGE/up-k9done is still there"

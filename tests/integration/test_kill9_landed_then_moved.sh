@@ -86,9 +86,9 @@ if nheld mvf/inflight1.json 2 && nheld rmf/inflight2.json 2 &&
 	else
 		fail "folder mv after kill -9" "dirf/sub/inflight3.json or dirg/...: $(shown)"
 	fi
-	left=$(sqlite3 "$J" "select count(*) from uploads where state in ('pending','failed')")
-	[ "$left" -eq 0 ] && pass "journal: no row left pending or failed" ||
-		fail "journal" "$left rows: $(sqlite3 "$J" "select key,state from uploads where state in ('pending','failed')" | tr '\n' ' ')"
+	left=$(journal_left "$J")
+	[ -z "$left" ] && pass "journal: no row left pending or failed" ||
+		fail "journal" "rows left: $left"
 	# what the mount shows after the cache is lost: the store's truth
 	rm -rf "$T/cache"
 	mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }

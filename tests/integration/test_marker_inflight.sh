@@ -71,9 +71,9 @@ if nheld mkf/ 2 && nheld mkm/ 2; then
 	else
 		fail "markers of filled folders after kill -9" "S3: $(tr '\n' ' ' <"$T/s3.snap") Supabase: $(tr '\n' ' ' <"$T/sb.snap")"
 	fi
-	left=$(sqlite3 "$J" "select count(*) from uploads where state in ('pending','failed')")
-	[ "$left" -eq 0 ] && pass "journal: no marker row left pending or failed" ||
-		fail "journal" "$left rows: $(sqlite3 "$J" "select key,state from uploads where state in ('pending','failed')" | tr '\n' ' ')"
+	left=$(journal_left "$J")
+	[ -z "$left" ] && pass "journal: no marker row left pending or failed" ||
+		fail "journal" "rows left: $left"
 else
 	release
 	fail "markers in flight" "the marker requests never reached the servers: $(cat "$T/control.held" "$SB_CONTROL.held" 2>/dev/null | tr '\n' ' ')"

@@ -82,9 +82,9 @@ if nheld a.bin 1 && nheld c.bin 1 && nheld resumable 2; then
 			fail "read $f" "$(head -c 100 "$f" 2>&1)"
 		fi
 	done
-	n=$(sqlite3 "$J" "select count(*) from uploads where state in ('pending','failed')")
-	[ "$n" -eq 0 ] && pass "journal: no row left pending or failed" ||
-		fail "journal" "$n rows: $(sqlite3 "$J" "select key,state from uploads where state in ('pending','failed')" | tr '\n' ' ')"
+	left=$(journal_left "$J")
+	[ -z "$left" ] && pass "journal: no row left pending or failed" ||
+		fail "journal" "rows left: $left"
 else
 	release
 	fail "uploads in flight" "the old files' requests never reached the servers: $(cat "$T/control.held" "$SB_CONTROL.held" 2>/dev/null | tr '\n' ' ')"

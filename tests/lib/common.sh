@@ -225,6 +225,16 @@ kill_when() {
 	wait "$PG" 2>/dev/null
 }
 
+# journal_left J: the journal's upload rows still pending or failed, one
+# "key state drop_key discard" each, space-separated; empty once settled
+# (a journal it cannot read says so: never empty)
+journal_left() {
+	local rows
+	rows=$(sqlite3 "$1" "select key, state, drop_key, discard from uploads where state in ('pending','failed')") ||
+		{ echo "(cannot read the journal $1)"; return; }
+	printf '%s' "$rows" | tr '|\n' '  '
+}
+
 wait_uploads() {
 	local i n
 	for i in $(seq 1 $((${2:-60} * 10))); do
