@@ -18,6 +18,9 @@ char *str_fmt(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 char *str_ndup(const char *s, size_t n);
 int str_starts(const char *s, const char *prefix);
 int str_ends(const char *s, const char *suffix);
+/* 64 random bits for a name nobody else uses (a temporary): getrandom,
+ * or the clock, the pid and a counter before the kernel has entropy. */
+uint64_t str_unique64(void);
 
 /* Percent-encode every byte except A-Z a-z 0-9 - . _ ~ (and '/' when
  * keep_slash), uppercase hex. Appends to out. */

@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -483,19 +482,8 @@ static int exists(struct backend *be, const char *key, enum mfs_err *rc,
  * and 16 random hex digits): no other writer uses it. */
 static void move_name(char out[sizeof(IK_MOVE_PREFIX) + 16])
 {
-	static unsigned long seq;
-	uint64_t r = 0;
-	struct timespec ts;
-
-	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r)) {
-		/* (no entropy yet: unique enough for one library) */
-		clock_gettime(CLOCK_REALTIME, &ts);
-		r = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
-		    ((uint64_t)getpid() << 16) ^
-		    __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
-	}
 	snprintf(out, sizeof(IK_MOVE_PREFIX) + 16, IK_MOVE_PREFIX "%016llx",
-		 (unsigned long long)r);
+		 (unsigned long long)str_unique64());
 }
 
 /* Start a bulk job (kind: "moveFolder" with sourceFolderPath and

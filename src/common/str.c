@@ -6,7 +6,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
+#include <unistd.h>
 
 char *str_fmt(const char *fmt, ...)
 {
@@ -334,4 +336,18 @@ const char *str_bad_name(const char *name, size_t n)
 	if (memchr(name, '\0', n))
 		return "NUL byte in name";
 	return NULL;
+}
+
+uint64_t str_unique64(void)
+{
+	static unsigned long seq;
+	uint64_t r = 0;
+	struct timespec ts;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) == (ssize_t)sizeof(r))
+		return r;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
+	       ((uint64_t)getpid() << 16) ^
+	       __atomic_add_fetch(&seq, 1, __ATOMIC_RELAXED);
 }

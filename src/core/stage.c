@@ -22,7 +22,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -78,16 +77,8 @@ void stage_free(struct stage *s)
 /* A fresh name "DIR/PFX-<16 hex>" (random: never one handed out before). */
 static char *fresh_name(const struct stage *s, const char *pfx)
 {
-	uint64_t r = 0;
-
-	if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
-		struct timespec ts;
-
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		r = ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)ts.tv_nsec ^
-		    ((uint64_t)getpid() << 48);
-	}
-	return str_fmt("%s/%s-%016llx", s->dir, pfx, (unsigned long long)r);
+	return str_fmt("%s/%s-%016llx", s->dir, pfx,
+		       (unsigned long long)str_unique64());
 }
 
 /* Rename from to a fresh name with prefix pfx; the new path, or NULL. */

@@ -32,11 +32,6 @@ static int nfiles(const char *dir)
 	return n;
 }
 
-static void stats(struct stage *s, uint64_t *r, uint64_t *k, uint64_t *d)
-{
-	stage_stats(s, r, k, d);
-}
-
 /* A staging file holding text, closed; its path. */
 static char *staged(struct stage *s, const char *text)
 {
@@ -72,7 +67,7 @@ int main(void)
 	CHECK(p1 && !stat(p1, &st));
 	stage_done(s, p1);
 	CHECK(access(p1, F_OK) && errno == ENOENT);	/* its name is gone */
-	stats(s, &r, &k, &d);
+	stage_stats(s, &r, &k, &d);
 	CHECK(k == 1 && d == 0 && r == 0);
 	CHECK(nfiles(dir) == 1);			/* the spare */
 	CHECK(!stage_create(s, &fd, &p2, NULL));
@@ -80,7 +75,7 @@ int main(void)
 	CHECK(st2.st_size == 0);
 	CHECK(strcmp(p1, p2) != 0);			/* a fresh name */
 	CHECK(!strncmp(strrchr(p2, '/'), "/up-", 4));
-	stats(s, &r, &k, &d);
+	stage_stats(s, &r, &k, &d);
 	CHECK(r == 1);
 	CHECK(write(fd, "second", 6) == 6);
 	close(fd);
@@ -89,7 +84,7 @@ int main(void)
 	rd = open(p2, O_RDONLY);
 	CHECK(rd >= 0);
 	stage_done(s, p2);
-	stats(s, &r, &k, &d);
+	stage_stats(s, &r, &k, &d);
 	CHECK(k == 1 && d == 1);
 	CHECK(nfiles(dir) == 0);
 	CHECK(!stage_create(s, &fd, &p3, NULL));	/* no spare: new inode */
@@ -103,7 +98,7 @@ int main(void)
 	rd = dup(fd);
 	close(fd);
 	stage_done(s, p3);
-	stats(s, &r, &k, &d);
+	stage_stats(s, &r, &k, &d);
 	CHECK(k == 1 && d == 2);
 	CHECK(pwrite(rd, "x", 1, 6) == 1);	/* still its own file */
 	n = (int)pread(rd, buf, sizeof(buf), 0);
@@ -116,7 +111,7 @@ int main(void)
 		stage_done(s, p4);
 		free(p4);
 	}
-	stats(s, &r, &k, &d);
+	stage_stats(s, &r, &k, &d);
 	CHECK(nfiles(dir) == 1);	/* one spare, reused each time */
 	CHECK(r == 70);
 	p4 = staged(s, "pending");	/* reuses the spare */
