@@ -166,6 +166,14 @@ struct backend_ops {
 	 * stored there. */
 	enum mfs_err (*move_dir)(struct backend *be, const char *src,
 				 const char *dst, struct errbuf *eb);
+	/* A move of src to dst (dir: a folder) that takes several requests,
+	 * stopped between them (a kill, a failed step whose undo failed
+	 * too): what it left under a name of the move's own goes back to src
+	 * (nothing left: MFS_OK). NULL: a move is one request. The core
+	 * records such moves in the journal while they run (core/moves). */
+	enum mfs_err (*move_undo)(struct backend *be, const char *src,
+				  const char *dst, int dir,
+				  struct errbuf *eb);
 	/* Delete one object; deleting a missing one succeeds. */
 	enum mfs_err (*del)(struct backend *be, const char *key,
 			    struct errbuf *eb);

@@ -142,6 +142,24 @@ typedef void (*journal_mp_cb)(void *ud, const char *remote, const char *key,
 enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
 			     journal_mp_cb cb, void *ud);
 
+/* A move on the server in steps (a backend with move_undo: ImageKit's
+ * rename to another folder and another name goes through a name of its
+ * own) of src to dst (dir: a folder) on remote: recorded (durably) before
+ * its first step, until journal_move_close, so the next mount puts back
+ * what a daemon killed between the steps left half done. */
+enum mfs_err journal_move_open(struct journal *j, const char *mount_id,
+			       const char *remote, const char *src,
+			       const char *dst, int dir, struct errbuf *eb);
+enum mfs_err journal_move_close(struct journal *j, const char *mount_id,
+				const char *remote, const char *src,
+				const char *dst, struct errbuf *eb);
+/* Every move mount_id recorded and did not close, oldest first; the
+ * strings are valid during the call, which must not call the journal. */
+typedef void (*journal_move_cb)(void *ud, const char *remote,
+				const char *src, const char *dst, int dir);
+enum mfs_err journal_move_list(struct journal *j, const char *mount_id,
+			       journal_move_cb cb, void *ud);
+
 /* Record a rename, delete, mkdir, rmdir or metadata change. */
 enum mfs_err journal_event(struct journal *j, const char *mount_id,
 			   const char *remote, const char *op,

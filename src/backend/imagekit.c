@@ -832,6 +832,7 @@ static const struct backend_ops ik_ops = {
 	.copy = imagekit_copy,
 	.move = imagekit_move,
 	.move_dir = imagekit_move_dir,
+	.move_undo = imagekit_move_undo,
 	.del = imagekit_del,
 	.del_many = imagekit_del_many,
 	.mkdir = imagekit_mkdir,

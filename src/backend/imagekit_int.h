@@ -135,5 +135,7 @@ enum mfs_err imagekit_rmdir(struct backend *be, const char *dir,
 			     struct errbuf *eb);
 enum mfs_err imagekit_move_dir(struct backend *be, const char *src,
 				const char *dst, struct errbuf *eb);
+enum mfs_err imagekit_move_undo(struct backend *be, const char *src,
+				const char *dst, int dir, struct errbuf *eb);
 
 #endif

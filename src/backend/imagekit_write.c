@@ -478,12 +478,24 @@ static int exists(struct backend *be, const char *key, enum mfs_err *rc,
 	return *rc ? -1 : 1;
 }
 
-/* A name for a file or folder between the steps of a move (IK_MOVE_PREFIX
- * and 16 random hex digits): no other writer uses it. */
-static void move_name(char out[sizeof(IK_MOVE_PREFIX) + 16])
+/* The name a move of src to dst goes through (IK_MOVE_PREFIX and 16 hex
+ * digits of an FNV-1a hash of both keys): no other writer uses it, and a
+ * move a kill stopped between its steps is found under it again
+ * (imagekit_move_undo) from the two keys the journal recorded. */
+static void move_name(char out[sizeof(IK_MOVE_PREFIX) + 16], const char *src,
+		      const char *dst)
 {
+	uint64_t h = 0xcbf29ce484222325ULL;
+	const char *k[] = { src, dst };
+	size_t i, n;
+
+	for (i = 0; i < 2; i++)
+		for (n = 0; n <= strlen(k[i]); n++) {	/* (with its NUL) */
+			h ^= (unsigned char)k[i][n];
+			h *= 0x100000001b3ULL;
+		}
 	snprintf(out, sizeof(IK_MOVE_PREFIX) + 16, IK_MOVE_PREFIX "%016llx",
-		 (unsigned long long)str_unique64());
+		 (unsigned long long)h);
 }
 
 /* Start a bulk job (kind: "moveFolder" with sourceFolderPath and
@@ -601,7 +613,7 @@ static enum mfs_err relocate(struct backend *be, const char *src,
 		rc = step_move(be, dir, sp, dfold, src, eb);
 		goto done;
 	}
-	move_name(tmp);
+	move_name(tmp, src, dst);
 	tp = str_fmt("%s%s%s", sfold, strcmp(sfold, "/") ? "/" : "", tmp);
 	mp = str_fmt("%s%s%s", dfold, strcmp(dfold, "/") ? "/" : "", tmp);
 	if (!tp || !mp) {
@@ -631,6 +643,115 @@ out:
 	free(sp);
 	free(tp);
 	free(mp);
+	return rc;
+}
+
+/* key's sibling called name (the same folder). */
+static char *sibling(const char *key, const char *name)
+{
+	const char *slash = strrchr(key, '/');
+
+	return slash ? str_fmt("%.*s/%s", (int)(slash - key), key, name)
+		     : strdup(name);
+}
+
+/* Put back what relocate left between its steps (a kill, or an undo that
+ * failed): under the move name in dst's folder (moved, not yet renamed)
+ * it goes back to src's folder, then under the move name there it takes
+ * src's name again. Up to 3 searches and 2 requests; 2 searches when
+ * nothing was left. One with src's name meanwhile is not replaced (it
+ * would stack onto it as versions): an error, the object stays. */
+static enum mfs_err undo_once(struct backend *be, const char *src,
+			      const char *dst, int dir, int *found,
+			      struct errbuf *eb)
+{
+	struct ik *ik = be->priv;
+	const char *sn, *dn;
+	char *sfold = imagekit_parent(ik, src, &sn), *dfold = imagekit_parent(ik, dst, &dn);
+	char tmp[sizeof(IK_MOVE_PREFIX) + 16];
+	char *tkey = NULL, *mkey = NULL, *tp = NULL, *mp = NULL;
+	enum mfs_err rc = sfold && dfold ? MFS_OK : MFS_ENOMEM;
+	int at = 0;
+
+	if (rc || !strcmp(sfold, dfold) || !strcmp(sn, dn))
+		goto out;	/* one request: nothing between steps */
+	move_name(tmp, src, dst);
+	tkey = sibling(src, tmp);
+	mkey = sibling(dst, tmp);
+	tp = tkey ? imagekit_path(ik, tkey) : NULL;
+	mp = mkey ? imagekit_path(ik, mkey) : NULL;
+	if (!tp || !mp) {
+		rc = MFS_ENOMEM;
+		goto out;
+	}
+	/* searched in the order the steps take it (a step of the stopped
+	 * daemon still on its way moves it on, never back: searched after,
+	 * it is found there) */
+	at = exists(be, tkey, &rc, eb);
+	if (!rc && !at) {
+		at = exists(be, mkey, &rc, eb);
+		if (at > 0)
+			rc = step_move(be, dir, mp, sfold, src, eb);
+	}
+	if (found)
+		*found = at > 0;
+	if (rc || at <= 0)
+		goto out;
+	if (exists(be, src, &rc, eb)) {
+		if (!rc)
+			rc = eb_set(eb, MFS_EEXIST,
+				    "%s exists again: what its move left stays under %s",
+				    src, tkey);
+		goto out;
+	}
+	rc = step_rename(be, dir, tp, sn, src, eb);
+	/* a step of the stopped daemon may still be running (a request on
+	 * its way, a folder's bulk job still pending): it may have moved it
+	 * on meanwhile */
+	if (!rc && (exists(be, mkey, &rc, eb) > 0 || (!rc &&
+		    exists(be, tkey, &rc, eb) > 0)))
+		rc = eb_set(eb, MFS_ENOTFOUND,
+			    "%s is still under the move name %s (a step of the stopped daemon still ran)",
+			    src, tmp);
+	if (!rc)
+		log_info("remote [%s]: %s is back under its name: its move to %s was stopped between its steps",
+			 be->name, src, dst);
+out:
+	if (at > 0) {
+		imagekit_idx_drop(ik, src, dir);
+		imagekit_idx_drop(ik, tkey, dir);
+		imagekit_idx_drop(ik, mkey, dir);
+	}
+	free(sfold);
+	free(dfold);
+	free(tkey);
+	free(mkey);
+	free(tp);
+	free(mp);
+	return rc;
+}
+
+/* A step of the stopped daemon may still be on its way (a request
+ * answered after its death, a folder's bulk job still pending) and move
+ * it on after the search, or after the steps here: searched again a
+ * second later, until a pass finds nothing (3 more at most; a pass that
+ * failed leaves the move in the journal for the next mount). A step
+ * answered "not found" (it moved on meanwhile) is searched again the same
+ * way. Costs a second and 2 searches at the mount after a kill that
+ * stopped a move. */
+enum mfs_err imagekit_move_undo(struct backend *be, const char *src,
+				const char *dst, int dir, struct errbuf *eb)
+{
+	int found = 0, tries;
+	enum mfs_err rc = undo_once(be, src, dst, dir, &found, eb);
+
+	for (tries = 0; tries < 3 && (!rc || rc == MFS_ENOTFOUND); tries++) {
+		sleep(1);
+		memset(eb, 0, sizeof(*eb));
+		rc = undo_once(be, src, dst, dir, &found, eb);
+		if (!rc && !found)
+			break;
+	}
 	return rc;
 }
 

@@ -34,7 +34,9 @@ int log_parse_subsystems(const char *list, unsigned *mask)
 
 	*mask = 0;
 	while (*p) {
-		size_t n = strcspn(p, ",");
+		/* '+' inside a mount's -o (where ',' starts the next
+		 * option), ',' elsewhere */
+		size_t n = strcspn(p, ",+");
 		size_t i;
 
 		for (i = 0; i < sizeof(subs) / sizeof(subs[0]); i++)
@@ -45,7 +47,7 @@ int log_parse_subsystems(const char *list, unsigned *mask)
 			return -1;
 		*mask |= subs[i].bit;
 		p += n;
-		if (*p == ',')
+		if (*p == ',' || *p == '+')
 			p++;
 	}
 	return 0;

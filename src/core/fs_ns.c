@@ -14,6 +14,7 @@
 #include "common/deadline.h"
 #include "common/log.h"
 #include "common/str.h"
+#include "core/moves.h"
 #include "fs_int.h"
 #include "meta/sniff.h"
 
@@ -421,7 +422,8 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 		landed = !rc;
 	} else {
 		if (r->be->ops->move) {
-			rc = r->be->ops->move(r->be, n->key, newkey, eb);
+			rc = moves_run(fs->cfg.journal, fs->mount_id, r->be,
+				       n->key, newkey, 0, eb);
 		} else {
 			struct obj_meta out = { 0 };
 
@@ -720,7 +722,8 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 			return rc;
 		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be, NULL,
 			       NULL);
-		rc = r->be->ops->move_dir(r->be, src->key, newkey, eb);
+		rc = moves_run(fs->cfg.journal, fs->mount_id, r->be,
+			       src->key, newkey, 1, eb);
 		upq_release_dir(fs->cfg.upq, r->be, newkey);
 		if (!rc)
 			rc = mcache_move(fs->mc, src->ino, newparent, newname,

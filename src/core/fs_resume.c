@@ -16,6 +16,7 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "fs_int.h"
+#include "core/moves.h"
 #include "core/stage.h"
 
 /* A row seen while the journal reads out (its lock held: no journal calls
@@ -558,6 +559,13 @@ static void unpend_left(struct fs *fs, const uint64_t *pend, size_t npend,
 			 n == 1 ? "it" : "them");
 }
 
+static struct backend *be_of(void *ud, const char *remote)
+{
+	struct fs_remote *rem = remote_of(ud, remote);
+
+	return rem ? rem->be : NULL;
+}
+
 enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 			       struct errbuf *eb)
 {
@@ -572,6 +580,13 @@ enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 	if (!fs->cfg.upq)
 		return MFS_OK;
 	abort_left_multipart(fs);
+	/* first: a resumed row may name what such a move left (#15.55: an
+	 * upload renamed while its old version was being moved, the old name
+	 * to drop) */
+	i = moves_undo_left(fs->cfg.journal, fs->mount_id, be_of, fs);
+	if (i)
+		log_info("checked %d move%s a stopped daemon had begun on the server (what one left half done is back under its old name)",
+			 i, i == 1 ? "" : "s");
 	/* the rows resumed below mark their files pending again */
 	if (mcache_unpend_files(fs->mc, &pend, &npend))
 		log_warn("cannot read which files the cache shows as being uploaded");

@@ -23,6 +23,7 @@
 
 #include "common/log.h"
 #include "core/hooks.h"
+#include "core/moves.h"
 #include "core/stage.h"
 #include "common/str.h"
 #include "upq_int.h"
@@ -471,7 +472,8 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 				 * and the old name came back (#15, found by
 				 * the model tester): move it, then give it the
 				 * metadata under the new name */
-				rc = be->ops->move(be, key, to, eb);
+				rc = moves_run(q->j, q->mount_id, be, key, to,
+					       0, eb);
 				if (!rc)
 					rc = be->ops->copy(be, to, to, &pm, out,
 							   eb);

@@ -62,6 +62,16 @@ struct upq_hold {
 	char *prefix;		/* owned */
 };
 
+/* Markers upqm_clear_above is deleting, with the lock dropped: the
+ * tallies and waits count them (a folder whose marker is still on the
+ * store is not settled). Lives on the deleting thread's stack. */
+struct upqm_clearing {
+	const struct backend *be;
+	char **key;		/* "dir/" */
+	int n;
+	struct upqm_clearing *next;
+};
+
 struct upq {
 	struct upq_config cfg;
 	char *mount_id;
@@ -88,6 +98,8 @@ struct upq {
 	int64_t landed_ms;	/* guarded: when a file last landed (the
 				 * queue's progress, for markers) */
 	struct upq_stats st;	/* guarded */
+	struct upqm_clearing *clearing;	/* guarded: marker deletes on
+					 * their way (upqm_clear_above) */
 	pthread_t *threads;
 	int nthreads;
 	struct {
@@ -121,6 +133,10 @@ enum mfs_err upqi_multipart(struct upq *q, struct backend *be,
 			    struct obj_meta *out, struct errbuf *eb);
 
 /* upq_marker.c: directory markers. Every one: caller holds q->lock. */
+/* how many marker deletes on their way are of be (NULL: any) at or below
+ * prefix ("" : all) */
+int upqm_clearing_under(const struct upq *q, const struct backend *be,
+			const char *prefix);
 /* it (a file) landed: its directories' queued markers are not needed. */
 void upqm_drop_above(struct upq *q, const struct item *it);
 /* Should queued marker m (due at t, ms) wait longer? */

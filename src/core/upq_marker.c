@@ -220,6 +220,7 @@ struct landed {
 void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino)
 {
 	struct landed l = { .n = 0 };
+	struct upqm_clearing c, **pc;
 	struct mc_node n;
 	int i, depth;
 
@@ -260,7 +261,15 @@ void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino)
 		mcache_set(q->mc, l.ino[i], &s);
 	}
 	/* counted as running: the journal row of what landed is done, and
-	 * whoever waits for the queue to drain must wait for this too */
+	 * whoever waits for the queue to drain, or asks whether a folder is
+	 * settled (user.mediafs.upload_state, fsync of a folder), must wait
+	 * for this too: the folder's marker is on the store until the DELETE
+	 * is answered (#15.56: a slow server answered it after a settle) */
+	c.be = be;
+	c.key = l.key;
+	c.n = l.n;
+	c.next = q->clearing;
+	q->clearing = &c;
 	q->st.running++;
 	pthread_mutex_unlock(&q->lock);
 	for (i = 0; i < l.n; i++) {
@@ -279,8 +288,33 @@ void upqm_clear_above(struct upq *q, struct backend *be, uint64_t ino)
 		log_dbg(LOG_SUB_UPQ, "deleted marker %s: the directory holds files",
 			l.key[i]);
 	}
+	pthread_mutex_lock(&q->lock);
+	for (pc = &q->clearing; *pc; pc = &(*pc)->next) {
+		if (*pc == &c) {
+			*pc = c.next;
+			break;
+		}
+	}
+	q->st.running--;
+	pthread_cond_broadcast(&q->changed);
 	for (i = 0; i < l.n; i++)
 		free(l.key[i]);
-	pthread_mutex_lock(&q->lock);
-	q->st.running--;
+}
+
+int upqm_clearing_under(const struct upq *q, const struct backend *be,
+			const char *prefix)
+{
+	size_t n = strlen(prefix);
+	const struct upqm_clearing *c;
+	int i, count = 0;
+
+	for (c = q->clearing; c; c = c->next) {
+		if (be && c->be != be)
+			continue;
+		for (i = 0; i < c->n; i++)	/* "dir/": at or below */
+			if (!n || (!strncmp(c->key[i], prefix, n) &&
+				   c->key[i][n] == '/'))
+				count++;
+	}
+	return count;
 }

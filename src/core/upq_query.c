@@ -110,6 +110,7 @@ void upq_tally(struct upq *q, const struct backend *be, const char *prefix,
 			}
 		}
 	}
+	t->uploading += (unsigned long)upqm_clearing_under(q, be, prefix);
 	pthread_mutex_unlock(&q->lock);
 }
 
@@ -142,6 +143,7 @@ enum mfs_err upq_wait_under(struct upq *q, const struct backend *be,
 				it->not_before_ms = 0;
 			}
 		}
+		busy += upqm_clearing_under(q, be, prefix);
 		if (!busy || !q->nthreads)	/* never started: all stays */
 			break;
 		pthread_cond_broadcast(&q->work);
@@ -193,6 +195,7 @@ void upq_drain(struct upq *q)
 			if (it->state != S_FAILED)
 				busy++;
 		}
+		busy += upqm_clearing_under(q, NULL, "");
 		if (!busy)
 			break;
 		pthread_cond_broadcast(&q->work);

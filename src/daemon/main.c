@@ -486,7 +486,7 @@ int main(int argc, char **argv)
 		unsigned mask;
 
 		if (log_parse_subsystems(o.debug, &mask)) {
-			fprintf(stderr, "mediafs: unknown debug subsystem in '%s' (use http,cache,fuse,upq,all)\n",
+			fprintf(stderr, "mediafs: unknown debug subsystem in '%s' (use http, cache, fuse, upq or all, joined by +)\n",
 				o.debug);
 			goto out;
 		}

@@ -60,6 +60,16 @@ static const char *const schema[] = {
 	" created_at REAL NOT NULL,"
 	" PRIMARY KEY(remote, upload_id))",
 	"CREATE INDEX IF NOT EXISTS uploads_key ON uploads(remote, key)",
+	/* moves on a server in steps (journal_move_open) begun and not yet
+	 * finished: what a daemon killed between the steps leaves half done */
+	"CREATE TABLE IF NOT EXISTS moves("
+	" mount_id TEXT NOT NULL,"
+	" remote TEXT NOT NULL,"
+	" src TEXT NOT NULL,"
+	" dst TEXT NOT NULL,"
+	" dir INTEGER NOT NULL,"
+	" created_at REAL NOT NULL,"
+	" PRIMARY KEY(mount_id, remote, src, dst))",
 	"CREATE TABLE IF NOT EXISTS events("
 	" id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" time REAL NOT NULL,"
@@ -794,6 +804,68 @@ enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
 	rc = jquery(j, "SELECT remote,key,upload_id,created_at FROM multipart "
 		    "WHERE mount_id=$1 ORDER BY created_at", p, 1, mp_row, &mc,
 		    NULL, "multipart");
+	pthread_mutex_unlock(&j->lock);
+	return rc ? MFS_EIO : MFS_OK;
+}
+
+enum mfs_err journal_move_open(struct journal *j, const char *mount_id,
+			       const char *remote, const char *src,
+			       const char *dst, int dir, struct errbuf *eb)
+{
+	char now[32];
+	const char *p[] = { mount_id, remote, src, dst, dir ? "1" : "0",
+			    now };
+	enum mfs_err rc;
+
+	now_txt(now, sizeof(now));
+	pthread_mutex_lock(&j->lock);
+	rc = jexec(j, "INSERT INTO moves(mount_id,remote,src,dst,dir,"
+		   "created_at) VALUES($1,$2,$3,$4,$5,$6) "
+		   "ON CONFLICT(mount_id,remote,src,dst) DO NOTHING",
+		   p, 6, NULL, eb, "moves");
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+enum mfs_err journal_move_close(struct journal *j, const char *mount_id,
+				const char *remote, const char *src,
+				const char *dst, struct errbuf *eb)
+{
+	const char *p[] = { mount_id, remote, src, dst };
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	rc = jexec(j, "DELETE FROM moves WHERE mount_id=$1 AND remote=$2 "
+		   "AND src=$3 AND dst=$4", p, 4, NULL, eb, "moves");
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+struct move_ctx {
+	journal_move_cb cb;
+	void *ud;
+};
+
+static int move_row(void *ud, int ncol, const char *const *v)
+{
+	struct move_ctx *mc = ud;
+
+	if (ncol >= 4 && v[0] && v[1] && v[2])
+		mc->cb(mc->ud, v[0], v[1], v[2], v[3] && atoi(v[3]));
+	return 0;
+}
+
+enum mfs_err journal_move_list(struct journal *j, const char *mount_id,
+			       journal_move_cb cb, void *ud)
+{
+	struct move_ctx mc = { cb, ud };
+	const char *p[] = { mount_id };
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	rc = jquery(j, "SELECT remote,src,dst,dir FROM moves WHERE "
+		    "mount_id=$1 ORDER BY created_at", p, 1, move_row, &mc,
+		    NULL, "moves");
 	pthread_mutex_unlock(&j->lock);
 	return rc ? MFS_EIO : MFS_OK;
 }

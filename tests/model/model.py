@@ -57,7 +57,7 @@ FULL_READ = os.environ.get('MODEL_FULL_READ') == '1'
 SLOW_WAIT_P = float(os.environ.get('MODEL_SLOW_WAIT_P', '0.3'))
 SLOW_DELAY_MS = os.environ.get('MODEL_SLOW_DELAY_MS', '0-80')
 SLOW_WRITE_MS = os.environ.get('MODEL_SLOW_WRITE_MS', '100-700')
-# MODEL_DEBUG=upq,http: the daemon's debug log of those subsystems (in each
+# MODEL_DEBUG=upq+http: the daemon's debug log of those subsystems (in each
 # mount's mediafs.log), to read what a failing case did
 DEBUG_OPT = (',debug=' + os.environ['MODEL_DEBUG']
              if os.environ.get('MODEL_DEBUG') else '')

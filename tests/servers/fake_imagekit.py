@@ -47,6 +47,10 @@ STATE_DIR/control (re-read at every request, all lines optional):
   ignore_range=1  delivery ignores Range (200 with the whole file)
   shift_pages=1   every listing page after the first starts one entry
                   early (what a file added meanwhile does to skip/limit)
+  hold_after=S    a /v1/ request whose "METHOD PATH" contains S does its
+                  work, appends that line to STATE_DIR/held, then keeps its
+                  reply until the line is gone from the control (60 s at
+                  most): a client killed meanwhile never sees it
 STATE_DIR/requests.log gets one line per request: "METHOD PATH?QUERY STATUS".
 Files live in memory. Prints "ready" when listening.
 """
@@ -232,9 +236,23 @@ class Handler(QuietHandler):
         n = int(self.headers.get('Content-Length') or 0)
         return self.rfile.read(n) if n else b''
 
+    def hold_after(self, status):
+        want = self.control().get('hold_after')
+        line = '%s %s' % (self.command, self.path)
+        if not want or status >= 300 or want not in line or \
+                not self.path.startswith('/v1/'):
+            return	# (uploads answer under the store's lock)
+        with LOGLOCK:
+            with open(os.path.join(STATE, 'held'), 'a') as f:
+                f.write(line + '\n')
+        end = time.time() + 60
+        while time.time() < end and self.control().get('hold_after') == want:
+            time.sleep(0.05)
+
     def reply(self, status, obj=None, raw=None, headers=()):
         data = raw if raw is not None else \
             (json.dumps(obj).encode() if obj is not None else b'')
+        self.hold_after(status)
         self.send_response(status)
         for k, v in headers:
             self.send_header(k, v)

@@ -34,14 +34,16 @@ class QuietHandler(http.server.BaseHTTPRequestHandler):
 
 def hold(path, method, url):
     """Hold an upload while the control file at path says so: a PUT or
-    POST whose URL contains the text of a "hold_key=TEXT" line waits until
-    that line is gone (tests make "upload in flight" a state, not a race).
-    Each held request appends its URL to path + '.held' when it starts
-    waiting, so a test can wait for it to arrive."""
+    POST whose URL contains the text of a "hold_key=TEXT" line (a DELETE:
+    of a "hold_delete=TEXT" line) waits until that line is gone (tests
+    make "upload in flight" a state, not a race). Each held request
+    appends its URL to path + '.held' when it starts waiting, so a test
+    can wait for it to arrive."""
     import time
     first = True
-    while method in ('PUT', 'POST', 'PATCH'):
-        k = read_control(path).get('hold_key')
+    line = 'hold_delete' if method == 'DELETE' else 'hold_key'
+    while method in ('PUT', 'POST', 'PATCH', 'DELETE'):
+        k = read_control(path).get(line)
         if not k or k not in url:
             return
         if first:

@@ -315,6 +315,20 @@ static void test_keylock(void)
 	keylock_free(NULL);
 }
 
+/* -o debug=LIST: inside -o a comma starts the next mount option, so
+ * the subsystems are joined by '+' there (the man page's example) */
+static void test_debug_list(void)
+{
+	unsigned m = 0;
+
+	CHECK(log_parse_subsystems("http+upq", &m) == 0);
+	CHECK(m == (LOG_SUB_HTTP | LOG_SUB_UPQ));
+	CHECK(log_parse_subsystems("cache,fuse", &m) == 0);
+	CHECK(m == (LOG_SUB_CACHE | LOG_SUB_FUSE));
+	CHECK(log_parse_subsystems("upq:http", &m) == -1);
+	CHECK(log_parse_subsystems("http+bogus", &m) == -1);
+}
+
 int main(void)
 {
 	test_uri();
@@ -324,5 +338,6 @@ int main(void)
 	test_secrets();
 	test_buf_cap();
 	test_keylock();
+	test_debug_list();
 	return unit_report();
 }
