@@ -1,6 +1,8 @@
-/* core/moves.h - moves on a server that take more than one request
- * (a backend with move_undo), recorded in the journal while their steps
- * run, so that one a kill stopped half way is put back at the next mount.
+/* core/moves.h - renames on a server that take more than one request (a
+ * copy and a delete; ImageKit's rename to another folder and name through
+ * a move name), recorded in the journal while they run, so that one a kill
+ * stopped half way is settled at the next mount (fs_resume.c): the store
+ * is made to match what the mount shows.
  */
 #ifndef MFS_CORE_MOVES_H
 #define MFS_CORE_MOVES_H
@@ -9,20 +11,31 @@
 #include "common/err.h"
 #include "meta/journal.h"
 
-/* Move src to dst (dir: a folder, be->ops->move_dir; else be->ops->move)
- * on be. With be->ops->move_undo the move is recorded first (a journal
- * that cannot record it refuses the move); a move that fails is put back
- * at once, and stays recorded (for the next mount) if that fails too. */
-enum mfs_err moves_run(struct journal *j, const char *mount_id,
-		       struct backend *be, const char *src, const char *dst,
-		       int dir, struct errbuf *eb);
+/* Does a move of src to dst on be (dir: a folder) take several requests,
+ * so that it is recorded? A file: when be has no server-side move (a copy
+ * and a delete) or its move has steps (move_undo); a folder: move_undo. */
+int moves_noted(const struct backend *be, int dir);
 
-/* At mount, before the queue starts: every move of mount_id the journal
- * still records was stopped between its steps; put each back (be_of
- * finds the remote's backend by name, NULL when it is not this mount's).
- * Returns how many were settled (put back, or nothing left to put back). */
-int moves_undo_left(struct journal *j, const char *mount_id,
-		    struct backend *(*be_of)(void *ud, const char *remote),
-		    void *ud);
+/* Record the move before its first request (moves_noted only; a journal
+ * that cannot record it refuses the move), and forget it once the store
+ * and the cache both have it where it ends (moved, or failed and put
+ * back): a record left says "not known to be settled". */
+enum mfs_err moves_begin(struct journal *j, const char *mount_id,
+			 struct backend *be, const char *src, const char *dst,
+			 int dir, struct errbuf *eb);
+void moves_end(struct journal *j, const char *mount_id, struct backend *be,
+	       const char *src, const char *dst, int dir);
+
+/* be's own move of src to dst (dir: move_dir); one that fails half way is
+ * put back at once (move_undo). Returns the move's result. */
+enum mfs_err moves_move(struct backend *be, const char *src, const char *dst,
+			int dir, struct errbuf *eb);
+
+/* The moves mount_id recorded and did not forget, oldest first: cb gets
+ * each (the strings valid during the call); *n how many. */
+typedef void (*moves_cb)(void *ud, const char *remote, const char *src,
+			 const char *dst, int dir);
+enum mfs_err moves_left(struct journal *j, const char *mount_id, moves_cb cb,
+			void *ud);
 
 #endif

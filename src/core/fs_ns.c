@@ -367,7 +367,7 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	char type[128] = "", copied[80] = "";	/* ETag of the copy */
 	enum upq_hit hit;
 	enum mfs_err rc = MFS_OK;
-	int writing, landed = 0;
+	int writing, landed = 0, noted = 0;
 
 	if (over[0] &&
 	    upq_state_of(fs->cfg.upq, n->ino, NULL, 0) == UPQ_UPLOADING) {
@@ -396,11 +396,15 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 		 * to move */
 	} else if ((rc = retype(fs, r, n, newname, type, sizeof(type), eb))) {
 		/* (nothing moved) */
+	} else if ((rc = moves_begin(fs->cfg.journal, fs->mount_id, r->be,
+				     n->key, newkey, 0, eb))) {
+		/* (nothing moved: the journal could not record it) */
 	} else if (type[0]) {
 		/* a copy under the new name with the new type */
 		struct put_meta pm = { 0 };
 		struct obj_meta out = { 0 };
 
+		noted = 1;
 		pm.content_type = type;
 		pm.cache_control = n->cc[0] ? n->cc : NULL;
 		pm.mtime_ns = n->mtime_ns;
@@ -421,9 +425,9 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 				 n->key, newkey, type);
 		landed = !rc;
 	} else {
+		noted = 1;
 		if (r->be->ops->move) {
-			rc = moves_run(fs->cfg.journal, fs->mount_id, r->be,
-				       n->key, newkey, 0, eb);
+			rc = moves_move(r->be, n->key, newkey, 0, eb);
 		} else {
 			struct obj_meta out = { 0 };
 
@@ -454,6 +458,11 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	}
 	if (!rc && landed)	/* its new folders hold it now */
 		upq_clear_markers(fs->cfg.upq, r->be, n->ino);
+	/* the store and the cache both have it under newkey now; a move
+	 * that failed stays recorded: the next mount settles what it left */
+	if (!rc && noted)
+		moves_end(fs->cfg.journal, fs->mount_id, r->be, n->key, newkey,
+			  0);
 	return rc;
 }
 
@@ -722,12 +731,17 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 			return rc;
 		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be, NULL,
 			       NULL);
-		rc = moves_run(fs->cfg.journal, fs->mount_id, r->be,
-			       src->key, newkey, 1, eb);
+		rc = moves_begin(fs->cfg.journal, fs->mount_id, r->be,
+				 src->key, newkey, 1, eb);
+		if (!rc)
+			rc = moves_move(r->be, src->key, newkey, 1, eb);
 		upq_release_dir(fs->cfg.upq, r->be, newkey);
 		if (!rc)
 			rc = mcache_move(fs->mc, src->ino, newparent, newname,
 					 eb);
+		if (!rc)
+			moves_end(fs->cfg.journal, fs->mount_id, r->be,
+				  src->key, newkey, 1);
 		if (!rc) {
 			event(fs, r, "rename", src->key, newkey,
 			      "folder moved on the server");

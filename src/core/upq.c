@@ -471,9 +471,16 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 				 * rename behind a running upload failed the row
 				 * and the old name came back (#15, found by
 				 * the model tester): move it, then give it the
-				 * metadata under the new name */
-				rc = moves_run(q->j, q->mount_id, be, key, to,
-					       0, eb);
+				 * metadata under the new name (recorded: a
+				 * kill leaves the row's drop_key for the old
+				 * name, the record for a move name) */
+				rc = moves_begin(q->j, q->mount_id, be, key,
+						 to, 0, eb);
+				if (!rc)
+					rc = moves_move(be, key, to, 0, eb);
+				if (!rc)
+					moves_end(q->j, q->mount_id, be, key,
+						  to, 0);
 				if (!rc)
 					rc = be->ops->copy(be, to, to, &pm, out,
 							   eb);

@@ -1,0 +1,90 @@
+#!/bin/bash
+# A rename on S3 is a COPY to the new key and a DELETE of the old one. A
+# kill -9 between them left both keys: the mount still showed the old name
+# (its cache was never told), and a mount with a cold cache listed the file
+# twice. The move is now recorded in the journal while it runs, and the
+# next mount makes the store match what the mount shows (core/moves.h,
+# fs_resume.c; #15.55's mechanism). "Between them" is a state, not a race:
+# the fault proxy holds the COPY (or the DELETE) until the daemon is dead.
+. "$(dirname "$0")/../lib/common.sh"
+
+MNT=$T/mnt
+LOG=$T/mediafs.log
+J=$T/journal.db
+s3 mkbucket mvk
+proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
+trap 'cleanup_mounts; kill $proxy 2>/dev/null' EXIT
+S3_PORT=$PPORT write_conf "$T/m.conf" mvk
+OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
+mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
+S=$MNT/s3t
+keys() { s3 keys mvk "" 2>/dev/null | tr '\n' ' '; }
+moves() { sqlite3 "$J" 'select count(*) from moves'; }
+for i in 1 2 3; do echo "file $i" >"$S/a$i.txt"; done
+wait_uploads "$J" || fail setup "uploads pending"
+[ "$(keys)" = "a1.txt a2.txt a3.txt " ] || fail setup "store: $(keys)"
+
+# kill_during WHAT RULE SRC DST: mv SRC DST, the daemon killed while the
+# proxy holds the request RULE names, then the request let through
+kill_during() {
+	local what=$1 rule=$2 src=$3 dst=$4 mvpid
+	: >"$T/control.held"
+	echo "$rule" >"$T/control"
+	mv "$S/$src" "$S/$dst" 2>/dev/null &
+	mvpid=$!
+	if ! nheld "mvk/" 1; then
+		: >"$T/control"
+		wait "$mvpid"
+		fail "$what" "no request held: $(keys)"
+		return 1
+	fi
+	kill9_fs "$MNT"
+	wait "$mvpid"
+	: >"$T/control"		# it reaches the store now
+	poll 30 eval '[ "$(keys)" != "$before" ]' || true
+	return 0
+}
+
+# 1: the COPY lands after the kill, no DELETE sent: both keys; the warm
+# cache shows a1.txt, so the copy goes
+before=$(keys)
+if kill_during "copy landed, delete never sent" "hold_key=b1.txt" a1.txt b1.txt; then
+	k=$(keys)
+	case "$k" in *a1.txt*b1.txt*) pass "the kill left both a1.txt and b1.txt on S3" ;;
+	*) fail "the kill's state" "store: $k" ;; esac
+	mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }
+	[ "$(keys)" = "a1.txt a2.txt a3.txt " ] && [ "$(ls "$S" | tr '\n' ' ')" = "a1.txt a2.txt a3.txt " ] &&
+		[ "$(cat "$S/a1.txt")" = "file 1" ] && [ "$(moves)" = 0 ] &&
+		pass "the next mount deleted the copy b1.txt: the store matches the mount (a1.txt), no move left in the journal" ||
+		fail "after the remount" "store: $(keys); mount: $(ls "$S" | tr '\n' ' '); journal moves: $(moves)"
+fi
+# 2: the DELETE lands after the kill: only b2.txt; the mount shows a2.txt,
+# so it goes back
+before=$(keys)
+if kill_during "copy done, delete landed after the kill" "hold_delete=a2.txt" a2.txt b2.txt; then
+	k=$(keys)
+	case "$k" in *a2.txt*) fail "the kill's state" "a2.txt still stored: $k" ;;
+	*b2.txt*) pass "the kill left only b2.txt on S3 (a2.txt deleted after the kill)" ;;
+	*) fail "the kill's state" "store: $k" ;; esac
+	mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }
+	[ "$(keys)" = "a1.txt a2.txt a3.txt " ] && [ "$(cat "$S/a2.txt" 2>&1)" = "file 2" ] &&
+		[ "$(moves)" = 0 ] &&
+		pass "the next mount put a2.txt back from b2.txt: the store matches the mount, the bytes read back" ||
+		fail "after the remount" "store: $(keys); a2.txt: $(cat "$S/a2.txt" 2>&1); journal moves: $(moves)"
+fi
+# 3: as 1, then the cache lost: nothing shows either name, the listing
+# will: the move goes on (the old key goes)
+before=$(keys)
+if kill_during "copy landed, cache lost" "hold_key=b3.txt" a3.txt b3.txt; then
+	rm -rf "$T/cache"
+	mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }
+	[ "$(keys)" = "a1.txt a2.txt b3.txt " ] && [ "$(ls "$S" | tr '\n' ' ')" = "a1.txt a2.txt b3.txt " ] &&
+		[ "$(cat "$S/b3.txt")" = "file 3" ] && [ "$(moves)" = 0 ] &&
+		pass "with the cache lost the next mount finished the move (a3.txt deleted): listed once, as b3.txt" ||
+		fail "after the remount, cache lost" "store: $(keys); mount: $(ls "$S" | tr '\n' ' '); journal moves: $(moves)"
+fi
+# a rename that is not stopped leaves no record
+mv "$S/a1.txt" "$S/c1.txt" && [ "$(moves)" = 0 ] && [ "$(keys)" = "a2.txt b3.txt c1.txt " ] &&
+	pass "a rename that is not stopped: COPY and DELETE, no move left in the journal" ||
+	fail "plain rename" "store: $(keys); journal moves: $(moves)"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
