@@ -13,7 +13,8 @@
 
 /* Does a move of src to dst on be (dir: a folder) take several requests,
  * so that it is recorded? A file: when be has no server-side move (a copy
- * and a delete) or its move has steps (move_undo); a folder: move_undo. */
+ * and a delete) or its move has steps (move_undo); a folder: move_undo,
+ * or copied key by key on a store of marker objects (S3). */
 int moves_noted(const struct backend *be, int dir);
 
 /* Record the move before its first request (moves_noted only; a journal

@@ -132,6 +132,8 @@ void fsi_neg_note(struct fs *fs, uint64_t parent, const char *name);
  * kernel. A file with local changes is left alone. */
 enum mfs_err fsi_refresh(struct fs *fs, uint64_t ino);
 struct fs_remote *fsi_remote(struct fs *fs, int rid);
+/* fs_resume.c: the remote called name (a journal row's), or NULL. */
+struct fs_remote *fsi_remote_named(struct fs *fs, const char *name);
 int fsi_multi_root(const struct fs *fs, uint64_t ino);
 /* Attributes of n, with the live size/mtime of a file being written. */
 void fsi_attr(struct fs *fs, const struct mc_node *n, struct fs_attr *a);
@@ -149,6 +151,9 @@ enum mfs_err fsi_child(struct fs *fs, uint64_t parent, const char *name,
 /* The directory a remote's keys start from. */
 enum mfs_err fsi_remote_top(struct fs *fs, struct fs_remote *r,
 			    struct mc_node *out, struct errbuf *eb);
+/* fs_moves.c: settle the moves a killed daemon left half done (at mount,
+ * before the queue starts). */
+void fsi_settle_moves(struct fs *fs);
 /* Caller holds fs->lock. */
 struct wfile *fsi_wfile(struct fs *fs, uint64_t ino);
 /* May name (a new entry of directory key pkey of r) be created? Checks the

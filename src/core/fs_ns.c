@@ -719,6 +719,7 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	uint64_t *copied = NULL;	/* the inode of each copy */
 	size_t ncopy = 0, ndel = 0, nmade = 0, i;
 	enum mfs_err rc;
+	int began = 0;
 
 	if (r->be->ops->move_dir) {
 		/* the provider renames folders itself (queued uploads below
@@ -760,6 +761,13 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		copied = calloc(t.count + 1, sizeof(*copied));
 		if (!copy || !del || !etags || !copied)
 			rc = MFS_ENOMEM;
+	}
+	/* recorded before anything below is renamed: a kill from here on
+	 * leaves the move for the next mount to finish */
+	if (!rc) {
+		rc = moves_begin(fs->cfg.journal, fs->mount_id, r->be,
+				 src->key, newkey, 1, eb);
+		began = !rc;
 	}
 	/* queued uploads below simply get their new keys; running ones
 	 * land first, under their old keys, to be copied with the rest */
@@ -817,6 +825,11 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		rc = set_etag(fs, copied[i], etags[i]);
 	if (!rc)
 		note_markers(fs, r, src, &t, ncopy + nmade);
+	/* (a failure answered to the caller is not finished later: what was
+	 * copied stays under both names, as the error says) */
+	if (began)
+		moves_end(fs->cfg.journal, fs->mount_id, r->be, src->key,
+			  newkey, 1);
 	if (!rc) {
 		const char *how = r->be->ops->move ? "moved" : "copied";
 

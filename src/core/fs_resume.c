@@ -16,7 +16,6 @@
 #include "common/log.h"
 #include "common/str.h"
 #include "fs_int.h"
-#include "core/moves.h"
 #include "core/stage.h"
 
 /* A row seen while the journal reads out (its lock held: no journal calls
@@ -91,7 +90,7 @@ static void fix_cleanup(struct fixup *f)
 	free(f->error);
 }
 
-static struct fs_remote *remote_of(struct fs *fs, const char *name)
+struct fs_remote *fsi_remote_named(struct fs *fs, const char *name)
 {
 	int i;
 
@@ -109,7 +108,7 @@ static void keep_path(void *ud, const struct jrow *r)
 	if (!r->stage_path)
 		return;
 	if (r->state == J_FAILED && r->key && !str_ends(r->key, "/") &&
-	    (rem = remote_of(res->fs, r->remote)))
+	    (rem = fsi_remote_named(res->fs, r->remote)))
 		add_fix(res, FIX_FAILED, rem, r, r->key);
 	if (res->nkeep == res->capkeep) {
 		int ncap = res->capkeep ? res->capkeep * 2 : 64;
@@ -239,7 +238,7 @@ static void resume_row(void *ud, const struct jrow *r)
 {
 	struct resume *res = ud;
 	struct fs *fs = res->fs;
-	struct fs_remote *rem = remote_of(fs, r->remote);
+	struct fs_remote *rem = fsi_remote_named(fs, r->remote);
 	struct errbuf eb = { 0 };
 	struct mc_node top = { 0 };
 	enum mfs_err rc = MFS_OK;
@@ -559,223 +558,6 @@ static void unpend_left(struct fs *fs, const uint64_t *pend, size_t npend,
 			 n == 1 ? "it" : "them");
 }
 
-/* ---- moves a kill stopped half way (core/moves.h) ---- */
-
-struct left_moves {
-	char **v;	/* remote, src, dst; 3 a move */
-	int *dir;
-	int n, cap;
-};
-
-static void collect_move(void *ud, const char *remote, const char *src,
-			 const char *dst, int dir)
-{
-	struct left_moves *l = ud;
-
-	if (l->n == l->cap) {
-		int cap = l->cap * 2 + 4;
-		char **v = realloc(l->v, sizeof(*v) * (size_t)cap * 3);
-		int *d;
-
-		if (!v)
-			return;
-		l->v = v;
-		d = realloc(l->dir, sizeof(*d) * (size_t)cap);
-		if (!d)
-			return;
-		l->dir = d;
-		l->cap = cap;
-	}
-	l->v[l->n * 3] = strdup(remote);
-	l->v[l->n * 3 + 1] = strdup(src);
-	l->v[l->n * 3 + 2] = strdup(dst);
-	l->dir[l->n++] = dir;
-}
-
-/* The cache's node of the file key of rem (1), or 0 when the mount does
- * not show it (or the cache cannot tell). */
-static int shown(struct fs *fs, struct fs_remote *rem, const char *key,
-		 struct mc_node *out)
-{
-	struct errbuf eb = { 0 };
-	struct mc_node top = { 0 };
-	const char *rel = key;
-	uint64_t dir;
-	int found = 0;
-
-	if (fsi_remote_top(fs, rem, &top, &eb))
-		return 0;
-	dir = top.ino;
-	if (*top.key) {
-		size_t n = strlen(top.key);
-
-		if (strncmp(key, top.key, n) || key[n] != '/') {
-			mc_node_cleanup(&top);
-			return 0;
-		}
-		rel = key + n + 1;
-	}
-	mc_node_cleanup(&top);
-	while (*rel) {
-		const char *slash = strchr(rel, '/');
-		size_t len = slash ? (size_t)(slash - rel) : strlen(rel);
-		char *name = str_ndup(rel, len);
-		struct mc_node n;
-
-		if (!name || mcache_lookup(fs->mc, dir, name, &n)) {
-			free(name);
-			return 0;
-		}
-		free(name);
-		rel += len + (slash ? 1 : 0);
-		if (!*rel) {
-			found = n.kind == MC_FILE;
-			if (found)
-				*out = n;
-			else
-				mc_node_cleanup(&n);
-			break;
-		}
-		dir = n.ino;
-		mc_node_cleanup(&n);
-	}
-	return found;
-}
-
-/* Make the store match what the mount shows of a file's move of src to
- * dst that a kill stopped half way: the old name shown (the cache was not
- * updated), a copy at dst of the same ETag goes (S3: the copy landed, the
- * delete did not), or the object goes back to src if only dst holds it;
- * the new name shown (or neither: the cache lost), src goes if it holds
- * the same ETag as dst. An object of another ETag is someone else's, or
- * another version: left, with a warning. */
-static enum mfs_err settle_file_move(struct fs_remote *rem, int show_src,
-				     const struct mc_node *node,
-				     const char *src, const char *dst,
-				     const char **gone, struct errbuf *eb)
-{
-	struct backend *be = rem->be;
-	struct obj_meta hs = { 0 }, hd = { 0 };
-	enum mfs_err rs = be->ops->head(be, src, &hs, eb), rd;
-
-	if (rs && rs != MFS_ENOTFOUND)
-		return rs;
-	rd = be->ops->head(be, dst, &hd, eb);
-	if (rd == MFS_ENOTFOUND)
-		return MFS_OK;	/* only src, or nothing: as shown */
-	if (rd)
-		return rd;
-	if (show_src && rs == MFS_OK) {
-		if (strcmp(hs.etag, hd.etag)) {
-			log_warn("remote [%s]: %s is shown, and %s, where a stopped daemon was moving it, holds another object (ETag %s, not %s): both kept",
-				 be->name, src, dst, hd.etag, hs.etag);
-			return MFS_OK;
-		}
-		log_info("remote [%s]: deleted %s, the copy of a move to it a stopped daemon left half done (the mount shows %s)",
-			 be->name, dst, src);
-		*gone = dst;
-		return be->ops->del(be, dst, eb);
-	}
-	if (show_src) {
-		enum mfs_err rc;
-		struct obj_meta out = { 0 };
-
-		if (!node->etag[0] || strcmp(node->etag, hd.etag)) {
-			log_warn("remote [%s]: the mount shows %s, which a stopped daemon moved to %s on the server, with another ETag (%s, not %s): left there",
-				 be->name, src, dst, hd.etag, node->etag);
-			return MFS_OK;
-		}
-		rc = be->ops->move ? be->ops->move(be, dst, src, eb)
-				   : be->ops->copy(be, dst, src, NULL, &out, eb);
-		if (!rc && !be->ops->move)
-			rc = be->ops->del(be, dst, eb);
-		if (!rc)
-			log_info("remote [%s]: %s is back under its name: the mount shows it there, and a stopped daemon had moved it to %s",
-				 be->name, src, dst);
-		return rc;
-	}
-	if (rs == MFS_OK && !strcmp(hs.etag, hd.etag)) {
-		log_info("remote [%s]: deleted %s, moved to %s by a daemon stopped before the delete",
-			 be->name, src, dst);
-		*gone = src;
-		return be->ops->del(be, src, eb);
-	}
-	return MFS_OK;
-}
-
-/* The cache's node of key, if any, goes with the object settle_file_move
- * deleted there (its folder listed again). */
-static void forget_key(struct fs *fs, struct fs_remote *rem, const char *key)
-{
-	struct mc_node n = { 0 };
-
-	if (!shown(fs, rem, key, &n))
-		return;
-	if (!mcache_remove(fs->mc, n.ino))
-		mcache_invalidate_dir(fs->mc, n.parent);
-	mc_node_cleanup(&n);
-}
-
-static enum mfs_err settle_move(struct fs *fs, struct fs_remote *rem,
-				const char *src, const char *dst, int dir,
-				struct errbuf *eb)
-{
-	struct backend *be = rem->be;
-	struct mc_node node = { 0 }, nd = { 0 };
-	enum mfs_err rc = MFS_OK;
-	const char *gone = NULL;
-	int at_src, at_dst;
-
-	if (be->ops->move_undo)
-		rc = be->ops->move_undo(be, src, dst, dir, eb);
-	if (rc || dir)
-		return rc;
-	/* the old name shown and not the new one: the cache was not told,
-	 * the move goes back; else (the new name shown, both from a listing
-	 * of the store, or neither: the cache lost) it goes on */
-	at_src = shown(fs, rem, src, &node);
-	at_dst = shown(fs, rem, dst, &nd);
-	mc_node_cleanup(&nd);
-	rc = settle_file_move(rem, at_src && !at_dst, &node, src, dst, &gone,
-			      eb);
-	mc_node_cleanup(&node);
-	if (!rc && gone)
-		forget_key(fs, rem, gone);
-	return rc;
-}
-
-static void settle_moves(struct fs *fs)
-{
-	struct left_moves l = { NULL, NULL, 0, 0 };
-	int i, done = 0;
-
-	if (moves_left(fs->cfg.journal, fs->mount_id, collect_move, &l))
-		log_warn("cannot read the journal's moves left half done");
-	for (i = 0; i < l.n; i++) {
-		char **m = l.v + i * 3;
-		struct fs_remote *rem = m[0] ? remote_of(fs, m[0]) : NULL;
-		struct errbuf eb = { 0 };
-
-		if (!rem || !m[1] || !m[2])
-			continue;	/* another mount's remote, or no memory */
-		if (settle_move(fs, rem, m[1], m[2], l.dir[i], &eb)) {
-			log_warn("remote [%s]: cannot settle the move of %s to %s a stopped daemon left half done (tried again at the next mount): %s",
-				 m[0], m[1], m[2], eb.msg);
-			continue;
-		}
-		moves_end(fs->cfg.journal, fs->mount_id, rem->be, m[1], m[2],
-			  l.dir[i]);
-		done++;
-	}
-	if (done)
-		log_info("checked %d move%s a stopped daemon had begun on the server",
-			 done, done == 1 ? "" : "s");
-	for (i = 0; i < l.n * 3; i++)
-		free(l.v[i]);
-	free(l.v);
-	free(l.dir);
-}
-
 enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 			       struct errbuf *eb)
 {
@@ -793,7 +575,7 @@ enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 	/* first: a resumed row may name what such a move left (#15.55: an
 	 * upload renamed while its old version was being moved, the old name
 	 * to drop) */
-	settle_moves(fs);
+	fsi_settle_moves(fs);
 	/* the rows resumed below mark their files pending again */
 	if (mcache_unpend_files(fs->mc, &pend, &npend))
 		log_warn("cannot read which files the cache shows as being uploaded");

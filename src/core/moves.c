@@ -19,7 +19,12 @@ int moves_noted(const struct backend *be, int dir)
 {
 	if (be->ops->move_undo)
 		return 1;
-	return !dir && !be->ops->move;
+	if (!dir)
+		return !be->ops->move;
+	/* a folder moved key by key, copied (S3; Supabase's folders, kept
+	 * by a placeholder file, are not recorded) */
+	return !be->ops->move_dir && !be->ops->move &&
+	       (be->ops->caps & BE_CAP_MARKER_OBJECTS);
 }
 
 enum mfs_err moves_begin(struct journal *j, const char *mount_id,

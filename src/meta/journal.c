@@ -199,6 +199,33 @@ static enum mfs_err jquery(struct journal *j, const char *sql,
 	return rc ? jerr(eb, rc, what, &e) : MFS_OK;
 }
 
+/* jexec under the journal's lock. */
+static enum mfs_err jexec_locked(struct journal *j, const char *sql,
+				 const char *const *p, int n, struct errbuf *eb,
+				 const char *what)
+{
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	rc = jexec(j, sql, p, n, NULL, eb, what);
+	pthread_mutex_unlock(&j->lock);
+	return rc;
+}
+
+/* The rows of sql ($1: mount_id) to cb, under the journal's lock. */
+static enum mfs_err jlist_mount(struct journal *j, const char *sql,
+				const char *mount_id, db_row_cb cb, void *ud,
+				const char *what)
+{
+	const char *p[] = { mount_id };
+	enum mfs_err rc;
+
+	pthread_mutex_lock(&j->lock);
+	rc = jquery(j, sql, p, 1, cb, ud, NULL, what);
+	pthread_mutex_unlock(&j->lock);
+	return rc ? MFS_EIO : MFS_OK;
+}
+
 static int64_t num(const char *s)
 {
 	return s ? strtoll(s, NULL, 10) : 0;
@@ -770,13 +797,9 @@ enum mfs_err journal_mp_close(struct journal *j, const char *remote,
 			      const char *upload_id, struct errbuf *eb)
 {
 	const char *p[] = { remote, upload_id };
-	enum mfs_err rc;
 
-	pthread_mutex_lock(&j->lock);
-	rc = jexec(j, "DELETE FROM multipart WHERE remote=$1 AND "
-		   "upload_id=$2", p, 2, NULL, eb, "multipart");
-	pthread_mutex_unlock(&j->lock);
-	return rc;
+	return jexec_locked(j, "DELETE FROM multipart WHERE remote=$1 AND "
+			    "upload_id=$2", p, 2, eb, "multipart");
 }
 
 struct mp_ctx {
@@ -797,15 +820,10 @@ enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
 			     journal_mp_cb cb, void *ud)
 {
 	struct mp_ctx mc = { cb, ud };
-	const char *p[] = { mount_id };
-	enum mfs_err rc;
 
-	pthread_mutex_lock(&j->lock);
-	rc = jquery(j, "SELECT remote,key,upload_id,created_at FROM multipart "
-		    "WHERE mount_id=$1 ORDER BY created_at", p, 1, mp_row, &mc,
-		    NULL, "multipart");
-	pthread_mutex_unlock(&j->lock);
-	return rc ? MFS_EIO : MFS_OK;
+	return jlist_mount(j, "SELECT remote,key,upload_id,created_at FROM "
+			   "multipart WHERE mount_id=$1 ORDER BY created_at",
+			   mount_id, mp_row, &mc, "multipart");
 }
 
 enum mfs_err journal_move_open(struct journal *j, const char *mount_id,
@@ -815,16 +833,12 @@ enum mfs_err journal_move_open(struct journal *j, const char *mount_id,
 	char now[32];
 	const char *p[] = { mount_id, remote, src, dst, dir ? "1" : "0",
 			    now };
-	enum mfs_err rc;
 
 	now_txt(now, sizeof(now));
-	pthread_mutex_lock(&j->lock);
-	rc = jexec(j, "INSERT INTO moves(mount_id,remote,src,dst,dir,"
-		   "created_at) VALUES($1,$2,$3,$4,$5,$6) "
-		   "ON CONFLICT(mount_id,remote,src,dst) DO NOTHING",
-		   p, 6, NULL, eb, "moves");
-	pthread_mutex_unlock(&j->lock);
-	return rc;
+	return jexec_locked(j, "INSERT INTO moves(mount_id,remote,src,dst,"
+			    "dir,created_at) VALUES($1,$2,$3,$4,$5,$6) "
+			    "ON CONFLICT(mount_id,remote,src,dst) DO NOTHING",
+			    p, 6, eb, "moves");
 }
 
 enum mfs_err journal_move_close(struct journal *j, const char *mount_id,
@@ -832,13 +846,10 @@ enum mfs_err journal_move_close(struct journal *j, const char *mount_id,
 				const char *dst, struct errbuf *eb)
 {
 	const char *p[] = { mount_id, remote, src, dst };
-	enum mfs_err rc;
 
-	pthread_mutex_lock(&j->lock);
-	rc = jexec(j, "DELETE FROM moves WHERE mount_id=$1 AND remote=$2 "
-		   "AND src=$3 AND dst=$4", p, 4, NULL, eb, "moves");
-	pthread_mutex_unlock(&j->lock);
-	return rc;
+	return jexec_locked(j, "DELETE FROM moves WHERE mount_id=$1 AND "
+			    "remote=$2 AND src=$3 AND dst=$4", p, 4, eb,
+			    "moves");
 }
 
 struct move_ctx {
@@ -859,13 +870,8 @@ enum mfs_err journal_move_list(struct journal *j, const char *mount_id,
 			       journal_move_cb cb, void *ud)
 {
 	struct move_ctx mc = { cb, ud };
-	const char *p[] = { mount_id };
-	enum mfs_err rc;
 
-	pthread_mutex_lock(&j->lock);
-	rc = jquery(j, "SELECT remote,src,dst,dir FROM moves WHERE "
-		    "mount_id=$1 ORDER BY created_at", p, 1, move_row, &mc,
-		    NULL, "moves");
-	pthread_mutex_unlock(&j->lock);
-	return rc ? MFS_EIO : MFS_OK;
+	return jlist_mount(j, "SELECT remote,src,dst,dir FROM moves WHERE "
+			   "mount_id=$1 ORDER BY created_at", mount_id,
+			   move_row, &mc, "moves");
 }

@@ -4,7 +4,8 @@
 # (its cache was never told), and a mount with a cold cache listed the file
 # twice. The move is now recorded in the journal while it runs, and the
 # next mount makes the store match what the mount shows (core/moves.h,
-# fs_resume.c; #15.55's mechanism). "Between them" is a state, not a race:
+# core/fs_moves.c; #15.55's mechanism); a folder's move (a COPY per key)
+# stopped half way is finished. "Between them" is a state, not a race:
 # the fault proxy holds the COPY (or the DELETE) until the daemon is dead.
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -83,8 +84,30 @@ if kill_during "copy landed, cache lost" "hold_key=b3.txt" a3.txt b3.txt; then
 		pass "with the cache lost the next mount finished the move (a3.txt deleted): listed once, as b3.txt" ||
 		fail "after the remount, cache lost" "store: $(keys); mount: $(ls "$S" | tr '\n' ' '); journal moves: $(moves)"
 fi
+# 4: a folder (a COPY per key, then the DELETEs), killed while the copy
+# of one of its files is held: the next mount finishes the move (the rows
+# of uploads below it were renamed already; the mount lists the store)
+mkdir -p "$S/d/sub" && for f in f1 f2 f3; do echo "in d: $f" >"$S/d/$f.txt"; done &&
+	echo "in d/sub" >"$S/d/sub/g.txt" && mkdir "$S/d/empty" || fail setup "folder d"
+wait_uploads "$J" || fail setup "uploads pending"
+poll 30 eval 's3 keys mvk "" | grep -qx d/empty/' || fail setup "marker d/empty/: $(keys)"
+before=$(keys)
+if kill_during "folder: a copy held" "hold_key=e/f2.txt" d e; then
+	mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }
+	k=$(s3 keys mvk "" | grep -E '^[de]/' | tr '\n' ' ')
+	got=$(cd "$S" && find d e -type f 2>/dev/null | sort | xargs -r md5sum | tr '\n' ' ')
+	want=$(for f in f1 f2 f3; do echo "in d: $f" >"$T/w.$f.txt"; done; echo "in d/sub" >"$T/w.g.txt"
+		cd "$T" && for f in f1 f2 f3; do printf '%s  e/%s.txt\n' "$(md5sum <"w.$f.txt" | cut -d' ' -f1)" "$f"; done
+		printf '%s  e/sub/g.txt\n' "$(md5sum <"$T/w.g.txt" | cut -d' ' -f1)")
+	want=$(printf '%s\n' "$want" | tr '\n' ' ')
+	[ "$k" = "e/empty/ e/f1.txt e/f2.txt e/f3.txt e/sub/g.txt " ] && [ "$got" = "$want" ] &&
+		[ -d "$S/e/empty" ] && [ ! -e "$S/d" ] && [ "$(moves)" = 0 ] &&
+		pass "a folder move killed between its copies: the next mount finished it (e/ holds every file and the empty folder's marker, d/ is gone on S3 and in the mount)" ||
+		fail "folder after the remount" "store: $k; mount: $got; want $want; d: $(ls "$S/d" 2>&1); journal moves: $(moves)"
+fi
 # a rename that is not stopped leaves no record
-mv "$S/a1.txt" "$S/c1.txt" && [ "$(moves)" = 0 ] && [ "$(keys)" = "a2.txt b3.txt c1.txt " ] &&
+mv "$S/a1.txt" "$S/c1.txt" && [ "$(moves)" = 0 ] &&
+	[ "$(s3 keys mvk "" | grep -v / | tr '\n' ' ')" = "a2.txt b3.txt c1.txt " ] &&
 	pass "a rename that is not stopped: COPY and DELETE, no move left in the journal" ||
 	fail "plain rename" "store: $(keys); journal moves: $(moves)"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"

@@ -1,0 +1,393 @@
+/* fs_moves.c - at mount, before the queue starts: renames on the server
+ * that take several requests (core/moves.h), recorded in the journal
+ * while they ran and left there by a daemon that was killed between the
+ * requests, are settled so that the store matches what the mount shows.
+ * A file: the old name shown (and not the new one), it goes back;
+ * otherwise the move goes on. A folder (S3, Supabase: a copy or a move
+ * per key): the move goes on, as the journal's rows below it, renamed
+ * before the copies began, already say. Split from fs_resume.c.
+ * Calls: backend, meta (journal, mcache), core/moves, common.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/str.h"
+#include "core/moves.h"
+#include "fs_int.h"
+
+struct left_moves {
+	char **v;	/* remote, src, dst; 3 a move */
+	int *dir;
+	int n, cap;
+};
+
+static void collect_move(void *ud, const char *remote, const char *src,
+			 const char *dst, int dir)
+{
+	struct left_moves *l = ud;
+
+	if (l->n == l->cap) {
+		int cap = l->cap * 2 + 4;
+		char **v = realloc(l->v, sizeof(*v) * (size_t)cap * 3);
+		int *d;
+
+		if (!v)
+			return;
+		l->v = v;
+		d = realloc(l->dir, sizeof(*d) * (size_t)cap);
+		if (!d)
+			return;
+		l->dir = d;
+		l->cap = cap;
+	}
+	l->v[l->n * 3] = strdup(remote);
+	l->v[l->n * 3 + 1] = strdup(src);
+	l->v[l->n * 3 + 2] = strdup(dst);
+	l->dir[l->n++] = dir;
+}
+
+/* The cache's node of key of rem, of kind (MC_FILE, MC_DIR; "" is the
+ * remote's top): 1, or 0 when the mount does not show it (or the cache
+ * cannot tell). */
+static int cached(struct fs *fs, struct fs_remote *rem, const char *key,
+		  int kind, struct mc_node *out)
+{
+	struct errbuf eb = { 0 };
+	struct mc_node n = { 0 };
+	const char *rel = key;
+	size_t tl;
+
+	if (fsi_remote_top(fs, rem, &n, &eb))
+		return 0;
+	tl = strlen(n.key);
+	if (tl) {
+		if (strncmp(key, n.key, tl) || (key[tl] != '/' && key[tl])) {
+			mc_node_cleanup(&n);
+			return 0;
+		}
+		rel = key + tl + (key[tl] == '/');
+	}
+	while (*rel) {
+		const char *slash = strchr(rel, '/');
+		size_t len = slash ? (size_t)(slash - rel) : strlen(rel);
+		char *name = str_ndup(rel, len);
+		uint64_t dir = n.ino;
+
+		mc_node_cleanup(&n);
+		memset(&n, 0, sizeof(n));
+		if (!name || mcache_lookup(fs->mc, dir, name, &n)) {
+			free(name);
+			return 0;
+		}
+		free(name);
+		rel += len + (slash ? 1 : 0);
+	}
+	if ((int)n.kind != kind) {
+		mc_node_cleanup(&n);
+		return 0;
+	}
+	*out = n;
+	return 1;
+}
+
+static int shown(struct fs *fs, struct fs_remote *rem, const char *key,
+		 struct mc_node *out)
+{
+	return cached(fs, rem, key, MC_FILE, out);
+}
+
+/* Make the store match what the mount shows of a file's move of src to
+ * dst that a kill stopped half way: the old name shown (the cache was not
+ * updated), a copy at dst of the same ETag goes (S3: the copy landed, the
+ * delete did not), or the object goes back to src if only dst holds it;
+ * the new name shown (or neither: the cache lost), src goes if it holds
+ * the same ETag as dst. An object of another ETag is someone else's, or
+ * another version: left, with a warning. */
+static enum mfs_err settle_file_move(struct fs_remote *rem, int show_src,
+				     const struct mc_node *node,
+				     const char *src, const char *dst,
+				     const char **gone, struct errbuf *eb)
+{
+	struct backend *be = rem->be;
+	struct obj_meta hs = { 0 }, hd = { 0 };
+	enum mfs_err rs = be->ops->head(be, src, &hs, eb), rd;
+
+	if (rs && rs != MFS_ENOTFOUND)
+		return rs;
+	rd = be->ops->head(be, dst, &hd, eb);
+	if (rd == MFS_ENOTFOUND)
+		return MFS_OK;	/* only src, or nothing: as shown */
+	if (rd)
+		return rd;
+	if (show_src && rs == MFS_OK) {
+		if (strcmp(hs.etag, hd.etag)) {
+			log_warn("remote [%s]: %s is shown, and %s, where a stopped daemon was moving it, holds another object (ETag %s, not %s): both kept",
+				 be->name, src, dst, hd.etag, hs.etag);
+			return MFS_OK;
+		}
+		log_info("remote [%s]: deleted %s, the copy of a move to it a stopped daemon left half done (the mount shows %s)",
+			 be->name, dst, src);
+		*gone = dst;
+		return be->ops->del(be, dst, eb);
+	}
+	if (show_src) {
+		enum mfs_err rc;
+		struct obj_meta out = { 0 };
+
+		if (!node->etag[0] || strcmp(node->etag, hd.etag)) {
+			log_warn("remote [%s]: the mount shows %s, which a stopped daemon moved to %s on the server, with another ETag (%s, not %s): left there",
+				 be->name, src, dst, hd.etag, node->etag);
+			return MFS_OK;
+		}
+		rc = be->ops->move ? be->ops->move(be, dst, src, eb)
+				   : be->ops->copy(be, dst, src, NULL, &out, eb);
+		if (!rc && !be->ops->move)
+			rc = be->ops->del(be, dst, eb);
+		if (!rc)
+			log_info("remote [%s]: %s is back under its name: the mount shows it there, and a stopped daemon had moved it to %s",
+				 be->name, src, dst);
+		return rc;
+	}
+	if (rs == MFS_OK && !strcmp(hs.etag, hd.etag)) {
+		log_info("remote [%s]: deleted %s, moved to %s by a daemon stopped before the delete",
+			 be->name, src, dst);
+		*gone = src;
+		return be->ops->del(be, src, eb);
+	}
+	return MFS_OK;
+}
+
+/* The cache's node of key, if any, goes with the object settle_file_move
+ * deleted there (its folder listed again). */
+static void forget_key(struct fs *fs, struct fs_remote *rem, const char *key)
+{
+	struct mc_node n = { 0 };
+
+	if (!shown(fs, rem, key, &n))
+		return;
+	if (!mcache_remove(fs->mc, n.ino))
+		mcache_invalidate_dir(fs->mc, n.parent);
+	mc_node_cleanup(&n);
+}
+
+/* ---- a folder: the move goes on ---- */
+
+/* Every key at or below a folder on the store: its files, and its markers
+ * ("dir/"), subfolders listed after their parent. */
+struct tree {
+	char **key;
+	int n, cap;
+	char **sub;	/* subfolders of the folder being listed */
+	int nsub, capsub;
+	const char *dir;
+};
+
+static enum mfs_err push(char ***v, int *n, int *cap, char *k)
+{
+	if (!k)
+		return MFS_ENOMEM;
+	if (*n == *cap) {
+		int c = *cap * 2 + 16;
+		char **nv = realloc(*v, sizeof(*nv) * (size_t)c);
+
+		if (!nv) {
+			free(k);
+			return MFS_ENOMEM;
+		}
+		*v = nv;
+		*cap = c;
+	}
+	(*v)[(*n)++] = k;
+	return MFS_OK;
+}
+
+static enum mfs_err tree_entry(void *ud, const char *name,
+			       const struct obj_meta *m)
+{
+	struct tree *t = ud;
+
+	if (!*name)	/* the folder's own marker */
+		return push(&t->key, &t->n, &t->cap, str_fmt("%s/", t->dir));
+	if (m->kind == OBJ_DIR)
+		return push(&t->sub, &t->nsub, &t->capsub,
+			    str_fmt("%s/%s", t->dir, name));
+	return push(&t->key, &t->n, &t->cap, str_fmt("%s/%s", t->dir, name));
+}
+
+static enum mfs_err tree_walk(struct backend *be, const char *dir,
+			      struct tree *t, int depth, struct errbuf *eb)
+{
+	char **sub;
+	int i, nsub;
+	enum mfs_err rc;
+
+	if (depth > 64)
+		return eb_set(eb, MFS_EINVAL, "%s: folders nested too deep",
+			      dir);
+	t->dir = dir;
+	t->sub = NULL;
+	t->nsub = t->capsub = 0;
+	rc = be->ops->list(be, dir, tree_entry, t, eb);
+	sub = t->sub;
+	nsub = t->nsub;
+	for (i = 0; i < nsub; i++) {
+		if (!rc)
+			rc = tree_walk(be, sub[i], t, depth + 1, eb);
+		free(sub[i]);
+	}
+	free(sub);
+	return rc;
+}
+
+/* Does any file of t lie below the folder whose marker is mk ("dir/")? */
+static int holds_files(const struct tree *t, const char *mk)
+{
+	size_t n = strlen(mk);
+	int i;
+
+	for (i = 0; i < t->n; i++)
+		if (!strncmp(t->key[i], mk, n) && t->key[i][n] &&
+		    !str_ends(t->key[i], "/"))
+			return 1;
+	return 0;
+}
+
+/* Finish a folder move of src to dst a kill stopped (S3: a COPY per key,
+ * then the DELETEs): every key still under src goes to its place under
+ * dst (copied unless a copy is there already: a key there is this move's,
+ * or a newer upload renamed with the folder) and is deleted; a marker of a
+ * folder that holds no file is made under dst. Then the cache forgets
+ * src's folder and lists dst's parent again. 1 LIST per folder under src,
+ * 1 HEAD, at most 1 COPY and 1 DELETE per key. */
+static enum mfs_err settle_dir_move(struct fs *fs, struct fs_remote *rem,
+				    const char *src, const char *dst,
+				    struct errbuf *eb)
+{
+	struct backend *be = rem->be;
+	struct tree t = { 0 };
+	struct mc_node n = { 0 };
+	size_t sl = strlen(src);
+	enum mfs_err rc = tree_walk(be, src, &t, 0, eb);
+	int i, moved = 0;
+
+	if (rc == MFS_ENOTFOUND)
+		rc = MFS_OK;	/* nothing left there */
+	for (i = 0; i < t.n && !rc; i++) {
+		char *k = t.key[i], *d = str_fmt("%s%s", dst, k + sl);
+		struct obj_meta m = { 0 };
+		struct obj_meta out = { 0 };
+
+		if (!d) {
+			rc = MFS_ENOMEM;
+			break;
+		}
+		if (str_ends(k, "/")) {
+			if (!holds_files(&t, k)) {
+				d[strlen(d) - 1] = '\0';
+				rc = be->ops->mkdir(be, d, NULL, eb);
+			}
+		} else {
+			rc = be->ops->head(be, d, &m, eb);
+			if (rc == MFS_ENOTFOUND)
+				rc = be->ops->copy(be, k, d, NULL, &out, eb);
+		}
+		if (!rc)
+			rc = be->ops->del(be, k, eb);
+		if (!rc)
+			moved++;
+		free(d);
+	}
+	for (i = 0; i < t.n; i++)
+		free(t.key[i]);
+	free(t.key);
+	if (rc)
+		return rc;
+	if (moved)
+		log_info("remote [%s]: finished the move of the folder %s to %s a stopped daemon left half done (%d keys)",
+			 be->name, src, dst, moved);
+	if (cached(fs, rem, src, MC_DIR, &n)) {
+		if (!mcache_remove(fs->mc, n.ino))
+			mcache_invalidate_dir(fs->mc, n.parent);
+		mc_node_cleanup(&n);
+	}
+	{
+		const char *slash = strrchr(dst, '/');
+		char *parent = slash ? str_ndup(dst, (size_t)(slash - dst))
+				     : strdup("");
+
+		if (parent && cached(fs, rem, parent, MC_DIR, &n)) {
+			mcache_invalidate_dir(fs->mc, n.ino);
+			mc_node_cleanup(&n);
+		}
+		if (cached(fs, rem, dst, MC_DIR, &n)) {
+			mcache_invalidate_dir(fs->mc, n.ino);
+			mc_node_cleanup(&n);
+		}
+		free(parent);
+	}
+	return MFS_OK;
+}
+
+static enum mfs_err settle_move(struct fs *fs, struct fs_remote *rem,
+				const char *src, const char *dst, int dir,
+				struct errbuf *eb)
+{
+	struct backend *be = rem->be;
+	struct mc_node node = { 0 }, nd = { 0 };
+	enum mfs_err rc = MFS_OK;
+	const char *gone = NULL;
+	int at_src, at_dst;
+
+	if (be->ops->move_undo)
+		rc = be->ops->move_undo(be, src, dst, dir, eb);
+	if (rc || (dir && be->ops->move_undo))
+		return rc;
+	if (dir)
+		return settle_dir_move(fs, rem, src, dst, eb);
+	/* the old name shown and not the new one: the cache was not told,
+	 * the move goes back; else (the new name shown, both from a listing
+	 * of the store, or neither: the cache lost) it goes on */
+	at_src = shown(fs, rem, src, &node);
+	at_dst = shown(fs, rem, dst, &nd);
+	mc_node_cleanup(&nd);
+	rc = settle_file_move(rem, at_src && !at_dst, &node, src, dst, &gone,
+			      eb);
+	mc_node_cleanup(&node);
+	if (!rc && gone)
+		forget_key(fs, rem, gone);
+	return rc;
+}
+
+void fsi_settle_moves(struct fs *fs)
+{
+	struct left_moves l = { NULL, NULL, 0, 0 };
+	int i, done = 0;
+
+	if (moves_left(fs->cfg.journal, fs->mount_id, collect_move, &l))
+		log_warn("cannot read the journal's moves left half done");
+	for (i = 0; i < l.n; i++) {
+		char **m = l.v + i * 3;
+		struct fs_remote *rem = m[0] ? fsi_remote_named(fs, m[0]) : NULL;
+		struct errbuf eb = { 0 };
+
+		if (!rem || !m[1] || !m[2])
+			continue;	/* another mount's remote, or no memory */
+		if (settle_move(fs, rem, m[1], m[2], l.dir[i], &eb)) {
+			log_warn("remote [%s]: cannot settle the move of %s to %s a stopped daemon left half done (tried again at the next mount): %s",
+				 m[0], m[1], m[2], eb.msg);
+			continue;
+		}
+		moves_end(fs->cfg.journal, fs->mount_id, rem->be, m[1], m[2],
+			  l.dir[i]);
+		done++;
+	}
+	if (done)
+		log_info("checked %d move%s a stopped daemon had begun on the server",
+			 done, done == 1 ? "" : "s");
+	for (i = 0; i < l.n * 3; i++)
+		free(l.v[i]);
+	free(l.v);
+	free(l.dir);
+}
+
