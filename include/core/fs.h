@@ -61,6 +61,10 @@ struct fs_config {
 	int sync_close;		/* 1: the last close() of a written file
 				 * waits for its upload and returns its
 				 * error (-o sync_close) */
+	int cache_new;		/* 1: the metadata cache was made anew at
+				 * this mount (lost, deleted): what it shows
+				 * is the store's listing, not what the
+				 * mount showed before */
 };
 
 struct fs_attr {

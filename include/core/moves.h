@@ -13,9 +13,11 @@
 
 /* Does a move of src to dst on be (dir: a folder) take several requests,
  * so that it is recorded? A file: when be has no server-side move (a copy
- * and a delete) or its move has steps (move_undo); a folder: move_undo,
- * or copied key by key on a store of marker objects (S3). */
-int moves_noted(const struct backend *be, int dir);
+ * and a delete) or its move has steps (move_undo: ImageKit's, to another
+ * folder and another name); a folder: the same, or copied key by key on a
+ * store of marker objects (S3). */
+int moves_noted(const struct backend *be, const char *src, const char *dst,
+		int dir);
 
 /* Record the move before its first request (moves_noted only; a journal
  * that cannot record it refuses the move), and forget it once the store
@@ -28,9 +30,10 @@ void moves_end(struct journal *j, const char *mount_id, struct backend *be,
 	       const char *src, const char *dst, int dir);
 
 /* be's own move of src to dst (dir: move_dir); one that fails half way is
- * put back at once (move_undo). Returns the move's result. */
+ * put back at once (move_undo; *left = 1 when that failed too). Returns
+ * the move's result. */
 enum mfs_err moves_move(struct backend *be, const char *src, const char *dst,
-			int dir, struct errbuf *eb);
+			int dir, int *left, struct errbuf *eb);
 
 /* The moves mount_id recorded and did not forget, oldest first: cb gets
  * each (the strings valid during the call); *n how many. */

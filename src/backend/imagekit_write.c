@@ -688,23 +688,32 @@ static enum mfs_err undo_once(struct backend *be, const char *src,
 	 * daemon still on its way moves it on, never back: searched after,
 	 * it is found there) */
 	at = exists(be, tkey, &rc, eb);
-	if (!rc && !at) {
-		at = exists(be, mkey, &rc, eb);
-		if (at > 0)
-			rc = step_move(be, dir, mp, sfold, src, eb);
-	}
+	if (!rc && !at && (at = exists(be, mkey, &rc, eb)) > 0)
+		at = 2;		/* moved, not renamed */
 	if (found)
 		*found = at > 0;
 	if (rc || at <= 0)
 		goto out;
 	if (exists(be, src, &rc, eb)) {
+		/* src's name taken again since: the move goes on, if dst's
+		 * is free */
+		if (!rc && exists(be, dst, &rc, eb))
+			rc = rc ? rc : eb_set(eb, MFS_EEXIST,
+					      "%s and %s both exist again: what the move left stays under %s",
+					      src, dst, tmp);
+		if (!rc && at == 1)
+			rc = step_move(be, dir, tp, dfold, src, eb);
 		if (!rc)
-			rc = eb_set(eb, MFS_EEXIST,
-				    "%s exists again: what its move left stays under %s",
-				    src, tkey);
+			rc = step_rename(be, dir, mp, dn, dst, eb);
+		if (!rc)
+			log_info("remote [%s]: %s is under its new name %s: its move was stopped between its steps, and %s exists again",
+				 be->name, src, dst, src);
 		goto out;
 	}
-	rc = step_rename(be, dir, tp, sn, src, eb);
+	if (at == 2)
+		rc = step_move(be, dir, mp, sfold, src, eb);
+	if (!rc)
+		rc = step_rename(be, dir, tp, sn, src, eb);
 	/* a step of the stopped daemon may still be running (a request on
 	 * its way, a folder's bulk job still pending): it may have moved it
 	 * on meanwhile */
@@ -742,8 +751,20 @@ out:
 enum mfs_err imagekit_move_undo(struct backend *be, const char *src,
 				const char *dst, int dir, struct errbuf *eb)
 {
-	int found = 0, tries;
-	enum mfs_err rc = undo_once(be, src, dst, dir, &found, eb);
+	struct ik *ik = be->priv;
+	const char *sn, *dn;
+	char *sf = imagekit_parent(ik, src, &sn), *df = imagekit_parent(ik, dst, &dn);
+	int found = 0, tries, oom = !sf || !df;
+	int one = !oom && (!strcmp(sf, df) || !strcmp(sn, dn));
+	enum mfs_err rc;
+
+	free(sf);
+	free(df);
+	if (oom)
+		return MFS_ENOMEM;
+	if (one)	/* one request: nothing between steps */
+		return MFS_OK;
+	rc = undo_once(be, src, dst, dir, &found, eb);
 
 	for (tries = 0; tries < 3 && (!rc || rc == MFS_ENOTFOUND); tries++) {
 		sleep(1);

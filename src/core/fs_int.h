@@ -154,6 +154,11 @@ enum mfs_err fsi_remote_top(struct fs *fs, struct fs_remote *r,
 /* fs_moves.c: settle the moves a killed daemon left half done (at mount,
  * before the queue starts). */
 void fsi_settle_moves(struct fs *fs);
+/* fs_moves.c: settle one such move now (a rename that failed half way);
+ * MFS_OK when the store matches what the mount shows. */
+enum mfs_err fsi_settle_move(struct fs *fs, struct fs_remote *rem,
+			     const char *src, const char *dst, int dir,
+			     struct errbuf *eb);
 /* Caller holds fs->lock. */
 struct wfile *fsi_wfile(struct fs *fs, uint64_t ino);
 /* May name (a new entry of directory key pkey of r) be created? Checks the

@@ -255,9 +255,9 @@ static int holds_files(const struct tree *t, const char *mk)
 
 /* Finish a folder move of src to dst a kill stopped (S3: a COPY per key,
  * then the DELETEs): every key still under src goes to its place under
- * dst (copied unless a copy is there already: a key there is this move's,
- * or a newer upload renamed with the folder) and is deleted; a marker of a
- * folder that holds no file is made under dst. Then the cache forgets
+ * dst (copied unless its copy, of the same ETag, is there already;
+ * another object there: it stays) and is deleted; a marker of a folder
+ * that holds no file is made under dst. Then the cache forgets
  * src's folder and lists dst's parent again. 1 LIST per folder under src,
  * 1 HEAD, at most 1 COPY and 1 DELETE per key. */
 static enum mfs_err settle_dir_move(struct fs *fs, struct fs_remote *rem,
@@ -269,7 +269,7 @@ static enum mfs_err settle_dir_move(struct fs *fs, struct fs_remote *rem,
 	struct mc_node n = { 0 };
 	size_t sl = strlen(src);
 	enum mfs_err rc = tree_walk(be, src, &t, 0, eb);
-	int i, moved = 0;
+	int i, moved = 0, kept = 0;
 
 	if (rc == MFS_ENOTFOUND)
 		rc = MFS_OK;	/* nothing left there */
@@ -288,9 +288,22 @@ static enum mfs_err settle_dir_move(struct fs *fs, struct fs_remote *rem,
 				rc = be->ops->mkdir(be, d, NULL, eb);
 			}
 		} else {
+			struct obj_meta mk = { 0 };
+
 			rc = be->ops->head(be, d, &m, eb);
-			if (rc == MFS_ENOTFOUND)
+			if (rc == MFS_ENOTFOUND) {
 				rc = be->ops->copy(be, k, d, NULL, &out, eb);
+			} else if (!rc && (be->ops->head(be, k, &mk, eb) ||
+					   strcmp(mk.etag, m.etag))) {
+				/* another object there: not this move's
+				 * copy, so k is not known to be anywhere
+				 * else; it stays */
+				log_warn("remote [%s]: %s stays: %s holds another object (a folder move a stopped daemon began)",
+					 be->name, k, d);
+				kept++;
+				free(d);
+				continue;
+			}
 		}
 		if (!rc)
 			rc = be->ops->del(be, k, eb);
@@ -307,7 +320,9 @@ static enum mfs_err settle_dir_move(struct fs *fs, struct fs_remote *rem,
 		log_info("remote [%s]: finished the move of the folder %s to %s a stopped daemon left half done (%d keys)",
 			 be->name, src, dst, moved);
 	if (cached(fs, rem, src, MC_DIR, &n)) {
-		if (!mcache_remove(fs->mc, n.ino))
+		if (kept)	/* the folder stays, with what is left */
+			mcache_invalidate_dir(fs->mc, n.ino);
+		else if (!mcache_remove(fs->mc, n.ino))
 			mcache_invalidate_dir(fs->mc, n.parent);
 		mc_node_cleanup(&n);
 	}
@@ -346,17 +361,31 @@ static enum mfs_err settle_move(struct fs *fs, struct fs_remote *rem,
 	if (dir)
 		return settle_dir_move(fs, rem, src, dst, eb);
 	/* the old name shown and not the new one: the cache was not told,
-	 * the move goes back; else (the new name shown, both from a listing
-	 * of the store, or neither: the cache lost) it goes on */
-	at_src = shown(fs, rem, src, &node);
-	at_dst = shown(fs, rem, dst, &nd);
+	 * the move goes back; the new name shown and not the old one, or
+	 * neither, or a cache made anew at this mount (it shows the store's
+	 * listing, not what the mount showed): it goes on; both shown (a
+	 * file the user made under the new name since): nothing goes */
+	at_src = !fs->cfg.cache_new && shown(fs, rem, src, &node);
+	at_dst = !fs->cfg.cache_new && shown(fs, rem, dst, &nd);
 	mc_node_cleanup(&nd);
-	rc = settle_file_move(rem, at_src && !at_dst, &node, src, dst, &gone,
-			      eb);
+	if (at_src && at_dst) {
+		log_info("remote [%s]: %s and %s are both shown: a move between them a stopped daemon began is left as it is",
+			 be->name, src, dst);
+		mc_node_cleanup(&node);
+		return MFS_OK;
+	}
+	rc = settle_file_move(rem, at_src, &node, src, dst, &gone, eb);
 	mc_node_cleanup(&node);
 	if (!rc && gone)
 		forget_key(fs, rem, gone);
 	return rc;
+}
+
+enum mfs_err fsi_settle_move(struct fs *fs, struct fs_remote *rem,
+			     const char *src, const char *dst, int dir,
+			     struct errbuf *eb)
+{
+	return settle_move(fs, rem, src, dst, dir, eb);
 }
 
 void fsi_settle_moves(struct fs *fs)

@@ -367,7 +367,7 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	char type[128] = "", copied[80] = "";	/* ETag of the copy */
 	enum upq_hit hit;
 	enum mfs_err rc = MFS_OK;
-	int writing, landed = 0, noted = 0;
+	int writing, landed = 0, noted = 0, left = 0, via_move = 0;
 
 	if (over[0] &&
 	    upq_state_of(fs->cfg.upq, n->ino, NULL, 0) == UPQ_UPLOADING) {
@@ -427,7 +427,8 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	} else {
 		noted = 1;
 		if (r->be->ops->move) {
-			rc = moves_move(r->be, n->key, newkey, 0, eb);
+			rc = moves_move(r->be, n->key, newkey, 0, &left, eb);
+			via_move = 1;
 		} else {
 			struct obj_meta out = { 0 };
 
@@ -459,8 +460,23 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 	if (!rc && landed)	/* its new folders hold it now */
 		upq_clear_markers(fs->cfg.upq, r->be, n->ino);
 	/* the store and the cache both have it under newkey now; a move
-	 * that failed stays recorded: the next mount settles what it left */
-	if (!rc && noted)
+	 * that failed is settled at once (the caller's error says the old
+	 * name stays: a copy that landed goes), else it stays recorded and
+	 * the next mount settles it; a record never outlives the call the
+	 * user saw fail, or it could meet what the user did since */
+	if (noted && rc) {
+		struct errbuf e2 = { 0 };
+
+		if (via_move ? left != 0
+			     : fsi_settle_move(fs, r, n->key, newkey, 0,
+					       &e2) != MFS_OK) {
+			log_warn("the rename of %s to %s failed half way; the next mount settles what it left%s%s",
+				 n->key, newkey, e2.msg[0] ? ": " : "",
+				 e2.msg);
+			noted = 0;
+		}
+	}
+	if (noted)
 		moves_end(fs->cfg.journal, fs->mount_id, r->be, n->key, newkey,
 			  0);
 	return rc;
@@ -727,20 +743,26 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		 * place: a version that landed first under the new name was
 		 * replaced by the older one the move brought, issue #15,
 		 * replay case 15.30-pwrite-then-folder-move-imagekit) */
-		rc = upq_hold_dir(fs->cfg.upq, r->be, newkey);
-		if (rc)
-			return rc;
-		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be, NULL,
-			       NULL);
+		int left = 0;
+
 		rc = moves_begin(fs->cfg.journal, fs->mount_id, r->be,
 				 src->key, newkey, 1, eb);
-		if (!rc)
-			rc = moves_move(r->be, src->key, newkey, 1, eb);
+		if (rc)
+			return rc;
+		rc = upq_hold_dir(fs->cfg.upq, r->be, newkey);
+		if (rc) {
+			moves_end(fs->cfg.journal, fs->mount_id, r->be,
+				  src->key, newkey, 1);
+			return rc;
+		}
+		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be, NULL,
+			       NULL);
+		rc = moves_move(r->be, src->key, newkey, 1, &left, eb);
 		upq_release_dir(fs->cfg.upq, r->be, newkey);
 		if (!rc)
 			rc = mcache_move(fs->mc, src->ino, newparent, newname,
 					 eb);
-		if (!rc)
+		if (!left)	/* moved, or put back */
 			moves_end(fs->cfg.journal, fs->mount_id, r->be,
 				  src->key, newkey, 1);
 		if (!rc) {

@@ -15,10 +15,22 @@
 
 #include "common/log.h"
 
-int moves_noted(const struct backend *be, int dir)
+/* Do src and dst differ in folder and in name? (ImageKit's one-request
+ * renames: the same folder, or the same name) */
+static int two_ways(const char *src, const char *dst)
+{
+	const char *a = strrchr(src, '/'), *b = strrchr(dst, '/');
+	size_t pa = a ? (size_t)(a - src) : 0, pb = b ? (size_t)(b - dst) : 0;
+
+	return (pa != pb || strncmp(src, dst, pa)) &&
+	       strcmp(a ? a + 1 : src, b ? b + 1 : dst);
+}
+
+int moves_noted(const struct backend *be, const char *src, const char *dst,
+		int dir)
 {
 	if (be->ops->move_undo)
-		return 1;
+		return two_ways(src, dst);
 	if (!dir)
 		return !be->ops->move;
 	/* a folder moved key by key, copied (S3; Supabase's folders, kept
@@ -31,7 +43,7 @@ enum mfs_err moves_begin(struct journal *j, const char *mount_id,
 			 struct backend *be, const char *src, const char *dst,
 			 int dir, struct errbuf *eb)
 {
-	if (!j || !moves_noted(be, dir))
+	if (!j || !moves_noted(be, src, dst, dir))
 		return MFS_OK;
 	return journal_move_open(j, mount_id, be->name, src, dst, dir, eb);
 }
@@ -41,7 +53,7 @@ void moves_end(struct journal *j, const char *mount_id, struct backend *be,
 {
 	struct errbuf eb = { 0 };
 
-	if (!j || !moves_noted(be, dir))
+	if (!j || !moves_noted(be, src, dst, dir))
 		return;
 	if (journal_move_close(j, mount_id, be->name, src, dst, &eb))
 		log_warn("cannot note in the journal that the move of %s to %s is over (the next mount checks it again): %s",
@@ -49,18 +61,22 @@ void moves_end(struct journal *j, const char *mount_id, struct backend *be,
 }
 
 enum mfs_err moves_move(struct backend *be, const char *src, const char *dst,
-			int dir, struct errbuf *eb)
+			int dir, int *left, struct errbuf *eb)
 {
 	struct errbuf e2 = { 0 };
 	enum mfs_err rc = dir ? be->ops->move_dir(be, src, dst, eb)
 			      : be->ops->move(be, src, dst, eb);
 
+	*left = 0;
 	/* a failed move undoes its steps itself; what that could not undo
-	 * is put back now (else the record stays, for the next mount) */
-	if (rc && be->ops->move_undo &&
-	    be->ops->move_undo(be, src, dst, dir, &e2))
+	 * is put back now (else the record stays, for the next mount). A
+	 * target that exists is refused before any step. */
+	if (rc && rc != MFS_EEXIST && be->ops->move_undo &&
+	    be->ops->move_undo(be, src, dst, dir, &e2)) {
 		log_warn("remote [%s]: the move of %s to %s failed half way; putting it back failed too (tried again at the next mount): %s",
 			 be->name, src, dst, e2.msg);
+		*left = 1;
+	}
 	return rc;
 }
 

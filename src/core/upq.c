@@ -474,11 +474,14 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 				 * metadata under the new name (recorded: a
 				 * kill leaves the row's drop_key for the old
 				 * name, the record for a move name) */
+				int left = 0;
+
 				rc = moves_begin(q->j, q->mount_id, be, key,
 						 to, 0, eb);
 				if (!rc)
-					rc = moves_move(be, key, to, 0, eb);
-				if (!rc)
+					rc = moves_move(be, key, to, 0, &left,
+							eb);
+				if (!left)	/* moved, or put back */
 					moves_end(q->j, q->mount_id, be, key,
 						  to, 0);
 				if (!rc)

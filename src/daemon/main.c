@@ -455,6 +455,7 @@ int main(int argc, char **argv)
 	struct fuse_mount_opts mo = { 0 };
 	struct errbuf eb = { 0 };
 	char *cache_root = NULL, *id = NULL, *jid = NULL, *dir = NULL;
+	int cache_new = 0;
 	char *db = NULL, *lockpath = NULL, *ctl_sock = NULL, *mnt_abs = NULL;
 	enum mfs_err rc;
 	uint64_t v, data_cache = 1ULL << 30;
@@ -605,6 +606,7 @@ int main(int argc, char **argv)
 			dir);
 		goto out;
 	}
+	cache_new = access(db, F_OK) != 0;
 	rc = mcache_open(db, &d.mc, &eb);
 	if (rc) {
 		ret = fail("", &eb, rc);
@@ -719,6 +721,7 @@ int main(int argc, char **argv)
 	cfg.stage = d.stage;
 	cfg.journal = d.journal;
 	cfg.mount_id = jid;
+	cfg.cache_new = cache_new;
 	cfg.uid = getuid();
 	cfg.gid = getgid();
 	cfg.file_mode = 0644;

@@ -80,4 +80,30 @@ mv "$MNT/a/f3.txt" "$MNT/b/g3.txt" || fail "mv" "a/f3.txt"
 	[ "$(sqlite3 "$J" 'select count(*) from moves')" = 0 ] &&
 	pass "a move that is not stopped: b/g3.txt on ImageKit, no move name, no move left in the journal" ||
 	fail "plain move" "/b: $(ik manifest /b | tr '\n' ' '), move names $(leftovers)"
+# the old name taken again while the daemon was dead (another client's
+# upload): the next mount finishes the move instead (the new name is free)
+printf 'file 4 of the move test\n' >"$MNT/a/f4.txt" && wait_uploads "$J" || fail setup "a/f4.txt"
+: >"$IK_DIR/held"
+control "hold_after=PUT /v1/files/rename"
+mv "$MNT/a/f4.txt" "$MNT/b/g4.txt" 2>/dev/null &
+mvpid=$!
+if poll 30 test -s "$IK_DIR/held"; then
+	kill9_fs "$MNT"
+	wait "$mvpid"
+	control
+	printf 'another client\n' >"$T/other.txt"
+	ik put /a f4.txt "$T/other.txt" >/dev/null || fail "other client" "ik put"
+	mount_fs "$LOG" "$MNT" -o "$OPTS" ik: || { fail remount "mediafs did not mount ik:"; exit 1; }
+	g4=$(ik manifest /b | grep '^/b/g4.txt ' | cut -d' ' -f3)
+	f4=$(ik manifest /a | grep '^/a/f4.txt ' | cut -d' ' -f3)
+	[ "$g4" = "$(printf 'file 4 of the move test\n' | md5sum | cut -d' ' -f1)" ] &&
+		[ "$f4" = "$(md5sum <"$T/other.txt" | cut -d' ' -f1)" ] && [ "$(leftovers)" = 0 ] &&
+		[ "$(sqlite3 "$J" 'select count(*) from moves')" = 0 ] &&
+		pass "the old name taken again meanwhile: the next mount finished the move (b/g4.txt has the file's bytes, a/f4.txt the other client's), no move name left" ||
+		fail "old name taken again" "/a: $(ik manifest /a | tr '\n' ' '); /b: $(ik manifest /b | tr '\n' ' '); move names $(leftovers); moves $(sqlite3 "$J" 'select * from moves')"
+else
+	control
+	wait "$mvpid"
+	fail "old name taken again" "no request held"
+fi
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"

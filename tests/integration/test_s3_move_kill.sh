@@ -110,4 +110,21 @@ mv "$S/a1.txt" "$S/c1.txt" && [ "$(moves)" = 0 ] &&
 	[ "$(s3 keys mvk "" | grep -v / | tr '\n' ' ')" = "a2.txt b3.txt c1.txt " ] &&
 	pass "a rename that is not stopped: COPY and DELETE, no move left in the journal" ||
 	fail "plain rename" "store: $(keys); journal moves: $(moves)"
+# a rename that fails while the daemon runs (the COPY refused) is settled
+# at once: no record outlives the mv the user saw fail, so a file the user
+# then makes under the new name (same bytes: the same ETag) survives the
+# next mount (found by review: the record made it delete a5.txt)
+echo "file 5" >"$S/a5.txt" && wait_uploads "$J" || fail setup "a5.txt"
+echo "refuse_key=b5.txt" >"$T/control"
+mv "$S/a5.txt" "$S/b5.txt" 2>/dev/null && fail "refused rename" "mv succeeded"
+: >"$T/control"
+[ "$(moves)" = 0 ] && pass "a rename that failed (COPY refused) leaves no move in the journal" ||
+	fail "refused rename" "journal moves: $(moves)"
+cp "$S/a5.txt" "$S/b5.txt" && wait_uploads "$J" || fail "cp" "b5.txt"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }
+s3 keys mvk "" | grep -qx a5.txt && s3 keys mvk "" | grep -qx b5.txt &&
+	[ "$(cat "$S/a5.txt" "$S/b5.txt" 2>&1 | tr '\n' ' ')" = "file 5 file 5 " ] &&
+	pass "then cp to the new name and a remount: both a5.txt and b5.txt kept, on S3 and in the mount" ||
+	fail "after the failed rename" "store: $(keys); mount: $(ls "$S" | tr '\n' ' ')"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
