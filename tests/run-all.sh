@@ -172,7 +172,7 @@ test_crash_inflight test_local test_mediactl_truth"
 SAN_SUBSET="test_local test_journal_pg test_examples test_imagekit test_ledger_one
 test_rewrite test_semantics test_write_faults test_mediactl test_hooks test_supabase
 test_write_ops test_crash_inflight test_visible_failures test_mediactl_truth
-test_examples_s5"
+test_examples_s5 test_s3_move_kill"
 next_test() {	# next_test LABEL: the next test of the queue, "" at its end
 	local q=$TMP/$1.queue n
 	flock "$q" bash -c 'n=$(cat "$1.next"); t=$(sed -n "$((n + 1))p" "$1"); echo $((n + 1)) >"$1.next"; echo "$t"' _ "$q"

@@ -105,6 +105,12 @@ void fs_set_notify(struct fs *fs, void (*attr)(void *ctx, uint64_t ino),
  * errors are returned, so the mount command can fail with the message;
  * transient errors are only logged. */
 enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb);
+/* At mount, before fs_prime (its listings would make the cache show both
+ * names) and fs_resume_uploads (a resumed row may drop what such a move
+ * left): settle the renames on the server a killed daemon left half done
+ * (core/moves.h), so that the store matches what the mount showed.
+ * Failures are logged; their records stay for the next mount. */
+void fs_settle_moves(struct fs *fs);
 /* At mount, before the cache answers: forget the cached files the journal
  * says `mediactl rollback` deleted from the stores since the cache last
  * looked (its events with op 'rollback'; the cache keeps the mark), so a

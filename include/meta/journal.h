@@ -146,10 +146,13 @@ enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
  * rename to another folder and another name goes through a name of its
  * own) of src to dst (dir: a folder) on remote: recorded (durably) before
  * its first step, until journal_move_close, so the next mount puts back
- * what a daemon killed between the steps left half done. */
+ * what a daemon killed between the steps left half done. *created: 0 when
+ * a record of the same move was there already (an earlier one not
+ * settled). */
 enum mfs_err journal_move_open(struct journal *j, const char *mount_id,
 			       const char *remote, const char *src,
-			       const char *dst, int dir, struct errbuf *eb);
+			       const char *dst, int dir, int *created,
+			       struct errbuf *eb);
 enum mfs_err journal_move_close(struct journal *j, const char *mount_id,
 				const char *remote, const char *src,
 				const char *dst, struct errbuf *eb);

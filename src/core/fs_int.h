@@ -151,9 +151,6 @@ enum mfs_err fsi_child(struct fs *fs, uint64_t parent, const char *name,
 /* The directory a remote's keys start from. */
 enum mfs_err fsi_remote_top(struct fs *fs, struct fs_remote *r,
 			    struct mc_node *out, struct errbuf *eb);
-/* fs_moves.c: settle the moves a killed daemon left half done (at mount,
- * before the queue starts). */
-void fsi_settle_moves(struct fs *fs);
 /* fs_moves.c: settle one such move now (a rename that failed half way);
  * MFS_OK when the store matches what the mount shows. */
 enum mfs_err fsi_settle_move(struct fs *fs, struct fs_remote *rem,

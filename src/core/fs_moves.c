@@ -1,13 +1,14 @@
-/* fs_moves.c - at mount, before the queue starts: renames on the server
- * that take several requests (core/moves.h), recorded in the journal
- * while they ran and left there by a daemon that was killed between the
- * requests, are settled so that the store matches what the mount shows.
- * A file: the old name shown (and not the new one), it goes back;
- * otherwise the move goes on. A folder (S3, Supabase: a copy or a move
- * per key): the move goes on, as the journal's rows below it, renamed
- * before the copies began, already say. Split from fs_resume.c.
- * Calls: backend, meta (journal, mcache), core/moves, common.
- */
+/* fs_moves.c - renames on the server that take several requests
+ * (core/moves.h), recorded in the journal while they ran, settled so that
+ * the store matches what the mount shows: at mount (fs_settle_moves,
+ * before the top listings and the resumed uploads) those a killed daemon
+ * left, and at once a rename that failed half way (fsi_settle_move).
+ * A file: the old name shown and not the new one, it goes back; the new
+ * one shown, or neither, the move goes on; both, only a copy that
+ * replaced the new name's object goes on (settle_file_move). A folder
+ * (S3: a COPY per key): the move goes on, as the journal's rows below it,
+ * renamed before the copies began, already say. Split from fs_resume.c.
+ * Calls: backend, meta (journal, mcache), core/moves, common. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -97,17 +98,26 @@ static int shown(struct fs *fs, struct fs_remote *rem, const char *key,
 	return cached(fs, rem, key, MC_FILE, out);
 }
 
+/* What the mount shows of a file's move (settle_move). */
+enum shows { SHOW_NONE, SHOW_SRC, SHOW_DST, SHOW_BOTH };
+
 /* Make the store match what the mount shows of a file's move of src to
- * dst that a kill stopped half way: the old name shown (the cache was not
+ * dst that was stopped half way: the old name shown (the cache was not
  * updated), a copy at dst of the same ETag goes (S3: the copy landed, the
- * delete did not), or the object goes back to src if only dst holds it;
- * the new name shown (or neither: the cache lost), src goes if it holds
- * the same ETag as dst. An object of another ETag is someone else's, or
- * another version: left, with a warning. */
-static enum mfs_err settle_file_move(struct fs_remote *rem, int show_src,
-				     const struct mc_node *node,
-				     const char *src, const char *dst,
-				     const char **gone, struct errbuf *eb)
+ * delete did not), or the object goes back to src if only dst holds it
+ * (recorded like any move: ImageKit's takes steps too); the new name
+ * shown (or neither: a cache made anew), src goes if it holds the same
+ * ETag as dst; both shown, src goes only when dst's object is the copy of
+ * a rename onto dst (the store's dst has src's ETag, not the one the cache
+ * knows: the copy replaced it), else both stay (a file made under the new
+ * name since). An object of another ETag is someone else's, or another
+ * version: left, with a warning. *gone: the key deleted. */
+static enum mfs_err settle_file_move(struct fs *fs, struct fs_remote *rem,
+				     enum shows show,
+				     const struct mc_node *ns,
+				     const struct mc_node *nd, const char *src,
+				     const char *dst, const char **gone,
+				     struct errbuf *eb)
 {
 	struct backend *be = rem->be;
 	struct obj_meta hs = { 0 }, hd = { 0 };
@@ -120,7 +130,7 @@ static enum mfs_err settle_file_move(struct fs_remote *rem, int show_src,
 		return MFS_OK;	/* only src, or nothing: as shown */
 	if (rd)
 		return rd;
-	if (show_src && rs == MFS_OK) {
+	if (show == SHOW_SRC && rs == MFS_OK) {
 		if (strcmp(hs.etag, hd.etag)) {
 			log_warn("remote [%s]: %s is shown, and %s, where a stopped daemon was moving it, holds another object (ETag %s, not %s): both kept",
 				 be->name, src, dst, hd.etag, hs.etag);
@@ -131,31 +141,42 @@ static enum mfs_err settle_file_move(struct fs_remote *rem, int show_src,
 		*gone = dst;
 		return be->ops->del(be, dst, eb);
 	}
-	if (show_src) {
+	if (show == SHOW_SRC) {
 		enum mfs_err rc;
 		struct obj_meta out = { 0 };
+		int left = 0;
 
-		if (!node->etag[0] || strcmp(node->etag, hd.etag)) {
+		if (!ns->etag[0] || strcmp(ns->etag, hd.etag)) {
 			log_warn("remote [%s]: the mount shows %s, which a stopped daemon moved to %s on the server, with another ETag (%s, not %s): left there",
-				 be->name, src, dst, hd.etag, node->etag);
+				 be->name, src, dst, hd.etag, ns->etag);
 			return MFS_OK;
 		}
-		rc = be->ops->move ? be->ops->move(be, dst, src, eb)
-				   : be->ops->copy(be, dst, src, NULL, &out, eb);
+		rc = moves_begin(fs->cfg.journal, fs->mount_id, be, dst, src, 0,
+				 eb);
+		if (!rc && be->ops->move)
+			rc = moves_move(be, dst, src, 0, &left, eb);
+		else if (!rc)
+			rc = be->ops->copy(be, dst, src, NULL, &out, eb);
 		if (!rc && !be->ops->move)
 			rc = be->ops->del(be, dst, eb);
+		if (!rc)
+			moves_end(fs->cfg.journal, fs->mount_id, be, dst, src, 0);
 		if (!rc)
 			log_info("remote [%s]: %s is back under its name: the mount shows it there, and a stopped daemon had moved it to %s",
 				 be->name, src, dst);
 		return rc;
 	}
-	if (rs == MFS_OK && !strcmp(hs.etag, hd.etag)) {
-		log_info("remote [%s]: deleted %s, moved to %s by a daemon stopped before the delete",
+	if (rs != MFS_OK || strcmp(hs.etag, hd.etag))
+		return MFS_OK;
+	if (show == SHOW_BOTH && (!nd->etag[0] || !strcmp(nd->etag, hd.etag))) {
+		log_info("remote [%s]: %s and %s are both shown, with the same bytes: a move between them a stopped daemon began is left as it is",
 			 be->name, src, dst);
-		*gone = src;
-		return be->ops->del(be, src, eb);
+		return MFS_OK;
 	}
-	return MFS_OK;
+	log_info("remote [%s]: deleted %s, moved to %s by a daemon stopped before the delete",
+		 be->name, src, dst);
+	*gone = src;
+	return be->ops->del(be, src, eb);
 }
 
 /* The cache's node of key, if any, goes with the object settle_file_move
@@ -346,10 +367,10 @@ static enum mfs_err settle_dir_move(struct fs *fs, struct fs_remote *rem,
 
 static enum mfs_err settle_move(struct fs *fs, struct fs_remote *rem,
 				const char *src, const char *dst, int dir,
-				struct errbuf *eb)
+				int fresh, struct errbuf *eb)
 {
 	struct backend *be = rem->be;
-	struct mc_node node = { 0 }, nd = { 0 };
+	struct mc_node ns = { 0 }, nd = { 0 };
 	enum mfs_err rc = MFS_OK;
 	const char *gone = NULL;
 	int at_src, at_dst;
@@ -360,24 +381,21 @@ static enum mfs_err settle_move(struct fs *fs, struct fs_remote *rem,
 		return rc;
 	if (dir)
 		return settle_dir_move(fs, rem, src, dst, eb);
-	/* the old name shown and not the new one: the cache was not told,
-	 * the move goes back; the new name shown and not the old one, or
-	 * neither, or a cache made anew at this mount (it shows the store's
-	 * listing, not what the mount showed): it goes on; both shown (a
-	 * file the user made under the new name since): nothing goes */
-	at_src = !fs->cfg.cache_new && shown(fs, rem, src, &node);
-	at_dst = !fs->cfg.cache_new && shown(fs, rem, dst, &nd);
+	/* a cache made anew at this mount shows the store's listing, not
+	 * what the mount showed: neither */
+	at_src = !fresh && shown(fs, rem, src, &ns);
+	at_dst = !fresh && shown(fs, rem, dst, &nd);
+	rc = settle_file_move(fs, rem,
+			      at_src ? (at_dst ? SHOW_BOTH : SHOW_SRC)
+				     : (at_dst ? SHOW_DST : SHOW_NONE),
+			      &ns, &nd, src, dst, &gone, eb);
+	mc_node_cleanup(&ns);
 	mc_node_cleanup(&nd);
-	if (at_src && at_dst) {
-		log_info("remote [%s]: %s and %s are both shown: a move between them a stopped daemon began is left as it is",
-			 be->name, src, dst);
-		mc_node_cleanup(&node);
-		return MFS_OK;
-	}
-	rc = settle_file_move(rem, at_src, &node, src, dst, &gone, eb);
-	mc_node_cleanup(&node);
 	if (!rc && gone)
 		forget_key(fs, rem, gone);
+	/* the copy replaced what the cache knows of dst: listed again */
+	if (!rc && gone == src && at_dst)
+		forget_key(fs, rem, dst);
 	return rc;
 }
 
@@ -385,11 +403,13 @@ enum mfs_err fsi_settle_move(struct fs *fs, struct fs_remote *rem,
 			     const char *src, const char *dst, int dir,
 			     struct errbuf *eb)
 {
-	return settle_move(fs, rem, src, dst, dir, eb);
+	return settle_move(fs, rem, src, dst, dir, 0, eb);
 }
 
-void fsi_settle_moves(struct fs *fs)
+void fs_settle_moves(struct fs *fs)
 {
+	if (!fs->cfg.upq || !fs->cfg.journal)
+		return;	/* a read-only mount changes nothing */
 	struct left_moves l = { NULL, NULL, 0, 0 };
 	int i, done = 0;
 
@@ -402,7 +422,8 @@ void fsi_settle_moves(struct fs *fs)
 
 		if (!rem || !m[1] || !m[2])
 			continue;	/* another mount's remote, or no memory */
-		if (settle_move(fs, rem, m[1], m[2], l.dir[i], &eb)) {
+		if (settle_move(fs, rem, m[1], m[2], l.dir[i],
+				fs->cfg.cache_new, &eb)) {
 			log_warn("remote [%s]: cannot settle the move of %s to %s a stopped daemon left half done (tried again at the next mount): %s",
 				 m[0], m[1], m[2], eb.msg);
 			continue;

@@ -572,10 +572,6 @@ enum mfs_err fs_resume_uploads(struct fs *fs, int *resumed, int *lost,
 	if (!fs->cfg.upq)
 		return MFS_OK;
 	abort_left_multipart(fs);
-	/* first: a resumed row may name what such a move left (#15.55: an
-	 * upload renamed while its old version was being moved, the old name
-	 * to drop) */
-	fsi_settle_moves(fs);
 	/* the rows resumed below mark their files pending again */
 	if (mcache_unpend_files(fs->mc, &pend, &npend))
 		log_warn("cannot read which files the cache shows as being uploaded");

@@ -43,9 +43,23 @@ enum mfs_err moves_begin(struct journal *j, const char *mount_id,
 			 struct backend *be, const char *src, const char *dst,
 			 int dir, struct errbuf *eb)
 {
+	int created = 0;
+	enum mfs_err rc;
+
 	if (!j || !moves_noted(be, src, dst, dir))
 		return MFS_OK;
-	return journal_move_open(j, mount_id, be->name, src, dst, dir, eb);
+	rc = journal_move_open(j, mount_id, be->name, src, dst, dir, &created,
+			       eb);
+	/* the same move recorded before and not settled (it failed half way
+	 * and so did its undo): what it left under the move name is put back
+	 * first, or this one would go through the same name */
+	if (!rc && !created && be->ops->move_undo) {
+		rc = be->ops->move_undo(be, src, dst, dir, eb);
+		if (rc)
+			eb_prefix(eb, "an earlier move of %s to %s was left half done",
+				  src, dst);
+	}
+	return rc;
 }
 
 void moves_end(struct journal *j, const char *mount_id, struct backend *be,

@@ -732,6 +732,7 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	fs_forget_rolled_back(d.fs);
+	fs_settle_moves(d.fs);
 	rc = fs_prime(d.fs, &eb);
 	if (rc) {
 		ret = fail("cannot mount", &eb, rc);

@@ -828,17 +828,24 @@ enum mfs_err journal_mp_list(struct journal *j, const char *mount_id,
 
 enum mfs_err journal_move_open(struct journal *j, const char *mount_id,
 			       const char *remote, const char *src,
-			       const char *dst, int dir, struct errbuf *eb)
+			       const char *dst, int dir, int *created,
+			       struct errbuf *eb)
 {
 	char now[32];
 	const char *p[] = { mount_id, remote, src, dst, dir ? "1" : "0",
 			    now };
+	int64_t changes = 0;
+	enum mfs_err rc;
 
 	now_txt(now, sizeof(now));
-	return jexec_locked(j, "INSERT INTO moves(mount_id,remote,src,dst,"
-			    "dir,created_at) VALUES($1,$2,$3,$4,$5,$6) "
-			    "ON CONFLICT(mount_id,remote,src,dst) DO NOTHING",
-			    p, 6, eb, "moves");
+	pthread_mutex_lock(&j->lock);
+	rc = jexec(j, "INSERT INTO moves(mount_id,remote,src,dst,dir,"
+		   "created_at) VALUES($1,$2,$3,$4,$5,$6) "
+		   "ON CONFLICT(mount_id,remote,src,dst) DO NOTHING",
+		   p, 6, &changes, eb, "moves");
+	pthread_mutex_unlock(&j->lock);
+	*created = !rc && changes > 0;
+	return rc;
 }
 
 enum mfs_err journal_move_close(struct journal *j, const char *mount_id,
