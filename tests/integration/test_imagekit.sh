@@ -11,12 +11,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/imagekit.sh"
 
-MNT=$T/mnt
-LOG=$T/mediafs.log
-J=$T/journal.db
-ik_start "$T/ik" || { fail "fake server" "did not start"; exit 1; }
-trap 'cleanup_mounts; ik_stop' EXIT
-export MFS_TEST_IK_KEY=$IK_KEY
+ik_test
 KEY1=$IK_KEY
 N=520 PAGE=50
 [ "${MFS_TEST_PASS:-}" = mount-asan ] && N=130 PAGE=10

@@ -11,14 +11,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/imagekit.sh"
 
-MNT=$T/mnt
-LOG=$T/mediafs.log
-J=$T/journal.db
-ik_start "$T/ik" || { fail "fake server" "did not start"; exit 1; }
-trap 'cleanup_mounts; ik_stop' EXIT
-export MFS_TEST_IK_KEY=$IK_KEY
-ik_conf ik >"$T/m.conf"
-chmod 600 "$T/m.conf"
+ik_test
 control() { printf '%s\n' "$@" >"$IK_CONTROL"; }
 OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
 mount_fs "$LOG" "$MNT" -o "$OPTS" ik: || { fail mount "mediafs did not mount ik:"; exit 1; }

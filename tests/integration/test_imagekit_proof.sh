@@ -9,14 +9,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/imagekit.sh"
 
-MNT=$T/mnt
-LOG=$T/mediafs.log
-J=$T/journal.db
-ik_start "$T/ik" || { fail "fake server" "did not start"; exit 1; }
-trap 'cleanup_mounts; ik_stop' EXIT
-export MFS_TEST_IK_KEY=$IK_KEY
-ik_conf ik "retries = 6" >"$T/m.conf"
-chmod 600 "$T/m.conf"
+ik_test "retries = 6"
 control() { printf '%s\n' "$@" >"$IK_CONTROL"; }
 manifest() { tree_manifest "$1" "$2" " "; }
 server() { ik manifest "$1" | cut -d' ' -f1-3; }

@@ -8,17 +8,8 @@
 # proxy holds the DELETE until the test lets it through.
 . "$(dirname "$0")/../lib/common.sh"
 
-MNT=$T/mnt
-LOG=$T/mediafs.log
-J=$T/journal.db
 MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
-s3 mkbucket mks
-proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
-trap 'cleanup_mounts; kill $proxy 2>/dev/null' EXIT
-S3_PORT=$PPORT write_conf "$T/m.conf" mks
-OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
-mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
-S=$MNT/s3t
+proxy_mount mks
 state() { getfattr --only-values -n user.mediafs.upload_state "$1" 2>/dev/null | head -1; }
 keys() { s3 keys mks "" 2>/dev/null | tr '\n' ' '; }
 has() { s3 keys mks "" 2>/dev/null | grep -qx -- "$1"; }

@@ -9,16 +9,7 @@
 # the fault proxy holds the COPY (or the DELETE) until the daemon is dead.
 . "$(dirname "$0")/../lib/common.sh"
 
-MNT=$T/mnt
-LOG=$T/mediafs.log
-J=$T/journal.db
-s3 mkbucket mvk
-proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
-trap 'cleanup_mounts; kill $proxy 2>/dev/null' EXIT
-S3_PORT=$PPORT write_conf "$T/m.conf" mvk
-OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
-mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
-S=$MNT/s3t
+proxy_mount mvk
 keys() { s3 keys mvk "" 2>/dev/null | grep -v '^r/' | tr '\n' ' '; }
 moves() { sqlite3 "$J" 'select count(*) from moves'; }
 for i in 1 2 3; do echo "file $i" >"$S/a$i.txt"; done

@@ -172,6 +172,24 @@ proxy_start() {
 	return 1
 }
 
+# proxy_mount BUCKET: how a test of S3 through the fault proxy begins:
+# MNT, LOG, J, OPTS and S (the remote's folder) set, BUCKET made, the
+# proxy started (ruled by $T/control) and stopped at exit with the mounts,
+# $T/m.conf for the remote s3t through it, mediafs mounted (the test exits
+# if any of it failed).
+proxy_mount() {
+	MNT=$T/mnt
+	LOG=$T/mediafs.log
+	J=$T/journal.db
+	s3 mkbucket "$1"
+	proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
+	trap 'cleanup_mounts; kill $proxy 2>/dev/null' EXIT
+	S3_PORT=$PPORT write_conf "$T/m.conf" "$1"
+	OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
+	mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
+	S=$MNT/s3t
+}
+
 # hold TEXT / release: requests whose URL holds TEXT wait at the fault
 # proxy (proxy_start "$T/control") and at the Supabase fake, if one runs;
 # nheld TEXT N waits (60 s) until N such requests are held.

@@ -48,3 +48,18 @@ ik() { /usr/bin/python3 "$(dirname "${BASH_SOURCE[0]}")/iktool.py" --port "$IK_P
 # ik_mark / ik_since MARK [REGEX]: requests in the fake's log.
 ik_mark() { wc -l <"$IK_REQLOG"; }
 ik_since() { tail -n +"$(($1 + 1))" "$IK_REQLOG" | grep -cE "${2:-.}" || true; }
+
+# ik_test [EXTRA CONF LINES]: how an ImageKit test begins: MNT, LOG and J
+# set, the fake started in $T/ik (the test exits if it did not start) and
+# stopped at exit with the mounts, MFS_TEST_IK_KEY exported, $T/m.conf
+# (mode 600) holding the remote "ik".
+ik_test() {
+	MNT=$T/mnt
+	LOG=$T/mediafs.log
+	J=$T/journal.db
+	ik_start "$T/ik" || { fail "fake server" "did not start"; exit 1; }
+	trap 'cleanup_mounts; ik_stop' EXIT
+	export MFS_TEST_IK_KEY=$IK_KEY
+	ik_conf ik "${1:-}" >"$T/m.conf"
+	chmod 600 "$T/m.conf"
+}
