@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 #include "core/hooks.h"
 #include "core/moves.h"
@@ -1290,10 +1291,14 @@ enum mfs_err upq_wait(struct upq *q, uint64_t ino, struct errbuf *eb)
 			pthread_cond_broadcast(&q->work);
 		}
 		it->refs++;
-		while (it->state != S_DONE && it->state != S_FAILED)
-			pthread_cond_wait(&q->changed, &q->lock);
-		rc = it->rc;
-		if (rc)
+		while (it->state != S_DONE && it->state != S_FAILED &&
+		       !deadline_interrupted())
+			upqi_wait_changed(q, 200);
+		if (it->state != S_DONE && it->state != S_FAILED)
+			rc = eb_set(eb, MFS_EINTR,
+				    "interrupted: the upload of %s goes on",
+				    it->key);
+		else if ((rc = it->rc))
 			eb_set(eb, rc, "%s", it->error);
 		it->refs--;
 		if (!it->refs && !it->in_list)

@@ -113,6 +113,8 @@ struct upq {
 
 /* upq.c: caller holds lock: the newest item of ino, or NULL. */
 struct item *upqi_find(struct upq *q, uint64_t ino);
+/* upq_query.c: caller holds lock: sleep on q->changed for at most ms. */
+void upqi_wait_changed(struct upq *q, long ms);
 /* upq.c: a monotonic clock, in ms. */
 int64_t upqi_now_ms(void);
 /* upq.c: caller holds lock: drop the list's claim on it (freed unless a

@@ -12,11 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 #include "upq_int.h"
 
-/* Caller holds lock: sleep on q->changed for at most ms. */
-static void wait_changed(struct upq *q, long ms)
+void upqi_wait_changed(struct upq *q, long ms)
 {
 	struct timespec ts;
 
@@ -146,9 +146,14 @@ enum mfs_err upq_wait_under(struct upq *q, const struct backend *be,
 		busy += upqm_clearing_under(q, be, prefix);
 		if (!busy || !q->nthreads)	/* never started: all stays */
 			break;
+		if (deadline_interrupted()) {	/* (fsync of a folder) */
+			pthread_mutex_unlock(&q->lock);
+			return eb_set(eb, MFS_EINTR,
+				      "interrupted: the uploads go on");
+		}
 		pthread_cond_broadcast(&q->work);
 		/* markers start by the clock, not by an event */
-		wait_changed(q, 200);
+		upqi_wait_changed(q, 200);
 	}
 	if (failed) {
 		enum mfs_err rc = failed->rc ? failed->rc : MFS_EIO;
@@ -204,7 +209,7 @@ void upq_drain(struct upq *q)
 				 busy, q->st.done, q->st.failed);
 			last = upqi_now_ms();
 		}
-		wait_changed(q, 200);
+		upqi_wait_changed(q, 200);
 	}
 	pthread_mutex_unlock(&q->lock);
 }

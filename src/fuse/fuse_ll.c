@@ -607,14 +607,32 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	reply_status(req, rc, &eb, "close");
 }
 
+/* For a wait with no time limit (fsync): the caller's interrupt only.
+ * A process killed in fsync cannot exit before the answer (the kernel
+ * waits for it uninterruptibly once the request is sent), and one whose
+ * other thread held the journal's lock when it died kept the lock: the
+ * upload it waited for could never be recorded, a deadlock (seen in a
+ * clean-clone make check: test_mediactl's mediactl copy killed with -9). */
+static struct fs *op_watch_only(fuse_req_t req, atomic_int *flag)
+{
+	deadline_clear();
+	atomic_init(flag, 0);
+	deadline_watch(flag);
+	fuse_req_interrupt_func(req, on_interrupt, flag);
+	return fs_of(req);
+}
+
 static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync,
 		     struct fuse_file_info *fi)
 {
 	struct errbuf eb = { 0 };
+	atomic_int intr;
 	enum mfs_err rc;
 
-	deadline_clear();	/* waits for the upload, however long */
+	/* waits for the upload, however long, unless interrupted */
+	op_watch_only(req, &intr);
 	rc = fs_fsync((struct fs_file *)(uintptr_t)fi->fh, &eb);
+	op_unwatch(req);
 	(void)ino;
 	(void)datasync;
 	reply_status(req, rc, &eb, "fsync");
@@ -624,10 +642,12 @@ static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 			struct fuse_file_info *fi)
 {
 	struct errbuf eb = { 0 };
+	atomic_int intr;
 	enum mfs_err rc;
 
-	deadline_clear();	/* waits for uploads, however long */
-	rc = fs_fsyncdir(fs_of(req), ino, &eb);
+	/* waits for uploads, however long, unless interrupted */
+	rc = fs_fsyncdir(op_watch_only(req, &intr), ino, &eb);
+	op_unwatch(req);
 	(void)datasync;
 	(void)fi;
 	reply_status(req, rc, &eb, "fsyncdir");

@@ -59,6 +59,21 @@ poll 60 grep -q locked "$T/locker.out" || { fail "lock" "the journal lock was no
 : >"$T/control"	# the upload lands now, the journal locked
 landed() { grep -q '^PUT /jbusy/busy1.bin 200' "$S3_REQLOG"; }	# the server's own log
 poll 60 landed || fail "landed" "the object never reached the server"
+# a process waiting in fsync for that upload is killed: it must be able to
+# exit (FUSE_INTERRUPT ends the wait; the kernel cannot drop a sent fsync).
+# Before, it stayed in D state until the upload was recorded, and a killed
+# process whose other thread held the journal lock never exited at all
+# (clean-clone make check: test_mediactl's mediactl copy, killed -9)
+/usr/bin/python3 -c 'import os,sys; fd=os.open(sys.argv[1], os.O_RDONLY); print("fsync", flush=True); os.fsync(fd)' \
+	"$MNT/s3t/busy1.bin" >"$T/fsync.out" 2>&1 &
+fpid=$!
+poll 30 grep -q fsync "$T/fsync.out"
+sleep 1		# (in the fsync now: the upload cannot be recorded)
+kill -9 "$fpid"
+gone() { ! grep -qs '^State:.*[RSD]' "/proc/$fpid/status"; }	# exited (a zombie, or reaped)
+poll 30 gone && pass "a process killed while its fsync waits for the locked journal exits at once" ||
+	fail "killed fsync" "$(grep State "/proc/$fpid/status" 2>&1) $(cat /proc/$fpid/stack 2>/dev/null | head -2 | tr '\n' ' ')"
+wait "$fpid" 2>/dev/null
 # the journal's busy timeout (10 s) passes while the lock is held: the
 # "done" write has failed at least once by now (a lower bound; on a slow
 # machine it may still be waiting, which the checks below allow)
