@@ -35,11 +35,4 @@ void moves_end(struct journal *j, const char *mount_id, struct backend *be,
 enum mfs_err moves_move(struct backend *be, const char *src, const char *dst,
 			int dir, int *left, struct errbuf *eb);
 
-/* The moves mount_id recorded and did not forget, oldest first: cb gets
- * each (the strings valid during the call); *n how many. */
-typedef void (*moves_cb)(void *ud, const char *remote, const char *src,
-			 const char *dst, int dir);
-enum mfs_err moves_left(struct journal *j, const char *mount_id, moves_cb cb,
-			void *ud);
-
 #endif

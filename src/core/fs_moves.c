@@ -413,7 +413,8 @@ void fs_settle_moves(struct fs *fs)
 	struct left_moves l = { NULL, NULL, 0, 0 };
 	int i, done = 0;
 
-	if (moves_left(fs->cfg.journal, fs->mount_id, collect_move, &l))
+	if (journal_move_list(fs->cfg.journal, fs->mount_id, collect_move,
+			      &l))
 		log_warn("cannot read the journal's moves left half done");
 	for (i = 0; i < l.n; i++) {
 		char **m = l.v + i * 3;

@@ -93,9 +93,3 @@ enum mfs_err moves_move(struct backend *be, const char *src, const char *dst,
 	}
 	return rc;
 }
-
-enum mfs_err moves_left(struct journal *j, const char *mount_id, moves_cb cb,
-			void *ud)
-{
-	return journal_move_list(j, mount_id, cb, ud);
-}
