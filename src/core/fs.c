@@ -43,17 +43,21 @@ struct fs_dir {
 	struct fs_dir *prev, *next;
 };
 
-static int64_t now_s(void)
-{
-	return (int64_t)time(NULL);
-}
-
 int64_t fsi_now_ns(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Seconds of the same clock as fsi_now_ns. Not time(): it reads the
+ * coarse clock, a tick behind, so a folder made (listed_at from
+ * fsi_now_ns) just after a second began looked listed in the future to a
+ * lookup a millisecond later, and was listed again (cc42's extra LIST). */
+int64_t fsi_now_s(void)
+{
+	return fsi_now_ns() / 1000000000;
 }
 
 struct fs_remote *fsi_remote(struct fs *fs, int rid)
@@ -413,7 +417,7 @@ static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
 		}
 	}
 	if (!rc)
-		rc = mcache_dir_replace(fs->mc, d->ino, me, n, now_s(), eb);
+		rc = mcache_dir_replace(fs->mc, d->ino, me, n, fsi_now_s(), eb);
 	if (!rc && c.marker && strcmp(d->etag, UPQ_MARKER_ETAG)) {
 		/* the cache learns of it (it may have been lost, or made
 		 * by someone else): a file that lands below deletes it */
@@ -442,7 +446,7 @@ static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
 
 static int fresh(const struct fs *fs, const struct mc_node *d)
 {
-	int64_t t = now_s();
+	int64_t t = fsi_now_s();
 
 	return d->listed_at && t >= d->listed_at &&
 	       t - d->listed_at < fs->cfg.ttl_s;

@@ -57,7 +57,7 @@ static void neg_set(struct fs *fs, uint64_t h, int64_t at)
 
 void fsi_neg_note(struct fs *fs, uint64_t parent, const char *name)
 {
-	neg_set(fs, neg_hash(parent, name), (int64_t)time(NULL));
+	neg_set(fs, neg_hash(parent, name), fsi_now_s());
 }
 
 enum mfs_err fsi_neg_recheck(struct fs *fs, const struct mc_node *d,
@@ -65,7 +65,7 @@ enum mfs_err fsi_neg_recheck(struct fs *fs, const struct mc_node *d,
 			     struct errbuf *eb)
 {
 	struct fs_remote *r = fsi_remote(fs, d->rid);
-	int64_t now = (int64_t)time(NULL), listed_at = d->listed_at;
+	int64_t now = fsi_now_s(), listed_at = d->listed_at;
 	struct obj_meta m;
 	struct errbuf heb = { 0 };
 	struct mc_node again;

@@ -107,6 +107,7 @@ struct fs_file {
 };
 
 int64_t fsi_now_ns(void);
+int64_t fsi_now_s(void);	/* the same clock, in seconds */
 /* fs_fresh.c. name is not in d's listing: when the listing is older than
  * negative_ttl and the name (not a hidden one) was not checked within it,
  * ask the store (one HEAD); an object found there joins the listing and *out gets it.

@@ -8,6 +8,8 @@
 #   (one HEAD after the GET's If-Match failed), not ESTALE;
 # - setfattr -n user.mediafs.refresh: a file deleted or replaced outside, a
 #   directory given a new folder, are seen at once;
+# - a folder made here is known complete: lookups in it cost nothing, also
+#   in the first milliseconds of a second;
 # - warm listings still cost nothing.
 . "$(dirname "$0")/../lib/common.sh"
 
@@ -111,6 +113,43 @@ setfattr -n user.mediafs.refresh -v 1 "$MNT/d" &&
 	ls "$MNT/d" | grep -qx sub && [ "$(cat "$MNT/d/sub/x.txt")" = x ] &&
 	pass "refresh of a directory: a folder made outside shows ($(req_since "$m" 'list-type=2') LIST)" ||
 	fail "refresh dir" "$(ls "$MNT/d" | tr '\n' ' ')"
+
+# ---- a folder made here is listed already, also just after a second began
+# (its listed_at came from the precise clock, lookups read time(), a tick
+# behind: one made in the first milliseconds of a second was listed again
+# by the next lookup in it, cc42's extra LIST). At each of 8 second
+# boundaries: a folder made half a second before (so names new in it need
+# no HEAD), then from the boundary on for 10 ms, folders made in it, each
+# looked into at once (a missing name)
+m=$(req_mark)
+made=$(python3 - "$MNT/d" <<'EOP'
+import os, sys, time
+base, n = sys.argv[1], 0
+for b in range(8):
+    edge = int(time.time()) + 1
+    time.sleep(max(0, edge - 0.5 - time.time()))
+    p = "%s/edge%d" % (base, b)
+    os.mkdir(p)
+    time.sleep(max(0, edge - 0.002 - time.time()))
+    while time.time() < edge:
+        pass
+    while time.time() < edge + 0.010:
+        d = "%s/mk%d" % (p, n)
+        os.mkdir(d)
+        n += 1
+        try:
+            os.stat(d + "/x")
+        except FileNotFoundError:
+            pass
+print(n)
+EOP
+)
+lists=$(req_since "$m" 'list-type=2')
+heads=$(req_since "$m" '^HEAD /outw/d/edge[0-9]+/')
+[ "$made" -ge 8 ] && [ "$lists" = 0 ] && [ "$heads" = 0 ] &&
+	pass "$made folders made in the first 10 ms of 8 seconds, each looked into at once: 0 LIST, 0 HEAD in them" ||
+	fail "lookup in a new folder" "$made folders: $lists LIST, $heads HEAD"
+rm -r "$MNT"/d/edge*
 
 # ---- warm listings still cost nothing
 ls -lR "$MNT" >/dev/null
