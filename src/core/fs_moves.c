@@ -6,8 +6,9 @@
  * A file: the old name shown and not the new one, it goes back; the new
  * one shown, or neither, the move goes on; both, only a copy that
  * replaced the new name's object goes on (settle_file_move). A folder
- * (S3: a COPY per key): the move goes on, as the journal's rows below it,
- * renamed before the copies began, already say. Split from fs_resume.c.
+ * (S3: a COPY per key; Supabase: a move per key): the move goes on, as
+ * the journal's rows below it, renamed before the copies began, already
+ * say. Split from fs_resume.c.
  * Calls: backend, meta (journal, mcache), core/moves, common. */
 #include <stdlib.h>
 #include <string.h>
@@ -275,12 +276,13 @@ static int holds_files(const struct tree *t, const char *mk)
 }
 
 /* Finish a folder move of src to dst a kill stopped (S3: a COPY per key,
- * then the DELETEs): every key still under src goes to its place under
- * dst (copied unless its copy, of the same ETag, is there already;
- * another object there: it stays) and is deleted; a marker of a folder
- * that holds no file is made under dst. Then the cache forgets
- * src's folder and lists dst's parent again. 1 LIST per folder under src,
- * 1 HEAD, at most 1 COPY and 1 DELETE per key. */
+ * then the DELETEs; Supabase: a move per key, then the placeholders'
+ * DELETEs): every key still under src goes to its place under dst (moved
+ * where the store moves; else copied unless its copy, of the same ETag,
+ * is there already, and deleted; another object there: it stays); a
+ * marker of a folder that holds no file is made under dst. Then the cache
+ * forgets src's folder and lists dst's parent again. 1 LIST per folder
+ * under src, 1 HEAD and at most 2 more requests per key. */
 static enum mfs_err settle_dir_move(struct fs *fs, struct fs_remote *rem,
 				    const char *src, const char *dst,
 				    struct errbuf *eb)
@@ -312,7 +314,14 @@ static enum mfs_err settle_dir_move(struct fs *fs, struct fs_remote *rem,
 			struct obj_meta mk = { 0 };
 
 			rc = be->ops->head(be, d, &m, eb);
-			if (rc == MFS_ENOTFOUND) {
+			if (rc == MFS_ENOTFOUND && be->ops->move) {
+				/* one request, nothing left to delete */
+				rc = be->ops->move(be, k, d, eb);
+				if (!rc)
+					moved++;
+				free(d);
+				continue;
+			} else if (rc == MFS_ENOTFOUND) {
 				rc = be->ops->copy(be, k, d, NULL, &out, eb);
 			} else if (!rc && (be->ops->head(be, k, &mk, eb) ||
 					   strcmp(mk.etag, m.etag))) {

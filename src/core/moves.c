@@ -6,7 +6,8 @@
  * mount, with nothing to find it again (#15.55, the model tester's slow
  * seed imagekit 450308). On S3 a rename is a copy and a delete; killed
  * between them, the store kept both names and a mount with a cold cache
- * listed the file twice. fs_resume.c settles what such a move left.
+ * listed the file twice; a folder on S3 or Supabase moves key by key.
+ * fs_moves.c settles what such a move left.
  * Calls: backend, meta (journal), common.
  */
 #include "core/moves.h"
@@ -33,10 +34,9 @@ int moves_noted(const struct backend *be, const char *src, const char *dst,
 		return two_ways(src, dst);
 	if (!dir)
 		return !be->ops->move;
-	/* a folder moved key by key, copied (S3; Supabase's folders, kept
-	 * by a placeholder file, are not recorded) */
-	return !be->ops->move_dir && !be->ops->move &&
-	       (be->ops->caps & BE_CAP_MARKER_OBJECTS);
+	/* a folder moved key by key (S3: a COPY and a DELETE each;
+	 * Supabase: a move each, its folders kept by a placeholder file) */
+	return !be->ops->move_dir && (be->ops->caps & BE_CAP_MARKER_OBJECTS);
 }
 
 enum mfs_err moves_begin(struct journal *j, const char *mount_id,

@@ -52,7 +52,8 @@ the source or destination of a move still in flight answers 500 (ENOENT,
 as the real file backend) and leaves an orphan version: one line
 "bucket/key" in STATE_DIR/orphans.
   hold_key=TEXT hold every PUT/POST/PATCH whose path contains TEXT until
-                the line is gone (noted in STATE_DIR/control.held)
+                the line is gone (noted in STATE_DIR/control.held); a
+                move's or copy's JSON body counts as part of its path
 STATE_DIR/requests.log gets one line per request: "METHOD PATH STATUS".
 Objects live in memory. Prints "ready" when listening.
 """
@@ -245,8 +246,11 @@ class Handler(QuietHandler):
 
     def dispatch(self):
         raw = self.read_body()
-        hold(os.path.join(self.state.dir, 'control'), self.command,
-             self.path)
+        # a move or copy names its keys in the body, not the URL
+        what = self.path
+        if self.path.rstrip('/').endswith(('/object/move', '/object/copy')):
+            what += ' ' + raw.decode('utf-8', 'replace')
+        hold(os.path.join(self.state.dir, 'control'), self.command, what)
         url = urllib.parse.urlsplit(self.path)
         path = url.path
         prefix = '/' if self.state.control().get('no_prefix') == '1' \
