@@ -174,6 +174,11 @@ struct backend_ops {
 	enum mfs_err (*move_undo)(struct backend *be, const char *src,
 				  const char *dst, int dir,
 				  struct errbuf *eb);
+	/* How many requests move (or move_dir: dir) of src to dst takes;
+	 * more than 1: the core records the move while it runs. NULL: one
+	 * (a move the core makes of copies is recorded by the core). */
+	int (*move_steps)(const struct backend *be, const char *src,
+			  const char *dst, int dir);
 	/* Delete one object; deleting a missing one succeeds. */
 	enum mfs_err (*del)(struct backend *be, const char *key,
 			    struct errbuf *eb);

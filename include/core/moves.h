@@ -12,10 +12,10 @@
 #include "meta/journal.h"
 
 /* Does a move of src to dst on be (dir: a folder) take several requests,
- * so that it is recorded? A file: when be has no server-side move (a copy
- * and a delete) or its move has steps (move_undo: ImageKit's, to another
- * folder and another name); a folder: the same, or copied key by key on a
- * store of marker objects (S3). */
+ * so that it is recorded? When the backend says its move has steps
+ * (move_steps: ImageKit's, to another folder and another name); else a
+ * file when be has no server-side move (a copy and a delete), a folder
+ * when moved key by key on a store of marker objects (S3, Supabase). */
 int moves_noted(const struct backend *be, const char *src, const char *dst,
 		int dir);
 

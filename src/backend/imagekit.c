@@ -833,6 +833,7 @@ static const struct backend_ops ik_ops = {
 	.move = imagekit_move,
 	.move_dir = imagekit_move_dir,
 	.move_undo = imagekit_move_undo,
+	.move_steps = imagekit_move_steps,
 	.del = imagekit_del,
 	.del_many = imagekit_del_many,
 	.mkdir = imagekit_mkdir,

@@ -137,5 +137,7 @@ enum mfs_err imagekit_move_dir(struct backend *be, const char *src,
 				const char *dst, struct errbuf *eb);
 enum mfs_err imagekit_move_undo(struct backend *be, const char *src,
 				const char *dst, int dir, struct errbuf *eb);
+int imagekit_move_steps(const struct backend *be, const char *src,
+			const char *dst, int dir);
 
 #endif

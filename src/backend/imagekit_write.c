@@ -578,6 +578,25 @@ static enum mfs_err step_move(struct backend *be, int dir, const char *path,
 			  path, "destinationPath", folder, 0, NULL, eb);
 }
 
+/* Requests relocate takes for src to dst: one for the same folder or the
+ * same name, three for another folder and another name (backend.h). */
+int imagekit_move_steps(const struct backend *be, const char *src,
+			const char *dst, int dir)
+{
+	const struct ik *ik = be->priv;
+	const char *sn, *dn;
+	char *sfold = imagekit_parent(ik, src, &sn);
+	char *dfold = imagekit_parent(ik, dst, &dn);
+	int steps = 3;	/* (no memory: recorded) */
+
+	(void)dir;	/* a folder's steps are a file's */
+	if (sfold && dfold && (!strcmp(sfold, dfold) || !strcmp(sn, dn)))
+		steps = 1;
+	free(sfold);
+	free(dfold);
+	return steps;
+}
+
 /* Rename file or folder (dir) src to dst. A target that exists is refused:
  * ImageKit would stack a file onto it as new versions, or merge folders.
  * Same folder: one rename; same name: one move (it keeps the name).

@@ -12,26 +12,13 @@
  */
 #include "core/moves.h"
 
-#include <string.h>
-
 #include "common/log.h"
-
-/* Do src and dst differ in folder and in name? (ImageKit's one-request
- * renames: the same folder, or the same name) */
-static int two_ways(const char *src, const char *dst)
-{
-	const char *a = strrchr(src, '/'), *b = strrchr(dst, '/');
-	size_t pa = a ? (size_t)(a - src) : 0, pb = b ? (size_t)(b - dst) : 0;
-
-	return (pa != pb || strncmp(src, dst, pa)) &&
-	       strcmp(a ? a + 1 : src, b ? b + 1 : dst);
-}
 
 int moves_noted(const struct backend *be, const char *src, const char *dst,
 		int dir)
 {
-	if (be->ops->move_undo)
-		return two_ways(src, dst);
+	if (be->ops->move_steps)
+		return be->ops->move_steps(be, src, dst, dir) > 1;
 	if (!dir)
 		return !be->ops->move;
 	/* a folder moved key by key (S3: a COPY and a DELETE each;
