@@ -97,8 +97,12 @@ static enum mfs_err wfile_load(struct fs *fs, struct wfile *w, uint64_t limit,
 				    "staging %s: %s", w->key, strerror(errno));
 		off += got;
 	}
-	if (!rc)
-		w->loaded = 1;
+	if (!rc) {
+		pthread_mutex_lock(&fs->lock);	/* readers follow (fs_read) */
+		__atomic_store_n(&w->loaded, 1, __ATOMIC_RELEASE);
+		w->gen = ++fs->wgen;
+		pthread_mutex_unlock(&fs->lock);
+	}
 out:
 	pthread_mutex_unlock(&w->load_lock);
 	free(buf);
@@ -214,6 +218,7 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 		*out = other;
 		return MFS_OK;
 	}
+	w->gen = ++fs->wgen;
 	w->next = fs->wfiles;
 	fs->wfiles = w;
 	pthread_mutex_unlock(&fs->lock);
@@ -347,6 +352,7 @@ static enum mfs_err wfile_reclaim(struct fs *fs, struct wfile *w,
 	pthread_mutex_lock(&fs->lock);
 	close(w->fd);
 	w->fd = fd;
+	w->gen = ++fs->wgen;
 	w->path = path;
 	w->committed = 0;
 	w->dirty = 1;
@@ -622,11 +628,14 @@ enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 					   &f->w, eb);
 		goto out;
 	}
-	/* reading: staged content first, it is newer than the server's */
+	/* reading: staged content first, it is newer than the server's (a
+	 * writer's not loaded yet is the server's object, and empty) */
 	pthread_mutex_lock(&fs->lock);
 	w = fsi_wfile(fs, ino);
-	if (w)
+	if (w && __atomic_load_n(&w->loaded, __ATOMIC_ACQUIRE)) {
 		f->rfd = dup(w->fd);
+		f->rgen = w->gen;
+	}
 	pthread_mutex_unlock(&fs->lock);
 	/* only a pending node can have staged content: others skip the
 	 * queue scan */
@@ -667,25 +676,75 @@ int fs_keep_cache(const struct fs_file *f)
 	return f->keep_cache;
 }
 
+/* A reader reads what another handle writes (POSIX): the staged file of
+ * the inode's writer, once loaded, and its next one when a write after an
+ * upload goes on in a copy (wfile_reclaim). Before, a reader that opened
+ * beside a writer that had not written read its empty staging file (0
+ * bytes: EOF to the kernel), and one that opened before such a copy kept
+ * the old bytes. */
+static void reader_follow(struct fs_file *f)
+{
+	struct fs *fs = f->fs;
+	struct wfile *w;
+	unsigned long g = 0;
+	int fd = -1;
+
+	if (!__atomic_load_n(&fs->wfiles, __ATOMIC_RELAXED))
+		return;	/* no writer anywhere: nothing to follow */
+	pthread_mutex_lock(&fs->lock);
+	w = fsi_wfile(fs, f->ino);
+	/* (not pf_lock under fs->lock: reopen_changed takes them the other
+	 * way round) */
+	if (w && __atomic_load_n(&w->loaded, __ATOMIC_ACQUIRE) &&
+	    w->gen != __atomic_load_n(&f->rgen, __ATOMIC_RELAXED)) {
+		g = w->gen;
+		fd = dup(w->fd);
+	}
+	pthread_mutex_unlock(&fs->lock);
+	if (fd < 0)
+		return;	/* (a failed dup reads what it read) */
+	pthread_rwlock_wrlock(&f->pf_lock);
+	if (f->rgen != g) {
+		if (f->rfd >= 0)
+			close(f->rfd);
+		f->rfd = fd;
+		__atomic_store_n(&f->rgen, g, __ATOMIC_RELAXED);
+		fd = -1;
+	}
+	pthread_rwlock_unlock(&f->pf_lock);
+	if (fd >= 0)
+		close(fd);
+}
+
+static enum mfs_err read_staged(int fd, uint64_t off, size_t len, char *dst,
+				size_t *got, struct errbuf *eb)
+{
+	ssize_t n = pread(fd, dst, len, (off_t)off);
+
+	if (n < 0)
+		return eb_set(eb, MFS_EIO, "reading staged data: %s",
+			      strerror(errno));
+	*got = (size_t)n;
+	return MFS_OK;
+}
+
 enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 		     size_t *got, struct errbuf *eb)
 {
 	enum mfs_err rc;
 	unsigned gen;
-	int fd = f->w ? f->w->fd : f->rfd;
 
-	if (f->w && (rc = wfile_load(f->fs, f->w, UINT64_MAX, eb)))
-		return rc;
-	if (fd >= 0) {
-		ssize_t n = pread(fd, dst, len, (off_t)off);
-
-		if (n < 0)
-			return eb_set(eb, MFS_EIO, "reading staged data: %s",
-				      strerror(errno));
-		*got = (size_t)n;
-		return MFS_OK;
+	if (f->w) {
+		rc = wfile_load(f->fs, f->w, UINT64_MAX, eb);
+		return rc ? rc : read_staged(f->w->fd, off, len, dst, got, eb);
 	}
+	reader_follow(f);
 	pthread_rwlock_rdlock(&f->pf_lock);
+	if (f->rfd >= 0) {
+		rc = read_staged(f->rfd, off, len, dst, got, eb);
+		pthread_rwlock_unlock(&f->pf_lock);
+		return rc;
+	}
 	gen = f->pf_gen;
 	rc = f->pf ? prefetch_read(f->pf, off, len, dst, got, eb)
 		   : eb_set(eb, MFS_EIO, "no reader of the new version");

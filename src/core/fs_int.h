@@ -35,7 +35,10 @@ struct wfile {
 	/* Content is fetched from the server at the first read or write,
 	 * not at open (touch, chmod through an fd need none of it). */
 	pthread_mutex_t load_lock;
-	int loaded;		/* guarded by load_lock */
+	int loaded;		/* guarded by load_lock; set under fs->lock */
+	unsigned long gen;	/* guarded by fs->lock: changes when fd is
+				 * another file or its content is loaded
+				 * (readers follow, fs_read) */
 	/* The hashes of the staged bytes while they are written strictly
 	 * in order from offset 0 (a new or emptied file); any other change
 	 * drops them (NULL) and the upload hashes the file itself.
@@ -64,6 +67,7 @@ struct fs {
 	uint64_t listing[MAX_LISTING];	/* guarded by lock */
 	int nlisting;			/* guarded by lock */
 	struct wfile *wfiles;		/* guarded by lock */
+	unsigned long wgen;		/* guarded by lock: last wfile gen */
 	struct fs_file *files;		/* guarded by lock: open handles */
 	struct fs_dir *dirs;		/* guarded by lock: open directories */
 	/* The ETag each inode was last opened for reading at, so a reopen
@@ -88,7 +92,9 @@ struct fs_file {
 	struct fs *fs;
 	uint64_t ino;
 	struct prefetch *pf;	/* reading an object on the server, or */
-	int rfd;		/* reading staged content (-1 = none), or */
+	int rfd;		/* reading staged content (-1 = none), the
+				 * file of a writer's wfile of gen rgen, or */
+	unsigned long rgen;	/* atomic; changed under pf_lock, as rfd */
 	struct wfile *w;	/* writing */
 	int keep_cache;		/* set by fs_open, see fs_keep_cache */
 	int sniff;		/* 1: type the first bytes read (the store
