@@ -37,6 +37,8 @@ struct dobj {
 	struct dcache *dc;
 	struct dobj *next;	/* dc->lock */
 	int refs;		/* dc->lock */
+	int counted;		/* dc->lock: in dc->open_bytes, open_disk */
+	uint64_t disk;		/* dc->lock: bytes on disk (counted) */
 	char *id;
 	char *etag;
 	char name[33];		/* "" when not persistent */
@@ -78,6 +80,11 @@ struct dcache {
 	pthread_mutex_t lock;
 	struct dobj *open;	/* lock */
 	uint64_t used;		/* lock: bytes of persistent data on disk */
+	/* lock: of the open persistent objects, the sizes (what they may
+	 * grow to) and the bytes on disk: a new one is kept only where the
+	 * closed entries left room for them all (the limit holds while
+	 * readers keep files open, not only once they close) */
+	uint64_t open_bytes, open_disk;
 };
 
 static uint64_t fnv(const char *s, uint64_t h)
@@ -189,12 +196,13 @@ static void unlink_entry(int dfd, const char *name)
 }
 
 /* Caller holds dc->lock. Least recently used entries that are not open go
- * until the cache is under 90% of its limit; dc->used is recounted. */
+ * until they and what the open ones may grow to are under 90% of the
+ * limit; dc->used is recounted. */
 static void evict(struct dcache *dc)
 {
 	struct victim *v = NULL;
 	size_t nv = 0, cap = 0, i;
-	uint64_t total = 0;
+	uint64_t total = 0, closed = 0;
 	DIR *d = opendir(dc->dir);
 	struct dirent *e;
 
@@ -223,6 +231,7 @@ static void evict(struct dcache *dc)
 		v[nv].bytes = (uint64_t)st.st_blocks * 512;
 		if (is_open(dc, v[nv].name))
 			continue;
+		closed += v[nv].bytes;
 		if (fstatat(dirfd(d), e->d_name, &st, 0))
 			continue;
 		v[nv].mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 +
@@ -231,9 +240,11 @@ static void evict(struct dcache *dc)
 	}
 	if (nv)
 		qsort(v, nv, sizeof(*v), by_age);
-	for (i = 0; i < nv && total > dc->limit / 10 * 9; i++) {
+	for (i = 0; i < nv && closed + dc->open_bytes > dc->limit / 10 * 9;
+	     i++) {
 		unlink_entry(dirfd(d), v[i].name);
 		total -= v[i].bytes < total ? v[i].bytes : total;
+		closed -= v[i].bytes < closed ? v[i].bytes : closed;
 	}
 	closedir(d);
 	free(v);
@@ -337,6 +348,12 @@ static int attach(struct dcache *dc, struct dobj *o)
 			goto out;
 	}
 	futimens(o->mfd, NULL);	/* last use */
+	{
+		struct stat st;
+
+		o->disk = fstat(o->dfd, &st) ? 0 :
+			  (uint64_t)st.st_blocks * 512;
+	}
 	rc = 0;
 out:
 	if (rc) {
@@ -408,9 +425,10 @@ enum mfs_err dcache_open(struct dcache *dc, const char *id, const char *etag,
 			*out = o;
 			return MFS_OK;
 		}
-	/* another version of it open: this one stays in memory's reach only */
+	/* another version of it open: this one stays in memory's reach only;
+	 * the open ones may fill the limit: the same */
 	persist = dc->limit && etag[0] && size <= dc->limit / 2 &&
-		  !is_open(dc, name);
+		  !is_open(dc, name) && dc->open_bytes + size <= dc->limit;
 	o = calloc(1, sizeof(*o));
 	if (!o)
 		goto nomem;
@@ -430,8 +448,19 @@ enum mfs_err dcache_open(struct dcache *dc, const char *id, const char *etag,
 	}
 	if (persist) {
 		memcpy(o->name, name, sizeof(name));
-		if (attach(dc, o))
+		if (attach(dc, o)) {
 			o->name[0] = '\0';
+		} else {
+			o->counted = 1;
+			dc->open_bytes += size;
+			dc->open_disk += o->disk;
+			/* room for it: the closed entries' bytes (used less
+			 * the open ones') and what the open ones may hold */
+			if ((dc->used > dc->open_disk ?
+			     dc->used - dc->open_disk : 0) + dc->open_bytes >
+			    dc->limit)
+				evict(dc);
+		}
 	}
 	if (o->dfd < 0 && (o->dfd = anon_file(dc, size)) < 0) {
 		int e = errno;
@@ -538,6 +567,11 @@ void dcache_close(struct dobj *o)
 	dc = o->dc;
 	pthread_mutex_lock(&dc->lock);
 	last = --o->refs == 0;
+	if (last && o->counted) {
+		dc->open_bytes -= o->size;
+		dc->open_disk -= o->disk < dc->open_disk ? o->disk
+							 : dc->open_disk;
+	}
 	if (last)
 		for (pp = &dc->open; *pp; pp = &(*pp)->next)
 			if (*pp == o) {
@@ -669,6 +703,10 @@ enum mfs_err dobj_fill(struct dobj *o, uint64_t roff, size_t rlen,
 		}
 		pthread_mutex_lock(&o->dc->lock);
 		o->dc->used += whole - roff;
+		if (o->counted) {
+			o->disk += whole - roff;
+			o->dc->open_disk += whole - roff;
+		}
 		pthread_mutex_unlock(&o->dc->lock);
 	}
 	if (whole > roff)
