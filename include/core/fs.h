@@ -152,6 +152,9 @@ enum mfs_err fs_create(struct fs *fs, uint64_t parent, const char *name,
  * earlier open: the object on the server is the one it read then (same
  * ETag) and nothing local is newer. */
 int fs_keep_cache(const struct fs_file *f);
+/* 1: the handle reads past the kernel's page cache (direct I/O): another
+ * handle of the file reads another version of the object. */
+int fs_direct_io(const struct fs_file *f);
 enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 		     size_t *got, struct errbuf *eb);
 enum mfs_err fs_write(struct fs_file *f, uint64_t off, const char *src,

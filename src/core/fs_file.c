@@ -502,6 +502,20 @@ static void remember_open(struct fs *fs, uint64_t ino, const char *etag,
 	pthread_mutex_unlock(&fs->lock);
 }
 
+/* Caller holds fs->lock. Does another handle of f's inode read another
+ * version of the object from the store than vetag? */
+static int other_version_open(struct fs *fs, const struct fs_file *f,
+			      const char *vetag)
+{
+	const struct fs_file *g;
+
+	for (g = fs->files; g; g = g->next)
+		if (g != f && g->ino == f->ino && g->vetag[0] &&
+		    strcmp(g->vetag, vetag))
+			return 1;
+	return 0;
+}
+
 /* A read of the object on the server: through the data cache, the type
  * sniffed from its first bytes when the store did not say. */
 static enum mfs_err open_remote(struct fs *fs, struct fs_remote *r,
@@ -562,11 +576,28 @@ static enum mfs_err reopen_changed(struct fs_file *f, struct errbuf *eb)
 		rc = mcache_get(fs->mc, f->ino, &n);
 	if (rc)
 		return rc;
+	/* another handle reads the old version through the page cache this
+	 * one would read from too: old bytes or ESTALE, never a mix */
+	pthread_mutex_lock(&fs->lock);
+	if (other_version_open(fs, f, n.etag))
+		rc = eb_set(eb, MFS_ECONFLICT,
+			    "'%s' changed on the server while another descriptor reads its old version: reopen it once that one is closed",
+			    n.key);
+	pthread_mutex_unlock(&fs->lock);
+	if (rc) {
+		mc_node_cleanup(&n);
+		return rc;
+	}
 	log_info("'%s' changed on the server; reading its new version",
 		 n.key);
 	prefetch_free(f->pf);
 	f->pf = NULL;
 	rc = open_remote(fs, r, &n, f, eb);
+	if (!rc) {
+		pthread_mutex_lock(&fs->lock);
+		snprintf(f->vetag, sizeof(f->vetag), "%s", f->etag);
+		pthread_mutex_unlock(&fs->lock);
+	}
 	mc_node_cleanup(&n);
 	if (fs->inval_attr)
 		fs->inval_attr(fs->notify_ctx, f->ino);
@@ -586,10 +617,17 @@ static struct fs_file *file_new(struct fs *fs, uint64_t ino)
 	return f;
 }
 
-/* Put f on fs->files (fs_release takes it off). */
+/* Put f on fs->files (fs_release takes it off). A reader of a version
+ * of the object while another handle reads another one: the kernel's
+ * page cache is the inode's, so the pages one handle read would be
+ * answered to the other (a review: one handle read old, new and mixed
+ * megabytes after the object was replaced and another opened it). It
+ * reads past the page cache (direct I/O), and the next open starts with
+ * the pages dropped (remember_open of ""). */
 static void file_link(struct fs *fs, struct fs_file *f)
 {
 	pthread_mutex_lock(&fs->lock);
+	f->direct = f->vetag[0] && other_version_open(fs, f, f->vetag);
 	f->next = fs->files;
 	if (f->next)
 		f->next->prev = f;
@@ -655,20 +693,29 @@ enum mfs_err fs_open(struct fs *fs, uint64_t ino, int flags,
 	if (f->rfd < 0) {
 		r = fsi_remote(fs, n.rid);
 		rc = r ? open_remote(fs, r, &n, f, eb) : MFS_EIO;
+		if (!rc)	/* not linked yet: no lock needed */
+			snprintf(f->vetag, sizeof(f->vetag), "%s", f->etag);
 	}
-	remember_open(fs, ino, f->rfd < 0 && !rc ? n.etag : "",
-		      &f->keep_cache);
 out:
-	mc_node_cleanup(&n);
 	if (rc) {
+		mc_node_cleanup(&n);
 		prefetch_free(f->pf);
 		pthread_rwlock_destroy(&f->pf_lock);
 		free(f);
 		return rc;
 	}
 	file_link(fs, f);
+	if (!f->w)
+		remember_open(fs, ino, f->vetag[0] && !f->direct ? f->vetag : "",
+			      &f->keep_cache);
+	mc_node_cleanup(&n);
 	*out = f;
 	return MFS_OK;
+}
+
+int fs_direct_io(const struct fs_file *f)
+{
+	return f->direct;
 }
 
 int fs_keep_cache(const struct fs_file *f)

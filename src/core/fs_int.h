@@ -108,6 +108,12 @@ struct fs_file {
 	 * (a version changed on the server before anything was read) */
 	pthread_rwlock_t pf_lock;
 	unsigned pf_gen;	/* guarded by pf_lock: replacements so far */
+	char vetag[80];		/* guarded by fs->lock: the version of the
+				 * object it reads from the store ("": staged
+				 * content or a write) */
+	int direct;		/* set before it is linked: another handle
+				 * reads another version, so this one reads
+				 * past the kernel's page cache (fs_direct_io) */
 	int orphan;		/* guarded by fs->lock: unlinked while open */
 	struct fs_attr oattr;	/* guarded by fs->lock: its attributes then */
 };

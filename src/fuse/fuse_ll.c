@@ -327,6 +327,7 @@ static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	}
 	fi->fh = (uint64_t)(uintptr_t)f;
 	fi->keep_cache = fs_keep_cache(f);
+	fi->direct_io = fs_direct_io(f);
 	fuse_reply_open(req, fi);
 }
 

@@ -1,10 +1,13 @@
 #!/bin/bash
-# A reader reads what another descriptor of the file writes (POSIX), found
-# by a review: a read-only open beside a descriptor open for writing that
+# A reader reads what another descriptor of the file writes (POSIX), and
+# one descriptor never mixes two versions of an object; found by a review: a read-only open beside a descriptor open for writing that
 # had not written yet read the writer's empty staging file (0 bytes: EOF
 # to the kernel, which then showed the file's size as 0), and a reader
 # opened beside a writer kept the old bytes once a write after the upload
-# went on in a copy of the staging file.
+# went on in a copy of the staging file; and a descriptor open while the
+# object was replaced on the server read old, new and mixed megabytes once
+# another descriptor read the new version (the kernel's page cache is the
+# inode's).
 . "$(dirname "$0")/../lib/common.sh"
 
 CONF=$T/mediafs.conf
@@ -15,6 +18,9 @@ s3 mkbucket besw
 head -c 3000000 /dev/urandom >"$T/big"
 s3 put besw a.bin "$T/big"
 s3 put besw b.bin "$T/big"
+head -c 4000000 /dev/urandom >"$T/old"
+head -c 4000000 /dev/urandom >"$T/new"
+s3 put besw v.bin "$T/old"
 want=$(md5sum <"$T/big" | cut -c1-32)
 mount_fs "$LOG" "$MNT" -o config="$CONF",cache_dir="$T/cache",journal="$T/journal.db" s3t: ||
 	{ fail mount "mediafs did not mount"; exit 1; }
@@ -60,4 +66,40 @@ wait_uploads "$T/journal.db" || fail uploads "pending"
 cw=$({ head -c 4096 /dev/zero | tr '\0' B; head -c 10 /dev/zero | tr '\0' C; } | md5sum | cut -c1-32)
 s3 manifest besw "" | grep -q "^c.txt	4106	$cw" && pass "the store holds the last write" ||
 	fail "store" "$(s3 manifest besw "" | grep c.txt) (want 4106 bytes, md5 $cw)"
+# H reads MiB 0 of the old version, cat caches it all, the object is
+# replaced outside and refreshed, N reads MiB 1 (the new version), then H
+# reads on: old bytes (or ESTALE), never new ones
+out=$(LIB_DIR=$LIB_DIR "$SYS_PY" - "$S/v.bin" "$T/old" "$T/new" <<'EOP'
+import os, subprocess, sys
+p, old, new = sys.argv[1], open(sys.argv[2], 'rb').read(), open(sys.argv[3], 'rb').read()
+M = 1 << 20
+def which(b, off):
+    return ' '.join('old' if b[i:i + M] == old[off + i:off + i + M] else
+                    'new' if b[i:i + M] == new[off + i:off + i + M] else 'mixed'
+                    for i in range(0, len(b), M))
+h = os.open(p, os.O_RDONLY)
+first = which(os.pread(h, M, 0), 0)
+subprocess.run(['cat', p], stdout=subprocess.DEVNULL, check=True)
+subprocess.run(['/usr/bin/python3', '-I', '-S', os.environ['LIB_DIR'] + '/s3d.py',
+                os.environ['T'] + '/.s3d.sock', os.environ['MFS_S3D_OWNER'],
+                '--port', os.environ['S3_PORT'], 'put', 'besw', 'v.bin', sys.argv[3]],
+               check=True, stdout=subprocess.DEVNULL)
+os.setxattr(p, 'user.mediafs.refresh', b'1')
+n = os.open(p, os.O_RDONLY)
+nread = which(os.pread(n, M, M), M)
+os.close(n)
+try:
+    rest = which(os.pread(h, 3 * M, M), M)
+except OSError as e:
+    rest = 'error ' + e.strerror
+os.close(h)
+fresh = 'new' if open(p, 'rb').read() == new else 'not new'
+print('%s | %s | %s | %s' % (first, nread, rest, fresh))
+EOP
+)
+case "$out" in
+"old | new | old old old | new"|"old | new | error Stale file handle | new"|"old | new | error "*" | new")
+	pass "a descriptor open while the object was replaced (another read the new version): old bytes only ($out)" ;;
+*) fail "versions mixed in one descriptor" "H first | N | H's rest | a fresh open: $out" ;;
+esac
 umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail unmount "see $LOG"
