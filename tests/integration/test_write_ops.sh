@@ -178,6 +178,16 @@ old=$(s3 keys wops d500/ | wc -l)
 s3 manifest wops moved/ | awk -F'\t' '$1 == "f77" {print $3}' | grep -q "$(echo "file 77" | md5sum | cut -d' ' -f1)" &&
 	pass "objects under the new name have the right bytes" || fail "renamed objects" "wrong bytes"
 
+# a folder moved onto an empty folder made just before (its marker still
+# queued), then removed: nothing of either stays on the store (the
+# replaced folder's queued marker landed later and brought it back)
+mkdir "$MNT/mvS" "$MNT/mvT" && mv -T "$MNT/mvS" "$MNT/mvT" && rmdir "$MNT/mvT" ||
+	fail "folder onto a new folder" "mkdir, mv -T or rmdir failed"
+wait_uploads "$J" 60 || fail "folder onto a new folder" "uploads pending"
+k=$(s3 keys wops mv | tr '\n' ' ')
+[ -z "$k" ] && [ ! -e "$MNT/mvT" ] && pass "mv -T of a new folder onto another, then rmdir: no marker left on the store" ||
+	fail "folder onto a new folder" "store: $k; mount: $(ls -d "$MNT"/mv* 2>&1)"
+
 # a file renamed before its upload started goes up once, under the new
 # name. "Before" must hold on any machine: with the default 100 ms between
 # a close and its upload, a busy one (load 40+) started the upload before
