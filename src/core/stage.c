@@ -192,6 +192,8 @@ enum mfs_err stage_errno(int err)
 	case EACCES:
 	case EPERM:
 		return MFS_EACCES;
+	case EFBIG:	/* past the staging file system's largest file */
+		return MFS_EFBIG;
 	default:
 		return MFS_EIO;
 	}

@@ -62,8 +62,12 @@ cmp -s "$MNT/b.bin" "$T/exp" && [ "$(obj_md5 b.bin)" = "$(md5sum <"$T/exp" | cut
 	pass "append and dd conv=notrunc into the middle: right bytes on the server" ||
 	fail "append/dd" "content differs"
 
+touch -d '2021-01-01 00:00:00' "$MNT/b.bin"	# an old mtime: truncate moves it
 truncate -s 1000 "$MNT/b.bin"
 truncate -s 1000 "$T/exp"
+[ "$(stat -c %Y "$MNT/b.bin")" -ge "$(($(date +%s) - 60))" ] &&
+	pass "truncate sets the modification time (stat: $(stat -c %y "$MNT/b.bin" | cut -c1-19))" ||
+	fail "truncate mtime" "stat shows $(stat -c %y "$MNT/b.bin")"
 wait_uploads "$J"
 [ "$(stat -c %s "$MNT/b.bin")" = 1000 ] && [ "$(obj_md5 b.bin)" = "$(md5sum <"$T/exp" | cut -d' ' -f1)" ] &&
 	pass "truncate: 1000 bytes on the server" || fail "truncate" "size $(stat -c %s "$MNT/b.bin")"
@@ -71,6 +75,18 @@ wait_uploads "$J"
 wait_uploads "$J"
 [ "$(s3 manifest wops b.bin | cut -f2)" = 0 ] && pass "truncate to 0 by shell redirection" || fail "truncate 0" "not empty"
 
+# touch -d right after a write (its upload still queued): stat shows it
+echo x >"$MNT/t.txt" && touch -d '2021-01-01 00:00:00' "$MNT/t.txt"
+[ "$(stat -c %Y "$MNT/t.txt")" = "$(date -d '2021-01-01 00:00:00' +%s)" ] &&
+	pass "touch -d at once after a write: stat shows the date" ||
+	fail "touch after write" "stat shows $(stat -c %y "$MNT/t.txt")"
+# a truncate past the staging disk's largest file: EFBIG, not EIO
+touch "$MNT/huge"
+truncate -s 999999999999999 "$MNT/huge" 2>"$T/err"
+grep -q "File too large" "$T/err" && [ "$(stat -c %s "$MNT/huge")" = 0 ] &&
+	pass "truncate past the largest file the staging disk holds: EFBIG, size 0" ||
+	fail "huge truncate" "$(cat "$T/err"); size $(stat -c %s "$MNT/huge")"
+rm -f "$MNT/huge" "$MNT/t.txt"
 m=$(req_mark)
 rm "$MNT/b.bin"
 n=$(req_since "$m")
