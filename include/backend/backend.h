@@ -220,7 +220,8 @@ struct backend_ops {
 				struct errbuf *eb);
 	/* Names the provider refuses (NULL: any name str_bad_name allows).
 	 * Returns non-zero and a reason in why for a key (a directory when
-	 * is_dir) the server would refuse, so nothing is sent. */
+	 * is_dir) the server would refuse, so nothing is sent: 2 when it is
+	 * longer than the store holds (ENAMETOOLONG), else 1 (EINVAL). */
 	int (*check_key)(struct backend *be, const char *key, int is_dir,
 			 char *why, size_t cap);
 	void (*free)(struct backend *be);

@@ -452,6 +452,24 @@ static void local_free(struct backend *be)
 	backend_dealloc(be);
 }
 
+/* A key whose path (below the root, with room for the temporary name a
+ * write goes through) passes PATH_MAX: refused before anything is made,
+ * else mkdir made a folder that rmdir could not remove (pjdfstest). */
+static int local_check_key(struct backend *be, const char *key, int is_dir,
+			   char *why, size_t cap)
+{
+	const struct local *l = be->priv;
+	size_t n = strlen(l->root) + 1 + strlen(key);
+
+	(void)is_dir;
+	if (n + 1 + sizeof(TMP_PREFIX) + 32 > PATH_MAX) {
+		snprintf(why, cap, "the path below %s would pass PATH_MAX (%d bytes)",
+			 l->root, PATH_MAX);
+		return 2;
+	}
+	return 0;
+}
+
 static const struct backend_ops local_ops = {
 	.type = "local",
 	.caps = BE_CAP_RANGE_READ | BE_CAP_WRITE | BE_CAP_SERVER_COPY |
@@ -466,6 +484,7 @@ static const struct backend_ops local_ops = {
 	.del_many = local_del_many,
 	.mkdir = local_mkdir,
 	.rmdir = local_rmdir,
+	.check_key = local_check_key,
 	.free = local_free,
 };
 

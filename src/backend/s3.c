@@ -1040,6 +1040,7 @@ static void s3_free(struct backend *be)
  * (API-NOTES B2): refuse those before anything is written. Any other
  * endpoint: any key. */
 #define SUPABASE_S3_PATH "/storage/v1/s3"
+#define S3_KEY_MAX 1024
 
 static int s3_check_key(struct backend *be, const char *key, int is_dir,
 			char *why, size_t cap)
@@ -1048,7 +1049,12 @@ static int s3_check_key(struct backend *be, const char *key, int is_dir,
 	size_t n = strlen(s3->base_path), m = strlen(SUPABASE_S3_PATH);
 	const unsigned char *p;
 
-	(void)is_dir;
+	/* KeyTooLongError: 1,024 bytes, a folder's marker with its '/';
+	 * refused first, else mkdir made a folder no file could go in */
+	if (strlen(key) + (is_dir ? 1 : 0) > S3_KEY_MAX) {
+		snprintf(why, cap, "S3 keys are at most %d bytes", S3_KEY_MAX);
+		return 2;
+	}
 	if (n < m || strcmp(s3->base_path + n - m, SUPABASE_S3_PATH))
 		return 0;
 	for (p = (const unsigned char *)key; *p; p++) {

@@ -277,6 +277,7 @@ enum mfs_err fsi_new_key(struct fs_remote *r, const char *pkey,
 {
 	const char *bad = str_bad_name(name, strlen(name));
 	char why[256];
+	int k;
 
 	*key = NULL;
 	if (bad)
@@ -285,14 +286,17 @@ enum mfs_err fsi_new_key(struct fs_remote *r, const char *pkey,
 	*key = *pkey ? str_fmt("%s/%s", pkey, name) : strdup(name);
 	if (!*key)
 		return MFS_ENOMEM;
-	if (r->be->ops->check_key &&
-	    r->be->ops->check_key(r->be, *key, is_dir, why, sizeof(why))) {
+	k = r->be->ops->check_key ?
+	    r->be->ops->check_key(r->be, *key, is_dir, why, sizeof(why)) : 0;
+	if (k) {
+		enum mfs_err rc = k == 2 ? MFS_ENAMETOOLONG : MFS_EINVAL;
+
 		log_warn("remote [%s]: refused name '%s': %s", r->name, *key,
 			 why);
-		eb_set(eb, MFS_EINVAL, "'%s': %s", *key, why);
+		eb_set(eb, rc, "'%s': %s", *key, why);
 		free(*key);
 		*key = NULL;
-		return MFS_EINVAL;
+		return rc;
 	}
 	return MFS_OK;
 }

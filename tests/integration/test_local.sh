@@ -46,6 +46,28 @@ mv "$MNT/rs" "$MNT/rs2"
 mkdir "$MNT/empty"
 wait_uploads "$J"
 [ -d "$STORE/empty" ] && pass "an empty directory exists on disk" || fail "mkdir" "missing"
+# a path below the root passing PATH_MAX: mkdir refuses it (ENAMETOOLONG)
+# rather than make a folder rmdir cannot remove
+got=$("$SYS_PY" - "$MNT" <<'EOP'
+import errno, os, sys
+d = os.path.join(sys.argv[1], 'deep')
+os.mkdir(d)
+os.chdir(d)
+made = 0
+try:
+    while made < 40:	# 10,000 bytes: past PATH_MAX (before: no end)
+        os.mkdir('d' * 250)
+        os.chdir('d' * 250)
+        made += 1
+    print(made, 'none')
+except OSError as e:
+    print(made, errno.errorcode.get(e.errno, e.errno))
+EOP
+)
+rm -rf "$MNT/deep" 2>"$T/err"
+[ "${got#* }" = ENAMETOOLONG ] && [ ! -e "$MNT/deep" ] && [ ! -e "$STORE/deep" ] &&
+	pass "folders nested past PATH_MAX below the root: ENAMETOOLONG after ${got% *}, and rm -r removes them" ||
+	fail "long paths" "$got; rm: $(head -c 200 "$T/err")"
 umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail "unmount" "see $LOG"
 
 # a remount lists from the cache; a file changed on disk is noticed after

@@ -106,4 +106,17 @@ getfattr -d "$f" 2>/dev/null | grep -c '^user.mediafs' | grep -q 3 && pass "getf
 getfattr -n user.other "$f" >/dev/null 2>&1 && fail "unknown xattr" "succeeded" ||
 	pass "unknown xattr: ENODATA"
 
+# a key longer than S3 holds (1,024 bytes) is refused at mkdir and create
+# (ENAMETOOLONG, no request), not made and then failed at upload
+L=$(printf 'l%.0s' $(seq 1 200))
+mkdir -p "$MNT/long/$L/$L/$L/$L/$L" || fail "long keys" "mkdir of a 1,009-byte key failed"
+m=$(req_mark)
+mkdir "$MNT/long/$L/$L/$L/$L/$L/$L" 2>"$T/err1"; r1=$?
+{ echo x >"$MNT/long/$L/$L/$L/$L/$L/$L.txt"; } 2>"$T/err2"; r2=$?
+[ $r1 != 0 ] && [ $r2 != 0 ] && grep -q "File name too long" "$T/err1" && grep -q "File name too long" "$T/err2" &&
+	[ "$(req_since "$m")" = 0 ] && [ ! -e "$MNT/long/$L/$L/$L/$L/$L/$L" ] &&
+	pass "a folder or file whose key passes 1,024 bytes: ENAMETOOLONG, no request" ||
+	fail "long keys" "mkdir: $(cat "$T/err1"); create: $(cat "$T/err2"); $(req_since "$m") requests"
+rm -r "$MNT/long"
+
 umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail "unmount" "see $LOG"
