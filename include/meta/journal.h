@@ -105,6 +105,11 @@ struct jlast {
 /* MFS_ENOTFOUND when key never finished an upload. */
 enum mfs_err journal_last_done(struct journal *j, const char *remote,
 			       const char *key, struct jlast *out);
+/* The same, only when that row is the key's last upload row and no
+ * delete or rename from or to the key was recorded since it was done: what
+ * the store holds under key is what it uploaded. MFS_ENOTFOUND else. */
+enum mfs_err journal_last_settled(struct journal *j, const char *remote,
+				  const char *key, struct jlast *out);
 /* Gave up: the error is kept, the staged file stays. */
 enum mfs_err journal_failed(struct journal *j, int64_t id, const char *error,
 			    struct errbuf *eb);

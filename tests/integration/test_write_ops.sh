@@ -87,6 +87,8 @@ grep -q "File too large" "$T/err" && [ "$(stat -c %s "$MNT/huge")" = 0 ] &&
 	pass "truncate past the largest file the staging disk holds: EFBIG, size 0" ||
 	fail "huge truncate" "$(cat "$T/err"); size $(stat -c %s "$MNT/huge")"
 rm -f "$MNT/huge" "$MNT/t.txt"
+wait_uploads "$J"	# (t.txt's upload and delete, before the count below)
+poll 30 eval '[ -z "$(s3 keys wops t.txt)" ]' || fail "rm t.txt" "still on the store"
 m=$(req_mark)
 rm "$MNT/b.bin"
 n=$(req_since "$m")
