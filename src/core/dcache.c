@@ -454,12 +454,6 @@ enum mfs_err dcache_open(struct dcache *dc, const char *id, const char *etag,
 			o->counted = 1;
 			dc->open_bytes += size;
 			dc->open_disk += o->disk;
-			/* room for it: the closed entries' bytes (used less
-			 * the open ones') and what the open ones may hold */
-			if ((dc->used > dc->open_disk ?
-			     dc->used - dc->open_disk : 0) + dc->open_bytes >
-			    dc->limit)
-				evict(dc);
 		}
 	}
 	if (o->dfd < 0 && (o->dfd = anon_file(dc, size)) < 0) {
@@ -472,6 +466,13 @@ enum mfs_err dcache_open(struct dcache *dc, const char *id, const char *etag,
 	}
 	o->next = dc->open;
 	dc->open = o;
+	/* room for it (open now, so not evicted itself): the closed
+	 * entries' bytes (used less the open ones') and what the open ones
+	 * may hold */
+	if (o->counted &&
+	    (dc->used > dc->open_disk ? dc->used - dc->open_disk : 0) +
+	    dc->open_bytes > dc->limit)
+		evict(dc);
 	pthread_mutex_unlock(&dc->lock);
 	*out = o;
 	return MFS_OK;

@@ -49,6 +49,9 @@ static void wfile_free(struct wfile *w)
 static void wfile_changed(struct wfile *w)
 {
 	w->dirty = 1;
+	/* new content: its time is the upload's (a time set before, by
+	 * touch or truncate, no longer holds; POSIX) */
+	w->meta_set &= ~UQ_META_MTIME;
 	w->meta_set &= ~UQ_META_CTYPE;
 	w->meta.content_type[0] = '\0';
 }
@@ -128,13 +131,30 @@ static enum mfs_err wfile_acquire(struct fs *fs, const struct mc_node *n,
 		w->refs++;
 		pthread_mutex_unlock(&fs->lock);
 		if (trunc) {
+			/* emptied: nothing of the server's is fetched later
+			 * (a writer that had not loaded it yet, exec 3<>f,
+			 * then echo x >f: the old bytes came back at the
+			 * first write, found by review) */
+			pthread_mutex_lock(&w->load_lock);
 			pthread_mutex_lock(&w->hash_lock);
 			rc = wfile_reclaim(fs, w, eb);
 			if (!rc && ftruncate(w->fd, 0))
 				rc = eb_set(eb, stage_errno(errno),
 					    "truncate: %s", strerror(errno));
 			wfile_unhash(w);
+			if (!rc) {
+				pthread_mutex_lock(&fs->lock);
+				if (!__atomic_load_n(&w->loaded,
+						     __ATOMIC_ACQUIRE)) {
+					__atomic_store_n(&w->loaded, 1,
+							 __ATOMIC_RELEASE);
+					w->gen = ++fs->wgen;
+				}
+				w->size = 0;
+				pthread_mutex_unlock(&fs->lock);
+			}
 			pthread_mutex_unlock(&w->hash_lock);
+			pthread_mutex_unlock(&w->load_lock);
 			if (rc) {
 				wfile_put(fs, w, NULL);
 				return rc;
@@ -511,7 +531,7 @@ static int other_version_open(struct fs *fs, const struct fs_file *f,
 
 	for (g = fs->files; g; g = g->next)
 		if (g != f && g->ino == f->ino && g->vetag[0] &&
-		    strcmp(g->vetag, vetag))
+		    !g->direct && strcmp(g->vetag, vetag))
 			return 1;
 	return 0;
 }
@@ -579,7 +599,7 @@ static enum mfs_err reopen_changed(struct fs_file *f, struct errbuf *eb)
 	/* another handle reads the old version through the page cache this
 	 * one would read from too: old bytes or ESTALE, never a mix */
 	pthread_mutex_lock(&fs->lock);
-	if (other_version_open(fs, f, n.etag))
+	if (!f->direct && other_version_open(fs, f, n.etag))
 		rc = eb_set(eb, MFS_ECONFLICT,
 			    "'%s' changed on the server while another descriptor reads its old version: reopen it once that one is closed",
 			    n.key);
@@ -751,7 +771,7 @@ static void reader_follow(struct fs_file *f)
 	if (fd < 0)
 		return;	/* (a failed dup reads what it read) */
 	pthread_rwlock_wrlock(&f->pf_lock);
-	if (f->rgen != g) {
+	if (g > f->rgen) {	/* (gens only grow: never back to an older) */
 		if (f->rfd >= 0)
 			close(f->rfd);
 		f->rfd = fd;
@@ -759,6 +779,11 @@ static void reader_follow(struct fs_file *f)
 		fd = -1;
 	}
 	pthread_rwlock_unlock(&f->pf_lock);
+	if (fd < 0) {	/* staged content now: no version of the store's */
+		pthread_mutex_lock(&fs->lock);
+		f->vetag[0] = '\0';
+		pthread_mutex_unlock(&fs->lock);
+	}
 	if (fd >= 0)
 		close(fd);
 }

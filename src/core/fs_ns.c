@@ -973,7 +973,8 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 		/* replaced: its queued marker goes too, or it would land
 		 * later and bring the folder back after an rmdir of the new
 		 * one (found by pjdfstest's rename tests) */
-		upq_cancel(fs->cfg.upq, dst.ino);
+		if (upq_cancel(fs->cfg.upq, dst.ino))	/* running: it */
+			upq_wait(fs->cfg.upq, dst.ino, NULL);	/* lands first */
 		rc = r->be->ops->rmdir(r->be, dst.key, eb);
 	}
 	if (!rc && src.kind == MC_FILE)

@@ -563,21 +563,28 @@ static int last_row(void *ud, int ncol, const char *const *v)
 	return 1;
 }
 
-enum mfs_err journal_last_done(struct journal *j, const char *remote,
-			       const char *key, struct jlast *out)
+/* The done row of remote's key that where (SQL after "WHERE remote=$1
+ * AND key=$2 AND state='done'", the row being u) picks, into out. */
+static enum mfs_err last_row_where(struct journal *j, const char *remote,
+				   const char *key, const char *where,
+				   struct jlast *out)
 {
 	const char *p[] = { remote, key };
 	enum mfs_err rc;
+	char *sql = str_fmt("SELECT id,size,sha256,etag,url,content_type,"
+			    "cache_control,mtime_ns,mode,orig_size,"
+			    "orig_sha256,hook,hook_result FROM uploads u "
+			    "WHERE remote=$1 AND key=$2 AND state='done' %s",
+			    where);
 
 	memset(out, 0, sizeof(*out));
 	out->id = -1;
+	if (!sql)
+		return MFS_ENOMEM;
 	pthread_mutex_lock(&j->lock);
-	rc = jquery(j, "SELECT id,size,sha256,etag,url,content_type,"
-		    "cache_control,mtime_ns,mode,orig_size,orig_sha256,hook,"
-		    "hook_result FROM uploads WHERE remote=$1 AND key=$2 AND "
-		    "state='done' ORDER BY id DESC LIMIT 1", p, 2, last_row,
-		    out, NULL, "last");
+	rc = jquery(j, sql, p, 2, last_row, out, NULL, "last");
 	pthread_mutex_unlock(&j->lock);
+	free(sql);
 	if (rc)
 		return MFS_EIO;
 	if (out->id < 0) {
@@ -587,31 +594,22 @@ enum mfs_err journal_last_done(struct journal *j, const char *remote,
 	return MFS_OK;
 }
 
+enum mfs_err journal_last_done(struct journal *j, const char *remote,
+			       const char *key, struct jlast *out)
+{
+	return last_row_where(j, remote, key, "ORDER BY id DESC LIMIT 1",
+			      out);
+}
+
 enum mfs_err journal_last_settled(struct journal *j, const char *remote,
 				  const char *key, struct jlast *out)
 {
-	const char *p[] = { remote, key };
-	enum mfs_err rc;
-
-	memset(out, 0, sizeof(*out));
-	out->id = -1;
-	pthread_mutex_lock(&j->lock);
-	rc = jquery(j, "SELECT id,size,sha256,etag,url,content_type,"
-		    "cache_control,mtime_ns,mode,orig_size,orig_sha256,hook,"
-		    "hook_result FROM uploads u WHERE remote=$1 AND key=$2 AND "
-		    "state='done' AND id=(SELECT max(id) FROM uploads WHERE "
-		    "remote=$1 AND key=$2) AND NOT EXISTS (SELECT 1 FROM events "
-		    "e WHERE e.remote=$1 AND (e.key=$2 OR e.new_key=$2) AND "
-		    "e.time>=u.updated_at)", p, 2, last_row, out, NULL,
-		    "settled");
-	pthread_mutex_unlock(&j->lock);
-	if (rc)
-		return MFS_EIO;
-	if (out->id < 0) {
-		out->id = 0;
-		return MFS_ENOTFOUND;
-	}
-	return MFS_OK;
+	return last_row_where(j, remote, key,
+			      "AND id=(SELECT max(id) FROM uploads WHERE "
+			      "remote=$1 AND key=$2) AND NOT EXISTS (SELECT 1 "
+			      "FROM events e WHERE e.remote=$1 AND (e.key=$2 "
+			      "OR e.new_key=$2) AND e.time>=u.updated_at)",
+			      out);
 }
 
 static enum mfs_err set_state(struct journal *j, int64_t id,

@@ -40,6 +40,15 @@ exec 3>&-
 [ "$got" = "$want" ] && pass "the same beside an O_APPEND descriptor" ||
 	fail "reader beside an idle appender" "md5 $got (want $want)"
 
+# emptied by a second open (O_TRUNC) beside a descriptor that wrote
+# nothing: the old bytes do not come back at the next write (review)
+exec 3<>"$S/b.bin"
+echo x >"$S/b.bin"
+got=$(cat "$S/b.bin")
+exec 3>&-
+[ "$got" = x ] && pass "echo x > f beside an idle read-write descriptor: f holds x" ||
+	fail "truncate beside an idle writer" "f holds $(printf '%s' "$got" | head -c 40 | od -c | head -2)"
+
 # a write, its upload landed, a reader opened, then another write (on a
 # copy of the staging file, the first one being the upload's)
 out=$("$SYS_PY" - "$S/c.txt" <<'EOP'

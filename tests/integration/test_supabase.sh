@@ -8,11 +8,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/supabase.sh"
 
-MNT=$T/mnt
-LOG=$T/mediafs.log
-J=$T/journal.db
-supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
-trap 'cleanup_mounts; supa_stop' EXIT
+sb_test
 
 conf() {	# conf FILE [EXTRA]
 	cat >"$1" <<EOC

@@ -11,14 +11,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/supabase.sh"
 
-MNT=$T/mnt
-LOG=$T/mediafs.log
-J=$T/journal.db
-supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
-trap 'cleanup_mounts; supa_stop' EXIT
-: >"$T/m.conf"
-chmod 600 "$T/m.conf"
-supa_conf "$T/m.conf"
+sb_test conf
 OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J
 mount_fs "$LOG" "$MNT" -o "$OPTS" supa: || { fail mount "mediafs did not mount supa:"; exit 1; }
 mkdir "$MNT/media" || { fail setup "bucket media"; exit 1; }

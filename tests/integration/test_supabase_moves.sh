@@ -10,11 +10,7 @@
 . "$(dirname "$0")/../lib/common.sh"
 . "$LIB_DIR/supabase.sh"
 
-MNT=$T/mnt
-LOG=$T/mediafs.log
-J=$T/journal.db
-supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
-trap 'cleanup_mounts; supa_stop' EXIT
+sb_test
 B=http://127.0.0.1:$SB_PORT/storage/v1
 c() { curl -s -o "$1" -w '%{http_code}' -H "apikey: $SB_KEY" "${@:2}"; }
 mv_req() {	# mv_req OUT SRC DST: one move request to the fake

@@ -80,15 +80,26 @@ echo x >"$MNT/t.txt" && touch -d '2021-01-01 00:00:00' "$MNT/t.txt"
 [ "$(stat -c %Y "$MNT/t.txt")" = "$(date -d '2021-01-01 00:00:00' +%s)" ] &&
 	pass "touch -d at once after a write: stat shows the date" ||
 	fail "touch after write" "stat shows $(stat -c %y "$MNT/t.txt")"
+# a write after a touch on the same descriptor: the write's time (review)
+"$SYS_PY" - "$MNT/tw.txt" <<'EOP'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+os.utime(fd, (1000000000, 1000000000))
+os.pwrite(fd, b'after', 0)
+os.close(fd)
+EOP
+[ "$(stat -c %Y "$MNT/tw.txt")" -ge "$(($(date +%s) - 60))" ] &&
+	pass "a write after touch -d on the same descriptor: the write's time" ||
+	fail "write after touch" "stat shows $(stat -c %y "$MNT/tw.txt")"
 # a truncate past the staging disk's largest file: EFBIG, not EIO
 touch "$MNT/huge"
 truncate -s 999999999999999 "$MNT/huge" 2>"$T/err"
 grep -q "File too large" "$T/err" && [ "$(stat -c %s "$MNT/huge")" = 0 ] &&
 	pass "truncate past the largest file the staging disk holds: EFBIG, size 0" ||
 	fail "huge truncate" "$(cat "$T/err"); size $(stat -c %s "$MNT/huge")"
-rm -f "$MNT/huge" "$MNT/t.txt"
-wait_uploads "$J"	# (t.txt's upload and delete, before the count below)
-poll 30 eval '[ -z "$(s3 keys wops t.txt)" ]' || fail "rm t.txt" "still on the store"
+rm -f "$MNT/huge" "$MNT/t.txt" "$MNT/tw.txt"
+wait_uploads "$J"	# (their uploads and deletes, before the count below)
+poll 30 eval '[ -z "$(s3 keys wops t.txt; s3 keys wops tw.txt)" ]' || fail "rm t.txt tw.txt" "still on the store"
 m=$(req_mark)
 rm "$MNT/b.bin"
 n=$(req_since "$m")

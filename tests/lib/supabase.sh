@@ -57,3 +57,18 @@ both_start() {
 	S3_PORT=$PPORT write_conf "$T/m.conf" "$1"
 	supa_conf "$T/m.conf"
 }
+
+# sb_test [conf]: how a Supabase test begins: MNT, LOG and J, the fake
+# started (stopped at exit, after the mounts); with "conf", $T/m.conf
+# holds the remote "supa" (supa_conf).
+sb_test() {
+	MNT=$T/mnt
+	LOG=$T/mediafs.log
+	J=$T/journal.db
+	supa_start "$T/sb" || { fail "fake server" "did not start"; exit 1; }
+	trap 'cleanup_mounts; supa_stop' EXIT
+	[ "${1:-}" = conf ] || return 0
+	: >"$T/m.conf"
+	chmod 600 "$T/m.conf"
+	supa_conf "$T/m.conf"
+}
