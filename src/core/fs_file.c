@@ -808,7 +808,14 @@ enum mfs_err fs_read(struct fs_file *f, uint64_t off, size_t len, char *dst,
 
 	if (f->w) {
 		rc = wfile_load(f->fs, f->w, UINT64_MAX, eb);
-		return rc ? rc : read_staged(f->w->fd, off, len, dst, got, eb);
+		if (rc)
+			return rc;
+		/* another handle's write may go on in a copy (wfile_reclaim
+		 * closes w->fd under hash_lock): not a closed or reused fd */
+		pthread_mutex_lock(&f->w->hash_lock);
+		rc = read_staged(f->w->fd, off, len, dst, got, eb);
+		pthread_mutex_unlock(&f->w->hash_lock);
+		return rc;
 	}
 	reader_follow(f);
 	pthread_rwlock_rdlock(&f->pf_lock);
@@ -959,11 +966,14 @@ enum mfs_err fs_fsync(struct fs_file *f, struct errbuf *eb)
 	if (!f->fs->cfg.upq)
 		return MFS_OK;
 	if (f->w) {
-		int unlinked;
+		int unlinked, e;
 
-		if (fsync(f->w->fd))
-			return eb_set(eb, stage_errno(errno), "fsync: %s",
-				      strerror(errno));
+		pthread_mutex_lock(&f->w->hash_lock);	/* as fs_read */
+		e = fsync(f->w->fd) ? errno : 0;
+		pthread_mutex_unlock(&f->w->hash_lock);
+		if (e)
+			return eb_set(eb, stage_errno(e), "fsync: %s",
+				      strerror(e));
 		pthread_mutex_lock(&f->fs->lock);
 		dirty = f->w->dirty;
 		unlinked = f->w->unlinked;

@@ -776,6 +776,23 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		return rc;
 	}
 	rc = walk(fs, src, &t, eb);
+	/* every key below gets the new prefix: one the store cannot hold
+	 * (too long) refuses the rename before any request, not half way */
+	for (i = 0; i < t.count && !rc && r->be->ops->check_key; i++) {
+		char why[256], *k = str_fmt("%s%s", newkey,
+					    t.n[i].key + strlen(src->key));
+
+		int bad = k ? r->be->ops->check_key(r->be, k,
+						    t.n[i].kind == MC_DIR,
+						    why, sizeof(why)) : 0;
+
+		if (!k)
+			rc = MFS_ENOMEM;
+		else if (bad)
+			rc = eb_set(eb, bad == 2 ? MFS_ENAMETOOLONG : MFS_EINVAL,
+				    "'%s': %s", k, why);
+		free(k);
+	}
 	if (!rc) {
 		copy = calloc(t.count + 1, sizeof(*copy));
 		del = calloc(2 * t.count + 2, sizeof(*del));

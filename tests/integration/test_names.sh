@@ -117,6 +117,15 @@ mkdir "$MNT/long/$L/$L/$L/$L/$L/$L" 2>"$T/err1"; r1=$?
 	[ "$(req_since "$m")" = 0 ] && [ ! -e "$MNT/long/$L/$L/$L/$L/$L/$L" ] &&
 	pass "a folder or file whose key passes 1,024 bytes: ENAMETOOLONG, no request" ||
 	fail "long keys" "mkdir: $(cat "$T/err1"); create: $(cat "$T/err2"); $(req_since "$m") requests"
-rm -r "$MNT/long"
+# a folder renamed so that a key below it would pass 1,024 bytes: refused
+# before any COPY (not stopped half way)
+mkdir -p "$MNT/lk/$L/$L/$L/$L" && echo deep >"$MNT/lk/$L/$L/$L/$L/$L" || fail "long rename" "setup"
+m=$(req_mark)
+mv "$MNT/lk" "$MNT/lk-renamed-to-a-longer-name" 2>"$T/err3"; r3=$?
+[ $r3 != 0 ] && grep -q "File name too long" "$T/err3" && [ "$(req_since "$m" '^(COPY|DELETE|POST)')" = 0 ] &&
+	[ "$(cat "$MNT/lk/$L/$L/$L/$L/$L")" = deep ] &&
+	pass "a folder rename that would make a key below it pass 1,024 bytes: ENAMETOOLONG, no COPY" ||
+	fail "long rename" "mv: $(cat "$T/err3"); $(req_since "$m" '^(COPY|DELETE|POST)') COPY/DELETE"
+rm -r "$MNT/long" "$MNT/lk"
 
 umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail "unmount" "see $LOG"
