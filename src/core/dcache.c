@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -32,6 +33,7 @@
 #define P_INFLIGHT 1
 #define P_PRESENT 2
 #define PEEK_MAX_PAGES 16	/* dcache_peek reads at most this many */
+#define MEM_FALLBACK_MAX (256ULL << 20)	/* anon_file's, in memory */
 
 struct dobj {
 	struct dcache *dc;
@@ -383,6 +385,19 @@ static int anon_file(struct dcache *dc, uint64_t size)
 		if (fd >= 0)
 			unlink(p);
 		free(p);
+	}
+	if (fd < 0 && size <= MEM_FALLBACK_MAX) {
+		/* the directory holds no file (read-only, full): in memory,
+		 * while open, rather than fail the open (a review: every
+		 * open for reading failed with EIO) */
+		int e = errno;
+
+		fd = memfd_create("mediafs-data", MFD_CLOEXEC);
+		if (fd >= 0)
+			log_warn("data cache: no file in %s (%s): reading in memory",
+				 dc->dir, strerror(e));
+		else
+			errno = e;
 	}
 	if (fd >= 0 && ftruncate(fd, (off_t)size)) {
 		close(fd);

@@ -182,4 +182,19 @@ EOP
 [ "${held% *}" = 2400000 ] && [ "${held#* }" -le $((1024 * 1024)) ] && [ "$(dused)" -le $((1024 * 1024)) ] &&
 	pass "data_cache=1M holds while six files of 400 KB are open and read: ${held#* } bytes on disk, then $(dused)" ||
 	fail "size bound, files open" "read ${held% *} bytes; ${held#* } bytes on disk while open, $(dused) after"
+# the data cache's directory read-only (a bind mount): reads go on in
+# memory, the right bytes (before: every open for reading failed, EIO)
+DATA=$(echo "$T"/cache/*/data)
+if mount --bind "$DATA" "$DATA" 2>/dev/null && mount -o remount,bind,ro "$DATA" 2>/dev/null; then
+	a=$(md5sum <"$MNT/open/o2" 2>&1 | cut -c1-32)
+	b=$(md5sum <"$MNT/rand.bin" 2>&1 | cut -c1-32)
+	umount "$DATA"
+	[ "$a" = "$(md5sum <"$T/o2" | cut -c1-32)" ] && [ "$b" = "$(md5sum <"$T/rand" | cut -c1-32)" ] &&
+		grep -q "data cache: no file in .*: reading in memory" "$LOG" &&
+		pass "a read-only data cache directory: reads in memory, the right bytes" ||
+		fail "read-only data cache" "md5 $a / $b"
+else
+	umount "$DATA" 2>/dev/null
+	skip "read-only data cache" "cannot bind-mount $DATA read-only here"
+fi
 umount_fs "$LOG" "$MNT" && pass "clean unmount after the changes" || fail "unmount 3" "see $LOG"
