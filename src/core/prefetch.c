@@ -58,6 +58,11 @@ struct prefetch {
 	pthread_mutex_t lock;
 	pthread_cond_t idle;	/* nbg dropped */
 	int nbg;		/* lock: background fetches running */
+	int noroom;		/* lock: the data cache could not keep a
+				 * fetch (its disk is full): no read-ahead,
+				 * no stream, each read fetches its own bytes
+				 * (before: 205 GETs and 46x the bytes of a
+				 * 20 MB read, a review) */
 	int nreads;		/* lock: reads so far */
 	uint64_t ends[RECENT];	/* lock: where recent reads ended */
 	size_t window;		/* lock: read-ahead window, 0 = none yet */
@@ -100,6 +105,21 @@ struct prefetch *prefetch_new(struct backend *be, const char *key,
 	return p;
 }
 
+/* The data cache could not keep a fetch (ENOSPC): said once a handle. */
+static void no_room(struct prefetch *p, const struct errbuf *eb)
+{
+	int first;
+
+	pthread_mutex_lock(&p->lock);
+	first = !p->noroom;
+	p->noroom = 1;
+	pthread_mutex_unlock(&p->lock);
+	if (first)
+		log_warn("%s; reading %s without the data cache, no read-ahead",
+			 eb && eb->msg[0] ? eb->msg : "the data cache is full",
+			 p->key);
+}
+
 /* Fetch a claimed range into the object's record. When the record cannot
  * store it (the cache's disk is full) and the range holds all of the
  * reader's [roff, roff + rlen), the reader's bytes are copied to dst and
@@ -114,6 +134,7 @@ static enum mfs_err fetch(struct prefetch *p, uint64_t off, size_t len,
 	char *buf = malloc(len ? len : 1);
 	size_t got = 0;
 	enum mfs_err rc;
+	int quiet = 0;
 
 	if (!buf) {
 		dobj_fail(p->o, off, len);
@@ -131,6 +152,10 @@ static enum mfs_err fetch(struct prefetch *p, uint64_t off, size_t len,
 			pthread_mutex_unlock(&p->lock);
 		}
 		rc = dobj_fill(p->o, off, len, buf, got, eb);
+		if (rc == MFS_ENOSPC) {
+			no_room(p, eb);
+			quiet = 1;
+		}
 		if (!rc && got < len && dst && roff >= off) {
 			if (roff < off + got)
 				memcpy(dst, buf + (roff - off),
@@ -138,8 +163,9 @@ static enum mfs_err fetch(struct prefetch *p, uint64_t off, size_t len,
 				       rlen : (size_t)(off + got - roff));
 			*served = 1;
 		} else if (rc && dst && roff >= off && roff + rlen <= off + got) {
-			log_warn("%s; reading %s without the data cache",
-				 eb ? eb->msg : "data cache", p->key);
+			if (!quiet)
+				log_warn("%s; reading %s without the data cache",
+					 eb ? eb->msg : "data cache", p->key);
 			memcpy(dst, buf + (roff - off), rlen);
 			*served = 1;
 			rc = MFS_OK;
@@ -196,6 +222,8 @@ static void *streamer(void *arg)
 	deadline_start(j->limit_ms);	/* moved on by every piece */
 	rc = p->be->ops->get_stream(p->be, p->key, j->off, j->len, p->etag,
 				    stream_sink, j, &eb);
+	if (rc == MFS_ENOSPC)
+		no_room(p, &eb);
 	pthread_mutex_lock(&p->lock);
 	if (!rc && j->got < j->len && j->off + j->got < p->eof)
 		p->eof = j->off + j->got;	/* shorter than listed */
@@ -309,7 +337,9 @@ enum mfs_err prefetch_read(struct prefetch *p, uint64_t off, size_t len,
 			off <= p->ends[i] + p->max_window;
 	}
 	want_end = off + len;
-	if (!p->nreads && !off)	/* a sniffer's read, or a stream's */
+	if (p->noroom)
+		seq = 0;	/* nothing ahead: it could not be kept */
+	else if (!p->nreads && !off)	/* a sniffer's read, or a stream's */
 		want_end = len < FIRST_BLOCK ? FIRST_BLOCK :
 			   len < FIRST_STREAM ? FIRST_STREAM : want_end;
 	if (want_end > eof)

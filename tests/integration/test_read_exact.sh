@@ -197,4 +197,18 @@ else
 	umount "$DATA" 2>/dev/null
 	skip "read-only data cache" "cannot bind-mount $DATA read-only here"
 fi
+# the data cache's disk full (a 2 MiB tmpfs over it): a 20 MB read is
+# right and fetches each range about once (a review: 107-204 GETs, up to
+# 46x the bytes, as read-ahead fetched ranges it could not keep)
+if mount -t tmpfs -o size=2m tmpfs "$DATA" 2>/dev/null; then
+	m=$(req_mark)
+	a=$(md5sum <"$MNT/twenty.bin" 2>&1 | cut -c1-32)
+	umount "$DATA"
+	g=$(gets_since "$m" twenty.bin) b=$(bytes_since "$m" twenty.bin)
+	[ "$a" = "$(md5sum <"$T/twenty" | cut -c1-32)" ] && [ "$b" -le 60000000 ] &&
+		pass "a full data cache disk: 20 MB read right in $g GETs, $(ratio "$b" 20000000)x the bytes" ||
+		fail "full data cache disk" "md5 $a, $g GETs, $b bytes"
+else
+	skip "full data cache disk" "cannot mount a tmpfs over $DATA here"
+fi
 umount_fs "$LOG" "$MNT" && pass "clean unmount after the changes" || fail "unmount 3" "see $LOG"
