@@ -779,13 +779,13 @@ static void reader_follow(struct fs_file *f)
 		fd = -1;
 	}
 	pthread_rwlock_unlock(&f->pf_lock);
-	if (fd < 0) {	/* staged content now: no version of the store's */
-		pthread_mutex_lock(&fs->lock);
-		f->vetag[0] = '\0';
-		pthread_mutex_unlock(&fs->lock);
-	}
-	if (fd >= 0)
+	if (fd >= 0) {	/* another read moved it already */
 		close(fd);
+		return;
+	}
+	pthread_mutex_lock(&fs->lock);	/* staged content now: no version */
+	f->vetag[0] = '\0';		/* of the store's */
+	pthread_mutex_unlock(&fs->lock);
 }
 
 static enum mfs_err read_staged(int fd, uint64_t off, size_t len, char *dst,
