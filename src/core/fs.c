@@ -276,8 +276,7 @@ enum mfs_err fsi_new_key(struct fs_remote *r, const char *pkey,
 			 struct errbuf *eb)
 {
 	const char *bad = str_bad_name(name, strlen(name));
-	char why[256];
-	int k;
+	enum mfs_err rc;
 
 	*key = NULL;
 	if (bad)
@@ -286,19 +285,26 @@ enum mfs_err fsi_new_key(struct fs_remote *r, const char *pkey,
 	*key = *pkey ? str_fmt("%s/%s", pkey, name) : strdup(name);
 	if (!*key)
 		return MFS_ENOMEM;
-	k = r->be->ops->check_key ?
-	    r->be->ops->check_key(r->be, *key, is_dir, why, sizeof(why)) : 0;
-	if (k) {
-		enum mfs_err rc = k == 2 ? MFS_ENAMETOOLONG : MFS_EINVAL;
-
-		log_warn("remote [%s]: refused name '%s': %s", r->name, *key,
-			 why);
-		eb_set(eb, rc, "'%s': %s", *key, why);
+	rc = fsi_check_key(r, *key, is_dir, eb);
+	if (rc) {
 		free(*key);
 		*key = NULL;
-		return rc;
 	}
-	return MFS_OK;
+	return rc;
+}
+
+enum mfs_err fsi_check_key(struct fs_remote *r, const char *key, int is_dir,
+			   struct errbuf *eb)
+{
+	char why[256];
+	int k = r->be->ops->check_key ?
+		r->be->ops->check_key(r->be, key, is_dir, why, sizeof(why)) : 0;
+
+	if (!k)
+		return MFS_OK;
+	log_warn("remote [%s]: refused name '%s': %s", r->name, key, why);
+	return eb_set(eb, k == 2 ? MFS_ENAMETOOLONG : MFS_EINVAL, "'%s': %s",
+		      key, why);
 }
 
 enum mfs_err fsi_writable(struct fs *fs, const struct mc_node *n,

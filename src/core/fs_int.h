@@ -178,6 +178,11 @@ struct wfile *fsi_wfile(struct fs *fs, uint64_t ino);
 enum mfs_err fsi_new_key(struct fs_remote *r, const char *pkey,
 			 const char *name, int is_dir, char **key,
 			 struct errbuf *eb);
+/* key (a directory's when is_dir) as r's store holds it: MFS_OK, else
+ * ENAMETOOLONG (longer than it holds) or EINVAL, logged, before any
+ * request. */
+enum mfs_err fsi_check_key(struct fs_remote *r, const char *key, int is_dir,
+			   struct errbuf *eb);
 /* n (a file) is being unlinked: open handles keep it usable until the
  * last close (POSIX) — a writer's content is fetched now if it was not yet
  * (the server's copy is about to go), it is marked for discarding at the

@@ -779,18 +779,11 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 	/* every key below gets the new prefix: one the store cannot hold
 	 * (too long) refuses the rename before any request, not half way */
 	for (i = 0; i < t.count && !rc && r->be->ops->check_key; i++) {
-		char why[256], *k = str_fmt("%s%s", newkey,
-					    t.n[i].key + strlen(src->key));
+		char *k = str_fmt("%s%s", newkey,
+				  t.n[i].key + strlen(src->key));
 
-		int bad = k ? r->be->ops->check_key(r->be, k,
-						    t.n[i].kind == MC_DIR,
-						    why, sizeof(why)) : 0;
-
-		if (!k)
-			rc = MFS_ENOMEM;
-		else if (bad)
-			rc = eb_set(eb, bad == 2 ? MFS_ENAMETOOLONG : MFS_EINVAL,
-				    "'%s': %s", k, why);
+		rc = k ? fsi_check_key(r, k, t.n[i].kind == MC_DIR, eb)
+		       : MFS_ENOMEM;
 		free(k);
 	}
 	if (!rc) {
