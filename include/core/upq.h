@@ -45,6 +45,12 @@ struct upq_config {
 					 * start, so a write through a dup'd
 					 * descriptor right after close() can
 					 * take them back; default 100 */
+	long landing_grace_ms;		/* a key whose upload may still land
+					 * (a request sent by a daemon a kill
+					 * stopped, or one that failed with
+					 * no answer, its file deleted) is
+					 * deleted again this long after;
+					 * default 30000, below 0 never */
 	const char *mount_id;		/* copied */
 	struct sniff *sniff;		/* content types of uploads without
 					 * one; NULL: application/octet-stream
@@ -146,6 +152,20 @@ enum mfs_err upq_submit_failed(struct upq *q, struct backend *be,
 enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 			       const char *dir, int64_t jid,
 			       struct errbuf *eb);
+
+/* key on be may still get an object from a request sent before: one a
+ * daemon killed had sent (its whole body with the server, or a proxy), or
+ * one that failed without an answer. It was deleted now; it is deleted
+ * again landing_grace_ms later (a request lands late, after the delete:
+ * issue #15, #15.57), unless an upload of key newer than journal row jid
+ * finished meanwhile (that one is the file then). cancel_row: the row jid
+ * is cancelled after, and stage_path (may be NULL; ownership moves)
+ * unlinked; a failed delete keeps the row pending (the next mount deletes
+ * again). The key shows pending under its folder until then; an unmount
+ * before leaves it to the next mount. */
+enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
+				const char *key, int64_t jid, int cancel_row,
+				char *stage_path, struct errbuf *eb);
 
 /* A directory's etag in the cache while its marker object is known to be
  * stored (on a backend with BE_CAP_MARKER_OBJECTS): the ETag of an empty

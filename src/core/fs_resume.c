@@ -299,15 +299,26 @@ static void resume_row(void *ud, const struct jrow *r)
 }
 
 /* Delete what a running upload of row id may have left at key, unless a
- * newer upload finished there since (then the object is that one's). */
-static enum mfs_err drop_left(struct fs *fs, const struct fixup *f)
+ * newer upload finished there since (then the object is that one's).
+ * The dead daemon's request may also land after this delete (its body
+ * with the server or a proxy, #15.57): then the key is deleted again
+ * after the queue's landing grace, and (cancel_row) the row cancelled
+ * only then. */
+static enum mfs_err drop_left(struct fs *fs, const struct fixup *f,
+			      int cancel_row)
 {
 	struct errbuf eb = { 0 };
 	enum mfs_err rc;
 
 	if (!f->key ||
-	    journal_done_after(fs->cfg.journal, f->rem->name, f->key, f->r.id))
+	    journal_done_after(fs->cfg.journal, f->rem->name, f->key,
+			       f->r.id)) {
+		if (cancel_row)
+			journal_cancel(fs->cfg.journal, f->r.id, NULL);
+		if (cancel_row && f->stage_path)
+			unlink(f->stage_path);
 		return MFS_OK;
+	}
 	rc = f->rem->be->ops->del(f->rem->be, f->key, &eb);
 	if (rc == MFS_ENOTFOUND)
 		rc = MFS_OK;
@@ -318,6 +329,21 @@ static enum mfs_err drop_left(struct fs *fs, const struct fixup *f)
 		log_info("deleted %s: an upload stopped by a kill may have left it after its file was %s",
 			 f->key, f->kind == FIX_DISCARD || f->r.discard ?
 			 "deleted" : "renamed");
+	if (rc)		/* a failed delete keeps the row: tried again next mount */
+		return rc;
+	if (!fs->cfg.upq) {
+		if (cancel_row)
+			journal_cancel(fs->cfg.journal, f->r.id, NULL);
+		if (cancel_row && f->stage_path)
+			unlink(f->stage_path);
+		return MFS_OK;
+	}
+	rc = upq_submit_recheck(fs->cfg.upq, f->rem->be, f->key, f->r.id,
+				cancel_row, cancel_row && f->stage_path ?
+				strdup(f->stage_path) : NULL, &eb);
+	if (rc)
+		log_warn("%s: %s (the next mount deletes it again)", f->key,
+			 eb.msg);
 	return rc;
 }
 
@@ -369,15 +395,10 @@ static void run_fix(struct resume *res, struct fixup *f)
 
 	switch (f->kind) {
 	case FIX_DROP:
-		drop_left(fs, f);
+		drop_left(fs, f, 0);
 		break;
 	case FIX_DISCARD:
-		/* a failed delete keeps the row: tried again next mount */
-		if (!drop_left(fs, f)) {
-			journal_cancel(fs->cfg.journal, f->r.id, NULL);
-			if (f->stage_path)
-				unlink(f->stage_path);
-		}
+		drop_left(fs, f, 1);
 		break;
 	case FIX_LOST:
 		journal_failed(fs->cfg.journal, f->r.id,

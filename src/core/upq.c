@@ -87,7 +87,7 @@ static struct item *find(struct upq *q, uint64_t ino)
 
 	/* the newest item of ino is the one that matters */
 	for (it = q->head; it; it = it->next)
-		if (it->ino == ino)
+		if (it->ino == ino && !it->recheck)
 			last = it;
 	return last;
 }
@@ -635,6 +635,59 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* Without the lock: the DELETE of a recheck item (upq_submit_recheck),
+ * unless an upload of its key newer than its row finished (that one is
+ * the file now). */
+static enum mfs_err recheck(struct upq *q, struct item *it, const char *key,
+			    struct errbuf *eb)
+{
+	enum mfs_err rc;
+
+	if (it->jid > 0 &&
+	    journal_done_after(q->j, it->be->name, key, it->jid)) {
+		log_dbg(LOG_SUB_UPQ, "%s: a newer upload landed there: not deleted again",
+			key);
+		return MFS_OK;
+	}
+	rc = it->be->ops->del(it->be, key, eb);
+	if (rc == MFS_ENOTFOUND)
+		return MFS_OK;
+	if (!rc)
+		log_dbg(LOG_SUB_UPQ, "%s: deleted again, in case a request sent before landed late",
+			key);
+	return rc;
+}
+
+/* Caller holds lock: recheck item it ran (rc): queued once more after the
+ * grace, or done: its row cancelled (recheck 2) or, on failure, left
+ * pending for the next mount, which deletes again. */
+static void rechecked(struct upq *q, struct item *it, enum mfs_err rc,
+		      const struct errbuf *eb)
+{
+	if (!rc && it->recheck_again) {
+		it->recheck_again = 0;
+		it->state = S_QUEUED;
+		it->due_ms = it->not_before_ms =
+			now_ms() + q->cfg.landing_grace_ms;
+		q->st.queued++;
+		return;
+	}
+	if (rc) {
+		log_warn("cannot delete %s, where a request sent before may land late (the next mount tries again): %s",
+			 it->key, eb->msg[0] ? eb->msg : mfs_strerror(rc));
+	} else if (now_ms() < it->due_ms) {
+		log_info("%s: deleted before its time (unmount): the next mount deletes it again",
+			 it->key);
+	} else if (it->recheck == 2) {
+		journal_cancel(q->j, it->jid, NULL);
+		if (it->stage_path)
+			unlink(it->stage_path);
+	}
+	it->rc = MFS_OK;
+	it->state = S_DONE;
+	release_item(q, it);
+}
+
 /* A landed upload the journal cannot record (its "done" write failed:
  * another process held the journal's write lock past the busy timeout,
  * e.g. a mediactl killed mid-write whose exit waits on this mount) is
@@ -710,6 +763,8 @@ static void *worker(void *arg)
 
 		if (!key)
 			rc = MFS_ENOMEM;
+		else if (it->recheck)
+			rc = recheck(q, it, key, &eb);
 		else if (it->marker)
 			rc = it->be->ops->mkdir(it->be, key, NULL, &eb);
 		else
@@ -719,6 +774,11 @@ static void *worker(void *arg)
 		free(key);
 
 		pthread_mutex_lock(&q->lock);
+		if (it->recheck) {
+			q->st.running--;
+			rechecked(q, it, rc, &eb);
+			goto next;
+		}
 		if (!rc && !it->meta.content_type[0]) {	/* the sniffed type */
 			memcpy(it->meta.content_type, meta.content_type,
 			       sizeof(meta.content_type));
@@ -729,6 +789,23 @@ static void *worker(void *arg)
 		q->st.running--;
 settle:
 		it->rc = rc;
+		if (rc && it->cancelled && !it->discarded && !it->marker &&
+		    q->cfg.landing_grace_ms >= 0) {
+			/* deleted while uploading, and the upload failed:
+			 * its last request may have landed all the same (a
+			 * reset after the body went), or land later */
+			log_info("%s was deleted while uploading; its upload failed (%s): deleting what may land of it, now and in %ld s",
+				 it->key, eb.msg[0] ? eb.msg : mfs_strerror(rc),
+				 q->cfg.landing_grace_ms / 1000);
+			it->recheck = 2;
+			it->recheck_again = 1;
+			it->ino = 0;
+			it->state = S_QUEUED;
+			it->not_before_ms = 0;
+			q->st.queued++;
+			pthread_cond_signal(&q->work);
+			goto next;
+		}
 		if (it->discarded || (rc && it->cancelled)) {
 			/* deleted by the user while uploading: nothing of it
 			 * stays (no failed row a retry would upload again,
@@ -863,6 +940,7 @@ settle:
 			q->st.failed++;
 			it->state = S_FAILED;
 		}
+next:
 		pthread_cond_broadcast(&q->changed);
 		if (q->key_waits) {	/* see key_busy */
 			q->key_waits = 0;
@@ -900,6 +978,8 @@ enum mfs_err upq_new(const struct upq_config *cfg, struct mcache *mc,
 		q->cfg.settle_ms = 0;
 	else if (!q->cfg.settle_ms)
 		q->cfg.settle_ms = 100;
+	if (!q->cfg.landing_grace_ms)
+		q->cfg.landing_grace_ms = 30000;
 	q->mount_id = strdup(cfg->mount_id ? cfg->mount_id : "");
 	q->label = cfg->label ? strdup(cfg->label) : NULL;
 	q->mc = mc;
@@ -1103,6 +1183,48 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 		      eb);
 }
 
+enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
+				const char *key, int64_t jid, int cancel_row,
+				char *stage_path, struct errbuf *eb)
+{
+	struct item *it;
+
+	if (q->cfg.landing_grace_ms < 0) {
+		if (cancel_row)
+			journal_cancel(q->j, jid, NULL);
+		if (stage_path && cancel_row)
+			unlink(stage_path);
+		free(stage_path);
+		return MFS_OK;
+	}
+	it = calloc(1, sizeof(*it));
+	if (!it || !(it->key = strdup(key))) {
+		free(it);
+		return eb_set(eb, MFS_ENOMEM, "upload queue");
+	}
+	it->recheck = cancel_row ? 2 : 1;
+	it->be = be;
+	it->jid = jid;
+	it->stage_path = stage_path;
+	it->created_ms = now_ms();
+	it->state = S_QUEUED;
+	it->due_ms = it->not_before_ms =
+		it->created_ms + q->cfg.landing_grace_ms;
+	pthread_mutex_lock(&q->lock);
+	it->in_list = 1;
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	q->st.queued++;
+	pthread_cond_signal(&q->work);
+	pthread_mutex_unlock(&q->lock);
+	log_dbg(LOG_SUB_UPQ, "%s: deleted again in %ld s, in case a request sent before lands late",
+		key, q->cfg.landing_grace_ms / 1000);
+	return MFS_OK;
+}
+
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,
 			  const struct upq_meta *m)
 {
@@ -1170,7 +1292,7 @@ enum upq_hit upq_rename(struct upq *q, uint64_t ino, const char *new_key)
 
 	pthread_mutex_lock(&q->lock);
 	for (it = q->head; it; it = it->next)
-		if (it->ino == ino)
+		if (it->ino == ino && !it->recheck)
 			hit = rename_item(q, it, new_key);
 	pthread_mutex_unlock(&q->lock);
 	return hit;
@@ -1194,7 +1316,7 @@ void upq_rename_dir(struct upq *q, const char *old_prefix,
 		running = 0;
 		for (it = q->head; it; it = it->next)
 			if (it->be == be && it->state == S_RUNNING &&
-			    !strncmp(it->key, old_prefix, n) &&
+			    !it->recheck && !strncmp(it->key, old_prefix, n) &&
 			    (it->key[n] == '/' ||
 			     (it->marker && !it->key[n])))
 				running = 1;
@@ -1204,7 +1326,8 @@ void upq_rename_dir(struct upq *q, const char *old_prefix,
 	for (it = q->head; it; it = it->next) {
 		char *k;
 
-		if (it->be != be || strncmp(it->key, old_prefix, n) ||
+		if (it->be != be || it->recheck ||
+		    strncmp(it->key, old_prefix, n) ||
 		    (it->key[n] != '/' && !(it->marker && !it->key[n])))
 			continue;
 		k = str_fmt("%s%s", new_prefix, it->key + n);

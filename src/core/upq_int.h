@@ -42,6 +42,13 @@ struct item {
 				 * no staging file */
 	int earlier;		/* guarded: S_FAILED in an earlier run
 				 * (resumed so its staged copy serves) */
+	int recheck;		/* not an upload: a DELETE of key, whose
+				 * upload may land late (upq_submit_recheck);
+				 * 2: and its row cancelled after */
+	int recheck_again;	/* guarded: the recheck is queued once more
+				 * landing_grace_ms after it runs */
+	int64_t due_ms;		/* a recheck's time (an unmount runs it
+				 * before: its row then stays pending) */
 	int resumed;		/* a marker from an earlier run's journal
 				 * row: its request may have landed after
 				 * that run ended (a kill -9, #15.44) */

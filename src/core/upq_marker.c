@@ -95,7 +95,7 @@ int upqm_waits(struct upq *q, const struct item *m, int64_t t)
 		return 1;
 
 	for (it = q->head; it; it = it->next) {
-		if (it->marker || it->state == S_FAILED ||
+		if (it->marker || it->recheck || it->state == S_FAILED ||
 		    (it->state == S_HELD && upqi_ctl_temp(it->key)))
 			continue;	/* (a held temporary may never land) */
 		if (!old)

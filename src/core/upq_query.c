@@ -125,8 +125,9 @@ enum mfs_err upq_wait_under(struct upq *q, const struct backend *be,
 		busy = 0;
 		failed = NULL;
 		for (it = q->head; it; it = it->next) {
-			if ((be && it->be != be) || !under(it->key, prefix))
-				continue;
+			if ((be && it->be != be) || !under(it->key, prefix) ||
+			    it->recheck)
+				continue;	/* (a recheck: not the data's) */
 			if (it->state == S_FAILED && !failed)
 				failed = it;
 			if (it->state == S_FAILED || it->state == S_DONE)

@@ -59,6 +59,7 @@ struct options {
 	char *mp_threshold;
 	char *marker_wait;
 	char *upload_delay;
+	char *landing_grace;
 	char *label;
 	char *op_timeout;
 	char *spec;		/* REMOTE:[PREFIX], or NULL for all remotes */
@@ -91,6 +92,7 @@ static const struct fuse_opt opt_spec[] = {
 	OPT("multipart_threshold=%s", mp_threshold),
 	OPT("marker_wait=%s", marker_wait),
 	OPT("upload_delay=%s", upload_delay),
+	OPT("landing_grace=%s", landing_grace),
 	OPT("label=%s", label),
 	OPT("supabase_public_buckets", sb_public),
 	OPT("op_timeout=%s", op_timeout),
@@ -153,6 +155,11 @@ static const char usage_text[] =
 "  -o upload_delay=MS     an upload starts this long after the file's close\n"
 "                         (default 100); a rename or a rewrite meanwhile\n"
 "                         costs no request\n"
+"  -o landing_grace=SECONDS  a key where a request sent before may still\n"
+"                         land (a kill stopped its daemon, or it failed\n"
+"                         without an answer; its file deleted or renamed)\n"
+"                         is deleted again this long after (default 30;\n"
+"                         0: not again)\n"
 "  -o label=NAME          tag this mount's journal rows (a migration batch)\n"
 "  -o op_timeout=SECONDS  a filesystem call that talks to a server (lookup,\n"
 "                         ls, read, rename...) fails with ETIMEDOUT once it\n"
@@ -691,6 +698,14 @@ int main(int argc, char **argv)
 		}
 		/* (upq: 0 is its default, below 0 none) */
 		uc.settle_ms = o.upload_delay ? (v ? (long)v : -1) : 0;
+		if (o.landing_grace && (str_parse_u64(o.landing_grace, &v) ||
+					v > 86400)) {
+			fprintf(stderr, "mediafs: landing_grace must be 0..86400 seconds\n");
+			goto out;
+		}
+		/* (upq: 0 is its default, below 0 none) */
+		uc.landing_grace_ms = o.landing_grace ?
+				      (v ? (long)v * 1000 : -1) : 0;
 		rc = upq_new(&uc, d.mc, d.journal, &d.upq, &eb);
 		if (rc) {
 			ret = fail("", &eb, rc);

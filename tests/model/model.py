@@ -672,7 +672,10 @@ class Mount:
     def start(self):
         logf = open(self.log, 'ab')
         self.proc = subprocess.Popen(
-            [self.mediafs, '-f', '-o', 'config=%s,cache_dir=%s,journal=%s' %
+            # landing_grace: a dead daemon's request the slow-mode proxy
+            # still holds (at most 780 ms) lands within it (#15.57)
+            [self.mediafs, '-f', '-o',
+             'config=%s,cache_dir=%s,journal=%s,landing_grace=3' %
              (self.conf, self.cache, self.journal) + DEBUG_OPT,
              self.remote, self.mnt],
             stdout=logf, stderr=logf, stdin=subprocess.DEVNULL)

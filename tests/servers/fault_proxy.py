@@ -49,6 +49,9 @@ start, or by key); each one prints "LIE <rule> <method> <path>" on stdout:
                       forwarded, then answered 200 with half its body
   reset_once=TEXT     the first POST/PUT per path containing TEXT: forwarded,
                       then the connection is reset without an answer
+  reset_key=TEXT      every POST/PUT whose path contains TEXT: forwarded,
+                      then the connection reset without an answer (each
+                      attempt lands; the client sees only failures)
   lose_reply=TEXT     a POST whose path contains TEXT: forwarded, then no
                       answer (up to 300 s) while the control file still
                       says so, then the connection is reset
@@ -288,6 +291,12 @@ class Handler(QuietHandler):
                 lie('reset', m, path)
                 self.reset()
                 return True
+        if m in ('POST', 'PUT') and r.get('reset_key') and \
+                r['reset_key'] in path:
+            self.forward(body)
+            lie('reset_key', m, path)
+            self.reset()
+            return True
         return False
 
     def refuse(self, status, code, message):

@@ -1,0 +1,91 @@
+#!/bin/bash
+# A request sent before can land after mediafs deleted its key (issue #15,
+# #15.57: the model tester's slow replay 15.13-unlink-queued-kill9, where
+# the fault proxy had the whole body of a dead daemon's PUT and landed it
+# after the next mount's DELETE: the deleted file was back on the store).
+# The key is now deleted again a landing grace later. Two ways in:
+#  1. kill -9 while the upload of a file deleted meanwhile is held at the
+#     proxy; the next mount deletes the key, then the held PUT lands;
+#  2. a live mount: every attempt of the upload lands and its answer is
+#     lost (reset_key), and the file is deleted while it runs: the upload
+#     fails, which said "nothing to undo" and left the object.
+# "In flight" and "landed" are states the test waits for, not races: the
+# proxy holds the PUT until released, and the store is polled until it
+# holds the object. The grace (-o landing_grace=8) only has to outlast a
+# released request's forwarding on localhost.
+. "$(dirname "$0")/../lib/common.sh"
+
+MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
+MNT=$T/mnt
+LOG=$T/mediafs.log
+J=$T/journal.db
+s3 mkbucket late
+proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
+trap 'cleanup_mounts; kill $proxy 2>/dev/null' EXIT
+S3_PORT=$PPORT write_conf "$T/m.conf" late "retries = 2"
+OPTS=config=$T/m.conf,cache_dir=$T/cache,journal=$J,landing_grace=8
+mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 1; }
+S=$MNT/s3t
+on_store() { s3 head late "$1" >/dev/null 2>&1; }
+gone() { ! on_store "$1"; }
+logged() { tail -n +"$((lines + 1))" "$LOG" | grep -q -- "$1"; }
+settled() {	# the mount's own answer, what mediactl wait polls
+	timeout 120 "$MEDIACTL" wait "$S" >/dev/null 2>&1
+}
+pending_rows() { sqlite3 "$J" "select count(*) from uploads where state='pending'"; }
+
+# ---- 1. kill -9 with the upload of a deleted file on its way
+: >"$T/control.held"
+hold late-kill
+head -c 3000000 /dev/urandom >"$S/late-kill.bin" ||
+	{ fail write "cannot write $S/late-kill.bin"; exit 1; }
+if ! nheld late-kill 1; then
+	release
+	fail "upload in flight" "the upload never reached the proxy"
+	exit 1
+fi
+rm "$S/late-kill.bin" || fail rm "cannot remove late-kill.bin"
+kill9_fs "$MNT"
+lines=$(wc -l <"$LOG")
+mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "mediafs did not mount"; exit 1; }
+if poll 60 logged "deleted late-kill.bin: an upload stopped by a kill may have left it"; then
+	pass "the next mount deletes what the killed upload may have left"
+else
+	fail "kill: first delete" "no delete in $LOG"
+fi
+release		# the dead daemon's PUT lands now, after that delete
+if poll 60 on_store late-kill.bin; then
+	pass "the held PUT landed after the delete (the order forced)"
+else
+	fail "kill: late landing" "the held PUT never landed: $(cat "$T/control.held")"
+fi
+settled || fail "kill: settle" "the mount did not settle"
+check "a request landing after the delete is deleted again" \
+	gone late-kill.bin
+check "its row is closed after" [ "$(pending_rows)" = 0 ]
+check "the file stays deleted in the mount" [ ! -e "$S/late-kill.bin" ]
+
+# ---- 2. live: each attempt lands, no answer comes, the file is deleted
+printf 'hold_key=late-live\nreset_key=late-live\n' >"$T/control"
+: >"$T/control.held"
+head -c 200000 /dev/urandom >"$S/late-live.bin" ||
+	{ fail write "cannot write $S/late-live.bin"; exit 1; }
+if ! nheld late-live 1; then
+	release
+	fail "upload in flight" "the upload never reached the proxy"
+	exit 1
+fi
+rm "$S/late-live.bin" || fail rm "cannot remove late-live.bin"
+echo "reset_key=late-live" >"$T/control"	# lands, answer lost
+lines=0
+if poll 60 logged "late-live.bin was deleted while uploading; its upload failed.*deleting what may land"; then
+	pass "a failed upload of a deleted file deletes what may have landed"
+else
+	fail "live: failed upload" "$(grep late-live "$LOG" | tail -3)"
+fi
+settled || fail "live: settle" "the mount did not settle"
+release
+check "what the lost answers' attempts stored is deleted" \
+	gone late-live.bin
+check "no row stays pending" [ "$(pending_rows)" = 0 ]
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
