@@ -96,6 +96,15 @@ enum mfs_err mcache_lookup(struct mcache *mc, uint64_t parent,
 enum mfs_err mcache_dir_replace(struct mcache *mc, uint64_t dir,
 				const struct mc_entry *e, int n, int64_t now_s,
 				struct errbuf *eb);
+/* A listing's number, taken before its request is sent: the children
+ * changed here since (an upload landed, a file made or moved in, a HEAD)
+ * are not swept by mcache_dir_replace_since for missing from it (the
+ * server made the listing before they were there). */
+int64_t mcache_list_begin(struct mcache *mc);
+enum mfs_err mcache_dir_replace_since(struct mcache *mc, uint64_t dir,
+				      const struct mc_entry *e, int n,
+				      int64_t now_s, int64_t since,
+				      struct errbuf *eb);
 
 /* Call cb for every child of dir in name order; a non-zero return stops. */
 typedef int (*mcache_child_cb)(void *ud, const struct mc_node *n);

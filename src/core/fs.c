@@ -398,11 +398,13 @@ static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
 	struct collect c = { 0 };
 	struct mc_entry *me = NULL;
 	enum mfs_err rc;
+	int64_t since;
 	int i, n = 0;
 
 	if (!r)
 		return eb_set(eb, MFS_EIO, "directory '%s' has no remote",
 			      d->key);
+	since = mcache_list_begin(fs->mc);
 	rc = r->be->ops->list(r->be, d->key, collect_cb, &c, eb);
 	if (!rc && c.n) {
 		me = calloc((size_t)c.n, sizeof(*me));
@@ -427,7 +429,8 @@ static enum mfs_err list_into_cache(struct fs *fs, const struct mc_node *d,
 		}
 	}
 	if (!rc)
-		rc = mcache_dir_replace(fs->mc, d->ino, me, n, fsi_now_s(), eb);
+		rc = mcache_dir_replace_since(fs->mc, d->ino, me, n,
+					      fsi_now_s(), since, eb);
 	if (!rc && c.marker && strcmp(d->etag, UPQ_MARKER_ETAG)) {
 		/* the cache learns of it (it may have been lost, or made
 		 * by someone else): a file that lands below deletes it */

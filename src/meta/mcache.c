@@ -40,26 +40,30 @@ static const char *const sql[S_COUNT] = {
 		     "etag,key,seen,mode) VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,"
 		     "?10)",
 	/* etag changed or unknown: listing values win, HEAD data is stale */
+	/* (not over a change made here since the listing began: the
+	 * listing's values are older) */
 	[S_UPDATE_LISTED] = "UPDATE node SET size=?2,mtime_ns=?3,etag=?4,"
-			    "full=0,mode=?6,ctype=NULL,seen=?5 WHERE ino=?1",
-	[S_UPDATE_KEEP] = "UPDATE node SET seen=?2 WHERE ino=?1",
+			    "full=0,mode=?6,ctype=NULL,seen=?5 WHERE ino=?1 "
+			    "AND seen<?5",
+	[S_UPDATE_KEEP] = "UPDATE node SET seen=max(seen,?2) WHERE ino=?1",
 	[S_SET_LISTED] = "UPDATE node SET listed_at=?2 WHERE ino=?1",
 	[S_MARK] = "UPDATE node SET seen=?2 WHERE ino=?1",
 	/* nodes with local changes not yet on the server stay */
-	[S_SWEEP_SEL] = "SELECT ino FROM node WHERE parent=?1 AND seen<>?2 "
+	/* (and those changed here since the listing began: seen >= ?2) */
+	[S_SWEEP_SEL] = "SELECT ino FROM node WHERE parent=?1 AND seen<?2 "
 			"AND pending=0",
 	[S_DELETE_TREE] = "WITH RECURSIVE t(i) AS (SELECT ?1 UNION ALL "
 			  "SELECT n.ino FROM node n JOIN t ON n.parent=t.i) "
 			  "DELETE FROM node WHERE ino IN (SELECT i FROM t)",
 	[S_SET_FULL] = "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,etag=?5,"
-		       "ctype=?6,cc=?7,full=1 WHERE ino=?1",
+		       "ctype=?6,cc=?7,full=1,seen=?8 WHERE ino=?1",
 	[S_SET_SNIFFED] = "UPDATE node SET stype=?3,sniff_etag=?2 "
 			  "WHERE ino=?1",
 	[S_ADD_UPDATE] = "UPDATE node SET size=?2,mtime_ns=?3,mode=?4,"
-			 "pending=?5,full=0 WHERE ino=?1",
+			 "pending=?5,full=0,seen=?6 WHERE ino=?1",
 	[S_ADD_INSERT] = "INSERT INTO node(parent,name,kind,rid,size,"
-			 "mtime_ns,mode,key,pending,etag,listed_at) "
-			 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'',?10)",
+			 "mtime_ns,mode,key,pending,etag,listed_at,seen) "
+			 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'',?10,?11)",
 };
 
 static const char schema[] =
@@ -95,7 +99,15 @@ struct mcache {
 	/* guarded by lock: mcache_set's UPDATE for each mask of columns,
 	 * prepared on first use (parsing it cost more than running it) */
 	sqlite3_stmt *set_st[1u << MC_SET_NCOLS];
-	int64_t gen;			/* guarded by lock: listing generation */
+	int64_t gen;			/* guarded by lock: the newest listing's
+					 * number (mcache_list_begin); a node's
+					 * "seen" is the number of the last
+					 * listing that had it, or the newest
+					 * one when it was changed here: a
+					 * listing sweeps only nodes seen
+					 * before it began */
+	int64_t seen_now;		/* guarded by lock: in a listing's
+					 * merge, its number */
 	int64_t now_ns;			/* guarded by lock: time of this listing */
 };
 
@@ -185,7 +197,17 @@ enum mfs_err mcache_open(const char *path, struct mcache **out,
 		rc = db_err(mc, eb, "creating the root");
 		goto out;
 	}
-	mc->gen = 1;
+	{
+		/* numbers go on from the last run's */
+		sqlite3_stmt *g = NULL;
+
+		mc->gen = 1;
+		if (sqlite3_prepare_v2(mc->db, "SELECT max(seen) FROM node",
+				       -1, &g, NULL) == SQLITE_OK &&
+		    sqlite3_step(g) == SQLITE_ROW)
+			mc->gen = sqlite3_column_int64(g, 0) + 1;
+		sqlite3_finalize(g);
+	}
 out:
 	if (rc) {
 		mcache_close(mc);
@@ -419,7 +441,7 @@ static int insert_child(struct mcache *mc, const struct mc_node *dir,
 			   mc->now_ns : e->mtime_ns);
 	sqlite3_bind_text(st, 7, e->etag ? e->etag : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, key, -1, SQLITE_STATIC);
-	sqlite3_bind_int64(st, 9, mc->gen);
+	sqlite3_bind_int64(st, 9, mc->seen_now);
 	sqlite3_bind_int(st, 10, (int)(e->mode & 07777));
 	ok = step_done(st);
 	free(key);
@@ -456,7 +478,7 @@ static int merge_entry(struct mcache *mc, const struct mc_node *dir,
 	     !e->mtime_ns)) {
 		st = stmt(mc, S_UPDATE_KEEP);
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)old.ino);
-		sqlite3_bind_int64(st, 2, mc->gen);
+		sqlite3_bind_int64(st, 2, mc->seen_now);
 	} else {
 		st = stmt(mc, S_UPDATE_LISTED);
 		sqlite3_bind_int64(st, 1, (sqlite3_int64)old.ino);
@@ -464,16 +486,35 @@ static int merge_entry(struct mcache *mc, const struct mc_node *dir,
 		sqlite3_bind_int64(st, 3, e->mtime_ns);
 		sqlite3_bind_text(st, 4, e->etag ? e->etag : "", -1,
 				  SQLITE_STATIC);
-		sqlite3_bind_int64(st, 5, mc->gen);
+		sqlite3_bind_int64(st, 5, mc->seen_now);
 		sqlite3_bind_int(st, 6, (int)(e->mode & 07777));
 	}
 	mc_node_cleanup(&old);
 	return step_done(st);
 }
 
+int64_t mcache_list_begin(struct mcache *mc)
+{
+	int64_t t;
+
+	pthread_mutex_lock(&mc->lock);
+	t = ++mc->gen;
+	pthread_mutex_unlock(&mc->lock);
+	return t;
+}
+
 enum mfs_err mcache_dir_replace(struct mcache *mc, uint64_t dir,
 				const struct mc_entry *e, int n, int64_t now_s,
 				struct errbuf *eb)
+{
+	return mcache_dir_replace_since(mc, dir, e, n, now_s,
+					mcache_list_begin(mc), eb);
+}
+
+enum mfs_err mcache_dir_replace_since(struct mcache *mc, uint64_t dir,
+				      const struct mc_entry *e, int n,
+				      int64_t now_s, int64_t since,
+				      struct errbuf *eb)
 {
 	struct mc_node d = { 0 };
 	sqlite3_stmt *st;
@@ -489,7 +530,7 @@ enum mfs_err mcache_dir_replace(struct mcache *mc, uint64_t dir,
 		pthread_mutex_unlock(&mc->lock);
 		return rc;
 	}
-	mc->gen++;
+	mc->seen_now = since;
 	mc->now_ns = now_s * 1000000000;
 	if (exec(mc, "BEGIN IMMEDIATE")) {
 		rc = db_err(mc, eb, "begin");
@@ -500,7 +541,7 @@ enum mfs_err mcache_dir_replace(struct mcache *mc, uint64_t dir,
 	/* sweep children the listing no longer has */
 	st = stmt(mc, S_SWEEP_SEL);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)dir);
-	sqlite3_bind_int64(st, 2, mc->gen);
+	sqlite3_bind_int64(st, 2, since);
 	while (ok && sqlite3_step(st) == SQLITE_ROW) {
 		uint64_t *g = realloc(gone, sizeof(*g) * (size_t)(ngone + 1));
 
@@ -578,6 +619,7 @@ enum mfs_err mcache_set_full(struct mcache *mc, uint64_t ino, uint64_t size,
 	sqlite3_bind_text(st, 5, etag, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, ctype, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, cc, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 8, mc->gen);
 	ok = step_done(st);
 	pthread_mutex_unlock(&mc->lock);
 	return ok ? MFS_OK : MFS_EIO;
@@ -793,6 +835,7 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 		sqlite3_bind_int64(up, 3, mtime_ns);
 		sqlite3_bind_int(up, 4, (int)mode);
 		sqlite3_bind_int(up, 5, pending);
+		sqlite3_bind_int64(up, 6, mc->gen);
 		if (sqlite3_step(up) != SQLITE_DONE)
 			rc = db_err(mc, eb, "add");
 		sqlite3_reset(up);
@@ -817,6 +860,7 @@ enum mfs_err mcache_add(struct mcache *mc, uint64_t parent, const char *name,
 		/* a directory made here is empty: its listing is complete */
 		sqlite3_bind_int64(ins, 10, kind == MC_DIR ?
 				   (sqlite3_int64)(mtime_ns / 1000000000) : 0);
+		sqlite3_bind_int64(ins, 11, mc->gen);
 		if (sqlite3_step(ins) != SQLITE_DONE)
 			rc = db_err(mc, eb, "add");
 		else
@@ -849,7 +893,9 @@ enum mfs_err mcache_set(struct mcache *mc, uint64_t ino,
 	pthread_mutex_lock(&mc->lock);
 	st = mc->set_st[mask];
 	if (!st) {
-		n = (size_t)snprintf(q, sizeof(q), "UPDATE node SET ino=ino");
+		/* a change here: no listing begun before sweeps it */
+		n = (size_t)snprintf(q, sizeof(q), "UPDATE node SET seen=?%d",
+				     MC_SET_NCOLS + 2);
 		for (i = 0; i < MC_SET_NCOLS; i++)
 			if (mask & (1u << i))
 				n += (size_t)snprintf(q + n, sizeof(q) - n,
@@ -886,6 +932,7 @@ enum mfs_err mcache_set(struct mcache *mc, uint64_t ino,
 	if (mask & MC_SET_CC)
 		sqlite3_bind_text(st, b++, s->cc ? s->cc : "", -1,
 				  SQLITE_STATIC);
+	sqlite3_bind_int64(st, MC_SET_NCOLS + 2, mc->gen);
 	ok = sqlite3_step(st) == SQLITE_DONE;
 	/* done with it: no lock held, no borrowed text kept */
 	sqlite3_reset(st);
@@ -1046,9 +1093,11 @@ enum mfs_err mcache_move(struct mcache *mc, uint64_t ino, uint64_t newparent,
 		delete_tree(mc, old.ino);	/* replaced by the move */
 	st = NULL;
 	if (sqlite3_prepare_v2(mc->db,
-			       "UPDATE node SET parent=?2,name=?3,key=?4 "
-			       "WHERE ino=?1", -1, &st, NULL) != SQLITE_OK)
+			       "UPDATE node SET parent=?2,name=?3,key=?4,"
+			       "seen=?5 WHERE ino=?1", -1, &st,
+			       NULL) != SQLITE_OK)
 		goto fail;
+	sqlite3_bind_int64(st, 5, mc->gen);
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)ino);
 	sqlite3_bind_int64(st, 2, (sqlite3_int64)newparent);
 	sqlite3_bind_text(st, 3, newname, -1, SQLITE_STATIC);

@@ -43,6 +43,10 @@ start, or by key); each one prints "LIE <rule> <method> <path>" on stdout:
                       byte every 0.5 s (up to 300 s) while the control file
                       still says so: a page that never ends; prints
                       "CLOSED list_hold ..." when the client hangs up
+  list_late=PREFIX    a ListObjectsV2 of PREFIX: forwarded at once, its
+                      true reply held (up to 60 s) while the line stays
+                      (noted in CONTROL_FILE.held as "LIST <path>"): a
+                      listing the server made before what lands meanwhile
   list_nul=PREFIX     a ListObjectsV2 of PREFIX: forwarded, with an extra
                       key PREFIX + "bad%00name" (URL-encoded listing)
   complete_garble=TEXT a CompleteMultipartUpload whose path contains TEXT:
@@ -248,6 +252,18 @@ class Handler(QuietHandler):
                 '</EncodingType><IsTruncated>true</IsTruncated>'
                 '<NextContinuationToken>%s</NextContinuationToken>'
                 '</ListBucketResult>' % (enc, nxt)).encode())
+            return True
+        if listing and r.get('list_late') and \
+                q.get('prefix', [''])[0] == r['list_late']:
+            st, reason, hdrs, data = self.forward(body)
+            lie('list_late', m, path)
+            with open(self.control + '.held', 'a') as f:
+                f.write('LIST %s\n' % path)
+            t0 = time.time()
+            while time.time() - t0 < 60 and rules(self.control).get(
+                    'list_late') == r['list_late']:
+                time.sleep(0.05)
+            self.reply(st, hdrs, data)
             return True
         if listing and r.get('list_nul') and \
                 q.get('prefix', [''])[0] == r['list_nul']:
