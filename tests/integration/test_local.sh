@@ -34,15 +34,28 @@ diff -r "$T/src" "$STORE/cp" >/dev/null && diff -r "$T/src" "$STORE/rs" >/dev/nu
 sent=$(rsync -a --stats "$T/src/" "$MNT/rs/" | awk -F': ' '/Number of regular files transferred/ {print $2}')
 [ "$sent" = 0 ] && pass "second rsync -a: 0 files transferred" || fail "second rsync" "$sent"
 
+# renames on disk are rename(2): the same inode, nothing copied (before:
+# a copy of every byte and a delete, file by file, unrecorded)
+inodes() { find "$1" -type f -printf '%P %i\n' | sort; }
+i_f2=$(stat -c %i "$STORE/cp/a/f2")
+inodes "$STORE/rs" >"$T/rs.inodes"
 mv "$MNT/cp/a/f2" "$MNT/cp/a/f2-moved" && chmod 600 "$MNT/cp/a/f3" &&
 	touch -d '2020-01-01 00:00:00' "$MNT/cp/a/f4" && rm "$MNT/cp/a/f5"
 wait_uploads "$J"
 [ -f "$STORE/cp/a/f2-moved" ] && [ ! -e "$STORE/cp/a/f2" ] && [ ! -e "$STORE/cp/a/f5" ] &&
 	[ "$(stat -c %a "$STORE/cp/a/f3")" = 600 ] && [ "$(stat -c %Y "$STORE/cp/a/f4")" = 1577836800 ] &&
 	pass "mv, chmod, touch and rm act on the disk" || fail "ops" "$(ls -l "$STORE/cp/a" | head -5)"
+check "a file rename is one rename(2) on disk (same inode)" \
+	[ "$(stat -c %i "$STORE/cp/a/f2-moved")" = "$i_f2" ]
 mv "$MNT/rs" "$MNT/rs2"
 [ -d "$STORE/rs2/a/b" ] && [ ! -e "$STORE/rs" ] && diff -r "$T/src" "$STORE/rs2" >/dev/null &&
 	pass "directory rename on disk" || fail "dir rename" "$(ls -R "$STORE" | head -5)"
+check "a directory rename is one rename(2) on disk (every file's inode kept)" \
+	cmp -s "$T/rs.inodes" <(inodes "$STORE/rs2")
+# into a folder whose own mkdir has not reached the disk yet
+mkdir "$MNT/newdir" && mv "$MNT/rs2" "$MNT/newdir/rs3" &&
+	wait_uploads "$J" && diff -r "$T/src" "$STORE/newdir/rs3" >/dev/null &&
+	pass "a directory renamed into a new folder" || fail "dir rename into new folder" "$(ls -R "$STORE/newdir" 2>&1 | head -5)"
 mkdir "$MNT/empty"
 wait_uploads "$J"
 [ -d "$STORE/empty" ] && pass "an empty directory exists on disk" || fail "mkdir" "missing"
