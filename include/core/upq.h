@@ -158,7 +158,8 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
  * one that failed without an answer. It was deleted now; it is deleted
  * again landing_grace_ms later (a request lands late, after the delete:
  * issue #15, #15.57), unless an upload of key newer than journal row jid
- * finished meanwhile (that one is the file then). cancel_row: the row jid
+ * finished meanwhile, or the mount shows a file there now (upq_set_shown,
+ * upq_key_taken: that one is the file then). cancel_row: the row jid
  * is cancelled after, and stage_path (may be NULL; ownership moves)
  * unlinked; a failed delete keeps the row pending (the next mount deletes
  * again). The key shows pending under its folder until then; an unmount
@@ -166,6 +167,19 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
 				const char *key, int64_t jid, int cancel_row,
 				char *stage_path, struct errbuf *eb);
+
+/* A rename is about to put a file (dir: a folder, and what is below it)
+ * at key on be: a recheck of that key, or below it, waits for nothing
+ * more and deletes nothing (the object there will be the renamed one's);
+ * one running is waited for. */
+void upq_key_taken(struct upq *q, const struct backend *be, const char *key,
+		   int dir);
+/* fn(ctx, be, key): does the mount show a file or folder at key of be
+ * now? A recheck then deletes nothing there. Before upq_start. */
+void upq_set_shown(struct upq *q,
+		   int (*fn)(void *ctx, const struct backend *be,
+			     const char *key),
+		   void *ctx);
 
 /* A directory's etag in the cache while its marker object is known to be
  * stored (on a backend with BE_CAP_MARKER_OBJECTS): the ETag of an empty

@@ -987,6 +987,10 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 			upq_wait(fs->cfg.upq, dst.ino, NULL);	/* lands first */
 		rc = r->be->ops->rmdir(r->be, dst.key, eb);
 	}
+	/* a late landing's recheck of newkey (upq_submit_recheck) must not
+	 * delete what this rename puts there */
+	if (!rc)
+		upq_key_taken(fs->cfg.upq, r->be, newkey, src.kind == MC_DIR);
 	if (!rc && src.kind == MC_FILE)
 		rc = rename_file(fs, r, &src, newparent, newname, newkey,
 				 over, eb);

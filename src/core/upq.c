@@ -635,6 +635,40 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* A recheck item of key (upq_submit_recheck; not queued yet), or NULL
+ * when out of memory. stage_path's ownership moves on success. */
+static struct item *recheck_new(struct backend *be, const char *key,
+				int64_t jid, int cancel_row, char *stage_path)
+{
+	struct item *it = calloc(1, sizeof(*it));
+
+	if (!it || !(it->key = strdup(key))) {
+		free(it);
+		return NULL;
+	}
+	it->recheck = cancel_row ? 2 : 1;
+	it->be = be;
+	it->jid = jid;
+	it->stage_path = stage_path;
+	it->created_ms = now_ms();
+	it->state = S_QUEUED;
+	return it;
+}
+
+/* Caller holds lock: queue recheck item it to run at at_ms. */
+static void recheck_queue(struct upq *q, struct item *it, int64_t at_ms)
+{
+	it->due_ms = it->not_before_ms = at_ms;
+	it->in_list = 1;
+	if (q->tail)
+		q->tail->next = it;
+	else
+		q->head = it;
+	q->tail = it;
+	q->st.queued++;
+	pthread_cond_signal(&q->work);
+}
+
 /* Without the lock: the DELETE of a recheck item (upq_submit_recheck),
  * unless an upload of its key newer than its row finished (that one is
  * the file now). */
@@ -642,10 +676,17 @@ static enum mfs_err recheck(struct upq *q, struct item *it, const char *key,
 			    struct errbuf *eb)
 {
 	enum mfs_err rc;
+	int taken;
 
-	if (it->jid > 0 &&
-	    journal_done_after(q->j, it->be->name, key, it->jid)) {
-		log_dbg(LOG_SUB_UPQ, "%s: a newer upload landed there: not deleted again",
+	pthread_mutex_lock(&q->lock);
+	taken = it->superseded;
+	pthread_mutex_unlock(&q->lock);
+	if (taken || (it->jid > 0 &&
+		      journal_done_after(q->j, it->be->name, key, it->jid)) ||
+	    (q->shown && q->shown(q->shown_ctx, it->be, key))) {
+		/* a file the mount shows has the key now (renamed onto it,
+		 * written again): the object there is that one's */
+		log_dbg(LOG_SUB_UPQ, "%s: another file has that name now: not deleted again",
 			key);
 		return MFS_OK;
 	}
@@ -676,7 +717,7 @@ static void rechecked(struct upq *q, struct item *it, enum mfs_err rc,
 		log_warn("cannot delete %s, where a request sent before may land late (the next mount tries again): %s",
 			 it->key, eb->msg[0] ? eb->msg : mfs_strerror(rc));
 	} else if (now_ms() < it->due_ms) {
-		log_info("%s: deleted before its time (unmount): the next mount deletes it again",
+		log_info("%s: checked before its time (unmount): the next mount checks it again",
 			 it->key);
 	} else if (it->recheck == 2) {
 		journal_cancel(q->j, it->jid, NULL);
@@ -717,6 +758,7 @@ static void *worker(void *arg)
 		struct item *it = pick(q, &wait_ms);
 		struct errbuf jeb = { 0 };
 		int jtries = 0, keep_stage = 0;
+		struct item *rq;
 		enum mfs_err rc;
 
 		if (!it) {
@@ -790,20 +832,23 @@ static void *worker(void *arg)
 settle:
 		it->rc = rc;
 		if (rc && it->cancelled && !it->discarded && !it->marker &&
-		    q->cfg.landing_grace_ms >= 0) {
+		    (rq = recheck_new(it->be, it->key, it->jid, 1,
+				      it->stage_path))) {
 			/* deleted while uploading, and the upload failed:
 			 * its last request may have landed all the same (a
-			 * reset after the body went), or land later */
-			log_info("%s was deleted while uploading; its upload failed (%s): deleting what may land of it, now and in %ld s",
+			 * reset after the body went), or land later. The
+			 * item itself is over (a rename over the file waits
+			 * for it); its row and staged copy go to a recheck */
+			log_info("%s was deleted while uploading; its upload failed (%s): deleting what may land of it, now%s",
 				 it->key, eb.msg[0] ? eb.msg : mfs_strerror(rc),
-				 q->cfg.landing_grace_ms / 1000);
-			it->recheck = 2;
-			it->recheck_again = 1;
-			it->ino = 0;
-			it->state = S_QUEUED;
-			it->not_before_ms = 0;
-			q->st.queued++;
-			pthread_cond_signal(&q->work);
+				 q->cfg.landing_grace_ms >= 0 ?
+				 " and after the landing grace" : "");
+			rq->recheck_again = q->cfg.landing_grace_ms >= 0;
+			it->stage_path = NULL;
+			recheck_queue(q, rq, now_ms());
+			it->rc = MFS_OK;
+			it->state = S_DONE;
+			release_item(q, it);
 			goto next;
 		}
 		if (it->discarded || (rc && it->cancelled)) {
@@ -1197,32 +1242,50 @@ enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
 		free(stage_path);
 		return MFS_OK;
 	}
-	it = calloc(1, sizeof(*it));
-	if (!it || !(it->key = strdup(key))) {
-		free(it);
+	it = recheck_new(be, key, jid, cancel_row, stage_path);
+	if (!it)
 		return eb_set(eb, MFS_ENOMEM, "upload queue");
-	}
-	it->recheck = cancel_row ? 2 : 1;
-	it->be = be;
-	it->jid = jid;
-	it->stage_path = stage_path;
-	it->created_ms = now_ms();
-	it->state = S_QUEUED;
-	it->due_ms = it->not_before_ms =
-		it->created_ms + q->cfg.landing_grace_ms;
 	pthread_mutex_lock(&q->lock);
-	it->in_list = 1;
-	if (q->tail)
-		q->tail->next = it;
-	else
-		q->head = it;
-	q->tail = it;
-	q->st.queued++;
-	pthread_cond_signal(&q->work);
+	recheck_queue(q, it, it->created_ms + q->cfg.landing_grace_ms);
 	pthread_mutex_unlock(&q->lock);
 	log_dbg(LOG_SUB_UPQ, "%s: deleted again in %ld s, in case a request sent before lands late",
 		key, q->cfg.landing_grace_ms / 1000);
 	return MFS_OK;
+}
+
+void upq_key_taken(struct upq *q, const struct backend *be, const char *key,
+		   int dir)
+{
+	size_t n = strlen(key);
+	struct item *it;
+	int running;
+
+	pthread_mutex_lock(&q->lock);
+	do {
+		running = 0;
+		for (it = q->head; it; it = it->next) {
+			if (!it->recheck || it->be != be ||
+			    strncmp(it->key, key, n) ||
+			    (it->key[n] && !(dir && it->key[n] == '/')))
+				continue;
+			if (it->state == S_RUNNING)
+				running = 1;
+			else
+				it->superseded = 1;
+		}
+		if (running)
+			pthread_cond_wait(&q->changed, &q->lock);
+	} while (running);
+	pthread_mutex_unlock(&q->lock);
+}
+
+void upq_set_shown(struct upq *q,
+		   int (*fn)(void *ctx, const struct backend *be,
+			     const char *key),
+		   void *ctx)
+{
+	q->shown = fn;
+	q->shown_ctx = ctx;
 }
 
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,

@@ -49,6 +49,8 @@ struct item {
 				 * landing_grace_ms after it runs */
 	int64_t due_ms;		/* a recheck's time (an unmount runs it
 				 * before: its row then stays pending) */
+	int superseded;		/* guarded: a recheck whose key a rename
+				 * is taking (upq_key_taken): no DELETE */
 	int resumed;		/* a marker from an earlier run's journal
 				 * row: its request may have landed after
 				 * that run ended (a kill -9, #15.44) */
@@ -116,6 +118,8 @@ struct upq {
 	int nhooks;		/* set before upq_start, then read-only */
 	void (*inval)(void *ctx, uint64_t ino);	/* set before upq_start */
 	void *inval_ctx;
+	int (*shown)(void *ctx, const struct backend *be, const char *key);
+	void *shown_ctx;	/* upq_set_shown, before upq_start */
 };
 
 /* upq.c: caller holds lock: the newest item of ino, or NULL. */

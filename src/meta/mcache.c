@@ -21,7 +21,7 @@
 enum stmt_id {
 	S_GET, S_LOOKUP, S_CHILDREN, S_INSERT, S_UPDATE_LISTED,
 	S_UPDATE_KEEP, S_SET_LISTED, S_MARK, S_SWEEP_SEL, S_DELETE_TREE,
-	S_SET_FULL, S_SET_SNIFFED, S_ADD_UPDATE, S_ADD_INSERT, S_COUNT
+	S_SET_FULL, S_SET_SNIFFED, S_ADD_UPDATE, S_ADD_INSERT, S_SEEN, S_COUNT
 };
 
 static const char *const sql[S_COUNT] = {
@@ -64,6 +64,7 @@ static const char *const sql[S_COUNT] = {
 	[S_ADD_INSERT] = "INSERT INTO node(parent,name,kind,rid,size,"
 			 "mtime_ns,mode,key,pending,etag,listed_at,seen) "
 			 "VALUES(?1,?2,?3,?4,?5,?6,?7,?8,?9,'',?10,?11)",
+	[S_SEEN] = "SELECT seen FROM node WHERE ino=?1",
 };
 
 static const char schema[] =
@@ -466,6 +467,19 @@ static int merge_entry(struct mcache *mc, const struct mc_node *dir,
 	if (rc)
 		return 0;
 	if (old.kind != e->kind) {
+		int64_t seen = 0;
+
+		st = stmt(mc, S_SEEN);
+		sqlite3_bind_int64(st, 1, (sqlite3_int64)old.ino);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			seen = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (old.pending || seen >= mc->seen_now) {
+			/* made here since the listing began (or not yet
+			 * stored): its older word does not replace it */
+			mc_node_cleanup(&old);
+			return 1;
+		}
 		mc_node_cleanup(&old);
 		return delete_tree(mc, old.ino) &&
 		       insert_child(mc, dir, e, NULL);

@@ -28,6 +28,7 @@ mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail mount "mediafs did not mount"; exit 
 S=$MNT/s3t
 on_store() { s3 head late "$1" >/dev/null 2>&1; }
 gone() { ! on_store "$1"; }
+lines=0
 logged() { tail -n +"$((lines + 1))" "$LOG" | grep -q -- "$1"; }
 settled() {	# the mount's own answer, what mediactl wait polls
 	timeout 120 "$MEDIACTL" wait "$S" >/dev/null 2>&1
@@ -88,4 +89,69 @@ release
 check "what the lost answers' attempts stored is deleted" \
 	gone late-live.bin
 check "no row stays pending" [ "$(pending_rows)" = 0 ]
+
+# what the recheck must not delete: another file that has the name now
+# (found by a review: it asked only for a newer done upload row)
+fail_upload() {	# fail_upload NAME: write NAME, held; rm it; its upload fails
+	printf 'hold_key=%s\nreset_key=%s\n' "$1" "$1" >"$T/control"
+	: >"$T/control.held"
+	head -c 200000 /dev/urandom >"$S/$1" || return 1
+	nheld "$1" 1 || { release; return 1; }
+	rm "$S/$1" || return 1
+	echo "reset_key=$1" >"$T/control"
+	poll 60 logged "$1 was deleted while uploading; its upload failed"
+}
+# ---- 3. a stored file renamed onto the key while its recheck waits
+echo keepme >"$S/keep.txt" && settled || fail setup "keep.txt did not land"
+if fail_upload victim.bin; then
+	release
+	mv "$S/keep.txt" "$S/victim.bin" || fail mv "mv onto victim.bin failed"
+	settled || fail "rename onto: settle" "the mount did not settle"
+	check "a file renamed onto a rechecked key stays on the store" \
+		on_store victim.bin
+	check "and reads back in the mount" grep -q keepme "$S/victim.bin"
+else
+	release
+	fail "rename onto: setup" "$(grep victim "$LOG" | tail -3)"
+fi
+
+# ---- 4. an older upload renamed onto the key lands before the recheck
+: >"$T/control.held"
+echo hold_key=zz- >"$T/control"
+echo adata >"$S/zz-a.txt"
+nheld zz-a 1 || fail "older row: setup" "zz-a.txt never held"
+head -c 200000 /dev/urandom >"$S/zz-k.bin"
+nheld zz-k 1 || fail "older row: setup" "zz-k.bin never held"
+rm "$S/zz-k.bin" && mv "$S/zz-a.txt" "$S/zz-k.bin" ||
+	fail "older row: setup" "rm or mv failed"
+printf 'hold_key=zz-a\nreset_key=zz-k\n' >"$T/control"
+poll 60 logged "zz-k.bin was deleted while uploading" ||
+	fail "older row: setup" "$(grep zz- "$LOG" | tail -3)"
+release
+settled || fail "older row: settle" "the mount did not settle"
+check "an upload renamed onto a rechecked key stays on the store" \
+	on_store zz-k.bin
+check "and reads back in the mount" grep -q adata "$S/zz-k.bin"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+
+# ---- 5. mv over a file whose upload then fails: the rename waits for
+# that upload, not for the recheck after it (a 60 s grace here)
+mount_fs "$LOG" "$MNT" -o "${OPTS%,landing_grace=8},landing_grace=60" ||
+	{ fail remount "mediafs did not mount"; exit 1; }
+echo srcdata >"$S/src.txt" && settled || fail setup "src.txt did not land"
+printf 'hold_key=dst\nreset_key=dst\n' >"$T/control"
+: >"$T/control.held"
+head -c 200000 /dev/urandom >"$S/dst.bin"
+nheld dst 1 || fail "mv over: setup" "dst.bin never held"
+mv "$S/src.txt" "$S/dst.bin" &
+mover=$!
+echo "reset_key=dst" >"$T/control"	# each attempt lands, no answer
+wait $mover || fail "mv over" "mv failed"
+state=$(getfattr --only-values -n user.mediafs.upload_state "$S" 2>/dev/null)
+release
+check "mv over it returned while the recheck still waits (state: $state)" \
+	[ "${state%%:*}" = pending ]
+check "the renamed file reads back" grep -q srcdata "$S/dst.bin"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+check "what the recheck would delete is the renamed file's: it stays" \
+	on_store dst.bin

@@ -53,7 +53,7 @@ start, or by key); each one prints "LIE <rule> <method> <path>" on stdout:
                       forwarded, then answered 200 with half its body
   reset_once=TEXT     the first POST/PUT per path containing TEXT: forwarded,
                       then the connection is reset without an answer
-  reset_key=TEXT      every POST/PUT whose path contains TEXT: forwarded,
+  reset_key=TEXT      every POST/PUT (not a copy) whose path contains TEXT: forwarded,
                       then the connection reset without an answer (each
                       attempt lands; the client sees only failures)
   lose_reply=TEXT     a POST whose path contains TEXT: forwarded, then no
@@ -308,7 +308,7 @@ class Handler(QuietHandler):
                 self.reset()
                 return True
         if m in ('POST', 'PUT') and r.get('reset_key') and \
-                r['reset_key'] in path:
+                r['reset_key'] in path and not is_copy:
             self.forward(body)
             lie('reset_key', m, path)
             self.reset()

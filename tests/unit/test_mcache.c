@@ -182,6 +182,26 @@ int main(void)
 		CHECK(mcache_get(mc, keep_ino, &n) == MFS_OK);
 		CHECK(n.size == 30 && !strcmp(n.etag, "k2"));
 		mc_node_cleanup(&n);
+		/* a folder made here since, where the older listing had
+		 * a file: the folder stays */
+		{
+			struct mc_entry f[] = {
+				{ "keep", MC_FILE, 3, 3, "k", 0 },
+				{ "made", MC_FILE, 1, 1, "m", 0 },
+			};
+			uint64_t made_ino = 0;
+
+			since = mcache_list_begin(mc);
+			CHECK(mcache_add(mc, MC_ROOT_INO, "made", MC_DIR, 0,
+					 9, 0755, 0, &made_ino, &eb) == MFS_OK);
+			CHECK(mcache_dir_replace_since(mc, MC_ROOT_INO, f, 2,
+						       520, since, &eb) ==
+			      MFS_OK);
+			CHECK(mcache_get(mc, made_ino, &n) == MFS_OK);
+			CHECK(n.kind == MC_DIR);
+			mc_node_cleanup(&n);
+			CHECK(mcache_remove(mc, made_ino) == MFS_OK);
+		}
 		/* "up" was not changed here: the listing's word holds */
 		CHECK(mcache_get(mc, up_ino, &n) == MFS_ENOTFOUND);
 		/* a listing begun after the change sweeps what it lacks */
