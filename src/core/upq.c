@@ -453,7 +453,7 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 			pthread_mutex_lock(&q->lock);
 		} else if (it->rename_to) {
 			char *to = it->rename_to;
-			int sniffed = it->sniffed;
+			int sniffed = it->sniffed, at_old = 0;
 
 			it->rename_to = NULL;
 			it->moving_to = to;
@@ -482,6 +482,7 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 				if (!rc)
 					rc = moves_move(be, key, to, 0, &left,
 							eb);
+				at_old = rc != MFS_OK;
 				if (!left)	/* moved, or put back */
 					moves_end(q->j, q->mount_id, be, key,
 						  to, 0);
@@ -490,6 +491,21 @@ static enum mfs_err after_upload(struct upq *q, struct item *it,
 							   eb);
 			} else if (!rc) {
 				rc = be->ops->del(be, key, eb);
+				at_old = rc != MFS_OK;
+			} else {
+				at_old = 1;
+			}
+			if (rc && at_old) {
+				/* the copy (or the old name's delete) failed:
+				 * the row fails under the new name and a retry
+				 * sends the staged file there; what landed
+				 * under the old name goes now, or a mount with
+				 * a cold cache showed the file again under it */
+				struct errbuf e2 = { 0 };
+
+				if (be->ops->del(be, key, &e2))
+					log_warn("%s: renamed to %s while uploading; the rename failed, and what landed under the old name cannot be deleted: %s",
+						 key, to, e2.msg);
 			}
 			pthread_mutex_lock(&q->lock);
 			if (!rc && sniffed && it->sniffed)

@@ -152,6 +152,27 @@ release
 check "mv over it returned while the recheck still waits (state: $state)" \
 	[ "${state%%:*}" = pending ]
 check "the renamed file reads back" grep -q srcdata "$S/dst.bin"
+
+# ---- 6. renamed while its upload ran, and the rename's copy fails: what
+# landed under the old name goes (it stayed, unknown to the journal: a
+# mount with a cold cache showed the file again under it)
+: >"$T/control.held"
+echo hold_key=ren-a >"$T/control"
+echo rendata >"$S/ren-a.txt"
+nheld ren-a 1 || fail "failed rename: setup" "ren-a.txt never held"
+mv "$S/ren-a.txt" "$S/ren-b.txt" || fail "failed rename: setup" "mv failed"
+echo fail_key=ren-b >"$T/control"	# the upload lands, its copy fails
+poll 60 logged "upload of ren-b.txt failed" ||
+	fail "failed rename" "$(grep ren- "$LOG" | tail -3)"
+check "a rename whose copy failed leaves nothing under the old name" \
+	gone ren-a.txt
+check "the file reads back under its new name" grep -q rendata "$S/ren-b.txt"
+release
+"$MEDIACTL" --journal "$J" retry ren-b.txt >/dev/null 2>&1 ||
+	fail "failed rename" "mediactl retry failed"
+settled || fail "failed rename: settle" "the mount did not settle"
+check "mediactl retry sends it under its new name" on_store ren-b.txt
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 check "what the recheck would delete is the renamed file's: it stays" \
 	on_store dst.bin
+check "still nothing under the old name" gone ren-a.txt
