@@ -651,6 +651,21 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* Caller holds lock: it is over with nothing kept of it; its journal
+ * row is cancelled and its staged copy unlinked (cancel_row), or both
+ * stay for the next mount. */
+static void finish_dropped(struct upq *q, struct item *it, int cancel_row)
+{
+	if (cancel_row) {
+		journal_cancel(q->j, it->jid, NULL);
+		if (it->stage_path)
+			unlink(it->stage_path);
+	}
+	it->rc = MFS_OK;
+	it->state = S_DONE;
+	release_item(q, it);
+}
+
 /* A recheck item of key (upq_submit_recheck; not queued yet), or NULL
  * when out of memory. stage_path's ownership moves on success. */
 static struct item *recheck_new(struct backend *be, const char *key,
@@ -729,20 +744,14 @@ static void rechecked(struct upq *q, struct item *it, enum mfs_err rc,
 		q->st.queued++;
 		return;
 	}
-	if (rc) {
+	if (rc)
 		log_warn("cannot delete %s, where a request sent before may land late (the next mount tries again): %s",
 			 it->key, eb->msg[0] ? eb->msg : mfs_strerror(rc));
-	} else if (now_ms() < it->due_ms) {
+	else if (now_ms() < it->due_ms)
 		log_info("%s: checked before its time (unmount): the next mount checks it again",
 			 it->key);
-	} else if (it->recheck == 2) {
-		journal_cancel(q->j, it->jid, NULL);
-		if (it->stage_path)
-			unlink(it->stage_path);
-	}
-	it->rc = MFS_OK;
-	it->state = S_DONE;
-	release_item(q, it);
+	finish_dropped(q, it, !rc && now_ms() >= it->due_ms &&
+			      it->recheck == 2);
 }
 
 /* A landed upload the journal cannot record (its "done" write failed:
@@ -862,9 +871,7 @@ settle:
 			rq->recheck_again = q->cfg.landing_grace_ms >= 0;
 			it->stage_path = NULL;
 			recheck_queue(q, rq, now_ms());
-			it->rc = MFS_OK;
-			it->state = S_DONE;
-			release_item(q, it);
+			finish_dropped(q, it, 0);
 			goto next;
 		}
 		if (it->discarded || (rc && it->cancelled)) {
@@ -877,12 +884,7 @@ settle:
 					 "deleting what landed failed" :
 					 "its upload failed, nothing to undo",
 					 eb.msg[0] ? eb.msg : mfs_strerror(rc));
-			journal_cancel(q->j, it->jid, NULL);
-			if (it->stage_path)
-				unlink(it->stage_path);
-			it->rc = MFS_OK;
-			it->state = S_DONE;
-			release_item(q, it);
+			finish_dropped(q, it, 1);
 		} else if (!rc && it->marker) {
 			upqm_landed(q, it);
 		} else if (!rc) {
