@@ -158,8 +158,8 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
  * one that failed without an answer. It was deleted now; it is deleted
  * again landing_grace_ms later (a request lands late, after the delete:
  * issue #15, #15.57), unless an upload of key newer than journal row jid
- * finished meanwhile, or the mount shows a file there now (upq_set_shown,
- * upq_key_taken: that one is the file then). cancel_row: the row jid
+ * finished meanwhile, or a rename took the key (upq_key_taken: that one
+ * is the file then). cancel_row: the row jid
  * is cancelled after, and stage_path (may be NULL; ownership moves)
  * unlinked; a failed delete keeps the row pending (the next mount deletes
  * again). The key shows pending under its folder until then; an unmount
@@ -168,18 +168,22 @@ enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
 				const char *key, int64_t jid, int cancel_row,
 				char *stage_path, struct errbuf *eb);
 
-/* A rename is about to put a file (dir: a folder, and what is below it)
- * at key on be: a recheck of that key, or below it, waits for nothing
- * more and deletes nothing (the object there will be the renamed one's);
- * one running is waited for. */
+/* A rename is about to put a file at key on be (dir: a folder, the keys
+ * below key/): a queued recheck there deletes nothing and its row is over
+ * (the object there will be the renamed one's). wait (the rename stores
+ * the object itself, a server copy or move): an upload, marker or recheck
+ * running there is waited for first (a deleted file's upload deletes
+ * what it lands; a rename in the queue is ordered by the queue). */
 void upq_key_taken(struct upq *q, const struct backend *be, const char *key,
-		   int dir);
-/* fn(ctx, be, key): does the mount show a file or folder at key of be
- * now? A recheck then deletes nothing there. Before upq_start. */
-void upq_set_shown(struct upq *q,
-		   int (*fn)(void *ctx, const struct backend *be,
-			     const char *key),
-		   void *ctx);
+		   int dir, int wait);
+
+/* fn(ctx, be, key): a recheck deleted key (a late landing): a file the
+ * cache has there is that object, listed meanwhile; fn drops it. Before
+ * upq_start. */
+void upq_set_forget(struct upq *q,
+		    void (*fn)(void *ctx, const struct backend *be,
+			       const char *key),
+		    void *ctx);
 
 /* A directory's etag in the cache while its marker object is known to be
  * stored (on a backend with BE_CAP_MARKER_OBJECTS): the ETag of an empty

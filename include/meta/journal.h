@@ -179,6 +179,11 @@ enum mfs_err journal_event(struct journal *j, const char *mount_id,
  * the journal cannot tell. */
 int journal_done_after(struct journal *j, const char *remote, const char *key,
 		       int64_t id);
+/* The same, or an upload of another row that finished at key after row id
+ * was last written (an older file renamed onto the key while its upload
+ * ran, after row id's file was deleted: #15.57's review). */
+int journal_done_since(struct journal *j, const char *remote, const char *key,
+		       int64_t id);
 
 /* A failed upload goes back to pending (mediactl retry). */
 enum mfs_err journal_requeue(struct journal *j, int64_t id, struct errbuf *eb);

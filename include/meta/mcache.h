@@ -161,6 +161,10 @@ enum mfs_err mcache_unpend_files(struct mcache *mc, uint64_t **inos,
  * cache's back), unless it holds local changes not yet uploaded (pending).
  * *dropped (may be NULL) gets 1 when a node went. Its directory's listing
  * stays: the name is then absent, or asked for by name. */
+/* The stored file (not pending) at key of remote rid, MFS_ENOTFOUND when
+ * the cache has none. */
+enum mfs_err mcache_stored_file(struct mcache *mc, int rid, const char *key,
+				struct mc_node *out);
 enum mfs_err mcache_forget_key(struct mcache *mc, int rid, const char *key,
 			       int *dropped);
 /* A number the cache keeps under name (0 when never set), and setting it:

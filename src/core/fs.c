@@ -97,7 +97,26 @@ static void to_attr(const struct fs *fs, const struct mc_node *n,
 	a->gid = fs->cfg.gid;
 }
 
-static int key_shown(void *ctx, const struct backend *be, const char *key);
+/* upq_set_forget: a late landing a recheck deleted, listed meanwhile */
+static void forget_key(void *ctx, const struct backend *be, const char *key)
+{
+	struct fs *fs = ctx;
+	int i;
+
+	for (i = 0; i < fs->cfg.nremotes; i++) {
+		struct mc_node n = { 0 };
+
+		if (fs->cfg.remotes[i].be != be ||
+		    mcache_stored_file(fs->mc, fs->cfg.remotes[i].rid, key, &n))
+			continue;
+		/* as for a file found deleted on the server (fs_file.c) */
+		mcache_remove(fs->mc, n.ino);
+		fsi_neg_note(fs, n.parent, n.name);
+		if (fs->inval_entry)	/* (a queue worker: no kernel lock) */
+			fs->inval_entry(fs->notify_ctx, n.parent, n.name);
+		mc_node_cleanup(&n);
+	}
+}
 
 enum mfs_err fs_new(const struct fs_config *cfg, struct mcache *mc,
 		    struct fs **out, struct errbuf *eb)
@@ -147,7 +166,7 @@ enum mfs_err fs_new(const struct fs_config *cfg, struct mcache *mc,
 		return rc;
 	}
 	if (fs->cfg.upq)
-		upq_set_shown(fs->cfg.upq, key_shown, fs);
+		upq_set_forget(fs->cfg.upq, forget_key, fs);
 	*out = fs;
 	return MFS_OK;
 }
@@ -528,55 +547,6 @@ enum mfs_err fsi_remote_top(struct fs *fs, struct fs_remote *r,
 	if (fs->cfg.single)
 		return mcache_get(fs->mc, MC_ROOT_INO, out);
 	return remote_dir(fs, r, out, eb);
-}
-
-int fsi_key_shown(struct fs *fs, struct fs_remote *r, const char *key)
-{
-	struct mc_node top = { 0 }, n = { 0 };
-	const char *rel;
-	uint64_t at;
-	int shown = 1;
-
-	if (fsi_remote_top(fs, r, &top, NULL))
-		return 1;	/* (cannot tell: keep the object) */
-	rel = key + strlen(top.key);
-	at = top.ino;
-	if (*top.key) {
-		if (strncmp(key, top.key, strlen(top.key)) || *rel != '/')
-			shown = 0;	/* outside this mount */
-		rel++;
-	}
-	while (shown && *rel) {
-		size_t len = strcspn(rel, "/");
-		char *name = str_ndup(rel, len);
-		enum mfs_err rc = name ? mcache_lookup(fs->mc, at, name, &n)
-				       : MFS_ENOMEM;
-
-		free(name);
-		if (rc) {
-			shown = rc != MFS_ENOTFOUND;
-			break;
-		}
-		at = n.ino;
-		mc_node_cleanup(&n);
-		rel += len;
-		if (*rel == '/')
-			rel++;
-	}
-	mc_node_cleanup(&top);
-	return shown;
-}
-
-/* upq_set_shown's question, for the queue's rechecks */
-static int key_shown(void *ctx, const struct backend *be, const char *key)
-{
-	struct fs *fs = ctx;
-	int i;
-
-	for (i = 0; i < fs->cfg.nremotes; i++)
-		if (fs->cfg.remotes[i].be == be)
-			return fsi_key_shown(fs, &fs->cfg.remotes[i], key);
-	return 1;
 }
 
 enum mfs_err fs_prime(struct fs *fs, struct errbuf *eb)

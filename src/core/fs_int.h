@@ -161,9 +161,6 @@ enum mfs_err fsi_full(struct fs *fs, struct mc_node *n, struct errbuf *eb);
 /* Child name of directory parent, its listing made fresh first. */
 enum mfs_err fsi_child(struct fs *fs, uint64_t parent, const char *name,
 		       struct mc_node *out, struct errbuf *eb);
-/* Does the mount show a file or folder at key of r now (the cache; no
- * request)? 1 also when it cannot tell. */
-int fsi_key_shown(struct fs *fs, struct fs_remote *r, const char *key);
 /* The directory a remote's keys start from. */
 enum mfs_err fsi_remote_top(struct fs *fs, struct fs_remote *r,
 			    struct mc_node *out, struct errbuf *eb);

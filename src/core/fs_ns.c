@@ -384,8 +384,19 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 		refresh(fs, n);
 
 	pthread_mutex_lock(&fs->lock);
-	writing = fsi_wfile(fs, n->ino) != NULL;
+	{
+		/* a writer with changes sends them under the new name at
+		 * close; one without (opened, nothing written yet) sends
+		 * nothing unless it writes: the stored file moves (its old
+		 * version was deleted, and the file lost, a review found) */
+		struct wfile *w = fsi_wfile(fs, n->ino);
+
+		writing = w && w->dirty;
+	}
 	pthread_mutex_unlock(&fs->lock);
+	if (!(hit == UQ_ABSORBED || hit == UQ_AFTER || writing) &&
+	    !n->pending)	/* stored here by this rename, on the server */
+		upq_key_taken(fs->cfg.upq, r->be, newkey, 0, 1);
 	if (hit == UQ_ABSORBED || hit == UQ_AFTER || writing) {
 		/* the new content goes up under the new name; an older
 		 * version under the old name is stale */
@@ -457,9 +468,9 @@ static enum mfs_err rename_file(struct fs *fs, struct fs_remote *r,
 		s.etag = over;
 		rc = mcache_set(fs->mc, n->ino, &s);
 	}
-	if (!rc && !landed) {
-		/* its upload, given the new key by upq_rename, may have
-		 * landed while this rename sent its requests (the old
+	if (!rc && !landed && hit == UQ_ABSORBED && !writing) {
+		/* its queued upload, given the new key by upq_rename, may
+		 * have landed while this rename sent its requests (the old
 		 * version's delete), before the cache moved the file: the
 		 * markers it cleared were those above the old name, and a
 		 * folder marker above the new one stayed beside it (#15.59,
@@ -762,6 +773,7 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 				 src->key, newkey, 1, eb);
 		if (rc)
 			return rc;
+		upq_key_taken(fs->cfg.upq, r->be, newkey, 1, 1);
 		rc = upq_hold_dir(fs->cfg.upq, r->be, newkey);
 		if (rc) {
 			moves_end(fs->cfg.journal, fs->mount_id, r->be,
@@ -815,10 +827,13 @@ static enum mfs_err rename_dir(struct fs *fs, struct fs_remote *r,
 		began = !rc;
 	}
 	/* queued uploads below simply get their new keys; running ones
-	 * land first, under their old keys, to be copied with the rest */
-	if (!rc)
+	 * land first, under their old keys, to be copied with the rest;
+	 * those of deleted files below the new name first too */
+	if (!rc) {
+		upq_key_taken(fs->cfg.upq, r->be, newkey, 1, 1);
 		upq_rename_dir(fs->cfg.upq, src->key, newkey, r->be,
 			       renamed_cb, &ren);
+	}
 	for (i = 0; i < t.count && !rc; i++) {
 		struct mc_node *n = &t.n[i];
 
@@ -1003,7 +1018,8 @@ enum mfs_err fs_rename(struct fs *fs, uint64_t parent, const char *name,
 	/* a late landing's recheck of newkey (upq_submit_recheck) must not
 	 * delete what this rename puts there */
 	if (!rc)
-		upq_key_taken(fs->cfg.upq, r->be, newkey, src.kind == MC_DIR);
+		upq_key_taken(fs->cfg.upq, r->be, newkey, src.kind == MC_DIR,
+			      0);
 	if (!rc && src.kind == MC_FILE)
 		rc = rename_file(fs, r, &src, newparent, newname, newkey,
 				 over, eb);

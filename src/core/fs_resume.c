@@ -311,11 +311,9 @@ static enum mfs_err drop_left(struct fs *fs, const struct fixup *f,
 	enum mfs_err rc;
 
 	if (!f->key ||
-	    journal_done_after(fs->cfg.journal, f->rem->name, f->key,
-			       f->r.id) ||
-	    fsi_key_shown(fs, f->rem, f->key)) {
-		/* a newer upload landed there, or another file has the
-		 * name now (renamed onto it): the object is that one's */
+	    journal_done_since(fs->cfg.journal, f->rem->name, f->key,
+			       f->r.id)) {
+		/* a newer upload landed there: the object is that one's */
 		if (cancel_row)
 			journal_cancel(fs->cfg.journal, f->r.id, NULL);
 		if (cancel_row && f->stage_path)

@@ -713,10 +713,9 @@ static enum mfs_err recheck(struct upq *q, struct item *it, const char *key,
 	taken = it->superseded;
 	pthread_mutex_unlock(&q->lock);
 	if (taken || (it->jid > 0 &&
-		      journal_done_after(q->j, it->be->name, key, it->jid)) ||
-	    (q->shown && q->shown(q->shown_ctx, it->be, key))) {
-		/* a file the mount shows has the key now (renamed onto it,
-		 * written again): the object there is that one's */
+		      journal_done_since(q->j, it->be->name, key, it->jid))) {
+		/* another file has the key now (renamed onto it, a newer
+		 * upload landed): the object there is that one's */
 		log_dbg(LOG_SUB_UPQ, "%s: another file has that name now: not deleted again",
 			key);
 		return MFS_OK;
@@ -724,9 +723,12 @@ static enum mfs_err recheck(struct upq *q, struct item *it, const char *key,
 	rc = it->be->ops->del(it->be, key, eb);
 	if (rc == MFS_ENOTFOUND)
 		return MFS_OK;
-	if (!rc)
+	if (!rc) {
 		log_dbg(LOG_SUB_UPQ, "%s: deleted again, in case a request sent before landed late",
 			key);
+		if (q->forget)	/* listed meanwhile: it goes from the mount */
+			q->forget(q->forget_ctx, it->be, key);
+	}
 	return rc;
 }
 
@@ -1271,39 +1273,64 @@ enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
 	return MFS_OK;
 }
 
+void upq_set_forget(struct upq *q,
+		    void (*fn)(void *ctx, const struct backend *be,
+			       const char *key),
+		    void *ctx)
+{
+	q->forget = fn;
+	q->forget_ctx = ctx;
+}
+
+/* Caller holds lock: does it take key (dir: a key below key/)? Its
+ * own key, or the name a running upload is being renamed to. */
+static int takes(const struct item *it, const struct backend *be,
+		 const char *key, size_t n, int dir)
+{
+	const char *k[3] = { it->key, it->rename_to, it->moving_to };
+	int i;
+
+	if (it->be != be)
+		return 0;
+	for (i = 0; i < 3; i++)
+		if (k[i] && !strncmp(k[i], key, n) &&
+		    (dir ? k[i][n] == '/' : !k[i][n]))
+			return 1;
+	return 0;
+}
+
 void upq_key_taken(struct upq *q, const struct backend *be, const char *key,
-		   int dir)
+		   int dir, int wait)
 {
 	size_t n = strlen(key);
-	struct item *it;
+	struct item *it, *next;
 	int running;
 
 	pthread_mutex_lock(&q->lock);
 	do {
 		running = 0;
-		for (it = q->head; it; it = it->next) {
-			if (!it->recheck || it->be != be ||
-			    strncmp(it->key, key, n) ||
-			    (it->key[n] && !(dir && it->key[n] == '/')))
+		for (it = q->head; it; it = next) {
+			next = it->next;
+			if (!takes(it, be, key, n, dir))
 				continue;
-			if (it->state == S_RUNNING)
-				running = 1;
-			else
+			if (it->state == S_RUNNING) {
+				running = wait;
+			} else if (it->recheck && !it->superseded) {
+				/* its row is over now: a later mount must
+				 * not delete what the rename puts there */
 				it->superseded = 1;
+				if (it->recheck == 2) {
+					journal_cancel(q->j, it->jid, NULL);
+					if (it->stage_path)
+						unlink(it->stage_path);
+					it->recheck = 1;
+				}
+			}
 		}
 		if (running)
 			pthread_cond_wait(&q->changed, &q->lock);
 	} while (running);
 	pthread_mutex_unlock(&q->lock);
-}
-
-void upq_set_shown(struct upq *q,
-		   int (*fn)(void *ctx, const struct backend *be,
-			     const char *key),
-		   void *ctx)
-{
-	q->shown = fn;
-	q->shown_ctx = ctx;
 }
 
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,

@@ -118,8 +118,8 @@ struct upq {
 	int nhooks;		/* set before upq_start, then read-only */
 	void (*inval)(void *ctx, uint64_t ino);	/* set before upq_start */
 	void *inval_ctx;
-	int (*shown)(void *ctx, const struct backend *be, const char *key);
-	void *shown_ctx;	/* upq_set_shown, before upq_start */
+	void (*forget)(void *ctx, const struct backend *be, const char *key);
+	void *forget_ctx;	/* upq_set_forget, before upq_start */
 };
 
 /* upq.c: caller holds lock: the newest item of ino, or NULL. */

@@ -704,8 +704,8 @@ static int any_row(void *ud, int ncol, const char *const *v)
 	return 1;
 }
 
-int journal_done_after(struct journal *j, const char *remote, const char *key,
-		       int64_t id)
+static int done_where(struct journal *j, const char *remote, const char *key,
+		      int64_t id, const char *sql)
 {
 	char ids[24];
 	const char *p[] = { remote, key, ids };
@@ -713,12 +713,28 @@ int journal_done_after(struct journal *j, const char *remote, const char *key,
 
 	snprintf(ids, sizeof(ids), "%lld", (long long)id);
 	pthread_mutex_lock(&j->lock);
-	if (jquery(j, "SELECT 1 FROM uploads WHERE remote=$1 AND key=$2 AND "
-		   "id>$3 AND state='done' LIMIT 1", p, 3, any_row, &found,
-		   NULL, "done after"))
+	if (jquery(j, sql, p, 3, any_row, &found, NULL, "done after"))
 		found = 1;	/* unknown: do not delete */
 	pthread_mutex_unlock(&j->lock);
 	return found;
+}
+
+int journal_done_after(struct journal *j, const char *remote, const char *key,
+		       int64_t id)
+{
+	return done_where(j, remote, key, id,
+			  "SELECT 1 FROM uploads WHERE remote=$1 AND key=$2 "
+			  "AND id>$3 AND state='done' LIMIT 1");
+}
+
+int journal_done_since(struct journal *j, const char *remote, const char *key,
+		       int64_t id)
+{
+	return done_where(j, remote, key, id,
+			  "SELECT 1 FROM uploads WHERE remote=$1 AND key=$2 "
+			  "AND state='done' AND id<>$3 AND (id>$3 OR "
+			  "updated_at>(SELECT updated_at FROM uploads "
+			  "WHERE id=$3)) LIMIT 1");
 }
 
 enum mfs_err journal_event(struct journal *j, const char *mount_id,

@@ -1010,6 +1010,27 @@ enum mfs_err mcache_unpend_files(struct mcache *mc, uint64_t **inos,
 	return MFS_OK;
 }
 
+enum mfs_err mcache_stored_file(struct mcache *mc, int rid, const char *key,
+				struct mc_node *out)
+{
+	sqlite3_stmt *st = NULL;
+	enum mfs_err rc = MFS_EIO;
+
+	pthread_mutex_lock(&mc->lock);
+	if (sqlite3_prepare_v2(mc->db, "SELECT ino,parent,name,kind,rid,size,"
+			       "mtime_ns,mode,full,listed_at,etag,ctype,key,"
+			       "pending,cc,NULL FROM node WHERE rid=?1 AND "
+			       "key=?2 AND kind=1 AND pending=0", -1, &st,
+			       NULL) == SQLITE_OK) {
+		sqlite3_bind_int(st, 1, rid);
+		sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC);
+		rc = one_row(st, out);
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&mc->lock);
+	return rc;
+}
+
 enum mfs_err mcache_forget_key(struct mcache *mc, int rid, const char *key,
 			       int *dropped)
 {

@@ -132,6 +132,52 @@ settled || fail "older row: settle" "the mount did not settle"
 check "an upload renamed onto a rechecked key stays on the store" \
 	on_store zz-k.bin
 check "and reads back in the mount" grep -q adata "$S/zz-k.bin"
+
+# ---- 7. the late object listed during the grace (a review: the recheck
+# took the node the listing made for it for another file's)
+kill_late() {	# kill_late NAME: write NAME held, rm, kill -9, remount,
+		# the first delete, then the held PUT lands
+	: >"$T/control.held"
+	hold "$1"
+	head -c 3000000 /dev/urandom >"$S/$1" || return 1
+	nheld "$1" 1 || return 1
+	rm "$S/$1" || return 1
+	kill9_fs "$MNT"
+	lines=$(wc -l <"$LOG")
+	mount_fs "$LOG" "$MNT" -o "$OPTS" || return 1
+	poll 60 logged "deleted $1: an upload stopped by a kill" || return 1
+	release
+	poll 60 on_store "$1"
+}
+if kill_late lg-list.bin; then
+	setfattr -n user.mediafs.refresh -v 1 "$S" 2>/dev/null
+	ls "$S" >/dev/null
+	settled || fail "listed late: settle" "the mount did not settle"
+	check "a late landing listed during the grace is deleted again" \
+		gone lg-list.bin
+	check "and goes from the mount" [ ! -e "$S/lg-list.bin" ]
+else
+	release
+	fail "listed late: setup" "$(grep lg-list "$LOG" | tail -3)"
+fi
+# ---- 8. a folder made at the file's name during the grace (a review:
+# the folder's node kept the late file)
+: >"$T/control.held"
+hold lgx
+head -c 3000000 /dev/urandom >"$S/lgx" && nheld lgx 1 && rm "$S/lgx" ||
+	fail "folder at the name: setup" "write, hold or rm"
+kill9_fs "$MNT"
+lines=$(wc -l <"$LOG")
+mount_fs "$LOG" "$MNT" -o "$OPTS" || { fail remount "did not mount"; exit 1; }
+poll 60 logged "deleted lgx: an upload stopped by a kill" ||
+	fail "folder at the name" "no first delete"
+mkdir "$S/lgx" || fail "folder at the name" "mkdir failed"
+release
+poll 60 on_store lgx || fail "folder at the name" "the held PUT never landed"
+settled || fail "folder at the name: settle" "the mount did not settle"
+check "a folder of the same name does not keep the late file" gone lgx
+rmdir "$S/lgx" && settled
+check "nor does the file come back after rmdir" [ ! -e "$S/lgx" ]
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 
 # ---- 5. mv over a file whose upload then fails: the rename waits for
@@ -172,7 +218,26 @@ release
 	fail "failed rename" "mediactl retry failed"
 settled || fail "failed rename: settle" "the mount did not settle"
 check "mediactl retry sends it under its new name" on_store ren-b.txt
+# ---- 9. a rename onto the key, then an unmount before the grace, then
+# a mount with a cold cache (a review: the row stayed for the next mount,
+# which deleted the renamed file)
+mkdir "$S/d9" && echo keepme >"$S/d9/keep.txt" && settled ||
+	fail "cold remount: setup" "keep.txt did not land"
+if fail_upload d9/victim.bin; then
+	release
+	mv "$S/d9/keep.txt" "$S/d9/victim.bin" || fail "cold remount" "mv failed"
+else
+	release
+	fail "cold remount: setup" "$(grep victim "$LOG" | tail -3)"
+fi
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 check "what the recheck would delete is the renamed file's: it stays" \
 	on_store dst.bin
 check "still nothing under the old name" gone ren-a.txt
+mount_fs "$LOG" "$MNT" -o "${OPTS/cache_dir=$T\/cache/cache_dir=$T\/cache2}" ||
+	{ fail remount "mediafs did not mount"; exit 1; }
+settled
+check "a file renamed onto the key stays after a mount with a cold cache" \
+	on_store d9/victim.bin
+check "and reads back" grep -q keepme "$S/d9/victim.bin"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"

@@ -235,4 +235,19 @@ n=$(req_since "$m")
 	fail "early rename" "$(tail -n +$((m + 1)) "$S3_REQLOG" | tr '\n' ' ')"
 umount_fs "$T/mediafs2.log" "$T/mnt2" || fail "early rename" "the second mount's unmount"
 MFS_PID=$P1
+# a stored file open for writing but not written, renamed into another
+# folder, then closed: it is on the store under its new name, and the
+# folder it went to keeps existing (a review found the file deleted: the
+# rename took the writer for one that would send it at close)
+mkdir "$MNT/wa" "$MNT/wb" && echo data >"$MNT/wa/f" && wait_uploads "$J" ||
+	fail "rename while open" "setup"
+exec 3>>"$MNT/wa/f"
+mv "$MNT/wa/f" "$MNT/wb/f" || fail "rename while open" "mv failed"
+exec 3>&-
+wait_uploads "$J"
+[ "$(s3 manifest wops wb/ 2>/dev/null | cut -f1,2 | tr '\t\n' ': ')" = "f:5 " ] &&
+	! s3 head wops wa/f >/dev/null 2>&1 &&
+	pass "a file open for writing, renamed and closed unwritten, is stored under its new name" ||
+	fail "rename while open" "wb/: $(s3 manifest wops wb/ 2>&1 | tr '\n' ' '); wa/f: $(s3 head wops wa/f 2>&1 | head -1)"
+grep -qx data "$MNT/wb/f" && pass "and reads back" || fail "rename while open" "wb/f: $(cat "$MNT/wb/f" 2>&1)"
 umount_fs "$LOG" "$MNT" && pass "clean unmount" || fail "unmount" "see $LOG"
