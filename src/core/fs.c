@@ -243,16 +243,18 @@ double fs_negative_ttl(const struct fs *fs)
 			: fs->cfg.ttl_s);
 }
 
-void fsi_attr(struct fs *fs, const struct mc_node *n, struct fs_attr *a)
+/* What a writer of a (a file's attributes) has changed, told over the
+ * cache's. Takes fs->lock: never called with the cache's lock held (the
+ * order is fs->lock, then the cache's: a readdir's callback that took
+ * fs->lock under the cache's lock deadlocked with a lookup waiting for a
+ * listing, found by test_trust_s3_dead under load). */
+static void writer_attr(struct fs *fs, struct fs_attr *a)
 {
 	struct wfile *w;
 	struct stat st;
 
-	to_attr(fs, n, a);
-	if (n->kind != MC_FILE)
-		return;
 	pthread_mutex_lock(&fs->lock);
-	w = fsi_wfile(fs, n->ino);
+	w = fsi_wfile(fs, a->ino);
 	if (w) {
 		/* not yet fetched: the server's size still holds */
 		if (__atomic_load_n(&w->loaded, __ATOMIC_ACQUIRE) &&
@@ -264,6 +266,13 @@ void fsi_attr(struct fs *fs, const struct mc_node *n, struct fs_attr *a)
 			a->mode = S_IFREG | (w->meta.mode & 07777);
 	}
 	pthread_mutex_unlock(&fs->lock);
+}
+
+void fsi_attr(struct fs *fs, const struct mc_node *n, struct fs_attr *a)
+{
+	to_attr(fs, n, a);
+	if (n->kind == MC_FILE)
+		writer_attr(fs, a);
 }
 
 struct wfile *fsi_wfile(struct fs *fs, uint64_t ino)
@@ -832,7 +841,7 @@ static int snap_cb(void *ud, const struct mc_node *n)
 	struct snap_build *b = ud;
 	struct fs_attr a;
 
-	fsi_attr(b->fs, n, &a);
+	to_attr(b->fs, n, &a);	/* (a writer's changes: after, unlocked) */
 	a.unknown = lazy_node(b->fs, n);
 	b->rc = snap_add(b->d, n->name, &a);
 	return b->rc != MFS_OK;
@@ -878,6 +887,9 @@ enum mfs_err fs_opendir(struct fs *fs, uint64_t ino, struct fs_dir **out,
 			rc = mcache_children(fs->mc, ino, snap_cb, &b);
 		if (!rc)
 			rc = b.rc;
+		for (i = 2; !rc && i < (int)dir->n; i++)
+			if (S_ISREG(dir->e[i].attr.mode))
+				writer_attr(fs, &dir->e[i].attr);
 	}
 	mc_node_cleanup(&d);
 	if (rc) {

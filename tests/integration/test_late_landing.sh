@@ -95,11 +95,12 @@ check "no row stays pending" [ "$(pending_rows)" = 0 ]
 fail_upload() {	# fail_upload NAME: write NAME, held; rm it; its upload fails
 	printf 'hold_key=%s\nreset_key=%s\n' "$1" "$1" >"$T/control"
 	: >"$T/control.held"
-	head -c 200000 /dev/urandom >"$S/$1" || return 1
-	nheld "$1" 1 || { release; return 1; }
-	rm "$S/$1" || return 1
+	head -c 200000 /dev/urandom >"$S/$1" || { echo "write $1 failed" >&2; return 1; }
+	nheld "$1" 1 || { release; echo "$1: no upload held in 60 s" >&2; return 1; }
+	rm "$S/$1" || { echo "rm $1 failed" >&2; return 1; }
 	echo "reset_key=$1" >"$T/control"
-	poll 60 logged "$1 was deleted while uploading; its upload failed"
+	poll 60 logged "$1 was deleted while uploading; its upload failed" ||
+		{ echo "$1: its upload did not fail in 60 s" >&2; return 1; }
 }
 # ---- 3. a stored file renamed onto the key while its recheck waits
 echo keepme >"$S/keep.txt" && settled || fail setup "keep.txt did not land"
