@@ -112,7 +112,7 @@ static void forget_key(void *ctx, const struct backend *be, const char *key)
 		/* as for a file found deleted on the server (fs_file.c) */
 		mcache_remove(fs->mc, n.ino);
 		fsi_neg_note(fs, n.parent, n.name);
-		if (fs->inval_entry)	/* (a queue worker: no kernel lock) */
+		if (fs->inval_entry)	/* (a queue worker, its item over) */
 			fs->inval_entry(fs->notify_ctx, n.parent, n.name);
 		mc_node_cleanup(&n);
 	}

@@ -686,16 +686,22 @@ static struct item *recheck_new(struct backend *be, const char *key,
 	return it;
 }
 
-/* Caller holds lock: queue recheck item it to run at at_ms. */
-static void recheck_queue(struct upq *q, struct item *it, int64_t at_ms)
+/* Caller holds lock: it goes to the end of the list. */
+static void append_item(struct upq *q, struct item *it)
 {
-	it->due_ms = it->not_before_ms = at_ms;
 	it->in_list = 1;
 	if (q->tail)
 		q->tail->next = it;
 	else
 		q->head = it;
 	q->tail = it;
+}
+
+/* Caller holds lock: queue recheck item it to run at at_ms. */
+static void recheck_queue(struct upq *q, struct item *it, int64_t at_ms)
+{
+	it->due_ms = it->not_before_ms = at_ms;
+	append_item(q, it);
 	q->st.queued++;
 	pthread_cond_signal(&q->work);
 }
@@ -726,8 +732,7 @@ static enum mfs_err recheck(struct upq *q, struct item *it, const char *key,
 	if (!rc) {
 		log_dbg(LOG_SUB_UPQ, "%s: deleted again, in case a request sent before landed late",
 			key);
-		if (q->forget)	/* listed meanwhile: it goes from the mount */
-			q->forget(q->forget_ctx, it->be, key);
+		it->deleted = 1;	/* see the worker */
 	}
 	return rc;
 }
@@ -844,8 +849,25 @@ static void *worker(void *arg)
 
 		pthread_mutex_lock(&q->lock);
 		if (it->recheck) {
+			struct backend *be = it->be;
+			char *gone = !rc && it->deleted && q->forget ?
+				     strdup(it->key) : NULL;
+
+			it->deleted = 0;
 			q->st.running--;
 			rechecked(q, it, rc, &eb);
+			if (gone) {
+				/* listed meanwhile: it goes from the mount,
+				 * once the item is over (the kernel's
+				 * notice waits for the folder's lock, which
+				 * a rename onto the key holds while it waits
+				 * for running rechecks: upq_key_taken) */
+				pthread_cond_broadcast(&q->changed);
+				pthread_mutex_unlock(&q->lock);
+				q->forget(q->forget_ctx, be, gone);
+				free(gone);
+				pthread_mutex_lock(&q->lock);
+			}
 			goto next;
 		}
 		if (!rc && !it->meta.content_type[0]) {	/* the sniffed type */
@@ -1177,12 +1199,7 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 	}
 	pthread_mutex_lock(&q->lock);
 	q->file_ms = now_ms();	/* a mkdir too: rsync makes its folders first */
-	it->in_list = 1;
-	if (q->tail)
-		q->tail->next = it;
-	else
-		q->head = it;
-	q->tail = it;
+	append_item(q, it);
 	if (failed) {
 		q->st.failed++;
 		q->st.failed_before++;

@@ -49,6 +49,8 @@ struct item {
 				 * landing_grace_ms after it runs */
 	int64_t due_ms;		/* a recheck's time (an unmount runs it
 				 * before: its row then stays pending) */
+	int deleted;		/* a recheck's DELETE went out (its worker
+				 * only): the cache forgets the key after */
 	int superseded;		/* guarded: a recheck whose key a rename
 				 * is taking (upq_key_taken): no DELETE */
 	int resumed;		/* a marker from an earlier run's journal
