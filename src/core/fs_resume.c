@@ -312,40 +312,36 @@ static enum mfs_err drop_left(struct fs *fs, const struct fixup *f,
 
 	if (!f->key ||
 	    journal_done_since(fs->cfg.journal, f->rem->name, f->key,
-			       f->r.id)) {
-		/* a newer upload landed there: the object is that one's */
-		if (cancel_row)
-			journal_cancel(fs->cfg.journal, f->r.id, NULL);
-		if (cancel_row && f->stage_path)
-			unlink(f->stage_path);
-		return MFS_OK;
-	}
+			       f->r.id))
+		goto over;	/* a newer upload landed there: its object */
 	rc = f->rem->be->ops->del(f->rem->be, f->key, &eb);
 	if (rc == MFS_ENOTFOUND)
 		rc = MFS_OK;
-	if (rc)
+	if (rc) {	/* a failed delete keeps the row: tried again next mount */
 		log_warn("cannot delete %s, which an upload stopped by a kill may have left (renamed or deleted meanwhile): %s",
 			 f->key, eb.msg);
-	else
-		log_info("deleted %s: an upload stopped by a kill may have left it after its file was %s",
-			 f->key, f->kind == FIX_DISCARD || f->r.discard ?
-			 "deleted" : "renamed");
-	if (rc)		/* a failed delete keeps the row: tried again next mount */
 		return rc;
-	if (!fs->cfg.upq) {
-		if (cancel_row)
-			journal_cancel(fs->cfg.journal, f->r.id, NULL);
-		if (cancel_row && f->stage_path)
-			unlink(f->stage_path);
-		return MFS_OK;
 	}
-	rc = upq_submit_recheck(fs->cfg.upq, f->rem->be, f->key, f->r.id,
-				cancel_row, cancel_row && f->stage_path ?
-				strdup(f->stage_path) : NULL, &eb);
-	if (rc)
-		log_warn("%s: %s (the next mount deletes it again)", f->key,
-			 eb.msg);
-	return rc;
+	log_info("deleted %s: an upload stopped by a kill may have left it after its file was %s",
+		 f->key, f->kind == FIX_DISCARD || f->r.discard ?
+		 "deleted" : "renamed");
+	if (fs->cfg.upq) {
+		rc = upq_submit_recheck(fs->cfg.upq, f->rem->be, f->key,
+					f->r.id, cancel_row,
+					cancel_row && f->stage_path ?
+					strdup(f->stage_path) : NULL, &eb);
+		if (rc)
+			log_warn("%s: %s (the next mount deletes it again)",
+				 f->key, eb.msg);
+		return rc;
+	}
+over:
+	if (cancel_row) {
+		journal_cancel(fs->cfg.journal, f->r.id, NULL);
+		if (f->stage_path)
+			unlink(f->stage_path);
+	}
+	return MFS_OK;
 }
 
 /* The upload of a pending row may have landed before its daemon was
