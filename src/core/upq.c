@@ -654,7 +654,7 @@ static void sleep_ms(long ms)
 /* Caller holds lock: it is over with nothing kept of it; its journal
  * row is cancelled and its staged copy unlinked (cancel_row), or both
  * stay for the next mount. */
-static void finish_dropped(struct upq *q, struct item *it, int cancel_row)
+void upqi_finish_dropped(struct upq *q, struct item *it, int cancel_row)
 {
 	if (cancel_row) {
 		journal_cancel(q->j, it->jid, NULL);
@@ -666,28 +666,8 @@ static void finish_dropped(struct upq *q, struct item *it, int cancel_row)
 	release_item(q, it);
 }
 
-/* A recheck item of key (upq_submit_recheck; not queued yet), or NULL
- * when out of memory. stage_path's ownership moves on success. */
-static struct item *recheck_new(struct backend *be, const char *key,
-				int64_t jid, int cancel_row, char *stage_path)
-{
-	struct item *it = calloc(1, sizeof(*it));
-
-	if (!it || !(it->key = strdup(key))) {
-		free(it);
-		return NULL;
-	}
-	it->recheck = cancel_row ? 2 : 1;
-	it->be = be;
-	it->jid = jid;
-	it->stage_path = stage_path;
-	it->created_ms = now_ms();
-	it->state = S_QUEUED;
-	return it;
-}
-
 /* Caller holds lock: it goes to the end of the list. */
-static void append_item(struct upq *q, struct item *it)
+void upqi_append_item(struct upq *q, struct item *it)
 {
 	it->in_list = 1;
 	if (q->tail)
@@ -695,70 +675,6 @@ static void append_item(struct upq *q, struct item *it)
 	else
 		q->head = it;
 	q->tail = it;
-}
-
-/* Caller holds lock: queue recheck item it to run at at_ms. */
-static void recheck_queue(struct upq *q, struct item *it, int64_t at_ms)
-{
-	it->due_ms = it->not_before_ms = at_ms;
-	append_item(q, it);
-	q->st.queued++;
-	pthread_cond_signal(&q->work);
-}
-
-/* Without the lock: the DELETE of a recheck item (upq_submit_recheck),
- * unless an upload of its key newer than its row finished (that one is
- * the file now). */
-static enum mfs_err recheck(struct upq *q, struct item *it, const char *key,
-			    struct errbuf *eb)
-{
-	enum mfs_err rc;
-	int taken;
-
-	pthread_mutex_lock(&q->lock);
-	taken = it->superseded;
-	pthread_mutex_unlock(&q->lock);
-	if (taken || (it->jid > 0 &&
-		      journal_done_since(q->j, it->be->name, key, it->jid))) {
-		/* another file has the key now (renamed onto it, a newer
-		 * upload landed): the object there is that one's */
-		log_dbg(LOG_SUB_UPQ, "%s: another file has that name now: not deleted again",
-			key);
-		return MFS_OK;
-	}
-	rc = it->be->ops->del(it->be, key, eb);
-	if (rc == MFS_ENOTFOUND)
-		return MFS_OK;
-	if (!rc) {
-		log_dbg(LOG_SUB_UPQ, "%s: deleted again, in case a request sent before landed late",
-			key);
-		it->deleted = 1;	/* see the worker */
-	}
-	return rc;
-}
-
-/* Caller holds lock: recheck item it ran (rc): queued once more after the
- * grace, or done: its row cancelled (recheck 2) or, on failure, left
- * pending for the next mount, which deletes again. */
-static void rechecked(struct upq *q, struct item *it, enum mfs_err rc,
-		      const struct errbuf *eb)
-{
-	if (!rc && it->recheck_again) {
-		it->recheck_again = 0;
-		it->state = S_QUEUED;
-		it->due_ms = it->not_before_ms =
-			now_ms() + q->cfg.landing_grace_ms;
-		q->st.queued++;
-		return;
-	}
-	if (rc)
-		log_warn("cannot delete %s, where a request sent before may land late (the next mount tries again): %s",
-			 it->key, eb->msg[0] ? eb->msg : mfs_strerror(rc));
-	else if (now_ms() < it->due_ms)
-		log_info("%s: checked before its time (unmount): the next mount checks it again",
-			 it->key);
-	finish_dropped(q, it, !rc && now_ms() >= it->due_ms &&
-			      it->recheck == 2);
 }
 
 /* A landed upload the journal cannot record (its "done" write failed:
@@ -838,7 +754,7 @@ static void *worker(void *arg)
 		if (!key)
 			rc = MFS_ENOMEM;
 		else if (it->recheck)
-			rc = recheck(q, it, key, &eb);
+			rc = upqr_run(q, it, key, &eb);
 		else if (it->marker)
 			rc = it->be->ops->mkdir(it->be, key, NULL, &eb);
 		else
@@ -849,25 +765,8 @@ static void *worker(void *arg)
 
 		pthread_mutex_lock(&q->lock);
 		if (it->recheck) {
-			struct backend *be = it->be;
-			char *gone = !rc && it->deleted && q->forget ?
-				     strdup(it->key) : NULL;
-
-			it->deleted = 0;
 			q->st.running--;
-			rechecked(q, it, rc, &eb);
-			if (gone) {
-				/* listed meanwhile: it goes from the mount,
-				 * once the item is over (the kernel's
-				 * notice waits for the folder's lock, which
-				 * a rename onto the key holds while it waits
-				 * for running rechecks: upq_key_taken) */
-				pthread_cond_broadcast(&q->changed);
-				pthread_mutex_unlock(&q->lock);
-				q->forget(q->forget_ctx, be, gone);
-				free(gone);
-				pthread_mutex_lock(&q->lock);
-			}
+			upqr_over(q, it, rc, &eb);
 			goto next;
 		}
 		if (!rc && !it->meta.content_type[0]) {	/* the sniffed type */
@@ -881,8 +780,8 @@ static void *worker(void *arg)
 settle:
 		it->rc = rc;
 		if (rc && it->cancelled && !it->discarded && !it->marker &&
-		    (rq = recheck_new(it->be, it->key, it->jid, 1,
-				      it->stage_path))) {
+		    (rq = upqr_new(it->be, it->key, it->jid, 1,
+				   it->stage_path))) {
 			/* deleted while uploading, and the upload failed:
 			 * its last request may have landed all the same (a
 			 * reset after the body went), or land later. The
@@ -894,8 +793,8 @@ settle:
 				 " and after the landing grace" : "");
 			rq->recheck_again = q->cfg.landing_grace_ms >= 0;
 			it->stage_path = NULL;
-			recheck_queue(q, rq, now_ms());
-			finish_dropped(q, it, 0);
+			upqr_queue(q, rq, now_ms());
+			upqi_finish_dropped(q, it, 0);
 			goto next;
 		}
 		if (it->discarded || (rc && it->cancelled)) {
@@ -908,7 +807,7 @@ settle:
 					 "deleting what landed failed" :
 					 "its upload failed, nothing to undo",
 					 eb.msg[0] ? eb.msg : mfs_strerror(rc));
-			finish_dropped(q, it, 1);
+			upqi_finish_dropped(q, it, 1);
 		} else if (!rc && it->marker) {
 			upqm_landed(q, it);
 		} else if (!rc) {
@@ -1199,7 +1098,7 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 	}
 	pthread_mutex_lock(&q->lock);
 	q->file_ms = now_ms();	/* a mkdir too: rsync makes its folders first */
-	append_item(q, it);
+	upqi_append_item(q, it);
 	if (failed) {
 		q->st.failed++;
 		q->st.failed_before++;
@@ -1263,91 +1162,6 @@ enum mfs_err upq_submit_marker(struct upq *q, struct backend *be, uint64_t ino,
 		 "application/x-directory");
 	return submit(q, be, ino, dir, NULL, 0, &meta, jid, NULL, 1, NULL,
 		      eb);
-}
-
-enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
-				const char *key, int64_t jid, int cancel_row,
-				char *stage_path, struct errbuf *eb)
-{
-	struct item *it;
-
-	if (q->cfg.landing_grace_ms < 0) {
-		if (cancel_row)
-			journal_cancel(q->j, jid, NULL);
-		if (stage_path && cancel_row)
-			unlink(stage_path);
-		free(stage_path);
-		return MFS_OK;
-	}
-	it = recheck_new(be, key, jid, cancel_row, stage_path);
-	if (!it)
-		return eb_set(eb, MFS_ENOMEM, "upload queue");
-	pthread_mutex_lock(&q->lock);
-	recheck_queue(q, it, it->created_ms + q->cfg.landing_grace_ms);
-	pthread_mutex_unlock(&q->lock);
-	log_dbg(LOG_SUB_UPQ, "%s: deleted again in %ld s, in case a request sent before lands late",
-		key, q->cfg.landing_grace_ms / 1000);
-	return MFS_OK;
-}
-
-void upq_set_forget(struct upq *q,
-		    void (*fn)(void *ctx, const struct backend *be,
-			       const char *key),
-		    void *ctx)
-{
-	q->forget = fn;
-	q->forget_ctx = ctx;
-}
-
-/* Caller holds lock: does it take key (dir: a key below key/)? Its
- * own key, or the name a running upload is being renamed to. */
-static int takes(const struct item *it, const struct backend *be,
-		 const char *key, size_t n, int dir)
-{
-	const char *k[3] = { it->key, it->rename_to, it->moving_to };
-	int i;
-
-	if (it->be != be)
-		return 0;
-	for (i = 0; i < 3; i++)
-		if (k[i] && !strncmp(k[i], key, n) &&
-		    (dir ? k[i][n] == '/' : !k[i][n]))
-			return 1;
-	return 0;
-}
-
-void upq_key_taken(struct upq *q, const struct backend *be, const char *key,
-		   int dir, int wait)
-{
-	size_t n = strlen(key);
-	struct item *it, *next;
-	int running;
-
-	pthread_mutex_lock(&q->lock);
-	do {
-		running = 0;
-		for (it = q->head; it; it = next) {
-			next = it->next;
-			if (!takes(it, be, key, n, dir))
-				continue;
-			if (it->state == S_RUNNING) {
-				running = wait;
-			} else if (it->recheck && !it->superseded) {
-				/* its row is over now: a later mount must
-				 * not delete what the rename puts there */
-				it->superseded = 1;
-				if (it->recheck == 2) {
-					journal_cancel(q->j, it->jid, NULL);
-					if (it->stage_path)
-						unlink(it->stage_path);
-					it->recheck = 1;
-				}
-			}
-		}
-		if (running)
-			pthread_cond_wait(&q->changed, &q->lock);
-	} while (running);
-	pthread_mutex_unlock(&q->lock);
 }
 
 enum upq_hit upq_set_meta(struct upq *q, uint64_t ino, unsigned bits,

@@ -1,4 +1,5 @@
-/* upq_int.h - what upq.c, upq_marker.c and upq_mp.c share: the queue and its items.
+/* upq_int.h - what upq.c, upq_marker.c, upq_mp.c, upq_query.c and
+ * upq_recheck.c share: the queue and its items.
  * Not a public interface: everything else goes through core/upq.h.
  * Locking: q->lock guards the item list and every field marked "guarded"
  * (see upq.c).
@@ -135,6 +136,30 @@ int64_t upqi_now_ms(void);
 void upqi_release_item(struct upq *q, struct item *it);
 /* upq.c: is key a mediactl copy temporary (".<name>.mctlcp")? */
 int upqi_ctl_temp(const char *key);
+/* upq.c: caller holds lock: it is over with nothing kept of it; its
+ * journal row is cancelled and its staged copy unlinked (cancel_row), or
+ * both stay for the next mount. */
+void upqi_finish_dropped(struct upq *q, struct item *it, int cancel_row);
+/* upq.c: caller holds lock: it goes to the end of the list. */
+void upqi_append_item(struct upq *q, struct item *it);
+
+/* upq_recheck.c: a recheck item of key (not queued yet), or NULL when out
+ * of memory; stage_path's ownership moves on success. cancel_row: its
+ * journal row is cancelled once the grace is over. */
+struct item *upqr_new(struct backend *be, const char *key, int64_t jid,
+		      int cancel_row, char *stage_path);
+/* upq_recheck.c: caller holds lock: queue recheck item it to run at
+ * at_ms. */
+void upqr_queue(struct upq *q, struct item *it, int64_t at_ms);
+/* upq_recheck.c: without the lock: the DELETE of recheck item it, unless
+ * another file has its key now. */
+enum mfs_err upqr_run(struct upq *q, struct item *it, const char *key,
+		      struct errbuf *eb);
+/* upq_recheck.c: caller holds lock: recheck item it ran (rc): queued once
+ * more after the grace, or over (it may be freed); drops the lock
+ * meanwhile to tell the mount a late object it deleted is gone. */
+void upqr_over(struct upq *q, struct item *it, enum mfs_err rc,
+	       const struct errbuf *eb);
 
 /* upq_mp.c: hex SHA-256 and (md5 non-NULL) hex MD5 of len bytes of fd
  * at off, in one pass; written only on success. */
