@@ -164,6 +164,11 @@ enum mfs_err fsi_refresh(struct fs *fs, uint64_t ino)
 		log_info("refresh: '%s' is gone from the server", n.key);
 		rc = mcache_remove(fs->mc, ino);
 		fsi_neg_note(fs, n.parent, n.name);
+		/* the entry's notice goes once this request is answered (an
+		 * unlink of the file may hold the folder meanwhile); until
+		 * then a stat asks again and hears it is gone */
+		if (fs->inval_attr)
+			fs->inval_attr(fs->notify_ctx, ino);
 		if (fs->inval_entry)
 			fs->inval_entry(fs->notify_ctx, n.parent, n.name);
 	} else if (!rc && strcmp(m.etag, n.etag)) {

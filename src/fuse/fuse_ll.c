@@ -654,14 +654,63 @@ static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_status(req, rc, &eb, "fsyncdir");
 }
 
+/* Entry notices asked for while the kernel holds the file's lock for the
+ * request being served (setxattr: user.mediafs.refresh finding the file
+ * gone) wait until that request is answered. The kernel's entry
+ * invalidation takes the folder's lock, and an unlink or rename of the
+ * same file holds that lock while it waits for the file's: sent from the
+ * request, the three waited on each other for ever (libfuse: never "in the
+ * execution path of a related filesystem operation"). Per thread: a
+ * handler marks the span, answers, then sends what was asked in it. */
+struct later {
+	struct later *next;
+	void *ctx;
+	uint64_t parent;
+	char name[];
+};
+static __thread int deferring;		/* in a span: notices wait */
+static __thread struct later *deferred;
+
+static void send_entry(void *ctx, uint64_t parent, const char *name)
+{
+	int r = fuse_lowlevel_notify_inval_entry(ctx, (fuse_ino_t)parent, name,
+						 strlen(name));
+
+	if (r && r != -ENOENT)
+		log_dbg(LOG_SUB_FUSE, "entry inval of %llu/%s: %s",
+			(unsigned long long)parent, name, strerror(-r));
+}
+
+/* The notices of this thread's span, in the order asked, once answered. */
+static void send_deferred(void)
+{
+	struct later *l = deferred, *rev = NULL, *next;
+
+	deferring = 0;
+	deferred = NULL;
+	for (; l; l = next) {
+		next = l->next;
+		l->next = rev;
+		rev = l;
+	}
+	for (; rev; rev = next) {
+		next = rev->next;
+		send_entry(rev->ctx, rev->parent, rev->name);
+		free(rev);
+	}
+}
+
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 			const char *value, size_t size, int flags)
 {
 	struct errbuf eb = { 0 };
-	enum mfs_err rc = fs_setxattr(op_fs(req), ino, name, value, size, &eb);
+	enum mfs_err rc;
 
 	(void)flags;
+	deferring = 1;
+	rc = fs_setxattr(op_fs(req), ino, name, value, size, &eb);
 	reply_status(req, rc, &eb, "setxattr");
+	send_deferred();
 }
 
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -735,15 +784,28 @@ static void ll_inval_attr(void *ctx, uint64_t ino)
 			(unsigned long long)ino, strerror(-r));
 }
 
-/* From setxattr of the child (never of parent: its lock is held then). */
+/* Never from a request on parent (its lock is held then); from one on the
+ * child, only after the answer (send_deferred). */
 static void ll_inval_entry(void *ctx, uint64_t parent, const char *name)
 {
-	int r = fuse_lowlevel_notify_inval_entry(ctx, (fuse_ino_t)parent, name,
-						 strlen(name));
+	size_t n = strlen(name);
+	struct later *l;
 
-	if (r && r != -ENOENT)
-		log_dbg(LOG_SUB_FUSE, "entry inval of %llu/%s: %s",
-			(unsigned long long)parent, name, strerror(-r));
+	if (!deferring) {
+		send_entry(ctx, parent, name);
+		return;
+	}
+	l = malloc(sizeof(*l) + n + 1);
+	if (!l) {		/* the kernel keeps the name until its ttl */
+		log_warn("entry inval of %llu/%s: out of memory",
+			 (unsigned long long)parent, name);
+		return;
+	}
+	l->ctx = ctx;
+	l->parent = parent;
+	memcpy(l->name, name, n + 1);
+	l->next = deferred;
+	deferred = l;
 }
 
 int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,

@@ -18,6 +18,8 @@ Control file lines (all optional):
   hold_key=TEXT     hold every PUT/POST whose path contains TEXT until the
                     line is gone (noted in CONTROL_FILE.held; testhttp.hold)
   hold_delete=TEXT  the same for every DELETE whose path contains TEXT
+  hold_head=TEXT    the same for every HEAD whose path contains TEXT
+                    (noted as "HEAD <path>")
   seed=N
   delay_ms=LO-HI    wait a random LO..HI ms (or exactly N: delay_ms=N)
                     before forwarding each request: a slow server
