@@ -38,6 +38,9 @@ long deadline_limit_ms(void);
  * deadline_interrupted() says so. The setter owns the flag's lifetime and
  * calls deadline_watch(NULL) before it goes. */
 void deadline_watch(const atomic_int *flag);
+/* The flag this thread watches (NULL = none): for threads that work for
+ * the operation (its parts) to watch it too. */
+const atomic_int *deadline_watching(void);
 /* Has the current operation's caller been interrupted? 1 or 0. */
 int deadline_interrupted(void);
 

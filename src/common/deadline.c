@@ -61,6 +61,11 @@ void deadline_watch(const atomic_int *flag)
 	intr = flag;
 }
 
+const atomic_int *deadline_watching(void)
+{
+	return intr;
+}
+
 int deadline_interrupted(void)
 {
 	return intr && atomic_load(intr) != 0;

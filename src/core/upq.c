@@ -757,10 +757,13 @@ static void *worker(void *arg)
 			rc = upqr_run(q, it, key, &eb);
 		else if (it->marker)
 			rc = it->be->ops->mkdir(it->be, key, NULL, &eb);
-		else
+		else {
+			deadline_watch(&it->stop);
 			rc = upload(q, it->be, key, it->stage_path, &meta,
 				    have_dg ? &dg : NULL, jid, &out, &ur,
 				    &eb);
+			deadline_watch(NULL);
+		}
 		free(key);
 
 		pthread_mutex_lock(&q->lock);
@@ -782,15 +785,22 @@ settle:
 		if (rc && it->cancelled && !it->discarded && !it->marker &&
 		    (rq = upqr_new(it->be, it->key, it->jid, 1,
 				   it->stage_path))) {
-			/* deleted while uploading, and the upload failed:
-			 * its last request may have landed all the same (a
-			 * reset after the body went), or land later. The
-			 * item itself is over (a rename over the file waits
-			 * for it); its row and staged copy go to a recheck */
-			log_info("%s was deleted while uploading; its upload failed (%s): deleting what may land of it, now%s",
-				 it->key, eb.msg[0] ? eb.msg : mfs_strerror(rc),
-				 q->cfg.landing_grace_ms >= 0 ?
-				 " and after the landing grace" : "");
+			/* deleted while uploading, and the upload failed
+			 * or was stopped (it->stop): its last request may
+			 * have landed all the same (a reset after the body
+			 * went), or land later. The item itself is over (a
+			 * rename over the file waits for it); its row and
+			 * staged copy go to a recheck */
+			if (rc == MFS_EINTR)
+				log_info("%s was deleted while uploading; its upload is stopped: deleting what may land of it, now%s",
+					 it->key, q->cfg.landing_grace_ms >= 0 ?
+					 " and after the landing grace" : "");
+			else
+				log_info("%s was deleted while uploading; its upload failed (%s): deleting what may land of it, now%s",
+					 it->key, eb.msg[0] ? eb.msg :
+					 mfs_strerror(rc),
+					 q->cfg.landing_grace_ms >= 0 ?
+					 " and after the landing grace" : "");
 			rq->recheck_again = q->cfg.landing_grace_ms >= 0;
 			it->stage_path = NULL;
 			upqr_queue(q, rq, now_ms());
@@ -1322,6 +1332,7 @@ int upq_cancel(struct upq *q, uint64_t ino)
 	while ((it = find(q, ino))) {
 		if (it->state == S_RUNNING) {
 			it->cancelled = 1;	/* deleted when it lands */
+			atomic_store(&it->stop, 1);	/* or stops */
 			record(q, it);
 			after = 1;
 			break;

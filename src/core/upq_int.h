@@ -8,6 +8,7 @@
 #define MFS_CORE_UPQ_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include "core/upq.h"
@@ -37,6 +38,9 @@ struct item {
 				 * it to (its rename_to, taken; owned by
 				 * after_upload): it may land there too */
 	int cancelled;		/* guarded: unlinked while running */
+	atomic_int stop;	/* set with cancelled: the running upload's
+				 * requests stop (deadline_watch), so a
+				 * deleted file's transfer does not go on */
 	int discarded;		/* guarded: cancelled, and what landed was
 				 * deleted again: no journal row stays */
 	int marker;		/* a directory marker: key is the directory,

@@ -14,6 +14,7 @@
 
 #include <openssl/evp.h>
 
+#include "common/deadline.h"
 #include "common/log.h"
 #include "common/str.h"
 #include "meta/journal.h"
@@ -141,12 +142,16 @@ struct mp {
 	int next;		/* guarded by lock */
 	enum mfs_err rc;	/* guarded by lock: first error */
 	struct errbuf eb;	/* guarded by lock */
+	const atomic_int *stop;	/* the upload's (deadline_watch): set, the
+				 * parts' requests stop */
 };
 
 static void *part_worker(void *arg)
 {
 	struct mp *m = arg;
+	const atomic_int *was = deadline_watching();
 
+	deadline_watch(m->stop);
 	for (;;) {
 		struct put_body body;
 		struct errbuf eb = { 0 };
@@ -180,6 +185,7 @@ static void *part_worker(void *arg)
 			break;
 		}
 	}
+	deadline_watch(was);	/* (run by the upload's own thread too) */
 	return NULL;
 }
 
@@ -266,6 +272,7 @@ enum mfs_err upqi_multipart(struct upq *q, struct backend *be,
 	m.upload_id = upload_id;
 	m.fd = fd;
 	m.size = size;
+	m.stop = deadline_watching();
 	pthread_mutex_init(&m.lock, NULL);
 	if (nth < 1)
 		nth = 1;
@@ -287,9 +294,15 @@ enum mfs_err upqi_multipart(struct upq *q, struct backend *be,
 		rc = be->ops->mp_complete(be, key, upload_id, m.etags,
 					  m.nparts, out, eb);
 	if (rc) {
-		/* parts are billed until aborted */
+		/* parts are billed until aborted; also when the upload was
+		 * stopped (its file deleted): the abort is not stopped */
+		enum mfs_err arc;
+
 		eb_clear(&aeb);
-		if (be->ops->mp_abort(be, key, upload_id, &aeb))
+		deadline_watch(NULL);
+		arc = be->ops->mp_abort(be, key, upload_id, &aeb);
+		deadline_watch(m.stop);
+		if (arc)
 			log_warn("could not abort multipart upload of %s (the next mount tries again): %s",
 				 key, aeb.msg);
 		else

@@ -8,7 +8,9 @@
 #     proxy; the next mount deletes the key, then the held PUT lands;
 #  2. a live mount: every attempt of the upload lands and its answer is
 #     lost (reset_key), and the file is deleted while it runs: the upload
-#     fails, which said "nothing to undo" and left the object.
+#     fails, which said "nothing to undo" and left the object. (The rm
+#     now stops the running upload, test_rm_stops_upload: the attempt the
+#     proxy holds whole still lands once released, as a stopped one may.)
 # "In flight" and "landed" are states the test waits for, not races: the
 # proxy holds the PUT until released, and the store is polled until it
 # holds the object. The grace (-o landing_grace=8) only has to outlast a
@@ -79,7 +81,7 @@ fi
 rm "$S/late-live.bin" || fail rm "cannot remove late-live.bin"
 echo "reset_key=late-live" >"$T/control"	# lands, answer lost
 lines=0
-if poll 60 logged "late-live.bin was deleted while uploading; its upload failed.*deleting what may land"; then
+if poll 60 logged "late-live.bin was deleted while uploading; its upload \(failed\|is stopped\).*deleting what may land"; then
 	pass "a failed upload of a deleted file deletes what may have landed"
 else
 	fail "live: failed upload" "$(grep late-live "$LOG" | tail -3)"
@@ -99,7 +101,7 @@ fail_upload() {	# fail_upload NAME: write NAME, held; rm it; its upload fails
 	nheld "$1" 1 || { release; echo "$1: no upload held in 60 s" >&2; return 1; }
 	rm "$S/$1" || { echo "rm $1 failed" >&2; return 1; }
 	echo "reset_key=$1" >"$T/control"
-	poll 60 logged "$1 was deleted while uploading; its upload failed" ||
+	poll 60 logged "$1 was deleted while uploading; its upload \(failed\|is stopped\)" ||
 		{ echo "$1: its upload did not fail in 60 s" >&2; return 1; }
 }
 # ---- 3. a stored file renamed onto the key while its recheck waits

@@ -142,6 +142,9 @@ def main():
     s = sub.add_parser('head')
     s.add_argument('bucket')
     s.add_argument('key')
+    s = sub.add_parser('get')
+    s.add_argument('bucket')
+    s.add_argument('key')
     s = sub.add_parser('uploads')
     s.add_argument('bucket')
     s = sub.add_parser('keys')
@@ -169,6 +172,10 @@ def main():
                 Body=open(f, 'rb').read()), files))
     elif a.cmd == 'delete':
         c.delete_object(Bucket=a.bucket, Key=a.key)
+    elif a.cmd == 'get':
+        sys.stdout.buffer.write(
+            c.get_object(Bucket=a.bucket, Key=a.key)['Body'].read())
+        sys.stdout.flush()
     elif a.cmd == 'uploads':
         for u in c.list_multipart_uploads(Bucket=a.bucket).get('Uploads', []):
             print(u['Key'])

@@ -20,6 +20,11 @@ Control file lines (all optional):
   hold_delete=TEXT  the same for every DELETE whose path contains TEXT
   hold_head=TEXT    the same for every HEAD whose path contains TEXT
                     (noted as "HEAD <path>")
+  slow_put=TEXT     read the body of every PUT whose path contains TEXT at
+                    slow_rate bytes/s (slow_rate=N; default 1 MiB/s;
+                    prints "SLOW PUT <path>" as it starts); a
+                    client that hangs up meanwhile prints "CLOSED slow_put
+                    PUT <path> after N of M bytes", and nothing is forwarded
   seed=N
   delay_ms=LO-HI    wait a random LO..HI ms (or exactly N: delay_ms=N)
                     before forwarding each request: a slow server
@@ -337,9 +342,40 @@ class Handler(QuietHandler):
         with cls.lock:
             return cls.rnd.uniform(float(lo), float(hi or lo)) / 1000.0
 
+    def read_slowly(self, n, rate):
+        """The body at rate bytes/s, or None when the client hung up
+        first."""
+        got = []
+        have = 0
+        # a small window: the client cannot get megabytes ahead into
+        # this socket's buffer, which would still be read after it hung up
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 32768)
+        print('SLOW PUT %s' % self.path, flush=True)
+        while have < n:
+            try:
+                chunk = self.rfile.read(min(65536, n - have))
+            except OSError:     # reset
+                chunk = b''
+            if not chunk:
+                print('CLOSED slow_put PUT %s after %d of %d bytes' %
+                      (self.path, have, n), flush=True)
+                self.close_connection = True
+                return None
+            got.append(chunk)
+            have += len(chunk)
+            time.sleep(len(chunk) / rate)
+        return b''.join(got)
+
     def handle_one(self):
         n = int(self.headers.get('Content-Length') or 0)
-        body = self.rfile.read(n) if n else b''
+        r = rules(self.control)
+        slow = r.get('slow_put')
+        if n and slow and self.command == 'PUT' and slow in self.path:
+            body = self.read_slowly(n, float(r.get('slow_rate') or 1048576))
+            if body is None:
+                return
+        else:
+            body = self.rfile.read(n) if n else b''
         hold(self.control, self.command, self.path)
         r = rules(self.control)
         while r.get('hang') == '1':     # swallowed: no answer
