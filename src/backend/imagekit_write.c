@@ -15,6 +15,7 @@
 
 #include "imagekit_int.h"
 #include "common/buf.h"
+#include "common/deadline.h"
 #include "common/log.h"
 #include "common/str.h"
 
@@ -71,8 +72,11 @@ static int fields_ready(struct backend *be)
 				 be->name, FIELDS[f]);
 	}
 	js_free(arr);
-	if (rc == MFS_ENOMEM || rc == MFS_ETRANSIENT || rc == MFS_EIO) {
-		/* try again with the next upload */
+	if (rc == MFS_ENOMEM || rc == MFS_ETRANSIENT || rc == MFS_EIO ||
+	    rc == MFS_EINTR) {
+		/* try again with the next upload (EINTR: this one was stopped,
+		 * its file deleted; a review: that turned the fields off for
+		 * the rest of the mount) */
 		pthread_mutex_unlock(&ik->fields_lock);
 		log_warn("remote [%s]: custom metadata fields: %s", be->name,
 			 eb.msg);
@@ -310,12 +314,16 @@ enum mfs_err imagekit_put(struct backend *be, const char *key,
 			imagekit_meta_from_file(j, out);
 			if (fp && fid && strcmp(fp, want) &&
 			    sanitised_of(fp, want)) {
-				/* sanitised after all: do not leave it */
+				/* sanitised after all: do not leave it (also
+				 * when the upload was stopped meanwhile) */
 				char *p = str_fmt("/v1/files/%s", fid);
+				const atomic_int *stop = deadline_watching();
 
+				deadline_watch(NULL);
 				if (p)
 					imagekit_api(be, "DELETE", p, NULL, fp,
 						     NULL, NULL);
+				deadline_watch(stop);
 				free(p);
 				rc = eb_set(eb, MFS_EINVAL,
 					    "%s: ImageKit stored it as %s (a name it rewrites); removed",

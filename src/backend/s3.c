@@ -371,7 +371,9 @@ enum mfs_err s3_do(struct backend *be, const struct s3_call *call,
 		free(hdr);
 		free(url);
 		sigv4_result_cleanup(&sig);
-		if (rc == MFS_ETRANSIENT && call->unanswered)
+		/* (a stopped exchange, MFS_EINTR, may have been sent too) */
+		if ((rc == MFS_ETRANSIENT || rc == MFS_EINTR) &&
+		    call->unanswered)
 			*call->unanswered = 1;
 		/* a stream that handed bytes over ends here: the caller
 		 * keeps them and asks again for the rest */

@@ -254,9 +254,17 @@ enum mfs_err upqi_multipart(struct upq *q, struct backend *be,
 		log_warn("%s", aeb.msg);
 	t0 = time(NULL);
 	rc = be->ops->mp_begin(be, key, pm, &upload_id, &unanswered, eb);
-	/* an unanswered attempt may have started an upload nobody knows */
-	if (unanswered && !lost_start(be, key, t0, upload_id))
-		fresh = 0;	/* the intent stays for the next mount */
+	/* an unanswered attempt may have started an upload nobody knows;
+	 * also when the upload was stopped (its file deleted) meanwhile:
+	 * the sweep is not stopped */
+	if (unanswered) {
+		const atomic_int *stop = deadline_watching();
+
+		deadline_watch(NULL);
+		if (!lost_start(be, key, t0, upload_id))
+			fresh = 0;	/* the intent stays for the next mount */
+		deadline_watch(stop);
+	}
 	if (rc) {
 		if (fresh)
 			journal_mp_close(q->j, be->name, intent, NULL);

@@ -9,7 +9,8 @@
 # these PUTs at 200 KB/s (slow_put), so a 6 MB PUT takes 30 s and a part
 # of 8 MiB 42 s, and says when the client hung up and how much of the body
 # it had read by then (what the client's and its own socket buffers held
-# goes first: a few MB).
+# goes first: a few MB). A multipart start whose answer the proxy keeps
+# (lose_reply) is stopped the same way; the upload it made is swept.
 . "$(dirname "$0")/../lib/common.sh"
 
 MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
@@ -68,6 +69,21 @@ check "the multipart upload is aborted (none left on the store)" \
 	[ -z "$(s3 uploads stopb)" ]
 check "nothing of it is on the store" gone stop-mp.bin
 check "the log has no failure to abort" no_abort_failure stop-mp
+
+# ---- stopped while its multipart start waits for an answer the server
+# made (an upload exists, its id never came back): swept at once
+: >"$T/control.held"
+echo "lose_reply=stop-mpb" >"$T/control"
+head -c 9000000 /dev/urandom >"$S/stop-mpb.bin" || { fail write "cannot write stop-mpb.bin"; exit 1; }
+started_mpu() { [ -n "$(s3 uploads stopb)" ]; }
+poll 60 started_mpu || { fail setup "no multipart upload started"; exit 1; }
+rm "$S/stop-mpb.bin" || fail rm "cannot remove stop-mpb.bin"
+check "the log says the upload is stopped" \
+	poll 30 grep -q "stop-mpb.bin was deleted while uploading; its upload is stopped" "$LOG"
+: >"$T/control"
+settled || fail "start: settle" "the mount did not settle"
+check "the upload its unanswered start made is aborted" [ -z "$(s3 uploads stopb)" ]
+check "nothing of it is on the store" gone stop-mpb.bin
 
 # ---- a rename onto the name no longer waits for the whole transfer
 echo keep >"$S/keep.txt" && settled || fail setup "keep.txt did not land"
