@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 
 #include <fuse_lowlevel.h>
 
@@ -54,6 +56,9 @@ int fuse_ll_errno(enum mfs_err rc)
 		return EIO;
 	return errnos[rc];
 }
+
+/* In a request whose entry notices go to the notifier (struct later). */
+static __thread int deferring;
 
 /* The session's userdata. */
 struct ll_ctx {
@@ -346,7 +351,9 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 		fuse_reply_err(req, ENOMEM);
 		return;
 	}
+	deferring = 1;		/* (a file gone on the server: its notice) */
 	rc = fs_read(f, (uint64_t)off, size, buf, &got, &eb);
+	deferring = 0;
 	if (rc)
 		reply_err(req, rc, &eb, "read");
 	else
@@ -654,22 +661,31 @@ static void ll_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync,
 	reply_status(req, rc, &eb, "fsyncdir");
 }
 
-/* Entry notices asked for while the kernel holds the file's lock for the
- * request being served (setxattr: user.mediafs.refresh finding the file
- * gone) wait until that request is answered. The kernel's entry
- * invalidation takes the folder's lock, and an unlink or rename of the
- * same file holds that lock while it waits for the file's: sent from the
- * request, the three waited on each other for ever (libfuse: never "in the
- * execution path of a related filesystem operation"). Per thread: a
- * handler marks the span, answers, then sends what was asked in it. */
+/* Entry notices asked for inside a request (a setxattr's
+ * user.mediafs.refresh, or a read, finding the file gone on the server)
+ * are sent by a thread of their own. The kernel's entry invalidation takes
+ * the folder's lock, and an unlink or rename of the same file holds that
+ * lock while it waits for the file's lock (which the kernel holds for a
+ * setxattr until it is answered) or for the answer to its own request
+ * (which, with -s, only the thread sending the notice could give): sent
+ * from the request's thread, they waited on each other for ever (libfuse:
+ * never "in the execution path of a related filesystem operation"). The
+ * notifier sends them in order, as soon as the folder is free. */
 struct later {
 	struct later *next;
 	void *ctx;
 	uint64_t parent;
 	char name[];
 };
-static __thread int deferring;		/* in a span: notices wait */
-static __thread struct later *deferred;
+static struct {
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	struct later *head, *tail;	/* lock */
+	int stop;			/* lock */
+	int started;			/* set before the loop, then read */
+	pthread_t th;
+} ntf = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
+	  0, 0, 0 };
 
 static void send_entry(void *ctx, uint64_t parent, const char *name)
 {
@@ -681,23 +697,57 @@ static void send_entry(void *ctx, uint64_t parent, const char *name)
 			(unsigned long long)parent, name, strerror(-r));
 }
 
-/* The notices of this thread's span, in the order asked, once answered. */
-static void send_deferred(void)
+static void *notifier(void *arg)
 {
-	struct later *l = deferred, *rev = NULL, *next;
+	(void)arg;
+	pthread_mutex_lock(&ntf.lock);
+	for (;;) {
+		struct later *l;
 
-	deferring = 0;
-	deferred = NULL;
-	for (; l; l = next) {
-		next = l->next;
-		l->next = rev;
-		rev = l;
+		while (!ntf.head && !ntf.stop)
+			pthread_cond_wait(&ntf.cv, &ntf.lock);
+		if (ntf.stop)
+			break;
+		l = ntf.head;
+		ntf.head = l->next;
+		if (!ntf.head)
+			ntf.tail = NULL;
+		pthread_mutex_unlock(&ntf.lock);
+		send_entry(l->ctx, l->parent, l->name);
+		free(l);
+		pthread_mutex_lock(&ntf.lock);
 	}
-	for (; rev; rev = next) {
-		next = rev->next;
-		send_entry(rev->ctx, rev->parent, rev->name);
-		free(rev);
+	pthread_mutex_unlock(&ntf.lock);
+	return NULL;
+}
+
+/* 1 when the notifier ended (its pending notices dropped: the session is
+ * over); 0 when it is stuck in a notice after 2 s (a request nobody will
+ * answer now holds the folder): the session must not be freed under it,
+ * and is left to the process's exit. */
+static int notifier_stop(void)
+{
+	struct timespec ts;
+	struct later *l;
+
+	if (!ntf.started)
+		return 1;
+	pthread_mutex_lock(&ntf.lock);
+	ntf.stop = 1;
+	pthread_cond_signal(&ntf.cv);
+	pthread_mutex_unlock(&ntf.lock);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	if (pthread_timedjoin_np(ntf.th, NULL, &ts)) {
+		log_warn("a kernel entry notice is still waiting at unmount; the session ends with the process");
+		return 0;
 	}
+	while ((l = ntf.head)) {
+		ntf.head = l->next;
+		free(l);
+	}
+	ntf.tail = NULL;
+	return 1;
 }
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -709,8 +759,8 @@ static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
 	(void)flags;
 	deferring = 1;
 	rc = fs_setxattr(op_fs(req), ino, name, value, size, &eb);
+	deferring = 0;
 	reply_status(req, rc, &eb, "setxattr");
-	send_deferred();
 }
 
 static void ll_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
@@ -784,14 +834,14 @@ static void ll_inval_attr(void *ctx, uint64_t ino)
 			(unsigned long long)ino, strerror(-r));
 }
 
-/* Never from a request on parent (its lock is held then); from one on the
- * child, only after the answer (send_deferred). */
+/* Never from a request on parent (its lock is held then); from a request
+ * on the child or a read, by the notifier (see struct later). */
 static void ll_inval_entry(void *ctx, uint64_t parent, const char *name)
 {
 	size_t n = strlen(name);
 	struct later *l;
 
-	if (!deferring) {
+	if (!deferring || !ntf.started) {
 		send_entry(ctx, parent, name);
 		return;
 	}
@@ -801,11 +851,18 @@ static void ll_inval_entry(void *ctx, uint64_t parent, const char *name)
 			 (unsigned long long)parent, name);
 		return;
 	}
+	l->next = NULL;
 	l->ctx = ctx;
 	l->parent = parent;
 	memcpy(l->name, name, n + 1);
-	l->next = deferred;
-	deferred = l;
+	pthread_mutex_lock(&ntf.lock);
+	if (ntf.tail)
+		ntf.tail->next = l;
+	else
+		ntf.head = l;
+	ntf.tail = l;
+	pthread_cond_signal(&ntf.cv);
+	pthread_mutex_unlock(&ntf.lock);
 }
 
 int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
@@ -829,6 +886,9 @@ int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 		log_use_syslog("mediafs");
 	if (o->set_inval)
 		o->set_inval(o->ud, ll_inval, se);
+	ntf.started = !pthread_create(&ntf.th, NULL, notifier, NULL);
+	if (!ntf.started)
+		log_warn("no thread for kernel entry notices: they go from the request that asks for them");
 	fs_set_notify(fs, ll_inval_attr, ll_inval_entry, se);
 	if (o->started)
 		o->started(o->ud);
@@ -846,6 +906,11 @@ int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 	if (ret == SIGTERM || ret == SIGINT || ret == SIGHUP)
 		ret = 0;
 	log_info("unmounting %s", mountpoint);
+	if (!notifier_stop()) {
+		fuse_session_unmount(se);
+		fuse_remove_signal_handlers(se);
+		return ret ? 1 : 0;	/* se stays: the notifier holds it */
+	}
 out_unmount:
 	fuse_session_unmount(se);
 out_handlers:
