@@ -233,8 +233,13 @@ void upq_release_dir(struct upq *q, const struct backend *be,
 int upq_take(struct upq *q, uint64_t ino, char **stage_path,
 	     struct upq_meta *meta);
 /* Cancel ino's upload (unlink). Returns 1 if an upload of it completed (the
- * object may exist on the server), else 0. */
+ * object may exist on the server), else 0. An upload tried before (it
+ * failed, or a killed run sent it) has its key deleted now and after the
+ * landing grace (what its attempt sent may land). */
 int upq_cancel(struct upq *q, uint64_t ino);
+/* ino's upload was resumed from a killed run's row: an attempt of it may
+ * be on its way (upq_cancel deletes what may land). */
+void upq_mark_tried(struct upq *q, uint64_t ino);
 /* Wait until ino has no queued or running upload (held ones start now);
  * returns the last result for ino (MFS_OK if there was none). */
 enum mfs_err upq_wait(struct upq *q, uint64_t ino, struct errbuf *eb);

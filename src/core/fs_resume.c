@@ -229,7 +229,9 @@ static enum mfs_err resume_file(struct fs *fs, struct fs_remote *rem,
 				(uint64_t)st.st_size, &meta, r->id, NULL, eb);
 	if (rc)
 		free(path);
-	else if (inop)
+	else
+		upq_mark_tried(fs->cfg.upq, ino);
+	if (!rc && inop)
 		*inop = ino;
 	return rc;
 }

@@ -742,6 +742,7 @@ static void *worker(void *arg)
 		if (it->marker && upqm_skip(q, it))
 			continue;
 		it->state = S_RUNNING;
+		it->tried = !it->marker && !it->recheck;
 		q->st.queued--;
 		q->st.running++;
 		key = strdup(it->key);
@@ -1323,6 +1324,44 @@ int upq_take(struct upq *q, uint64_t ino, char **stage_path,
 	return taken;
 }
 
+/* Caller holds lock: it, tried before (upq_mark_tried) and now waiting
+ * (queued, or failed), is dropped as its file is: an attempt of it that
+ * failed without an answer, or a killed run's, may have landed or land
+ * later, so its key is deleted now and after the landing grace, its row
+ * (said discarded, for a kill meanwhile) closed by that recheck. 1 when so
+ * handed over, 0 when out of memory (the caller drops it as untried). */
+static int drop_tried(struct upq *q, struct item *it)
+{
+	struct item *rq = upqr_new(it->be, it->key, it->jid, 1,
+				   it->stage_path);
+	struct jrow r;
+
+	if (!rq)
+		return 0;
+	jrow_from(q, it, &r);
+	r.drop_key = it->key;
+	r.discard = 1;
+	journal_update_pending(q->j, &r, NULL);
+	log_info("%s was deleted after an attempt of its upload: deleting what may land of it, now%s",
+		 it->key, q->cfg.landing_grace_ms >= 0 ?
+		 " and after the landing grace" : "");
+	rq->recheck_again = q->cfg.landing_grace_ms >= 0;
+	it->stage_path = NULL;
+	upqr_queue(q, rq, now_ms());
+	release_item(q, it);
+	return 1;
+}
+
+void upq_mark_tried(struct upq *q, uint64_t ino)
+{
+	struct item *it;
+
+	pthread_mutex_lock(&q->lock);
+	if ((it = find(q, ino)) && !it->marker)
+		it->tried = 1;
+	pthread_mutex_unlock(&q->lock);
+}
+
 int upq_cancel(struct upq *q, uint64_t ino)
 {
 	struct item *it;
@@ -1341,6 +1380,8 @@ int upq_cancel(struct upq *q, uint64_t ino)
 			q->st.queued--;
 		else
 			unfail(q, it);
+		if (it->tried && !it->marker && drop_tried(q, it))
+			continue;
 		journal_cancel(q->j, it->jid, NULL);
 		if (it->stage_path)
 			unlink(it->stage_path);

@@ -38,6 +38,9 @@ struct item {
 				 * it to (its rename_to, taken; owned by
 				 * after_upload): it may land there too */
 	int cancelled;		/* guarded: unlinked while running */
+	int tried;		/* guarded: an attempt of it went out, here
+				 * or in a killed run (resumed): what it sent
+				 * may land, even after it failed */
 	atomic_int stop;	/* set with cancelled: the running upload's
 				 * requests stop (deadline_watch), so a
 				 * deleted file's transfer does not go on */

@@ -1,0 +1,45 @@
+#!/bin/bash
+# rm of a file whose upload failed, though its attempts had reached the
+# store (each PUT landed and its answer was lost: a reset after the body):
+# the failed row was cancelled and nothing else done, so the deleted file
+# stayed on the store for good. The same held for an upload resumed from a
+# killed run and removed before it ran again, whose killed attempt landed
+# after the resume's check (the model tester's slow seed s3 484359: write
+# c, kill -9, rm c; a cold remount showed c). A file whose upload was tried
+# has its key deleted now and again after the landing grace.
+. "$(dirname "$0")/../lib/common.sh"
+
+MEDIACTL=${MEDIACTL:-$(dirname "$MEDIAFS")/mediactl}
+MNT=$T/mnt
+LOG=$T/mediafs.log
+J=$T/journal.db
+s3 mkbucket ftry
+proxy_start "$T/control" || { fail proxy "did not start"; exit 1; }
+trap 'cleanup_mounts; kill $proxy 2>/dev/null' EXIT
+S3_PORT=$PPORT write_conf "$T/m.conf" ftry "retries = 1"
+mount_fs "$LOG" "$MNT" -o config=$T/m.conf,cache_dir=$T/cache,journal=$J,landing_grace=3 ||
+	{ fail mount "mediafs did not mount"; exit 1; }
+S=$MNT/s3t
+on_store() { s3 head ftry "$1" >/dev/null 2>&1; }
+gone() { ! on_store "$1"; }
+state() { getfattr --only-values -n user.mediafs.upload_state "$S/$1" 2>/dev/null; }
+is_failed() { [[ $(state "$1") == failed* ]]; }
+settled() { timeout 120 "$MEDIACTL" wait "$S" >/dev/null 2>&1; }
+pending_rows() { sqlite3 "$J" "select count(*) from uploads where state='pending'"; }
+
+echo "reset_key=tried" >"$T/control"	# every attempt lands, no answer
+head -c 200000 /dev/urandom >"$S/tried.bin" || { fail write "cannot write tried.bin"; exit 1; }
+poll 60 is_failed tried.bin || fail setup "the upload did not fail: $(state tried.bin)"
+check "its attempts reached the store (the premise)" on_store tried.bin
+: >"$T/control"
+rm "$S/tried.bin" || fail rm "cannot remove tried.bin"
+check "the log says what may have landed is deleted" \
+	poll 30 grep -q "tried.bin was deleted after an attempt of its upload" "$LOG"
+settled || fail settle "the mount did not settle"
+check "the removed file is not on the store" gone tried.bin
+check "nor in the mount" [ ! -e "$S/tried.bin" ]
+check "no row stays pending" [ "$(pending_rows)" = 0 ]
+no_failed() { "$MEDIACTL" --journal "$J" failed 2>&1 | grep -q "^0 failed uploads"; }
+check "mediactl failed lists nothing" no_failed
+
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
