@@ -60,8 +60,11 @@ if nheld mvf/inflight1.json 2 && nheld rmf/inflight2.json 2 &&
 	release	# they land now, after the daemon died
 	poll 60 landed || fail "held uploads" "did not land: $(shown)"
 	# the rows are still pending: the next mount sends them again, after
-	# upload_delay (10 min, or at the unmount): the renames come first
-	mount_fs "$LOG" "$MNT" -o "$OPTS,upload_delay=600000" ||
+	# upload_delay (10 min, or at the unmount): the renames come first.
+	# landing_grace=0: the removed file's key is deleted once, at the rm
+	# (its upload was tried by the killed run; the second delete after
+	# the grace is test_late_landing's and test_rm_after_failed_upload's)
+	mount_fs "$LOG" "$MNT" -o "$OPTS,upload_delay=600000,landing_grace=0" ||
 		{ fail remount "mediafs did not mount"; exit 1; }
 	for d in "$S" "$P"; do
 		mv "$d/mvf/inflight1.json" "$d/mvf/moved.json" || fail "mv" "in $d"
