@@ -1261,14 +1261,16 @@ void upq_rename_dir(struct upq *q, const char *old_prefix,
 	 * the caller then copies them with everything else. The folder's
 	 * own marker too: renamed while running, it was copied as a file
 	 * after it landed ("no such object": the row failed, found by the
-	 * model tester's slow mode, #15.41) */
+	 * model tester's slow mode, #15.41). And one renamed into the
+	 * subtree while it runs (its rename_to there): its copy to that name
+	 * comes after the folder's, into the old folder (#15.62) */
 	do {
 		running = 0;
 		for (it = q->head; it; it = it->next)
 			if (it->be == be && it->state == S_RUNNING &&
-			    !it->recheck && !strncmp(it->key, old_prefix, n) &&
-			    (it->key[n] == '/' ||
-			     (it->marker && !it->key[n])))
+			    !it->recheck &&
+			    (upqi_takes(it, be, old_prefix, n, 1) ||
+			     (it->marker && !strcmp(it->key, old_prefix))))
 				running = 1;
 		if (running)
 			pthread_cond_wait(&q->changed, &q->lock);

@@ -150,6 +150,11 @@ void upqi_finish_dropped(struct upq *q, struct item *it, int cancel_row);
 /* upq.c: caller holds lock: it goes to the end of the list. */
 void upqi_append_item(struct upq *q, struct item *it);
 
+/* upq_recheck.c: caller holds lock: does it take key (n its length; dir:
+ * a key below key/)? Its own key, or the name a running upload is being
+ * renamed to (rename_to, moving_to). */
+int upqi_takes(const struct item *it, const struct backend *be,
+	       const char *key, size_t n, int dir);
 /* upq_recheck.c: a recheck item of key (not queued yet), or NULL when out
  * of memory; stage_path's ownership moves on success. cancel_row: its
  * journal row is cancelled once the grace is over. */

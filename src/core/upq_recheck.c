@@ -157,10 +157,8 @@ void upq_set_forget(struct upq *q,
 	q->forget_ctx = ctx;
 }
 
-/* Caller holds lock: does it take key (dir: a key below key/)? Its
- * own key, or the name a running upload is being renamed to. */
-static int takes(const struct item *it, const struct backend *be,
-		 const char *key, size_t n, int dir)
+int upqi_takes(const struct item *it, const struct backend *be,
+	       const char *key, size_t n, int dir)
 {
 	const char *k[3] = { it->key, it->rename_to, it->moving_to };
 	int i;
@@ -186,7 +184,7 @@ void upq_key_taken(struct upq *q, const struct backend *be, const char *key,
 		running = 0;
 		for (it = q->head; it; it = next) {
 			next = it->next;
-			if (!takes(it, be, key, n, dir))
+			if (!upqi_takes(it, be, key, n, dir))
 				continue;
 			if (it->state == S_RUNNING) {
 				running = wait;
