@@ -1340,6 +1340,11 @@ static int drop_tried(struct upq *q, struct item *it)
 
 	if (!rq)
 		return 0;
+	/* a failed row is pending again: the next mount, after a kill or
+	 * an unmount within the grace, deletes it as a removed file's (as
+	 * failed it would bring the file back: a review) */
+	if (it->state == S_FAILED)
+		journal_requeue(q->j, it->jid, NULL);
 	jrow_from(q, it, &r);
 	r.drop_key = it->key;
 	r.discard = 1;
