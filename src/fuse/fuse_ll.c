@@ -687,11 +687,43 @@ static struct {
 } ntf = { PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, NULL,
 	  0, 0, 0 };
 
+/* Every notice goes through the session only while it lives: the upload
+ * queue drains after the loop has ended (a hook's new size, a late
+ * object's entry), and a notice then read the freed session and wrote to
+ * whatever its descriptor number had become (a review). notify_live is
+ * read-locked around each notice, and cleared, write-locked, before the
+ * session goes. */
+static pthread_rwlock_t notify_lock = PTHREAD_RWLOCK_INITIALIZER;
+static int notify_live;		/* notify_lock */
+static atomic_int notify_closing;	/* no new notice starts */
+
+/* 1 with the read lock held when a notice may go (notify_end after it),
+ * 0 when the session is going or gone. */
+static int notify_begin(void)
+{
+	if (atomic_load(&notify_closing) ||
+	    pthread_rwlock_rdlock(&notify_lock))
+		return 0;
+	if (notify_live)
+		return 1;
+	pthread_rwlock_unlock(&notify_lock);
+	return 0;
+}
+
+static void notify_end(void)
+{
+	pthread_rwlock_unlock(&notify_lock);
+}
+
 static void send_entry(void *ctx, uint64_t parent, const char *name)
 {
-	int r = fuse_lowlevel_notify_inval_entry(ctx, (fuse_ino_t)parent, name,
-						 strlen(name));
+	int r;
 
+	if (!notify_begin())
+		return;
+	r = fuse_lowlevel_notify_inval_entry(ctx, (fuse_ino_t)parent, name,
+					     strlen(name));
+	notify_end();
 	if (r && r != -ENOENT)
 		log_dbg(LOG_SUB_FUSE, "entry inval of %llu/%s: %s",
 			(unsigned long long)parent, name, strerror(-r));
@@ -721,17 +753,36 @@ static void *notifier(void *arg)
 	return NULL;
 }
 
+/* No notice from now on; 0 when one is stuck in the kernel after 2 s (as
+ * notifier_stop). */
+static int notify_close(void)
+{
+	struct timespec ts;
+
+	atomic_store(&notify_closing, 1);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 2;
+	if (pthread_rwlock_timedwrlock(&notify_lock, &ts)) {
+		log_warn("a kernel notice is still waiting at unmount; the session ends with the process");
+		return 0;
+	}
+	notify_live = 0;
+	pthread_rwlock_unlock(&notify_lock);
+	return 1;
+}
+
 /* 1 when the notifier ended (its pending notices dropped: the session is
- * over); 0 when it is stuck in a notice after 2 s (a request nobody will
- * answer now holds the folder): the session must not be freed under it,
- * and is left to the process's exit. */
+ * over) and no notice goes any more (notify_close); 0 when a notice is
+ * stuck after 2 s (a request nobody will answer now holds the folder):
+ * the session must not be freed under it, and is left to the process's
+ * exit. */
 static int notifier_stop(void)
 {
 	struct timespec ts;
 	struct later *l;
 
 	if (!ntf.started)
-		return 1;
+		return notify_close();
 	pthread_mutex_lock(&ntf.lock);
 	ntf.stop = 1;
 	pthread_cond_signal(&ntf.cv);
@@ -747,7 +798,7 @@ static int notifier_stop(void)
 		free(l);
 	}
 	ntf.tail = NULL;
-	return 1;
+	return notify_close();
 }
 
 static void ll_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name,
@@ -817,8 +868,12 @@ static const struct fuse_lowlevel_ops ll_ops = {
 
 static void ll_inval(void *ctx, uint64_t ino)
 {
-	int r = fuse_lowlevel_notify_inval_inode(ctx, (fuse_ino_t)ino, 0, 0);
+	int r;
 
+	if (!notify_begin())
+		return;
+	r = fuse_lowlevel_notify_inval_inode(ctx, (fuse_ino_t)ino, 0, 0);
+	notify_end();
 	if (r && r != -ENOENT)
 		log_dbg(LOG_SUB_FUSE, "inval of inode %llu: %s",
 			(unsigned long long)ino, strerror(-r));
@@ -827,8 +882,12 @@ static void ll_inval(void *ctx, uint64_t ino)
 /* Attributes only: safe from within a read of ino (no page is locked). */
 static void ll_inval_attr(void *ctx, uint64_t ino)
 {
-	int r = fuse_lowlevel_notify_inval_inode(ctx, (fuse_ino_t)ino, -1, 0);
+	int r;
 
+	if (!notify_begin())
+		return;
+	r = fuse_lowlevel_notify_inval_inode(ctx, (fuse_ino_t)ino, -1, 0);
+	notify_end();
 	if (r && r != -ENOENT)
 		log_dbg(LOG_SUB_FUSE, "attribute inval of inode %llu: %s",
 			(unsigned long long)ino, strerror(-r));
@@ -886,6 +945,7 @@ int fuse_ll_run(struct fs *fs, struct fuse_args *args, const char *mountpoint,
 		log_use_syslog("mediafs");
 	if (o->set_inval)
 		o->set_inval(o->ud, ll_inval, se);
+	notify_live = 1;	/* (no notice runs yet: nothing set them) */
 	ntf.started = !pthread_create(&ntf.th, NULL, notifier, NULL);
 	if (!ntf.started)
 		log_warn("no thread for kernel entry notices: they go from the request that asks for them");

@@ -173,6 +173,30 @@ o=$(identify -format '%[orientation] %w %h' "$T/store/strip/oriented.jpg")
 pgrep -f "$T/bin/hang" >/dev/null && fail "hang" "the hook process is still running" || pass "no hook process left behind"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
 
+# ---- a hook that changes the size, its upload sent at the unmount: the
+# kernel was told the new size through the FUSE session after it was
+# freed (a review: a use after free, a notice written to whatever the
+# session's descriptor number had become)
+cat >"$T/bin/grow" <<'EOS'
+#!/bin/sh
+cat "$1" >"$2" && echo "grown by the hook" >>"$2"
+EOS
+chmod +x "$T/bin/grow"
+mkdir -p "$T/store/grow"
+printf '[grow]\ntype = local\npath = %s\non_write = exec:%s {in} {out}\n' "$T/store/grow" "$T/bin/grow" >"$T/g.conf"
+: >"$T/grow.log"
+mount_fs "$T/grow.log" "$MNT" -o config="$T/g.conf",cache_dir="$T/cache-g",journal="$T/g.db",upload_delay=600000 ||
+	{ fail mount "mediafs did not mount"; exit 1; }
+echo "sent at the unmount" >"$MNT/grow/late.txt"
+umount_fs "$T/grow.log" "$MNT"
+check "a size-changing hook's upload drained at the unmount: the daemon exits cleanly" \
+	[ $? = 0 ]
+# (libfuse is not instrumented: its write to the closed descriptor shows
+# as "fuse: writing device: Bad file descriptor")
+no_asan() { ! grep -q "AddressSanitizer\|runtime error\|fuse: writing device" "$T/grow.log"; }
+check "and nothing is told to the freed session" no_asan
+check "and the hook's output is stored" grep -q "grown by the hook" "$T/store/grow/late.txt"
+
 printf '[x]\ntype = local\npath = %s\non_write = exec:relative/tool {in} {out}\n' "$T/store" >"$T/bad.conf"
 "$MEDIAFS" -f -o config="$T/bad.conf",cache_dir="$T/c9" x: "$MNT" 2>"$T/err" && fail "bad hook" "mounted" ||
 	{ grep -q "needs an absolute path" "$T/err" && pass "a relative hook path is a config error" || fail "bad hook" "$(cat "$T/err")"; }
