@@ -1225,6 +1225,19 @@ static enum upq_hit rename_item(struct upq *q, struct item *it,
 		record(q, it);
 		return UQ_AFTER;
 	}
+	if (it->tried && !it->marker) {
+		/* what an attempt of it left under the old name goes, now
+		 * and after the landing grace (a review: it stayed there) */
+		struct item *rq = upqr_new(it->be, it->key, it->jid, 0, NULL);
+
+		if (rq) {
+			log_info("%s was renamed after an attempt of its upload: deleting what may land under that name, now%s",
+				 it->key, q->cfg.landing_grace_ms >= 0 ?
+				 " and after the landing grace" : "");
+			rq->recheck_again = q->cfg.landing_grace_ms >= 0;
+			upqr_queue(q, rq, now_ms());
+		}
+	}
 	free(it->key);
 	it->key = k;
 	if (it->state == S_HELD && !rsync_temp(k)) {

@@ -60,4 +60,18 @@ check "and mediactl failed lists nothing" no_failed
 settled || fail settle "the mount did not settle"
 check "and it is deleted from the store" gone again.bin
 check "and no row stays pending" [ "$(pending_rows)" = 0 ]
+
+# renamed, not removed: what its attempts stored under the old name goes
+echo "reset_key=oldname" >"$T/control"
+head -c 200000 /dev/urandom >"$T/moved" && cp "$T/moved" "$S/oldname.bin" ||
+	{ fail write "cannot write oldname.bin"; exit 1; }
+poll 60 is_failed oldname.bin || fail setup "the upload did not fail: $(state oldname.bin)"
+check "its attempts reached the store under the old name (the premise)" on_store oldname.bin
+: >"$T/control"
+mv "$S/oldname.bin" "$S/newname.bin" || fail mv "cannot rename oldname.bin"
+"$MEDIACTL" --journal "$J" retry --all >/dev/null 2>&1 || fail retry "mediactl retry failed"
+settled || fail settle "the mount did not settle"
+check "renamed: the new name is on the store" on_store newname.bin
+check "and the old name is not" gone oldname.bin
+check "and the file reads back" cmp -s "$T/moved" "$S/newname.bin"
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
