@@ -69,6 +69,10 @@ struct upq_meta {
 	uint32_t uid, gid;
 	char content_type[128];	/* "" = application/octet-stream */
 	char cache_control[128];
+	int64_t tried_jid;	/* not metadata: the journal row of an upload
+				 * this one replaces whose attempt may land (0:
+				 * none); upq_take hands it on, so a removal or
+				 * a later cancel deletes what it left */
 };
 
 enum upq_meta_bits {

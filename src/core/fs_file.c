@@ -362,6 +362,8 @@ static enum mfs_err wfile_reclaim(struct fs *fs, struct wfile *w,
 		w->path = path;
 		w->committed = 0;
 		w->dirty = 1;
+		if (!w->meta.tried_jid)
+			w->meta.tried_jid = meta.tried_jid;
 		pthread_mutex_unlock(&fs->lock);
 		return MFS_OK;
 	}
@@ -404,12 +406,13 @@ static void discard_failed(struct fs *fs, struct wfile *w)
 	mc_node_cleanup(&n);
 }
 
-void fsi_orphan(struct fs *fs, const struct mc_node *n)
+int64_t fsi_orphan(struct fs *fs, const struct mc_node *n)
 {
 	struct fs_attr a;
 	struct fs_file *f;
 	struct wfile *w;
 	struct errbuf eb = { 0 };
+	int64_t tried = 0;
 
 	fsi_attr(fs, n, &a);
 	a.nlink = 0;
@@ -418,6 +421,7 @@ void fsi_orphan(struct fs *fs, const struct mc_node *n)
 	if (w) {
 		w->unlinked = 1;	/* discarded at the last release */
 		w->refs++;
+		tried = w->meta.tried_jid;
 	}
 	for (f = fs->files; f; f = f->next)
 		if (f->ino == n->ino) {
@@ -426,7 +430,7 @@ void fsi_orphan(struct fs *fs, const struct mc_node *n)
 		}
 	pthread_mutex_unlock(&fs->lock);
 	if (!w)
-		return;
+		return 0;
 	/* the server's copy goes next: what the writer has not fetched yet
 	 * is fetched now, so reads through it keep working */
 	if (wfile_load(fs, w, UINT64_MAX, &eb))
@@ -435,6 +439,7 @@ void fsi_orphan(struct fs *fs, const struct mc_node *n)
 	/* ours; if the handles were all closed meanwhile, the last
 	 * reference frees it (unlinked: nothing is uploaded) */
 	wfile_put(fs, w, NULL);
+	return tried;
 }
 
 enum mfs_err fsi_orphan_attr(struct fs *fs, uint64_t ino, struct fs_attr *a)

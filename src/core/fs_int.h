@@ -187,8 +187,10 @@ enum mfs_err fsi_check_key(struct fs_remote *r, const char *key, int is_dir,
  * last close (POSIX) — a writer's content is fetched now if it was not yet
  * (the server's copy is about to go), it is marked for discarding at the
  * last release, and every handle keeps n's attributes for fsi_orphan_attr.
- * Caller does not hold fs->lock. */
-void fsi_orphan(struct fs *fs, const struct mc_node *n);
+ * Returns the writer's upq_meta.tried_jid (an upload it took back was
+ * tried: what that left may be on the store), 0 if none. Caller does not
+ * hold fs->lock. */
+int64_t fsi_orphan(struct fs *fs, const struct mc_node *n);
 /* Attributes of ino if it is an unlinked file still open, else
  * MFS_ENOTFOUND. */
 enum mfs_err fsi_orphan_attr(struct fs *fs, uint64_t ino, struct fs_attr *a);

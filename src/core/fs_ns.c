@@ -106,6 +106,7 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 	struct fs_remote *r;
 	struct mc_node n;
 	enum mfs_err rc = writable_dir(fs, parent, &r);
+	int64_t tried;
 	int after;
 
 	if (rc)
@@ -117,14 +118,27 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 		mc_node_cleanup(&n);
 		return MFS_EISDIR;
 	}
-	fsi_orphan(fs, &n);	/* open handles: usable until closed */
+	tried = fsi_orphan(fs, &n);	/* open handles: usable until closed */
 	after = upq_cancel(fs->cfg.upq, n.ino);
 	if (!after)
 		etag_now(fs, &n);
 	/* an older version on the server goes too (a running upload deletes
-	 * what it lands when it finishes) */
-	if (n.etag[0] && !after)
+	 * what it lands when it finishes); so does what a tried upload the
+	 * open writer took back left, now and after the landing grace (a
+	 * review: a failed upload reopened, removed, stayed on the store) */
+	if ((n.etag[0] || tried) && !after)
 		rc = r->be->ops->del(r->be, n.key, eb);
+	if (rc == MFS_ENOTFOUND && !n.etag[0])
+		rc = MFS_OK;
+	if (!rc && tried && !after) {
+		struct errbuf reb = { 0 };
+
+		log_info("%s was removed while open after an attempt of its upload: deleting what may land of it, now and after the landing grace",
+			 n.key);
+		if (upq_submit_recheck(fs->cfg.upq, r->be, n.key, tried, 0,
+				       NULL, &reb))
+			log_warn("%s: %s", n.key, reb.msg);
+	}
 	if (!rc) {
 		event(fs, r, "delete", n.key, NULL, NULL);
 		mcache_remove(fs->mc, n.ino);

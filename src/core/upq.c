@@ -1078,6 +1078,7 @@ static enum mfs_err submit(struct upq *q, struct backend *be, uint64_t ino,
 	it->stage_path = stage_path;
 	it->size = size;
 	it->meta = *meta;
+	it->tried = meta->tried_jid && !marker;
 	it->jid = jid;
 	if (dg) {
 		it->dg = *dg;
@@ -1332,6 +1333,8 @@ int upq_take(struct upq *q, uint64_t ino, char **stage_path,
 		*stage_path = it->stage_path;
 		it->stage_path = NULL;
 		*meta = it->meta;
+		if (!meta->tried_jid && it->tried)
+			meta->tried_jid = it->jid;	/* to what follows */
 		release_item(q, it);
 		taken = 1;
 	}

@@ -61,6 +61,20 @@ settled || fail settle "the mount did not settle"
 check "and it is deleted from the store" gone again.bin
 check "and no row stays pending" [ "$(pending_rows)" = 0 ]
 
+# reopened for writing (the writer takes the failed upload back), then
+# removed while open (a review: nothing deleted what the attempts left)
+echo "reset_key=reopened" >"$T/control"
+head -c 200000 /dev/urandom >"$S/reopened.bin" || { fail write "cannot write reopened.bin"; exit 1; }
+poll 60 is_failed reopened.bin || fail setup "the upload did not fail: $(state reopened.bin)"
+check "its attempts reached the store (the premise, reopened)" on_store reopened.bin
+: >"$T/control"
+exec 3>>"$S/reopened.bin" || fail setup "cannot open reopened.bin"
+rm "$S/reopened.bin" || fail rm "cannot remove reopened.bin"
+exec 3>&-
+settled || fail settle "the mount did not settle"
+check "reopened, removed while open: not on the store" gone reopened.bin
+check "nor in the mount" [ ! -e "$S/reopened.bin" ]
+
 # renamed, not removed: what its attempts stored under the old name goes
 echo "reset_key=oldname" >"$T/control"
 head -c 200000 /dev/urandom >"$T/moved" && cp "$T/moved" "$S/oldname.bin" ||
