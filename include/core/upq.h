@@ -244,6 +244,11 @@ int upq_cancel(struct upq *q, uint64_t ino);
 /* ino's upload was resumed from a killed run's row: an attempt of it may
  * be on its way (upq_cancel deletes what may land). */
 void upq_mark_tried(struct upq *q, uint64_t ino);
+/* A file removed while a writer held an upload it took back, tried before
+ * (upq_meta.tried_jid = jid): key is deleted now and after the landing
+ * grace, row jid pending (discarded) until then. */
+enum mfs_err upq_drop_taken(struct upq *q, struct backend *be,
+			    const char *key, int64_t jid, struct errbuf *eb);
 /* Wait until ino has no queued or running upload (held ones start now);
  * returns the last result for ino (MFS_OK if there was none). */
 enum mfs_err upq_wait(struct upq *q, uint64_t ino, struct errbuf *eb);

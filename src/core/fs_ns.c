@@ -126,17 +126,12 @@ enum mfs_err fs_unlink(struct fs *fs, uint64_t parent, const char *name,
 	 * what it lands when it finishes); so does what a tried upload the
 	 * open writer took back left, now and after the landing grace (a
 	 * review: a failed upload reopened, removed, stayed on the store) */
-	if ((n.etag[0] || tried) && !after)
+	if (n.etag[0] && !after)
 		rc = r->be->ops->del(r->be, n.key, eb);
-	if (rc == MFS_ENOTFOUND && !n.etag[0])
-		rc = MFS_OK;
 	if (!rc && tried && !after) {
 		struct errbuf reb = { 0 };
 
-		log_info("%s was removed while open after an attempt of its upload: deleting what may land of it, now and after the landing grace",
-			 n.key);
-		if (upq_submit_recheck(fs->cfg.upq, r->be, n.key, tried, 0,
-				       NULL, &reb))
+		if (upq_drop_taken(fs->cfg.upq, r->be, n.key, tried, &reb))
 			log_warn("%s: %s", n.key, reb.msg);
 	}
 	if (!rc) {

@@ -1241,6 +1241,11 @@ static enum upq_hit rename_item(struct upq *q, struct item *it,
 	}
 	free(it->key);
 	it->key = k;
+	/* renamed back onto a name its own recheck (above) is to delete
+	 * again: the file is there now (a review: after the grace its
+	 * landed object was deleted) */
+	if (!it->marker)
+		upqi_key_taken_locked(q, it->be, k);
 	if (it->state == S_HELD && !rsync_temp(k)) {
 		it->state = S_QUEUED;	/* renamed to its final name */
 		pthread_cond_signal(&q->work);

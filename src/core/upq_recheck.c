@@ -84,7 +84,7 @@ enum mfs_err upqr_run(struct upq *q, struct item *it, const char *key,
 static void rechecked(struct upq *q, struct item *it, enum mfs_err rc,
 		      const struct errbuf *eb)
 {
-	if (!rc && it->recheck_again) {
+	if (!rc && it->recheck_again && !it->superseded) {
 		it->recheck_again = 0;
 		it->state = S_QUEUED;
 		it->due_ms = it->not_before_ms =
@@ -148,6 +148,34 @@ enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
 	return MFS_OK;
 }
 
+enum mfs_err upq_drop_taken(struct upq *q, struct backend *be,
+			    const char *key, int64_t jid, struct errbuf *eb)
+{
+	struct item *it = upqr_new(be, key, jid, 1, NULL);
+	struct jrow r;
+
+	if (!it)
+		return eb_set(eb, MFS_ENOMEM, "upload queue");
+	memset(&r, 0, sizeof(r));
+	r.id = jid;
+	r.key = key;
+	r.drop_key = key;
+	r.discard = 1;
+	log_info("%s was removed while open after an attempt of its upload: deleting what may land of it, now%s",
+		 key, q->cfg.landing_grace_ms >= 0 ?
+		 " and after the landing grace" : "");
+	pthread_mutex_lock(&q->lock);
+	/* its row pending again, said discarded: an unmount or a kill
+	 * within the grace leaves the next mount a removed file's row (a
+	 * review: cancelled, it left nothing to delete again) */
+	journal_requeue(q->j, jid, NULL);
+	journal_update_pending(q->j, &r, NULL);
+	it->recheck_again = q->cfg.landing_grace_ms >= 0;
+	upqr_queue(q, it, upqi_now_ms());
+	pthread_mutex_unlock(&q->lock);
+	return MFS_OK;
+}
+
 void upq_set_forget(struct upq *q,
 		    void (*fn)(void *ctx, const struct backend *be,
 			       const char *key),
@@ -172,6 +200,34 @@ int upqi_takes(const struct item *it, const struct backend *be,
 	return 0;
 }
 
+/* Caller holds lock: recheck item it is over as its key is another
+ * file's now (no DELETE); its row too: a later mount must not delete
+ * what that file puts there. */
+static void supersede(struct upq *q, struct item *it)
+{
+	it->superseded = 1;
+	if (it->recheck == 2) {
+		journal_cancel(q->j, it->jid, NULL);
+		if (it->stage_path)
+			unlink(it->stage_path);
+		it->recheck = 1;
+	}
+}
+
+void upqi_key_taken_locked(struct upq *q, const struct backend *be,
+			   const char *key)
+{
+	size_t n = strlen(key);
+	struct item *it;
+
+	/* (a running one finishes its DELETE, before the upload: key_busy;
+	 * it is not queued again after the grace) */
+	for (it = q->head; it; it = it->next)
+		if (it->recheck && !it->superseded &&
+		    upqi_takes(it, be, key, n, 0))
+			supersede(q, it);
+}
+
 void upq_key_taken(struct upq *q, const struct backend *be, const char *key,
 		   int dir, int wait)
 {
@@ -186,19 +242,10 @@ void upq_key_taken(struct upq *q, const struct backend *be, const char *key,
 			next = it->next;
 			if (!upqi_takes(it, be, key, n, dir))
 				continue;
-			if (it->state == S_RUNNING) {
+			if (it->state == S_RUNNING)
 				running = wait;
-			} else if (it->recheck && !it->superseded) {
-				/* its row is over now: a later mount must
-				 * not delete what the rename puts there */
-				it->superseded = 1;
-				if (it->recheck == 2) {
-					journal_cancel(q->j, it->jid, NULL);
-					if (it->stage_path)
-						unlink(it->stage_path);
-					it->recheck = 1;
-				}
-			}
+			else if (it->recheck && !it->superseded)
+				supersede(q, it);
 		}
 		if (running)
 			pthread_cond_wait(&q->changed, &q->lock);

@@ -781,6 +781,8 @@ static int notifier_stop(void)
 	struct timespec ts;
 	struct later *l;
 
+	atomic_store(&notify_closing, 1);	/* no new notice, also if the
+						 * notifier is stuck (a review) */
 	if (!ntf.started)
 		return notify_close();
 	pthread_mutex_lock(&ntf.lock);

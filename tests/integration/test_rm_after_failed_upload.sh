@@ -88,4 +88,42 @@ settled || fail settle "the mount did not settle"
 check "renamed: the new name is on the store" on_store newname.bin
 check "and the old name is not" gone oldname.bin
 check "and the file reads back" cmp -s "$T/moved" "$S/newname.bin"
+
+# renamed away and back, then retried: it lands under its name, and the
+# recheck of that name (queued by the first rename) must not delete it
+# after the grace (a review: its own row was not counted as newer)
+echo "reset_key=backagain" >"$T/control"
+head -c 200000 /dev/urandom >"$T/back" && cp "$T/back" "$S/backagain.bin" ||
+	{ fail write "cannot write backagain.bin"; exit 1; }
+poll 60 is_failed backagain.bin || fail setup "the upload did not fail: $(state backagain.bin)"
+: >"$T/control"
+mv "$S/backagain.bin" "$S/away.bin" && mv "$S/away.bin" "$S/backagain.bin" ||
+	fail mv "cannot rename away and back"
+"$MEDIACTL" --journal "$J" retry --all >/dev/null 2>&1 || fail retry "mediactl retry failed"
+settled || fail settle "the mount did not settle"	# (the rechecks too)
+check "renamed away and back: on the store after the grace" on_store backagain.bin
+check "and not under the other name" gone away.bin
+check "and it reads back" cmp -s "$T/back" "$S/backagain.bin"
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+
+# reopened, removed while open, unmounted within the grace: the row says
+# what the next mount deletes (a review: it was cancelled, and what landed
+# late stayed). The late landing is played by hand after the unmount.
+mount_fs "$LOG" "$MNT" -o config=$T/m.conf,cache_dir=$T/cache,journal=$J,landing_grace=30 ||
+	{ fail mount "mediafs did not mount"; exit 1; }
+echo "reset_key=wum" >"$T/control"
+head -c 200000 /dev/urandom >"$T/wum" && cp "$T/wum" "$S/wum.bin" || { fail write "cannot write wum.bin"; exit 1; }
+poll 60 is_failed wum.bin || fail setup "the upload did not fail: $(state wum.bin)"
+: >"$T/control"
+exec 3>>"$S/wum.bin" || fail setup "cannot open wum.bin"
+rm "$S/wum.bin" || fail rm "cannot remove wum.bin"
+exec 3>&-
+umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
+s3 put ftry wum.bin "$T/wum" >/dev/null || fail setup "cannot put wum.bin back by hand"
+mount_fs "$LOG" "$MNT" -o config=$T/m.conf,cache_dir=$T/cache,journal=$J,landing_grace=3 ||
+	{ fail mount "mediafs did not mount"; exit 1; }
+settled || fail settle "the mount did not settle"
+check "removed while open, unmounted within the grace: the next mount deletes what landed late" gone wum.bin
+check "and it is not in the mount" [ ! -e "$S/wum.bin" ]
+check "and no row stays pending (reopened)" [ "$(pending_rows)" = 0 ]
 umount_fs "$LOG" "$MNT" || fail unmount "see $LOG"
