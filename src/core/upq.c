@@ -1245,7 +1245,7 @@ static enum upq_hit rename_item(struct upq *q, struct item *it,
 	 * again: the file is there now (a review: after the grace its
 	 * landed object was deleted) */
 	if (!it->marker)
-		upqi_key_taken_locked(q, it->be, k);
+		upqi_own_rechecks_over(q, it->be, k, it->jid);
 	if (it->state == S_HELD && !rsync_temp(k)) {
 		it->state = S_QUEUED;	/* renamed to its final name */
 		pthread_cond_signal(&q->work);

@@ -155,12 +155,12 @@ void upqi_append_item(struct upq *q, struct item *it);
  * renamed to (rename_to, moving_to). */
 int upqi_takes(const struct item *it, const struct backend *be,
 	       const char *key, size_t n, int dir);
-/* upq_recheck.c: caller holds lock: an upload in the queue takes key now
- * (a rename the queue absorbed): rechecks of it are over (upq_key_taken
- * without the wait; a running one ends its DELETE, which key_busy orders
- * before the upload, and is not queued again) */
-void upqi_key_taken_locked(struct upq *q, const struct backend *be,
-			   const char *key);
+/* upq_recheck.c: caller holds lock: the upload of journal row jid takes
+ * key again (a rename the queue absorbed, back onto a name it had): the
+ * rechecks of key its earlier rename queued are over (with its own row,
+ * journal_done_since could not tell its landing from an older one) */
+void upqi_own_rechecks_over(struct upq *q, const struct backend *be,
+			    const char *key, int64_t jid);
 /* upq_recheck.c: a recheck item of key (not queued yet), or NULL when out
  * of memory; stage_path's ownership moves on success. cancel_row: its
  * journal row is cancelled once the grace is over. */

@@ -214,17 +214,20 @@ static void supersede(struct upq *q, struct item *it)
 	}
 }
 
-void upqi_key_taken_locked(struct upq *q, const struct backend *be,
-			   const char *key)
+void upqi_own_rechecks_over(struct upq *q, const struct backend *be,
+			    const char *key, int64_t jid)
 {
 	size_t n = strlen(key);
 	struct item *it;
 
-	/* (a running one finishes its DELETE, before the upload: key_busy;
-	 * it is not queued again after the grace) */
+	/* only the upload's own (its row's): another file's recheck of key
+	 * stays, as that file's late request may still land there and this
+	 * upload may go before it runs (a review). A running one finishes
+	 * its DELETE, before the upload (key_busy), and is not queued again
+	 * after the grace */
 	for (it = q->head; it; it = it->next)
-		if (it->recheck && !it->superseded &&
-		    upqi_takes(it, be, key, n, 0))
+		if (it->recheck && !it->superseded && it->jid == jid &&
+		    jid > 0 && upqi_takes(it, be, key, n, 0))
 			supersede(q, it);
 }
 
