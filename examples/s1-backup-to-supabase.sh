@@ -31,6 +31,10 @@ W=$S1_WORK
 MNT=$W/mnt
 CONF=$W/mediafs.conf
 J=$W/journal.db
+# the journal, read beside the mount that writes it: wait for its lock
+# (without, a read at the wrong moment saw "database is locked" and came
+# back empty: a rollback then left every row in place, exit 0)
+jsql() { sqlite3 -bail -cmd ".timeout 30000" "$J" "$@"; }
 DB="sqlite:$S1_DATA/app.db"
 PLAN=$W/s1.plan
 mkdir -p "$MNT" "$W/cache" || die "cannot use $W"
@@ -83,7 +87,7 @@ unmount_it() {
 # Insert rewrites of the media table a killed run left half applied are
 # finished first: their rows are then all in, none twice.
 finish_rewrites() {
-	for id in $(sqlite3 "$J" "SELECT id FROM rewrites WHERE tbl='media'
+	for id in $(jsql "SELECT id FROM rewrites WHERE tbl='media'
 			AND kind='insert' AND state='planned' ORDER BY id" 2>/dev/null); do
 		ctl rewrite apply "$id" --db "$DB" >>"$W/rows.out" ||
 			die "rewrite #$id: see $W/rows.out"
@@ -94,8 +98,10 @@ if [ "${1:-}" = rollback ]; then
 	[ -f "$J" ] || { echo "s1: nothing to roll back"; exit 0; }
 	finish_rewrites
 	rc=0
-	for id in $(sqlite3 "$J" "SELECT id FROM rewrites WHERE tbl='media'
-			AND kind='insert' AND state='applied' ORDER BY id DESC"); do
+	ids=$(jsql "SELECT id FROM rewrites WHERE tbl='media'
+			AND kind='insert' AND state='applied' ORDER BY id DESC") ||
+		die "cannot read the rewrites in $J"
+	for id in $ids; do
 		ctl rollback --rewrite "$id" --db "$DB" || rc=1
 	done
 	ctl rollback --label s1 || rc=1

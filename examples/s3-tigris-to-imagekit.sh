@@ -53,6 +53,10 @@ W=$S3_WORK
 MNT=$W/mnt
 CONF=$W/mediafs.conf
 J=$W/journal.db
+# the journal, read beside the mount that writes it: wait for its lock
+# (without, a read at the wrong moment saw "database is locked" and came
+# back empty: a rollback then left every row in place, exit 0)
+jsql() { sqlite3 -bail -cmd ".timeout 30000" "$J" "$@"; }
 mkdir -p "$MNT" "$W/cache" || die "cannot use $W"
 ctl() { mediactl --journal "$J" --config "$CONF" "$@"; }
 q() { printf '%s' "$1" | sed "s/'/''/g"; }	# an SQL string's inside
@@ -91,7 +95,7 @@ umask 022
 # label among them); those a killed run left planned are applied first
 # (compare-and-set: an element already rewritten is not rewritten twice).
 rewrites() {
-	sqlite3 "$J" "SELECT id FROM rewrites WHERE kind='map' AND tbl='venues'
+	jsql "SELECT id FROM rewrites WHERE kind='map' AND tbl='venues'
 		AND state='$1' AND args LIKE '% --label ''$L''%' ORDER BY id $2" 2>/dev/null
 }
 finish_rewrites() {
@@ -169,7 +173,7 @@ cat "$W/$L.rewrite.out" >>"$W/$L.rows.out"
 ctl report --label "$L" --json >"$W/$L.report.json" || die "report failed"
 ctl report --label "$L"
 images=$(($(wc -l <"$W/$L.plan") - 1))
-elems=$(sqlite3 "$J" "SELECT count(*) FROM rewrite_changes c JOIN rewrites r
+elems=$(jsql "SELECT count(*) FROM rewrite_changes c JOIN rewrites r
 	ON r.id=c.rewrite_id WHERE r.id IN (0$(rewrites applied ASC | sed 's/^/,/' | tr -d '\n'))
 	AND c.state='applied'")
 missing=$(grep -c '"reason": *"not_in_bucket"' "$W/$L.plan.skipped")

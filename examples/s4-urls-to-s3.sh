@@ -33,6 +33,10 @@ W=$S4_WORK
 MNT=$W/mnt
 CONF=$W/mediafs.conf
 J=$W/journal.db
+# the journal, read beside the mount that writes it: wait for its lock
+# (without, a read at the wrong moment saw "database is locked" and came
+# back empty: a rollback then left every row in place, exit 0)
+jsql() { sqlite3 -bail -cmd ".timeout 30000" "$J" "$@"; }
 PLAN=$W/s4.plan
 mkdir -p "$MNT" "$W/cache" || die "cannot use $W"
 ctl() { mediactl --journal "$J" --config "$CONF" "$@"; }
@@ -103,7 +107,7 @@ rc=$?
 # skipped it (unreadable: no such file), or a copy found it gone; mediafs
 # logs it in the journal too
 PA=$(realpath "$PLAN")
-q() { sqlite3 "$J" "$1"; }
+q() { jsql "$1"; }
 GONE="error LIKE '%No such file or directory%'"
 q "SELECT key FROM events WHERE op='missing' AND remote='cf'
    UNION SELECT rel FROM copies WHERE plan='$PA' AND $GONE AND

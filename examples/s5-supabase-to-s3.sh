@@ -44,6 +44,10 @@ W=$S5_WORK
 MNT=$W/mnt
 CONF=$W/mediafs.conf
 J=$W/journal.db
+# the journal, read beside the mount that writes it: wait for its lock
+# (without, a read at the wrong moment saw "database is locked" and came
+# back empty: a rollback then left every row in place, exit 0)
+jsql() { sqlite3 -bail -cmd ".timeout 30000" "$J" "$@"; }
 mkdir -p "$MNT" "$W/cache" || die "cannot use $W"
 ctl() { mediactl --journal "$J" --config "$CONF" "$@"; }
 new_url() { echo "$NEWT" | sed "s|{bucket}|$1|g; s|{region}|$S5_S3_REGION|g"; }
@@ -75,7 +79,7 @@ umask 022
 # Prefix rewrites a killed run left planned are applied first (compare-
 # and-set: a row already changed is not changed twice).
 finish_rewrites() {
-	for id in $(sqlite3 "$J" "SELECT id FROM rewrites WHERE kind='prefix'
+	for id in $(jsql "SELECT id FROM rewrites WHERE kind='prefix'
 			AND state='planned' ORDER BY id" 2>/dev/null); do
 		ctl rewrite apply "$id" --db "$DATABASE_URL" >>"$W/rows.out" ||
 			die "rewrite #$id: see $W/rows.out"
@@ -86,8 +90,10 @@ if [ "${1:-}" = rollback ]; then
 	[ -f "$J" ] || { echo "s5: nothing to roll back"; exit 0; }
 	finish_rewrites
 	rc=0
-	for id in $(sqlite3 "$J" "SELECT id FROM rewrites WHERE kind='prefix'
-			AND state='applied' ORDER BY id DESC"); do
+	ids=$(jsql "SELECT id FROM rewrites WHERE kind='prefix'
+			AND state='applied' ORDER BY id DESC") ||
+		die "cannot read the rewrites in $J"
+	for id in $ids; do
 		ctl rollback --rewrite "$id" --db "$DATABASE_URL" >>"$W/rollback.out" || rc=1
 	done
 	ctl rollback --label s5 >>"$W/rollback.out" || rc=1
@@ -163,7 +169,7 @@ ctl report --label s5 --json >"$W/report.json" || die "report failed"
 objects=$(sed -n 's/^verified \([0-9]*\) objects.*/\1/p' "$W/verify.out")
 copied=0
 for f in "$W"/plan[0-9]; do copied=$((copied + $(wc -l <"$f") - 1)); done
-rows=$(sqlite3 "$J" "SELECT count(*) FROM rewrite_changes c JOIN rewrites r
+rows=$(jsql "SELECT count(*) FROM rewrite_changes c JOIN rewrites r
 	ON r.id=c.rewrite_id WHERE r.kind='prefix' AND r.state='applied'
 	AND c.state='applied'")
 alone=$(sed -n 's/^  \([0-9]*\) rows left alone.*/\1/p' "$W/rows.now" |

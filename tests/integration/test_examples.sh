@@ -275,9 +275,25 @@ ups=$(sb_since "$mark" '^(POST|PUT) /storage/v1/object/(avatars|service-media)/'
 	pass "s1: a run after the job is done uploads nothing and inserts nothing (exit 0)" ||
 	fail "s1 third run" "rc=$rc, $ups uploads, $(sqlite3 "$APPDB" "SELECT count(*) FROM media") rows; $(tail -3 "$T/s1.run4")"
 
-# rollback
+# rollback, while another process keeps the journal from readers for 3 s
+# (a read of the rewrites at such a moment, the mount busy with the
+# journal, saw "database is locked", came back empty, and the rollback
+# left every row in place with exit 0; cc70, at load). An exclusive lock
+# in exclusive locking mode holds off readers of a WAL database too.
+"$SYS_PY" -c '
+import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+c.execute("PRAGMA locking_mode=EXCLUSIVE")
+c.execute("BEGIN EXCLUSIVE")
+c.execute("COMMIT")
+open(sys.argv[2], "w").close()
+time.sleep(3)
+c.close()' "$J" "$T/locked" &
+locker=$!
+poll 30 test -e "$T/locked" || fail "s1 rollback" "the journal could not be locked"
 sh "$EX/s1-backup-to-supabase.sh" rollback >"$T/s1.rb" 2>&1
 rc=$?
+wait $locker
 left=$({ sb keys avatars; sb keys service-media; } | grep -vc 'emptyFolderPlaceholder')
 rows=$(sqlite3 "$APPDB" "SELECT count(*) FROM media")
 [ $rc -eq 0 ] && [ "$left" -eq 0 ] && [ "$rows" -eq 0 ] &&
