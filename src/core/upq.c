@@ -706,7 +706,6 @@ static void *worker(void *arg)
 		struct item *it = pick(q, &wait_ms);
 		struct errbuf jeb = { 0 };
 		int jtries = 0, keep_stage = 0;
-		struct item *rq;
 		enum mfs_err rc;
 
 		if (!it) {
@@ -783,30 +782,26 @@ static void *worker(void *arg)
 		q->st.running--;
 settle:
 		it->rc = rc;
-		if (rc && it->cancelled && !it->discarded && !it->marker &&
-		    (rq = upqr_new(it->be, it->key, it->jid, 1,
-				   it->stage_path))) {
+		if (rc && it->cancelled && !it->discarded && !it->marker) {
 			/* deleted while uploading, and the upload failed
 			 * or was stopped (it->stop): its last request may
 			 * have landed all the same (a reset after the body
 			 * went), or land later. The item itself is over (a
 			 * rename over the file waits for it); its row and
 			 * staged copy go to a recheck */
+			char why[640];
+
 			if (rc == MFS_EINTR)
-				log_info("%s was deleted while uploading; its upload is stopped: deleting what may land of it, now%s",
-					 it->key, q->cfg.landing_grace_ms >= 0 ?
-					 " and after the landing grace" : "");
+				snprintf(why, sizeof(why), "was deleted while uploading; its upload is stopped");
 			else
-				log_info("%s was deleted while uploading; its upload failed (%s): deleting what may land of it, now%s",
-					 it->key, eb.msg[0] ? eb.msg :
-					 mfs_strerror(rc),
-					 q->cfg.landing_grace_ms >= 0 ?
-					 " and after the landing grace" : "");
-			rq->recheck_again = q->cfg.landing_grace_ms >= 0;
-			it->stage_path = NULL;
-			upqr_queue(q, rq, now_ms());
-			upqi_finish_dropped(q, it, 0);
-			goto next;
+				snprintf(why, sizeof(why), "was deleted while uploading; its upload failed (%s)",
+					 eb.msg[0] ? eb.msg : mfs_strerror(rc));
+			if (upqr_start(q, it->be, it->key, it->jid, 1,
+				       it->stage_path, why)) {
+				it->stage_path = NULL;
+				upqi_finish_dropped(q, it, 0);
+				goto next;
+			}
 		}
 		if (it->discarded || (rc && it->cancelled)) {
 			/* deleted by the user while uploading: nothing of it
@@ -1226,19 +1221,11 @@ static enum upq_hit rename_item(struct upq *q, struct item *it,
 		record(q, it);
 		return UQ_AFTER;
 	}
-	if (it->tried && !it->marker) {
-		/* what an attempt of it left under the old name goes, now
-		 * and after the landing grace (a review: it stayed there) */
-		struct item *rq = upqr_new(it->be, it->key, it->jid, 0, NULL);
-
-		if (rq) {
-			log_info("%s was renamed after an attempt of its upload: deleting what may land under that name, now%s",
-				 it->key, q->cfg.landing_grace_ms >= 0 ?
-				 " and after the landing grace" : "");
-			rq->recheck_again = q->cfg.landing_grace_ms >= 0;
-			upqr_queue(q, rq, now_ms());
-		}
-	}
+	/* what an attempt of it left under the old name goes, now and
+	 * after the landing grace (a review: it stayed there) */
+	if (it->tried && !it->marker)
+		upqr_start(q, it->be, it->key, it->jid, 0, NULL,
+			   "was renamed after an attempt of its upload");
 	free(it->key);
 	it->key = k;
 	/* renamed back onto a name its own recheck (above) is to delete
@@ -1355,11 +1342,10 @@ int upq_take(struct upq *q, uint64_t ino, char **stage_path,
  * handed over, 0 when out of memory (the caller drops it as untried). */
 static int drop_tried(struct upq *q, struct item *it)
 {
-	struct item *rq = upqr_new(it->be, it->key, it->jid, 1,
-				   it->stage_path);
 	struct jrow r;
 
-	if (!rq)
+	if (!upqr_start(q, it->be, it->key, it->jid, 1, it->stage_path,
+			"was deleted after an attempt of its upload"))
 		return 0;
 	/* a failed row is pending again: the next mount, after a kill or
 	 * an unmount within the grace, deletes it as a removed file's (as
@@ -1370,12 +1356,7 @@ static int drop_tried(struct upq *q, struct item *it)
 	r.drop_key = it->key;
 	r.discard = 1;
 	journal_update_pending(q->j, &r, NULL);
-	log_info("%s was deleted after an attempt of its upload: deleting what may land of it, now%s",
-		 it->key, q->cfg.landing_grace_ms >= 0 ?
-		 " and after the landing grace" : "");
-	rq->recheck_again = q->cfg.landing_grace_ms >= 0;
 	it->stage_path = NULL;
-	upqr_queue(q, rq, now_ms());
 	release_item(q, it);
 	return 1;
 }

@@ -161,14 +161,14 @@ int upqi_takes(const struct item *it, const struct backend *be,
  * journal_done_since could not tell its landing from an older one) */
 void upqi_own_rechecks_over(struct upq *q, const struct backend *be,
 			    const char *key, int64_t jid);
-/* upq_recheck.c: a recheck item of key (not queued yet), or NULL when out
- * of memory; stage_path's ownership moves on success. cancel_row: its
- * journal row is cancelled once the grace is over. */
-struct item *upqr_new(struct backend *be, const char *key, int64_t jid,
-		      int cancel_row, char *stage_path);
-/* upq_recheck.c: caller holds lock: queue recheck item it to run at
- * at_ms. */
-void upqr_queue(struct upq *q, struct item *it, int64_t at_ms);
+/* upq_recheck.c: caller holds lock: a recheck deleting key now and,
+ * unless landing_grace is negative, again after it; the log says so after
+ * key and why (what happened to the file). stage_path's ownership moves
+ * on success; cancel_row: row jid is cancelled once the grace is over.
+ * NULL when out of memory. */
+struct item *upqr_start(struct upq *q, struct backend *be, const char *key,
+			int64_t jid, int cancel_row, char *stage_path,
+			const char *why);
 /* upq_recheck.c: without the lock: the DELETE of recheck item it, unless
  * another file has its key now. */
 enum mfs_err upqr_run(struct upq *q, struct item *it, const char *key,

@@ -20,8 +20,8 @@
 
 /* A recheck item of key (upq_submit_recheck; not queued yet), or NULL
  * when out of memory. stage_path's ownership moves on success. */
-struct item *upqr_new(struct backend *be, const char *key, int64_t jid,
-		      int cancel_row, char *stage_path)
+static struct item *upqr_new(struct backend *be, const char *key,
+			     int64_t jid, int cancel_row, char *stage_path)
 {
 	struct item *it = calloc(1, sizeof(*it));
 
@@ -39,12 +39,28 @@ struct item *upqr_new(struct backend *be, const char *key, int64_t jid,
 }
 
 /* Caller holds lock: queue recheck item it to run at at_ms. */
-void upqr_queue(struct upq *q, struct item *it, int64_t at_ms)
+static void upqr_queue(struct upq *q, struct item *it, int64_t at_ms)
 {
 	it->due_ms = it->not_before_ms = at_ms;
 	upqi_append_item(q, it);
 	q->st.queued++;
 	pthread_cond_signal(&q->work);
+}
+
+struct item *upqr_start(struct upq *q, struct backend *be, const char *key,
+			int64_t jid, int cancel_row, char *stage_path,
+			const char *why)
+{
+	struct item *it = upqr_new(be, key, jid, cancel_row, stage_path);
+
+	if (!it)
+		return NULL;
+	log_info("%s %s: deleting what may land of it, now%s", key, why,
+		 q->cfg.landing_grace_ms >= 0 ? " and after the landing grace"
+					      : "");
+	it->recheck_again = q->cfg.landing_grace_ms >= 0;
+	upqr_queue(q, it, upqi_now_ms());
+	return it;
 }
 
 /* Without the lock: the DELETE of a recheck item (upq_submit_recheck),
@@ -151,27 +167,24 @@ enum mfs_err upq_submit_recheck(struct upq *q, struct backend *be,
 enum mfs_err upq_drop_taken(struct upq *q, struct backend *be,
 			    const char *key, int64_t jid, struct errbuf *eb)
 {
-	struct item *it = upqr_new(be, key, jid, 1, NULL);
 	struct jrow r;
 
-	if (!it)
-		return eb_set(eb, MFS_ENOMEM, "upload queue");
 	memset(&r, 0, sizeof(r));
 	r.id = jid;
 	r.key = key;
 	r.drop_key = key;
 	r.discard = 1;
-	log_info("%s was removed while open after an attempt of its upload: deleting what may land of it, now%s",
-		 key, q->cfg.landing_grace_ms >= 0 ?
-		 " and after the landing grace" : "");
 	pthread_mutex_lock(&q->lock);
+	if (!upqr_start(q, be, key, jid, 1, NULL,
+			"was removed while open after an attempt of its upload")) {
+		pthread_mutex_unlock(&q->lock);
+		return eb_set(eb, MFS_ENOMEM, "upload queue");
+	}
 	/* its row pending again, said discarded: an unmount or a kill
 	 * within the grace leaves the next mount a removed file's row (a
 	 * review: cancelled, it left nothing to delete again) */
 	journal_requeue(q->j, jid, NULL);
 	journal_update_pending(q->j, &r, NULL);
-	it->recheck_again = q->cfg.landing_grace_ms >= 0;
-	upqr_queue(q, it, upqi_now_ms());
 	pthread_mutex_unlock(&q->lock);
 	return MFS_OK;
 }
